@@ -1,0 +1,28 @@
+#!/bin/sh
+# Bootstrap the build system.  As root on Debian, first install what the
+# build and the tests need but the machine lacks.
+set -e
+cd "$(dirname "$0")"
+
+debian_packages="build-essential autoconf automake libtool pkg-config \
+libaio-dev libpopt-dev libxxhash-dev libfuse3-dev fuse3 bash-completion \
+util-linux e2fsprogs gddrescue clang python3 xxd"
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 &&
+   [ -z "$KCOPY_NO_APT" ]; then
+	missing=""
+	for p in $debian_packages; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+			grep -q 'ok installed' || missing="$missing $p"
+	done
+	if [ -n "$missing" ]; then
+		echo "autogen.sh: installing$missing"
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+	fi
+fi
+
+mkdir -p m4 build-aux
+autoreconf -fi
+echo "autogen.sh: configuring"
+./configure "$@"

@@ -1,0 +1,281 @@
+/* client.c - the client: creation, job submission, waiting, counters.
+ *
+ * Copyright (C) 2026 The kcopy authors.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kcopyd-private.h"
+
+/* Budgets above this many pages (16 GiB) are refused: a typo, not a plan. */
+#define KC_MAX_PAGES (1u << 22)
+
+static void client_free(struct kcopyd_client *kc)
+{
+	kc_files_free(kc);
+	kc_pages_exit(kc);
+	if (kc->wake_fd >= 0)
+		close(kc->wake_fd);
+	free(kc->submit_q);
+	free(kc->events);
+	free(kc->bad);
+	pthread_cond_destroy(&kc->idle);
+	pthread_mutex_destroy(&kc->lock);
+	free(kc);
+}
+
+int kcopyd_client_create(unsigned int num_pages, struct kcopyd_client **result)
+{
+	struct kcopyd_client *kc;
+	int ret;
+
+	if (!result || num_pages == 0 || num_pages > KC_MAX_PAGES)
+		return -EINVAL;
+	kc = calloc(1, sizeof(*kc));
+	if (!kc)
+		return -ENOMEM;
+	pthread_mutex_init(&kc->lock, NULL);
+	pthread_cond_init(&kc->idle, NULL);
+	kc->wake_fd = -1;
+	kc->new_tail = &kc->new_jobs;
+	kc->throttle = 100;
+
+	ret = kc_pages_init(kc, num_pages);
+	if (ret == 0)
+		ret = kc_pages_carve(kc, KCOPYD_DEFAULT_SUBJOB_SIZE);
+	if (ret == 0)
+		ret = kc_engine_start(kc);
+	if (ret < 0) {
+		client_free(kc);
+		return ret;
+	}
+	*result = kc;
+	return 0;
+}
+
+static bool on_engine_thread(struct kcopyd_client *kc)
+{
+	return pthread_equal(pthread_self(), kc->engine);
+}
+
+int kcopyd_wait(struct kcopyd_client *kc)
+{
+	if (!kc)
+		return -EINVAL;
+	if (on_engine_thread(kc))
+		return -EDEADLK;
+	pthread_mutex_lock(&kc->lock);
+	while (kc->jobs_outstanding)
+		pthread_cond_wait(&kc->idle, &kc->lock);
+	pthread_mutex_unlock(&kc->lock);
+	return 0;
+}
+
+void kcopyd_client_destroy(struct kcopyd_client *kc)
+{
+	if (!kc || on_engine_thread(kc))
+		return;
+	kcopyd_wait(kc);
+	kc_engine_stop(kc);
+	client_free(kc);
+}
+
+void kcopyd_client_stop(struct kcopyd_client *kc)
+{
+	if (!kc)
+		return;
+	pthread_mutex_lock(&kc->lock);
+	kc_jobs_stop_all(kc);
+	pthread_mutex_unlock(&kc->lock);
+	kc_engine_wake(kc);
+}
+
+static int submit(struct kcopyd_client *kc, const struct io_region *from,
+		  unsigned int num_dests, const struct io_region *dests,
+		  unsigned int flags, kcopyd_notify_fn fn, void *context)
+{
+	struct kc_job *job;
+	unsigned int i;
+	int ret = 0;
+
+	if (!kc || !dests || !fn || num_dests == 0 ||
+	    num_dests > KCOPYD_MAX_DESTS || (flags & ~KCOPYD_FLAGS_MASK))
+		return -EINVAL;
+	for (i = 0; i < num_dests; i++)
+		if (dests[i].count != (from ? from : dests)->count)
+			return -EINVAL;
+	job = calloc(1, sizeof(*job));
+	if (!job)
+		return -ENOMEM;
+	job->flags = flags;
+	job->is_zero = !from;
+	job->num_dests = num_dests;
+	job->fn = fn;
+	job->context = context;
+
+	pthread_mutex_lock(&kc->lock);
+	if (from)
+		ret = kc_region_check(kc, from, false, &job->src);
+	for (i = 0; ret == 0 && i < num_dests; i++)
+		ret = kc_region_check(kc, &dests[i], true, &job->dests[i]);
+	if (ret < 0) {
+		pthread_mutex_unlock(&kc->lock);
+		free(job);
+		return ret;
+	}
+	*kc->new_tail = job;
+	kc->new_tail = &job->next;
+	kc->jobs_outstanding++;
+	kc->stats.jobs_submitted++;
+	pthread_mutex_unlock(&kc->lock);
+	kc_engine_wake(kc);
+	return 0;
+}
+
+int kcopyd_copy(struct kcopyd_client *kc, struct io_region *from,
+		unsigned int num_dests, struct io_region *dests,
+		unsigned int flags, kcopyd_notify_fn fn, void *context)
+{
+	if (!from)
+		return -EINVAL;
+	return submit(kc, from, num_dests, dests, flags, fn, context);
+}
+
+int kcopyd_zero(struct kcopyd_client *kc, unsigned int num_dests,
+		struct io_region *dests, unsigned int flags,
+		kcopyd_notify_fn fn, void *context)
+{
+	return submit(kc, NULL, num_dests, dests, flags, fn, context);
+}
+
+int kcopyd_set_subjob_size(struct kcopyd_client *kc, unsigned int bytes)
+{
+	int ret;
+
+	if (!kc || bytes == 0 || bytes % KCOPYD_PAGE_SIZE)
+		return -EINVAL;
+	pthread_mutex_lock(&kc->lock);
+	ret = kc->jobs_outstanding ? -EBUSY : kc_pages_carve(kc, bytes);
+	pthread_mutex_unlock(&kc->lock);
+	return ret;
+}
+
+int kcopyd_set_throttle(struct kcopyd_client *kc, unsigned int percent)
+{
+	if (!kc || percent == 0 || percent > 100)
+		return -EINVAL;
+	pthread_mutex_lock(&kc->lock);
+	kc->throttle = percent;
+	kc->thr_last_us = kc_now_us();
+	kc->thr_io_us = 0;
+	kc->thr_total_us = 0;
+	pthread_mutex_unlock(&kc->lock);
+	kc_engine_wake(kc);
+	return 0;
+}
+
+int kcopyd_set_rate(struct kcopyd_client *kc, uint64_t bytes_per_second)
+{
+	if (!kc)
+		return -EINVAL;
+	pthread_mutex_lock(&kc->lock);
+	kc->rate = bytes_per_second;
+	kc->rate_bytes = 0;
+	pthread_mutex_unlock(&kc->lock);
+	kc_engine_wake(kc);
+	return 0;
+}
+
+void kcopyd_get_stats(struct kcopyd_client *kc, struct kcopyd_stats *stats)
+{
+	if (!kc || !stats)
+		return;
+	pthread_mutex_lock(&kc->lock);
+	*stats = kc->stats;
+	pthread_mutex_unlock(&kc->lock);
+}
+
+void kcopyd_set_error_fn(struct kcopyd_client *kc, kcopyd_error_fn fn,
+			 void *context)
+{
+	if (!kc)
+		return;
+	pthread_mutex_lock(&kc->lock);
+	kc->error_fn = fn;
+	kc->error_ctx = context;
+	pthread_mutex_unlock(&kc->lock);
+}
+
+void kcopyd_set_data_fn(struct kcopyd_client *kc, kcopyd_data_fn fn,
+			void *context)
+{
+	if (!kc)
+		return;
+	pthread_mutex_lock(&kc->lock);
+	kc->data_fn = fn;
+	kc->data_ctx = context;
+	pthread_mutex_unlock(&kc->lock);
+}
+
+static int bad_range_cmp(const void *a, const void *b)
+{
+	const struct io_region *x = a, *y = b;
+
+	if (x->fd != y->fd)
+		return x->fd < y->fd ? -1 : 1;
+	if (x->sector != y->sector)
+		return x->sector < y->sector ? -1 : 1;
+	return 0;
+}
+
+int kcopyd_get_bad_ranges(struct kcopyd_client *kc, struct io_region **ranges,
+			  size_t *count)
+{
+	struct io_region *r = NULL;
+	size_t i, n = 0;
+
+	if (!kc || !ranges || !count)
+		return -EINVAL;
+	pthread_mutex_lock(&kc->lock);
+	if (kc->num_bad) {
+		r = malloc(kc->num_bad * sizeof(*r));
+		if (!r) {
+			pthread_mutex_unlock(&kc->lock);
+			return -ENOMEM;
+		}
+		for (i = 0; i < kc->num_bad; i++)
+			r[i] = (struct io_region){ kc->bad[i].fd,
+						   kc->bad[i].sector,
+						   kc->bad[i].count };
+		n = kc->num_bad;
+	}
+	pthread_mutex_unlock(&kc->lock);
+
+	if (n) {
+		size_t out = 0;
+
+		qsort(r, n, sizeof(*r), bad_range_cmp);
+		for (i = 1; i < n; i++) {
+			struct io_region *last = &r[out];
+
+			if (r[i].fd == last->fd &&
+			    r[i].sector <= last->sector + last->count) {
+				uint64_t end = r[i].sector + r[i].count;
+
+				if (end > last->sector + last->count)
+					last->count = end - last->sector;
+			} else {
+				r[++out] = r[i];
+			}
+		}
+		n = out + 1;
+	}
+	*ranges = r;
+	*count = n;
+	return 0;
+}

@@ -1,0 +1,544 @@
+/* job.c - jobs split into sub-jobs, and the sub-job state machine.
+ *
+ * Copyright (C) 2026 The kcopy authors.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * A sub-job takes one slot of the page budget and goes
+ *
+ *   READING -> [REREADING] -> [PARKED] -> WRITING -> free
+ *
+ * REREADING only under KCOPYD_IGNORE_ERROR after a failed read: the slot is
+ * read again one logical block at a time, and the blocks that fail are
+ * zeroed in the buffer and logged as bad.  PARKED only under
+ * KCOPYD_WRITE_SEQ: the sub-job was read before its predecessors were
+ * written.  A zeroing sub-job starts at WRITING.
+ *
+ * Everything here runs on the engine thread with kc->lock held.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "kcopyd-private.h"
+
+/* How long the engine waits before it looks at the throttle again. */
+#define THROTTLE_POLL_MS 10
+/* The throttle forgets history older than about a second, as the kernel's
+ * ACCOUNT_INTERVAL_SHIFT does. */
+#define THROTTLE_WINDOW_US (1u << 20)
+
+static uint64_t job_sectors(const struct kc_job *job)
+{
+	return job->is_zero ? job->dests[0].count : job->src.count;
+}
+
+static bool job_runnable(const struct kc_job *job)
+{
+	return !job->stopped && job->issued < job_sectors(job);
+}
+
+static bool job_finished(const struct kc_job *job)
+{
+	return job->in_flight == 0 && !job_runnable(job);
+}
+
+/* ------------------------------------------------------------ throttle */
+
+/* Account the time since the last call as I/O time if any sub-job was in
+ * flight.  Called before slots_in_use changes and before each decision. */
+static void throttle_update(struct kcopyd_client *kc)
+{
+	uint64_t now = kc_now_us(), diff;
+
+	if (kc->throttle >= 100)
+		return;
+	diff = now - kc->thr_last_us;
+	kc->thr_last_us = now;
+	if (kc->slots_in_use)
+		kc->thr_io_us += diff;
+	kc->thr_total_us += diff;
+	if (kc->thr_io_us > kc->thr_total_us)
+		kc->thr_io_us = kc->thr_total_us;
+	while (kc->thr_total_us >= THROTTLE_WINDOW_US) {
+		kc->thr_total_us >>= 1;
+		kc->thr_io_us >>= 1;
+	}
+}
+
+static void wait_at_most(int *timeout_ms, int ms)
+{
+	if (*timeout_ms < 0 || ms < *timeout_ms)
+		*timeout_ms = ms;
+}
+
+/* May a sub-job of bytes start now?  If not, *timeout_ms says when to ask
+ * again. */
+static bool may_start(struct kcopyd_client *kc, uint64_t bytes,
+		      int *timeout_ms)
+{
+	if (kc->throttle < 100) {
+		throttle_update(kc);
+		if (kc->thr_io_us * 100 > kc->throttle * kc->thr_total_us) {
+			wait_at_most(timeout_ms, THROTTLE_POLL_MS);
+			return false;
+		}
+	}
+	if (kc->rate) {
+		uint64_t now = kc_now_us(), allowed;
+
+		if (kc->rate_bytes == 0)
+			kc->rate_start_us = now;
+		allowed = (now - kc->rate_start_us) * kc->rate / 1000000;
+		if (kc->rate_bytes > allowed) {
+			uint64_t wait_us = (kc->rate_bytes - allowed) *
+					   1000000 / kc->rate;
+			int ms = (int)(wait_us / 1000) + 1;
+
+			wait_at_most(timeout_ms, ms > 1000 ? 1000 : ms);
+			return false;
+		}
+		/* Credit is kept to one second, so an idle spell does not
+		 * buy a burst. */
+		if (allowed > kc->rate_bytes + kc->rate)
+			kc->rate_start_us = now - (kc->rate_bytes + kc->rate) *
+					    1000000 / kc->rate;
+		kc->rate_bytes += bytes;
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------- errors */
+
+static void report_error(struct kcopyd_client *kc, const struct kc_iocb *io,
+			 int err)
+{
+	struct kcopyd_io_error e = {
+		.fd = io->file->fd,
+		.is_write = io->dest >= 0,
+		.dest = io->dest >= 0 ? (unsigned int)io->dest : 0,
+		.sector = io->pos >> SECTOR_SHIFT,
+		.count = io->len >> SECTOR_SHIFT,
+		.error = err,
+	};
+
+	if (e.is_write)
+		kc->stats.write_errors++;
+	else
+		kc->stats.read_errors++;
+	if (kc->error_fn)
+		kc->error_fn(&e, kc->error_ctx);
+}
+
+void kc_record_bad(struct kcopyd_client *kc, int fd, uint64_t sector,
+		   uint64_t count)
+{
+	struct kc_bad_range *last = kc->num_bad ? &kc->bad[kc->num_bad - 1] : NULL;
+
+	if (last && last->fd == fd && last->sector + last->count == sector) {
+		last->count += count;
+		return;
+	}
+	if (kc->num_bad == kc->cap_bad) {
+		size_t cap = kc->cap_bad ? 2 * kc->cap_bad : 16;
+		struct kc_bad_range *b = realloc(kc->bad, cap * sizeof(*b));
+
+		if (!b)
+			return;	/* the range is lost, the read_err bit stays */
+		kc->bad = b;
+		kc->cap_bad = cap;
+	}
+	kc->bad[kc->num_bad++] = (struct kc_bad_range){ fd, sector, count };
+}
+
+/* ------------------------------------------------------------- sub-jobs */
+
+static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj);
+
+static void io_start(struct kcopyd_client *kc, struct kc_subjob *sj,
+		     unsigned int slot, int dest, const struct kc_region *r,
+		     uint64_t offset, uint64_t count, char *buf)
+{
+	struct kc_iocb *io = &sj->io[slot];
+
+	io->sj = sj;
+	io->dest = dest;
+	io->file = r->file;
+	io->pos = (r->sector + offset) << SECTOR_SHIFT;
+	io->len = count << SECTOR_SHIFT;
+	io->done = 0;
+	io->buf = buf;
+	sj->io_busy |= 1u << slot;
+	sj->pending++;
+	kc_io_queue(kc, io, dest >= 0);
+}
+
+static void job_done(struct kcopyd_client *kc, struct kc_job *job)
+{
+	struct kc_job **p;
+
+	if (job->done)
+		return;
+	job->done = true;
+	for (p = &kc->jobs; *p; p = &(*p)->next) {
+		if (*p == job) {
+			*p = job->next;
+			break;
+		}
+	}
+	job->next = kc->done_jobs;
+	kc->done_jobs = job;
+}
+
+static void sj_finish(struct kcopyd_client *kc, struct kc_subjob *sj)
+{
+	struct kc_job *job = sj->job;
+
+	kc->stats.bytes_done += sj->count << SECTOR_SHIFT;
+	if ((job->flags & KCOPYD_WRITE_SEQ) && sj->seq == job->write_seq) {
+		job->write_seq++;
+		if (job->parked && job->parked->seq == job->write_seq) {
+			struct kc_subjob *next = job->parked;
+
+			job->parked = next->next;
+			next->next = NULL;
+			sj_write(kc, next);
+		}
+	}
+	throttle_update(kc);
+	kc_slot_put(kc, sj);
+	job->in_flight--;
+	if (job_finished(job))
+		job_done(kc, job);
+}
+
+static void job_stop(struct kcopyd_client *kc, struct kc_job *job)
+{
+	job->stopped = true;
+	/* WRITE_SEQ: the sub-jobs waiting for their turn are not written;
+	 * the kernel's would wait forever for the failed one. */
+	while (job->parked) {
+		struct kc_subjob *sj = job->parked;
+
+		job->parked = sj->next;
+		sj->next = NULL;
+		sj_finish(kc, sj);
+	}
+}
+
+void kc_jobs_stop_all(struct kcopyd_client *kc)
+{
+	struct kc_job *job, *next;
+
+	for (job = kc->new_jobs; job; job = job->next)
+		job->stopped = true;
+	for (job = kc->jobs; job; job = next) {
+		next = job->next;
+		job_stop(kc, job);
+		if (job_finished(job))
+			job_done(kc, job);
+	}
+}
+
+static void write_failed(struct kcopyd_client *kc, struct kc_job *job,
+			 unsigned int dest)
+{
+	unsigned int all = (unsigned int)((1ull << job->num_dests) - 1);
+
+	job->write_err |= 1u << dest;
+	if (job->flags & KCOPYD_IGNORE_ERROR)
+		return;
+	if (job->flags & KCOPYD_DROP_FAILED_DESTS) {
+		job->dropped |= 1u << dest;
+		if ((job->dropped & all) != all)
+			return;
+	}
+	job_stop(kc, job);
+}
+
+static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj)
+{
+	struct kc_job *job = sj->job;
+	unsigned int i;
+
+	sj->state = KC_SJ_WRITING;
+	for (i = 0; i < job->num_dests; i++) {
+		if ((job->dropped | sj->zeroed) & (1u << i))
+			continue;
+		io_start(kc, sj, i, (int)i, &job->dests[i], sj->offset,
+			 sj->count, sj->buf);
+	}
+	if (sj->pending == 0)
+		sj_finish(kc, sj);
+}
+
+/* The data is in the buffer: hand it to the data hook, then write it now or,
+ * under WRITE_SEQ, when every earlier sub-job has been written. */
+static void sj_data_ready(struct kcopyd_client *kc, struct kc_subjob *sj)
+{
+	struct kc_job *job = sj->job;
+	struct kc_subjob **p;
+
+	if (kc->data_fn)
+		kc->data_fn(job->src.file->fd, job->src.sector + sj->offset,
+			    sj->count, sj->buf, kc->data_ctx);
+	if (!(job->flags & KCOPYD_WRITE_SEQ)) {
+		sj_write(kc, sj);
+		return;
+	}
+	if (job->stopped) {
+		sj_finish(kc, sj);
+		return;
+	}
+	if (sj->seq == job->write_seq) {
+		sj_write(kc, sj);
+		return;
+	}
+	sj->state = KC_SJ_PARKED;
+	for (p = &job->parked; *p && (*p)->seq < sj->seq; p = &(*p)->next)
+		;
+	sj->next = *p;
+	*p = sj;
+}
+
+static void reread_more(struct kcopyd_client *kc, struct kc_subjob *sj)
+{
+	struct kc_job *job = sj->job;
+	unsigned int slot;
+
+	while (sj->next_block < sj->num_blocks && sj->io_busy != UINT32_MAX) {
+		uint64_t off = sj->next_block * sj->block_sectors;
+
+		slot = (unsigned int)__builtin_ctz(~sj->io_busy);
+		io_start(kc, sj, slot, -1, &job->src, sj->offset + off,
+			 sj->block_sectors, sj->buf + (off << SECTOR_SHIFT));
+		sj->next_block++;
+	}
+}
+
+static void sj_read_done(struct kcopyd_client *kc, struct kc_subjob *sj,
+			 int err)
+{
+	struct kc_job *job = sj->job;
+
+	if (!err) {
+		sj_data_ready(kc, sj);
+		return;
+	}
+	job->read_err = 1;
+	if (!(job->flags & KCOPYD_IGNORE_ERROR)) {
+		job_stop(kc, job);
+		sj_finish(kc, sj);
+		return;
+	}
+	/* Isolate the unreadable blocks. */
+	sj->state = KC_SJ_REREADING;
+	sj->block_sectors = job->src.file->lbs >> SECTOR_SHIFT;
+	sj->num_blocks = sj->count / sj->block_sectors;
+	sj->next_block = 0;
+	reread_more(kc, sj);
+}
+
+static void sj_reread_done(struct kcopyd_client *kc, struct kc_subjob *sj,
+			   struct kc_iocb *io, int err)
+{
+	if (err) {
+		memset(io->buf, 0, io->len);
+		kc_record_bad(kc, io->file->fd, io->pos >> SECTOR_SHIFT,
+			      io->len >> SECTOR_SHIFT);
+	}
+	reread_more(kc, sj);
+	if (sj->pending == 0)
+		sj_data_ready(kc, sj);
+}
+
+/* Zero dest's part of a zeroing sub-job with BLKZEROOUT or
+ * FALLOC_FL_ZERO_RANGE.  Three outcomes: 1 done; 0 not offloaded, write
+ * zeros instead (and the file remembers it); negative errno a write error. */
+static int zero_offload(struct kcopyd_client *kc, struct kc_region *r,
+			uint64_t offset, uint64_t count)
+{
+	struct kc_file *f = r->file;
+	uint64_t range[2] = { (r->sector + offset) << SECTOR_SHIFT,
+			      count << SECTOR_SHIFT };
+	int ret;
+
+	if (f->zero_mode == KC_ZERO_WRITE)
+		return 0;
+	pthread_mutex_unlock(&kc->lock);
+	if (f->is_blockdev)
+		ret = ioctl(f->fd, BLKZEROOUT, range);
+	else
+		ret = fallocate(f->fd, FALLOC_FL_ZERO_RANGE, (off_t)range[0],
+				(off_t)range[1]);
+	ret = ret < 0 ? -errno : 1;
+	pthread_mutex_lock(&kc->lock);
+	if (ret == -EOPNOTSUPP || ret == -ENOTTY ||
+	    (ret == -EINVAL && !f->is_blockdev)) {
+		f->zero_mode = KC_ZERO_WRITE;
+		return 0;
+	}
+	if (ret == 1) {
+		f->zero_mode = KC_ZERO_OFFLOAD;
+		kc->stats.bytes_written += range[1];
+	}
+	return ret;
+}
+
+static void sj_zero(struct kcopyd_client *kc, struct kc_subjob *sj)
+{
+	struct kc_job *job = sj->job;
+	unsigned int i;
+	bool need_buffer = false;
+
+	for (i = 0; i < job->num_dests; i++) {
+		int r = zero_offload(kc, &job->dests[i], sj->offset, sj->count);
+
+		if (r == 1) {
+			sj->zeroed |= 1u << i;
+		} else if (r < 0) {
+			struct kc_iocb fake = {
+				.file = job->dests[i].file, .dest = (int)i,
+				.pos = (job->dests[i].sector + sj->offset)
+					<< SECTOR_SHIFT,
+				.len = sj->count << SECTOR_SHIFT,
+			};
+
+			report_error(kc, &fake, r);
+			sj->zeroed |= 1u << i;
+			write_failed(kc, job, i);
+		} else {
+			need_buffer = true;
+		}
+	}
+	if (need_buffer)
+		memset(sj->buf, 0, sj->count << SECTOR_SHIFT);
+	sj_write(kc, sj);
+}
+
+static void sj_start(struct kcopyd_client *kc, struct kc_job *job,
+		     uint64_t sectors)
+{
+	struct kc_subjob *sj;
+
+	throttle_update(kc);
+	sj = kc_slot_get(kc);
+	sj->job = job;
+	sj->offset = job->issued;
+	sj->count = sectors;
+	sj->seq = job->next_seq++;
+	sj->pending = 0;
+	sj->zeroed = 0;
+	sj->io_busy = 0;
+	job->issued += sectors;
+	job->in_flight++;
+	if (job->is_zero) {
+		sj_zero(kc, sj);
+	} else {
+		sj->state = KC_SJ_READING;
+		io_start(kc, sj, 0, -1, &job->src, sj->offset, sj->count,
+			 sj->buf);
+	}
+}
+
+/* A completion, or -errno for an iocb io_submit refused.  res is the
+ * kernel's: bytes transferred or a negative errno. */
+void kc_io_complete(struct kcopyd_client *kc, struct kc_iocb *io, long res)
+{
+	struct kc_subjob *sj = io->sj;
+	size_t left = io->len - io->done;
+	int err = 0;
+
+	if (res > 0) {
+		if (io->dest >= 0)
+			kc->stats.bytes_written += (uint64_t)res;
+		else
+			kc->stats.bytes_read += (uint64_t)res;
+		if ((size_t)res < left) {
+			/* Short transfer: finish the rest. */
+			io->done += (size_t)res;
+			kc_io_queue(kc, io, io->dest >= 0);
+			return;
+		}
+	} else {
+		/* 0 bytes: end of file on a read, nothing written on a
+		 * write; either way the region could not be transferred. */
+		err = res < 0 ? (int)res : -EIO;
+	}
+	sj->io_busy &= ~(1u << (io - sj->io));
+	sj->pending--;
+	if (err) {
+		/* Re-reads report through the bad range log. */
+		if (sj->state != KC_SJ_REREADING)
+			report_error(kc, io, err);
+		else
+			kc->stats.read_errors++;
+	}
+	switch (sj->state) {
+	case KC_SJ_READING:
+		sj_read_done(kc, sj, err);
+		break;
+	case KC_SJ_REREADING:
+		sj_reread_done(kc, sj, io, err);
+		break;
+	case KC_SJ_WRITING:
+		if (err)
+			write_failed(kc, sj->job, (unsigned int)io->dest);
+		if (sj->pending == 0)
+			sj_finish(kc, sj);
+		break;
+	case KC_SJ_FREE:
+	case KC_SJ_PARKED:
+		abort();	/* no I/O is outstanding in these states */
+	}
+}
+
+/* Take the jobs submitted since the last call, start as many sub-jobs as
+ * there are free slots, a job at a time in turn, and move finished jobs to
+ * kc->done_jobs.  *timeout_ms is lowered when the throttle holds work back. */
+void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
+{
+	uint64_t slot_sectors = (uint64_t)kc->slot_pages *
+				(KCOPYD_PAGE_SIZE >> SECTOR_SHIFT);
+	struct kc_job **tail, *job, *next;
+
+	for (tail = &kc->jobs; *tail; tail = &(*tail)->next)
+		;
+	*tail = kc->new_jobs;
+	kc->new_jobs = NULL;
+	kc->new_tail = &kc->new_jobs;
+
+	for (job = kc->jobs; job; job = next) {
+		next = job->next;
+		if (job_finished(job))
+			job_done(kc, job);
+	}
+
+	while (kc->free_slots) {
+		struct kc_job **p;
+		uint64_t sectors;
+
+		for (p = &kc->jobs; *p && !job_runnable(*p); p = &(*p)->next)
+			;
+		job = *p;
+		if (!job)
+			break;
+		sectors = job_sectors(job) - job->issued;
+		if (sectors > slot_sectors)
+			sectors = slot_sectors;
+		if (!may_start(kc, sectors << SECTOR_SHIFT, timeout_ms))
+			break;
+		/* Round robin: the job goes to the back of the line. */
+		*p = job->next;
+		job->next = NULL;
+		for (tail = p; *tail; tail = &(*tail)->next)
+			;
+		*tail = job;
+		sj_start(kc, job, sectors);
+	}
+}

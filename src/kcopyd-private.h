@@ -1,0 +1,206 @@
+/* kcopyd-private.h - libkcopyd's internal structures; not installed.
+ *
+ * Copyright (C) 2026 The kcopy authors.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Threads and locking.  A client has one engine thread (io.c) that owns the
+ * libaio context, the sub-job slots and their iocbs.  kc->lock guards
+ * everything else: the job lists, every job's state, the file table, the bad
+ * range log and the statistics.  The engine holds kc->lock while it works
+ * and drops it only to wait (poll), to submit or reap iocbs, to issue a
+ * synchronous zeroing call, and to run a job's callback.  Callers' threads
+ * take kc->lock briefly to add jobs or read counters, then poke the engine
+ * through kc->wake_fd, the eventfd on which completions are signalled too.
+ */
+#ifndef KCOPYD_PRIVATE_H
+#define KCOPYD_PRIVATE_H
+
+#include <libaio.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "kcopyd.h"
+
+#define SECTOR_SHIFT 9
+#define KC_MAX_SECTORS (UINT64_MAX >> SECTOR_SHIFT)
+
+/* Sub-jobs in flight at most, whatever the budget.  Measured on loop devices
+ * over tmpfs and on virtio disks: past 64 sub-jobs of 512 KiB (32 MiB in
+ * flight) throughput is flat, and 128 leaves headroom for small sub-jobs.
+ * It also bounds the aio ring at 128 * KC_IOCBS_PER_SLOT events, far below
+ * the system-wide fs.aio-max-nr (65536). */
+#define KC_MAX_SLOTS 128
+
+/* iocbs each sub-job owns: one per destination for the writes; the read and
+ * the re-reads of an isolating read (a window of KC_IOCBS_PER_SLOT blocks)
+ * reuse them, since a sub-job never reads and writes at once. */
+#define KC_IOCBS_PER_SLOT KCOPYD_MAX_DESTS
+
+/* What the client knows of one descriptor it was given.  Probed once, kept
+ * until the client is destroyed (never freed earlier, so jobs may point to
+ * it).  Keyed by fd and the identity of what it refers to, so that a number
+ * reused by the caller for another file is probed afresh. */
+enum kc_zero_mode { KC_ZERO_UNKNOWN, KC_ZERO_OFFLOAD, KC_ZERO_WRITE };
+
+struct kc_file {
+	struct kc_file *next;
+	int fd;			/* the caller's, used for buffered I/O */
+	int direct_fd;		/* our O_DIRECT reopen of it, or -1 */
+	dev_t dev, rdev;
+	ino_t ino;
+	bool is_blockdev;
+	unsigned int lbs;	/* logical block size (512 for files) */
+	unsigned int dio_align;	/* offset/length alignment of direct_fd */
+	uint64_t size;		/* bytes, at probe time */
+	enum kc_zero_mode zero_mode;
+};
+
+struct kc_region {
+	struct kc_file *file;
+	uint64_t sector;
+	uint64_t count;
+};
+
+struct kc_job {
+	struct kc_job *next;		/* in kc->new_jobs or kc->jobs */
+	unsigned int flags;
+	bool is_zero;			/* kcopyd_zero: no source */
+	struct kc_region src;
+	unsigned int num_dests;
+	struct kc_region dests[KCOPYD_MAX_DESTS];
+
+	uint64_t issued;		/* sectors handed to sub-jobs */
+	uint64_t next_seq;		/* sequence number of the next sub-job */
+	uint64_t write_seq;		/* WRITE_SEQ: the sub-job whose turn it is */
+	struct kc_subjob *parked;	/* WRITE_SEQ: read, waiting for the turn */
+	unsigned int in_flight;		/* sub-jobs not yet finished */
+	bool stopped;			/* start no new sub-jobs */
+	bool done;			/* on kc->done_jobs */
+
+	int read_err;
+	unsigned int write_err;
+	unsigned int dropped;		/* DROP_FAILED_DESTS: not written any more */
+
+	kcopyd_notify_fn fn;
+	void *context;
+};
+
+enum kc_subjob_state {
+	KC_SJ_FREE,
+	KC_SJ_READING,
+	KC_SJ_REREADING,
+	KC_SJ_PARKED,
+	KC_SJ_WRITING,
+};
+
+struct kc_iocb {
+	struct iocb cb;			/* cb.data points back here */
+	struct kc_subjob *sj;
+	int dest;			/* destination index, -1 for a read */
+	struct kc_file *file;
+	uint64_t pos;			/* byte offset of the whole request */
+	size_t len;			/* bytes of the whole request */
+	size_t done;			/* bytes transferred so far */
+	char *buf;
+};
+
+struct kc_subjob {
+	struct kc_subjob *next;		/* free list, or a job's parked list */
+	struct kc_job *job;
+	char *buf;			/* a slot of the page budget */
+	enum kc_subjob_state state;
+	uint64_t offset;		/* sectors from the start of the regions */
+	uint64_t count;			/* sectors */
+	uint64_t seq;
+	unsigned int pending;		/* iocbs outstanding */
+	unsigned int zeroed;		/* destinations zeroed by offload */
+	uint32_t io_busy;		/* bit i: io[i] is outstanding */
+	/* isolating re-read, KCOPYD_IGNORE_ERROR */
+	unsigned int block_sectors;
+	uint64_t next_block, num_blocks;
+	struct kc_iocb io[KC_IOCBS_PER_SLOT];
+};
+
+struct kc_bad_range {
+	int fd;
+	uint64_t sector, count;
+};
+
+struct kcopyd_client {
+	pthread_mutex_t lock;
+	pthread_cond_t idle;		/* signalled when jobs_outstanding drops */
+	pthread_t engine;
+	int wake_fd;			/* eventfd: completions and pokes */
+	io_context_t ioctx;
+	unsigned int ring_size;		/* events the aio context was set up for */
+
+	/* the page budget (pages.c) */
+	char *pool;
+	unsigned int num_pages;
+	unsigned int subjob_bytes;	/* requested */
+	unsigned int slot_pages;	/* fitted to the budget */
+	unsigned int num_slots;
+	struct kc_subjob *slots;
+	struct kc_subjob *free_slots;
+	unsigned int slots_in_use;
+
+	/* guarded by lock */
+	struct kc_job *new_jobs;	/* submitted, not yet seen by the engine */
+	struct kc_job **new_tail;
+	struct kc_job *jobs;		/* the engine's active jobs, round-robin */
+	struct kc_job *done_jobs;	/* waiting for their callback */
+	unsigned int jobs_outstanding;	/* submitted and callback not returned */
+	bool shutting_down;
+	struct kc_file *files;
+	struct kc_bad_range *bad;
+	size_t num_bad, cap_bad;
+	struct kcopyd_stats stats;
+	kcopyd_error_fn error_fn;
+	void *error_ctx;
+	kcopyd_data_fn data_fn;
+	void *data_ctx;
+
+	/* throttling, kernel semantics (guarded by lock) */
+	unsigned int throttle;		/* percent, 100 = off */
+	uint64_t thr_last_us, thr_io_us, thr_total_us;
+	uint64_t rate;			/* bytes per second, 0 = off */
+	uint64_t rate_start_us, rate_bytes;
+
+	/* engine-private: iocbs waiting for io_submit */
+	struct iocb **submit_q;
+	unsigned int submit_n, submit_cap;
+	struct io_event *events;
+	pthread_t engine_id;
+	bool in_callback;
+};
+
+/* pages.c */
+int kc_pages_init(struct kcopyd_client *kc, unsigned int num_pages);
+int kc_pages_carve(struct kcopyd_client *kc, unsigned int subjob_bytes);
+void kc_pages_exit(struct kcopyd_client *kc);
+struct kc_subjob *kc_slot_get(struct kcopyd_client *kc);
+void kc_slot_put(struct kcopyd_client *kc, struct kc_subjob *sj);
+
+/* region.c */
+int kc_file_get(struct kcopyd_client *kc, int fd, struct kc_file **result);
+void kc_files_free(struct kcopyd_client *kc);
+int kc_region_check(struct kcopyd_client *kc, const struct io_region *r,
+		    bool is_dest, struct kc_region *out);
+bool kc_can_direct(const struct kc_file *f, uint64_t pos, size_t len);
+
+/* job.c: the sub-job state machine, run by the engine under kc->lock */
+void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms);
+void kc_io_complete(struct kcopyd_client *kc, struct kc_iocb *io, long res);
+void kc_jobs_stop_all(struct kcopyd_client *kc);
+void kc_record_bad(struct kcopyd_client *kc, int fd, uint64_t sector,
+		   uint64_t count);
+
+/* io.c */
+int kc_engine_start(struct kcopyd_client *kc);
+void kc_engine_stop(struct kcopyd_client *kc);
+void kc_engine_wake(struct kcopyd_client *kc);
+void kc_io_queue(struct kcopyd_client *kc, struct kc_iocb *io, bool is_write);
+uint64_t kc_now_us(void);
+
+#endif /* KCOPYD_PRIVATE_H */

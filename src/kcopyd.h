@@ -1,0 +1,157 @@
+/* kcopyd.h - the kernel's kcopyd copy engine in user space.
+ *
+ * Copyright (C) 2026 The kcopy authors.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * A client owns a memory budget of pages, allocated once at creation, and
+ * an engine thread running libaio.  A job copies one source region to up to
+ * KCOPYD_MAX_DESTS destination regions: every sub-job is read once into a
+ * buffer from the budget, then written from that same buffer to every
+ * destination.  All functions returning int return 0 or a negative errno.
+ * See kcopyd(3).
+ */
+#ifndef KCOPYD_H
+#define KCOPYD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KCOPYD_SECTOR_SIZE	512u	/* a sector is always 512 bytes */
+#define KCOPYD_PAGE_SIZE	4096u	/* the unit of the memory budget */
+#define KCOPYD_MAX_DESTS	32u	/* one bit each of write_err */
+#define KCOPYD_DEFAULT_SUBJOB_SIZE (512u * 1024u) /* kcopyd_subjob_size_kb */
+
+/* A range of 512-byte sectors of an open file or block device. */
+struct io_region {
+	int fd;
+	uint64_t sector;
+	uint64_t count;
+};
+
+/* Job flags, bit masks. */
+/* Run to the end whatever fails: unreadable sectors are isolated to the
+ * logical block, written as zeros and recorded (kcopyd_get_bad_ranges);
+ * failed destinations keep being written. */
+#define KCOPYD_IGNORE_ERROR	(1u << 0)
+/* Submit the writes of a job in ascending order, one sub-job at a time;
+ * after an error the remaining writes are not issued. */
+#define KCOPYD_WRITE_SEQ	(1u << 1)
+/* User-space extension (duplicator mode): a write error on a destination
+ * drops that destination from the job, and the copy goes on to the others.
+ * A read error still stops the job unless KCOPYD_IGNORE_ERROR is set. */
+#define KCOPYD_DROP_FAILED_DESTS (1u << 2)
+/* User-space extension: never use O_DIRECT for this job's regions. */
+#define KCOPYD_NO_DIRECT	(1u << 3)
+
+#define KCOPYD_FLAGS_MASK	((1u << 4) - 1)
+
+/* Called once per job from the client's engine thread.  read_err is 0 or 1;
+ * bit i of write_err is destination i.  Callbacks of one client never run
+ * concurrently and may call kcopyd_copy() or kcopyd_zero(). */
+typedef void (*kcopyd_notify_fn)(int read_err, unsigned int write_err,
+				 void *context);
+
+struct kcopyd_client;
+
+/* Create a client with a budget of num_pages pages of 4096 bytes. */
+int kcopyd_client_create(unsigned int num_pages, struct kcopyd_client **result);
+
+/* Wait for every outstanding job, stop the engine and free the client. */
+void kcopyd_client_destroy(struct kcopyd_client *kc);
+
+/* Start a copy of *from to num_dests regions; fn is called on completion. */
+int kcopyd_copy(struct kcopyd_client *kc, struct io_region *from,
+		unsigned int num_dests, struct io_region *dests,
+		unsigned int flags, kcopyd_notify_fn fn, void *context);
+
+/* Start zeroing num_dests regions (the kernel's dm_kcopyd_zero). */
+int kcopyd_zero(struct kcopyd_client *kc, unsigned int num_dests,
+		struct io_region *dests, unsigned int flags,
+		kcopyd_notify_fn fn, void *context);
+
+/* Wait until every job submitted so far has completed and its callback has
+ * returned.  -EDEADLK when called from a callback. */
+int kcopyd_wait(struct kcopyd_client *kc);
+
+/* Stop every job: no new sub-jobs are started, those in flight finish and
+ * each job's callback fires as usual.  Safe from a signal-handling thread,
+ * not from a signal handler. */
+void kcopyd_client_stop(struct kcopyd_client *kc);
+
+/* Sub-job size in bytes, a multiple of 4096; shrunk at use to fit the budget.
+ * -EBUSY while jobs are outstanding. */
+int kcopyd_set_subjob_size(struct kcopyd_client *kc, unsigned int bytes);
+
+/* Throttle with the kernel's meaning: I/O may be in flight at most percent
+ * of the time (1..100; 100 is unthrottled). */
+int kcopyd_set_throttle(struct kcopyd_client *kc, unsigned int percent);
+
+/* Limit the source bytes read (or, for zeroing, bytes zeroed) per second;
+ * 0 removes the limit. */
+int kcopyd_set_rate(struct kcopyd_client *kc, uint64_t bytes_per_second);
+
+/* Progress counters; read at any time from any thread. */
+struct kcopyd_stats {
+	uint64_t bytes_read;		/* from sources */
+	uint64_t bytes_written;		/* summed over destinations */
+	uint64_t bytes_done;		/* source bytes whose sub-job ended */
+	uint64_t jobs_submitted;
+	uint64_t jobs_completed;
+	uint64_t read_errors;		/* failed read completions */
+	uint64_t write_errors;		/* failed write completions */
+	unsigned int pages_budget;
+	unsigned int pages_in_use;
+	unsigned int pages_peak;	/* the most ever in use at once */
+	unsigned int subjob_size;	/* bytes, after fitting the budget */
+};
+void kcopyd_get_stats(struct kcopyd_client *kc, struct kcopyd_stats *stats);
+
+/* The unreadable ranges recorded under KCOPYD_IGNORE_ERROR since the client
+ * was created (fd is the source's), sorted and merged.  *ranges is
+ * allocated with malloc and is the caller's to free; NULL when *count is 0. */
+int kcopyd_get_bad_ranges(struct kcopyd_client *kc, struct io_region **ranges,
+			  size_t *count);
+
+/* Every failed I/O, as it completes, from the engine thread. */
+struct kcopyd_io_error {
+	int fd;			/* the caller's descriptor */
+	int is_write;		/* 0: read of the source; 1: write or flush */
+	unsigned int dest;	/* destination index when is_write */
+	uint64_t sector;	/* first sector of the failed I/O */
+	uint64_t count;
+	int error;		/* negative errno */
+};
+typedef void (*kcopyd_error_fn)(const struct kcopyd_io_error *err,
+				void *context);
+void kcopyd_set_error_fn(struct kcopyd_client *kc, kcopyd_error_fn fn,
+			 void *context);
+
+/* Called from the engine thread with the data of every sub-job once it has
+ * been read (after unreadable blocks are zeroed), before it is written; the
+ * buffer must not be changed.  For checksums kept during a copy. */
+typedef void (*kcopyd_data_fn)(int src_fd, uint64_t sector, uint64_t count,
+			       const void *data, void *context);
+void kcopyd_set_data_fn(struct kcopyd_client *kc, kcopyd_data_fn fn,
+			void *context);
+
+/* What the client found out about fd: logical block size, size in bytes,
+ * whether it can use direct I/O, and whether zeroing is offloaded (1 until
+ * an offload was tried and refused).  Probed once and remembered. */
+struct kcopyd_fd_info {
+	int is_blockdev;
+	unsigned int logical_block_size;	/* bytes */
+	uint64_t size;				/* bytes */
+	int can_direct;
+	int can_zero;				/* BLKZEROOUT/FALLOC_FL_ZERO_RANGE */
+};
+int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
+		    struct kcopyd_fd_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KCOPYD_H */

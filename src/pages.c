@@ -1,0 +1,104 @@
+/* pages.c - the client's page budget, carved into sub-job slots.
+ *
+ * Copyright (C) 2026 The kcopy authors.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Every data buffer the client uses comes out of one mapping of num_pages
+ * pages, made and pre-faulted once at create, page aligned and therefore
+ * aligned for O_DIRECT on any device.  The mapping is cut into equal slots,
+ * one per sub-job in flight.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "kcopyd-private.h"
+
+int kc_pages_init(struct kcopyd_client *kc, unsigned int num_pages)
+{
+	size_t bytes = (size_t)num_pages * KCOPYD_PAGE_SIZE;
+	void *pool;
+
+	pool = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (pool == MAP_FAILED)
+		return -errno;
+	kc->pool = pool;
+	kc->num_pages = num_pages;
+	kc->stats.pages_budget = num_pages;
+	return 0;
+}
+
+/* Cut the pool into slots of subjob_bytes.  A budget smaller than two
+ * sub-jobs gets two half-budget slots (or one page-sized slot), so that a
+ * read can always overlap a write. */
+int kc_pages_carve(struct kcopyd_client *kc, unsigned int subjob_bytes)
+{
+	unsigned int slot_pages = subjob_bytes / KCOPYD_PAGE_SIZE;
+	unsigned int n, i;
+	struct kc_subjob *slots;
+
+	if (slot_pages == 0 || subjob_bytes % KCOPYD_PAGE_SIZE)
+		return -EINVAL;
+	if (kc->num_pages < 2 * slot_pages)
+		slot_pages = kc->num_pages >= 2 ? kc->num_pages / 2 : 1;
+	n = kc->num_pages / slot_pages;
+	if (n > KC_MAX_SLOTS)
+		n = KC_MAX_SLOTS;
+
+	slots = calloc(n, sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	free(kc->slots);
+	kc->slots = slots;
+	kc->free_slots = NULL;
+	for (i = n; i-- > 0;) {
+		slots[i].buf = kc->pool + (size_t)i * slot_pages * KCOPYD_PAGE_SIZE;
+		slots[i].state = KC_SJ_FREE;
+		slots[i].next = kc->free_slots;
+		kc->free_slots = &slots[i];
+	}
+	kc->subjob_bytes = subjob_bytes;
+	kc->slot_pages = slot_pages;
+	kc->num_slots = n;
+	kc->slots_in_use = 0;
+	kc->stats.subjob_size = slot_pages * KCOPYD_PAGE_SIZE;
+	return 0;
+}
+
+void kc_pages_exit(struct kcopyd_client *kc)
+{
+	free(kc->slots);
+	kc->slots = NULL;
+	if (kc->pool)
+		munmap(kc->pool, (size_t)kc->num_pages * KCOPYD_PAGE_SIZE);
+	kc->pool = NULL;
+}
+
+struct kc_subjob *kc_slot_get(struct kcopyd_client *kc)
+{
+	struct kc_subjob *sj = kc->free_slots;
+
+	if (!sj)
+		return NULL;
+	kc->free_slots = sj->next;
+	sj->next = NULL;
+	kc->slots_in_use++;
+	kc->stats.pages_in_use = kc->slots_in_use * kc->slot_pages;
+	if (kc->stats.pages_in_use > kc->stats.pages_peak)
+		kc->stats.pages_peak = kc->stats.pages_in_use;
+	return sj;
+}
+
+void kc_slot_put(struct kcopyd_client *kc, struct kc_subjob *sj)
+{
+	sj->state = KC_SJ_FREE;
+	sj->job = NULL;
+	sj->next = kc->free_slots;
+	kc->free_slots = sj;
+	kc->slots_in_use--;
+	kc->stats.pages_in_use = kc->slots_in_use * kc->slot_pages;
+}

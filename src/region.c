@@ -1,0 +1,187 @@
+/* region.c - what a descriptor refers to, and whether a region fits it.
+ *
+ * Copyright (C) 2026 The kcopy authors.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Each descriptor a job names is probed once: block device or file, logical
+ * block size, size, and whether direct I/O works.  Direct I/O uses a second
+ * open file description (a reopen through /proc/self/fd with O_DIRECT), so
+ * the caller's descriptor and its flags are never changed, and the caller's
+ * descriptor remains for buffered I/O where direct I/O is refused or the
+ * request is not aligned for it.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kcopyd-private.h"
+
+static int reopen_direct(int fd)
+{
+	char path[64];
+	int flags = fcntl(fd, F_GETFL);
+
+	if (flags < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, (flags & O_ACCMODE) | O_DIRECT | O_CLOEXEC);
+}
+
+/* Offset and length alignment of direct I/O on a regular file: what statx
+ * says where the kernel knows it, else the page size, which every file
+ * system that takes O_DIRECT accepts. */
+static unsigned int file_dio_align(int fd)
+{
+#ifdef STATX_DIOALIGN
+	struct statx stx;
+
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+	    (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align)
+		return stx.stx_dio_offset_align;
+#endif
+	return KCOPYD_PAGE_SIZE;
+}
+
+static int probe(int fd, const struct stat *st, struct kc_file *f)
+{
+	f->fd = fd;
+	f->direct_fd = -1;
+	f->dev = st->st_dev;
+	f->ino = st->st_ino;
+	f->rdev = st->st_rdev;
+	f->zero_mode = KC_ZERO_UNKNOWN;
+
+	if (S_ISBLK(st->st_mode)) {
+		int lbs;
+
+		f->is_blockdev = true;
+		if (ioctl(fd, BLKSSZGET, &lbs) < 0)
+			return -errno;
+		if (ioctl(fd, BLKGETSIZE64, &f->size) < 0)
+			return -errno;
+		f->lbs = (unsigned int)lbs;
+		f->dio_align = f->lbs;
+		f->zero_mode = KC_ZERO_OFFLOAD; /* BLKZEROOUT falls back itself */
+	} else if (S_ISREG(st->st_mode)) {
+		f->lbs = KCOPYD_SECTOR_SIZE;
+		f->size = (uint64_t)st->st_size;
+		f->dio_align = file_dio_align(fd);
+	} else {
+		return -EINVAL;
+	}
+	f->direct_fd = reopen_direct(fd);
+	return 0;
+}
+
+/* Find or probe fd.  Called with kc->lock held. */
+int kc_file_get(struct kcopyd_client *kc, int fd, struct kc_file **result)
+{
+	struct kc_file *f;
+	struct stat st;
+	int r;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -EBADF;
+	for (f = kc->files; f; f = f->next) {
+		if (f->fd == fd && f->dev == st.st_dev && f->ino == st.st_ino &&
+		    f->rdev == st.st_rdev) {
+			if (!f->is_blockdev)
+				f->size = (uint64_t)st.st_size;
+			*result = f;
+			return 0;
+		}
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	r = probe(fd, &st, f);
+	if (r < 0) {
+		if (f->direct_fd >= 0)
+			close(f->direct_fd);
+		free(f);
+		return r;
+	}
+	f->next = kc->files;
+	kc->files = f;
+	*result = f;
+	return 0;
+}
+
+void kc_files_free(struct kcopyd_client *kc)
+{
+	struct kc_file *f, *next;
+
+	for (f = kc->files; f; f = next) {
+		next = f->next;
+		if (f->direct_fd >= 0)
+			close(f->direct_fd);
+		free(f);
+	}
+	kc->files = NULL;
+}
+
+bool kc_can_direct(const struct kc_file *f, uint64_t pos, size_t len)
+{
+	return f->direct_fd >= 0 && pos % f->dio_align == 0 &&
+	       len % f->dio_align == 0;
+}
+
+/* Validate r and resolve it.  Three outcomes: 0 and *out filled; -EBADF for
+ * a descriptor that is not open; -EINVAL for a region that is not aligned to
+ * a block device's logical block size, lies past the end of a block device
+ * or of a source file, or has a logical block larger than a sub-job. */
+int kc_region_check(struct kcopyd_client *kc, const struct io_region *r,
+		    bool is_dest, struct kc_region *out)
+{
+	struct kc_file *f;
+	uint64_t lbs_sectors;
+	int ret;
+
+	if (r->count > KC_MAX_SECTORS || r->sector > KC_MAX_SECTORS - r->count)
+		return -EINVAL;
+	ret = kc_file_get(kc, r->fd, &f);
+	if (ret < 0)
+		return ret;
+	if (f->lbs > kc->slot_pages * KCOPYD_PAGE_SIZE)
+		return -EINVAL;
+	lbs_sectors = f->lbs >> SECTOR_SHIFT;
+	if (f->is_blockdev &&
+	    (r->sector % lbs_sectors || r->count % lbs_sectors))
+		return -EINVAL;
+	if ((f->is_blockdev || !is_dest) &&
+	    (r->sector + r->count) << SECTOR_SHIFT > f->size)
+		return -EINVAL;
+	out->file = f;
+	out->sector = r->sector;
+	out->count = r->count;
+	return 0;
+}
+
+int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
+		    struct kcopyd_fd_info *info)
+{
+	struct kc_file *f;
+	int r;
+
+	if (!kc || !info)
+		return -EINVAL;
+	pthread_mutex_lock(&kc->lock);
+	r = kc_file_get(kc, fd, &f);
+	if (r == 0) {
+		info->is_blockdev = f->is_blockdev;
+		info->logical_block_size = f->lbs;
+		info->size = f->size;
+		info->can_direct = f->direct_fd >= 0;
+		info->can_zero = f->zero_mode != KC_ZERO_WRITE;
+	}
+	pthread_mutex_unlock(&kc->lock);
+	return r;
+}

@@ -1,0 +1,442 @@
+/* test-lib.c - libkcopyd on regular files: budgets, concurrency, callbacks,
+ * argument checks, zeroing.  Needs no privileges.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kcopyd.h"
+
+#define MiB (1024u * 1024u)
+
+static char dir[] = "/tmp/kcopyd-test-XXXXXX";
+static int failures;
+
+static void check(int ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ok)
+		return;
+	va_start(ap, fmt);
+	fprintf(stderr, "FAIL: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	failures++;
+}
+
+static int make_file(const char *name, size_t size, unsigned int seed)
+{
+	char path[256];
+	char *buf = malloc(size);
+	size_t i;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || !buf) {
+		perror(path);
+		exit(99);
+	}
+	for (i = 0; i < size; i++)
+		buf[i] = seed ? (char)((i * 2654435761u + seed) >> 13) : 0;
+	if (size && pwrite(fd, buf, size, 0) != (ssize_t)size) {
+		perror("pwrite");
+		exit(99);
+	}
+	free(buf);
+	return fd;
+}
+
+/* Do bytes [soff, soff+len) of fd a equal bytes [doff, doff+len) of fd b? */
+static int same(int a, off_t soff, int b, off_t doff, size_t len)
+{
+	char *x = malloc(len), *y = malloc(len);
+	int r = x && y && pread(a, x, len, soff) == (ssize_t)len &&
+		pread(b, y, len, doff) == (ssize_t)len && !memcmp(x, y, len);
+
+	free(x);
+	free(y);
+	return r;
+}
+
+static int all_zero(int fd, off_t off, size_t len)
+{
+	char *x = malloc(len);
+	size_t i;
+	int r = x && pread(fd, x, len, off) == (ssize_t)len;
+
+	for (i = 0; r && i < len; i++)
+		r = x[i] == 0;
+	free(x);
+	return r;
+}
+
+struct result {
+	pthread_mutex_t lock;
+	int calls;
+	int read_err;
+	unsigned int write_err;
+};
+
+static void notify(int read_err, unsigned int write_err, void *context)
+{
+	struct result *r = context;
+
+	pthread_mutex_lock(&r->lock);
+	r->calls++;
+	r->read_err |= read_err;
+	r->write_err |= write_err;
+	pthread_mutex_unlock(&r->lock);
+}
+
+#define RESULT_INIT { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0 }
+
+static void test_arguments(void)
+{
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	int src = make_file("args-src", MiB, 1);
+	int dst = make_file("args-dst", 0, 0);
+	struct io_region from = { src, 0, 2048 };
+	struct io_region to[33];
+	unsigned int i;
+
+	check(kcopyd_client_create(0, &kc) == -EINVAL, "create 0 pages");
+	check(kcopyd_client_create(4, NULL) == -EINVAL, "create NULL result");
+	check(kcopyd_client_create(4, &kc) == 0, "create 4 pages");
+	for (i = 0; i < 33; i++)
+		to[i] = (struct io_region){ dst, 0, 2048 };
+	check(kcopyd_copy(kc, NULL, 1, to, 0, notify, &res) == -EINVAL,
+	      "NULL source");
+	check(kcopyd_copy(kc, &from, 1, NULL, 0, notify, &res) == -EINVAL,
+	      "NULL destinations");
+	check(kcopyd_copy(kc, &from, 1, to, 0, NULL, &res) == -EINVAL,
+	      "NULL callback");
+	check(kcopyd_copy(NULL, &from, 1, to, 0, notify, &res) == -EINVAL,
+	      "NULL client");
+	check(kcopyd_copy(kc, &from, 0, to, 0, notify, &res) == -EINVAL,
+	      "0 destinations");
+	check(kcopyd_copy(kc, &from, 33, to, 0, notify, &res) == -EINVAL,
+	      "33 destinations");
+	check(kcopyd_copy(kc, &from, 1, to, 1u << 20, notify, &res) == -EINVAL,
+	      "unknown flag");
+	to[0].count = 8;
+	check(kcopyd_copy(kc, &from, 1, to, 0, notify, &res) == -EINVAL,
+	      "count differs from the source's");
+	to[0].count = 2048;
+	from.sector = 1;
+	check(kcopyd_copy(kc, &from, 1, to, 0, notify, &res) == -EINVAL,
+	      "source region past the end of the file");
+	from.sector = 0;
+	from.fd = 999;
+	check(kcopyd_copy(kc, &from, 1, to, 0, notify, &res) == -EBADF,
+	      "closed source descriptor");
+	from.fd = src;
+	check(kcopyd_zero(kc, 0, to, 0, notify, &res) == -EINVAL,
+	      "zero with no destinations");
+	kcopyd_wait(kc);
+	check(res.calls == 0, "a refused job ran its callback");
+	check(kcopyd_set_throttle(kc, 0) == -EINVAL, "throttle 0");
+	check(kcopyd_set_throttle(kc, 101) == -EINVAL, "throttle 101");
+	check(kcopyd_set_subjob_size(kc, 1000) == -EINVAL, "sub-job 1000");
+	kcopyd_client_destroy(kc);
+	close(src);
+	close(dst);
+}
+
+/* Two destinations at different offsets, tiny and odd budgets. */
+static void test_budgets(void)
+{
+	static const unsigned int budgets[] = { 1, 2, 3, 7, 64, 1024 };
+	size_t size = 5 * MiB + 3 * 512;
+	int src = make_file("budget-src", size, 7);
+	unsigned int b;
+
+	for (b = 0; b < sizeof(budgets) / sizeof(budgets[0]); b++) {
+		struct kcopyd_client *kc;
+		struct kcopyd_stats st;
+		struct result res = RESULT_INIT;
+		int d0 = make_file("budget-d0", 0, 0);
+		int d1 = make_file("budget-d1", 0, 0);
+		struct io_region from = { src, 3, size / 512 - 3 };
+		struct io_region to[2] = { { d0, 0, from.count },
+					   { d1, 77, from.count } };
+
+		check(kcopyd_client_create(budgets[b], &kc) == 0, "create %u",
+		      budgets[b]);
+		check(kcopyd_copy(kc, &from, 2, to, 0, notify, &res) == 0,
+		      "copy with %u pages", budgets[b]);
+		check(kcopyd_wait(kc) == 0, "wait");
+		kcopyd_get_stats(kc, &st);
+		check(res.calls == 1 && res.read_err == 0 && res.write_err == 0,
+		      "budget %u: calls %d read_err %d write_err %u",
+		      budgets[b], res.calls, res.read_err, res.write_err);
+		check(same(src, 3 * 512, d0, 0, size - 3 * 512),
+		      "budget %u: destination 0 differs", budgets[b]);
+		check(same(src, 3 * 512, d1, 77 * 512, size - 3 * 512),
+		      "budget %u: destination 1 differs", budgets[b]);
+		check(st.pages_peak > 0 && st.pages_peak <= budgets[b],
+		      "budget %u: peak %u pages", budgets[b], st.pages_peak);
+		check(st.bytes_read == size - 3 * 512 &&
+		      st.bytes_written == 2 * (size - 3 * 512),
+		      "budget %u: counters read %llu written %llu", budgets[b],
+		      (unsigned long long)st.bytes_read,
+		      (unsigned long long)st.bytes_written);
+		check(st.jobs_submitted == 1 && st.jobs_completed == 1,
+		      "budget %u: job counters", budgets[b]);
+		kcopyd_client_destroy(kc);
+		close(d0);
+		close(d1);
+	}
+	close(src);
+}
+
+/* Many concurrent jobs, each larger than the whole budget, from several
+ * threads at once. */
+struct thread_arg {
+	struct kcopyd_client *kc;
+	int src, dst;
+	int index;
+	struct result *res;
+};
+
+static void *submitter(void *p)
+{
+	struct thread_arg *a = p;
+	struct io_region from = { a->src, (uint64_t)a->index * 4096, 4096 };
+	struct io_region to = { a->dst, (uint64_t)a->index * 4096, 4096 };
+
+	check(kcopyd_copy(a->kc, &from, 1, &to, 0, notify, a->res) == 0,
+	      "concurrent copy %d", a->index);
+	return NULL;
+}
+
+static void test_concurrent(void)
+{
+	enum { JOBS = 8 };
+	struct kcopyd_client *kc;
+	struct kcopyd_stats st;
+	struct result res = RESULT_INIT;
+	struct thread_arg args[JOBS];
+	pthread_t t[JOBS];
+	int src = make_file("conc-src", JOBS * 2 * MiB, 3);
+	int dst = make_file("conc-dst", 0, 0);
+	int i;
+
+	check(kcopyd_client_create(64, &kc) == 0, "create");
+	check(kcopyd_set_subjob_size(kc, 64 * 1024) == 0, "sub-job size");
+	for (i = 0; i < JOBS; i++) {
+		args[i] = (struct thread_arg){ kc, src, dst, i, &res };
+		pthread_create(&t[i], NULL, submitter, &args[i]);
+	}
+	for (i = 0; i < JOBS; i++)
+		pthread_join(t[i], NULL);
+	check(kcopyd_set_subjob_size(kc, 8192) == 0 ||
+	      kcopyd_set_subjob_size(kc, 8192) == -EBUSY, "resize");
+	kcopyd_wait(kc);
+	kcopyd_get_stats(kc, &st);
+	check(res.calls == JOBS && !res.read_err && !res.write_err,
+	      "concurrent: %d callbacks", res.calls);
+	check(same(src, 0, dst, 0, JOBS * 2 * MiB), "concurrent: data differs");
+	check(st.pages_peak <= 64, "concurrent: peak %u", st.pages_peak);
+	kcopyd_client_destroy(kc);
+	close(src);
+	close(dst);
+}
+
+/* A callback that submits the next job; kcopyd_wait refuses to run inside
+ * a callback. */
+struct chain {
+	struct kcopyd_client *kc;
+	int src, dst;
+	int next, last;
+	int wait_ret;
+	int failed;
+};
+
+static void chain_notify(int read_err, unsigned int write_err, void *context)
+{
+	struct chain *c = context;
+	struct io_region from = { c->src, (uint64_t)c->next * 256, 256 };
+	struct io_region to = { c->dst, (uint64_t)c->next * 256, 256 };
+
+	c->failed |= read_err || write_err;
+	c->wait_ret = kcopyd_wait(c->kc);
+	if (c->next == c->last)
+		return;
+	c->next++;
+	if (kcopyd_copy(c->kc, &from, 1, &to, 0, chain_notify, c) < 0)
+		c->failed = 1;
+}
+
+static void test_chain(void)
+{
+	struct kcopyd_client *kc;
+	struct chain c;
+	int src = make_file("chain-src", MiB, 5);
+	int dst = make_file("chain-dst", 0, 0);
+	struct io_region from = { src, 0, 256 };
+	struct io_region to = { dst, 0, 256 };
+
+	check(kcopyd_client_create(16, &kc) == 0, "create");
+	c = (struct chain){ kc, src, dst, 1, 8, 0, 0 };
+	check(kcopyd_copy(kc, &from, 1, &to, 0, chain_notify, &c) == 0,
+	      "chain start");
+	kcopyd_wait(kc);
+	check(c.next == 8 && !c.failed, "chain: %d links", c.next);
+	check(c.wait_ret == -EDEADLK, "kcopyd_wait in a callback: %d",
+	      c.wait_ret);
+	check(same(src, 0, dst, 0, MiB), "chain: data differs");
+	kcopyd_client_destroy(kc);
+	close(src);
+	close(dst);
+}
+
+/* destroy waits for outstanding jobs. */
+static void test_destroy_waits(void)
+{
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	int src = make_file("destroy-src", 16 * MiB, 9);
+	int dst = make_file("destroy-dst", 0, 0);
+	struct io_region from = { src, 0, 16 * MiB / 512 };
+	struct io_region to = { dst, 0, 16 * MiB / 512 };
+	int i;
+
+	check(kcopyd_client_create(8, &kc) == 0, "create");
+	for (i = 0; i < 3; i++)
+		check(kcopyd_copy(kc, &from, 1, &to, 0, notify, &res) == 0,
+		      "destroy: copy");
+	kcopyd_client_destroy(kc);
+	check(res.calls == 3, "destroy returned with %d of 3 callbacks",
+	      res.calls);
+	check(same(src, 0, dst, 0, 16 * MiB), "destroy: data differs");
+	close(src);
+	close(dst);
+}
+
+static void test_zero_and_flags(void)
+{
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	int d0 = make_file("zero-d0", 2 * MiB, 11);
+	int d1 = make_file("zero-d1", 2 * MiB, 13);
+	struct io_region to[2] = { { d0, 8, 2048 }, { d1, 0, 2048 } };
+	struct kcopyd_fd_info info;
+
+	check(kcopyd_client_create(32, &kc) == 0, "create");
+	check(kcopyd_zero(kc, 2, to, 0, notify, &res) == 0, "zero");
+	kcopyd_wait(kc);
+	check(res.calls == 1 && !res.write_err, "zero: write_err %u",
+	      res.write_err);
+	check(all_zero(d0, 8 * 512, MiB) && all_zero(d1, 0, MiB),
+	      "zero: not zeroed");
+	check(!all_zero(d0, 0, 512) && !all_zero(d0, 8 * 512 + MiB, 512),
+	      "zero: zeroed outside the region");
+	check(kcopyd_probe_fd(kc, d0, &info) == 0 && !info.is_blockdev &&
+	      info.logical_block_size == 512 && info.size == 2 * MiB,
+	      "probe a file");
+
+	/* Buffered only, sequential writes, on odd offsets. */
+	res.calls = 0;
+	{
+		struct io_region from = { d1, 2048, 1000 };
+		struct io_region dst = { d0, 3, 1000 };
+
+		check(kcopyd_copy(kc, &from, 1, &dst,
+				  KCOPYD_NO_DIRECT | KCOPYD_WRITE_SEQ, notify,
+				  &res) == 0, "copy WRITE_SEQ|NO_DIRECT");
+		kcopyd_wait(kc);
+		check(res.calls == 1 && same(d1, 2048 * 512, d0, 3 * 512,
+					     1000 * 512),
+		      "WRITE_SEQ copy differs");
+	}
+	/* A zero-length job completes. */
+	{
+		struct io_region from = { d1, 0, 0 }, dst = { d0, 0, 0 };
+
+		res.calls = 0;
+		check(kcopyd_copy(kc, &from, 1, &dst, 0, notify, &res) == 0,
+		      "empty copy");
+		kcopyd_wait(kc);
+		check(res.calls == 1, "empty copy: %d callbacks", res.calls);
+	}
+	kcopyd_client_destroy(kc);
+	close(d0);
+	close(d1);
+}
+
+/* A destination opened read-only fails its writes: exactly its bit, and
+ * with DROP_FAILED_DESTS the other destination is complete. */
+static void test_write_error_isolated(void)
+{
+	char path[256];
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	int src = make_file("we-src", 4 * MiB, 21);
+	int good = make_file("we-good", 0, 0);
+	int bad;
+	struct io_region from = { src, 0, 8192 };
+	struct io_region to[3];
+
+	make_file("we-bad", 0, 0);
+	snprintf(path, sizeof(path), "%s/we-bad", dir);
+	bad = open(path, O_RDONLY);
+	to[0] = (struct io_region){ good, 0, 8192 };
+	to[1] = (struct io_region){ bad, 0, 8192 };
+	to[2] = (struct io_region){ good, 8192, 8192 };
+	check(kcopyd_client_create(16, &kc) == 0, "create");
+	check(kcopyd_copy(kc, &from, 3, to, KCOPYD_DROP_FAILED_DESTS, notify,
+			  &res) == 0, "copy");
+	kcopyd_wait(kc);
+	check(res.calls == 1 && res.read_err == 0 && res.write_err == 2,
+	      "write error: read_err %d write_err %u", res.read_err,
+	      res.write_err);
+	check(same(src, 0, good, 0, 4 * MiB) &&
+	      same(src, 0, good, 4 * MiB, 4 * MiB),
+	      "write error: healthy destination incomplete");
+
+	/* Flags 0: the job stops at the first error. */
+	res = (struct result)RESULT_INIT;
+	check(kcopyd_copy(kc, &from, 3, to, 0, notify, &res) == 0, "copy");
+	kcopyd_wait(kc);
+	check(res.calls == 1 && res.write_err == 2, "flags 0: write_err %u",
+	      res.write_err);
+	kcopyd_client_destroy(kc);
+	close(src);
+	close(good);
+	close(bad);
+}
+
+int main(void)
+{
+	char cmd[300];
+
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 99;
+	}
+	test_arguments();
+	test_budgets();
+	test_concurrent();
+	test_chain();
+	test_destroy_waits();
+	test_zero_and_flags();
+	test_write_error_isolated();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+	if (failures)
+		fprintf(stderr, "%d checks failed\n", failures);
+	return failures ? 1 : 0;
+}
