@@ -199,7 +199,10 @@ static void sj_finish(struct kcopyd_client *kc, struct kc_subjob *sj)
 {
 	struct kc_job *job = sj->job;
 
-	kc->stats.bytes_done += sj->count << SECTOR_SHIFT;
+	/* Only data that went out to the destinations counts as done: a
+	 * sub-job whose read failed, or that WRITE_SEQ never wrote, does not. */
+	if (sj->state == KC_SJ_WRITING)
+		kc->stats.bytes_done += sj->count << SECTOR_SHIFT;
 	if ((job->flags & KCOPYD_WRITE_SEQ) && sj->seq == job->write_seq) {
 		job->write_seq++;
 		if (job->parked && job->parked->seq == job->write_seq) {

@@ -98,7 +98,8 @@ int kcopyd_set_rate(struct kcopyd_client *kc, uint64_t bytes_per_second);
 struct kcopyd_stats {
 	uint64_t bytes_read;		/* from sources */
 	uint64_t bytes_written;		/* summed over destinations */
-	uint64_t bytes_done;		/* source bytes whose sub-job ended */
+	uint64_t bytes_done;		/* source bytes written out to the
+					   destinations (those still in the job) */
 	uint64_t jobs_submitted;
 	uint64_t jobs_completed;
 	uint64_t read_errors;		/* failed read completions */

@@ -1,0 +1,171 @@
+/* progress.c - progress output: a bar redrawn in place on a terminal, plain
+ * lines or JSON lines elsewhere, and the SIGUSR1 status line.
+ *
+ * Copyright (C) 2026 The kcopy authors.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <config.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kcopy.h"
+
+#define BAR_WIDTH 24
+
+static struct {
+	int mode;			/* PROGRESS_* after AUTO is decided */
+	bool bar;			/* redrawn in place on a terminal */
+	bool drawn;			/* a bar is on screen now */
+	double last_t;
+	uint64_t last_bytes;
+	double rate;			/* smoothed, bytes per second */
+} pg;
+
+double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void progress_start(struct kcopy *k)
+{
+	pg.mode = k->opt.progress;
+	if (pg.mode == PROGRESS_AUTO)
+		pg.mode = isatty(STDERR_FILENO) ? PROGRESS_AUTO : PROGRESS_PLAIN;
+	pg.bar = pg.mode == PROGRESS_AUTO;
+	pg.last_t = k->start;
+	pg.last_bytes = 0;
+	pg.rate = 0;
+}
+
+/* Take a bar off the screen so a message can be printed in its place. */
+void progress_clear(void)
+{
+	if (pg.drawn) {
+		fputs("\r\033[K", stderr);
+		pg.drawn = false;
+	}
+}
+
+static unsigned int failed_dests(const struct kcopy *k)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < k->num_dests; i++)
+		n += k->dests[i].error != 0;
+	return n;
+}
+
+static void format_eta(double seconds, char *buf, size_t len)
+{
+	unsigned long s;
+
+	if (seconds < 0 || seconds > 359999) {
+		snprintf(buf, len, "--:--:--");
+		return;
+	}
+	s = (unsigned long)(seconds + 0.5);
+	snprintf(buf, len, "%lu:%02lu:%02lu", s / 3600, s / 60 % 60, s % 60);
+}
+
+struct snapshot {
+	uint64_t done, total;
+	double percent, elapsed, rate, eta;
+	unsigned int failed;
+};
+
+static void take(struct kcopy *k, bool final, struct snapshot *s)
+{
+	struct kcopyd_stats st;
+	double now = now_seconds(), dt;
+
+	kcopyd_get_stats(k->kc, &st);
+	s->done = final ? k->bytes_done : st.bytes_done;
+	s->total = k->bytes;
+	s->percent = s->total ? 100.0 * (double)s->done / (double)s->total
+			      : 100.0;
+	s->elapsed = now - k->start;
+	dt = now - pg.last_t;
+	if (dt >= 0.2) {
+		double inst = (double)(s->done - pg.last_bytes) / dt;
+
+		/* Smooth over about three updates, as pv does. */
+		pg.rate = pg.rate ? 0.6 * pg.rate + 0.4 * inst : inst;
+		pg.last_t = now;
+		pg.last_bytes = s->done;
+	}
+	s->rate = final && s->elapsed > 0 ? (double)s->done / s->elapsed
+					  : pg.rate;
+	s->eta = s->rate > 0 ? (double)(s->total - s->done) / s->rate : -1;
+	s->failed = failed_dests(k);
+}
+
+void progress_tick(struct kcopy *k, bool final)
+{
+	char done[KC_FORMAT_SIZE_LEN], total[KC_FORMAT_SIZE_LEN];
+	char rate[KC_FORMAT_SIZE_LEN], eta[16];
+	struct snapshot s;
+
+	if (k->opt.progress == PROGRESS_OFF)
+		return;
+	take(k, final, &s);
+	kc_format_size(s.done, done, sizeof(done));
+	kc_format_size(s.total, total, sizeof(total));
+	kc_format_size((uint64_t)s.rate, rate, sizeof(rate));
+	format_eta(final ? s.elapsed : s.eta, eta, sizeof(eta));
+
+	if (pg.mode == PROGRESS_JSON) {
+		fprintf(stderr, "{\"bytes\": %" PRIu64 ", \"total\": %" PRIu64
+			", \"percent\": %.1f, \"rate\": %.0f, \"eta\": %.1f, "
+			"\"elapsed\": %.3f, \"failed\": %u, \"final\": %s}\n",
+			s.done, s.total, s.percent, s.rate,
+			final ? 0.0 : s.eta, s.elapsed, s.failed,
+			final ? "true" : "false");
+	} else if (pg.bar) {
+		char bar[BAR_WIDTH + 1];
+		int fill = (int)(s.percent * BAR_WIDTH / 100.0), i;
+
+		for (i = 0; i < BAR_WIDTH; i++)
+			bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+		bar[BAR_WIDTH] = 0;
+		fprintf(stderr, "\r\033[K%9s / %-9s %3.0f%% [%s] %9s/s %s %s",
+			done, total, s.percent, bar, rate,
+			final ? "in" : "ETA", eta);
+		if (s.failed)
+			fprintf(stderr, "  %u failed", s.failed);
+		pg.drawn = true;
+		if (final) {
+			fputc('\n', stderr);
+			pg.drawn = false;
+		}
+	} else {
+		fprintf(stderr, "kcopy: %s / %s (%.1f%%), %s/s, %s %s, %u "
+			"failed\n", done, total, s.percent, rate,
+			final ? "took" : "ETA", eta, s.failed);
+	}
+	fflush(stderr);
+}
+
+/* SIGUSR1, as dd: one status line whatever --progress says. */
+void progress_status_line(struct kcopy *k)
+{
+	char done[KC_FORMAT_SIZE_LEN], rate[KC_FORMAT_SIZE_LEN];
+	struct kcopyd_stats st;
+	double elapsed = now_seconds() - k->start;
+
+	kcopyd_get_stats(k->kc, &st);
+	kc_format_size(elapsed > 0 ? (uint64_t)((double)st.bytes_done / elapsed)
+				   : 0, rate, sizeof(rate));
+	progress_clear();
+	fprintf(stderr, "kcopy: %" PRIu64 " bytes (%s) of %" PRIu64
+		" copied, %.1f s, %s/s, %u of %u destinations failed\n",
+		st.bytes_done, kc_format_size(st.bytes_done, done, sizeof(done)),
+		k->bytes, elapsed, rate, failed_dests(k), k->num_dests);
+	fflush(stderr);
+}
