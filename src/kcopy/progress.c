@@ -109,7 +109,7 @@ static void take(struct kcopy *k, bool final, struct snapshot *s)
 void progress_tick(struct kcopy *k, bool final)
 {
 	char done[KC_FORMAT_SIZE_LEN], total[KC_FORMAT_SIZE_LEN];
-	char rate[KC_FORMAT_SIZE_LEN], eta[16];
+	char rate[KC_FORMAT_SIZE_LEN], eta[32];
 	struct snapshot s;
 
 	if (k->opt.progress == PROGRESS_OFF)

@@ -1,0 +1,559 @@
+# functions.sh - shared helpers for kcopy's shell tests.   -*- sh -*-
+#
+# Source it first thing in every test:
+#   . "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
+# (make check exports top_srcdir and top_builddir).  It turns on
+# `set -euo pipefail`, creates a fresh per-test directory $T and installs an
+# EXIT trap that tears everything down.
+#
+# Conventions
+# -----------
+# * Exit codes follow automake: 0 pass, 1 fail, 77 skip, 99 hard error.
+#   skip/fail print their message to stderr (stdout may be captured by $(...)).
+#   With KCOPY_NO_SKIP=1 in the environment a skip becomes a hard error (99),
+#   so CI can insist that nothing is skipped where it could run.
+# * Paths: $FAULTFS (faultfs helper) and $KCOPY (the tool) default to
+#   $top_builddir/tests/faultfs and $top_builddir/src/kcopy/kcopy; both may be
+#   overridden from the environment.  top_builddir defaults to ".", since
+#   tests run with the top build directory as their working directory.
+# * Scratch space: $T, a fresh directory under ${TMPDIR:-/tmp}, removed at
+#   exit (set KCOPY_TEST_KEEP=1 to keep it).  make_tmpdir gives
+#   sub-directories of it.
+# * Cleanup: `cleanup_add "shell command"` appends one line to a registry
+#   FILE ($T/.cleanup), not to a shell variable.  The EXIT trap (also run on
+#   fail, skip, `set -e` errors and INT/TERM/HUP) runs the commands in reverse
+#   order, in the test's own shell, each with errors ignored (a command must
+#   not call exit or fail).  Because the registry is a file, every
+#   helper is safe to call inside a command substitution:
+#
+#       dev=$(make_fault_device "$img" --read-error 1048576:4096)
+#
+#   is the normal way to use the make_* helpers: each prints its result on
+#   stdout (one line).  When called directly (not in $(...)) they also set a
+#   global variable (LOOP_DEV, FAULT_DEV/FAULT_MNT/FAULT_PID/FAULT_LOG,
+#   TMPFS_DIR), e.g.  make_fault_device "$img" >/dev/null; dev=$FAULT_DEV.
+#   Per-device state (mount point, daemon pid) is kept in files under $T,
+#   so fault_device_kill works with a device name obtained either way.
+#   Write `x=$(helper ...)`, not `local x=$(helper ...)`: `local` hides the
+#   helper's exit status (and with it a fail or skip inside the helper).
+#   One difference: a faultfs started inside $(...) is orphaned, so the test
+#   shell cannot reap it and it may linger as a zombie under init after
+#   teardown (harmless; teardown treats a zombie as exited).  Called
+#   directly, make_fault_device leaves the daemon a child of the test shell.
+# * Teardown order is the reverse of creation: loop devices are detached
+#   before the FUSE file system under them is unmounted, and the faultfs
+#   daemon is waited for (killed if it does not go away).  As a safety net,
+#   anything still mounted under $T is lazily unmounted and any loop device
+#   whose backing file lies under $T is detached before $T is removed.
+# * A FUSE daemon that stops answering leaves block I/O on its loop device
+#   blocked in the kernel (uninterruptible: `timeout` cannot kill it).
+#   fault_device_kill aborts the FUSE connection, after which all I/O fails
+#   with EIO at once; run_watchdog does that automatically on a time limit.
+#   bash runs the INT/TERM trap only once the current foreground command
+#   has finished.
+# * The loop device's page cache: use iflag=direct/oflag=direct (or
+#   drop_cache) so reads and writes of a device really reach faultfs.
+#
+# API (see each function for details)
+#   skip MSG | fail MSG | requires CMD... | requires_root | requires_loop
+#   requires_fuse | cleanup_add CMD | make_tmpdir | t_dir
+#   make_image FILE SIZE [pattern[:TAG]|zero|random]
+#   make_loop FILE [LOSETUP_ARGS...]
+#   make_fault_device IMAGE [FAULTFS_OPTS...] [-- LOSETUP_ARGS...]
+#   fault_device_kill [DEV] | make_tmpfs SIZE | sum FILE [OFF LEN]
+#   drop_cache FILE_OR_DEV | wait_for SECS CMD... | run_watchdog SECS CMD...
+#   assert_eq A B [MSG] | assert_status EXPECTED CMD...
+
+# Result variables (LOOP_DEV, FAULT_*, TMPFS_DIR...) are read by the tests.
+# shellcheck disable=SC2034
+set -euo pipefail
+
+# ------------------------------------------------------------------ paths
+
+: "${top_builddir:=.}"
+if [[ -z ${top_srcdir:-} ]]; then
+	top_srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+fi
+
+__abspath() {
+	case $1 in
+	/*) printf '%s\n' "$1" ;;
+	*) printf '%s\n' "$PWD/$1" ;;
+	esac
+}
+
+FAULTFS=$(__abspath "${FAULTFS:-$top_builddir/tests/faultfs}")
+KCOPY=$(__abspath "${KCOPY:-$top_builddir/src/kcopy/kcopy}")
+
+# ------------------------------------------------------ results and checks
+
+skip() {
+	if [[ ${KCOPY_NO_SKIP:-0} == 1 ]]; then
+		echo "ERROR: test would be skipped, but KCOPY_NO_SKIP=1: $*" >&2
+		exit 99
+	fi
+	echo "SKIP: $*" >&2
+	exit 77
+}
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# requires CMD...: skip unless every command is available.
+requires() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || skip "required command '$c' not found"
+	done
+}
+
+requires_root() {
+	[[ $(id -u) == 0 ]] || skip "must run as root"
+}
+
+# requires_loop: skip unless a loop device can really be attached.
+requires_loop() {
+	local img dev
+	requires_root
+	requires losetup blockdev
+	[[ -e /dev/loop-control ]] || skip "/dev/loop-control missing"
+	losetup -f >/dev/null 2>&1 || skip "losetup -f: no free loop device"
+	img=$T/.loopprobe.img
+	truncate -s 65536 "$img"
+	dev=$(losetup --find --show "$img" 2>/dev/null) ||
+		skip "cannot attach a loop device"
+	losetup -d "$dev" 2>/dev/null || true
+	rm -f "$img"
+}
+
+# requires_fuse: skip unless FUSE is usable and faultfs was built.
+requires_fuse() {
+	requires_root
+	[[ -c /dev/fuse ]] || skip "/dev/fuse missing"
+	requires fusermount3 mountpoint
+	[[ -x $FAULTFS ]] || skip "faultfs helper not built ($FAULTFS)"
+}
+
+assert_eq() {
+	[[ "$1" == "$2" ]] || fail "${3:-assert_eq}: '$1' != '$2'"
+}
+
+# assert_status EXPECTED CMD...: run CMD (its stdout passes through), fail
+# unless it exits with EXPECTED.  Its stderr is saved in the file
+# $LAST_STDERR (and copied to our stderr); a failure message shows it.
+LAST_STDERR=
+assert_status() {
+	local expected=$1 st
+	shift
+	LAST_STDERR=$(mktemp "$T/.stderr.XXXXXX")
+	"$@" 2>"$LAST_STDERR" && st=0 || st=$?
+	cat "$LAST_STDERR" >&2
+	if [[ $st != "$expected" ]]; then
+		fail "'$*' exited with status $st, expected $expected"
+	fi
+}
+
+# wait_for SECS CMD...: poll CMD every 0.1 s until it succeeds; status 1 on
+# timeout.
+wait_for() {
+	local secs=$1 i
+	shift
+	for ((i = 0; i < secs * 10; i++)); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	"$@"
+}
+
+# ---------------------------------------------------------------- cleanup
+
+# cleanup_add "CMD": register a one-line shell command for the EXIT trap.
+cleanup_add() {
+	case $* in
+	*$'\n'*) fail "cleanup_add: command must be one line: $*" ;;
+	esac
+	printf '%s\n' "$*" >>"$__CLEANUP_FILE"
+}
+
+__cleanup_run() {
+	local rc=$? cmd m
+	# Only the shell that sourced us cleans up, and only once.
+	[[ $BASHPID == "$__CLEANUP_OWNER" ]] || return "$rc"
+	trap - EXIT INT TERM HUP
+	set +e +u
+	if [[ -s $__CLEANUP_FILE ]]; then
+		tac "$__CLEANUP_FILE" >"$__CLEANUP_FILE.run"
+		: >"$__CLEANUP_FILE"
+		while IFS= read -r cmd; do
+			eval "$cmd" </dev/null >&2 || true
+		done <"$__CLEANUP_FILE.run"
+	fi
+	# Safety net: loop devices backed by files under $T, then mounts.
+	losetup -n -O NAME,BACK-FILE 2>/dev/null | while read -r dev m; do
+		[[ $m == "$T"/* ]] && losetup -d "$dev" 2>/dev/null
+	done
+	awk -v t="$T/" 'index($2, t) == 1 { print $2 }' /proc/mounts 2>/dev/null |
+		sort -r | while read -r m; do
+			umount -l "$m" 2>/dev/null
+		done
+	if [[ ${KCOPY_TEST_KEEP:-0} == 1 ]]; then
+		echo "keeping test directory $T" >&2
+	else
+		rm -rf --one-file-system "$T"
+	fi
+	exit "$rc"
+}
+
+__on_signal() {
+	echo "interrupted by SIG$1" >&2
+	case $1 in
+	HUP) exit 129 ;;
+	INT) exit 130 ;;
+	*) exit 143 ;;
+	esac
+}
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/kcopy-test.XXXXXX")
+T=$(cd "$T" && pwd)
+__CLEANUP_FILE=$T/.cleanup
+__CLEANUP_OWNER=$BASHPID
+: >"$__CLEANUP_FILE"
+mkdir "$T/.fault"
+trap __cleanup_run EXIT
+trap '__on_signal INT' INT
+trap '__on_signal TERM' TERM
+trap '__on_signal HUP' HUP
+
+# t_dir: print the per-test directory ($T).
+t_dir() {
+	printf '%s\n' "$T"
+}
+
+# make_tmpdir: print a fresh empty directory under $T (removed at exit).
+make_tmpdir() {
+	mktemp -d "$T/tmp.XXXXXX"
+}
+
+# ----------------------------------------------------------------- images
+
+# __bytes SIZE: 4096, 16M, 16MiB, 1.5K -> bytes (binary multiples).
+__bytes() {
+	local s=$1
+	if [[ $s =~ ^[0-9]+$ ]]; then
+		printf '%s\n' "$s"
+		return
+	fi
+	s=${s%B}
+	if [[ $s == *i ]]; then
+		numfmt --from=iec-i "$s" 2>/dev/null || fail "bad size '$1'"
+	else
+		numfmt --from=iec "$s" 2>/dev/null || fail "bad size '$1'"
+	fi
+}
+
+# make_image FILE SIZE [KIND]: create FILE of SIZE bytes (suffixes K, M, G,
+# KiB... are powers of 1024).  KIND:
+#   zero         sparse, all zeros (the default)
+#   random       from /dev/urandom
+#   pattern      each 16-byte record is its own index, "%015d\n": every
+#                sector differs from every other, and any byte shows where
+#                it came from (byte offset = 16 * record number);
+#   pattern:TAG  same with TAG (up to 8 of [A-Za-z0-9_-]) at the start of
+#                each record, so images made with different tags differ too.
+# Deterministic except for random.  About 1.3 s per 64 MiB for pattern.
+make_image() {
+	local file=$1 size kind=${3:-zero} tag='' width n rem
+	[[ $# -ge 2 ]] || fail "usage: make_image FILE SIZE [pattern|zero|random]"
+	size=$(__bytes "$2")
+	case $kind in
+	zero)
+		: >"$file"
+		truncate -s "$size" "$file"
+		;;
+	random)
+		head -c "$size" /dev/urandom >"$file"
+		[[ $(stat -c %s "$file") == "$size" ]] || fail "make_image: short $file"
+		;;
+	pattern | pattern:*)
+		if [[ $kind == pattern:* ]]; then
+			tag=${kind#pattern:}
+			[[ $tag =~ ^[A-Za-z0-9_-]{1,8}$ ]] ||
+				fail "make_image: bad pattern tag '$tag'"
+		fi
+		width=$((15 - ${#tag}))
+		n=$((size / 16))
+		rem=$((size % 16))
+		: >"$file"
+		if ((n > 0)); then
+			seq -f "$tag%0$width.0f" 0 $((n - 1)) >"$file"
+		fi
+		if ((rem > 0)); then
+			printf "%s%0${width}d\n" "$tag" "$n" | head -c "$rem" >>"$file"
+		fi
+		;;
+	*)
+		fail "make_image: unknown kind '$kind' (pattern, zero, random)"
+		;;
+	esac
+}
+
+# ------------------------------------------------------------ loop devices
+
+# __loop_detach DEV BACKING: detach and wait (up to 10 s) until the kernel
+# has really let go of BACKING (detach is deferred while DEV is open).
+__loop_detach() {
+	local dev=$1 back=$2 sysf i
+	sysf=/sys/block/${dev#/dev/}/loop/backing_file
+	losetup -d "$dev" 2>/dev/null
+	for ((i = 0; i < 100; i++)); do
+		[[ -r $sysf && $(cat "$sysf" 2>/dev/null) == "$back" ]] || return 0
+		sleep 0.1
+	done
+	echo "warning: $dev still attached to $back" >&2
+	return 1
+}
+
+# make_loop FILE [LOSETUP_ARGS...]: attach FILE to a free loop device
+# (buffered: --direct-io=off, overridable in ARGS, e.g. -b 4096), register its
+# detach, print the device and set LOOP_DEV.
+LOOP_DEV=
+make_loop() {
+	local file dev
+	[[ $# -ge 1 ]] || fail "usage: make_loop FILE [losetup args...]"
+	file=$(__abspath "$1")
+	shift
+	dev=$(losetup --find --show --direct-io=off "$@" "$file") ||
+		fail "losetup $* $file failed"
+	cleanup_add "__loop_detach $(printf '%q %q' "$dev" "$file")"
+	LOOP_DEV=$dev
+	printf '%s\n' "$dev"
+}
+
+# ------------------------------------------------------------------ tmpfs
+
+# make_tmpfs SIZE: mount a tmpfs of SIZE (mount's syntax: 8m, 100k, bytes)
+# on a fresh directory, register its unmount, print it and set TMPFS_DIR.
+TMPFS_DIR=
+make_tmpfs() {
+	local dir
+	[[ $# -eq 1 ]] || fail "usage: make_tmpfs SIZE"
+	dir=$(mktemp -d "$T/tmpfs.XXXXXX")
+	mount -t tmpfs -o "size=$1,mode=0755" kcopy-test "$dir" ||
+		fail "cannot mount a tmpfs of size $1"
+	cleanup_add "umount $(printf '%q' "$dir") 2>/dev/null || umount -l $(printf '%q' "$dir")"
+	TMPFS_DIR=$dir
+	printf '%s\n' "$dir"
+}
+
+# ---------------------------------------------------------- fault devices
+
+# __pid_alive PID: running (a zombie counts as gone; this machine's init
+# may never reap orphans).
+__pid_alive() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	s=${s##*) }
+	[[ ${s%% *} != Z ]]
+}
+
+__pid_stopped() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	s=${s##*) }
+	[[ ${s%% *} == [Tt] ]]
+}
+
+# __fuse_abort MNT: abort the FUSE connection of the file system mounted on
+# MNT.  Never stats MNT (that would hang on a stuck daemon): the device
+# number comes from /proc/self/mountinfo.
+__fuse_abort() {
+	local mnt=$1 majmin id conn=/sys/fs/fuse/connections
+	majmin=$(awk -v m="$mnt" '$5 == m { print $3; exit }' /proc/self/mountinfo)
+	[[ -n $majmin ]] || return 0
+	id=$(((${majmin%%:*} << 20) | ${majmin##*:}))
+	if [[ ! -e $conn/$id/abort ]]; then
+		mount -t fusectl fusectl "$conn" 2>/dev/null || true
+	fi
+	if [[ -e $conn/$id/abort ]]; then
+		echo 1 >"$conn/$id/abort"
+	else
+		echo "warning: no fusectl entry for $mnt ($majmin)" >&2
+		return 1
+	fi
+}
+
+# __pid_reap PID SECS: wait up to SECS for PID to exit; reap it if it is our
+# child.  Status 1 if it is still running.
+__pid_reap() {
+	local pid=$1 secs=$2 i
+	for ((i = 0; i < secs * 10; i++)); do
+		__pid_alive "$pid" || break
+		sleep 0.1
+	done
+	__pid_alive "$pid" && return 1
+	wait "$pid" 2>/dev/null || true
+	return 0
+}
+
+__fault_teardown() {
+	local mnt=$1 pid=$2 i f
+	# A stopped or dead daemon cannot answer: abort so nothing blocks.
+	if ! __pid_alive "$pid" || __pid_stopped "$pid"; then
+		__fuse_abort "$mnt"
+		kill -CONT "$pid" 2>/dev/null
+	fi
+	# The loop device was detached by its own, later registered, entry;
+	# make sure no loop device still holds the image.
+	for ((i = 0; i < 50; i++)); do
+		grep -qsxF "$mnt/image" /sys/block/loop*/loop/backing_file || break
+		sleep 0.1
+	done
+	if grep -qs " $mnt fuse" /proc/mounts; then
+		fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt" 2>/dev/null || {
+			__fuse_abort "$mnt"
+			umount -l "$mnt"
+		}
+	fi
+	if ! __pid_reap "$pid" 5; then
+		kill -TERM "$pid" 2>/dev/null
+		if ! __pid_reap "$pid" 2; then
+			__fuse_abort "$mnt"
+			kill -KILL "$pid" 2>/dev/null
+			__pid_reap "$pid" 5 || echo "warning: faultfs $pid will not die" >&2
+		fi
+	fi
+	rmdir "$mnt" 2>/dev/null
+	for f in "$T"/.fault/*; do
+		[[ -f $f && $(cat "$f") == "$mnt $pid" ]] && rm -f "$f"
+	done
+	return 0
+}
+
+# make_fault_device IMAGE [FAULTFS_OPTS...] [-- LOSETUP_ARGS...]
+# Serve IMAGE through faultfs (options as in `faultfs --help`, e.g.
+# --read-error 1048576:4096 --write-log "$T/wlog") on a fresh mount point,
+# attach MOUNT/image to a loop device (LOSETUP_ARGS e.g. -b 4096), register
+# the teardown, print the device.  When called directly, also sets FAULT_DEV,
+# FAULT_MNT, FAULT_PID and FAULT_LOG (faultfs's own stdout/stderr).
+FAULT_DEV='' FAULT_MNT='' FAULT_PID='' FAULT_LOG=''
+make_fault_device() {
+	local image mnt log pid dev
+	local -a fopts=() lopts=()
+	[[ $# -ge 1 ]] || fail "usage: make_fault_device IMAGE [faultfs opts] [-- losetup args]"
+	image=$(__abspath "$1")
+	shift
+	while [[ $# -gt 0 && $1 != -- ]]; do
+		fopts+=("$1")
+		shift
+	done
+	[[ $# -gt 0 ]] && shift
+	lopts=("$@")
+	[[ -f $image ]] || fail "make_fault_device: no image '$image'"
+	[[ -x $FAULTFS ]] || fail "make_fault_device: faultfs not built ($FAULTFS)"
+
+	mnt=$(mktemp -d "$T/fuse.XXXXXX")
+	log=$mnt.log
+	"$FAULTFS" -f "${fopts[@]}" "$image" "$mnt" </dev/null >"$log" 2>&1 &
+	pid=$!
+	# No "Killed" job notice when it is killed; bash still reaps it.
+	disown "$pid"
+	cleanup_add "__fault_teardown $(printf '%q %q' "$mnt" "$pid")"
+	if ! wait_for 10 __fault_mounted "$mnt" "$pid"; then
+		cat "$log" >&2
+		fail "faultfs did not mount ${fopts[*]} $image"
+	fi
+	dev=$(make_loop "$mnt/image" "${lopts[@]}")
+	printf '%s %s\n' "$mnt" "$pid" >"$T/.fault/${dev#/dev/}"
+	FAULT_DEV=$dev FAULT_MNT=$mnt FAULT_PID=$pid FAULT_LOG=$log
+	LOOP_DEV=$dev
+	printf '%s\n' "$dev"
+}
+
+__fault_mounted() {
+	__pid_alive "$2" || return 1
+	grep -qs " $1 fuse" /proc/mounts
+}
+
+# fault_device_kill [DEV]: the disk dies.  Abort DEV's FUSE connection
+# (default $FAULT_DEV) and kill its faultfs daemon: from then on every read,
+# write and flush of DEV fails with EIO immediately, and I/O that was
+# blocked in a stuck daemon is released with EIO.  Teardown still works.
+fault_device_kill() {
+	local dev=${1:-$FAULT_DEV} mnt pid
+	[[ -n $dev && -f $T/.fault/${dev#/dev/} ]] ||
+		fail "fault_device_kill: '$dev' is not a fault device"
+	read -r mnt pid <"$T/.fault/${dev#/dev/}"
+	__fuse_abort "$mnt" || true
+	kill -KILL "$pid" 2>/dev/null || true
+	__pid_reap "$pid" 5 || true
+}
+
+# run_watchdog SECS CMD...: run CMD; if it is still running after SECS,
+# abort every fault device of this test (so block I/O stuck in FUSE fails)
+# and kill CMD.  Returns CMD's status, or 124 after a timeout.
+run_watchdog() {
+	local secs=$1 cpid st i f mnt pid
+	shift
+	"$@" &
+	cpid=$!
+	for ((i = 0; i < secs * 10; i++)); do
+		kill -0 "$cpid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$cpid" 2>/dev/null; then
+		echo "run_watchdog: '$*' still running after ${secs}s, aborting fault devices" >&2
+		for f in "$T"/.fault/*; do
+			[[ -f $f ]] || continue
+			read -r mnt pid <"$f"
+			__fuse_abort "$mnt" || true
+		done
+		sleep 1
+		kill -TERM "$cpid" 2>/dev/null || true
+		wait "$cpid" 2>/dev/null || true
+		return 124
+	fi
+	wait "$cpid" && st=0 || st=$?
+	return "$st"
+}
+
+# -------------------------------------------------------------- checksums
+
+# sum FILE_OR_DEV [OFFSET LENGTH]: print the md5 of the whole file or of
+# LENGTH bytes at byte OFFSET (LENGTH may be omitted: to the end).  Block
+# devices are read with O_DIRECT when the range is aligned to their logical
+# block size, so the page cache cannot hide what the device holds.  Fails
+# (status 1) if the data cannot be read.
+sum() {
+	local f=$1 off=${2:-0} len=${3:-} ss flags=skip_bytes
+	local -a args=("if=$f" bs=1M status=none)
+	[[ -e $f ]] || fail "sum: no such file '$f'"
+	if [[ -n $len ]]; then
+		flags+=,count_bytes
+		args+=("count=$len")
+	fi
+	((off == 0)) || args+=("skip=$off")
+	if [[ -b $f ]]; then
+		ss=$(blockdev --getss "$f")
+		if ((off % ss == 0)) && [[ -z $len || $((len % ss)) == 0 ]]; then
+			flags+=,direct
+		fi
+	fi
+	args+=("iflag=$flags")
+	local out
+	out=$(dd "${args[@]}" | md5sum) || {
+		echo "sum: cannot read $f${len:+ ($len bytes at $off)}" >&2
+		return 1
+	}
+	printf '%s\n' "${out%% *}"
+}
+
+# drop_cache FILE_OR_DEV: make the next buffered read go to the medium.
+drop_cache() {
+	if [[ -b $1 ]]; then
+		blockdev --flushbufs "$1"
+	else
+		dd if="$1" iflag=nocache count=0 status=none
+	fi
+}
