@@ -309,55 +309,95 @@ static void sj_data_ready(struct kcopyd_client *kc, struct kc_subjob *sj)
 	*p = sj;
 }
 
-static void reread_more(struct kcopyd_client *kc, struct kc_subjob *sj)
+static void push_range(struct kc_subjob *sj, uint64_t offset, uint64_t count)
 {
-	struct kc_job *job = sj->job;
-	unsigned int slot;
+	sj->todo[sj->depth++] = (struct kc_range){ offset, count };
+}
 
-	while (sj->next_block < sj->num_blocks && sj->io_busy != UINT32_MAX) {
-		uint64_t off = sj->next_block * sj->block_sectors;
+/* Push the two halves of a failed range, the first on top, so that the
+ * bisection goes through the range in ascending order. */
+static void push_halves(struct kc_subjob *sj, uint64_t offset, uint64_t count)
+{
+	uint64_t blocks = count / sj->block_sectors;
+	uint64_t first = blocks / 2 * sj->block_sectors;
 
-		slot = (unsigned int)__builtin_ctz(~sj->io_busy);
-		io_start(kc, sj, slot, -1, &job->src, sj->offset + off,
-			 sj->block_sectors, sj->buf + (off << SECTOR_SHIFT));
-		sj->next_block++;
+	push_range(sj, offset + first, count - first);
+	push_range(sj, offset, first);
+}
+
+/* Read the next range on the stack; when it is empty the isolation is
+ * over: the sub-job goes on to its writes and the next waiting one starts. */
+static void isolate_next(struct kcopyd_client *kc, struct kc_subjob *sj)
+{
+	struct kc_range r;
+
+	while (sj && sj->depth == 0) {
+		kc->isolating = kc->isolate_wait;
+		if (kc->isolating) {
+			kc->isolate_wait = kc->isolating->next;
+			kc->isolating->next = NULL;
+		}
+		sj_data_ready(kc, sj);
+		sj = kc->isolating;
 	}
+	if (!sj)
+		return;
+	r = sj->todo[--sj->depth];
+	io_start(kc, sj, 0, -1, &sj->job->src, sj->offset + r.offset, r.count,
+		 sj->buf + (r.offset << SECTOR_SHIFT));
 }
 
 static void sj_read_done(struct kcopyd_client *kc, struct kc_subjob *sj,
 			 int err)
 {
 	struct kc_job *job = sj->job;
+	struct kc_subjob **p;
 
 	if (!err) {
 		sj_data_ready(kc, sj);
 		return;
 	}
-	job->read_err = 1;
 	if (!(job->flags & KCOPYD_IGNORE_ERROR)) {
+		job->read_err = 1;
 		job_stop(kc, job);
 		sj_finish(kc, sj);
 		return;
 	}
-	/* Isolate the unreadable blocks. */
+	/* Isolate the unreadable blocks by bisection, one read at a time.
+	 * read_err is set only if some block really is unreadable: a request
+	 * can fail for a bad neighbour the block layer merged it with. */
 	sj->state = KC_SJ_REREADING;
 	sj->block_sectors = job->src.file->lbs >> SECTOR_SHIFT;
-	sj->num_blocks = sj->count / sj->block_sectors;
-	sj->next_block = 0;
-	reread_more(kc, sj);
+	sj->depth = 0;
+	if (sj->count > sj->block_sectors)
+		push_halves(sj, 0, sj->count);
+	else
+		push_range(sj, 0, sj->count);
+	if (kc->isolating) {
+		for (p = &kc->isolate_wait; *p; p = &(*p)->next)
+			;
+		*p = sj;
+		return;
+	}
+	kc->isolating = sj;
+	isolate_next(kc, sj);
 }
 
 static void sj_reread_done(struct kcopyd_client *kc, struct kc_subjob *sj,
 			   struct kc_iocb *io, int err)
 {
-	if (err) {
+	uint64_t offset = (io->pos >> SECTOR_SHIFT) - sj->job->src.sector -
+			  sj->offset;
+	uint64_t count = io->len >> SECTOR_SHIFT;
+
+	if (err && count > sj->block_sectors) {
+		push_halves(sj, offset, count);
+	} else if (err) {
 		memset(io->buf, 0, io->len);
-		kc_record_bad(kc, io->file->fd, io->pos >> SECTOR_SHIFT,
-			      io->len >> SECTOR_SHIFT);
+		sj->job->read_err = 1;
+		kc_record_bad(kc, io->file->fd, io->pos >> SECTOR_SHIFT, count);
 	}
-	reread_more(kc, sj);
-	if (sj->pending == 0)
-		sj_data_ready(kc, sj);
+	isolate_next(kc, sj);
 }
 
 /* Zero dest's part of a zeroing sub-job with BLKZEROOUT or
@@ -522,7 +562,7 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 			job_done(kc, job);
 	}
 
-	while (kc->free_slots) {
+	while (kc->free_slots && !kc->isolating) {
 		struct kc_job **p;
 		uint64_t sectors;
 

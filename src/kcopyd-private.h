@@ -37,6 +37,11 @@
  * reuse them, since a sub-job never reads and writes at once. */
 #define KC_IOCBS_PER_SLOT KCOPYD_MAX_DESTS
 
+/* Bisection of a failed read pushes two halves for each range it pops, so
+ * the stack never holds more than log2(sectors of a sub-job) + 1 ranges:
+ * 19 for the largest sub-job (64 MiB = 2^17 sectors). */
+#define KC_REREAD_DEPTH 64
+
 /* What the client knows of one descriptor it was given.  Probed once, kept
  * until the client is destroyed (never freed earlier, so jobs may point to
  * it).  Keyed by fd and the identity of what it refers to, so that a number
@@ -116,9 +121,11 @@ struct kc_subjob {
 	unsigned int pending;		/* iocbs outstanding */
 	unsigned int zeroed;		/* destinations zeroed by offload */
 	uint32_t io_busy;		/* bit i: io[i] is outstanding */
-	/* isolating re-read, KCOPYD_IGNORE_ERROR */
+	/* isolating re-read, KCOPYD_IGNORE_ERROR: ranges of sectors still to
+	 * read, a stack, bisected on failure down to one logical block */
 	unsigned int block_sectors;
-	uint64_t next_block, num_blocks;
+	unsigned int depth;
+	struct kc_range { uint64_t offset, count; } todo[KC_REREAD_DEPTH];
 	struct kc_iocb io[KC_IOCBS_PER_SLOT];
 };
 
@@ -144,6 +151,12 @@ struct kcopyd_client {
 	struct kc_subjob *slots;
 	struct kc_subjob *free_slots;
 	unsigned int slots_in_use;
+	/* The sub-job isolating bad sectors now, and those waiting for their
+	 * turn (linked through next).  One at a time, and no new sub-jobs
+	 * meanwhile: the block layer merges adjacent requests, and a re-read
+	 * merged with a neighbour that fails would fail with it. */
+	struct kc_subjob *isolating;
+	struct kc_subjob *isolate_wait;
 
 	/* guarded by lock */
 	struct kc_job *new_jobs;	/* submitted, not yet seen by the engine */
