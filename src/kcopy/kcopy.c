@@ -187,9 +187,6 @@ static void parse_options(struct kcopy *k, int argc, const char **argv,
 			o->progress = PROGRESS_PLAIN;
 		else if (!strcmp(cli.progress, "json"))
 			o->progress = PROGRESS_JSON;
-		else if (!strcmp(cli.progress, "bar") ||
-			 !strcmp(cli.progress, "auto"))
-			o->progress = PROGRESS_AUTO;
 		else
 			usage_error("--progress '%s': MODE is plain or json",
 				    cli.progress);
@@ -429,8 +426,9 @@ static void wait_for_jobs(struct kcopy *k, int sig_fd)
 	double next_tick;
 
 	if (interval <= 0)
-		interval = k->opt.progress == PROGRESS_AUTO ? BAR_INTERVAL
-			   : DEFAULT_PROGRESS_INTERVAL;
+		interval = k->opt.progress == PROGRESS_AUTO &&
+			   isatty(STDERR_FILENO) ? BAR_INTERVAL
+						 : DEFAULT_PROGRESS_INTERVAL;
 	next_tick = k->start + interval;
 	for (;;) {
 		struct pollfd pfd[2] = { { .fd = sig_fd, .events = POLLIN },
@@ -658,8 +656,9 @@ int main(int argc, char **argv)
 	if (status)
 		closing_line(&k, status);
 	else if (k.opt.verbose)
-		message(&k, "%" PRIu64 " bytes copied to %u destination(s) in "
-			"%.3f s", k.bytes_done, k.num_dests, k.seconds);
+		message(&k, "%" PRIu64 " bytes %s %u destination(s) in %.3f s",
+			k.bytes_done, k.opt.zero ? "zeroed on" : "copied to",
+			k.num_dests, k.seconds);
 	verify_free();
 	free(k.bad);
 	for (i = 0; i < k.num_dests; i++) {

@@ -100,8 +100,8 @@ static void take(struct kcopy *k, bool final, struct snapshot *s)
 		pg.last_t = now;
 		pg.last_bytes = s->done;
 	}
-	s->rate = final && s->elapsed > 0 ? (double)s->done / s->elapsed
-					  : pg.rate;
+	s->rate = (final || !pg.rate) && s->elapsed > 0
+		  ? (double)s->done / s->elapsed : pg.rate;
 	s->eta = s->rate > 0 ? (double)(s->total - s->done) / s->rate : -1;
 	s->failed = failed_dests(k);
 }

@@ -214,6 +214,15 @@ int target_open_source(struct kcopy *k, struct target *t)
 	return check_region(k, t, false);
 }
 
+/* Does directory dir lie under /dev? */
+static bool in_dev(const char *dir)
+{
+	char real[PATH_MAX];
+
+	return realpath(dir, real) &&
+	       (!strcmp(real, "/dev") || !strncmp(real, "/dev/", 5));
+}
+
 /* A block device named by an earlier destination too is already open
  * exclusively: share that descriptor, since a second O_EXCL open fails. */
 static int reuse_exclusive(struct kcopy *k, struct target *t, dev_t rdev)
@@ -245,6 +254,14 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 		if (access(dirname(dir), W_OK | X_OK) < 0) {
 			setup_error(k, t, "cannot create '%s': %s",
 				    t->spec.path, strerror(errno));
+			free(dir);
+			return -1;
+		}
+		if (in_dev(dir)) {
+			/* A typo or an unplugged disk: an image file in
+			 * devtmpfs would fill memory, not a disk. */
+			setup_error(k, t, "no such device (kcopy does not "
+				    "create files under /dev)");
 			free(dir);
 			return -1;
 		}
