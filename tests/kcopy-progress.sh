@@ -1,0 +1,71 @@
+#!/bin/bash
+# --progress on a pseudo-terminal (a bar redrawn in place) and off one
+# (plain lines), --progress=json lines that parse and end at 100%, and
+# --rate holding the average rate.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
+requires script python3
+
+make_image "$T/src.img" 64M random
+
+# Off a terminal: one plain line per interval, the last at 100%.
+"$KCOPY" --progress --progress-interval 0.5 --rate 32M "$T/src.img" "$T/plain.img" 2>"$T/plain.err" ||
+	fail "plain progress: status $?"
+lines=$(grep -c '^kcopy: .* / 64.0 MiB' "$T/plain.err") || true
+((lines >= 3 && lines <= 8)) || fail "plain progress: $lines lines in ~2 s at 0.5 s intervals: $(cat "$T/plain.err")"
+tail -n1 "$T/plain.err" | grep -q '64.0 MiB / 64.0 MiB (100.0%)' || fail "plain progress: no final 100% line"
+grep -q $'\r' "$T/plain.err" && fail "plain progress: carriage returns off a terminal"
+assert_eq "$(sum "$T/plain.img")" "$(sum "$T/src.img")" "plain progress: data"
+
+# JSON lines: every line parses, bytes never go down, the last is final.
+"$KCOPY" --progress=json --progress-interval 0.25 --rate 64M "$T/src.img" "$T/json.img" 2>"$T/json.err" ||
+	fail "json progress: status $?"
+python3 - "$T/json.err" <<'PY' || fail "json progress: $(cat "$T/json.err")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert len(lines) >= 3, "too few lines: %d" % len(lines)
+last = 0
+for l in lines:
+    for key in ("bytes", "total", "percent", "rate", "eta", "elapsed", "failed", "final"):
+        assert key in l, key
+    assert l["bytes"] >= last, "bytes went down"
+    last = l["bytes"]
+assert lines[-1]["final"] is True and lines[-1]["percent"] == 100.0, lines[-1]
+assert lines[-1]["bytes"] == lines[-1]["total"] == 64 << 20
+assert not any(l["final"] for l in lines[:-1])
+PY
+
+# On a terminal: the bar is redrawn in place (carriage return, erase line)
+# and ends in a newline at 100%.
+TERM=xterm script -qec "'$KCOPY' --progress --rate 32M '$T/src.img' '$T/tty.img'" "$T/typescript" >/dev/null ||
+	fail "progress on a terminal: status $?"
+redraws=$(grep -o $'\r\e\\[K' "$T/typescript" | wc -l)
+((redraws >= 4)) || fail "progress on a terminal: $redraws redraws in ~2 s"
+grep -q '100% \[========================\]' "$T/typescript" || fail "progress on a terminal: no full bar"
+grep -q 'ETA' "$T/typescript" || fail "progress on a terminal: no ETA"
+
+# --rate: the average over a few seconds within 5% of the limit.
+start=$(date +%s.%N)
+"$KCOPY" --rate 16M "$T/src.img" "$T/rate.img" || fail "rate: status $?"
+end=$(date +%s.%N)
+python3 -c "
+import sys
+t = $end - $start
+rate = 64 / t
+sys.exit(0 if abs(rate - 16) <= 0.8 else 'rate %.2f MiB/s over %.2f s, wanted 16 +- 5%%' % (rate, t))" ||
+	fail "rate limit not held"
+assert_eq "$(sum "$T/rate.img")" "$(sum "$T/src.img")" "rate: data"
+# --throttle 20: I/O in flight at most a fifth of the time, so the copy
+# takes several times as long as unthrottled (measured: 3.5x).
+elapsed() {
+	local s e
+	s=$(date +%s%N)
+	"$KCOPY" "$@" || fail "kcopy $*: status $?"
+	e=$(date +%s%N)
+	echo $(((e - s) / 1000000))
+}
+cat "$T/src.img" "$T/src.img" "$T/src.img" "$T/src.img" >"$T/big.img"
+full=$(elapsed "$T/big.img" "$T/thr.img")
+slow=$(elapsed --throttle 20 "$T/big.img" "$T/thr.img")
+((slow >= 2 * full)) || fail "--throttle 20 took $slow ms, unthrottled $full ms"
+assert_eq "$(sum "$T/thr.img")" "$(sum "$T/big.img")" "throttle: data"
+echo "kcopy-progress: ok"
