@@ -546,6 +546,17 @@ static void verify_dests(struct kcopy *k)
 	}
 }
 
+/* A setup error after destinations were created: nothing was written to
+ * them, so they go, and the run leaves no trace. */
+static void remove_created(struct kcopy *k)
+{
+	unsigned int i;
+
+	for (i = 0; i < k->num_dests; i++)
+		if (k->dests[i].created)
+			unlink(k->dests[i].spec.path);
+}
+
 static int block_signals(void)
 {
 	sigset_t set;
@@ -604,10 +615,13 @@ int main(int argc, char **argv)
 	done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (sig_fd < 0 || done_fd < 0 || setup_client(&k) < 0)
 		return KCOPY_EXIT_SETUP;
-	for (i = 0; i < k.num_dests; i++)
+	for (i = 0; i < k.num_dests; i++) {
 		if (!k.dests[i].exists &&
-		    target_create_dest(&k, &k.dests[i]) < 0)
+		    target_create_dest(&k, &k.dests[i]) < 0) {
+			remove_created(&k);
 			return KCOPY_EXIT_SETUP;
+		}
+	}
 
 	k.start = now_seconds();
 	progress_start(&k);
@@ -616,9 +630,7 @@ int main(int argc, char **argv)
 		/* The library's own checks, after ours: name what it says. */
 		message(NULL, "the copy engine refused the job: %s",
 			strerror(-r));
-		for (i = 0; i < k.num_dests; i++)
-			if (k.dests[i].created)
-				unlink(k.dests[i].spec.path);
+		remove_created(&k);
 		kcopyd_wait(k.kc);
 		return KCOPY_EXIT_SETUP;
 	}

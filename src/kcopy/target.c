@@ -203,9 +203,9 @@ int target_open_source(struct kcopy *k, struct target *t)
 				    "multiple of 512: give a COUNT", t->size);
 			return -1;
 		}
-		if (t->sector > t->size / KC_SECTOR_SIZE) {
-			setup_error(k, t, "sector %" PRIu64 " is past the end "
-				    "(%" PRIu64 " sectors)", t->sector,
+		if (t->sector >= t->size / KC_SECTOR_SIZE) {
+			setup_error(k, t, "sector %" PRIu64 " is at or past "
+				    "the end (%" PRIu64 " sectors)", t->sector,
 				    t->size / KC_SECTOR_SIZE);
 			return -1;
 		}
@@ -278,14 +278,14 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 	}
 
 	t->exists = true;
-	if (S_ISBLK(st.st_mode))
+	if (S_ISBLK(st.st_mode)) {
 		t->fd = reuse_exclusive(k, t, st.st_rdev);
-	if (S_ISBLK(st.st_mode) && t->fd < 0)
-		t->fd = open(t->spec.path, O_RDWR | O_CLOEXEC |
-			     (k->opt.force ? 0 : O_EXCL));
-	else if (S_ISREG(st.st_mode))
+		if (t->fd < 0)
+			t->fd = open(t->spec.path, O_RDWR | O_CLOEXEC |
+				     (k->opt.force ? 0 : O_EXCL));
+	} else if (S_ISREG(st.st_mode)) {
 		t->fd = open(t->spec.path, O_RDWR | O_CLOEXEC);
-	else {
+	} else {
 		setup_error(k, t, "not a block device or regular file");
 		return -1;
 	}
@@ -307,9 +307,9 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 		t->count = want;
 	} else {
 		/* --zero: to the end of the device or file. */
-		if (t->sector > t->size / KC_SECTOR_SIZE) {
-			setup_error(k, t, "sector %" PRIu64 " is past the end "
-				    "(%" PRIu64 " sectors)", t->sector,
+		if (t->sector >= t->size / KC_SECTOR_SIZE) {
+			setup_error(k, t, "sector %" PRIu64 " is at or past "
+				    "the end (%" PRIu64 " sectors)", t->sector,
 				    t->size / KC_SECTOR_SIZE);
 			return -1;
 		}
