@@ -87,10 +87,16 @@ void kcopyd_client_destroy(struct kcopyd_client *kc)
 
 void kcopyd_client_stop(struct kcopyd_client *kc)
 {
+	struct kc_job *job;
+
 	if (!kc)
 		return;
+	/* The jobs not yet taken by the engine stop here; the engine stops
+	 * its own, since only it may touch their sub-jobs. */
 	pthread_mutex_lock(&kc->lock);
-	kc_jobs_stop_all(kc);
+	for (job = kc->new_jobs; job; job = job->next)
+		job->stopped = true;
+	kc->stop_requested = true;
 	pthread_mutex_unlock(&kc->lock);
 	kc_engine_wake(kc);
 }

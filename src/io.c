@@ -99,12 +99,10 @@ static void run_callbacks(struct kcopyd_client *kc)
 		struct kc_job *job = kc->done_jobs;
 
 		kc->done_jobs = job->next;
-		kc->in_callback = true;
 		pthread_mutex_unlock(&kc->lock);
 		job->fn(job->read_err, job->write_err, job->context);
 		free(job);
 		pthread_mutex_lock(&kc->lock);
-		kc->in_callback = false;
 		kc->stats.jobs_completed++;
 		kc->jobs_outstanding--;
 		pthread_cond_broadcast(&kc->idle);

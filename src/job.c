@@ -94,7 +94,8 @@ static bool may_start(struct kcopyd_client *kc, uint64_t bytes,
 
 		if (kc->rate_bytes == 0)
 			kc->rate_start_us = now;
-		allowed = (now - kc->rate_start_us) * kc->rate / 1000000;
+		allowed = (uint64_t)((unsigned __int128)(now - kc->rate_start_us) *
+				     kc->rate / 1000000);
 		if (kc->rate_bytes > allowed) {
 			uint64_t wait_us = (kc->rate_bytes - allowed) *
 					   1000000 / kc->rate;
@@ -131,8 +132,14 @@ static void report_error(struct kcopyd_client *kc, const struct kc_iocb *io,
 		kc->stats.write_errors++;
 	else
 		kc->stats.read_errors++;
-	if (kc->error_fn)
-		kc->error_fn(&e, kc->error_ctx);
+	if (kc->error_fn) {
+		kcopyd_error_fn fn = kc->error_fn;
+		void *ctx = kc->error_ctx;
+
+		pthread_mutex_unlock(&kc->lock);
+		fn(&e, ctx);
+		pthread_mutex_lock(&kc->lock);
+	}
 }
 
 void kc_record_bad(struct kcopyd_client *kc, int fd, uint64_t sector,
@@ -201,7 +208,7 @@ static void sj_finish(struct kcopyd_client *kc, struct kc_subjob *sj)
 
 	/* Only data that went out to the destinations counts as done: a
 	 * sub-job whose read failed, or that WRITE_SEQ never wrote, does not. */
-	if (sj->state == KC_SJ_WRITING)
+	if (sj->state == KC_SJ_WRITING && sj->written)
 		kc->stats.bytes_done += sj->count << SECTOR_SHIFT;
 	if ((job->flags & KCOPYD_WRITE_SEQ) && sj->seq == job->write_seq) {
 		job->write_seq++;
@@ -238,8 +245,6 @@ void kc_jobs_stop_all(struct kcopyd_client *kc)
 {
 	struct kc_job *job, *next;
 
-	for (job = kc->new_jobs; job; job = job->next)
-		job->stopped = true;
 	for (job = kc->jobs; job; job = next) {
 		next = job->next;
 		job_stop(kc, job);
@@ -280,16 +285,13 @@ static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj)
 		sj_finish(kc, sj);
 }
 
-/* The data is in the buffer: hand it to the data hook, then write it now or,
- * under WRITE_SEQ, when every earlier sub-job has been written. */
-static void sj_data_ready(struct kcopyd_client *kc, struct kc_subjob *sj)
+/* Write now or, under WRITE_SEQ, when every earlier sub-job has been
+ * written; after an error WRITE_SEQ writes nothing more. */
+static void sj_write_in_turn(struct kcopyd_client *kc, struct kc_subjob *sj)
 {
 	struct kc_job *job = sj->job;
 	struct kc_subjob **p;
 
-	if (kc->data_fn)
-		kc->data_fn(job->src.file->fd, job->src.sector + sj->offset,
-			    sj->count, sj->buf, kc->data_ctx);
 	if (!(job->flags & KCOPYD_WRITE_SEQ)) {
 		sj_write(kc, sj);
 		return;
@@ -307,6 +309,25 @@ static void sj_data_ready(struct kcopyd_client *kc, struct kc_subjob *sj)
 		;
 	sj->next = *p;
 	*p = sj;
+}
+
+/* The data is in the buffer: hand it to the data hook, then write it.
+ * Hooks run without kc->lock, so that they may take locks of their own
+ * that other threads hold while calling kcopyd_get_stats(). */
+static void sj_data_ready(struct kcopyd_client *kc, struct kc_subjob *sj)
+{
+	struct kc_job *job = sj->job;
+
+	if (kc->data_fn) {
+		kcopyd_data_fn fn = kc->data_fn;
+		void *ctx = kc->data_ctx;
+
+		pthread_mutex_unlock(&kc->lock);
+		fn(job->src.file->fd, job->src.sector + sj->offset, sj->count,
+		   sj->buf, ctx);
+		pthread_mutex_lock(&kc->lock);
+	}
+	sj_write_in_turn(kc, sj);
 }
 
 static void push_range(struct kc_subjob *sj, uint64_t offset, uint64_t count)
@@ -444,6 +465,7 @@ static void sj_zero(struct kcopyd_client *kc, struct kc_subjob *sj)
 
 		if (r == 1) {
 			sj->zeroed |= 1u << i;
+			sj->written = true;
 		} else if (r < 0) {
 			struct kc_iocb fake = {
 				.file = job->dests[i].file, .dest = (int)i,
@@ -461,7 +483,7 @@ static void sj_zero(struct kcopyd_client *kc, struct kc_subjob *sj)
 	}
 	if (need_buffer)
 		memset(sj->buf, 0, sj->count << SECTOR_SHIFT);
-	sj_write(kc, sj);
+	sj_write_in_turn(kc, sj);
 }
 
 static void sj_start(struct kcopyd_client *kc, struct kc_job *job,
@@ -477,6 +499,7 @@ static void sj_start(struct kcopyd_client *kc, struct kc_job *job,
 	sj->seq = job->next_seq++;
 	sj->pending = 0;
 	sj->zeroed = 0;
+	sj->written = false;
 	sj->io_busy = 0;
 	job->issued += sectors;
 	job->in_flight++;
@@ -532,6 +555,8 @@ void kc_io_complete(struct kcopyd_client *kc, struct kc_iocb *io, long res)
 	case KC_SJ_WRITING:
 		if (err)
 			write_failed(kc, sj->job, (unsigned int)io->dest);
+		else
+			sj->written = true;
 		if (sj->pending == 0)
 			sj_finish(kc, sj);
 		break;
@@ -550,6 +575,10 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 				(KCOPYD_PAGE_SIZE >> SECTOR_SHIFT);
 	struct kc_job **tail, *job, *next;
 
+	if (kc->stop_requested) {
+		kc->stop_requested = false;
+		kc_jobs_stop_all(kc);
+	}
 	for (tail = &kc->jobs; *tail; tail = &(*tail)->next)
 		;
 	*tail = kc->new_jobs;

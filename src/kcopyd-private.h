@@ -54,6 +54,7 @@ struct kc_file {
 	int direct_fd;		/* our O_DIRECT reopen of it, or -1 */
 	dev_t dev, rdev;
 	ino_t ino;
+	int accmode;		/* O_RDONLY, O_WRONLY or O_RDWR */
 	bool is_blockdev;
 	unsigned int lbs;	/* logical block size (512 for files) */
 	unsigned int dio_align;	/* offset/length alignment of direct_fd */
@@ -120,6 +121,7 @@ struct kc_subjob {
 	uint64_t seq;
 	unsigned int pending;		/* iocbs outstanding */
 	unsigned int zeroed;		/* destinations zeroed by offload */
+	bool written;			/* some destination took the data */
 	uint32_t io_busy;		/* bit i: io[i] is outstanding */
 	/* isolating re-read, KCOPYD_IGNORE_ERROR: ranges of sectors still to
 	 * read, a stack, bisected on failure down to one logical block */
@@ -165,6 +167,8 @@ struct kcopyd_client {
 	struct kc_job *done_jobs;	/* waiting for their callback */
 	unsigned int jobs_outstanding;	/* submitted and callback not returned */
 	bool shutting_down;
+	bool stop_requested;		/* kcopyd_client_stop: the engine stops
+					   its active jobs */
 	struct kc_file *files;
 	struct kc_bad_range *bad;
 	size_t num_bad, cap_bad;
@@ -184,8 +188,6 @@ struct kcopyd_client {
 	struct iocb **submit_q;
 	unsigned int submit_n, submit_cap;
 	struct io_event *events;
-	pthread_t engine_id;
-	bool in_callback;
 };
 
 /* pages.c */
@@ -205,7 +207,7 @@ bool kc_can_direct(const struct kc_file *f, uint64_t pos, size_t len);
 /* job.c: the sub-job state machine, run by the engine under kc->lock */
 void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms);
 void kc_io_complete(struct kcopyd_client *kc, struct kc_iocb *io, long res);
-void kc_jobs_stop_all(struct kcopyd_client *kc);
+void kc_jobs_stop_all(struct kcopyd_client *kc);	/* engine only */
 void kc_record_bad(struct kcopyd_client *kc, int fd, uint64_t sector,
 		   uint64_t count);
 

@@ -88,11 +88,14 @@ int kc_file_get(struct kcopyd_client *kc, int fd, struct kc_file **result)
 	struct stat st;
 	int r;
 
-	if (fd < 0 || fstat(fd, &st) < 0)
+	int accmode = fcntl(fd, F_GETFL);
+
+	if (fd < 0 || accmode < 0 || fstat(fd, &st) < 0)
 		return -EBADF;
+	accmode &= O_ACCMODE;
 	for (f = kc->files; f; f = f->next) {
 		if (f->fd == fd && f->dev == st.st_dev && f->ino == st.st_ino &&
-		    f->rdev == st.st_rdev) {
+		    f->rdev == st.st_rdev && f->accmode == accmode) {
 			if (!f->is_blockdev)
 				f->size = (uint64_t)st.st_size;
 			*result = f;
@@ -103,6 +106,7 @@ int kc_file_get(struct kcopyd_client *kc, int fd, struct kc_file **result)
 	if (!f)
 		return -ENOMEM;
 	r = probe(fd, &st, f);
+	f->accmode = accmode;
 	if (r < 0) {
 		if (f->direct_fd >= 0)
 			close(f->direct_fd);

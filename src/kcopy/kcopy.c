@@ -417,10 +417,38 @@ static int submit(struct kcopy *k, unsigned int flags,
 	return r;
 }
 
+/* Answer the signals that came in.  The first SIGINT, SIGTERM or SIGHUP
+ * stops the copy after the I/O in flight; a second SIGINT exits at once;
+ * SIGUSR1 prints a status line.  Returns true once the run is to stop. */
+bool poll_signals(struct kcopy *k)
+{
+	struct signalfd_siginfo si;
+
+	while (read(k->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		int sig = (int)si.ssi_signo;
+
+		if (sig == SIGUSR1) {
+			pthread_mutex_lock(&output_lock);
+			progress_status_line(k);
+			pthread_mutex_unlock(&output_lock);
+		} else if (k->signal && sig == SIGINT) {
+			message(NULL, "interrupted again: exiting without "
+				"waiting");
+			_exit(128 + sig);
+		} else if (!k->signal) {
+			k->signal = sig;
+			message(k, "%s: stopping after the I/O in flight",
+				strsignal(sig));
+			kcopyd_client_stop(k->kc);
+		}
+	}
+	return k->signal != 0;
+}
+
 /* Wait for the jobs, drawing progress and answering signals.  The first
  * SIGINT, SIGTERM or SIGHUP stops the copy after the I/O in flight; a second
  * SIGINT exits at once. */
-static void wait_for_jobs(struct kcopy *k, int sig_fd)
+static void wait_for_jobs(struct kcopy *k)
 {
 	double interval = k->opt.progress_interval;
 	double next_tick;
@@ -431,7 +459,7 @@ static void wait_for_jobs(struct kcopy *k, int sig_fd)
 						 : DEFAULT_PROGRESS_INTERVAL;
 	next_tick = k->start + interval;
 	for (;;) {
-		struct pollfd pfd[2] = { { .fd = sig_fd, .events = POLLIN },
+		struct pollfd pfd[2] = { { .fd = k->sig_fd, .events = POLLIN },
 					 { .fd = done_fd, .events = POLLIN } };
 		int timeout = -1;
 		unsigned int left;
@@ -448,28 +476,8 @@ static void wait_for_jobs(struct kcopy *k, int sig_fd)
 		}
 		if (poll(pfd, 2, timeout) < 0 && errno != EINTR)
 			return;
-		if (pfd[0].revents & POLLIN) {
-			struct signalfd_siginfo si;
-
-			if (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
-				int sig = (int)si.ssi_signo;
-
-				if (sig == SIGUSR1) {
-					pthread_mutex_lock(&output_lock);
-					progress_status_line(k);
-					pthread_mutex_unlock(&output_lock);
-				} else if (k->signal && sig == SIGINT) {
-					message(NULL, "interrupted again: "
-						"exiting without waiting");
-					_exit(128 + sig);
-				} else if (!k->signal) {
-					k->signal = sig;
-					message(k, "%s: stopping after the I/O "
-						"in flight", strsignal(sig));
-					kcopyd_client_stop(k->kc);
-				}
-			}
-		}
+		if (pfd[0].revents & POLLIN)
+			poll_signals(k);
 		if (pfd[1].revents & POLLIN) {
 			uint64_t n;
 
@@ -527,6 +535,7 @@ static void verify_dests(struct kcopy *k)
 {
 	unsigned int i;
 
+	k->verified = true;
 	for (i = 0; i < k->num_dests; i++) {
 		struct target *t = &k->dests[i];
 
@@ -535,7 +544,10 @@ static void verify_dests(struct kcopy *k)
 		if (k->opt.verbose)
 			message(k, "verifying destination %u '%s'", i + 1,
 				t->spec.path);
-		verify_dest(k, t);
+		if (verify_dest(k, t) < 0) {
+			k->verified = false;	/* stopped by a signal */
+			return;
+		}
 		if (t->error) {
 			k->write_err |= 1u << i;
 			message(k, "destination %u '%s': verify failed: %zu "
@@ -578,7 +590,7 @@ int main(int argc, char **argv)
 	struct zero_job zjobs[KCOPYD_MAX_DESTS];
 	poptContext pc;
 	unsigned int flags = KCOPYD_DROP_FAILED_DESTS, i;
-	int sig_fd, r, status;
+	int r, status;
 
 	parse_options(&k, argc, (const char **)argv, &pc);
 	parse_specs(&k, pc);
@@ -611,9 +623,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	sig_fd = block_signals();
+	k.sig_fd = block_signals();
 	done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (sig_fd < 0 || done_fd < 0 || setup_client(&k) < 0)
+	if (k.sig_fd < 0 || done_fd < 0 || setup_client(&k) < 0)
 		return KCOPY_EXIT_SETUP;
 	for (i = 0; i < k.num_dests; i++) {
 		if (!k.dests[i].exists &&
@@ -634,7 +646,7 @@ int main(int argc, char **argv)
 		kcopyd_wait(k.kc);
 		return KCOPY_EXIT_SETUP;
 	}
-	wait_for_jobs(&k, sig_fd);
+	wait_for_jobs(&k);
 	kcopyd_wait(k.kc);
 	{
 		struct kcopyd_stats st;
@@ -650,8 +662,13 @@ int main(int argc, char **argv)
 		progress_tick(&k, true);
 		pthread_mutex_unlock(&output_lock);
 	}
-	if (k.opt.verify && !k.signal)
-		verify_dests(&k);
+	if (k.opt.verify && !k.signal) {
+		if (k.read_err && !k.opt.ignore_errors)
+			message(&k, "not verifying: the copy stopped at a read "
+				"error");
+		else
+			verify_dests(&k);
+	}
 	kcopyd_client_destroy(k.kc);
 
 	status = exit_status(&k);

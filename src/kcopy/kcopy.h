@@ -92,6 +92,8 @@ struct kcopy {
 	double start, seconds;
 	uint64_t bytes_done;
 	int signal;			/* the signal that stopped the copy */
+	int sig_fd;			/* signalfd of the signals we answer */
+	bool verified;			/* --verify ran to the end */
 };
 
 /* target.c */
@@ -117,10 +119,11 @@ double now_seconds(void);
 int verify_init(struct kcopy *k);
 void verify_record(int src_fd, uint64_t sector, uint64_t count,
 		   const void *data, void *context);
-void verify_dest(struct kcopy *k, struct target *t);
+int verify_dest(struct kcopy *k, struct target *t);
 void verify_free(void);
 
 /* kcopy.c */
+bool poll_signals(struct kcopy *k);
 void message(struct kcopy *k, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -38,6 +38,11 @@ static const char *dest_error_text(const struct target *t, char *buf,
 {
 	if (!t->error)
 		return NULL;
+	if (t->error == -EILSEQ) {
+		snprintf(buf, len, "%s: data read back differs from the "
+			 "source", t->error_op);
+		return buf;
+	}
 	snprintf(buf, len, "%s: %s", t->error_op, strerror(-t->error));
 	return buf;
 }
@@ -101,7 +106,7 @@ static void write_report(struct kcopy *k, FILE *f, int status)
 	fprintf(f, "  \"bytes\": %" PRIu64 ",\n  \"bytes_total\": %" PRIu64
 		",\n", k->bytes_done, k->bytes);
 	fprintf(f, "  \"seconds\": %.3f,\n", k->seconds);
-	fprintf(f, "  \"verified\": %s,\n", k->opt.verify ? "true" : "false");
+	fprintf(f, "  \"verified\": %s,\n", k->verified ? "true" : "false");
 	fprintf(f, "  \"bad_ranges\": [");
 	for (j = 0; j < k->num_bad; j++)
 		fprintf(f, "%s\n    {\"device\": \"%s\", \"sector\": %" PRIu64

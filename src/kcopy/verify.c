@@ -92,11 +92,13 @@ static int read_back(int direct_fd, int fd, void *buf, size_t len, off_t pos)
 	return 0;
 }
 
-void verify_dest(struct kcopy *k, struct target *t)
+/* Read t back and compare.  Returns 0, or -EINTR if a signal stopped it. */
+int verify_dest(struct kcopy *k, struct target *t)
 {
 	size_t len = vf.chunk_sectors * KC_SECTOR_SIZE, i;
 	int direct_fd = open(t->spec.path, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	void *buf = aligned_alloc(KCOPYD_PAGE_SIZE, len);
+	int ret = 0;
 
 	if (!buf) {
 		target_set_error(t, -ENOMEM, "verify");
@@ -105,6 +107,10 @@ void verify_dest(struct kcopy *k, struct target *t)
 	/* Buffered fallback: drop what the copy left in the page cache. */
 	posix_fadvise(t->fd, 0, 0, POSIX_FADV_DONTNEED);
 	for (i = 0; i < vf.num; i++) {
+		if (poll_signals(k)) {
+			ret = -EINTR;
+			goto out;
+		}
 		uint64_t off = (uint64_t)i * vf.chunk_sectors;
 		uint64_t count = t->count - off < vf.chunk_sectors
 				 ? t->count - off : vf.chunk_sectors;
@@ -126,6 +132,7 @@ out:
 	if (direct_fd >= 0)
 		close(direct_fd);
 	free(buf);
+	return ret;
 }
 
 void verify_free(void)
