@@ -13,7 +13,9 @@
  * KCOPYD_WRITE_SEQ: the sub-job was read before its predecessors were
  * written.  A zeroing sub-job starts at WRITING.
  *
- * Everything here runs on the engine thread with kc->lock held.
+ * Everything here runs on the engine thread with kc->lock held; it is
+ * dropped only around the hooks and a synchronous zeroing call, during which
+ * other threads can only add jobs and request a stop (kcopyd-private.h).
  */
 #include <config.h>
 

@@ -8,7 +8,9 @@
  * everything else: the job lists, every job's state, the file table, the bad
  * range log and the statistics.  The engine holds kc->lock while it works
  * and drops it only to wait (poll), to submit or reap iocbs, to issue a
- * synchronous zeroing call, and to run a job's callback.  Callers' threads
+ * synchronous zeroing call, and to run a job's callback or a hook.  Other
+ * threads never touch a job the engine has taken: they add jobs to
+ * kc->new_jobs and ask for a stop through kc->stop_requested.  Callers' threads
  * take kc->lock briefly to add jobs or read counters, then poke the engine
  * through kc->wake_fd, the eventfd on which completions are signalled too.
  */
@@ -33,8 +35,8 @@
 #define KC_MAX_SLOTS 128
 
 /* iocbs each sub-job owns: one per destination for the writes; the read and
- * the re-reads of an isolating read (a window of KC_IOCBS_PER_SLOT blocks)
- * reuse them, since a sub-job never reads and writes at once. */
+ * the re-reads of an isolating read (one at a time) use the first, since a
+ * sub-job never reads and writes at once. */
 #define KC_IOCBS_PER_SLOT KCOPYD_MAX_DESTS
 
 /* Bisection of a failed read pushes two halves for each range it pops, so

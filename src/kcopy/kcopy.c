@@ -407,12 +407,26 @@ static int submit(struct kcopy *k, unsigned int flags,
 	if (!k->opt.zero)
 		return kcopyd_copy(k->kc, &from, k->num_dests, to, flags,
 				   on_copy_done, k);
-	for (i = 0; i < k->num_dests && r == 0; i++) {
+	for (i = 0; i < k->num_dests; i++) {
 		zjobs[i] = (struct zero_job){ k, i };
 		r = kcopyd_zero(k->kc, 1, &to[i], flags, on_zero_done,
 				&zjobs[i]);
 		if (r < 0)
-			jobs_left -= k->num_dests - i;
+			break;
+	}
+	if (r < 0 && i > 0) {
+		/* Zeroing has begun on the destinations before: the refused
+		 * ones are failed destinations, not a setup error. */
+		pthread_mutex_lock(&output_lock);
+		jobs_left -= k->num_dests - i;
+		for (; i < k->num_dests; i++) {
+			target_set_error(&k->dests[i], r, "zero");
+			k->write_err |= 1u << i;
+		}
+		pthread_mutex_unlock(&output_lock);
+		message(k, "the copy engine refused to zero some destinations: "
+			"%s", strerror(-r));
+		return 0;
 	}
 	return r;
 }
@@ -558,8 +572,8 @@ static void verify_dests(struct kcopy *k)
 	}
 }
 
-/* A setup error after destinations were created: nothing was written to
- * them, so they go, and the run leaves no trace. */
+/* A setup error after destinations were created, before any job started:
+ * nothing was written to them, so they go, and the run leaves no trace. */
 static void remove_created(struct kcopy *k)
 {
 	unsigned int i;
