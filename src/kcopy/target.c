@@ -330,9 +330,56 @@ count_differs:
 	return -1;
 }
 
+/* Do paths a and b name the same directory entry?  For files that do not
+ * exist yet, which stat cannot tell apart. */
+static bool same_path(const char *a, const char *b)
+{
+	char pa[PATH_MAX], pb[PATH_MAX];
+	char *da = strdup(a), *db = strdup(b);
+	bool same = da && db && realpath(dirname(da), pa) &&
+		    realpath(dirname(db), pb) && !strcmp(pa, pb);
+
+	free(da);
+	free(db);
+	if (!same)
+		return false;
+	da = strdup(a);
+	db = strdup(b);
+	same = da && db && !strcmp(basename(da), basename(db));
+	free(da);
+	free(db);
+	return same;
+}
+
+/* Same storage?  Files not yet created are told apart by their path. */
+static bool same_storage(const struct target *a, const struct target *b)
+{
+	if (!a->exists || !b->exists)
+		return !a->exists && !b->exists &&
+		       same_path(a->spec.path, b->spec.path);
+	return a->id.is_file == b->id.is_file && a->id.dev == b->id.dev &&
+	       a->id.ino == b->id.ino;
+}
+
 int target_create_dest(struct kcopy *k, struct target *t)
 {
 	struct stat st;
+	struct target *d;
+
+	/* Another region of a file an earlier destination just created. */
+	for (d = k->dests; d < t; d++) {
+		if (d->created && same_path(d->spec.path, t->spec.path)) {
+			t->fd = fcntl(d->fd, F_DUPFD_CLOEXEC, 0);
+			if (t->fd < 0) {
+				setup_error(k, t, "%s", strerror(errno));
+				return -1;
+			}
+			t->exists = true;
+			t->id = d->id;
+			t->direct = d->direct;
+			return 0;
+		}
+	}
 
 	t->fd = open(t->spec.path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 	if (t->fd < 0 || fstat(t->fd, &st) < 0) {
@@ -345,35 +392,6 @@ int target_create_dest(struct kcopy *k, struct target *t)
 	t->id = (struct storage_id){ true, st.st_dev, st.st_ino, 0 };
 	t->direct = can_open_direct(t->spec.path, O_RDWR);
 	return 0;
-}
-
-/* Same storage?  Files not yet created are told apart by their path. */
-static bool same_storage(const struct target *a, const struct target *b)
-{
-	if (!a->exists || !b->exists) {
-		char pa[PATH_MAX], pb[PATH_MAX];
-		char *da, *db;
-		bool same;
-
-		if (a->exists || b->exists)
-			return false;
-		da = strdup(a->spec.path);
-		db = strdup(b->spec.path);
-		same = da && db && realpath(dirname(da), pa) &&
-		       realpath(dirname(db), pb) && !strcmp(pa, pb);
-		free(da);
-		free(db);
-		if (!same)
-			return false;
-		da = strdup(a->spec.path);
-		db = strdup(b->spec.path);
-		same = da && db && !strcmp(basename(da), basename(db));
-		free(da);
-		free(db);
-		return same;
-	}
-	return a->id.is_file == b->id.is_file && a->id.dev == b->id.dev &&
-	       a->id.ino == b->id.ino;
 }
 
 static bool overlap(const struct target *a, const struct target *b)

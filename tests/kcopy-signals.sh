@@ -1,0 +1,210 @@
+#!/bin/bash
+# SIGINT, SIGTERM, SIGHUP stop kcopy after the I/O in flight (exit 128+N, report, copied bytes really there); a second SIGINT exits at once; SIGUSR1 prints a status line
+. "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
+
+requires_root
+requires_loop
+requires_fuse
+requires jq
+
+SIZE=$((128 * 1024 * 1024))
+make_image "$T/src.img" "$SIZE" random
+SRC=$T/src.img
+
+# alive PID: running and not a zombie (a zombie still answers kill -0).
+alive() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	s=${s##*) }
+	[[ ${s%% *} != Z ]]
+}
+
+# wait_gone PID SECS: poll until PID has exited; status 1 if it has not.
+wait_gone() {
+	local pid=$1 secs=$2 i
+	for ((i = 0; i < secs * 20; i++)); do
+		alive "$pid" || return 0
+		sleep 0.05
+	done
+	! alive "$pid"
+}
+
+now_ms() {
+	echo $(($(date +%s%N) / 1000000))
+}
+
+zeros_sum() {
+	head -c "$1" /dev/zero | md5sum | cut -d' ' -f1
+}
+
+# The destination loop device is reused; it starts out zero each time.
+make_image "$T/dest2.img" "$SIZE" zero
+DEST2=$(make_loop "$T/dest2.img")
+
+# ------------------------------------------- SIGINT, SIGTERM and SIGHUP
+# The last one with --sequential (WRITE_SEQ): sub-jobs read ahead of their
+# turn are dropped, not written.
+for run in INT TERM HUP INT:-s; do
+	sig=${run%%:*}
+	extra=()
+	[[ $run == *:* ]] && extra=("${run#*:}")
+	case $sig in
+	INT) n=2 ;;
+	TERM) n=15 ;;
+	HUP) n=1 ;;
+	esac
+	echo "== SIG$sig ${extra[*]}" >&2
+	out1=$T/sig$sig${extra[0]:-}.out
+	rep=$T/sig$sig${extra[0]:-}.json
+	err=$T/sig$sig${extra[0]:-}.err
+	dd if=/dev/zero of="$DEST2" bs=1M count=128 oflag=direct status=none
+	"$KCOPY" "${extra[@]}" --rate 20M --report "$rep" "$SRC" "$out1" "$DEST2" 2>"$err" &
+	pid=$!
+	sleep 1
+	alive "$pid" || fail "SIG$sig: kcopy finished before the signal"
+	t0=$(now_ms)
+	kill -s "$sig" "$pid"
+	if ! wait_gone "$pid" 2; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null || true
+		cat "$err" >&2
+		fail "SIG$sig: kcopy still running 2 s after the signal"
+	fi
+	t1=$(now_ms)
+	wait "$pid" && st=0 || st=$?
+	cat "$err" >&2
+	echo "exited $((t1 - t0)) ms after SIG$sig" >&2
+	assert_eq "$st" $((128 + n)) "SIG$sig: exit status"
+	[[ -s $rep ]] || fail "SIG$sig: no report"
+	bytes=$(jq -r .bytes "$rep")
+	assert_eq "$(jq -r .signal "$rep")" "$n" "SIG$sig: report signal"
+	assert_eq "$(jq -r .exit_status "$rep")" $((128 + n)) "SIG$sig: report exit_status"
+	assert_eq "$(jq -r .read_err "$rep")" 0 "SIG$sig: report read_err"
+	assert_eq "$(jq -r .write_err "$rep")" 0 "SIG$sig: report write_err"
+	assert_eq "$(jq -r .bytes_total "$rep")" "$SIZE" "SIG$sig: report bytes_total"
+	((bytes > 0 && bytes < SIZE)) || fail "SIG$sig: report bytes $bytes not in (0, $SIZE)"
+	assert_eq "$(tail -n 1 "$err")" \
+		"kcopy: exit status $((128 + n)): read_err=0 write_err=0x0; stopped by signal $n after $bytes bytes" \
+		"SIG$sig: closing line"
+	# Every byte reported as copied is there, in every destination.
+	want=$(sum "$SRC" 0 "$bytes")
+	assert_eq "$(sum "$out1" 0 "$bytes")" "$want" "SIG$sig: destination 1, first $bytes bytes"
+	assert_eq "$(sum "$DEST2" 0 "$bytes")" "$want" "SIG$sig: destination 2, first $bytes bytes"
+	# No sub-job is left half done: the sub-jobs issued are a prefix, and
+	# all of them finished, so nothing lies beyond.
+	assert_eq "$(stat -c %s "$out1")" "$bytes" "SIG$sig: size of the new destination 1"
+	assert_eq "$(sum "$DEST2" "$bytes" $((SIZE - bytes)))" "$(zeros_sum $((SIZE - bytes)))" \
+		"SIG$sig: destination 2 written past the reported bytes"
+done
+
+# ---------------------------------------------------- a second SIGINT
+# A destination that does not answer: its faultfs daemon is stopped, so the
+# writes in flight to it block.  One SIGINT waits for them; a second one
+# exits without waiting.  (The kernel still holds the process until its
+# in-flight AIO completes, so the daemon is let go again afterwards.)
+make_image "$T/fuse.img" "$SIZE" zero
+make_fault_device "$T/fuse.img" >/dev/null
+FDEV=$FAULT_DEV FPID=$FAULT_PID
+
+# start_stuck OUT REPORT ERR: a copy to a new file and to FDEV, with FDEV's
+# daemon stopped while writes are in flight.  Sets PID.
+start_stuck() {
+	kill -CONT "$FPID"
+	"$KCOPY" --rate 20M --report "$2" "$SRC" "$1" "$FDEV" 2>"$3" &
+	PID=$!
+	sleep 0.7
+	kill -STOP "$FPID"
+	sleep 0.5
+	alive "$PID" || fail "kcopy finished too early"
+}
+
+# release: let the daemon answer again (on failure paths too).
+release() {
+	kill -CONT "$FPID" 2>/dev/null || true
+}
+cleanup_add "kill -CONT $FPID 2>/dev/null"
+
+echo "== one SIGINT with a destination that does not answer: waits" >&2
+start_stuck "$T/once.out" "$T/once.json" "$T/once.err"
+kill -INT "$PID"
+sleep 1.5
+if ! alive "$PID"; then
+	release
+	wait "$PID" || true
+	cat "$T/once.err" >&2
+	fail "one SIGINT: kcopy did not wait for the writes in flight"
+fi
+grep -q 'stopping after the I/O in flight' "$T/once.err" ||
+	fail "one SIGINT: no message that kcopy is stopping"
+[[ -e $T/once.json ]] && fail "one SIGINT: report written before the I/O in flight finished"
+release
+wait_gone "$PID" 20 || {
+	fault_device_kill "$FDEV"
+	fail "one SIGINT: kcopy still running 20 s after the destination answered again"
+}
+wait "$PID" && st=0 || st=$?
+cat "$T/once.err" >&2
+assert_eq "$st" 130 "one SIGINT: exit status"
+assert_eq "$(jq -r .signal "$T/once.json")" 2 "one SIGINT: report signal"
+bytes=$(jq -r .bytes "$T/once.json")
+((bytes > 0)) || fail "one SIGINT: nothing copied"
+want=$(sum "$SRC" 0 "$bytes")
+assert_eq "$(sum "$T/once.out" 0 "$bytes")" "$want" "one SIGINT: destination 1"
+assert_eq "$(sum "$FDEV" 0 "$bytes")" "$want" "one SIGINT: destination 2 (FUSE)"
+
+echo "== two SIGINTs with a destination that does not answer: exits at once" >&2
+start_stuck "$T/twice.out" "$T/twice.json" "$T/twice.err"
+kill -INT "$PID"
+sleep 0.1
+kill -INT "$PID"
+t0=$(now_ms)
+# kcopy's user space is gone at once: the message, then no thread of it
+# runs any more (the process is only held in the kernel for its AIO).
+ok=0
+for ((i = 0; i < 20; i++)); do
+	if grep -q 'interrupted again' "$T/twice.err" &&
+		! grep -qs '^State:[[:space:]]*[RS]' "/proc/$PID/status"; then
+		ok=1
+		break
+	fi
+	sleep 0.05
+done
+if ((ok == 0)); then
+	release
+	cat "$T/twice.err" >&2
+	fail "two SIGINTs: kcopy still running 1 s after the second SIGINT ($(grep State "/proc/$PID/status" 2>/dev/null))"
+fi
+release
+wait_gone "$PID" 2 || fail "two SIGINTs: kcopy not gone 2 s after the destination answered again"
+t1=$(now_ms)
+wait "$PID" && st=0 || st=$?
+cat "$T/twice.err" >&2
+echo "exited $((t1 - t0)) ms after the second SIGINT (daemon stopped in between)" >&2
+assert_eq "$st" 130 "two SIGINTs: exit status"
+[[ -e $T/twice.json ]] && fail "two SIGINTs: kcopy waited and wrote its report"
+grep -q 'interrupted again: exiting without waiting' "$T/twice.err" ||
+	fail "two SIGINTs: no message"
+
+# -------------------------------------------------------------- SIGUSR1
+echo "== SIGUSR1" >&2
+USIZE=$((32 * 1024 * 1024))
+"$KCOPY" --rate 20M --report "$T/usr1.json" "$SRC:0:32M" "$T/usr1.out" 2>"$T/usr1.err" &
+pid=$!
+sleep 0.6
+alive "$pid" || fail "SIGUSR1: kcopy finished before the signal"
+kill -USR1 "$pid"
+wait_gone "$pid" 20 || fail "SIGUSR1: copy did not finish"
+wait "$pid" && st=0 || st=$?
+cat "$T/usr1.err" >&2
+assert_eq "$st" 0 "SIGUSR1: exit status"
+assert_eq "$(wc -l <"$T/usr1.err")" 1 "SIGUSR1: lines on stderr"
+grep -Eq "^kcopy: [0-9]+ bytes .* of $USIZE copied" "$T/usr1.err" ||
+	fail "SIGUSR1: not a status line: $(cat "$T/usr1.err")"
+b=$(sed -E 's/^kcopy: ([0-9]+) bytes.*/\1/' "$T/usr1.err")
+((b > 0 && b < USIZE)) || fail "SIGUSR1: status line says $b bytes"
+assert_eq "$(jq -r .signal "$T/usr1.json")" 0 "SIGUSR1: report signal"
+assert_eq "$(jq -r .bytes "$T/usr1.json")" "$USIZE" "SIGUSR1: report bytes"
+assert_eq "$(sum "$T/usr1.out")" "$(sum "$SRC" 0 "$USIZE")" "SIGUSR1: destination"
+
+echo PASS >&2
+exit 0
