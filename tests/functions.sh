@@ -557,3 +557,26 @@ drop_cache() {
 		dd if="$1" iflag=nocache count=0 status=none
 	fi
 }
+
+# run_kcopy ARGS...: run $KCOPY under a 60 s watchdog; its status goes to
+# $ST and its stderr to the file $ERR_FILE (and to stderr).  A hang fails.
+ST=0 ERR_FILE=
+run_kcopy() {
+	ERR_FILE=$(mktemp "$T/stderr.XXXXXX")
+	run_watchdog 60 "$KCOPY" "$@" 2>"$ERR_FILE" && ST=0 || ST=$?
+	cat "$ERR_FILE" >&2
+	[[ $ST != 124 ]] || fail "kcopy $* hung (watchdog)"
+}
+
+# same A AOFF B BOFF LEN: LEN bytes of A at byte AOFF equal those of B at BOFF.
+same() {
+	local a b
+	a=$(sum "$1" "$2" "$5") || fail "cannot read $1"
+	b=$(sum "$3" "$4" "$5") || fail "cannot read $3"
+	assert_eq "$a" "$b" "$1 @$2 vs $3 @$4 ($5 bytes)"
+}
+
+# same_sectors A ASEC B BSEC COUNT: the same, in 512-byte sectors.
+same_sectors() {
+	same "$1" $(($2 * 512)) "$3" $(($4 * 512)) $(($5 * 512))
+}

@@ -20,15 +20,6 @@ EIO_DEV=$(make_fault_device "$T/eio.img" --write-error 524288:4096)
 # Destination k fails with ENOSPC: a new file on a tmpfs too small for it.
 FULL_DIR=$(make_tmpfs 256k)
 
-# ST, ERR_FILE: status and stderr of the last run.
-ST=0 ERR_FILE=
-run_kcopy() {
-	ERR_FILE=$(mktemp "$T/stderr.XXXXXX")
-	run_watchdog 60 "$KCOPY" "$@" 2>"$ERR_FILE" && ST=0 || ST=$?
-	cat "$ERR_FILE" >&2
-	[[ $ST != 124 ]] || fail "kcopy $* hung (watchdog)"
-}
-
 last_line() {
 	tail -n 1 "$ERR_FILE"
 }

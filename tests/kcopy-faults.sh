@@ -15,14 +15,6 @@ make_image "$T/src.img" "$SIZE" pattern:src
 SRC=$T/src.img
 SRC_SUM=$(sum "$SRC")
 
-ST=0 ERR_FILE=
-run_kcopy() {
-	ERR_FILE=$(mktemp "$T/stderr.XXXXXX")
-	run_watchdog 60 "$KCOPY" "$@" 2>"$ERR_FILE" && ST=0 || ST=$?
-	cat "$ERR_FILE" >&2
-	[[ $ST != 124 ]] || fail "kcopy $* hung (watchdog)"
-}
-
 # A healthy loop device destination, filled with something else first.
 healthy_loop() {
 	local img

@@ -9,14 +9,6 @@ requires jq cmp ddrescue
 
 SIZE=$((8 * 1024 * 1024))		# 16384 sectors
 
-ST=0 ERR_FILE=
-run_kcopy() {
-	ERR_FILE=$(mktemp "$T/stderr.XXXXXX")
-	run_watchdog 60 "$KCOPY" "$@" 2>"$ERR_FILE" && ST=0 || ST=$?
-	cat "$ERR_FILE" >&2
-	[[ $ST != 124 ]] || fail "kcopy $* hung (watchdog)"
-}
-
 # expected_ranges LBS OFF:LEN...: the injected byte ranges widened to whole
 # logical blocks, as "SECTOR COUNT" lines in 512-byte sectors, merged and
 # sorted.

@@ -24,16 +24,6 @@ no_stderr() {
 	[[ ! -s $ERR ]] || fail "$1: unexpected stderr: $(cat "$ERR")"
 }
 
-# same A AOFF B BOFF LEN (bytes) and same_sectors A ASEC B BSEC COUNT
-same() {
-	local a b
-	a=$(sum "$1" "$2" "$5") || fail "cannot read $1"
-	b=$(sum "$3" "$4" "$5") || fail "cannot read $3"
-	assert_eq "$a" "$b" "$1 @$2 vs $3 @$4 ($5 bytes)"
-}
-same_sectors() {
-	same "$1" $(($2 * 512)) "$3" $(($4 * 512)) $(($5 * 512))
-}
 zero_sectors() {	# FILE SECTOR COUNT: all zero
 	assert_eq "$(sum "$1" $(($2 * 512)) $(($3 * 512)))" \
 		"$(head -c $(($3 * 512)) /dev/zero | md5sum | cut -d' ' -f1)" \

@@ -20,19 +20,6 @@ size_is() {
 	assert_eq "$(stat -c %s "$1")" "$2" "size of $1"
 }
 
-# same A AOFF B BOFF LEN: LEN bytes of A at byte AOFF equal those of B at BOFF.
-same() {
-	local a b
-	a=$(sum "$1" "$2" "$5") || fail "cannot read $1"
-	b=$(sum "$3" "$4" "$5") || fail "cannot read $3"
-	assert_eq "$a" "$b" "$1 @$2 vs $3 @$4 ($5 bytes)"
-}
-
-# same_sectors A ASEC B BSEC COUNT: the same, in 512-byte sectors.
-same_sectors() {
-	same "$1" $(($2 * 512)) "$3" $(($4 * 512)) $(($5 * 512))
-}
-
 # zero_sum LEN: md5 of LEN zero bytes.
 zero_sum() {
 	head -c "$1" /dev/zero | md5sum | cut -d' ' -f1

@@ -12,14 +12,6 @@ make_image "$T/src.img" "$SIZE" pattern:src
 SRC=$T/src.img
 SRC_SUM=$(sum "$SRC")
 
-ST=0 ERR_FILE=
-run_kcopy() {
-	ERR_FILE=$(mktemp "$T/stderr.XXXXXX")
-	run_watchdog 60 "$KCOPY" "$@" 2>"$ERR_FILE" && ST=0 || ST=$?
-	cat "$ERR_FILE" >&2
-	[[ $ST != 124 ]] || fail "kcopy $* hung (watchdog)"
-}
-
 # expected_mismatches CHUNK DEST_SECTOR OFF:LEN...: the sub-jobs (of CHUNK
 # bytes, counted from the start of the region) that the corrupt byte
 # ranges OFF:LEN of the destination device touch, as destination sector

@@ -182,6 +182,19 @@ static int check_region(struct kcopy *k, struct target *t, bool may_extend)
 	return 0;
 }
 
+/* A region without COUNT: from SECTOR to the end of the device or file. */
+static int count_to_end(struct kcopy *k, struct target *t)
+{
+	if (t->sector >= t->size / KC_SECTOR_SIZE) {
+		setup_error(k, t, "sector %" PRIu64 " is at or past the end "
+			    "(%" PRIu64 " sectors)", t->sector,
+			    t->size / KC_SECTOR_SIZE);
+		return -1;
+	}
+	t->count = t->size / KC_SECTOR_SIZE - t->sector;
+	return 0;
+}
+
 int target_open_source(struct kcopy *k, struct target *t)
 {
 	t->fd = open(t->spec.path, O_RDONLY | O_CLOEXEC);
@@ -203,13 +216,8 @@ int target_open_source(struct kcopy *k, struct target *t)
 				    "multiple of 512: give a COUNT", t->size);
 			return -1;
 		}
-		if (t->sector >= t->size / KC_SECTOR_SIZE) {
-			setup_error(k, t, "sector %" PRIu64 " is at or past "
-				    "the end (%" PRIu64 " sectors)", t->sector,
-				    t->size / KC_SECTOR_SIZE);
+		if (count_to_end(k, t) < 0)
 			return -1;
-		}
-		t->count = t->size / KC_SECTOR_SIZE - t->sector;
 	}
 	return check_region(k, t, false);
 }
@@ -307,13 +315,8 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 		t->count = want;
 	} else {
 		/* --zero: to the end of the device or file. */
-		if (t->sector >= t->size / KC_SECTOR_SIZE) {
-			setup_error(k, t, "sector %" PRIu64 " is at or past "
-				    "the end (%" PRIu64 " sectors)", t->sector,
-				    t->size / KC_SECTOR_SIZE);
+		if (count_to_end(k, t) < 0)
 			return -1;
-		}
-		t->count = t->size / KC_SECTOR_SIZE - t->sector;
 	}
 	if (want && t->count != want)
 		goto count_differs;
