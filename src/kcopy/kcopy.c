@@ -68,7 +68,7 @@ static struct {
 	int version;
 } cli;
 
-enum { OPT_VERBOSE = 1, OPT_PROGRESS };
+enum { OPT_VERBOSE = 1, OPT_PROGRESS, OPT_HELP, OPT_USAGE };
 
 static struct poptOption option_table[] = {
 	{ "pages", 'p', POPT_ARG_STRING, &cli.pages, 0,
@@ -106,7 +106,12 @@ static struct poptOption option_table[] = {
 	  "say more (repeat for more)", NULL },
 	{ "version", 'V', POPT_ARG_NONE, &cli.version, 0,
 	  "print the version and exit", NULL },
-	POPT_AUTOHELP
+	/* Not POPT_AUTOHELP: its handler frees the context before exit(),
+	 * and release() would free it again. */
+	{ "help", '?', POPT_ARG_NONE, NULL, OPT_HELP,
+	  "show this help message and exit", NULL },
+	{ "usage", 0, POPT_ARG_NONE, NULL, OPT_USAGE,
+	  "show a brief usage message and exit", NULL },
 	POPT_TABLEEND
 };
 
@@ -136,6 +141,7 @@ static void parse_options(struct kcopy *k, int argc, const char **argv,
 		}
 	}
 	pc = poptGetContext("kcopy", argc, argv, option_table, 0);
+	*pcp = pc;
 
 	poptSetOtherOptionHelp(pc, "[OPTION]... SOURCE DEST [DEST]...\n"
 			       "  or:  kcopy --zero [OPTION]... DEST [DEST]...\n"
@@ -146,6 +152,13 @@ static void parse_options(struct kcopy *k, int argc, const char **argv,
 	o->throttle = 100;
 	o->progress_interval = 0;
 	while ((rc = poptGetNextOpt(pc)) > 0) {
+		if (rc == OPT_HELP || rc == OPT_USAGE) {
+			if (rc == OPT_HELP)
+				poptPrintHelp(pc, stdout, 0);
+			else
+				poptPrintUsage(pc, stdout, 0);
+			exit(0);
+		}
 		if (rc == OPT_VERBOSE)
 			o->verbose++;
 		else if (rc == OPT_PROGRESS)
@@ -233,6 +246,8 @@ static void parse_specs(struct kcopy *k, poptContext pc)
 	k->dests = calloc(k->num_dests, sizeof(*k->dests));
 	if (!k->dests)
 		usage_error("out of memory");
+	for (i = 0; i < k->num_dests; i++)
+		k->dests[i].fd = -1;
 	for (i = 0; i < n; i++) {
 		struct target *t = i < first_dest ? &k->src
 						  : &k->dests[i - first_dest];
@@ -598,16 +613,48 @@ static int block_signals(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+/* Everything main() made, freed on every way out: a return from main, a
+ * usage error's exit() (so that a leak checker sees a clean exit too). */
+static struct kcopy *the_run;
+static poptContext the_context;
+
+static void release(void)
+{
+	struct kcopy *k = the_run;
+	unsigned int i;
+
+	if (!k)
+		return;
+	if (k->kc)
+		kcopyd_client_destroy(k->kc);
+	verify_free();
+	free(k->bad);
+	for (i = 0; k->dests && i < k->num_dests; i++) {
+		if (k->dests[i].fd >= 0)
+			close(k->dests[i].fd);
+		kc_spec_free(&k->dests[i].spec);
+		free(k->dests[i].mismatches);
+	}
+	free(k->dests);
+	if (k->src.fd >= 0)
+		close(k->src.fd);
+	kc_spec_free(&k->src.spec);
+	if (the_context)
+		poptFreeContext(the_context);
+	the_run = NULL;
+}
+
 int main(int argc, char **argv)
 {
-	struct kcopy k = { 0 };
+	static struct kcopy k = { .src.fd = -1 };
 	struct zero_job zjobs[KCOPYD_MAX_DESTS];
-	poptContext pc;
 	unsigned int flags = KCOPYD_DROP_FAILED_DESTS, i;
 	int r, status;
 
-	parse_options(&k, argc, (const char **)argv, &pc);
-	parse_specs(&k, pc);
+	the_run = &k;
+	atexit(release);
+	parse_options(&k, argc, (const char **)argv, &the_context);
+	parse_specs(&k, the_context);
 
 	/* Setup: everything is checked before anything is created. */
 	if (!k.opt.zero && target_open_source(&k, &k.src) < 0)
@@ -684,6 +731,7 @@ int main(int argc, char **argv)
 			verify_dests(&k);
 	}
 	kcopyd_client_destroy(k.kc);
+	k.kc = NULL;
 
 	status = exit_status(&k);
 	if (k.opt.report) {
@@ -702,15 +750,5 @@ int main(int argc, char **argv)
 		message(&k, "%" PRIu64 " bytes %s %u destination(s) in %.3f s",
 			k.bytes_done, k.opt.zero ? "zeroed on" : "copied to",
 			k.num_dests, k.seconds);
-	verify_free();
-	free(k.bad);
-	for (i = 0; i < k.num_dests; i++) {
-		close(k.dests[i].fd);
-		kc_spec_free(&k.dests[i].spec);
-		free(k.dests[i].mismatches);
-	}
-	free(k.dests);
-	kc_spec_free(&k.src.spec);
-	poptFreeContext(pc);
 	return status;
 }
