@@ -48,7 +48,7 @@ grep -q 'ETA' "$T/typescript" || fail "progress on a terminal: no ETA"
 # that other I/O on the machine's disk does not slow the copy below it.
 rdir=$T
 if [[ $(id -u) == 0 ]]; then
-	rdir=$(make_tmpfs 160M)
+	rdir=$(make_tmpfs 640M)
 	cp "$T/src.img" "$rdir/src.img"
 else
 	cp "$T/src.img" "$rdir/src.img"
@@ -62,8 +62,9 @@ sys.exit(0 if abs(rate - 16) <= 0.8 else
          "rate %.2f MiB/s over %.2f s, wanted 16 +- 5%%" % (rate, r["seconds"]))
 PY
 assert_eq "$(sum "$rdir/rate.img")" "$(sum "$T/src.img")" "rate: data"
-# --throttle 20: I/O in flight at most a fifth of the time, so the copy
-# takes several times as long as unthrottled (measured: 3.5x).
+# --throttle 10: I/O in flight at most a tenth of the time, so the copy
+# takes several times as long as unthrottled (measured: 5x when idle, 2x
+# with the other core busy and a sanitizer build).
 elapsed() {
 	local s e
 	s=$(date +%s%N)
@@ -71,9 +72,15 @@ elapsed() {
 	e=$(date +%s%N)
 	echo $(((e - s) / 1000000))
 }
-cat "$T/src.img" "$T/src.img" "$T/src.img" "$T/src.img" >"$T/big.img"
-full=$(elapsed "$T/big.img" "$T/thr.img")
-slow=$(elapsed --throttle 20 "$T/big.img" "$T/thr.img")
-((slow >= 2 * full)) || fail "--throttle 20 took $slow ms, unthrottled $full ms"
-assert_eq "$(sum "$T/thr.img")" "$(sum "$T/big.img")" "throttle: data"
+cat "$T/src.img" "$T/src.img" "$T/src.img" "$T/src.img" >"$rdir/big.img"
+# The fastest of three unthrottled runs: other work on the machine only
+# ever makes a run slower.
+full=
+for _ in 1 2 3; do
+	t=$(elapsed "$rdir/big.img" "$rdir/thr.img")
+	[[ -n $full && $full -le $t ]] || full=$t
+done
+slow=$(elapsed --throttle 10 "$rdir/big.img" "$rdir/thr.img")
+((slow * 2 >= 3 * full)) || fail "--throttle 10 took $slow ms, unthrottled $full ms"
+assert_eq "$(sum "$rdir/thr.img")" "$(sum "$rdir/big.img")" "throttle: data"
 echo "kcopy-progress: ok"
