@@ -1,0 +1,676 @@
+#!/bin/bash
+# bench.sh - kcopy against dd, dcfldd, dd|tee, nbdcopy and fio, side by side.
+#
+# Copyright (C) 2026 The kcopy authors.
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Usage (as root):  bash contrib/bench/bench.sh /path/to/kcopy [OPTION]...
+#                   make bench
+#
+# Builds loop devices over images on a private tmpfs and/or on the root disk
+# (/var/tmp), a source filled with random data and four destinations, then
+# runs every tool --runs times, interleaved (one run of each tool per round,
+# the order rotated every round), dropping the page cache and zero-filling the
+# destinations before every run.  The first run of each tool is checked with
+# cmp against the source.  Reports the median wall time, MiB/s, the ratio to
+# kcopy, CPU seconds per GiB and peak RSS (GNU time), checks the targets of
+# SPEC.md "Performance", and writes Markdown, CSV and (with gnuplot) a PNG
+# into contrib/bench/results/.  It installs nothing: a missing tool is named
+# and its rows are skipped.  Every loop device and mount it made is removed
+# on exit, also when interrupted.
+
+set -u
+set -o pipefail
+export LC_ALL=C
+
+ME=${0##*/}
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+usage() {
+	cat <<EOF
+Usage: $ME KCOPY [OPTION]...
+Benchmark KCOPY (path to the kcopy binary) against dd, dcfldd, dd|tee,
+nbdcopy and fio on loop devices.  Must run as root.
+
+  --medium tmpfs|disk|both   where the loop images live (default both);
+                             disk = files under /var/tmp (loop direct I/O)
+  --size SIZE                bytes copied, K/M/G suffixes (default 1G)
+  --runs N                   repetitions of every tool (default 5)
+  --disk-runs N              repetitions on the disk medium (default --runs)
+  --kcopy-opts 'OPTS'        extra options for kcopy (e.g. '--pages 8192')
+  --sweep                    instead of the tool comparison, run kcopy with
+                             --pages 512,2048,8192,32768 x --chunk 128K,512K,
+                             1M,4M (1->1 and 1->4; dd as reference)
+  --sweep-pages 'LIST'       pages to sweep (default '512 2048 8192 32768')
+  --sweep-chunks 'LIST'      chunks to sweep (default '128K 512K 1M 4M')
+  --no-fio                   skip the fio ceiling
+  --outdir DIR               results directory (default $HERE/results)
+  -h, --help                 this text
+
+Quick run:  $ME /path/to/kcopy --size 256M --runs 3 --medium tmpfs
+EOF
+}
+
+die() { echo "$ME: $*" >&2; exit 1; }
+say() { echo "$ME: $*" >&2; }
+
+[ $# -ge 1 ] || { usage >&2; exit 1; }
+case $1 in -h|--help) usage; exit 0;; esac
+KCOPY=$1; shift
+case $KCOPY in /*) ;; *) KCOPY=$(pwd)/$KCOPY;; esac
+
+MEDIUM=both SIZE_ARG=1G RUNS=5 DISK_RUNS='' KOPTS='' SWEEP=0 FIO=1
+SWEEP_PAGES='512 2048 8192 32768' SWEEP_CHUNKS='128K 512K 1M 4M'
+OUTDIR=$HERE/results
+while [ $# -gt 0 ]; do
+	opt=$1
+	case $opt in
+	--*=*) set -- "${opt%%=*}" "${opt#*=}" "${@:2}"; continue;;
+	esac
+	case $opt in
+	--medium|--size|--runs|--disk-runs|--kcopy-opts|--outdir|--sweep-pages|--sweep-chunks)
+		[ $# -ge 2 ] || die "$opt needs an argument";;
+	esac
+	case $opt in
+	--medium) MEDIUM=$2; shift;;
+	--size) SIZE_ARG=$2; shift;;
+	--runs) RUNS=$2; shift;;
+	--disk-runs) DISK_RUNS=$2; shift;;
+	--kcopy-opts) KOPTS=$2; shift;;
+	--outdir) OUTDIR=$2; shift;;
+	--sweep) SWEEP=1;;
+	--sweep-pages) SWEEP_PAGES=$2; shift;;
+	--sweep-chunks) SWEEP_CHUNKS=$2; shift;;
+	--no-fio) FIO=0;;
+	-h|--help) usage; exit 0;;
+	*) usage >&2; die "unknown option '$opt'";;
+	esac
+	shift
+done
+
+case $MEDIUM in tmpfs|disk|both) ;; *) die "--medium: tmpfs, disk or both";; esac
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs: a positive number"
+DISK_RUNS=${DISK_RUNS:-$RUNS}
+[[ $DISK_RUNS =~ ^[1-9][0-9]*$ ]] || die "--disk-runs: a positive number"
+SIZE=$(numfmt --from=iec "${SIZE_ARG%iB}" 2>/dev/null) ||
+	die "--size '$SIZE_ARG': not a size"
+if [ "$SIZE" -lt 1048576 ] || [ $((SIZE % 1048576)) -ne 0 ]; then
+	die "--size: a multiple of 1 MiB, at least 1M"
+fi
+SIZE_MB=$((SIZE / 1048576))
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (loop devices, drop_caches)"
+[ -x "$KCOPY" ] || die "'$KCOPY' is not an executable kcopy"
+for t in losetup blockdev blkdiscard cmp dd tee mkfifo numfmt awk; do
+	command -v "$t" >/dev/null || die "required tool '$t' is missing"
+done
+
+# Optional tools: their rows (or columns) are skipped when missing.
+have() { command -v "$1" >/dev/null 2>&1; }
+GNU_TIME=
+if [ -x /usr/bin/time ] && /usr/bin/time --version 2>&1 | grep -q GNU; then
+	GNU_TIME=/usr/bin/time
+else
+	say "GNU time (/usr/bin/time, package 'time') is missing: no peak RSS column"
+fi
+for t in nbdcopy dcfldd fio gnuplot; do
+	have $t || say "'$t' is missing: its rows are skipped" \
+		"(Debian: libnbd-bin, dcfldd, fio, gnuplot-nox)"
+done
+have fio || FIO=0
+
+# kcopy's memory budget: from --kcopy-opts, else its --help default.
+budget_pages() {
+	local p
+	p=$(sed -nE 's/.*(--pages[= ]|-p ?)([0-9]+).*/\2/p' <<<"$1")
+	[ -n "$p" ] && { echo "$p"; return; }
+	p=$("$KCOPY" --help 2>&1 | tr '\n' ' ' |
+		sed -nE 's/.*--pages[^(]*\(default ([0-9]+).*/\1/p')
+	echo "${p:-2048}"
+}
+
+# ------------------------------------------------------------ teardown
+
+WORK=$(mktemp -d /tmp/kcopy-bench.XXXXXX) || die "mktemp failed"
+LOOPS=() MOUNTS=() DIRS=("$WORK")
+cleanup() {
+	local rc=$? d i
+	trap - EXIT INT TERM HUP
+	wait 2>/dev/null	# children of an interrupted run
+	for d in "${LOOPS[@]}"; do
+		# A device still open (a dying tool, udev) is only marked for
+		# detaching on its last close; the unmount below waits for that.
+		losetup -d "$d" 2>/dev/null || say "could not detach $d"
+	done
+	for d in "${MOUNTS[@]}"; do
+		for ((i = 0; i < 30; i++)); do
+			umount "$d" 2>/dev/null && break
+			sleep 0.1
+		done
+		[ "$i" -lt 30 ] || umount -l "$d" ||
+			say "could not unmount $d"
+	done
+	for d in "${DIRS[@]}"; do rm -rf -- "$d"; done
+	exit $rc
+}
+trap cleanup EXIT
+trap 'say interrupted; exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# ------------------------------------------------------------ helpers
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g |
+	awk '{ v[NR] = $1 } END { if (!NR) exit;
+		if (NR % 2) print v[(NR + 1) / 2];
+		else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+maxof() { tr ' ' '\n' | grep -v '^$' | sort -g | tail -n 1; }
+
+drop_caches() {
+	sync
+	blockdev --flushbufs "${LOOPS[@]}" 2>/dev/null
+	echo 3 > /proc/sys/vm/drop_caches
+}
+
+# Destinations are zeroed before every run: nothing left from a previous run
+# can make a broken tool look right.
+zero_dests() {
+	local d
+	for d in "$@"; do
+		blkdiscard -z "$d" 2>/dev/null ||
+			dd if=/dev/zero of="$d" bs=1M count="$SIZE_MB" \
+				oflag=direct conv=fsync status=none ||
+			die "cannot zero $d"
+	done
+}
+
+# Attach a loop device over an image (direct I/O to the backing file on
+# disk); the device is left in ATTACHED and recorded in LOOPS for teardown.
+# Not to be called in a subshell: LOOPS must reach the EXIT trap.
+attach() {
+	local img=$1 dio=$2 dev=
+	if [ "$dio" = 1 ]; then
+		dev=$(losetup -f --show --direct-io=on "$img" 2>/dev/null) ||
+			dev=$(losetup -f --show "$img")
+	else
+		dev=$(losetup -f --show "$img")
+	fi
+	[ -n "$dev" ] || die "losetup failed for $img"
+	LOOPS+=("$dev")
+	ATTACHED=$dev
+}
+
+# Make SRC (random) and DST[0..3] for one medium.
+setup_medium() {
+	local medium=$1 dir need avail i dio=0
+	need=$((5 * SIZE + 64 * 1048576))
+	case $medium in
+	tmpfs)
+		dir=$WORK/tmpfs
+		mkdir -p "$dir"
+		mount -t tmpfs -o size=$((need / 1048576))m kcopy-bench "$dir" ||
+			die "cannot mount a tmpfs of $((need >> 20)) MiB"
+		MOUNTS+=("$dir")
+		;;
+	disk)
+		dir=$(mktemp -d /var/tmp/kcopy-bench.XXXXXX) || die "mktemp failed"
+		DIRS+=("$dir")
+		avail=$(df -B1 --output=avail "$dir" | tail -n 1)
+		[ "$avail" -gt "$need" ] ||
+			die "/var/tmp: $((need >> 20)) MiB needed, $((avail >> 20)) free"
+		dio=1
+		;;
+	esac
+	say "$medium: writing a ${SIZE_ARG} random source and 4 destinations in $dir"
+	dd if=/dev/urandom of="$dir/src.img" bs=1M count="$SIZE_MB" \
+		iflag=fullblock status=none || die "cannot write the source image"
+	for i in 1 2 3 4; do
+		fallocate -l "$SIZE" "$dir/dst$i.img" 2>/dev/null ||
+			dd if=/dev/zero of="$dir/dst$i.img" bs=1M \
+				count="$SIZE_MB" status=none ||
+			die "cannot make dst$i.img"
+	done
+	attach "$dir/src.img" $dio
+	SRC=$ATTACHED
+	DST=()
+	for i in 1 2 3 4; do
+		attach "$dir/dst$i.img" $dio
+		DST+=("$ATTACHED")
+	done
+	MEDIUM_DIR=$dir
+	say "$medium: source $SRC, destinations ${DST[*]}" \
+		"(loop direct I/O: $(cat "/sys/block/${SRC#/dev/}/loop/dio" 2>/dev/null || echo ?))"
+}
+
+# ------------------------------------------------------------ the entries
+#
+# An entry: test (1to1, 1to4, fio), tool label, kind, kcopy options.
+E_TEST=() E_TOOL=() E_KIND=() E_OPTS=()
+add() { E_TEST+=("$1"); E_TOOL+=("$2"); E_KIND+=("$3"); E_OPTS+=("${4:-}"); }
+
+build_entries() {
+	E_TEST=() E_TOOL=() E_KIND=() E_OPTS=()
+	if [ "$SWEEP" = 1 ]; then
+		local t p c
+		for t in 1to1 1to4; do
+			for p in $SWEEP_PAGES; do
+				for c in $SWEEP_CHUNKS; do
+					add $t "kcopy p=$p c=$c" kcopy \
+						"$KOPTS --pages $p --chunk $c"
+				done
+			done
+		done
+		add 1to1 "dd (reference)" dd
+		add 1to4 "dd x4 (reference)" dd4
+		return
+	fi
+	add 1to1 kcopy kcopy "$KOPTS"
+	add 1to1 dd dd
+	have nbdcopy && add 1to1 nbdcopy nbdcopy
+	have dcfldd && add 1to1 dcfldd dcfldd
+	add 1to4 kcopy kcopy "$KOPTS"
+	add 1to4 "dd x4" dd4
+	have dcfldd && add 1to4 dcfldd dcfldd
+	add 1to4 "dd | tee" ddtee
+	if [ "$FIO" = 1 ]; then
+		# The copy's ceiling: fio reading the source and writing the
+		# destinations at once (independent jobs, no data dependency).
+		add 1to1 "fio 1 read + 1 write job (ceiling)" fiocopy
+		add 1to4 "fio 1 read + 4 write jobs (ceiling)" fiocopy
+		add fio "fio seq read" fioread
+		add fio "fio seq write" fiowrite
+	fi
+}
+
+ndests() { case $1 in 1to1) echo 1;; 1to4) echo 4;; *) echo 0;; esac; }
+
+# Run "$@" under GNU time; add to RUN_WALL/RUN_CPU, max into RUN_RSS.
+# Output goes to $WORK/out and $WORK/err; returns the command's status.
+# CPU seconds (user + sys) of the shell's waited-for children, from the
+# "times" builtin (millisecond resolution; GNU time's %U/%S have 10 ms).
+# "times" runs in this shell (no fork), so the snapshot is exact.
+children_cpu() {
+	awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) {
+		split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] }
+		printf "%.3f", t }' "$1"
+}
+
+# Run "$@": add its wall time to RUN_WALL and its CPU time (with that of
+# its children) to RUN_CPU; its peak RSS (GNU time's %M: the largest single
+# process of the tree) goes into RUN_RSS when larger.  Output goes to
+# $WORK/out and $WORK/err; returns the command's status.
+RUN_WALL=0 RUN_CPU=0 RUN_RSS=0
+timed() {
+	local t0 t1 rc rss
+	times >"$WORK/times0"
+	t0=$EPOCHREALTIME
+	if [ -n "$GNU_TIME" ]; then
+		"$GNU_TIME" -f '%M %e %U %S' -o "$WORK/time" "$@" \
+			>>"$WORK/out" 2>>"$WORK/err"
+		rc=$?
+	else
+		"$@" >>"$WORK/out" 2>>"$WORK/err"
+		rc=$?
+	fi
+	t1=$EPOCHREALTIME
+	times >"$WORK/times1"
+	RUN_WALL=$(awk -v w="$RUN_WALL" -v a="$t0" -v b="$t1" \
+		'BEGIN { printf "%.6f", w + b - a }')
+	RUN_CPU=$(awk -v c="$RUN_CPU" -v a="$(children_cpu "$WORK/times0")" \
+		-v b="$(children_cpu "$WORK/times1")" \
+		'BEGIN { printf "%.3f", c + b - a }')
+	if [ -n "$GNU_TIME" ]; then
+		# The last line: "Command exited with non-zero status" may precede.
+		read -r rss _ < <(tail -n 1 "$WORK/time")
+		[ "${rss:-0}" -gt "$RUN_RSS" ] && RUN_RSS=$rss
+	fi
+	return $rc
+}
+
+# A command whose wall time counts but whose CPU and RSS are not the tool's.
+untimed_in_wall() {
+	local t0 t1 rc
+	t0=$EPOCHREALTIME
+	"$@" >>"$WORK/out" 2>>"$WORK/err"
+	rc=$?
+	t1=$EPOCHREALTIME
+	RUN_WALL=$(awk -v w="$RUN_WALL" -v a="$t0" -v b="$t1" \
+		'BEGIN { printf "%.6f", w + b - a }')
+	return $rc
+}
+
+# shellcheck disable=SC2016 # expanded by the inner bash
+DDTEE_SCRIPT='
+src=$1; shift; n=0
+for d; do
+	n=$((n + 1)); mkfifo "$W/fifo$n"
+	dd if="$W/fifo$n" of="$d" bs=1M iflag=fullblock oflag=direct conv=fsync status=none &
+	set -- "$@" "$W/fifo$n"
+done
+shift $n
+dd if="$src" bs=1M iflag=direct status=none | tee "$@" >/dev/null
+rc=$?
+wait || rc=1
+exit $rc'
+
+# Run entry $1 once: sets RUN_WALL, RUN_CPU, RUN_RSS, RUN_BW (fio, KiB/s).
+run_entry() {
+	local i=$1 n d rc=0
+	local kind=${E_KIND[$i]} test=${E_TEST[$i]}
+	n=$(ndests "$test")
+	local dests=("${DST[@]:0:$n}")
+	RUN_WALL=0 RUN_CPU=0 RUN_RSS=0 RUN_BW=
+	: >"$WORK/out"; : >"$WORK/err"
+	case $kind in
+	kcopy)
+		# shellcheck disable=SC2086
+		timed "$KCOPY" ${E_OPTS[$i]} "$SRC" "${dests[@]}" || rc=$?;;
+	dd)
+		timed dd if="$SRC" of="${dests[0]}" bs=1M iflag=direct \
+			oflag=direct conv=fsync status=none || rc=$?;;
+	dd4)
+		for d in "${dests[@]}"; do
+			timed dd if="$SRC" of="$d" bs=1M iflag=direct \
+				oflag=direct conv=fsync status=none || rc=$?
+		done;;
+	nbdcopy)
+		timed nbdcopy --flush "$SRC" "${dests[0]}" || rc=$?;;
+	dcfldd)
+		local ofs=()
+		for d in "${dests[@]}"; do ofs+=("of=$d"); done
+		timed dcfldd if="$SRC" "${ofs[@]}" bs=1M status=off || rc=$?
+		# dcfldd has no fsync option: flush inside the timed window.
+		untimed_in_wall sync -d "${dests[@]}" || rc=$?;;
+	ddtee)
+		rm -f "$WORK"/fifo*
+		timed env W="$WORK" bash -c "$DDTEE_SCRIPT" ddtee \
+			"$SRC" "${dests[@]}" || rc=$?;;
+	fiocopy)
+		local jobs=() fo="--bs=1M --iodepth=16 --direct=1 --ioengine=libaio --size=$SIZE"
+		# shellcheck disable=SC2206 # fo is split on purpose
+		jobs=(--name=read --filename="$SRC" --rw=read $fo)
+		for d in "${dests[@]}"; do
+			# shellcheck disable=SC2206
+			jobs+=(--name=write --filename="$d" --rw=write --end_fsync=1 $fo)
+		done
+		timed fio --minimal "${jobs[@]}" || rc=$?
+		# The ceiling is the slowest job's own run time (fio's start-up,
+		# one process per job, is not the copy's business).
+		RUN_WALL=$(awk -F';' 'NF > 100 { r = $9 > $50 ? $9 : $50
+			if (r > m) m = r } END { printf "%.3f", m / 1000 }' "$WORK/out");;
+	fioread|fiowrite)
+		local rw=read f=$SRC field=7 extra=
+		[ "$kind" = fiowrite ] && { rw=write f=${DST[0]} field=48 extra=--end_fsync=1; }
+		timed fio --name="$rw" --filename="$f" --rw=$rw --bs=1M \
+			--iodepth=16 --direct=1 --ioengine=libaio --size="$SIZE" \
+			$extra --minimal || rc=$?
+		RUN_BW=$(awk -F';' -v f=$field 'NF > 100 { print $f; exit }' "$WORK/out");;
+	esac
+	return $rc
+}
+
+# Compare the source with the entry's destinations.
+verify_entry() {
+	local i=$1 n d
+	n=$(ndests "${E_TEST[$i]}")
+	for d in "${DST[@]:0:$n}"; do
+		cmp -n "$SIZE" "$SRC" "$d" >/dev/null 2>&1 || return 1
+	done
+	return 0
+}
+
+# ------------------------------------------------------------ one medium
+
+run_medium() {
+	local medium=$1 runs=$2 label=$3
+	local n i k r idx rc
+	build_entries
+	n=${#E_TEST[@]}
+	LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+	declare -gA WALLS=() CPUS=() RSSS=() BWS=() STATUS=()
+	for ((i = 0; i < n; i++)); do STATUS[$i]=ok; done
+
+	local raw=$OUTDIR/$label-runs.csv
+	echo "medium,size_bytes,round,test,tool,wall_s,cpu_s,maxrss_kib,fio_kib_s,exit" >"$raw"
+	say "$medium: $n entries x $runs rounds, size $SIZE_ARG"
+	for ((r = 0; r < runs; r++)); do
+		for ((k = 0; k < n; k++)); do
+			idx=$(((k + r) % n))	# rotate the order every round
+			[ "${STATUS[$idx]}" = ok ] || continue
+			n_d=$(ndests "${E_TEST[$idx]}")
+			[ "${E_KIND[$idx]}" = fiowrite ] && n_d=1
+			[ "$n_d" -gt 0 ] && zero_dests "${DST[@]:0:$n_d}"
+			drop_caches
+			rc=0
+			run_entry "$idx" || rc=$?
+			printf '%s,%s,%d,%s,%s,%s,%s,%s,%s,%d\n' "$medium" "$SIZE" \
+				$((r + 1)) "${E_TEST[$idx]}" "${E_TOOL[$idx]}" \
+				"$RUN_WALL" "$RUN_CPU" "$RUN_RSS" "${RUN_BW:-}" \
+				"$rc" >>"$raw"
+			printf '  round %d/%d  %-5s %-22s %8.3f s  cpu %6s s  rss %6d KiB%s\n' \
+				$((r + 1)) "$runs" "${E_TEST[$idx]}" \
+				"${E_TOOL[$idx]}" "$RUN_WALL" "$RUN_CPU" \
+				"$RUN_RSS" "${RUN_BW:+  ${RUN_BW} KiB/s}" >&2
+			if [ "$rc" -ne 0 ]; then
+				STATUS[$idx]="FAILED (exit $rc)"
+				say "${E_TOOL[$idx]} (${E_TEST[$idx]}) failed: $(head -c 300 "$WORK/err")"
+				continue
+			fi
+			if [ "$r" -eq 0 ] && [[ ${E_KIND[$idx]} != fio* ]] &&
+			   ! verify_entry "$idx"; then
+				STATUS[$idx]="FAILED (cmp)"
+				say "${E_TOOL[$idx]} (${E_TEST[$idx]}): destination differs from the source"
+				continue
+			fi
+			WALLS[$idx]+="$RUN_WALL "
+			CPUS[$idx]+="$RUN_CPU "
+			RSSS[$idx]+="$RUN_RSS "
+			BWS[$idx]+="${RUN_BW:+$RUN_BW }"
+		done
+	done
+	report "$medium" "$runs" "$label"
+}
+
+# ------------------------------------------------------------ reporting
+
+fmt() { awk -v v="$1" -v p="${2:-2}" 'BEGIN { if (v == "") print "-";
+	else printf "%.*f\n", p, v }'; }
+
+report() {
+	local medium=$1 runs=$2 label=$3
+	local md=$OUTDIR/$label.md csv=$OUTDIR/$label.csv dat=$WORK/$label.dat
+	local n=${#E_TEST[@]} i test tool cpu ratio kc
+	local gib
+	gib=$(awk -v s="$SIZE" 'BEGIN { printf "%.6f", s / 1073741824 }')
+	declare -gA MED=() MIBS=() CPUG=() RSSM=() RANGE=()
+
+	for ((i = 0; i < n; i++)); do
+		[ -n "${WALLS[$i]:-}" ] || continue
+		if [ "${E_TEST[$i]}" = fio ]; then
+			local bw
+			bw=$(median <<<"${BWS[$i]}")
+			[ -n "$bw" ] || continue
+			MIBS[$i]=$(awk -v b="$bw" 'BEGIN { printf "%.1f", b / 1024 }')
+			MED[$i]=$(awk -v b="$bw" -v s="$SIZE" \
+				'BEGIN { printf "%.3f", s / 1024 / b }')
+		else
+			MED[$i]=$(median <<<"${WALLS[$i]}")
+			RANGE[$i]=$(tr ' ' '\n' <<<"${WALLS[$i]}" | grep -v '^$' |
+				sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
+					END { printf "%.2f–%.2f", lo, hi }')
+			MIBS[$i]=$(awk -v t="${MED[$i]}" -v m="$SIZE_MB" \
+				'BEGIN { printf "%.1f", m / t }')
+		fi
+		cpu=$(median <<<"${CPUS[$i]}")
+		CPUG[$i]=$(awk -v c="$cpu" -v g="$gib" 'BEGIN { printf "%.3f", c / g }')
+		if [ -n "$GNU_TIME" ]; then
+			RSSM[$i]=$(awk -v r="$(maxof <<<"${RSSS[$i]}")" \
+				'BEGIN { printf "%.1f", r / 1024 }')
+		fi
+	done
+
+	# kcopy's row of each test: "kcopy", or in a sweep the default options.
+	declare -gA KROW=()
+	for ((i = 0; i < n; i++)); do
+		case ${E_TOOL[$i]} in
+		kcopy) KROW[${E_TEST[$i]}]=$i;;
+		"kcopy p=$DEF_PAGES c=512K") KROW[${E_TEST[$i]}]=$i;;
+		esac
+	done
+
+	{
+		echo "# kcopy benchmark: $medium, $SIZE_ARG, $runs runs"
+		echo
+		echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -n), $(nproc) CPUs," \
+			"Linux $(uname -r); $("$KCOPY" --version 2>&1 | head -n 1)" \
+			"($KCOPY, built $(date -u -r "$KCOPY" '+%Y-%m-%d %H:%M UTC'))" \
+			"${KOPTS:+(options: $KOPTS)}"
+		echo
+		echo "Load average before/after this medium: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)" \
+			"(other work on the machine shows up as noise)."
+		echo
+		echo "Loop devices over $([ "$medium" = tmpfs ] && echo "tmpfs images" ||
+			echo "files in /var/tmp (loop direct I/O)"); median wall time of" \
+			"$runs interleaved runs, page cache dropped and destinations" \
+			"zeroed before each; first run of each tool checked with cmp."
+		echo "MiB/s is source bytes per second (1→4 writes 4× that)." \
+			"Ratio = tool time / kcopy time (>1: kcopy faster)." \
+			"CPU = user+sys per GiB of source; RSS = largest process's peak."
+		echo
+		echo "| test | tool | median s | range s | MiB/s | ratio vs kcopy | CPU s/GiB | peak RSS MiB | check |"
+		echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
+	} >"$md"
+	echo "medium,size_bytes,runs,test,tool,median_s,mib_s,ratio_vs_kcopy,cpu_s_per_gib,peak_rss_mib,check" >"$csv"
+	: >"$dat"
+	for ((i = 0; i < n; i++)); do
+		test=${E_TEST[$i]} tool=${E_TOOL[$i]}
+		ratio=
+		kc=${KROW[$test]:-}
+		if [ -n "${MED[$i]:-}" ] && [ -n "$kc" ] && [ -n "${MED[$kc]:-}" ]; then
+			ratio=$(awk -v a="${MED[$i]}" -v b="${MED[$kc]}" \
+				'BEGIN { printf "%.2f", a / b }')
+		fi
+		local tname=$test
+		case $test in 1to1) tname="1→1";; 1to4) tname="1→4";; fio) tname=ceiling;; esac
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$tname" "${tool//|/\\|}" \
+			"$(fmt "${MED[$i]:-}" 3)" "${RANGE[$i]:--}" "$(fmt "${MIBS[$i]:-}" 0)" \
+			"$(fmt "$ratio" 2)" "$(fmt "${CPUG[$i]:-}" 3)" \
+			"$(fmt "${RSSM[$i]:-}" 1)" "${STATUS[$i]}" >>"$md"
+		printf '%s,%s,%s,%s,"%s",%s,%s,%s,%s,%s,%s\n' "$medium" "$SIZE" \
+			"$runs" "$test" "$tool" "${MED[$i]:-}" "${MIBS[$i]:-}" \
+			"$ratio" "${CPUG[$i]:-}" "${RSSM[$i]:-}" "${STATUS[$i]}" >>"$csv"
+		[ -n "${MIBS[$i]:-}" ] &&
+			printf '"%s %s"\t%s\t%d\n' "$tname" "$tool" "${MIBS[$i]}" \
+				"$(case $test:${E_KIND[$i]} in *:fio*) echo 3;; 1to1:*) echo 1;; *) echo 2;; esac)" >>"$dat"
+	done
+	[ "$SWEEP" = 1 ] || targets "$medium" >>"$md"
+	echo >&2
+	cat "$md"
+	echo
+	chart "$medium" "$runs" "$label" "$dat"
+}
+
+# Find an entry's index by test and tool.
+row() {
+	local i
+	for ((i = 0; i < ${#E_TEST[@]}; i++)); do
+		[ "${E_TEST[$i]}" = "$1" ] && [ "${E_TOOL[$i]}" = "$2" ] &&
+			[ -n "${MED[$i]:-}" ] && { echo $i; return 0; }
+	done
+	return 1
+}
+
+# check WHAT KCOPY_VALUE FACTOR OTHER_VALUE UNIT: PASS when kcopy <= FACTOR x OTHER
+check() {
+	local what=$1 a=$2 f=$3 b=$4 unit=$5 verdict lim
+	if [ -z "$a" ] || [ -z "$b" ]; then
+		echo "- $what: n/a (not measured)"
+		return
+	fi
+	lim=$(awk -v f="$f" -v b="$b" 'BEGIN { printf "%.3f", f * b }')
+	verdict=$(awk -v a="$a" -v l="$lim" 'BEGIN { print (a <= l) ? "PASS" : "FAIL" }')
+	a=$(awk -v a="$a" 'BEGIN { printf "%.3f", a }')
+	echo "- $what: **$verdict** (kcopy $a $unit, limit $lim $unit)"
+}
+
+# The value of array $1 at index $2, empty when $2 is.
+at() { local -n _a=$1; [ -n "$2" ] && echo "${_a[$2]:-}"; }
+
+targets() {
+	local k1 k4 d1 n1 d4 f4 budget_mib lim
+	k1=$(row 1to1 kcopy) k4=$(row 1to4 kcopy)
+	d1=$(row 1to1 dd) n1=$(row 1to1 nbdcopy) d4=$(row 1to4 "dd x4")
+	f4=$(row 1to4 dcfldd)
+	budget_mib=$(awk -v p="$PAGES" 'BEGIN { printf "%.1f", p * 4096 / 1048576 }')
+	lim=$(awk -v b="$budget_mib" 'BEGIN { print b + 6 }')
+	echo
+	echo "Targets (SPEC.md \"Performance\" and the issue; kcopy budget $PAGES pages = $budget_mib MiB):"
+	echo
+	check "1→1 wall ≤ nbdcopy's" "$(at MED "$k1")" 1 "$(at MED "$n1")" s
+	check "1→1 wall ≤ 0.8 × dd's" "$(at MED "$k1")" 0.8 "$(at MED "$d1")" s
+	check "1→4 wall ≤ 0.4 × dd x4" "$(at MED "$k4")" 0.4 "$(at MED "$d4")" s
+	check "1→4 wall ≤ 0.2 × dcfldd's" "$(at MED "$k4")" 0.2 "$(at MED "$f4")" s
+	check "1→1 CPU s/GiB ≤ dd's" "$(at CPUG "$k1")" 1 "$(at CPUG "$d1")" s/GiB
+	check "1→4 CPU s/GiB ≤ dd x4's" "$(at CPUG "$k4")" 1 "$(at CPUG "$d4")" s/GiB
+	check "1→1 peak RSS ≤ budget + 6 MiB" "$(at RSSM "$k1")" 1 "$lim" MiB
+	check "1→4 peak RSS ≤ budget + 6 MiB" "$(at RSSM "$k4")" 1 "$lim" MiB
+}
+
+chart() {
+	local medium=$1 runs=$2 label=$3 dat=$4 png rows
+	png=$OUTDIR/$label.png
+	have gnuplot || { say "gnuplot is missing: no chart"; return; }
+	rows=$(wc -l <"$dat")
+	[ "$rows" -gt 0 ] || return
+	gnuplot <<EOF 2>"$WORK/gnuplot.err" || say "gnuplot failed: $(head -c 300 "$WORK/gnuplot.err")"
+set terminal pngcairo size $((300 + rows * 70)),720 font ",10"
+set output "$png"
+set title "kcopy benchmark: $medium, $SIZE_ARG, median of $runs runs (MiB/s of source; higher is better)"
+set style fill solid 0.8 border -1
+set boxwidth 0.7
+set yrange [0:*]
+set ylabel "MiB/s"
+set xtics rotate by -45 left nomirror
+set grid ytics
+set bmargin 16
+set rmargin 12
+unset key
+set datafile separator "\t"
+plot "$dat" using 0:2:3:xtic(1) with boxes lc variable, \
+     "" using 0:2:(sprintf("%.0f", \$2)) with labels offset 0,0.8 font ",9"
+EOF
+	[ -s "$png" ] && say "chart: $png"
+}
+
+# ------------------------------------------------------------ main
+
+mkdir -p "$OUTDIR" || die "cannot create $OUTDIR"
+DEF_PAGES=$(budget_pages "")
+PAGES=$(budget_pages "$KOPTS")
+say "kcopy: $KCOPY ($("$KCOPY" --version 2>&1 | head -n 1)), budget $PAGES pages"
+
+case $MEDIUM in both) media="tmpfs disk";; *) media=$MEDIUM;; esac
+for m in $media; do
+	setup_medium "$m"
+	r=$RUNS
+	[ "$m" = disk ] && r=$DISK_RUNS
+	if [ "$SWEEP" = 1 ]; then
+		lab=sweep-$m-$SIZE_ARG
+	else
+		lab=$m-$SIZE_ARG
+	fi
+	run_medium "$m" "$r" "$lab"
+	# Free the medium before the next one.
+	for d in "$SRC" "${DST[@]}"; do
+		losetup -d "$d" || continue	# the EXIT trap tries again
+		keep=()
+		for x in "${LOOPS[@]}"; do [ "$x" = "$d" ] || keep+=("$x"); done
+		LOOPS=("${keep[@]}")
+	done
+	if [ "$m" = tmpfs ]; then
+		umount "$MEDIUM_DIR" && MOUNTS=()
+	else
+		rm -rf -- "$MEDIUM_DIR"
+	fi
+done
+say "results in $OUTDIR"
