@@ -19,6 +19,9 @@
 # and its rows are skipped.  Every loop device and mount it made is removed
 # on exit, also when interrupted.
 
+# "make bench" runs this with $(SHELL), usually a POSIX sh: go to bash.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+
 set -u
 set -o pipefail
 export LC_ALL=C
