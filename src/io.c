@@ -170,8 +170,8 @@ int kc_engine_start(struct kcopyd_client *kc)
 	kc->ring_size = (kc->num_pages < KC_MAX_SLOTS ? kc->num_pages
 						     : KC_MAX_SLOTS) *
 			KC_IOCBS_PER_SLOT;
-	kc->submit_cap = kc->ring_size;
-	kc->submit_q = calloc(kc->submit_cap, sizeof(*kc->submit_q));
+	/* At most ring_size iocbs are ever outstanding or queued. */
+	kc->submit_q = calloc(kc->ring_size, sizeof(*kc->submit_q));
 	kc->events = calloc(kc->ring_size, sizeof(*kc->events));
 	if (!kc->submit_q || !kc->events)
 		return -ENOMEM;

@@ -188,7 +188,7 @@ struct kcopyd_client {
 
 	/* engine-private: iocbs waiting for io_submit */
 	struct iocb **submit_q;
-	unsigned int submit_n, submit_cap;
+	unsigned int submit_n;
 	struct io_event *events;
 };
 
