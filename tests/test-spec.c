@@ -475,6 +475,7 @@ static void test_seconds(void)
 		{ "0", -ERANGE, 0 }, { "0.0", -ERANGE, 0 },
 		{ "0.0000000001", -ERANGE, 0 }, { "1000000000", -ERANGE, 0 },
 		{ "99999999999999999999999", -ERANGE, 0 },
+		{ "999999999.999999999", -ERANGE, 0 },	/* rounds to 1e9 */
 		{ "", -EINVAL, 0 }, { ".", -EINVAL, 0 }, { "-1", -EINVAL, 0 },
 		{ "+1", -EINVAL, 0 }, { " 1", -EINVAL, 0 }, { "1 ", -EINVAL, 0 },
 		{ "1e3", -EINVAL, 0 }, { "inf", -EINVAL, 0 },

@@ -352,6 +352,9 @@ int kc_parse_seconds(const char *s, double *out)
 		return -EINVAL;
 	if (overflow || (ip == 0 && frac == 0))
 		return -ERANGE;
+	/* 999999999.9999999999 rounds up to the limit in a double. */
+	if ((double)ip + (double)frac / (double)scale >= (double)SECONDS_LIMIT)
+		return -ERANGE;
 	*out = (double)ip + (double)frac / (double)scale;
 	return 0;
 }
