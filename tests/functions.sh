@@ -62,7 +62,9 @@
 #   make_fault_device IMAGE [FAULTFS_OPTS...] [-- LOSETUP_ARGS...]
 #   fault_device_kill [DEV] | make_tmpfs SIZE | sum FILE [OFF LEN]
 #   drop_cache FILE_OR_DEV | wait_for SECS CMD... | run_watchdog SECS CMD...
-#   assert_eq A B [MSG] | assert_status EXPECTED CMD...
+#   assert_eq A B [MSG] | assert_status EXPECTED CMD... | pid_alive PID
+#   run_kcopy ARGS... (sets ST, ERR_FILE) | same A AOFF B BOFF LEN
+#   same_sectors A ASEC B BSEC COUNT
 
 # Result variables (LOOP_DEV, FAULT_*, TMPFS_DIR...) are read by the tests.
 # shellcheck disable=SC2034
@@ -349,9 +351,9 @@ make_tmpfs() {
 
 # ---------------------------------------------------------- fault devices
 
-# __pid_alive PID: running (a zombie counts as gone; this machine's init
+# pid_alive PID: running (a zombie counts as gone; this machine's init
 # may never reap orphans).
-__pid_alive() {
+pid_alive() {
 	local s
 	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
 	s=${s##*) }
@@ -389,10 +391,10 @@ __fuse_abort() {
 __pid_reap() {
 	local pid=$1 secs=$2 i
 	for ((i = 0; i < secs * 10; i++)); do
-		__pid_alive "$pid" || break
+		pid_alive "$pid" || break
 		sleep 0.1
 	done
-	__pid_alive "$pid" && return 1
+	pid_alive "$pid" && return 1
 	wait "$pid" 2>/dev/null || true
 	return 0
 }
@@ -400,7 +402,7 @@ __pid_reap() {
 __fault_teardown() {
 	local mnt=$1 pid=$2 i f
 	# A stopped or dead daemon cannot answer: abort so nothing blocks.
-	if ! __pid_alive "$pid" || __pid_stopped "$pid"; then
+	if ! pid_alive "$pid" || __pid_stopped "$pid"; then
 		__fuse_abort "$mnt"
 		kill -CONT "$pid" 2>/dev/null
 	fi
@@ -472,7 +474,7 @@ make_fault_device() {
 }
 
 __fault_mounted() {
-	__pid_alive "$2" || return 1
+	pid_alive "$2" || return 1
 	grep -qs " $1 fuse" /proc/mounts
 }
 

@@ -11,22 +11,14 @@ SIZE=$((128 * 1024 * 1024))
 make_image "$T/src.img" "$SIZE" random
 SRC=$T/src.img
 
-# alive PID: running and not a zombie (a zombie still answers kill -0).
-alive() {
-	local s
-	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	s=${s##*) }
-	[[ ${s%% *} != Z ]]
-}
-
 # wait_gone PID SECS: poll until PID has exited; status 1 if it has not.
 wait_gone() {
 	local pid=$1 secs=$2 i
 	for ((i = 0; i < secs * 20; i++)); do
-		alive "$pid" || return 0
+		pid_alive "$pid" || return 0
 		sleep 0.05
 	done
-	! alive "$pid"
+	! pid_alive "$pid"
 }
 
 now_ms() {
@@ -61,7 +53,7 @@ for run in INT TERM HUP INT:-s; do
 	"$KCOPY" "${extra[@]}" --rate 20M --report "$rep" "$SRC" "$out1" "$DEST2" 2>"$err" &
 	pid=$!
 	sleep 1
-	alive "$pid" || fail "SIG$sig: kcopy finished before the signal"
+	pid_alive "$pid" || fail "SIG$sig: kcopy finished before the signal"
 	t0=$(now_ms)
 	kill -s "$sig" "$pid"
 	if ! wait_gone "$pid" 2; then
@@ -115,7 +107,7 @@ start_stuck() {
 	sleep 0.7
 	kill -STOP "$FPID"
 	sleep 0.5
-	alive "$PID" || fail "kcopy finished too early"
+	pid_alive "$PID" || fail "kcopy finished too early"
 }
 
 # release: let the daemon answer again (on failure paths too).
@@ -128,7 +120,7 @@ echo "== one SIGINT with a destination that does not answer: waits" >&2
 start_stuck "$T/once.out" "$T/once.json" "$T/once.err"
 kill -INT "$PID"
 sleep 1.5
-if ! alive "$PID"; then
+if ! pid_alive "$PID"; then
 	release
 	wait "$PID" || true
 	cat "$T/once.err" >&2
@@ -191,7 +183,7 @@ USIZE=$((32 * 1024 * 1024))
 "$KCOPY" --rate 20M --report "$T/usr1.json" "$SRC:0:32M" "$T/usr1.out" 2>"$T/usr1.err" &
 pid=$!
 sleep 0.6
-alive "$pid" || fail "SIGUSR1: kcopy finished before the signal"
+pid_alive "$pid" || fail "SIGUSR1: kcopy finished before the signal"
 kill -USR1 "$pid"
 wait_gone "$pid" 20 || fail "SIGUSR1: copy did not finish"
 wait "$pid" && st=0 || st=$?
