@@ -12,9 +12,6 @@
 
 #include "kcopyd-private.h"
 
-/* Budgets above this many pages (16 GiB) are refused: a typo, not a plan. */
-#define KC_MAX_PAGES (1u << 22)
-
 static void client_free(struct kcopyd_client *kc)
 {
 	kc_files_free(kc);
@@ -34,7 +31,7 @@ int kcopyd_client_create(unsigned int num_pages, struct kcopyd_client **result)
 	struct kcopyd_client *kc;
 	int ret;
 
-	if (!result || num_pages == 0 || num_pages > KC_MAX_PAGES)
+	if (!result || num_pages == 0 || num_pages > KCOPYD_MAX_PAGES)
 		return -EINVAL;
 	kc = calloc(1, sizeof(*kc));
 	if (!kc)
@@ -163,7 +160,8 @@ int kcopyd_set_subjob_size(struct kcopyd_client *kc, unsigned int bytes)
 {
 	int ret;
 
-	if (!kc || bytes == 0 || bytes % KCOPYD_PAGE_SIZE)
+	if (!kc || bytes == 0 || bytes % KCOPYD_PAGE_SIZE ||
+	    bytes > KCOPYD_MAX_SUBJOB_SIZE)
 		return -EINVAL;
 	pthread_mutex_lock(&kc->lock);
 	ret = kc->jobs_outstanding ? -EBUSY : kc_pages_carve(kc, bytes);

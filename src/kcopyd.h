@@ -24,6 +24,11 @@ extern "C" {
 #define KCOPYD_PAGE_SIZE	4096u	/* the unit of the memory budget */
 #define KCOPYD_MAX_DESTS	32u	/* one bit each of write_err */
 #define KCOPYD_DEFAULT_SUBJOB_SIZE (512u * 1024u) /* kcopyd_subjob_size_kb */
+/* The largest budget kcopyd_client_create() takes (16 GiB: past it, a typo
+ * rather than a plan) and the largest sub-job kcopyd_set_subjob_size() takes
+ * (64 MiB: the bisection of a failed read is sized for it). */
+#define KCOPYD_MAX_PAGES	(1u << 22)
+#define KCOPYD_MAX_SUBJOB_SIZE	(64u * 1024u * 1024u)
 
 /* A range of 512-byte sectors of an open file or block device. */
 struct io_region {
