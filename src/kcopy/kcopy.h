@@ -1,11 +1,36 @@
-/* kcopy.h - the kcopy tool's shared state.
+/* kcopy.h - the kcopy tool's run state and the interfaces of its files.
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * One struct kcopy holds everything a run knows; every function gets it (or
+ * the part it needs) explicitly, and the library's hooks get it through
+ * their context pointers.  The tool's files, and who calls whom (no cycles):
+ *
+ *   main.c      wires the others together, in order; the only exit point
+ *   options.c   the option table, option parsing, region specs into targets
+ *   target.c    opening, probing and checking the source and destinations
+ *   run.c       the copy engine: client, hooks, submission, waiting, flush
+ *   verify.c    --verify: checksums during the copy, read-back afterwards
+ *   signals.c   the signals kcopy answers, through a signalfd
+ *   progress.c  the progress bar and lines, the SIGUSR1 status line
+ *   plan.c      the --dry-run plan
+ *   report.c    the JSON report and the closing line
+ *   output.c    the one way messages reach stderr
+ *   spec.c      pure parsers of sizes, specs, numbers (spec.h)
+ *
+ *   main -> options, target, run, verify, plan, report, signals, progress
+ *   run -> signals, progress;  verify -> signals;  signals -> progress
+ *   everything -> output, spec
+ *
+ * Error convention: functions return 0 or a negative errno; the message is
+ * printed, through output.c, by the function that decides it is an error,
+ * and main() turns the outcome into the exit status.
  */
 #ifndef KCOPY_H
 #define KCOPY_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +43,59 @@
 #define KCOPY_EXIT_READ		1
 #define KCOPY_EXIT_DEST_BIT_MAX	6	/* destinations past the sixth share it */
 #define KCOPY_EXIT_SETUP	128
+
+/* ------------------------------------------------------------- output.c */
+
+enum msg_level {
+	MSG_ERROR,	/* always printed: setup errors, the closing line */
+	MSG_NOTE,	/* what happened during the run; not with --quiet */
+	MSG_VERBOSE,	/* only with --verbose */
+};
+
+/* stderr is shared by the engine thread (error reports from its hooks) and
+ * the main thread (progress, status lines, messages). */
+struct output {
+	pthread_mutex_t lock;	/* serializes every write to stderr and
+				   guards bar_drawn */
+	bool quiet;
+	int verbose;
+	bool bar_drawn;		/* a progress bar is on the screen now */
+};
+
+void output_init(struct output *o);
+void output_destroy(struct output *o);
+/* Print "kcopy: " and the message as one line, taking a bar off the screen
+ * first; dropped as level and --quiet/--verbose say. */
+void say(struct output *o, enum msg_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Run fn(arg) holding the output lock, for multi-part output (progress). */
+void output_locked(struct output *o, void (*fn)(void *), void *arg);
+/* Take a bar off the screen; the caller holds the output lock. */
+void output_clear_bar(struct output *o);
+
+/* ------------------------------------------------------- options.c */
+
+enum { PROGRESS_OFF, PROGRESS_AUTO, PROGRESS_PLAIN, PROGRESS_JSON };
+
+struct options {
+	unsigned long pages;
+	uint64_t chunk;
+	bool ignore_errors;
+	bool sequential;
+	bool zero;
+	unsigned int throttle;
+	uint64_t rate;
+	int progress;			/* PROGRESS_* */
+	double progress_interval;	/* 0: the mode's default */
+	bool verify;
+	const char *report;
+	bool force;
+	bool dry_run;
+	bool quiet;
+	int verbose;
+};
+
+/* ------------------------------------------------------------ target.c */
 
 /* Where a region lives, for telling whether two regions overlap: the whole
  * disk or the file a partition or loop device stands for, and where the
@@ -49,82 +127,128 @@ struct target {
 	struct storage_id id;
 	uint64_t sector, count;		/* the region, resolved */
 
-	/* destinations: what went wrong, first error wins */
+	/* Destinations: what went wrong, first error wins.  Written by the
+	 * engine thread's hooks and by the main thread: guarded by
+	 * kcopy.lock while the client runs. */
 	int error;			/* negative errno, 0 if none */
 	const char *error_op;		/* "write", "flush", "verify", ... */
-	struct mismatch *mismatches;	/* --verify */
+	struct mismatch *mismatches;	/* --verify, main thread only */
 	size_t num_mismatches;
 };
 
-struct options {
-	unsigned long pages;
-	uint64_t chunk;
-	bool ignore_errors;
-	bool sequential;
-	bool zero;
-	unsigned int throttle;
-	uint64_t rate;
-	int progress;			/* PROGRESS_* */
-	double progress_interval;
-	bool verify;
-	const char *report;
-	bool force;
-	bool dry_run;
-	bool quiet;
-	int verbose;
+/* ------------------------------------------------------------ progress.c */
+
+struct progress {
+	int mode;			/* PROGRESS_* after AUTO is decided */
+	bool bar;			/* redrawn in place on a terminal */
+	double interval;		/* seconds between updates */
+	double last_t;
+	uint64_t last_bytes;
+	double rate;			/* smoothed, bytes per second */
 };
 
-enum { PROGRESS_OFF, PROGRESS_AUTO, PROGRESS_PLAIN, PROGRESS_JSON };
+/* ------------------------------------------------------------ verify.c */
+
+struct verify {
+	uint64_t *sums;			/* one XXH3 per sub-job, written by the
+					   data hook on the engine thread, read
+					   after kcopyd_wait() */
+	size_t num;
+	uint64_t chunk_sectors;		/* sectors per checksum */
+	uint64_t first_sector;		/* the source region's */
+};
+
+/* --------------------------------------------------------- the run state */
+
+struct zero_job {
+	struct kcopy *k;
+	unsigned int dest;
+};
 
 struct kcopy {
 	struct options opt;
+	struct output out;
 	struct target src;		/* unused with --zero */
 	struct target *dests;
 	unsigned int num_dests;
 	uint64_t bytes;			/* bytes in the region */
+	unsigned int flags;		/* KCOPYD_* for the jobs */
 
 	struct kcopyd_client *kc;
-	int read_err;
-	unsigned int write_err;		/* full mask, bit i = destination i */
-	int read_error;			/* first read errno */
-	struct io_region *bad;
+	int sig_fd;			/* signalfd of the signals we answer */
+	int done_fd;			/* eventfd: a job's callback has run */
+	struct zero_job zero_jobs[KCOPYD_MAX_DESTS];
+
+	/* Shared with the engine thread's hooks and callbacks while the
+	 * client runs; guarded by lock.  Lock order: out.lock, then lock;
+	 * nothing prints while holding lock. */
+	pthread_mutex_t lock;
+	unsigned int jobs_left;		/* jobs whose callback has not run */
+	int read_err;			/* 0 or 1 */
+	int read_error;			/* first read errno, negative */
+	unsigned int write_err;		/* bit i: destination i failed */
+	/* ... and each destination's error and error_op (struct target). */
+
+	/* Main thread only. */
+	struct io_region *bad;		/* bad ranges, after the copy */
 	size_t num_bad;
 	double start, seconds;
 	uint64_t bytes_done;
 	int signal;			/* the signal that stopped the copy */
-	int sig_fd;			/* signalfd of the signals we answer */
 	bool verified;			/* --verify ran to the end */
+	struct progress progress;
+	struct verify verify;
 };
 
-/* target.c */
+void kcopy_init(struct kcopy *k);
+void kcopy_free(struct kcopy *k);
+
+/* options.c: 0 to go on; 1 when --help, --usage or --version was answered
+ * (exit 0); -EINVAL after a usage error was printed (exit 128). */
+int options_parse(struct kcopy *k, int argc, const char **argv);
+
+/* target.c: each returns 0, or -errno after printing a setup error that
+ * names the argument. */
 int target_open_source(struct kcopy *k, struct target *t);
 int target_prepare_dest(struct kcopy *k, struct target *t);
 int target_check_overlaps(struct kcopy *k);
-int target_create_dest(struct kcopy *k, struct target *t);
-void target_set_error(struct target *t, int err, const char *op);
+int target_create_dests(struct kcopy *k);
+void target_remove_created(struct kcopy *k);
+const char *target_name(const struct kcopy *k, const struct target *t,
+			char *buf, size_t len);
 
-/* report.c */
-int report_write(struct kcopy *k, const char *path, int status);
-void closing_line(struct kcopy *k, int status);
-const char *json_escape(const char *s, char *buf, size_t len);
+/* run.c */
+int run_create_client(struct kcopy *k);
+int run_copy(struct kcopy *k);
+/* Record that destination i failed; the first error is the one kept and
+ * reported.  True if this was its first.  Takes k->lock. */
+bool run_dest_failed(struct kcopy *k, unsigned int i, int err,
+		     const char *op);
+int run_exit_status(const struct kcopy *k);
+
+/* signals.c */
+int signals_block(void);
+/* Answer the signals that came in; true once the run is to stop. */
+bool signals_poll(struct kcopy *k);
 
 /* progress.c */
+double now_seconds(void);
 void progress_start(struct kcopy *k);
 void progress_tick(struct kcopy *k, bool final);
 void progress_status_line(struct kcopy *k);
-void progress_clear(void);
-double now_seconds(void);
 
 /* verify.c */
 int verify_init(struct kcopy *k);
 void verify_record(int src_fd, uint64_t sector, uint64_t count,
 		   const void *data, void *context);
-int verify_dest(struct kcopy *k, struct target *t);
-void verify_free(void);
+void verify_dests(struct kcopy *k);
+void verify_free(struct kcopy *k);
 
-/* kcopy.c */
-bool poll_signals(struct kcopy *k);
-void message(struct kcopy *k, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+/* plan.c */
+void plan_print(struct kcopy *k);
+
+/* report.c */
+int report_write(struct kcopy *k, const char *path, int status);
+void report_closing_line(struct kcopy *k, int status);
 
 #endif /* KCOPY_H */

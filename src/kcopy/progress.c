@@ -16,15 +16,6 @@
 
 #define BAR_WIDTH 24
 
-static struct {
-	int mode;			/* PROGRESS_* after AUTO is decided */
-	bool bar;			/* redrawn in place on a terminal */
-	bool drawn;			/* a bar is on screen now */
-	double last_t;
-	uint64_t last_bytes;
-	double rate;			/* smoothed, bytes per second */
-} pg;
-
 double now_seconds(void)
 {
 	struct timespec ts;
@@ -33,32 +24,29 @@ double now_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Decide the mode (a bar only on a terminal) and start the clock. */
 void progress_start(struct kcopy *k)
 {
-	pg.mode = k->opt.progress;
-	if (pg.mode == PROGRESS_AUTO)
-		pg.mode = isatty(STDERR_FILENO) ? PROGRESS_AUTO : PROGRESS_PLAIN;
-	pg.bar = pg.mode == PROGRESS_AUTO;
-	pg.last_t = k->start;
-	pg.last_bytes = 0;
-	pg.rate = 0;
+	struct progress *pg = &k->progress;
+
+	pg->mode = k->opt.progress;
+	if (pg->mode == PROGRESS_AUTO)
+		pg->mode = isatty(STDERR_FILENO) ? PROGRESS_AUTO
+						 : PROGRESS_PLAIN;
+	pg->bar = pg->mode == PROGRESS_AUTO;
+	pg->last_t = k->start;
+	pg->last_bytes = 0;
+	pg->rate = 0;
 }
 
-/* Take a bar off the screen so a message can be printed in its place. */
-void progress_clear(void)
+/* Destinations failed so far, as the engine thread's hooks recorded. */
+static unsigned int failed_dests(struct kcopy *k)
 {
-	if (pg.drawn) {
-		fputs("\r\033[K", stderr);
-		pg.drawn = false;
-	}
-}
+	unsigned int n;
 
-static unsigned int failed_dests(const struct kcopy *k)
-{
-	unsigned int i, n = 0;
-
-	for (i = 0; i < k->num_dests; i++)
-		n += k->dests[i].error != 0;
+	pthread_mutex_lock(&k->lock);
+	n = (unsigned int)__builtin_popcount(k->write_err);
+	pthread_mutex_unlock(&k->lock);
 	return n;
 }
 
@@ -82,6 +70,7 @@ struct snapshot {
 
 static void take(struct kcopy *k, bool final, struct snapshot *s)
 {
+	struct progress *pg = &k->progress;
 	struct kcopyd_stats st;
 	double now = now_seconds(), dt;
 
@@ -91,43 +80,50 @@ static void take(struct kcopy *k, bool final, struct snapshot *s)
 	s->percent = s->total ? 100.0 * (double)s->done / (double)s->total
 			      : 100.0;
 	s->elapsed = now - k->start;
-	dt = now - pg.last_t;
+	dt = now - pg->last_t;
 	if (dt >= 0.2) {
-		double inst = (double)(s->done - pg.last_bytes) / dt;
+		double inst = (double)(s->done - pg->last_bytes) / dt;
 
 		/* Smooth over about three updates, as pv does. */
-		pg.rate = pg.rate ? 0.6 * pg.rate + 0.4 * inst : inst;
-		pg.last_t = now;
-		pg.last_bytes = s->done;
+		pg->rate = pg->rate ? 0.6 * pg->rate + 0.4 * inst : inst;
+		pg->last_t = now;
+		pg->last_bytes = s->done;
 	}
-	s->rate = (final || !pg.rate) && s->elapsed > 0
-		  ? (double)s->done / s->elapsed : pg.rate;
+	s->rate = (final || !pg->rate) && s->elapsed > 0
+		  ? (double)s->done / s->elapsed : pg->rate;
 	s->eta = s->rate > 0 ? (double)(s->total - s->done) / s->rate : -1;
 	s->failed = failed_dests(k);
 }
 
-void progress_tick(struct kcopy *k, bool final)
+struct tick {
+	struct kcopy *k;
+	bool final;
+};
+
+/* One update, under the output lock. */
+static void draw(void *arg)
 {
+	struct kcopy *k = ((struct tick *)arg)->k;
+	bool final = ((struct tick *)arg)->final;
+	struct progress *pg = &k->progress;
 	char done[KC_FORMAT_SIZE_LEN], total[KC_FORMAT_SIZE_LEN];
 	char rate[KC_FORMAT_SIZE_LEN], eta[32];
 	struct snapshot s;
 
-	if (k->opt.progress == PROGRESS_OFF)
-		return;
 	take(k, final, &s);
 	kc_format_size(s.done, done, sizeof(done));
 	kc_format_size(s.total, total, sizeof(total));
 	kc_format_size((uint64_t)s.rate, rate, sizeof(rate));
 	format_eta(final ? s.elapsed : s.eta, eta, sizeof(eta));
 
-	if (pg.mode == PROGRESS_JSON) {
+	if (pg->mode == PROGRESS_JSON) {
 		fprintf(stderr, "{\"bytes\": %" PRIu64 ", \"total\": %" PRIu64
 			", \"percent\": %.1f, \"rate\": %.0f, \"eta\": %.1f, "
 			"\"elapsed\": %.3f, \"failed\": %u, \"final\": %s}\n",
 			s.done, s.total, s.percent, s.rate,
 			final ? 0.0 : s.eta, s.elapsed, s.failed,
 			final ? "true" : "false");
-	} else if (pg.bar) {
+	} else if (pg->bar) {
 		char bar[BAR_WIDTH + 1];
 		int fill = (int)(s.percent * BAR_WIDTH / 100.0), i;
 
@@ -139,10 +135,10 @@ void progress_tick(struct kcopy *k, bool final)
 			final ? "in" : "ETA", eta);
 		if (s.failed)
 			fprintf(stderr, "  %u failed", s.failed);
-		pg.drawn = true;
+		k->out.bar_drawn = true;
 		if (final) {
 			fputc('\n', stderr);
-			pg.drawn = false;
+			k->out.bar_drawn = false;
 		}
 	} else {
 		fprintf(stderr, "kcopy: %s / %s (%.1f%%), %s/s, %s %s, %u "
@@ -152,9 +148,18 @@ void progress_tick(struct kcopy *k, bool final)
 	fflush(stderr);
 }
 
-/* SIGUSR1, as dd: one status line whatever --progress says. */
-void progress_status_line(struct kcopy *k)
+void progress_tick(struct kcopy *k, bool final)
 {
+	struct tick t = { k, final };
+
+	if (k->opt.progress != PROGRESS_OFF)
+		output_locked(&k->out, draw, &t);
+}
+
+/* One status line, under the output lock. */
+static void status_line(void *arg)
+{
+	struct kcopy *k = arg;
 	char done[KC_FORMAT_SIZE_LEN], rate[KC_FORMAT_SIZE_LEN];
 	struct kcopyd_stats st;
 	double elapsed = now_seconds() - k->start;
@@ -162,10 +167,16 @@ void progress_status_line(struct kcopy *k)
 	kcopyd_get_stats(k->kc, &st);
 	kc_format_size(elapsed > 0 ? (uint64_t)((double)st.bytes_done / elapsed)
 				   : 0, rate, sizeof(rate));
-	progress_clear();
+	output_clear_bar(&k->out);
 	fprintf(stderr, "kcopy: %" PRIu64 " bytes (%s) of %" PRIu64
 		" copied, %.1f s, %s/s, %u of %u destinations failed\n",
 		st.bytes_done, kc_format_size(st.bytes_done, done, sizeof(done)),
 		k->bytes, elapsed, rate, failed_dests(k), k->num_dests);
 	fflush(stderr);
+}
+
+/* SIGUSR1, as dd: one status line whatever --progress says. */
+void progress_status_line(struct kcopy *k)
+{
+	output_locked(&k->out, status_line, k);
 }

@@ -8,12 +8,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kcopy.h"
 
 /* s as the inside of a JSON string, truncated to fit buf. */
-const char *json_escape(const char *s, char *buf, size_t len)
+static const char *json_escape(const char *s, char *buf, size_t len)
 {
 	size_t o = 0;
 
@@ -138,30 +139,39 @@ int report_write(struct kcopy *k, const char *path, int status)
 	return ret;
 }
 
-/* The last line on stderr whenever the status is not 0: the full masks and
- * what failed where. */
-void closing_line(struct kcopy *k, int status)
+/* The last line on stderr whenever the status is not 0, even with --quiet:
+ * the full masks and what failed where. */
+void report_closing_line(struct kcopy *k, int status)
 {
-	char err[256];
+	char err[256], *line = NULL;
+	size_t len = 0;
 	unsigned int i;
+	FILE *f = open_memstream(&line, &len);
 
-	fprintf(stderr, "kcopy: exit status %d: read_err=%d write_err=0x%x",
-		status, k->read_err, k->write_err);
+	if (!f) {
+		say(&k->out, MSG_ERROR, "exit status %d: read_err=%d "
+		    "write_err=0x%x", status, k->read_err, k->write_err);
+		return;
+	}
+	fprintf(f, "exit status %d: read_err=%d write_err=0x%x", status,
+		k->read_err, k->write_err);
 	if (k->signal)
-		fprintf(stderr, "; stopped by signal %d after %" PRIu64
-			" bytes", k->signal, k->bytes_done);
+		fprintf(f, "; stopped by signal %d after %" PRIu64 " bytes",
+			k->signal, k->bytes_done);
 	if (k->read_err)
-		fprintf(stderr, "; source '%s': %s", k->src.spec.path,
+		fprintf(f, "; source '%s': %s", k->src.spec.path,
 			k->read_error ? strerror(-k->read_error)
 				      : "read error");
 	if (k->num_bad)
-		fprintf(stderr, " (%zu bad range(s) zero-filled)", k->num_bad);
+		fprintf(f, " (%zu bad range(s) zero-filled)", k->num_bad);
 	for (i = 0; i < k->num_dests; i++) {
 		const char *e = dest_error_text(&k->dests[i], err, sizeof(err));
 
 		if ((k->write_err >> i) & 1)
-			fprintf(stderr, "; destination %u '%s': %s", i + 1,
+			fprintf(f, "; destination %u '%s': %s", i + 1,
 				k->dests[i].spec.path, e ? e : "write error");
 	}
-	fputc('\n', stderr);
+	fclose(f);
+	say(&k->out, MSG_ERROR, "%s", line);
+	free(line);
 }

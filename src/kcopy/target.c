@@ -14,6 +14,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <linux/fs.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,25 +25,29 @@
 
 #include "kcopy.h"
 
-static const char *role(struct kcopy *k, const struct target *t, char *buf,
-			size_t len)
+/* Print a setup error naming the target, as "source 'ARG': ..." or
+ * "destination N 'ARG': ...", and return err. */
+static int setup_error(struct kcopy *k, const struct target *t, int err,
+		       const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int setup_error(struct kcopy *k, const struct target *t, int err,
+		       const char *fmt, ...)
 {
+	char what[PATH_MAX + 256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
 	if (t == &k->src)
-		snprintf(buf, len, "source '%s'", t->arg);
+		say(&k->out, MSG_ERROR, "source '%s': %s", t->arg, what);
 	else
-		snprintf(buf, len, "destination %u '%s'",
-			 (unsigned int)(t - k->dests) + 1, t->arg);
-	return buf;
+		say(&k->out, MSG_ERROR, "destination %u '%s': %s",
+		    (unsigned int)(t - k->dests) + 1, t->arg, what);
+	return err;
 }
 
-#define setup_error(k, t, ...) do {					\
-	char role_[PATH_MAX + 64];					\
-	fprintf(stderr, "kcopy: %s: ", role(k, t, role_, sizeof(role_)));\
-	fprintf(stderr, __VA_ARGS__);					\
-	fputc('\n', stderr);						\
-} while (0)
-
-/* Read one line of a sysfs attribute of block device dev. */
+/* Read one line of a sysfs attribute of block device dev: 0 or -errno. */
 static int sysfs_read(dev_t dev, const char *attr, char *buf, size_t len)
 {
 	char path[128];
@@ -53,11 +58,11 @@ static int sysfs_read(dev_t dev, const char *attr, char *buf, size_t len)
 		 minor(dev), attr);
 	f = fopen(path, "re");
 	if (!f)
-		return -1;
+		return -errno;
 	ok = fgets(buf, (int)len, f) != NULL;
 	fclose(f);
 	if (!ok)
-		return -1;
+		return -ENODATA;
 	buf[strcspn(buf, "\n")] = 0;
 	return 0;
 }
@@ -109,51 +114,41 @@ static void resolve_blockdev(dev_t dev, struct storage_id *id, int depth)
 	}
 }
 
+/* What t's descriptor is: the library's probe (size, logical block, direct
+ * I/O), and what only the tool needs (identity, zoned). */
 static int probe_open(struct kcopy *k, struct target *t)
 {
+	struct kcopyd_fd_info info;
 	struct stat st;
-	int lbs;
+	int r;
 
-	if (fstat(t->fd, &st) < 0) {
-		setup_error(k, t, "%s", strerror(errno));
-		return -1;
-	}
-	if (S_ISBLK(st.st_mode)) {
+	if (fstat(t->fd, &st) < 0)
+		return setup_error(k, t, -errno, "%s", strerror(errno));
+	if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))
+		return setup_error(k, t, -EINVAL, "not a block device or "
+				   "regular file");
+	r = kcopyd_probe_fd(k->kc, t->fd, &info);
+	if (r < 0)
+		return setup_error(k, t, r, "cannot read the %s's size: %s",
+				   S_ISBLK(st.st_mode) ? "device" : "file",
+				   strerror(-r));
+	t->is_blockdev = info.is_blockdev;
+	t->lbs = info.logical_block_size;
+	t->size = info.size;
+	t->direct = info.can_direct;
+	if (t->is_blockdev) {
 		char zoned[32];
 
-		t->is_blockdev = true;
 		t->rdev = st.st_rdev;
-		if (ioctl(t->fd, BLKSSZGET, &lbs) < 0 ||
-		    ioctl(t->fd, BLKGETSIZE64, &t->size) < 0) {
-			setup_error(k, t, "cannot read the device's size: %s",
-				    strerror(errno));
-			return -1;
-		}
-		t->lbs = (unsigned int)lbs;
 		t->id.base = 0;
 		resolve_blockdev(st.st_rdev, &t->id, 0);
 		t->zoned = sysfs_read(st.st_rdev, "queue/zoned", zoned,
 				      sizeof(zoned)) == 0 &&
 			   !strcmp(zoned, "host-managed");
-	} else if (S_ISREG(st.st_mode)) {
-		t->lbs = KC_SECTOR_SIZE;
-		t->size = (uint64_t)st.st_size;
-		t->id = (struct storage_id){ true, st.st_dev, st.st_ino, 0 };
 	} else {
-		setup_error(k, t, "not a block device or regular file");
-		return -1;
+		t->id = (struct storage_id){ true, st.st_dev, st.st_ino, 0 };
 	}
 	return 0;
-}
-
-static bool can_open_direct(const char *path, int flags)
-{
-	int fd = open(path, flags | O_DIRECT | O_CLOEXEC);
-
-	if (fd < 0)
-		return false;
-	close(fd);
-	return true;
 }
 
 /* The region must lie inside an existing device or file (for a file
@@ -165,59 +160,55 @@ static int check_region(struct kcopy *k, struct target *t, bool may_extend)
 	uint64_t end = t->sector + t->count;
 
 	if (t->is_blockdev &&
-	    (t->sector % lbs_sectors || t->count % lbs_sectors)) {
-		setup_error(k, t, "region (sector %" PRIu64 ", %" PRIu64
-			    " sectors) is not aligned to the logical block "
-			    "size of %u bytes", t->sector, t->count, t->lbs);
-		return -1;
-	}
-	if (!may_extend && end > t->size / KC_SECTOR_SIZE) {
-		setup_error(k, t, "region (sector %" PRIu64 ", %" PRIu64
-			    " sectors) ends past the end of the %s (%" PRIu64
-			    " sectors)", t->sector, t->count,
-			    t->is_blockdev ? "device" : "file",
-			    t->size / KC_SECTOR_SIZE);
-		return -1;
-	}
+	    (t->sector % lbs_sectors || t->count % lbs_sectors))
+		return setup_error(k, t, -EINVAL, "region (sector %" PRIu64
+				   ", %" PRIu64 " sectors) is not aligned to "
+				   "the logical block size of %u bytes",
+				   t->sector, t->count, t->lbs);
+	if (!may_extend && end > t->size / KC_SECTOR_SIZE)
+		return setup_error(k, t, -EINVAL, "region (sector %" PRIu64
+				   ", %" PRIu64 " sectors) ends past the end "
+				   "of the %s (%" PRIu64 " sectors)",
+				   t->sector, t->count,
+				   t->is_blockdev ? "device" : "file",
+				   t->size / KC_SECTOR_SIZE);
 	return 0;
 }
 
 /* A region without COUNT: from SECTOR to the end of the device or file. */
 static int count_to_end(struct kcopy *k, struct target *t)
 {
-	if (t->sector >= t->size / KC_SECTOR_SIZE) {
-		setup_error(k, t, "sector %" PRIu64 " is at or past the end "
-			    "(%" PRIu64 " sectors)", t->sector,
-			    t->size / KC_SECTOR_SIZE);
-		return -1;
-	}
+	if (t->sector >= t->size / KC_SECTOR_SIZE)
+		return setup_error(k, t, -EINVAL, "sector %" PRIu64 " is at or "
+				   "past the end (%" PRIu64 " sectors)",
+				   t->sector, t->size / KC_SECTOR_SIZE);
 	t->count = t->size / KC_SECTOR_SIZE - t->sector;
 	return 0;
 }
 
 int target_open_source(struct kcopy *k, struct target *t)
 {
+	int r;
+
 	t->fd = open(t->spec.path, O_RDONLY | O_CLOEXEC);
-	if (t->fd < 0) {
-		setup_error(k, t, "cannot open '%s': %s", t->spec.path,
-			    strerror(errno));
-		return -1;
-	}
+	if (t->fd < 0)
+		return setup_error(k, t, -errno, "cannot open '%s': %s",
+				   t->spec.path, strerror(errno));
 	t->exists = true;
-	if (probe_open(k, t) < 0)
-		return -1;
-	t->direct = can_open_direct(t->spec.path, O_RDONLY);
+	r = probe_open(k, t);
+	if (r < 0)
+		return r;
 	t->sector = t->spec.sector;
 	if (t->spec.has_count) {
 		t->count = t->spec.count;
 	} else {
-		if (t->size % KC_SECTOR_SIZE) {
-			setup_error(k, t, "size %" PRIu64 " bytes is not a "
-				    "multiple of 512: give a COUNT", t->size);
-			return -1;
-		}
-		if (count_to_end(k, t) < 0)
-			return -1;
+		if (t->size % KC_SECTOR_SIZE)
+			return setup_error(k, t, -EINVAL, "size %" PRIu64
+					   " bytes is not a multiple of 512: "
+					   "give a COUNT", t->size);
+		r = count_to_end(k, t);
+		if (r < 0)
+			return r;
 	}
 	return check_region(k, t, false);
 }
@@ -243,46 +234,71 @@ static int reuse_exclusive(struct kcopy *k, struct target *t, dev_t rdev)
 	return -1;
 }
 
+/* The size of a destination region: its COUNT, else the source's (want),
+ * else (--zero, want 0) to the end; it must equal the source's. */
+static int dest_count(struct kcopy *k, struct target *t, uint64_t want)
+{
+	int r;
+
+	if (t->spec.has_count) {
+		t->count = t->spec.count;
+	} else if (want) {
+		t->count = want;
+	} else {
+		r = count_to_end(k, t);
+		if (r < 0)
+			return r;
+	}
+	if (!want || t->count == want)
+		return 0;
+	if (t->count < want)
+		return setup_error(k, t, -EINVAL, "region of %" PRIu64 " sectors "
+				   "is smaller than the source region (%" PRIu64
+				   " sectors)", t->count, want);
+	return setup_error(k, t, -EINVAL, "COUNT %" PRIu64 " differs from the "
+			   "source region's %" PRIu64 " sectors", t->count,
+			   want);
+}
+
+/* A destination that does not exist: can it be made? */
+static int prepare_new_dest(struct kcopy *k, struct target *t, uint64_t want)
+{
+	char *dir = strdup(t->spec.path);
+	int r = 0;
+
+	if (!dir)
+		return setup_error(k, t, -ENOMEM, "%s", strerror(ENOMEM));
+	if (access(dirname(dir), W_OK | X_OK) < 0)
+		r = setup_error(k, t, -errno, "cannot create '%s': %s",
+				t->spec.path, strerror(errno));
+	else if (in_dev(dir))
+		/* A typo or an unplugged disk: an image file in devtmpfs
+		 * would fill memory, not a disk. */
+		r = setup_error(k, t, -ENODEV, "no such device (kcopy does "
+				"not create files under /dev)");
+	free(dir);
+	if (r < 0)
+		return r;
+	if (k->opt.zero && !t->spec.has_count)
+		return setup_error(k, t, -EINVAL, "does not exist: give a "
+				   "COUNT");
+	t->lbs = KC_SECTOR_SIZE;
+	return dest_count(k, t, want);
+}
+
 /* Open an existing destination, or check that a missing one can be made.
- * count is the source region's (with --zero, 0: the destination's own). */
+ * The count to match is the source region's (with --zero, none). */
 int target_prepare_dest(struct kcopy *k, struct target *t)
 {
-	struct stat st;
 	uint64_t want = k->opt.zero ? 0 : k->src.count;
+	struct stat st;
+	int r;
 
 	t->sector = t->spec.sector;
 	if (stat(t->spec.path, &st) < 0) {
-		char *dir = strdup(t->spec.path);
-
-		if (errno != ENOENT || !dir) {
-			setup_error(k, t, "%s", strerror(errno));
-			free(dir);
-			return -1;
-		}
-		if (access(dirname(dir), W_OK | X_OK) < 0) {
-			setup_error(k, t, "cannot create '%s': %s",
-				    t->spec.path, strerror(errno));
-			free(dir);
-			return -1;
-		}
-		if (in_dev(dir)) {
-			/* A typo or an unplugged disk: an image file in
-			 * devtmpfs would fill memory, not a disk. */
-			setup_error(k, t, "no such device (kcopy does not "
-				    "create files under /dev)");
-			free(dir);
-			return -1;
-		}
-		free(dir);
-		if (k->opt.zero && !t->spec.has_count) {
-			setup_error(k, t, "does not exist: give a COUNT");
-			return -1;
-		}
-		t->lbs = KC_SECTOR_SIZE;
-		t->count = t->spec.has_count ? t->spec.count : want;
-		if (want && t->count != want)
-			goto count_differs;
-		return 0;
+		if (errno != ENOENT)
+			return setup_error(k, t, -errno, "%s", strerror(errno));
+		return prepare_new_dest(k, t, want);
 	}
 
 	t->exists = true;
@@ -294,43 +310,23 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 	} else if (S_ISREG(st.st_mode)) {
 		t->fd = open(t->spec.path, O_RDWR | O_CLOEXEC);
 	} else {
-		setup_error(k, t, "not a block device or regular file");
-		return -1;
+		return setup_error(k, t, -EINVAL, "not a block device or "
+				   "regular file");
 	}
 	if (t->fd < 0) {
 		if (errno == EBUSY)
-			setup_error(k, t, "device is mounted or in use "
-				    "(--force overrides)");
-		else
-			setup_error(k, t, "cannot open '%s' for writing: %s",
-				    t->spec.path, strerror(errno));
-		return -1;
+			return setup_error(k, t, -EBUSY, "device is mounted or "
+					   "in use (--force overrides)");
+		return setup_error(k, t, -errno, "cannot open '%s' for "
+				   "writing: %s", t->spec.path,
+				   strerror(errno));
 	}
-	if (probe_open(k, t) < 0)
-		return -1;
-	t->direct = can_open_direct(t->spec.path, O_RDWR);
-	if (t->spec.has_count) {
-		t->count = t->spec.count;
-	} else if (want) {
-		t->count = want;
-	} else {
-		/* --zero: to the end of the device or file. */
-		if (count_to_end(k, t) < 0)
-			return -1;
-	}
-	if (want && t->count != want)
-		goto count_differs;
-	return check_region(k, t, !t->is_blockdev);
-
-count_differs:
-	if (t->count < want)
-		setup_error(k, t, "region of %" PRIu64 " sectors is smaller "
-			    "than the source region (%" PRIu64 " sectors)",
-			    t->count, want);
-	else
-		setup_error(k, t, "COUNT %" PRIu64 " differs from the source "
-			    "region's %" PRIu64 " sectors", t->count, want);
-	return -1;
+	r = probe_open(k, t);
+	if (r == 0)
+		r = dest_count(k, t, want);
+	if (r == 0)
+		r = check_region(k, t, !t->is_blockdev);
+	return r;
 }
 
 /* Do paths a and b name the same directory entry?  For files that do not
@@ -364,19 +360,20 @@ static bool same_storage(const struct target *a, const struct target *b)
 	       a->id.ino == b->id.ino;
 }
 
-int target_create_dest(struct kcopy *k, struct target *t)
+static int create_dest(struct kcopy *k, struct target *t)
 {
+	struct kcopyd_fd_info info;
 	struct stat st;
 	struct target *d;
+	int r;
 
 	/* Another region of a file an earlier destination just created. */
 	for (d = k->dests; d < t; d++) {
 		if (d->created && same_path(d->spec.path, t->spec.path)) {
 			t->fd = fcntl(d->fd, F_DUPFD_CLOEXEC, 0);
-			if (t->fd < 0) {
-				setup_error(k, t, "%s", strerror(errno));
-				return -1;
-			}
+			if (t->fd < 0)
+				return setup_error(k, t, -errno, "%s",
+						   strerror(errno));
 			t->exists = true;
 			t->id = d->id;
 			t->direct = d->direct;
@@ -385,16 +382,46 @@ int target_create_dest(struct kcopy *k, struct target *t)
 	}
 
 	t->fd = open(t->spec.path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-	if (t->fd < 0 || fstat(t->fd, &st) < 0) {
-		setup_error(k, t, "cannot create '%s': %s", t->spec.path,
-			    strerror(errno));
-		return -1;
-	}
+	if (t->fd < 0 || fstat(t->fd, &st) < 0)
+		return setup_error(k, t, -errno, "cannot create '%s': %s",
+				   t->spec.path, strerror(errno));
 	t->created = true;
 	t->exists = true;
 	t->id = (struct storage_id){ true, st.st_dev, st.st_ino, 0 };
-	t->direct = can_open_direct(t->spec.path, O_RDWR);
+	r = kcopyd_probe_fd(k->kc, t->fd, &info);
+	if (r < 0)
+		return setup_error(k, t, r, "cannot probe '%s': %s",
+				   t->spec.path, strerror(-r));
+	t->direct = info.can_direct;
 	return 0;
+}
+
+int target_create_dests(struct kcopy *k)
+{
+	unsigned int i;
+	int r;
+
+	for (i = 0; i < k->num_dests; i++) {
+		if (k->dests[i].exists)
+			continue;
+		r = create_dest(k, &k->dests[i]);
+		if (r < 0) {
+			target_remove_created(k);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* A setup error after destinations were created, before any job started:
+ * nothing was written to them, so they go, and the run leaves no trace. */
+void target_remove_created(struct kcopy *k)
+{
+	unsigned int i;
+
+	for (i = 0; i < k->num_dests; i++)
+		if (k->dests[i].created)
+			unlink(k->dests[i].spec.path);
 }
 
 static bool overlap(const struct target *a, const struct target *b)
@@ -414,26 +441,14 @@ int target_check_overlaps(struct kcopy *k)
 	for (i = 0; i < k->num_dests; i++) {
 		struct target *d = &k->dests[i];
 
-		if (!k->opt.zero && overlap(&k->src, d)) {
-			setup_error(k, d, "overlaps the source region on the "
-				    "same storage");
-			return -1;
-		}
-		for (j = 0; j < i; j++) {
-			if (overlap(&k->dests[j], d)) {
-				setup_error(k, d, "overlaps destination %u on "
-					    "the same storage", j + 1);
-				return -1;
-			}
-		}
+		if (!k->opt.zero && overlap(&k->src, d))
+			return setup_error(k, d, -EINVAL, "overlaps the source "
+					   "region on the same storage");
+		for (j = 0; j < i; j++)
+			if (overlap(&k->dests[j], d))
+				return setup_error(k, d, -EINVAL, "overlaps "
+						   "destination %u on the same "
+						   "storage", j + 1);
 	}
 	return 0;
-}
-
-void target_set_error(struct target *t, int err, const char *op)
-{
-	if (t->error)
-		return;
-	t->error = err;
-	t->error_op = op;
 }

@@ -10,7 +10,9 @@
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,35 +21,41 @@
 
 #include "kcopy.h"
 
-static struct {
-	uint64_t *sums;
-	size_t num;
-	uint64_t chunk_sectors;		/* sectors per checksum */
-	uint64_t first_sector;		/* the source region's */
-} vf;
+/* The library's data hook: a sub-job's data, read and ready to be written.
+ * kcopyd_set_data_fn(3): every sub-job starts at a multiple of the sub-job
+ * size from the region's start and is delivered once; only the last is
+ * shorter.  So sub-job i has checksum i. */
+static void record(int src_fd, uint64_t sector, uint64_t count,
+		   const void *data, void *context)
+{
+	struct verify *vf = context;
+	size_t i = (size_t)((sector - vf->first_sector) / vf->chunk_sectors);
 
+	(void)src_fd;
+	assert((sector - vf->first_sector) % vf->chunk_sectors == 0);
+	assert(i < vf->num && count <= vf->chunk_sectors);
+	vf->sums[i] = XXH3_64bits(data, count * KC_SECTOR_SIZE);
+}
+
+/* Size the table of checksums to the source region and install the data
+ * hook.  0, or -ENOMEM after saying so. */
 int verify_init(struct kcopy *k)
 {
+	struct verify *vf = &k->verify;
 	struct kcopyd_stats st;
 
 	kcopyd_get_stats(k->kc, &st);
-	vf.chunk_sectors = st.subjob_size / KC_SECTOR_SIZE;
-	vf.first_sector = k->src.sector;
-	vf.num = (size_t)((k->src.count + vf.chunk_sectors - 1) /
-			  vf.chunk_sectors);
-	vf.sums = calloc(vf.num ? vf.num : 1, sizeof(*vf.sums));
-	return vf.sums ? 0 : -ENOMEM;
-}
-
-/* The library's data hook: a sub-job's data, read and ready to be written.
- * Sub-jobs start on multiples of the sub-job size from the region's start. */
-void verify_record(int src_fd, uint64_t sector, uint64_t count,
-		   const void *data, void *context)
-{
-	size_t i = (size_t)((sector - vf.first_sector) / vf.chunk_sectors);
-
-	if (i < vf.num)
-		vf.sums[i] = XXH3_64bits(data, count * KC_SECTOR_SIZE);
+	vf->chunk_sectors = st.subjob_size / KC_SECTOR_SIZE;
+	vf->first_sector = k->src.sector;
+	vf->num = (size_t)((k->src.count + vf->chunk_sectors - 1) /
+			   vf->chunk_sectors);
+	vf->sums = calloc(vf->num ? vf->num : 1, sizeof(*vf->sums));
+	if (!vf->sums) {
+		say(&k->out, MSG_ERROR, "--verify: %s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	kcopyd_set_data_fn(k->kc, record, vf);
+	return 0;
 }
 
 static void add_mismatch(struct target *t, uint64_t sector, uint64_t count)
@@ -92,51 +100,81 @@ static int read_back(int direct_fd, int fd, void *buf, size_t len, off_t pos)
 	return 0;
 }
 
-/* Read t back and compare.  Returns 0, or -EINTR if a signal stopped it. */
-int verify_dest(struct kcopy *k, struct target *t)
+/* Read destination i back and compare; a mismatch or a failed read is
+ * that destination's error.  Returns 0, or -EINTR if a signal stopped it. */
+static int verify_dest(struct kcopy *k, unsigned int i)
 {
-	size_t len = vf.chunk_sectors * KC_SECTOR_SIZE, i;
+	struct verify *vf = &k->verify;
+	struct target *t = &k->dests[i];
+	size_t len = vf->chunk_sectors * KC_SECTOR_SIZE, n;
 	int direct_fd = open(t->spec.path, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	void *buf = aligned_alloc(KCOPYD_PAGE_SIZE, len);
-	int ret = 0;
+	int ret = 0, read_error = 0;
 
 	if (!buf) {
-		target_set_error(t, -ENOMEM, "verify");
+		read_error = -ENOMEM;
 		goto out;
 	}
 	/* Buffered fallback: drop what the copy left in the page cache. */
 	posix_fadvise(t->fd, 0, 0, POSIX_FADV_DONTNEED);
-	for (i = 0; i < vf.num; i++) {
-		if (poll_signals(k)) {
+	for (n = 0; n < vf->num; n++) {
+		uint64_t off = (uint64_t)n * vf->chunk_sectors;
+		uint64_t count = t->count - off < vf->chunk_sectors
+				 ? t->count - off : vf->chunk_sectors;
+		int r;
+
+		if (signals_poll(k)) {
 			ret = -EINTR;
 			goto out;
 		}
-		uint64_t off = (uint64_t)i * vf.chunk_sectors;
-		uint64_t count = t->count - off < vf.chunk_sectors
-				 ? t->count - off : vf.chunk_sectors;
-		int r = read_back(direct_fd, t->fd, buf,
-				  count * KC_SECTOR_SIZE,
-				  (off_t)((t->sector + off) * KC_SECTOR_SIZE));
-
+		r = read_back(direct_fd, t->fd, buf, count * KC_SECTOR_SIZE,
+			      (off_t)((t->sector + off) * KC_SECTOR_SIZE));
 		if (r < 0) {
-			target_set_error(t, r, "verify read");
+			if (!read_error)
+				read_error = r;
 			add_mismatch(t, t->sector + off, count);
 			continue;
 		}
-		if (XXH3_64bits(buf, count * KC_SECTOR_SIZE) != vf.sums[i])
+		if (XXH3_64bits(buf, count * KC_SECTOR_SIZE) != vf->sums[n])
 			add_mismatch(t, t->sector + off, count);
 	}
-	if (t->num_mismatches)
-		target_set_error(t, -EILSEQ, "verify");
 out:
+	if (ret == 0 && read_error)
+		run_dest_failed(k, i, read_error, "verify read");
+	else if (ret == 0 && t->num_mismatches)
+		run_dest_failed(k, i, -EILSEQ, "verify");
+	if (ret == 0 && (read_error || t->num_mismatches))
+		say(&k->out, MSG_NOTE, "destination %u '%s': verify failed: %zu "
+		    "mismatched range(s), first at sector %" PRIu64, i + 1,
+		    t->spec.path, t->num_mismatches,
+		    t->num_mismatches ? t->mismatches[0].sector : 0);
 	if (direct_fd >= 0)
 		close(direct_fd);
 	free(buf);
 	return ret;
 }
 
-void verify_free(void)
+/* Read back every destination that has not failed, one after another.
+ * k->verified says whether it ran to the end (a signal stops it). */
+void verify_dests(struct kcopy *k)
 {
-	free(vf.sums);
-	vf.sums = NULL;
+	unsigned int i;
+
+	k->verified = true;
+	for (i = 0; i < k->num_dests; i++) {
+		if ((k->write_err >> i) & 1)
+			continue;
+		say(&k->out, MSG_VERBOSE, "verifying destination %u '%s'",
+		    i + 1, k->dests[i].spec.path);
+		if (verify_dest(k, i) < 0) {
+			k->verified = false;	/* stopped by a signal */
+			return;
+		}
+	}
+}
+
+void verify_free(struct kcopy *k)
+{
+	free(k->verify.sums);
+	k->verify.sums = NULL;
 }

@@ -1,0 +1,163 @@
+/* main.c - kcopy: copy a range of sectors to one or more destinations with
+ * libkcopyd.  Only the wiring: parse, set up, run, verify, report, and the
+ * exit status (kcopy(1), EXIT STATUS).
+ *
+ * Copyright (C) 2026 The kcopy authors.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <config.h>
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kcopy.h"
+
+void kcopy_init(struct kcopy *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->src.fd = -1;
+	k->sig_fd = -1;
+	k->done_fd = -1;
+	output_init(&k->out);
+	pthread_mutex_init(&k->lock, NULL);
+}
+
+static void target_free(struct target *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	kc_spec_free(&t->spec);
+	free(t->arg);
+	free(t->mismatches);
+}
+
+/* Everything kcopy_init and the run made, on every way out. */
+void kcopy_free(struct kcopy *k)
+{
+	unsigned int i;
+
+	if (k->kc)
+		kcopyd_client_destroy(k->kc);
+	verify_free(k);
+	free(k->bad);
+	for (i = 0; k->dests && i < k->num_dests; i++)
+		target_free(&k->dests[i]);
+	free(k->dests);
+	target_free(&k->src);
+	free((void *)k->opt.report);
+	if (k->sig_fd >= 0)
+		close(k->sig_fd);
+	if (k->done_fd >= 0)
+		close(k->done_fd);
+	pthread_mutex_destroy(&k->lock);
+	output_destroy(&k->out);
+}
+
+/* Everything is checked before anything is created; 0 or -errno, said. */
+static int setup(struct kcopy *k)
+{
+	unsigned int i;
+	int r;
+
+	k->sig_fd = signals_block();
+	if (k->sig_fd < 0) {
+		say(&k->out, MSG_ERROR, "cannot set up signals: %s",
+		    strerror(-k->sig_fd));
+		return k->sig_fd;
+	}
+	r = run_create_client(k);
+	if (r == 0 && !k->opt.zero)
+		r = target_open_source(k, &k->src);
+	for (i = 0; r == 0 && i < k->num_dests; i++)
+		r = target_prepare_dest(k, &k->dests[i]);
+	if (r == 0)
+		r = target_check_overlaps(k);
+	if (r < 0)
+		return r;
+
+	k->flags = KCOPYD_DROP_FAILED_DESTS;
+	if (k->opt.ignore_errors)
+		k->flags |= KCOPYD_IGNORE_ERROR;
+	if (k->opt.sequential)
+		k->flags |= KCOPYD_WRITE_SEQ;
+	for (i = 0; i < k->num_dests; i++) {
+		if (k->dests[i].zoned && !(k->flags & KCOPYD_WRITE_SEQ)) {
+			k->flags |= KCOPYD_WRITE_SEQ;
+			say(&k->out, MSG_VERBOSE, "destination %u is "
+			    "host-managed zoned: writing sequentially", i + 1);
+		}
+		if (k->opt.zero)
+			k->bytes += k->dests[i].count * KC_SECTOR_SIZE;
+	}
+	if (!k->opt.zero)
+		k->bytes = k->src.count * KC_SECTOR_SIZE;
+	return 0;
+}
+
+/* After the copy: read back, report, say how it went.  The exit status. */
+static int finish(struct kcopy *k)
+{
+	unsigned int i;
+	int status, r;
+
+	if (k->opt.verify && !k->signal) {
+		if (k->read_err && !k->opt.ignore_errors)
+			say(&k->out, MSG_NOTE, "not verifying: the copy "
+			    "stopped at a read error");
+		else
+			verify_dests(k);
+	}
+	kcopyd_client_destroy(k->kc);
+	k->kc = NULL;
+
+	status = run_exit_status(k);
+	if (k->opt.report) {
+		r = report_write(k, k->opt.report, status);
+		if (r < 0)
+			say(&k->out, MSG_ERROR, "cannot write the report "
+			    "'%s': %s", k->opt.report, strerror(-r));
+	}
+	for (i = 0; i < k->num_bad; i++)
+		say(&k->out, MSG_VERBOSE, "bad: sector %" PRIu64 ", %" PRIu64
+		    " sectors", k->bad[i].sector, k->bad[i].count);
+	if (status)
+		report_closing_line(k, status);
+	else
+		say(&k->out, MSG_VERBOSE, "%" PRIu64 " bytes %s %u "
+		    "destination(s) in %.3f s", k->bytes_done,
+		    k->opt.zero ? "zeroed on" : "copied to", k->num_dests,
+		    k->seconds);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct kcopy k;
+	int r, status = KCOPY_EXIT_SETUP;
+
+	kcopy_init(&k);
+	r = options_parse(&k, argc, (const char **)argv);
+	if (r > 0)
+		status = 0;
+	if (r != 0)
+		goto out;
+	if (setup(&k) < 0)
+		goto out;
+	if (k.opt.dry_run) {
+		plan_print(&k);
+		status = 0;
+		goto out;
+	}
+	if (target_create_dests(&k) < 0)
+		goto out;
+	if ((k.opt.verify && verify_init(&k) < 0) || run_copy(&k) < 0) {
+		target_remove_created(&k);
+		goto out;
+	}
+	status = finish(&k);
+out:
+	kcopy_free(&k);
+	return status;
+}

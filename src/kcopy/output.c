@@ -1,0 +1,56 @@
+/* output.c - the one way kcopy's messages reach standard error: one line
+ * each, prefixed "kcopy: ", never on top of a progress bar.
+ *
+ * Copyright (C) 2026 The kcopy authors.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <config.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "kcopy.h"
+
+void output_init(struct output *o)
+{
+	pthread_mutex_init(&o->lock, NULL);
+	o->bar_drawn = false;
+}
+
+void output_destroy(struct output *o)
+{
+	pthread_mutex_destroy(&o->lock);
+}
+
+void output_clear_bar(struct output *o)
+{
+	if (o->bar_drawn) {
+		fputs("\r\033[K", stderr);
+		o->bar_drawn = false;
+	}
+}
+
+void say(struct output *o, enum msg_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if ((level == MSG_NOTE && o->quiet) ||
+	    (level == MSG_VERBOSE && (!o->verbose || o->quiet)))
+		return;
+	pthread_mutex_lock(&o->lock);
+	output_clear_bar(o);
+	fputs("kcopy: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+	pthread_mutex_unlock(&o->lock);
+}
+
+void output_locked(struct output *o, void (*fn)(void *), void *arg)
+{
+	pthread_mutex_lock(&o->lock);
+	fn(arg);
+	pthread_mutex_unlock(&o->lock);
+}

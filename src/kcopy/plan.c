@@ -1,0 +1,57 @@
+/* plan.c - the --dry-run plan: what each region is, on what storage, with
+ * what I/O, and the budget and mode of the copy; nothing is written.
+ *
+ * Copyright (C) 2026 The kcopy authors.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <config.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "kcopy.h"
+
+static void print_region(const char *what, const struct target *t)
+{
+	char size[KC_FORMAT_SIZE_LEN], dsize[KC_FORMAT_SIZE_LEN];
+
+	printf("%-14s %s\n", what, t->spec.path);
+	printf("  region       sector %" PRIu64 ", %" PRIu64 " sectors "
+	       "(%" PRIu64 " bytes, %s)\n", t->sector, t->count,
+	       t->count * KC_SECTOR_SIZE,
+	       kc_format_size(t->count * KC_SECTOR_SIZE, size, sizeof(size)));
+	if (t->exists)
+		printf("  storage      %s, %" PRIu64 " bytes (%s), logical "
+		       "block %u bytes%s\n",
+		       t->is_blockdev ? "block device" : "regular file",
+		       t->size, kc_format_size(t->size, dsize, sizeof(dsize)),
+		       t->lbs, t->zoned ? ", host-managed zoned" : "");
+	else
+		printf("  storage      regular file, to be created\n");
+	printf("  I/O          %s\n", !t->exists ? "direct if the file system "
+	       "takes it" : t->direct ? "direct" : "buffered");
+}
+
+void plan_print(struct kcopy *k)
+{
+	char budget[KC_FORMAT_SIZE_LEN], chunk[KC_FORMAT_SIZE_LEN];
+	unsigned int i;
+
+	printf("kcopy: dry run, nothing will be written\n");
+	if (!k->opt.zero)
+		print_region("source", &k->src);
+	for (i = 0; i < k->num_dests; i++) {
+		char what[32];
+
+		snprintf(what, sizeof(what), "destination %u", i + 1);
+		print_region(what, &k->dests[i]);
+	}
+	printf("%-14s %lu pages (%s), sub-jobs of %s\n", "budget",
+	       k->opt.pages, kc_format_size((uint64_t)k->opt.pages *
+					    KCOPYD_PAGE_SIZE, budget,
+					    sizeof(budget)),
+	       kc_format_size(k->opt.chunk, chunk, sizeof(chunk)));
+	printf("%-14s %s%s%s\n", "mode", k->opt.zero ? "zero" : "copy",
+	       k->flags & KCOPYD_IGNORE_ERROR ? ", ignore read errors" : "",
+	       k->flags & KCOPYD_WRITE_SEQ ? ", sequential writes" : "");
+}

@@ -1,0 +1,59 @@
+/* signals.c - the signals kcopy answers, read from a signalfd by the main
+ * thread: SIGINT, SIGTERM and SIGHUP stop the copy after the I/O in
+ * flight, a second SIGINT exits at once, SIGUSR1 prints a status line.
+ *
+ * Copyright (C) 2026 The kcopy authors.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "kcopy.h"
+
+/* Block the signals kcopy answers and return a signalfd for them, or
+ * -errno.  Called before the engine thread starts, so that it inherits the
+ * mask and every signal comes to the signalfd. */
+int signals_block(void)
+{
+	sigset_t set;
+	int fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	return fd < 0 ? -errno : fd;
+}
+
+bool signals_poll(struct kcopy *k)
+{
+	struct signalfd_siginfo si;
+
+	while (read(k->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		int sig = (int)si.ssi_signo;
+
+		if (sig == SIGUSR1) {
+			progress_status_line(k);
+		} else if (k->signal && sig == SIGINT) {
+			say(&k->out, MSG_ERROR, "interrupted again: exiting "
+			    "without waiting");
+			/* The documented way out (kcopy(1)): no drain, no
+			 * flush, no report; the only exit outside main(). */
+			_exit(128 + sig);
+		} else if (!k->signal) {
+			k->signal = sig;
+			say(&k->out, MSG_NOTE, "%s: stopping after the I/O in "
+			    "flight", strsignal(sig));
+			kcopyd_client_stop(k->kc);
+		}
+	}
+	return k->signal != 0;
+}
