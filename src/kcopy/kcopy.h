@@ -62,7 +62,9 @@ struct output {
 	bool bar_drawn;		/* a progress bar is on the screen now */
 };
 
-void output_init(struct output *o);
+/* Also makes sure descriptors 0, 1 and 2 are open (on /dev/null where they
+ * were closed) before anything else is opened.  0, or -errno. */
+int output_init(struct output *o);
 void output_destroy(struct output *o);
 /* Print "kcopy: " and the message as one line, taking a bar off the screen
  * first; dropped as level and --quiet/--verbose say. */
@@ -200,7 +202,7 @@ struct kcopy {
 	struct verify verify;
 };
 
-void kcopy_init(struct kcopy *k);
+int kcopy_init(struct kcopy *k);
 void kcopy_free(struct kcopy *k);
 
 /* options.c: 0 to go on; 1 when --help, --usage or --version was answered

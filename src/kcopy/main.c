@@ -14,14 +14,14 @@
 
 #include "kcopy.h"
 
-void kcopy_init(struct kcopy *k)
+int kcopy_init(struct kcopy *k)
 {
 	memset(k, 0, sizeof(*k));
 	k->src.fd = -1;
 	k->sig_fd = -1;
 	k->done_fd = -1;
-	output_init(&k->out);
 	pthread_mutex_init(&k->lock, NULL);
+	return output_init(&k->out);
 }
 
 static void target_free(struct target *t)
@@ -137,7 +137,8 @@ int main(int argc, char **argv)
 	struct kcopy k;
 	int r, status = KCOPY_EXIT_SETUP;
 
-	kcopy_init(&k);
+	if (kcopy_init(&k) < 0)
+		goto out;	/* no /dev/null: nowhere to say it either */
 	r = options_parse(&k, argc, (const char **)argv);
 	if (r > 0)
 		status = 0;

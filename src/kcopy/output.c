@@ -6,15 +6,42 @@
  */
 #include <config.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 
 #include "kcopy.h"
 
-void output_init(struct output *o)
+/* Started with standard input, output or error closed, kcopy would open a
+ * region or the report as descriptor 0, 1 or 2, and its messages would land
+ * in it: put /dev/null there first.  0, or -errno. */
+static int std_fds_open(void)
 {
+	int fd;
+
+	for (fd = 0; fd <= 2; fd++) {
+		int got;
+
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		/* The lowest free descriptor: fd itself. */
+		got = open("/dev/null", fd ? O_WRONLY : O_RDONLY);
+		if (got < 0)
+			return -errno;
+		if (got != fd)
+			return -EBADF;
+	}
+	return 0;
+}
+
+int output_init(struct output *o)
+{
+	int r = std_fds_open();
+
 	pthread_mutex_init(&o->lock, NULL);
 	o->bar_drawn = false;
+	return r;
 }
 
 void output_destroy(struct output *o)

@@ -1,6 +1,7 @@
 /* signals.c - the signals kcopy answers, read from a signalfd by the main
  * thread: SIGINT, SIGTERM and SIGHUP stop the copy after the I/O in
- * flight, a second SIGINT exits at once, SIGUSR1 prints a status line.
+ * flight, a second SIGINT exits at once, SIGUSR1 prints a status line;
+ * SIGPIPE and SIGXFSZ are ignored.
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -17,12 +18,19 @@
 
 /* Block the signals kcopy answers and return a signalfd for them, or
  * -errno.  Called before the engine thread starts, so that it inherits the
- * mask and every signal comes to the signalfd. */
+ * mask and every signal comes to the signalfd.
+ *
+ * SIGPIPE and SIGXFSZ are ignored: a closed pipe (--report -, progress
+ * into head) is EPIPE of that one output, and a file reaching the size
+ * limit (ulimit -f) is EFBIG of that one destination, not the end of the
+ * run for all. */
 int signals_block(void)
 {
 	sigset_t set;
 	int fd;
 
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
