@@ -63,7 +63,8 @@
 #   fault_device_kill [DEV] | make_tmpfs SIZE | sum FILE [OFF LEN]
 #   drop_cache FILE_OR_DEV | wait_for SECS CMD... | run_watchdog SECS CMD...
 #   assert_eq A B [MSG] | assert_status EXPECTED CMD... | pid_alive PID
-#   run_kcopy ARGS... (sets ST, ERR_FILE) | same A AOFF B BOFF LEN
+#   run_kcopy ARGS... (sets ST, ERR_FILE) | expect_refused NAME PATTERN ARGS...
+#   same A AOFF B BOFF LEN
 #   same_sectors A ASEC B BSEC COUNT
 
 # Result variables (LOOP_DEV, FAULT_*, TMPFS_DIR...) are read by the tests.
@@ -581,4 +582,15 @@ same() {
 # same_sectors A ASEC B BSEC COUNT: the same, in 512-byte sectors.
 same_sectors() {
 	same "$1" $(($2 * 512)) "$3" $(($4 * 512)) $(($5 * 512))
+}
+
+# expect_refused NAME PATTERN ARGS...: run kcopy ARGS (run_kcopy); fail
+# unless it exits 128 (a setup error) with PATTERN (grep) in its stderr.
+expect_refused() {
+	local name=$1 pattern=$2
+	shift 2
+	run_kcopy "$@"
+	assert_eq "$ST" 128 "$name: exit status"
+	grep -q -- "$pattern" "$ERR_FILE" ||
+		fail "$name: no '$pattern' in: $(cat "$ERR_FILE")"
 }

@@ -529,11 +529,35 @@ static void test_format(void)
 	      "truncated to \"%s\"", small);
 }
 
+/* kc_spec_numeric_tail: the tail after the last colon when it was meant
+ * as a number but is not one. */
+static void test_numeric_tail(void)
+{
+	static const struct { const char *arg, *tail; } cases[] = {
+		{ "img:0:1Ki", "1Ki" }, { "img:1Ki", "1Ki" },
+		{ "x:1.5K", "1.5K" }, { "x:512B", "512B" }, { "x:0x10", "0x10" },
+		{ "img:0:1K", NULL }, { "img:8", NULL }, { "a:b:c", NULL },
+		{ "img", NULL }, { "x:-1", NULL }, { "img:", NULL },
+		{ "backup-12:30:00", NULL },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *got = kc_spec_numeric_tail(cases[i].arg);
+		bool ok = cases[i].tail ? got && !strcmp(got, cases[i].tail)
+					: !got;
+
+		check(ok, "numeric tail", cases[i].arg, "%s",
+		      got ? got : "(none)");
+	}
+}
+
 int main(void)
 {
 	test_sizes();
 	test_sectors();
 	test_specs();
+	test_numeric_tail();
 	test_percent();
 	test_uint();
 	test_seconds();

@@ -10,6 +10,7 @@
  *   main.c      wires the others together, in order; the only exit point
  *   options.c   the option table, option parsing, region specs into targets
  *   target.c    opening, probing and checking the source and destinations
+ *   storage.c   what storage a device or file is, asked of the kernel
  *   run.c       the copy engine: client, hooks, submission, waiting, flush
  *   verify.c    --verify: checksums during the copy, read-back afterwards
  *   signals.c   the signals kcopy answers, through a signalfd
@@ -20,6 +21,7 @@
  *   spec.c      pure parsers of sizes, specs, numbers (spec.h)
  *
  *   main -> options, target, run, verify, plan, report, signals, progress
+ *   target -> storage
  *   run -> signals, progress;  verify -> signals;  signals -> progress
  *   everything -> output, spec
  *
@@ -214,10 +216,20 @@ int options_parse(struct kcopy *k, int argc, const char **argv);
 int target_open_source(struct kcopy *k, struct target *t);
 int target_prepare_dest(struct kcopy *k, struct target *t);
 int target_check_overlaps(struct kcopy *k);
+int target_lock_regions(struct kcopy *k);
 int target_create_dests(struct kcopy *k);
 void target_remove_created(struct kcopy *k);
-const char *target_name(const struct kcopy *k, const struct target *t,
-			char *buf, size_t len);
+
+/* storage.c: identity from the kernel, not from path text. */
+/* The disk or file (and the offset in it) block device rdev stands for,
+ * through partitions and loop devices. */
+void storage_of_blockdev(dev_t rdev, struct storage_id *id);
+bool storage_is_zoned(dev_t rdev);
+/* 1 if a loop device over the file (dev, ino) is mounted or in use (its
+ * name in name), 0 if none is, -errno if the loop devices cannot be read. */
+int storage_busy_loop_over(dev_t dev, ino_t ino, char *name, size_t len);
+/* 1 if the file system with st_dev dev is devtmpfs, 0 if not, -errno. */
+int storage_is_devtmpfs(dev_t dev);
 
 /* run.c */
 int run_create_client(struct kcopy *k);

@@ -74,6 +74,8 @@ static int setup(struct kcopy *k)
 		r = target_prepare_dest(k, &k->dests[i]);
 	if (r == 0)
 		r = target_check_overlaps(k);
+	if (r == 0)
+		r = target_lock_regions(k);
 	if (r < 0)
 		return r;
 

@@ -259,6 +259,17 @@ void kc_spec_free(struct kc_spec *spec)
 	memset(spec, 0, sizeof(*spec));
 }
 
+const char *kc_spec_numeric_tail(const char *arg)
+{
+	const char *tail = arg ? strrchr(arg, ':') : NULL;
+	uint64_t v;
+
+	if (!tail || !is_digit(tail[1]) ||
+	    kc_parse_size(tail + 1, &v, NULL) == 0)
+		return NULL;
+	return tail + 1;
+}
+
 int kc_path_exists(const char *path, void *ctx)
 {
 	struct stat st;

@@ -106,6 +106,15 @@ typedef int (*kc_exists_fn)(const char *path, void *ctx);
 int kc_parse_spec(const char *arg, kc_exists_fn exists, void *ctx,
 		  struct kc_spec *out, const char **why);
 
+/*
+ * The text after the last colon of arg when it begins with a digit but is
+ * not a number in kc_parse_size's syntax ("img:0:1Ki" gives "1Ki",
+ * "x:1.5K" gives "1.5K"); else NULL.  kc_parse_spec takes such an ARG as a
+ * path (rule 4); a caller that finds no such path can name the field that
+ * was probably meant instead.  Returns a pointer into arg.
+ */
+const char *kc_spec_numeric_tail(const char *arg);
+
 /* Free out->path and reset *spec (NULL is fine); safe to call twice. */
 void kc_spec_free(struct kc_spec *spec);
 

@@ -47,73 +47,6 @@ static int setup_error(struct kcopy *k, const struct target *t, int err,
 	return err;
 }
 
-/* Read one line of a sysfs attribute of block device dev: 0 or -errno. */
-static int sysfs_read(dev_t dev, const char *attr, char *buf, size_t len)
-{
-	char path[128];
-	FILE *f;
-	int ok;
-
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s", major(dev),
-		 minor(dev), attr);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	ok = fgets(buf, (int)len, f) != NULL;
-	fclose(f);
-	if (!ok)
-		return -ENODATA;
-	buf[strcspn(buf, "\n")] = 0;
-	return 0;
-}
-
-static uint64_t sysfs_u64(dev_t dev, const char *attr)
-{
-	char buf[64];
-
-	return sysfs_read(dev, attr, buf, sizeof(buf)) ? 0
-		: strtoull(buf, NULL, 10);
-}
-
-/* What storage block device dev stands for: a partition is its disk at the
- * partition's start; a loop device is its backing file at its offset. */
-static void resolve_blockdev(dev_t dev, struct storage_id *id, int depth)
-{
-	char buf[PATH_MAX];
-	struct stat st;
-
-	id->is_file = false;
-	id->dev = dev;
-	id->ino = 0;
-	if (depth > 8)
-		return;
-	if (sysfs_read(dev, "partition", buf, sizeof(buf)) == 0) {
-		unsigned int maj, min;
-		uint64_t start = sysfs_u64(dev, "start");
-
-		if (sysfs_read(dev, "../dev", buf, sizeof(buf)) == 0 &&
-		    sscanf(buf, "%u:%u", &maj, &min) == 2) {
-			resolve_blockdev(makedev(maj, min), id, depth + 1);
-			id->base += start * KC_SECTOR_SIZE;
-		}
-		return;
-	}
-	if (sysfs_read(dev, "loop/backing_file", buf, sizeof(buf)) == 0 &&
-	    stat(buf, &st) == 0) {
-		uint64_t offset = sysfs_u64(dev, "loop/offset");
-
-		if (S_ISBLK(st.st_mode)) {
-			resolve_blockdev(st.st_rdev, id, depth + 1);
-		} else {
-			id->is_file = true;
-			id->dev = st.st_dev;
-			id->ino = st.st_ino;
-			id->base = 0;
-		}
-		id->base += offset;
-	}
-}
-
 /* What t's descriptor is: the library's probe (size, logical block, direct
  * I/O), and what only the tool needs (identity, zoned). */
 static int probe_open(struct kcopy *k, struct target *t)
@@ -137,17 +70,26 @@ static int probe_open(struct kcopy *k, struct target *t)
 	t->size = info.size;
 	t->direct = info.can_direct;
 	if (t->is_blockdev) {
-		char zoned[32];
-
 		t->rdev = st.st_rdev;
-		t->id.base = 0;
-		resolve_blockdev(st.st_rdev, &t->id, 0);
-		t->zoned = sysfs_read(st.st_rdev, "queue/zoned", zoned,
-				      sizeof(zoned)) == 0 &&
-			   !strcmp(zoned, "host-managed");
+		storage_of_blockdev(st.st_rdev, &t->id);
+		t->zoned = storage_is_zoned(st.st_rdev);
 	} else {
 		t->id = (struct storage_id){ true, st.st_dev, st.st_ino, 0 };
 	}
+	return 0;
+}
+
+/* The largest byte offset the kernel can address is that of an off_t. */
+#define MAX_ADDRESSABLE_SECTORS ((uint64_t)INT64_MAX / KC_SECTOR_SIZE)
+
+static int check_addressable(struct kcopy *k, struct target *t)
+{
+	if (t->count > MAX_ADDRESSABLE_SECTORS ||
+	    t->sector > MAX_ADDRESSABLE_SECTORS - t->count)
+		return setup_error(k, t, -EFBIG, "region (sector %" PRIu64 ", %"
+				   PRIu64 " sectors) ends past the largest "
+				   "offset the kernel can address (8 EiB)",
+				   t->sector, t->count);
 	return 0;
 }
 
@@ -158,7 +100,10 @@ static int check_region(struct kcopy *k, struct target *t, bool may_extend)
 {
 	uint64_t lbs_sectors = t->lbs / KC_SECTOR_SIZE;
 	uint64_t end = t->sector + t->count;
+	int r = check_addressable(k, t);
 
+	if (r < 0)
+		return r;
 	if (t->is_blockdev &&
 	    (t->sector % lbs_sectors || t->count % lbs_sectors))
 		return setup_error(k, t, -EINVAL, "region (sector %" PRIu64
@@ -186,11 +131,58 @@ static int count_to_end(struct kcopy *k, struct target *t)
 	return 0;
 }
 
+/* Lock a file's region against other processes, as O_EXCL guards block
+ * devices: a write lock on a destination's, a read lock on the source's.
+ * Open file description locks, by byte range: regions of one file that do
+ * not overlap (checked) do not conflict within the run, and closing the
+ * library's reopen of the file does not drop them. */
+static int lock_region(struct kcopy *k, struct target *t, bool write)
+{
+	struct flock fl = {
+		.l_type = write ? F_WRLCK : F_RDLCK,
+		.l_whence = SEEK_SET,
+		.l_start = (off_t)(t->sector * KC_SECTOR_SIZE),
+		.l_len = (off_t)(t->count * KC_SECTOR_SIZE),
+	};
+
+	if (t->is_blockdev || k->opt.force ||
+	    fcntl(t->fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	if (errno == EAGAIN || errno == EACCES)
+		return setup_error(k, t, -EBUSY, "region is in use by another "
+				   "process (%s locked; --force overrides)",
+				   write ? "read or write" : "write");
+	return setup_error(k, t, -errno, "cannot lock the region: %s",
+			   strerror(errno));
+}
+
+/* A path that does not exist, taken whole because its tail after the last
+ * colon is not a number: say so, rather than "no such file". */
+static int no_such_path(struct kcopy *k, struct target *t, const char *what)
+{
+	const char *tail = kc_spec_numeric_tail(t->arg);
+
+	if (tail)
+		return setup_error(k, t, -EINVAL, "%s, and '%s' is not a "
+				   "SECTOR or COUNT (sectors, or a size with "
+				   "K, M, G, T, P or E, KiB or KB...)", what,
+				   tail);
+	return setup_error(k, t, -ENOENT, "%s", what);
+}
+
 int target_open_source(struct kcopy *k, struct target *t)
 {
-	int r;
+	int r, fl;
 
-	t->fd = open(t->spec.path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO must not hang the open; it is refused below. */
+	t->fd = open(t->spec.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (t->fd < 0 && errno == ENOENT) {
+		char what[PATH_MAX + 64];
+
+		snprintf(what, sizeof(what), "cannot open '%s': %s",
+			 t->spec.path, strerror(ENOENT));
+		return no_such_path(k, t, what);
+	}
 	if (t->fd < 0)
 		return setup_error(k, t, -errno, "cannot open '%s': %s",
 				   t->spec.path, strerror(errno));
@@ -198,6 +190,9 @@ int target_open_source(struct kcopy *k, struct target *t)
 	r = probe_open(k, t);
 	if (r < 0)
 		return r;
+	fl = fcntl(t->fd, F_GETFL);
+	if (fl < 0 || fcntl(t->fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		return setup_error(k, t, -errno, "%s", strerror(errno));
 	t->sector = t->spec.sector;
 	if (t->spec.has_count) {
 		t->count = t->spec.count;
@@ -211,15 +206,6 @@ int target_open_source(struct kcopy *k, struct target *t)
 			return r;
 	}
 	return check_region(k, t, false);
-}
-
-/* Does directory dir lie under /dev? */
-static bool in_dev(const char *dir)
-{
-	char real[PATH_MAX];
-
-	return realpath(dir, real) &&
-	       (!strcmp(real, "/dev") || !strncmp(real, "/dev/", 5));
 }
 
 /* A block device named by an earlier destination too is already open
@@ -263,19 +249,33 @@ static int dest_count(struct kcopy *k, struct target *t, uint64_t want)
 /* A destination that does not exist: can it be made? */
 static int prepare_new_dest(struct kcopy *k, struct target *t, uint64_t want)
 {
-	char *dir = strdup(t->spec.path);
+	char *dir, *parent, link[PATH_MAX];
+	struct stat st;
+	ssize_t n;
 	int r = 0;
 
+	n = readlink(t->spec.path, link, sizeof(link) - 1);
+	if (n >= 0) {
+		link[n] = 0;
+		return setup_error(k, t, -ENOENT, "a symbolic link to '%s', "
+				   "which does not exist (kcopy does not "
+				   "create files through symbolic links)",
+				   link);
+	}
+	if (kc_spec_numeric_tail(t->arg))
+		return no_such_path(k, t, "no such file");
+	dir = strdup(t->spec.path);
 	if (!dir)
 		return setup_error(k, t, -ENOMEM, "%s", strerror(ENOMEM));
-	if (access(dirname(dir), W_OK | X_OK) < 0)
+	parent = dirname(dir);	/* may point into dir, or to "." */
+	if (access(parent, W_OK | X_OK) < 0 || stat(parent, &st) < 0)
 		r = setup_error(k, t, -errno, "cannot create '%s': %s",
 				t->spec.path, strerror(errno));
-	else if (in_dev(dir))
+	else if (storage_is_devtmpfs(st.st_dev) == 1)
 		/* A typo or an unplugged disk: an image file in devtmpfs
 		 * would fill memory, not a disk. */
 		r = setup_error(k, t, -ENODEV, "no such device (kcopy does "
-				"not create files under /dev)");
+				"not create files on devtmpfs, /dev)");
 	free(dir);
 	if (r < 0)
 		return r;
@@ -283,7 +283,38 @@ static int prepare_new_dest(struct kcopy *k, struct target *t, uint64_t want)
 		return setup_error(k, t, -EINVAL, "does not exist: give a "
 				   "COUNT");
 	t->lbs = KC_SECTOR_SIZE;
-	return dest_count(k, t, want);
+	r = dest_count(k, t, want);
+	return r < 0 ? r : check_addressable(k, t);
+}
+
+/* An existing destination file: not the backing file of a mounted loop
+ * device (its file system would be corrupted), unless --force. */
+static int check_file_in_use(struct kcopy *k, struct target *t,
+			     const struct stat *st)
+{
+	char loop[PATH_MAX];
+	int r;
+
+	if (k->opt.force)
+		return 0;
+	r = storage_busy_loop_over(st->st_dev, st->st_ino, loop, sizeof(loop));
+	if (r < 0)
+		return setup_error(k, t, r, "cannot list the loop devices: %s",
+				   strerror(-r));
+	if (r)
+		return setup_error(k, t, -EBUSY, "is the backing file of %s, "
+				   "which is mounted or in use (--force "
+				   "overrides)", loop);
+	return 0;
+}
+
+static int check_read_only(struct kcopy *k, struct target *t)
+{
+	int ro = 0;
+
+	if (ioctl(t->fd, BLKROGET, &ro) == 0 && ro)
+		return setup_error(k, t, -EROFS, "device is read-only");
+	return 0;
 }
 
 /* Open an existing destination, or check that a missing one can be made.
@@ -308,7 +339,10 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 			t->fd = open(t->spec.path, O_RDWR | O_CLOEXEC |
 				     (k->opt.force ? 0 : O_EXCL));
 	} else if (S_ISREG(st.st_mode)) {
-		t->fd = open(t->spec.path, O_RDWR | O_CLOEXEC);
+		r = check_file_in_use(k, t, &st);
+		if (r < 0)
+			return r;
+		t->fd = open(t->spec.path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
 	} else {
 		return setup_error(k, t, -EINVAL, "not a block device or "
 				   "regular file");
@@ -322,6 +356,8 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 				   strerror(errno));
 	}
 	r = probe_open(k, t);
+	if (r == 0 && t->is_blockdev)
+		r = check_read_only(k, t);
 	if (r == 0)
 		r = dest_count(k, t, want);
 	if (r == 0)
@@ -330,23 +366,21 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 }
 
 /* Do paths a and b name the same directory entry?  For files that do not
- * exist yet, which stat cannot tell apart. */
-static bool same_path(const char *a, const char *b)
+ * exist yet: the same directory (by identity) and the same name in it. */
+static bool same_entry(const char *a, const char *b)
 {
-	char pa[PATH_MAX], pb[PATH_MAX];
 	char *da = strdup(a), *db = strdup(b);
-	bool same = da && db && realpath(dirname(da), pa) &&
-		    realpath(dirname(db), pb) && !strcmp(pa, pb);
+	char *na = strdup(a), *nb = strdup(b);
+	struct stat sa, sb;
+	bool same = da && db && na && nb &&
+		    stat(dirname(da), &sa) == 0 && stat(dirname(db), &sb) == 0 &&
+		    sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino &&
+		    !strcmp(basename(na), basename(nb));
 
 	free(da);
 	free(db);
-	if (!same)
-		return false;
-	da = strdup(a);
-	db = strdup(b);
-	same = da && db && !strcmp(basename(da), basename(db));
-	free(da);
-	free(db);
+	free(na);
+	free(nb);
 	return same;
 }
 
@@ -355,7 +389,7 @@ static bool same_storage(const struct target *a, const struct target *b)
 {
 	if (!a->exists || !b->exists)
 		return !a->exists && !b->exists &&
-		       same_path(a->spec.path, b->spec.path);
+		       same_entry(a->spec.path, b->spec.path);
 	return a->id.is_file == b->id.is_file && a->id.dev == b->id.dev &&
 	       a->id.ino == b->id.ino;
 }
@@ -369,7 +403,7 @@ static int create_dest(struct kcopy *k, struct target *t)
 
 	/* Another region of a file an earlier destination just created. */
 	for (d = k->dests; d < t; d++) {
-		if (d->created && same_path(d->spec.path, t->spec.path)) {
+		if (d->created && same_entry(d->spec.path, t->spec.path)) {
 			t->fd = fcntl(d->fd, F_DUPFD_CLOEXEC, 0);
 			if (t->fd < 0)
 				return setup_error(k, t, -errno, "%s",
@@ -393,7 +427,7 @@ static int create_dest(struct kcopy *k, struct target *t)
 		return setup_error(k, t, r, "cannot probe '%s': %s",
 				   t->spec.path, strerror(-r));
 	t->direct = info.can_direct;
-	return 0;
+	return lock_region(k, t, true);
 }
 
 int target_create_dests(struct kcopy *k)
@@ -451,4 +485,18 @@ int target_check_overlaps(struct kcopy *k)
 						   "storage", j + 1);
 	}
 	return 0;
+}
+
+/* After the overlap checks (an overlap within the run is named as such,
+ * not as a lock conflict): lock the source's and the existing destinations'
+ * regions against other runs. */
+int target_lock_regions(struct kcopy *k)
+{
+	unsigned int i;
+	int r = k->opt.zero ? 0 : lock_region(k, &k->src, false);
+
+	for (i = 0; r == 0 && i < k->num_dests; i++)
+		if (k->dests[i].exists)
+			r = lock_region(k, &k->dests[i], true);
+	return r;
 }
