@@ -21,7 +21,7 @@
  *   spec.c      pure parsers of sizes, specs, numbers (spec.h)
  *
  *   main -> options, target, run, verify, plan, report, signals, progress
- *   target -> storage
+ *   target -> storage;  report -> storage
  *   run -> signals, progress;  verify -> signals;  signals -> progress
  *   everything -> output, spec
  *
@@ -162,6 +162,25 @@ struct verify {
 	uint64_t first_sector;		/* the source region's */
 };
 
+/* ------------------------------------------------------------ report.c */
+
+/* --report FILE: checked and given a temporary file beside it at setup;
+ * the placeholder, then the report, are written there and renamed over it. */
+struct report {
+	char *path;			/* FILE resolved: its real directory and
+					   name; NULL for '-' */
+	char *tmp;			/* the temporary file, while it exists */
+	int tmp_fd;			/* open on tmp */
+	mode_t mode;			/* an earlier report's, or 0666 less the
+					   umask */
+	bool stdout_closed;		/* before output_init() reopened it */
+	bool earlier;			/* FILE exists: an earlier run's report */
+	bool renamed;			/* the last write reached FILE */
+	bool placed;			/* the placeholder is in place */
+	bool done;			/* the final report is in place */
+	bool failed;			/* the final report was not written */
+};
+
 /* --------------------------------------------------------- the run state */
 
 struct zero_job {
@@ -202,6 +221,7 @@ struct kcopy {
 	bool verified;			/* --verify ran to the end */
 	struct progress progress;
 	struct verify verify;
+	struct report report;
 };
 
 int kcopy_init(struct kcopy *k);
@@ -230,6 +250,9 @@ bool storage_is_zoned(dev_t rdev);
 int storage_busy_loop_over(dev_t dev, ino_t ino, char *name, size_t len);
 /* 1 if the file system with st_dev dev is devtmpfs, 0 if not, -errno. */
 int storage_is_devtmpfs(dev_t dev);
+/* Do paths a and b name the same directory entry?  For files that do not
+ * exist yet: the same directory (by identity) and the same name in it. */
+bool storage_same_entry(const char *a, const char *b);
 
 /* run.c */
 int run_create_client(struct kcopy *k);
@@ -261,8 +284,20 @@ void verify_free(struct kcopy *k);
 /* plan.c */
 void plan_print(struct kcopy *k);
 
-/* report.c */
-int report_write(struct kcopy *k, const char *path, int status);
+/* report.c: without --report, each does nothing. */
+/* Before output_init(): note whether standard output was open. */
+void report_init(struct kcopy *k);
+/* At setup: FILE is not a region, not a FIFO or a device, and a file can
+ * be made beside it.  0, or -errno after printing a setup error. */
+int report_open(struct kcopy *k);
+/* Just before the copy: put the placeholder ("state": "running") in place
+ * of an earlier report, if there is one.  0, or -errno after printing a
+ * setup error. */
+int report_start(struct kcopy *k);
+/* After the copy: the report.  0, or -errno after printing why not. */
+int report_write(struct kcopy *k, int status);
+/* Remove the temporary file, and the placeholder if no report replaced it. */
+void report_free(struct kcopy *k);
 void report_closing_line(struct kcopy *k, int status);
 
 #endif /* KCOPY_H */

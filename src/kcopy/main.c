@@ -21,6 +21,7 @@ int kcopy_init(struct kcopy *k)
 	k->sig_fd = -1;
 	k->done_fd = -1;
 	pthread_mutex_init(&k->lock, NULL);
+	report_init(k);
 	return output_init(&k->out);
 }
 
@@ -46,6 +47,7 @@ void kcopy_free(struct kcopy *k)
 		target_free(&k->dests[i]);
 	free(k->dests);
 	target_free(&k->src);
+	report_free(k);
 	free((void *)k->opt.report);
 	if (k->sig_fd >= 0)
 		close(k->sig_fd);
@@ -76,6 +78,8 @@ static int setup(struct kcopy *k)
 		r = target_check_overlaps(k);
 	if (r == 0)
 		r = target_lock_regions(k);
+	if (r == 0)
+		r = report_open(k);
 	if (r < 0)
 		return r;
 
@@ -102,7 +106,7 @@ static int setup(struct kcopy *k)
 static int finish(struct kcopy *k)
 {
 	unsigned int i;
-	int status, r;
+	int status;
 
 	if (k->opt.verify && !k->signal) {
 		if (k->read_err && !k->opt.ignore_errors)
@@ -115,12 +119,9 @@ static int finish(struct kcopy *k)
 	k->kc = NULL;
 
 	status = run_exit_status(k);
-	if (k->opt.report) {
-		r = report_write(k, k->opt.report, status);
-		if (r < 0)
-			say(&k->out, MSG_ERROR, "cannot write the report "
-			    "'%s': %s", k->opt.report, strerror(-r));
-	}
+	/* A run whose report is lost does not look like a success. */
+	if (report_write(k, status) < 0 && status == 0)
+		status = KCOPY_EXIT_SETUP;
 	for (i = 0; i < k->num_bad; i++)
 		say(&k->out, MSG_VERBOSE, "bad: sector %" PRIu64 ", %" PRIu64
 		    " sectors", k->bad[i].sector, k->bad[i].count);
@@ -155,7 +156,8 @@ int main(int argc, char **argv)
 	}
 	if (target_create_dests(&k) < 0)
 		goto out;
-	if ((k.opt.verify && verify_init(&k) < 0) || run_copy(&k) < 0) {
+	if (report_start(&k) < 0 || (k.opt.verify && verify_init(&k) < 0) ||
+	    run_copy(&k) < 0) {
 		target_remove_created(&k);
 		goto out;
 	}

@@ -6,32 +6,68 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "kcopy.h"
 
-/* s as the inside of a JSON string, truncated to fit buf. */
-static const char *json_escape(const char *s, char *buf, size_t len)
+/* The length of the valid UTF-8 sequence at p (1 to 4), or 0 if p starts
+ * an invalid one: an overlong form, a surrogate, past U+10FFFF, cut short. */
+static size_t utf8_len(const unsigned char *p)
 {
-	size_t o = 0;
+	unsigned int cp, min, n, i;
 
-	for (; *s && o + 7 < len; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			buf[o++] = '\\';
-			buf[o++] = (char)c;
-		} else if (c < 0x20) {
-			o += (size_t)snprintf(buf + o, len - o, "\\u%04x", c);
-		} else {
-			buf[o++] = (char)c;
-		}
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		n = 2, cp = p[0] & 0x1fu, min = 0x80;
+	} else if ((p[0] & 0xf0) == 0xe0) {
+		n = 3, cp = p[0] & 0x0fu, min = 0x800;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		n = 4, cp = p[0] & 0x07u, min = 0x10000;
+	} else {
+		return 0;
 	}
-	buf[o] = 0;
-	return buf;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)	/* the final NUL too */
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3fu);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* s as a JSON string, quotes and all, of any length.  Valid UTF-8 goes as
+ * it is, with JSON's escapes for '"', '\\' and control characters; each
+ * byte of an invalid sequence becomes \udcXX, Python's surrogateescape, so
+ * that json.loads() and os.fsencode() give the bytes of any path back. */
+static void json_string(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	fputc('"', f);
+	while (*p) {
+		size_t n = utf8_len(p);
+
+		if (n == 0)
+			fprintf(f, "\\udc%02x", *p++);
+		else if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p++);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p++);
+		else
+			fwrite(p, 1, n, f), p += n;
+	}
+	fputc('"', f);
 }
 
 static const char *dest_error_text(const struct target *t, char *buf,
@@ -60,35 +96,57 @@ static const char *name_of_fd(struct kcopy *k, int fd)
 	return "?";
 }
 
-static void write_report(struct kcopy *k, FILE *f, int status)
+/* A number, or null in the placeholder of a run that is not over. */
+static void json_u64(FILE *f, const char *key, uint64_t v, bool done)
 {
-	char esc[8192], err[256];
+	if (done)
+		fprintf(f, "\"%s\": %" PRIu64, key, v);
+	else
+		fprintf(f, "\"%s\": null", key);
+}
+
+static void json_bool(FILE *f, const char *key, bool v, bool done)
+{
+	fprintf(f, "\"%s\": %s", key, !done ? "null" : v ? "true" : "false");
+}
+
+/* The report of a run that is over (done), or the placeholder of one that
+ * is starting: the same keys, null where the outcome is not known yet. */
+static void write_report(struct kcopy *k, FILE *f, int status, bool done)
+{
+	char err[256];
 	unsigned int i;
 	size_t j;
 
 	fprintf(f, "{\n  \"version\": \"%s\",\n", PACKAGE_VERSION);
+	fprintf(f, "  \"state\": \"%s\",\n  \"pid\": %ld,\n",
+		done ? "done" : "running", (long)getpid());
 	fprintf(f, "  \"operation\": \"%s\",\n", k->opt.zero ? "zero" : "copy");
-	if (k->opt.zero)
-		fprintf(f, "  \"source\": null,\n");
-	else
-		fprintf(f, "  \"source\": {\"path\": \"%s\", \"sector\": %" PRIu64
-			", \"count\": %" PRIu64 ", \"read_err\": %s},\n",
-			json_escape(k->src.spec.path, esc, sizeof(esc)),
-			k->src.sector, k->src.count,
-			k->read_err ? "true" : "false");
-	fprintf(f, "  \"destinations\": [\n");
+	fprintf(f, "  \"source\": ");
+	if (k->opt.zero) {
+		fprintf(f, "null");
+	} else {
+		fprintf(f, "{\"path\": ");
+		json_string(f, k->src.spec.path);
+		fprintf(f, ", \"sector\": %" PRIu64 ", \"count\": %" PRIu64
+			", ", k->src.sector, k->src.count);
+		json_bool(f, "read_err", k->read_err, done);
+		fprintf(f, "}");
+	}
+	fprintf(f, ",\n  \"destinations\": [\n");
 	for (i = 0; i < k->num_dests; i++) {
 		struct target *t = &k->dests[i];
 		const char *e = dest_error_text(t, err, sizeof(err));
 
-		fprintf(f, "    {\"index\": %u, \"path\": \"%s\", \"sector\": %"
-			PRIu64 ", \"count\": %" PRIu64 ", \"created\": %s, "
-			"\"write_err\": %s, \"error\": ", i + 1,
-			json_escape(t->spec.path, esc, sizeof(esc)),
-			t->sector, t->count, t->created ? "true" : "false",
-			(k->write_err >> i) & 1 ? "true" : "false");
+		fprintf(f, "    {\"index\": %u, \"path\": ", i + 1);
+		json_string(f, t->spec.path);
+		fprintf(f, ", \"sector\": %" PRIu64 ", \"count\": %" PRIu64
+			", \"created\": %s, ", t->sector, t->count,
+			t->created ? "true" : "false");
+		json_bool(f, "write_err", (k->write_err >> i) & 1, done);
+		fprintf(f, ", \"error\": ");
 		if (e)
-			fprintf(f, "\"%s\"", json_escape(e, esc, sizeof(esc)));
+			json_string(f, e);
 		else
 			fprintf(f, "null");
 		fprintf(f, ", \"mismatches\": [");
@@ -99,44 +157,385 @@ static void write_report(struct kcopy *k, FILE *f, int status)
 				t->mismatches[j].count);
 		fprintf(f, "]}%s\n", i + 1 < k->num_dests ? "," : "");
 	}
-	fprintf(f, "  ],\n");
-	fprintf(f, "  \"read_err\": %d,\n  \"write_err\": %u,\n",
-		k->read_err, k->write_err);
-	fprintf(f, "  \"exit_status\": %d,\n", status);
-	fprintf(f, "  \"signal\": %d,\n", k->signal);
-	fprintf(f, "  \"bytes\": %" PRIu64 ",\n  \"bytes_total\": %" PRIu64
-		",\n", k->bytes_done, k->bytes);
-	fprintf(f, "  \"seconds\": %.3f,\n", k->seconds);
-	fprintf(f, "  \"verified\": %s,\n", k->verified ? "true" : "false");
-	fprintf(f, "  \"bad_ranges\": [");
-	for (j = 0; j < k->num_bad; j++)
-		fprintf(f, "%s\n    {\"device\": \"%s\", \"sector\": %" PRIu64
-			", \"count\": %" PRIu64 "}", j ? "," : "",
-			json_escape(name_of_fd(k, k->bad[j].fd), esc,
-				    sizeof(esc)),
+	fprintf(f, "  ],\n  ");
+	json_u64(f, "read_err", (uint64_t)k->read_err, done);
+	fprintf(f, ",\n  ");
+	json_u64(f, "write_err", k->write_err, done);
+	fprintf(f, ",\n  ");
+	json_u64(f, "exit_status", (uint64_t)status, done);
+	fprintf(f, ",\n  ");
+	json_u64(f, "signal", (uint64_t)k->signal, done);
+	fprintf(f, ",\n  ");
+	json_u64(f, "bytes", k->bytes_done, done);
+	fprintf(f, ",\n  \"bytes_total\": %" PRIu64 ",\n  ", k->bytes);
+	if (done)
+		fprintf(f, "\"seconds\": %.3f", k->seconds);
+	else
+		fprintf(f, "\"seconds\": null");
+	fprintf(f, ",\n  ");
+	json_bool(f, "verified", k->verified, done);
+	fprintf(f, ",\n  \"bad_ranges\": [");
+	for (j = 0; j < k->num_bad; j++) {
+		fprintf(f, "%s\n    {\"device\": ", j ? "," : "");
+		json_string(f, name_of_fd(k, k->bad[j].fd));
+		fprintf(f, ", \"sector\": %" PRIu64 ", \"count\": %" PRIu64 "}",
 			k->bad[j].sector, k->bad[j].count);
+	}
 	fprintf(f, "%s]\n}\n", k->num_bad ? "\n  " : "");
 }
 
-/* Returns 0, or -errno if the report could not be written. */
-int report_write(struct kcopy *k, const char *path, int status)
+/* The report, whole, in memory: 0, or -errno. */
+static int render(struct kcopy *k, int status, bool done, char **buf,
+		  size_t *len)
 {
-	FILE *f;
-	int ret = 0;
+	FILE *f = open_memstream(buf, len);
 
-	if (!strcmp(path, "-")) {
-		write_report(k, stdout, status);
-		return fflush(stdout) ? -errno : 0;
-	}
-	f = fopen(path, "we");
 	if (!f)
 		return -errno;
-	write_report(k, f, status);
-	if (ferror(f))
-		ret = -EIO;
-	if (fclose(f) && !ret)
-		ret = -errno;
-	return ret;
+	write_report(k, f, status, done);
+	if (ferror(f)) {
+		fclose(f);
+		free(*buf);
+		*buf = NULL;
+		return -ENOMEM;
+	}
+	if (fclose(f)) {
+		free(*buf);
+		*buf = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Print a setup error as "--report 'PATH': ..." and return err. */
+static int report_error(struct kcopy *k, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int report_error(struct kcopy *k, int err, const char *fmt, ...)
+{
+	char *what = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&what, fmt, ap);
+	va_end(ap);
+	say(&k->out, MSG_ERROR, "--report '%s': %s", k->opt.report,
+	    n < 0 ? strerror(-err) : what);
+	free(what);
+	return err;
+}
+
+/* Is the file st one of the regions: the source, a destination, or the file
+ * behind a loop device that is one?  Says so (what is "" or "standard
+ * output is "); 0 or -EINVAL. */
+static int check_not_a_region(struct kcopy *k, const struct stat *st,
+			      const char *what)
+{
+	unsigned int i;
+
+	for (i = 0; i <= k->num_dests; i++) {
+		const struct target *t = i ? &k->dests[i - 1] : &k->src;
+		struct stat ts;
+		bool same;
+
+		if ((!i && k->opt.zero) || t->fd < 0)
+			continue;
+		same = (fstat(t->fd, &ts) == 0 && ts.st_dev == st->st_dev &&
+			ts.st_ino == st->st_ino) ||
+		       (t->id.is_file && t->id.dev == st->st_dev &&
+			t->id.ino == st->st_ino);
+		if (same && !i)
+			return report_error(k, -EINVAL, "%sthe same file as "
+					    "the source", what);
+		if (same)
+			return report_error(k, -EINVAL, "%sthe same file as "
+					    "destination %u", what, i);
+	}
+	return 0;
+}
+
+/* Where the symbolic links path may be (dangling ones, as the path does not
+ * exist) lead: a path that is not a link; NULL with errno set. */
+static char *follow_links(const char *path)
+{
+	char link[PATH_MAX], *cur = strdup(path), *next, *d;
+	int depth;
+	ssize_t n;
+
+	for (depth = 0; cur && depth < 40; depth++) {
+		n = readlink(cur, link, sizeof(link) - 1);
+		if (n < 0)
+			return cur;
+		link[n] = 0;
+		d = strdup(cur);
+		if (link[0] == '/')
+			next = strdup(link);
+		else if (!d || asprintf(&next, "%s/%s", dirname(d), link) < 0)
+			next = NULL;
+		free(d);
+		free(cur);
+		cur = next;
+	}
+	if (cur)
+		errno = ELOOP;
+	free(cur);
+	return NULL;
+}
+
+/* A path that does not exist, as its real directory and its last name,
+ * however it is spelled and through whatever links: "/dir/name".  NULL
+ * with errno set. */
+static char *resolve_new(const char *path)
+{
+	char *d = follow_links(path), *b = d ? strdup(d) : NULL;
+	char *dir = NULL, *res = NULL;
+	const char *name;
+
+	if (!d || !b)
+		goto out;
+	name = basename(b);
+	if (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, "/")) {
+		errno = EISDIR;
+		goto out;
+	}
+	dir = realpath(dirname(d), NULL);
+	if (dir && asprintf(&res, "%s/%s", strcmp(dir, "/") ? dir : "",
+			    name) < 0)
+		res = NULL;
+out:
+	free(d);
+	free(b);
+	free(dir);
+	return res;
+}
+
+/* A temporary file beside the report, to be renamed over it: 0 or -errno. */
+static int make_temp(struct report *rp)
+{
+	char *d = strdup(rp->path);
+
+	free(rp->tmp);
+	rp->tmp = NULL;
+	if (!d)
+		return -ENOMEM;
+	if (asprintf(&rp->tmp, "%s/.kcopy-report.XXXXXX", dirname(d)) < 0)
+		rp->tmp = NULL;
+	free(d);
+	if (!rp->tmp)
+		return -ENOMEM;
+	rp->tmp_fd = mkostemp(rp->tmp, O_CLOEXEC);
+	if (rp->tmp_fd < 0) {
+		int err = -errno;
+
+		free(rp->tmp);
+		rp->tmp = NULL;
+		return err;
+	}
+	return 0;
+}
+
+/* Forget the temporary file, removing it if it is still there. */
+static void drop_temp(struct report *rp)
+{
+	if (!rp->tmp)
+		return;
+	close(rp->tmp_fd);
+	unlink(rp->tmp);
+	free(rp->tmp);
+	rp->tmp = NULL;
+}
+
+/* Write buf to the temporary file, flush it, rename it over the report and
+ * flush the directory: a reader sees the old report or the new one, whole.
+ * The temporary file is gone afterwards.  0 or -errno. */
+static int publish(struct report *rp, const char *buf, size_t len)
+{
+	char *d = strdup(rp->path);
+	int r, dfd;
+
+	rp->renamed = false;
+	r = write_all(rp->tmp_fd, buf, len);
+	if (r == 0 && fchmod(rp->tmp_fd, rp->mode) < 0)
+		r = -errno;
+	if (r == 0 && fsync(rp->tmp_fd) < 0)
+		r = -errno;
+	if (r == 0 && rename(rp->tmp, rp->path) < 0)
+		r = -errno;
+	if (r < 0) {
+		free(d);
+		drop_temp(rp);
+		return r;
+	}
+	close(rp->tmp_fd);
+	free(rp->tmp);
+	rp->tmp = NULL;
+	rp->renamed = true;
+	if (!d)
+		return -ENOMEM;
+	dfd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) < 0)
+		r = -errno;
+	if (dfd >= 0)
+		close(dfd);
+	free(d);
+	return r;
+}
+
+void report_init(struct kcopy *k)
+{
+	k->report.tmp_fd = -1;
+	k->report.stdout_closed = fcntl(STDOUT_FILENO, F_GETFD) < 0 &&
+				  errno == EBADF;
+}
+
+/* '-': standard output must be open, and not a region or a disk. */
+static int open_stdout(struct kcopy *k)
+{
+	struct stat st;
+
+	if (k->report.stdout_closed)
+		return report_error(k, -EBADF, "standard output is closed");
+	if (fstat(STDOUT_FILENO, &st) < 0)
+		return report_error(k, -errno, "standard output: %s",
+				    strerror(errno));
+	if (S_ISBLK(st.st_mode))
+		return report_error(k, -EINVAL, "standard output is a block "
+				    "device");
+	return check_not_a_region(k, &st, "standard output is ");
+}
+
+int report_open(struct kcopy *k)
+{
+	struct report *rp = &k->report;
+	const char *path = k->opt.report;
+	struct stat st;
+	unsigned int i;
+	mode_t mask;
+	int r;
+
+	if (!path)
+		return 0;
+	if (!strcmp(path, "-"))
+		return open_stdout(k);
+	if (stat(path, &st) == 0) {
+		/* Never opened: a FIFO would block, a device be written. */
+		if (!S_ISREG(st.st_mode))
+			return report_error(k, -EINVAL, "%s",
+					    S_ISDIR(st.st_mode) ? "is a directory"
+					    : S_ISBLK(st.st_mode) ? "is a block device"
+					    : S_ISFIFO(st.st_mode) ? "is a FIFO"
+					    : "is not a regular file");
+		r = check_not_a_region(k, &st, "");
+		if (r < 0)
+			return r;
+		rp->mode = st.st_mode & 07777;
+		rp->earlier = true;
+		rp->path = realpath(path, NULL);
+	} else if (errno == ENOENT) {
+		mask = umask(0);
+		umask(mask);
+		rp->mode = 0666 & ~mask;
+		rp->path = resolve_new(path);
+	} else {
+		return report_error(k, -errno, "%s", strerror(errno));
+	}
+	if (!rp->path)
+		return report_error(k, -errno, "cannot create it: %s",
+				    strerror(errno));
+	for (i = 0; i < k->num_dests; i++) {
+		if (!k->dests[i].exists &&
+		    storage_same_entry(k->dests[i].spec.path, rp->path))
+			return report_error(k, -EINVAL, "the same file as "
+					    "destination %u", i + 1);
+	}
+	r = make_temp(rp);
+	if (r < 0)
+		return report_error(k, r, "cannot create a file beside it: %s",
+				    strerror(-r));
+	return 0;
+}
+int report_start(struct kcopy *k)
+{
+	char *buf = NULL;
+	size_t len;
+	int r;
+
+	if (!k->report.tmp)
+		return 0;	/* none, or standard output */
+	if (!k->report.earlier) {
+		/* Nothing to take the place of: a killed run leaves no
+		 * report, and no temporary file. */
+		drop_temp(&k->report);
+		return 0;
+	}
+	r = render(k, 0, false, &buf, &len);
+	if (r == 0)
+		r = publish(&k->report, buf, len);
+	free(buf);
+	k->report.placed = k->report.renamed;
+	if (r < 0)
+		return report_error(k, r, "cannot write: %s", strerror(-r));
+	return 0;
+}
+
+int report_write(struct kcopy *k, int status)
+{
+	struct report *rp = &k->report;
+	char *buf = NULL;
+	size_t len;
+	int r;
+
+	if (!k->opt.report)
+		return 0;
+	r = render(k, status, true, &buf, &len);
+	if (r == 0 && !rp->path) {
+		fflush(stdout);
+		r = write_all(STDOUT_FILENO, buf, len);
+	} else if (r == 0) {
+		r = make_temp(rp);
+		if (r == 0)
+			r = publish(rp, buf, len);
+		rp->done = rp->renamed;
+	}
+	free(buf);
+	if (r < 0) {
+		rp->failed = true;
+		if (rp->path)
+			say(&k->out, MSG_ERROR, "cannot write the report '%s': "
+			    "%s", k->opt.report, strerror(-r));
+		else
+			say(&k->out, MSG_ERROR, "cannot write the report to "
+			    "standard output: %s", strerror(-r));
+	}
+	return r;
+}
+
+void report_free(struct kcopy *k)
+{
+	struct report *rp = &k->report;
+
+	drop_temp(rp);
+	/* The placeholder of a run that did not start after all, or that
+	 * could not write its report: no report is better than one that says
+	 * the run goes on. */
+	if (rp->placed && !rp->done)
+		unlink(rp->path);
+	free(rp->path);
 }
 
 /* The last line on stderr whenever the status is not 0, even with --quiet:
@@ -171,6 +570,8 @@ void report_closing_line(struct kcopy *k, int status)
 			fprintf(f, "; destination %u '%s': %s", i + 1,
 				k->dests[i].spec.path, e ? e : "write error");
 	}
+	if (k->report.failed)
+		fprintf(f, "; the report was not written");
 	fclose(f);
 	say(&k->out, MSG_ERROR, "%s", line);
 	free(line);

@@ -269,3 +269,22 @@ int storage_is_devtmpfs(dev_t dev)
 	fclose(f);
 	return found;
 }
+
+/* Do paths a and b name the same directory entry?  For files that do not
+ * exist yet: the same directory (by identity) and the same name in it. */
+bool storage_same_entry(const char *a, const char *b)
+{
+	char *da = strdup(a), *db = strdup(b);
+	char *na = strdup(a), *nb = strdup(b);
+	struct stat sa, sb;
+	bool same = da && db && na && nb &&
+		    stat(dirname(da), &sa) == 0 && stat(dirname(db), &sb) == 0 &&
+		    sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino &&
+		    !strcmp(basename(na), basename(nb));
+
+	free(da);
+	free(db);
+	free(na);
+	free(nb);
+	return same;
+}

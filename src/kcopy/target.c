@@ -365,31 +365,12 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 	return r;
 }
 
-/* Do paths a and b name the same directory entry?  For files that do not
- * exist yet: the same directory (by identity) and the same name in it. */
-static bool same_entry(const char *a, const char *b)
-{
-	char *da = strdup(a), *db = strdup(b);
-	char *na = strdup(a), *nb = strdup(b);
-	struct stat sa, sb;
-	bool same = da && db && na && nb &&
-		    stat(dirname(da), &sa) == 0 && stat(dirname(db), &sb) == 0 &&
-		    sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino &&
-		    !strcmp(basename(na), basename(nb));
-
-	free(da);
-	free(db);
-	free(na);
-	free(nb);
-	return same;
-}
-
 /* Same storage?  Files not yet created are told apart by their path. */
 static bool same_storage(const struct target *a, const struct target *b)
 {
 	if (!a->exists || !b->exists)
 		return !a->exists && !b->exists &&
-		       same_entry(a->spec.path, b->spec.path);
+		       storage_same_entry(a->spec.path, b->spec.path);
 	return a->id.is_file == b->id.is_file && a->id.dev == b->id.dev &&
 	       a->id.ino == b->id.ino;
 }
@@ -403,7 +384,7 @@ static int create_dest(struct kcopy *k, struct target *t)
 
 	/* Another region of a file an earlier destination just created. */
 	for (d = k->dests; d < t; d++) {
-		if (d->created && same_entry(d->spec.path, t->spec.path)) {
+		if (d->created && storage_same_entry(d->spec.path, t->spec.path)) {
 			t->fd = fcntl(d->fd, F_DUPFD_CLOEXEC, 0);
 			if (t->fd < 0)
 				return setup_error(k, t, -errno, "%s",
