@@ -129,6 +129,14 @@ int run_create_client(struct kcopy *k)
 		if (k->done_fd < 0)
 			r = -errno;
 	}
+	if (r == -EAGAIN) {
+		/* io_setup: the system's asynchronous I/O events are taken. */
+		say(&k->out, MSG_ERROR, "cannot set up the copy engine: %s "
+		    "(too many asynchronous I/O contexts: raise "
+		    "/proc/sys/fs/aio-max-nr, or use a smaller --pages)",
+		    strerror(-r));
+		return r;
+	}
 	if (r < 0) {
 		say(&k->out, MSG_ERROR, "cannot set up the copy engine: %s",
 		    strerror(-r));
