@@ -249,6 +249,19 @@ struct spec_case {
 #define BAD(a, fs, e, w) { a, fs, e, NULL, false, 0, false, 0, w }
 
 static const struct spec_case spec_cases[] = {
+	/* NBD URIs: the scheme's and the authority's colons are the URI's */
+	OK("nbd://host:10809", fs_all, "nbd://host:10809", false, 0, false, 0),
+	OK("nbd://host:10809/", fs_none, "nbd://host:10809/", false, 0, false, 0),
+	OK("nbd://h:10809/disk:2048", fs_none, "nbd://h:10809/disk", true,
+	   2048, false, 0),
+	OK("nbd://[::1]:10809/d:8:16", fs_none, "nbd://[::1]:10809/d", true, 8,
+	   true, 16),
+	OK("nbds://host/", fs_none, "nbds://host/", false, 0, false, 0),
+	OK("nbd+unix:///?socket=/tmp/a:b.sock", fs_none,
+	   "nbd+unix:///?socket=/tmp/a:b.sock", false, 0, false, 0),
+	OK("nbd+unix:///e?socket=/tmp/s.sock:1M:8", fs_none,
+	   "nbd+unix:///e?socket=/tmp/s.sock", true, 2048, true, 8),
+	BAD("nbd://host:10809/:", fs_none, -EINVAL, "empty SECTOR field"),
 	OK("img", fs_none, "img", false, 0, false, 0),
 	OK("img", fs_all, "img", false, 0, false, 0),
 	OK("img:8", fs_none, "img", true, 8, false, 0),

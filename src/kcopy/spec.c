@@ -190,11 +190,27 @@ static int fill(struct kc_spec *out, const char *arg, size_t n,
 	return 0;
 }
 
+size_t kc_uri_prefix(const char *arg)
+{
+	static const char *const schemes[] = {
+		"nbd://", "nbds://", "nbd+unix://", "nbds+unix://",
+		"nbd+vsock://", "nbds+vsock://",
+	};
+	size_t i, n;
+
+	for (i = 0; arg && i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		n = strlen(schemes[i]);
+		if (!strncmp(arg, schemes[i], n))
+			return n + strcspn(arg + n, "/");
+	}
+	return 0;
+}
+
 int kc_parse_spec(const char *arg, kc_exists_fn exists, void *ctx,
 		  struct kc_spec *out, const char **why)
 {
-	const char *c1, *c2, *tail, *mid;
-	size_t len, tn, mn;
+	const char *c1, *c2, *tail, *mid, *rest;
+	size_t len, tn, mn, uri;
 	uint64_t sector = 0, count = 0;
 	enum num_status tst, mst;
 
@@ -207,13 +223,15 @@ int kc_parse_spec(const char *arg, kc_exists_fn exists, void *ctx,
 		return fail(why, "empty argument", -EINVAL);
 
 	len = strlen(arg);
-	c1 = last_char(arg, len, ':');
-	if (!c1 || (exists && exists(arg, ctx)))
+	uri = kc_uri_prefix(arg);
+	rest = arg + uri;	/* a URI's scheme and authority are not fields */
+	c1 = last_char(rest, len - uri, ':');
+	if (!c1 || (!uri && exists && exists(arg, ctx)))
 		return fill(out, arg, len, false, 0, false, 0, why);
 
 	tail = c1 + 1;
 	tn = len - (size_t)(tail - arg);
-	c2 = last_char(arg, (size_t)(c1 - arg), ':');
+	c2 = last_char(rest, (size_t)(c1 - rest), ':');
 	mid = c2 ? c2 + 1 : NULL;
 	mn = c2 ? (size_t)(c1 - mid) : 0;
 

@@ -75,6 +75,8 @@ typedef int (*kc_exists_fn)(const char *path, void *ctx);
 /*
  * Parse a region spec into *out.  How ARG is read, first match wins:
  *
+ *  0. For an NBD URI (kc_uri_prefix) the scheme and authority are left
+ *     out of what follows: their colons are the URI's.
  *  1. ARG contains no colon: ARG is the path.
  *  2. exists(ARG, ctx) is true (exists may be NULL: never true): ARG is the
  *     path, colons and all (/dev/disk/by-path/pci-0000:00:1f.2-ata-1).
@@ -114,6 +116,14 @@ int kc_parse_spec(const char *arg, kc_exists_fn exists, void *ctx,
  * was probably meant instead.  Returns a pointer into arg.
  */
 const char *kc_spec_numeric_tail(const char *arg);
+
+/*
+ * The length of arg's NBD URI scheme and authority ("nbd://host:10809" of
+ * "nbd://host:10809/disk:2048"), 0 if arg is not an NBD URI (nbd, nbds,
+ * nbd+unix, nbds+unix, nbd+vsock, nbds+vsock).  kc_parse_spec looks for
+ * its fields only after it, and never asks whether a URI exists.
+ */
+size_t kc_uri_prefix(const char *arg);
 
 /* Free out->path and reset *spec (NULL is fine); safe to call twice. */
 void kc_spec_free(struct kc_spec *spec);
