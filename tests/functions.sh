@@ -12,9 +12,10 @@
 #   skip/fail print their message to stderr (stdout may be captured by $(...)).
 #   With KCOPY_NO_SKIP=1 in the environment a skip becomes a hard error (99),
 #   so CI can insist that nothing is skipped where it could run.
-# * Paths: $FAULTFS (faultfs helper) and $KCOPY (the tool) default to
-#   $top_builddir/tests/faultfs and $top_builddir/src/kcopy/kcopy; both may be
-#   overridden from the environment.  top_builddir defaults to ".", since
+# * Paths: $FAULTFS (faultfs helper), $KCOPY (the tool) and $KCOPYD_RUN
+#   (the library's test driver) default to $top_builddir/tests/faultfs,
+#   $top_builddir/src/kcopy/kcopy and $top_builddir/tests/kcopyd-run; each
+#   may be overridden from the environment.  top_builddir defaults to ".", since
 #   tests run with the top build directory as their working directory.
 # * Scratch space: $T, a fresh directory under ${TMPDIR:-/tmp}, removed at
 #   exit (set KCOPY_TEST_KEEP=1 to keep it).  make_tmpdir gives
@@ -58,14 +59,18 @@
 #   skip MSG | fail MSG | requires CMD... | requires_root | requires_loop
 #   requires_fuse | cleanup_add CMD | make_tmpdir | t_dir
 #   make_image FILE SIZE [pattern[:TAG]|zero|random]
+#   copy_zeroed IMAGE OUT [SECTOR COUNT]...
 #   make_loop FILE [LOSETUP_ARGS...]
 #   make_fault_device IMAGE [FAULTFS_OPTS...] [-- LOSETUP_ARGS...]
 #   fault_device_kill [DEV] | make_tmpfs SIZE | sum FILE [OFF LEN]
-#   drop_cache FILE_OR_DEV | wait_for SECS CMD... | run_watchdog SECS CMD...
-#   assert_eq A B [MSG] | assert_status EXPECTED CMD... | pid_alive PID
-#   run_kcopy ARGS... (sets ST, ERR_FILE) | expect_refused NAME PATTERN ARGS...
-#   same A AOFF B BOFF LEN
-#   same_sectors A ASEC B BSEC COUNT
+#   zero_sum LEN | drop_cache FILE_OR_DEV | wait_for SECS CMD...
+#   run_watchdog SECS CMD... | pid_alive PID | wait_gone PID SECS
+#   assert_eq A B [MSG] | size_is FILE BYTES
+#   run_kcopy ARGS... (sets ST, ERR_FILE) | kcopy_expect EXPECTED ARGS...
+#   expect_refused NAME PATTERN ARGS...
+#   run_kcopyd ARGS... | exit_bit K | check_dest_errors NAME REPORT [K:ERROR]...
+#   same A AOFF B BOFF LEN | same_sectors A ASEC B BSEC COUNT
+#   is_zero FILE OFF LEN [MSG] | is_zero_sectors FILE SECTOR COUNT [MSG]
 
 # Result variables (LOOP_DEV, FAULT_*, TMPFS_DIR...) are read by the tests.
 # shellcheck disable=SC2034
@@ -87,6 +92,7 @@ __abspath() {
 
 FAULTFS=$(__abspath "${FAULTFS:-$top_builddir/tests/faultfs}")
 KCOPY=$(__abspath "${KCOPY:-$top_builddir/src/kcopy/kcopy}")
+KCOPYD_RUN=$(__abspath "${KCOPYD_RUN:-$top_builddir/tests/kcopyd-run}")
 
 # ------------------------------------------------------ results and checks
 
@@ -143,19 +149,9 @@ assert_eq() {
 	[[ "$1" == "$2" ]] || fail "${3:-assert_eq}: '$1' != '$2'"
 }
 
-# assert_status EXPECTED CMD...: run CMD (its stdout passes through), fail
-# unless it exits with EXPECTED.  Its stderr is saved in the file
-# $LAST_STDERR (and copied to our stderr); a failure message shows it.
-LAST_STDERR=
-assert_status() {
-	local expected=$1 st
-	shift
-	LAST_STDERR=$(mktemp "$T/.stderr.XXXXXX")
-	"$@" 2>"$LAST_STDERR" && st=0 || st=$?
-	cat "$LAST_STDERR" >&2
-	if [[ $st != "$expected" ]]; then
-		fail "'$*' exited with status $st, expected $expected"
-	fi
+# size_is FILE BYTES: FILE is BYTES long.
+size_is() {
+	assert_eq "$(stat -c %s "$1")" "$2" "size of $1"
 }
 
 # wait_for SECS CMD...: poll CMD every 0.1 s until it succeeds; status 1 on
@@ -302,6 +298,22 @@ make_image() {
 	esac
 }
 
+# copy_zeroed IMAGE OUT [SECTOR COUNT]...: OUT is a copy of IMAGE with
+# those ranges of 512-byte sectors zeroed (what a copy with bad sectors
+# zero-filled must hold).
+copy_zeroed() {
+	local out=$2
+	[[ $# -ge 2 && $(($# % 2)) == 0 ]] ||
+		fail "usage: copy_zeroed IMAGE OUT [SECTOR COUNT]..."
+	cp "$1" "$out" || fail "copy_zeroed: cannot copy $1"
+	shift 2
+	while (($#)); do
+		dd if=/dev/zero of="$out" bs=512 seek="$1" count="$2" conv=notrunc status=none ||
+			fail "copy_zeroed: cannot zero sectors $1+$2 of $out"
+		shift 2
+	done
+}
+
 # ------------------------------------------------------------ loop devices
 
 # __loop_detach DEV BACKING: detach and wait (up to 10 s) until the kernel
@@ -361,6 +373,18 @@ pid_alive() {
 	[[ ${s%% *} != Z ]]
 }
 
+# wait_gone PID SECS: poll every 0.05 s until PID has exited (or is a
+# zombie); status 1 if it is still running after SECS.  Does not reap it:
+# `wait PID` still gives a child's exit status.
+wait_gone() {
+	local pid=$1 secs=$2 i
+	for ((i = 0; i < secs * 20; i++)); do
+		pid_alive "$pid" || return 0
+		sleep 0.05
+	done
+	! pid_alive "$pid"
+}
+
 __pid_stopped() {
 	local s
 	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
@@ -390,13 +414,8 @@ __fuse_abort() {
 # __pid_reap PID SECS: wait up to SECS for PID to exit; reap it if it is our
 # child.  Status 1 if it is still running.
 __pid_reap() {
-	local pid=$1 secs=$2 i
-	for ((i = 0; i < secs * 10; i++)); do
-		pid_alive "$pid" || break
-		sleep 0.1
-	done
-	pid_alive "$pid" && return 1
-	wait "$pid" 2>/dev/null || true
+	wait_gone "$1" "$2" || return 1
+	wait "$1" 2>/dev/null || true
 	return 0
 }
 
@@ -552,6 +571,13 @@ sum() {
 	printf '%s\n' "${out%% *}"
 }
 
+# zero_sum LEN: print the md5 of LEN zero bytes (what sum prints for them).
+zero_sum() {
+	local out
+	out=$(head -c "$1" /dev/zero | md5sum)
+	printf '%s\n' "${out%% *}"
+}
+
 # drop_cache FILE_OR_DEV: make the next buffered read go to the medium.
 drop_cache() {
 	if [[ -b $1 ]]; then
@@ -569,6 +595,95 @@ run_kcopy() {
 	run_watchdog 60 "$KCOPY" "$@" 2>"$ERR_FILE" && ST=0 || ST=$?
 	cat "$ERR_FILE" >&2
 	[[ $ST != 124 ]] || fail "kcopy $* hung (watchdog)"
+}
+
+# kcopy_expect EXPECTED ARGS...: run_kcopy ARGS (its stdout passes
+# through); fail unless it exits with EXPECTED.
+kcopy_expect() {
+	local expected=$1
+	shift
+	run_kcopy "$@"
+	[[ $ST == "$expected" ]] ||
+		fail "kcopy $* exited with $ST, expected $expected; stderr: $(cat "$ERR_FILE")"
+}
+
+# run_kcopyd ARGS...: run $KCOPYD_RUN (the library's test driver) under a
+# 60 s watchdog and print what it printed.  It exits 0, or 3 when the library
+# refused the job (its first line says why); anything else (a crash, a
+# usage error, a hang) fails.
+run_kcopyd() {
+	local out st
+	[[ -x $KCOPYD_RUN ]] || fail "no $KCOPYD_RUN: build it first"
+	out=$(mktemp "$T/kcopyd-run.XXXXXX")
+	run_watchdog 60 "$KCOPYD_RUN" "$@" >"$out" && st=0 || st=$?
+	[[ $st == 0 || $st == 3 ]] ||
+		fail "kcopyd-run $* exited with $st (crash, usage or hang): $(cat "$out")"
+	cat "$out"
+}
+
+# exit_bit K: kcopy's exit status bit for a write error on destination K
+# (1-based): 2^K, destinations after the sixth share bit 6 (64).
+exit_bit() {
+	local k=$1
+	((k > 6)) && k=6
+	echo $((1 << k))
+}
+
+# check_dest_errors NAME REPORT [K:ERROR]...: the kcopy run just made by
+# run_kcopy (ST, ERR_FILE) copied all of $SRC to the destinations in the
+# array DESTS, and exactly destinations K (1-based, in ascending order)
+# failed, with the report error ERROR (e.g. "write: Input/output error").
+# Checks the exit status, the closing line, the JSON report REPORT (no read
+# error, every byte counted, each destination's path, write_err and
+# error), and that every other destination holds the source.
+check_dest_errors() {
+	local name=$1 report=$2 f k i j status=0 mask=0 want src_sum
+	local -A failing=()
+	shift 2
+	for f in "$@"; do
+		k=${f%%:*}
+		failing[$k]=${f#*:}
+		status=$((status | $(exit_bit "$k")))
+		mask=$((mask | 1 << (k - 1)))
+	done
+	assert_eq "$ST" "$status" "$name: exit status"
+	want="kcopy: exit status $status: read_err=0 write_err=0x$(printf %x "$mask")"
+	for ((i = 1; i <= ${#DESTS[@]}; i++)); do
+		[[ -n ${failing[$i]:-} ]] &&
+			want+="; destination $i '${DESTS[i - 1]}': ${failing[$i]}"
+	done
+	assert_eq "$(tail -n 1 "$ERR_FILE")" "$want" "$name: closing line"
+	[[ -s $report ]] || fail "$name: no report"
+	assert_eq "$(jq -r .write_err "$report")" "$mask" "$name: report write_err"
+	assert_eq "$(jq -r .read_err "$report")" 0 "$name: report read_err"
+	assert_eq "$(jq -r .exit_status "$report")" "$status" "$name: report exit_status"
+	assert_eq "$(jq -r .signal "$report")" 0 "$name: report signal"
+	assert_eq "$(jq -r .source.read_err "$report")" false "$name: report source.read_err"
+	assert_eq "$(jq -r '.bad_ranges | length' "$report")" 0 "$name: report bad_ranges"
+	assert_eq "$(jq -r .bytes_total "$report")" "$(stat -L -c %s "$SRC")" \
+		"$name: report bytes_total"
+	# Bytes copied count those that reached a destination: all of them
+	# while one destination is healthy.
+	if ((${#failing[@]} < ${#DESTS[@]})); then
+		assert_eq "$(jq -r .bytes "$report")" "$(jq -r .bytes_total "$report")" \
+			"$name: report bytes"
+	fi
+	assert_eq "$(jq -r '.destinations | length' "$report")" "${#DESTS[@]}" \
+		"$name: report destinations"
+	src_sum=$(sum "$SRC")
+	for ((i = 1; i <= ${#DESTS[@]}; i++)); do
+		j=".destinations[$((i - 1))]"
+		assert_eq "$(jq -r "$j.path" "$report")" "${DESTS[i - 1]}" "$name: $j.path"
+		if [[ -n ${failing[$i]:-} ]]; then
+			assert_eq "$(jq -r "$j.write_err" "$report")" true "$name: $j.write_err"
+			assert_eq "$(jq -r "$j.error" "$report")" "${failing[$i]}" "$name: $j.error"
+		else
+			assert_eq "$(jq -r "$j.write_err" "$report")" false "$name: $j.write_err"
+			assert_eq "$(jq -r "$j.error" "$report")" null "$name: $j.error"
+			assert_eq "$(sum "${DESTS[i - 1]}")" "$src_sum" \
+				"$name: healthy destination $i '${DESTS[i - 1]}' content"
+		fi
+	done
 }
 
 # same A AOFF B BOFF LEN: LEN bytes of A at byte AOFF equal those of B at BOFF.
@@ -593,4 +708,17 @@ expect_refused() {
 	assert_eq "$ST" 128 "$name: exit status"
 	grep -q -- "$pattern" "$ERR_FILE" ||
 		fail "$name: no '$pattern' in: $(cat "$ERR_FILE")"
+}
+
+# is_zero FILE OFF LEN [MSG]: LEN bytes of FILE at byte OFF are all zero
+# (read as sum reads them: a device with O_DIRECT where aligned).
+is_zero() {
+	local got
+	got=$(sum "$1" "$2" "$3") || fail "cannot read $1"
+	assert_eq "$got" "$(zero_sum "$3")" "${4:-$1 @$2 ($3 bytes) is zero}"
+}
+
+# is_zero_sectors FILE SECTOR COUNT [MSG]: the same, in 512-byte sectors.
+is_zero_sectors() {
+	is_zero "$1" $(($2 * 512)) $(($3 * 512)) "${4:-$1: sectors $2+$3 are zero}"
 }

@@ -13,7 +13,6 @@ ENOSPC_TEXT='No space left on device'
 
 make_image "$T/src.img" "$SIZE" pattern:src
 SRC=$T/src.img
-SRC_SUM=$(sum "$SRC")
 
 # A healthy loop device destination, filled with something else first.
 healthy_loop() {
@@ -21,51 +20,6 @@ healthy_loop() {
 	img=$(mktemp "$T/healthy.XXXXXX")
 	make_image "$img" "$SIZE" random
 	make_loop "$img"
-}
-
-exit_bit() {
-	local k=$1
-	((k > 6)) && k=6
-	echo $((1 << k))
-}
-
-# check NAME REPORT FAILED... with FAILED "K:OP: TEXT" (1-based K), DESTS
-# the destination paths: exact status, closing line, report; every other
-# destination holds the source.
-check() {
-	local name=$1 report=$2 f k i status=0 mask=0 want line
-	local -A failing=()
-	shift 2
-	for f in "$@"; do
-		k=${f%%:*}
-		failing[$k]=${f#*:}
-		status=$((status | $(exit_bit "$k")))
-		mask=$((mask | 1 << (k - 1)))
-	done
-	assert_eq "$ST" "$status" "$name: exit status"
-	want="kcopy: exit status $status: read_err=0 write_err=0x$(printf %x "$mask")"
-	for ((i = 1; i <= ${#DESTS[@]}; i++)); do
-		[[ -n ${failing[$i]:-} ]] &&
-			want+="; destination $i '${DESTS[i - 1]}': ${failing[$i]}"
-	done
-	line=$(tail -n 1 "$ERR_FILE")
-	assert_eq "$line" "$want" "$name: closing line"
-	assert_eq "$(jq -r .write_err "$report")" "$mask" "$name: report write_err"
-	assert_eq "$(jq -r .read_err "$report")" 0 "$name: report read_err"
-	assert_eq "$(jq -r .exit_status "$report")" "$status" "$name: report exit_status"
-	assert_eq "$(jq -r .bytes "$report")" "$SIZE" "$name: report bytes"
-	for ((i = 1; i <= ${#DESTS[@]}; i++)); do
-		local j=".destinations[$((i - 1))]"
-		if [[ -n ${failing[$i]:-} ]]; then
-			assert_eq "$(jq -r "$j.write_err" "$report")" true "$name: $j.write_err"
-			assert_eq "$(jq -r "$j.error" "$report")" "${failing[$i]}" "$name: $j.error"
-		else
-			assert_eq "$(jq -r "$j.write_err" "$report")" false "$name: $j.write_err"
-			assert_eq "$(jq -r "$j.error" "$report")" null "$name: $j.error"
-			assert_eq "$(sum "${DESTS[i - 1]}")" "$SRC_SUM" \
-				"$name: healthy destination $i '${DESTS[i - 1]}' content"
-		fi
-	done
 }
 
 # fault_dev [FAULTFS OPTS...]: a fault device over a fresh zero image.
@@ -82,7 +36,7 @@ dev=$(fault_dev --write-error $((3 * 1024 * 1024)):512)
 hl=$(healthy_loop)
 DESTS=("$dev" "$T/eio-d2.img" "$hl")
 run_kcopy --report "$T/eio.json" "$SRC" "${DESTS[@]}"
-check EIO "$T/eio.json" "1:write: $EIO_TEXT"
+check_dest_errors EIO "$T/eio.json" "1:write: $EIO_TEXT"
 grep -qx "kcopy: destination 1 '$dev': write error at sector 6144: $EIO_TEXT; dropped" "$ERR_FILE" ||
 	fail "EIO: no message naming the failed write"
 
@@ -92,7 +46,7 @@ echo "== EIO on destination 2 with --ignore-errors" >&2
 dev=$(fault_dev --write-error $((3 * 1024 * 1024)):512)
 DESTS=("$T/eioi-d1.img" "$dev")
 run_kcopy --ignore-errors --report "$T/eioi.json" "$SRC" "${DESTS[@]}"
-check "EIO --ignore-errors" "$T/eioi.json" "2:write: $EIO_TEXT"
+check_dest_errors "EIO --ignore-errors" "$T/eioi.json" "2:write: $EIO_TEXT"
 grep -qx "kcopy: destination 2 '$dev': write error at sector 6144: $EIO_TEXT; going on" "$ERR_FILE" ||
 	fail "EIO --ignore-errors: no message naming the failed write"
 assert_eq "$(sum "$dev" 0 $((3 * 1024 * 1024)))" "$(sum "$SRC" 0 $((3 * 1024 * 1024)))" \
@@ -106,7 +60,7 @@ small=$(make_tmpfs 2m)
 hl=$(healthy_loop)
 DESTS=("$T/nospc-d1.img" "$small/dest.img" "$hl")
 run_kcopy --report "$T/nospc.json" "$SRC" "${DESTS[@]}"
-check "ENOSPC tmpfs" "$T/nospc.json" "2:write: $ENOSPC_TEXT"
+check_dest_errors "ENOSPC tmpfs" "$T/nospc.json" "2:write: $ENOSPC_TEXT"
 
 # ----------------------------------------------------- ENOSPC, faultfs
 echo "== ENOSPC (faultfs --write-enospc) on destination 3" >&2
@@ -114,7 +68,7 @@ dev=$(fault_dev --write-enospc $((6 * 1024 * 1024)):4096)
 hl=$(healthy_loop)
 DESTS=("$hl" "$T/enospc-d2.img" "$dev")
 run_kcopy --report "$T/enospc.json" "$SRC" "${DESTS[@]}"
-check "ENOSPC faultfs" "$T/enospc.json" "3:write: $ENOSPC_TEXT"
+check_dest_errors "ENOSPC faultfs" "$T/enospc.json" "3:write: $ENOSPC_TEXT"
 
 # -------------------------------------------------------- failed flush
 echo "== fdatasync fails (faultfs --fsync-error) on destination 2" >&2
@@ -122,7 +76,7 @@ dev=$(fault_dev --fsync-error)
 hl=$(healthy_loop)
 DESTS=("$T/fsync-d1.img" "$dev" "$hl")
 run_kcopy --report "$T/fsync.json" "$SRC" "${DESTS[@]}"
-check "fsync error" "$T/fsync.json" "2:flush: $EIO_TEXT"
+check_dest_errors "fsync error" "$T/fsync.json" "2:flush: $EIO_TEXT"
 grep -q "destination 2 '$dev': flush failed" "$ERR_FILE" ||
 	fail "fsync error: no message about the failed flush"
 
@@ -132,7 +86,7 @@ dev=$(fault_dev --fail-all-after-writes 5)
 hl=$(healthy_loop)
 DESTS=("$T/dies-d1.img" "$hl" "$dev")
 run_kcopy --report "$T/dies.json" "$SRC" "${DESTS[@]}"
-check "destination dies" "$T/dies.json" "3:write: $EIO_TEXT"
+check_dest_errors "destination dies" "$T/dies.json" "3:write: $EIO_TEXT"
 
 # All of them in one run, each on its own bit; 8 destinations so the last
 # two share bit 6.
@@ -150,7 +104,7 @@ for opts in "" "-s" "--pages 1" "--chunk 4K -s"; do
 	DESTS=("$T/all$n-d1.img" "$d_eio" "$small/dest.img" "$hl" "$d_enospc" "$T/all$n-d6.img" "$d_fsync" "$d_dies")
 	read -r -a o <<<"$opts"
 	run_kcopy "${o[@]}" --report "$T/all$n.json" "$SRC" "${DESTS[@]}"
-	check "all kinds${opts:+ ($opts)}" "$T/all$n.json" "2:write: $EIO_TEXT" "3:write: $ENOSPC_TEXT" \
+	check_dest_errors "all kinds${opts:+ ($opts)}" "$T/all$n.json" "2:write: $EIO_TEXT" "3:write: $ENOSPC_TEXT" \
 		"5:write: $ENOSPC_TEXT" "7:flush: $EIO_TEXT" "8:write: $EIO_TEXT"
 	assert_eq "$ST" $((4 | 8 | 32 | 64)) "all kinds: self-check"
 done
@@ -168,7 +122,7 @@ fault_device_kill "$dev"
 wait "$kpid" && ST=0 || ST=$?
 cat "$ERR_FILE" >&2
 [[ $ST != 124 ]] || fail "destination killed: kcopy hung"
-check "destination killed" "$T/kill-dest.json" "2:write: $EIO_TEXT"
+check_dest_errors "destination killed" "$T/kill-dest.json" "2:write: $EIO_TEXT"
 
 # ----------------------------------------- the source goes away mid-copy
 echo "== the source dies mid-copy" >&2

@@ -9,6 +9,17 @@ requires jq cmp ddrescue
 
 SIZE=$((8 * 1024 * 1024))		# 16384 sectors
 
+# merge_ranges: "START END" lines (512-byte sectors, END exclusive) on
+# stdin, as sorted "SECTOR COUNT" lines with overlapping or adjacent ranges
+# merged.
+merge_ranges() {
+	sort -n -k1,1 -k2,2 | awk '
+		NR == 1 { s = $1; e = $2; next }
+		$1 <= e { if ($2 > e) e = $2; next }
+		{ print s, e - s; s = $1; e = $2 }
+		END { if (NR) print s, e - s }'
+}
+
 # expected_ranges LBS OFF:LEN...: the injected byte ranges widened to whole
 # logical blocks, as "SECTOR COUNT" lines in 512-byte sectors, merged and
 # sorted.
@@ -18,40 +29,19 @@ expected_ranges() {
 	for r in "$@"; do
 		off=${r%:*} len=${r#*:}
 		echo "$((off / lbs * lbs / 512)) $(((off + len + lbs - 1) / lbs * lbs / 512))"
-	done | sort -n -k1,1 -k2,2 | awk '
-		NR == 1 { s = $1; e = $2; next }
-		$1 <= e { if ($2 > e) e = $2; next }
-		{ print s, e - s; s = $1; e = $2 }
-		END { if (NR) print s, e - s }'
+	done | merge_ranges
 }
 
 # ddrescue_ranges MAPFILE: its bad-sector ("-") areas as "SECTOR COUNT"
-# lines, merged and sorted.
+# lines, merged and sorted.  (Shell arithmetic reads the hexadecimal
+# positions: mawk has no strtonum.)
 ddrescue_ranges() {
-	awk '/^#/ { next }
-	     $1 ~ /^0x/ && $2 ~ /^0x/ && $3 == "-" {
-		printf "%d %d\n", strtonum($1) / 512, strtonum($2) / 512 }' "$1" |
-		sort -n -k1,1 | awk '
-		NR == 1 { s = $1; e = $1 + $2; next }
-		$1 <= e { if ($1 + $2 > e) e = $1 + $2; next }
-		{ print s, e - s; s = $1; e = $1 + $2 }
-		END { if (NR) print s, e - s }'
+	local pos size st
+	grep -v '^#' "$1" | while read -r pos size st; do
+		[[ $pos == 0x* && $size == 0x* && $st == - ]] || continue
+		echo "$((pos / 512)) $(((pos + size) / 512))"
+	done | merge_ranges
 }
-
-# Whether awk has strtonum (gawk); mawk does not.
-if ! awk 'BEGIN { exit !(strtonum("0x10") == 16) }' 2>/dev/null; then
-	ddrescue_ranges() {
-		local pos size st
-		grep -v '^#' "$1" | while read -r pos size st; do
-			[[ $pos == 0x* && $size == 0x* && $st == - ]] || continue
-			echo "$((pos / 512)) $((size / 512))"
-		done | sort -n -k1,1 | awk '
-			NR == 1 { s = $1; e = $1 + $2; next }
-			$1 <= e { if ($1 + $2 > e) e = $1 + $2; next }
-			{ print s, e - s; s = $1; e = $1 + $2 }
-			END { if (NR) print s, e - s }'
-	}
-fi
 
 # layout NAME LBS "KCOPY OPTS;KCOPY OPTS..." OFF:LEN...: a FUSE source of
 # logical block LBS with read errors at the byte ranges; map it with
@@ -84,10 +74,8 @@ layout() {
 
 	# The expected copy: the image with the bad blocks zeroed.
 	expect=$T/$name.expect
-	cp "$img" "$expect"
-	while read -r s c; do
-		dd if=/dev/zero of="$expect" bs=512 seek="$s" count="$c" conv=notrunc status=none
-	done <<<"$want_ranges"
+	# shellcheck disable=SC2086 # "SECTOR COUNT" lines: split into pairs
+	copy_zeroed "$img" "$expect" $want_ranges
 	# ddrescue's own output, holes where it could not read, agrees.
 	truncate -s "$SIZE" "$T/$name.ddr"
 	cmp "$T/$name.ddr" "$expect" || fail "$name: ddrescue's copy differs from the expected one"

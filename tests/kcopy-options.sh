@@ -9,33 +9,15 @@ requires md5sum python3
 
 MAN=$top_srcdir/man/kcopy.1
 OUT=$T/.out
-ERR=$T/.err
 
-# run EXPECTED ARGS...: kcopy ARGS exits EXPECTED; stdout in $OUT, stderr in $ERR.
-run() {
-	local expected=$1 st
-	shift
-	timeout 60 "$KCOPY" "$@" >"$OUT" 2>"$ERR" && st=0 || st=$?
-	[[ $st == "$expected" ]] ||
-		fail "kcopy $* exited with $st, expected $expected; stderr: $(cat "$ERR")"
-}
-
+# Every kcopy_expect's stdout goes to $OUT; its stderr is in $ERR_FILE.
 no_stderr() {
-	[[ ! -s $ERR ]] || fail "$1: unexpected stderr: $(cat "$ERR")"
-}
-
-zero_sectors() {	# FILE SECTOR COUNT: all zero
-	assert_eq "$(sum "$1" $(($2 * 512)) $(($3 * 512)))" \
-		"$(head -c $(($3 * 512)) /dev/zero | md5sum | cut -d' ' -f1)" \
-		"$1: sectors $2+$3 are zero"
-}
-size_is() {
-	assert_eq "$(stat -c %s "$1")" "$2" "size of $1"
+	[[ ! -s $ERR_FILE ]] || fail "$1: unexpected stderr: $(cat "$ERR_FILE")"
 }
 
 # ------------------------------------------------------------------ --help
 
-run 0 --help
+kcopy_expect 0 --help >"$OUT"
 no_stderr "--help"
 HELP=$(cat "$OUT")
 for o in -p,--pages --chunk -i,--ignore-errors -s,--sequential -z,--zero \
@@ -59,7 +41,7 @@ grep -qE 'kcopy --zero .*DEST' <<<"$HELP" ||
 want_version=$(sed -n 's/^AC_INIT(\[kcopy\], *\[\([^]]*\)\].*/\1/p' "$top_srcdir/configure.ac")
 [[ -n $want_version ]] || fail "no version in configure.ac"
 for v in --version -V; do
-	run 0 "$v"
+	kcopy_expect 0 "$v" >"$OUT"
 	no_stderr "$v"
 	first=$(head -n 1 "$OUT")
 	[[ $first =~ ^kcopy\ ([0-9]+\.[0-9]+\.[0-9]+)([^0-9.]|$) ]] ||
@@ -130,7 +112,7 @@ section() {
 }
 
 dests=("$T/new.img" "$DST:100" "$L4K:8")
-run 0 --dry-run "$SRC:8:16" "${dests[@]}"
+kcopy_expect 0 --dry-run "$SRC:8:16" "${dests[@]}" >"$OUT"
 no_stderr "--dry-run"
 cat "$OUT" >&2
 [[ ! -e $T/new.img ]] || fail "--dry-run created $T/new.img"
@@ -163,7 +145,7 @@ grep -qiE 'logical block[^0-9]*4096([^0-9]|$)' <<<"$(section "destination 3")" |
 	fail "--dry-run: logical block size 4096 of $L4K not shown"
 
 # A --zero dry run writes nothing either.
-run 0 --dry-run --zero "$DST:0:16" "$T/new.img:0:8"
+kcopy_expect 0 --dry-run --zero "$DST:0:16" "$T/new.img:0:8" >"$OUT"
 [[ ! -e $T/new.img ]] || fail "--zero --dry-run created $T/new.img"
 assert_eq "$(watch_sums)" "$before" "--zero --dry-run changed the data"
 grep -qF -- "$DST" "$OUT" || fail "--zero --dry-run: $DST not in the plan"
@@ -213,7 +195,7 @@ if errs:
 EOF
 }
 
-run 0 --report "$T/report.json" "$SRC:8:16" "$T/r1.img" "$DST:100"
+kcopy_expect 0 --report "$T/report.json" "$SRC:8:16" "$T/r1.img" "$DST:100" >"$OUT"
 no_stderr "--report FILE"
 [[ ! -s $OUT ]] || fail "--report FILE wrote to stdout: $(head -n 3 "$OUT")"
 cat "$T/report.json" >&2
@@ -225,17 +207,17 @@ same_sectors "$DST" 116 "$T/dst.orig" 116 $((4096 - 116))
 cp "$T/dst.orig" "$DST"
 
 # --report -: the JSON is all there is on stdout.
-run 0 --report - "$SRC:1M:64" "$T/r2.img"
+kcopy_expect 0 --report - "$SRC:1M:64" "$T/r2.img" >"$OUT"
 no_stderr "--report -"
 check_report "$OUT" "$SRC" 2048 64 "$T/r2.img:0:64"
 same_sectors "$SRC" 2048 "$T/r2.img" 0 64
 
 # Devices in the report, with -q.
-run 0 --report - "$SRC:0:32" "$L4K:64"
+kcopy_expect 0 --report - "$SRC:0:32" "$L4K:64" >"$OUT"
 check_report "$OUT" "$SRC" 0 32 "$L4K:64:32"
 same_sectors "$SRC" 0 "$L4K" 64 32
-run 0 -q --report - "$L4K:64:32" "$T/r3.img" "$DST:8"
-[[ ! -s $ERR ]] || fail "-q --report -: stderr: $(cat "$ERR")"
+kcopy_expect 0 -q --report - "$L4K:64:32" "$T/r3.img" "$DST:8" >"$OUT"
+[[ ! -s $ERR_FILE ]] || fail "-q --report -: stderr: $(cat "$ERR_FILE")"
 check_report "$OUT" "$L4K" 64 32 "$T/r3.img:0:32" "$DST:8:32"
 same_sectors "$SRC" 0 "$T/r3.img" 0 32
 same_sectors "$SRC" 0 "$DST" 8 32
@@ -247,68 +229,68 @@ same "$L4K" 0 "$T/l4k.orig" 0 $((4 * MiB))
 
 for q in -q --quiet; do
 	rm -f "$T/q.img"
-	run 0 "$q" "$SRC:0:64" "$T/q.img" "$DST:16"
-	[[ ! -s $OUT && ! -s $ERR ]] ||
-		fail "$q printed something on success: $(cat "$OUT" "$ERR")"
+	kcopy_expect 0 "$q" "$SRC:0:64" "$T/q.img" "$DST:16" >"$OUT"
+	[[ ! -s $OUT && ! -s $ERR_FILE ]] ||
+		fail "$q printed something on success: $(cat "$OUT" "$ERR_FILE")"
 	same_sectors "$SRC" 0 "$T/q.img" 0 64
 	same_sectors "$SRC" 0 "$DST" 16 64
 	cp "$T/dst.orig" "$DST"
 done
-run 0 -q --zero "$T/qz.img:0:8"
-[[ ! -s $OUT && ! -s $ERR ]] || fail "-q --zero printed something: $(cat "$OUT" "$ERR")"
+kcopy_expect 0 -q --zero "$T/qz.img:0:8" >"$OUT"
+[[ ! -s $OUT && ! -s $ERR_FILE ]] || fail "-q --zero printed something: $(cat "$OUT" "$ERR_FILE")"
 
 # ------------------------------------------------------------------- --zero
 
 # A region of an existing file; everything else untouched.
-run 0 --zero "$DST:100:50"
+kcopy_expect 0 --zero "$DST:100:50" >"$OUT"
 size_is "$DST" $((2 * MiB))
-zero_sectors "$DST" 100 50
+is_zero_sectors "$DST" 100 50
 same_sectors "$DST" 0 "$T/dst.orig" 0 100
 same_sectors "$DST" 150 "$T/dst.orig" 150 $((4096 - 150))
 cp "$T/dst.orig" "$DST"
 
 # No COUNT: to the end of the file, which keeps its size.
-run 0 -z "$DST:4000"
+kcopy_expect 0 -z "$DST:4000" >"$OUT"
 size_is "$DST" $((2 * MiB))
-zero_sectors "$DST" 4000 96
+is_zero_sectors "$DST" 4000 96
 same_sectors "$DST" 0 "$T/dst.orig" 0 4000
 cp "$T/dst.orig" "$DST"
 
 # Byte sizes.
-run 0 --zero "$DST:1M:4K"
-zero_sectors "$DST" 2048 8
+kcopy_expect 0 --zero "$DST:1M:4K" >"$OUT"
+is_zero_sectors "$DST" 2048 8
 same_sectors "$DST" 0 "$T/dst.orig" 0 2048
 same_sectors "$DST" 2056 "$T/dst.orig" 2056 $((4096 - 2056))
 cp "$T/dst.orig" "$DST"
 
 # Two destinations with different counts (and a third, new file).
 cp "$T/dst.orig" "$T/z2.img"
-run 0 --zero "$DST:0:10" "$T/z2.img:5:20" "$T/zn.img:8:8"
-zero_sectors "$DST" 0 10
+kcopy_expect 0 --zero "$DST:0:10" "$T/z2.img:5:20" "$T/zn.img:8:8" >"$OUT"
+is_zero_sectors "$DST" 0 10
 same_sectors "$DST" 10 "$T/dst.orig" 10 $((4096 - 10))
-zero_sectors "$T/z2.img" 5 20
+is_zero_sectors "$T/z2.img" 5 20
 same_sectors "$T/z2.img" 0 "$T/dst.orig" 0 5
 same_sectors "$T/z2.img" 25 "$T/dst.orig" 25 $((4096 - 25))
 size_is "$T/zn.img" $((16 * 512))
-zero_sectors "$T/zn.img" 0 16
+is_zero_sectors "$T/zn.img" 0 16
 cp "$T/dst.orig" "$DST"
 
 # A region of a 512-byte device, odd numbers.
-run 0 --zero "$L512:7:13"
-zero_sectors "$L512" 7 13
+kcopy_expect 0 --zero "$L512:7:13" >"$OUT"
+is_zero_sectors "$L512" 7 13
 same_sectors "$L512" 0 "$T/l512.orig" 0 7
 same_sectors "$L512" 20 "$T/l512.orig" 20 $((8192 - 20))
 # A region of a 4096-byte device, and the two devices at once with
 # different counts.
-run 0 --zero "$L4K:8:16"
-zero_sectors "$L4K" 8 16
+kcopy_expect 0 --zero "$L4K:8:16" >"$OUT"
+is_zero_sectors "$L4K" 8 16
 same_sectors "$L4K" 0 "$T/l4k.orig" 0 8
 same_sectors "$L4K" 24 "$T/l4k.orig" 24 $((8192 - 24))
-run 0 --zero "$L512:4096:64" "$L4K:1M:1M"
-zero_sectors "$L512" 4096 64
+kcopy_expect 0 --zero "$L512:4096:64" "$L4K:1M:1M" >"$OUT"
+is_zero_sectors "$L512" 4096 64
 same_sectors "$L512" 20 "$T/l512.orig" 20 $((4096 - 20))
 same_sectors "$L512" 4160 "$T/l512.orig" 4160 $((8192 - 4160))
-zero_sectors "$L4K" 2048 2048
+is_zero_sectors "$L4K" 2048 2048
 same_sectors "$L4K" 24 "$T/l4k.orig" 24 $((2048 - 24))
 same_sectors "$L4K" 4096 "$T/l4k.orig" 4096 4096
 exit 0

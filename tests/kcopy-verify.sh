@@ -71,7 +71,7 @@ run_case() {
 	# The fixture works: what the device holds differs from the source.
 	[[ $(sum "$dev") != "$SRC_SUM" ]] || fail "$name: faultfs did not corrupt"
 
-	status=$((1 << (bad > 6 ? 6 : bad)))
+	status=$(exit_bit "$bad")
 	local mask=$((1 << (bad - 1))) rep=$T/$name.json want got
 	assert_eq "$ST" "$status" "$name: exit status"
 	assert_eq "$(jq -r .write_err "$rep")" "$mask" "$name: report write_err"
@@ -136,9 +136,7 @@ done
 echo "== --verify --ignore-errors with bad source sectors" >&2
 make_image "$T/bad.src.img" "$SIZE" pattern:bad
 bad_dev=$(make_fault_device "$T/bad.src.img" --read-error 1048576:512 --read-error 5000000:3000)
-cp "$T/bad.src.img" "$T/bad.expect"
-dd if=/dev/zero of="$T/bad.expect" bs=512 seek=2048 count=1 conv=notrunc status=none
-dd if=/dev/zero of="$T/bad.expect" bs=512 seek=9765 count=7 conv=notrunc status=none
+copy_zeroed "$T/bad.src.img" "$T/bad.expect" 2048 1 9765 7
 make_image "$T/bad.loop.img" "$SIZE" random
 bad_loop=$(make_loop "$T/bad.loop.img")
 for opts in "" "-s --chunk 4K"; do

@@ -7,37 +7,17 @@
 requires_root
 requires_loop
 requires_fuse
-RUN=${top_builddir:-.}/tests/kcopyd-run
-[[ -x $RUN ]] || fail "no $RUN: build it first"
 
 MiB=1048576
 make_image "$T/src.img" 8M random
 sectors=16384
-
-# kcopyd-run under a watchdog: a hang is a failure.
-run() {
-	run_watchdog 60 "$RUN" "$@" >"$T/out" ||
-		fail "kcopyd-run $* failed or hung: $(cat "$T/out")"
-	cat "$T/out"
-}
-
-# expected IMAGE OUT [SECTOR COUNT]...: OUT is IMAGE with those ranges zeroed.
-expected() {
-	local image=$1 out=$2
-	shift 2
-	cp "$image" "$out"
-	while (($#)); do
-		dd if=/dev/zero of="$out" bs=512 seek="$1" count="$2" conv=notrunc status=none
-		shift 2
-	done
-}
 
 # --- a bad 4 KiB at 1 MiB, on a 512-byte-sector device
 bad=$(make_fault_device "$T/src.img" --read-error $MiB:4096)
 
 # Flags 0: read_err 1, the job stops: with one small sub-job in flight at
 # a time, nothing far past the bad range is written.
-out=$(run -p 2 "$bad:0:$sectors" "$T/stop.img:0:$sectors")
+out=$(run_kcopyd -p 2 "$bad:0:$sectors" "$T/stop.img:0:$sectors")
 [[ $out == "read_err=1 write_err=0"* ]] || fail "flags 0: $out"
 size=$(stat -c %s "$T/stop.img")
 ((size <= MiB + 65536)) || fail "flags 0 went on after the error: $size bytes written"
@@ -45,11 +25,11 @@ assert_eq "$(sum "$T/stop.img" 0 $MiB)" "$(sum "$T/src.img" 0 $MiB)" "flags 0: d
 
 # IGNORE_ERROR: exactly sectors 2048..2055 are bad, zeroed in every
 # destination, and everything else is copied; for several sub-job sizes.
-expected "$T/src.img" "$T/want.img" 2048 8
+copy_zeroed "$T/src.img" "$T/want.img" 2048 8
 for chunk in 4096 65536 524288; do
 	rm -f "$T/a.img" "$T/b.img"
-	out=$(run -c $chunk -f ignore "$bad:0:$sectors" "$T/a.img:0:$sectors" "$T/b.img:0:$sectors")
-	assert_eq "$out" $'read_err=1 write_err=0\nbad 2048 8\n'"$(tail -n1 "$T/out")" "ignore, chunk $chunk"
+	out=$(run_kcopyd -c $chunk -f ignore "$bad:0:$sectors" "$T/a.img:0:$sectors" "$T/b.img:0:$sectors")
+	assert_eq "$out" $'read_err=1 write_err=0\nbad 2048 8\n'"$(tail -n1 <<<"$out")" "ignore, chunk $chunk"
 	assert_eq "$(sum "$T/a.img")" "$(sum "$T/want.img")" "ignore, chunk $chunk: destination 0"
 	assert_eq "$(sum "$T/b.img")" "$(sum "$T/want.img")" "ignore, chunk $chunk: destination 1"
 done
@@ -60,9 +40,9 @@ done
 make_image "$T/src4.img" 8M random
 bad4=$(make_fault_device "$T/src4.img" --read-error 0:512 --read-error $((MiB + 1536)):512 \
 	--read-error $((2 * MiB - 4096)):8192 --read-error $((8 * MiB - 512)):512 -- -b 4096)
-out=$(run -f ignore "$bad4:0:$sectors" "$T/c.img:0:$sectors")
+out=$(run_kcopyd -f ignore "$bad4:0:$sectors" "$T/c.img:0:$sectors")
 assert_eq "$(sed -n '2,$p' <<<"$out" | grep ^bad)" $'bad 0 8\nbad 2048 8\nbad 4088 16\nbad 16376 8' "4096-byte blocks"
-expected "$T/src4.img" "$T/want4.img" 0 8 2048 8 4088 16 16376 8
+copy_zeroed "$T/src4.img" "$T/want4.img" 0 8 2048 8 4088 16 16376 8
 assert_eq "$(sum "$T/c.img")" "$(sum "$T/want4.img")" "4096-byte blocks: data"
 
 # --- a destination that fails its writes sets exactly its bit
@@ -70,19 +50,19 @@ make_image "$T/wbad.img" 8M zero
 wbad=$(make_fault_device "$T/wbad.img" --write-error $((4 * MiB)):4096)
 for flags in drop ""; do
 	rm -f "$T/good.img"
-	out=$(run ${flags:+-f $flags} "$T/src.img:0:$sectors" "$T/good.img:0:$sectors" "$wbad:0:$sectors")
+	out=$(run_kcopyd ${flags:+-f $flags} "$T/src.img:0:$sectors" "$T/good.img:0:$sectors" "$wbad:0:$sectors")
 	[[ $out == "read_err=0 write_err=2"* ]] || fail "write error (flags '$flags'): $out"
 done
 # With drop (the duplicator mode) the healthy destination is complete.
 rm -f "$T/good.img"
-out=$(run -f drop "$T/src.img:0:$sectors" "$wbad:0:$sectors" "$T/good.img:0:$sectors")
+out=$(run_kcopyd -f drop "$T/src.img:0:$sectors" "$wbad:0:$sectors" "$T/good.img:0:$sectors")
 [[ $out == "read_err=0 write_err=1"* ]] || fail "write error, drop: $out"
 assert_eq "$(sum "$T/good.img")" "$(sum "$T/src.img")" "healthy destination complete"
 
 # --- WRITE_SEQ: sub-jobs are written in ascending order, one at a time.
 make_image "$T/seq.img" 8M zero
 seq=$(make_fault_device "$T/seq.img" --write-log "$T/seq.log")
-out=$(run -p 64 -c 65536 -f seq "$T/src.img:0:$sectors" "$seq:0:$sectors")
+out=$(run_kcopyd -p 64 -c 65536 -f seq "$T/src.img:0:$sectors" "$seq:0:$sectors")
 [[ $out == "read_err=0 write_err=0"* ]] || fail "WRITE_SEQ: $out"
 assert_eq "$(sum "$seq")" "$(sum "$T/src.img")" "WRITE_SEQ data"
 awk '{ sj = int($1 / 65536); if (sj < last) { print "write for sub-job " sj " after sub-job " last; bad = 1 } last = sj }
@@ -92,7 +72,7 @@ awk '{ sj = int($1 / 65536); if (sj < last) { print "write for sub-job " sj " af
 make_image "$T/seqbad.img" 8M zero
 : >"$T/seqbad.log"
 seqbad=$(make_fault_device "$T/seqbad.img" --write-error $((3 * MiB)):4096 --write-log "$T/seqbad.log")
-out=$(run -p 64 -c 65536 -f seq "$T/src.img:0:$sectors" "$seqbad:0:$sectors")
+out=$(run_kcopyd -p 64 -c 65536 -f seq "$T/src.img:0:$sectors" "$seqbad:0:$sectors")
 [[ $out == "read_err=0 write_err=1"* ]] || fail "WRITE_SEQ after an error: $out"
 last=$(awk '{ if ($1 > m) m = $1 } END { print m + 0 }' "$T/seqbad.log")
 ((last < 3 * MiB + 65536)) || fail "WRITE_SEQ wrote at $last, past the failed sub-job"
