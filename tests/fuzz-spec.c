@@ -171,7 +171,9 @@ static void fuzz_spec(const char *s, int answer)
 		CHECK(r == -EINVAL || r == -ERANGE);
 		CHECK(why != NULL && *why != '\0');
 		CHECK(sp.path == NULL);
-		CHECK(!answer || !strchr(s, ':'));	/* existing: no error */
+		/* existing: no error (a URI is never asked about) */
+		CHECK(!answer || !strchr(s, ':') || kc_uri_prefix(s));
+		CHECK(!kc_uri_prefix(s) || st.calls == 0);
 		CHECK(len == 0 || strchr(s, ':'));	/* no colon: no error */
 		return;
 	}
@@ -179,6 +181,7 @@ static void fuzz_spec(const char *s, int answer)
 	CHECK(sp.path != NULL && sp.path[0] != '\0');
 	plen = strlen(sp.path);
 	CHECK(plen <= len && memcmp(sp.path, s, plen) == 0);
+	CHECK(plen >= kc_uri_prefix(s));	/* a URI keeps its authority */
 	if ((answer && st.calls) || !strchr(s, ':'))
 		CHECK(plen == len);
 	if (plen == len) {
