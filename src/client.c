@@ -12,14 +12,22 @@
 
 #include "kcopyd-private.h"
 
+/* The aio context: room for every iocb of every slot the budget can ever be
+ * carved into (one page each, at most KC_MAX_SLOTS). */
+static unsigned int ring_events(const struct kcopyd_client *kc)
+{
+	return (kc->num_pages < KC_MAX_SLOTS ? kc->num_pages : KC_MAX_SLOTS) *
+	       KC_IOCBS_PER_SLOT;
+}
+
+/* Everything but the engine thread, which is not running. */
 static void client_free(struct kcopyd_client *kc)
 {
 	kc_files_free(kc);
 	kc_pages_exit(kc);
+	kc_io_exit(kc);
 	if (kc->wake_fd >= 0)
 		close(kc->wake_fd);
-	free(kc->submit_q);
-	free(kc->events);
 	free(kc->bad);
 	pthread_cond_destroy(&kc->idle);
 	pthread_mutex_destroy(&kc->lock);
@@ -45,6 +53,8 @@ int kcopyd_client_create(unsigned int num_pages, struct kcopyd_client **result)
 	ret = kc_pages_init(kc, num_pages);
 	if (ret == 0)
 		ret = kc_pages_carve(kc, KCOPYD_DEFAULT_SUBJOB_SIZE);
+	if (ret == 0)
+		ret = kc_io_setup(kc, ring_events(kc));
 	if (ret == 0)
 		ret = kc_engine_start(kc);
 	if (ret < 0) {

@@ -3,16 +3,24 @@
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * Threads and locking.  A client has one engine thread (io.c) that owns the
- * libaio context, the sub-job slots and their iocbs.  kc->lock guards
- * everything else: the job lists, every job's state, the file table, the bad
- * range log and the statistics.  The engine holds kc->lock while it works
- * and drops it only to wait (poll), to submit or reap iocbs, to issue a
- * synchronous zeroing call, and to run a job's callback or a hook.  Other
- * threads never touch a job the engine has taken: they add jobs to
- * kc->new_jobs and ask for a stop through kc->stop_requested.  Callers' threads
- * take kc->lock briefly to add jobs or read counters, then poke the engine
- * through kc->wake_fd, the eventfd on which completions are signalled too.
+ * Threads and locking.  A client has one engine thread (engine.c) that
+ * owns the libaio context (io.c), the sub-job slots and their iocbs.
+ * kc->lock guards everything else: the job lists, every job's state, the
+ * file table, the bad range log and the statistics.  The engine holds
+ * kc->lock while it works and drops it only to wait (poll), to submit or
+ * reap iocbs, to issue a synchronous zeroing call, and to run a job's
+ * callback or a hook.  Other threads never touch a job the engine has
+ * taken: they add jobs to kc->new_jobs and ask for a stop through
+ * kc->stop_requested.  Callers' threads take kc->lock briefly to add jobs or
+ * read counters, then poke the engine through kc->wake_fd, the eventfd on
+ * which completions are signalled too.
+ *
+ * Layers, each calling only the ones below it:
+ *   client.c   the public calls; starts and stops the engine
+ *   engine.c   the engine thread's loop
+ *   job.c      jobs, sub-jobs and their state machine
+ *   io.c       libaio: queue, submit, reap, then iocb->end_io
+ *   region.c, pages.c   descriptors and the page budget
  */
 #ifndef KCOPYD_PRIVATE_H
 #define KCOPYD_PRIVATE_H
@@ -21,6 +29,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "kcopyd.h"
 
@@ -29,9 +38,7 @@
 
 /* Sub-jobs in flight at most, whatever the budget.  Measured on loop devices
  * over tmpfs and on virtio disks: past 64 sub-jobs of 512 KiB (32 MiB in
- * flight) throughput is flat, and 128 leaves headroom for small sub-jobs.
- * It also bounds the aio ring at 128 * KC_IOCBS_PER_SLOT events, far below
- * the system-wide fs.aio-max-nr (65536). */
+ * flight) throughput is flat, and 128 leaves headroom for small sub-jobs. */
 #define KC_MAX_SLOTS 128
 
 /* iocbs each sub-job owns: one per destination for the writes; the read and
@@ -43,6 +50,14 @@
  * the stack never holds more than log2(sectors of a sub-job) + 1 ranges:
  * 19 for the largest sub-job (64 MiB = 2^17 sectors). */
 #define KC_REREAD_DEPTH 64
+
+static inline uint64_t kc_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 /* What the client knows of one descriptor it was given.  Probed once, kept
  * until the client is destroyed (never freed earlier, so jobs may point to
@@ -60,7 +75,7 @@ struct kc_file {
 	bool is_blockdev;
 	unsigned int lbs;	/* logical block size (512 for files) */
 	unsigned int dio_align;	/* offset/length alignment of direct_fd */
-	uint64_t size;		/* bytes, at probe time */
+	uint64_t size;		/* bytes, at the last lookup */
 	enum kc_zero_mode zero_mode;
 };
 
@@ -74,7 +89,7 @@ struct kc_job {
 	struct kc_job *next;		/* in kc->new_jobs or kc->jobs */
 	unsigned int flags;
 	bool is_zero;			/* kcopyd_zero: no source */
-	struct kc_region src;
+	struct kc_region src;		/* file NULL when is_zero */
 	unsigned int num_dests;
 	struct kc_region dests[KCOPYD_MAX_DESTS];
 
@@ -84,7 +99,6 @@ struct kc_job {
 	struct kc_subjob *parked;	/* WRITE_SEQ: read, waiting for the turn */
 	unsigned int in_flight;		/* sub-jobs not yet finished */
 	bool stopped;			/* start no new sub-jobs */
-	bool done;			/* on kc->done_jobs */
 
 	int read_err;
 	unsigned int write_err;
@@ -102,19 +116,33 @@ enum kc_subjob_state {
 	KC_SJ_WRITING,
 };
 
+struct kc_iocb;
+
+/* Called by io.c with kc->lock held when the whole request of io has been
+ * transferred (err 0) or has failed (a negative errno; -EIO for a transfer
+ * that stopped short, as a read at end of file does).  io.c has already
+ * finished short transfers and counted the bytes in the statistics. */
+typedef void (*kc_end_io_fn)(struct kcopyd_client *kc, struct kc_iocb *io,
+			     int err);
+
+/* One request.  Its owner fills every field but cb and done, then hands it
+ * to kc_io_queue(); io.c touches nothing else of the owner's. */
 struct kc_iocb {
-	struct iocb cb;			/* cb.data points back here */
-	struct kc_subjob *sj;
-	int dest;			/* destination index, -1 for a read */
+	struct iocb cb;			/* io.c's; cb.data points back here */
+	kc_end_io_fn end_io;
+	void *private;			/* the owner's */
 	struct kc_file *file;
+	bool is_write;
+	bool may_direct;		/* direct I/O allowed if aligned */
 	uint64_t pos;			/* byte offset of the whole request */
 	size_t len;			/* bytes of the whole request */
-	size_t done;			/* bytes transferred so far */
+	size_t done;			/* bytes transferred so far (io.c) */
 	char *buf;
 };
 
 struct kc_subjob {
-	struct kc_subjob *next;		/* free list, or a job's parked list */
+	struct kc_subjob *next;		/* free list, a job's parked list or
+					   kc->isolate_wait */
 	struct kc_job *job;
 	char *buf;			/* a slot of the page budget */
 	enum kc_subjob_state state;
@@ -124,13 +152,12 @@ struct kc_subjob {
 	unsigned int pending;		/* iocbs outstanding */
 	unsigned int zeroed;		/* destinations zeroed by offload */
 	bool written;			/* some destination took the data */
-	uint32_t io_busy;		/* bit i: io[i] is outstanding */
 	/* isolating re-read, KCOPYD_IGNORE_ERROR: ranges of sectors still to
 	 * read, a stack, bisected on failure down to one logical block */
 	unsigned int block_sectors;
 	unsigned int depth;
 	struct kc_range { uint64_t offset, count; } todo[KC_REREAD_DEPTH];
-	struct kc_iocb io[KC_IOCBS_PER_SLOT];
+	struct kc_iocb io[KC_IOCBS_PER_SLOT];	/* io[i]: destination i */
 };
 
 struct kc_bad_range {
@@ -143,13 +170,18 @@ struct kcopyd_client {
 	pthread_cond_t idle;		/* signalled when jobs_outstanding drops */
 	pthread_t engine;
 	int wake_fd;			/* eventfd: completions and pokes */
+
+	/* the aio context (io.c); see the lock model above */
 	io_context_t ioctx;
-	unsigned int ring_size;		/* events the aio context was set up for */
+	unsigned int ring_size;		/* events it was set up for */
+	unsigned int io_in_flight;	/* iocbs submitted, not yet reaped */
+	struct iocb **submit_q;		/* iocbs waiting for io_submit */
+	unsigned int submit_n;
+	struct io_event *events;
 
 	/* the page budget (pages.c) */
 	char *pool;
 	unsigned int num_pages;
-	unsigned int subjob_bytes;	/* requested */
 	unsigned int slot_pages;	/* fitted to the budget */
 	unsigned int num_slots;
 	struct kc_subjob *slots;
@@ -166,7 +198,6 @@ struct kcopyd_client {
 	struct kc_job *new_jobs;	/* submitted, not yet seen by the engine */
 	struct kc_job **new_tail;
 	struct kc_job *jobs;		/* the engine's active jobs, round-robin */
-	struct kc_job *done_jobs;	/* waiting for their callback */
 	unsigned int jobs_outstanding;	/* submitted and callback not returned */
 	bool shutting_down;
 	bool stop_requested;		/* kcopyd_client_stop: the engine stops
@@ -185,11 +216,6 @@ struct kcopyd_client {
 	uint64_t thr_last_us, thr_io_us, thr_total_us;
 	uint64_t rate;			/* bytes per second, 0 = off */
 	uint64_t rate_start_us, rate_bytes;
-
-	/* engine-private: iocbs waiting for io_submit */
-	struct iocb **submit_q;
-	unsigned int submit_n;
-	struct io_event *events;
 };
 
 /* pages.c */
@@ -200,24 +226,25 @@ struct kc_subjob *kc_slot_get(struct kcopyd_client *kc);
 void kc_slot_put(struct kcopyd_client *kc, struct kc_subjob *sj);
 
 /* region.c */
-int kc_file_get(struct kcopyd_client *kc, int fd, struct kc_file **result);
-void kc_files_free(struct kcopyd_client *kc);
 int kc_region_check(struct kcopyd_client *kc, const struct io_region *r,
 		    bool is_dest, struct kc_region *out);
+void kc_files_free(struct kcopyd_client *kc);
 bool kc_can_direct(const struct kc_file *f, uint64_t pos, size_t len);
+
+/* io.c: called with kc->lock held */
+int kc_io_setup(struct kcopyd_client *kc, unsigned int events);
+void kc_io_exit(struct kcopyd_client *kc);
+void kc_io_queue(struct kcopyd_client *kc, struct kc_iocb *io);
+void kc_io_submit(struct kcopyd_client *kc);
+void kc_io_reap(struct kcopyd_client *kc);
 
 /* job.c: the sub-job state machine, run by the engine under kc->lock */
 void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms);
-void kc_io_complete(struct kcopyd_client *kc, struct kc_iocb *io, long res);
-void kc_jobs_stop_all(struct kcopyd_client *kc);	/* engine only */
-void kc_record_bad(struct kcopyd_client *kc, int fd, uint64_t sector,
-		   uint64_t count);
+bool kc_jobs_run_callbacks(struct kcopyd_client *kc);
 
-/* io.c */
+/* engine.c */
 int kc_engine_start(struct kcopyd_client *kc);
 void kc_engine_stop(struct kcopyd_client *kc);
 void kc_engine_wake(struct kcopyd_client *kc);
-void kc_io_queue(struct kcopyd_client *kc, struct kc_iocb *io, bool is_write);
-uint64_t kc_now_us(void);
 
 #endif /* KCOPYD_PRIVATE_H */

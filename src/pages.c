@@ -10,6 +10,7 @@
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -96,7 +97,6 @@ int kc_pages_carve(struct kcopyd_client *kc, unsigned int subjob_bytes)
 		slots[i].next = kc->free_slots;
 		kc->free_slots = &slots[i];
 	}
-	kc->subjob_bytes = subjob_bytes;
 	kc->slot_pages = slot_pages;
 	kc->num_slots = n;
 	kc->slots_in_use = 0;
@@ -130,6 +130,7 @@ struct kc_subjob *kc_slot_get(struct kcopyd_client *kc)
 
 void kc_slot_put(struct kcopyd_client *kc, struct kc_subjob *sj)
 {
+	assert(kc->slots_in_use > 0 && sj->state != KC_SJ_FREE);
 	sj->state = KC_SJ_FREE;
 	sj->job = NULL;
 	sj->next = kc->free_slots;

@@ -82,7 +82,7 @@ static int probe(int fd, const struct stat *st, struct kc_file *f)
 }
 
 /* Find or probe fd.  Called with kc->lock held. */
-int kc_file_get(struct kcopyd_client *kc, int fd, struct kc_file **result)
+static int file_get(struct kcopyd_client *kc, int fd, struct kc_file **result)
 {
 	struct kc_file *f;
 	struct stat st;
@@ -151,7 +151,7 @@ int kc_region_check(struct kcopyd_client *kc, const struct io_region *r,
 
 	if (r->count > KC_MAX_SECTORS || r->sector > KC_MAX_SECTORS - r->count)
 		return -EINVAL;
-	ret = kc_file_get(kc, r->fd, &f);
+	ret = file_get(kc, r->fd, &f);
 	if (ret < 0)
 		return ret;
 	if (f->lbs > kc->slot_pages * KCOPYD_PAGE_SIZE)
@@ -178,7 +178,7 @@ int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
 	if (!kc || !info)
 		return -EINVAL;
 	pthread_mutex_lock(&kc->lock);
-	r = kc_file_get(kc, fd, &f);
+	r = file_get(kc, fd, &f);
 	if (r == 0) {
 		info->is_blockdev = f->is_blockdev;
 		info->logical_block_size = f->lbs;
