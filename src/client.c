@@ -5,6 +5,7 @@
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@ static unsigned int ring_events(const struct kcopyd_client *kc)
 /* Everything but the engine thread, which is not running. */
 static void client_free(struct kcopyd_client *kc)
 {
-	kc_files_free(kc);
+	assert(!kc->files);	/* every job has been freed */
 	kc_pages_exit(kc);
 	kc_io_exit(kc);
 	if (kc->wake_fd >= 0)
@@ -137,8 +138,8 @@ static int submit(struct kcopyd_client *kc, const struct io_region *from,
 	for (i = 0; ret == 0 && i < num_dests; i++)
 		ret = kc_region_check(kc, &dests[i], true, &job->dests[i]);
 	if (ret < 0) {
+		kc_job_free(kc, job);
 		pthread_mutex_unlock(&kc->lock);
-		free(job);
 		return ret;
 	}
 	*kc->new_tail = job;

@@ -608,12 +608,25 @@ bool kc_jobs_run_callbacks(struct kcopyd_client *kc)
 		done = job->next;
 		pthread_mutex_unlock(&kc->lock);
 		job->fn(job->read_err, job->write_err, job->context);
-		free(job);
 		pthread_mutex_lock(&kc->lock);
+		kc_job_free(kc, job);
 		assert(kc->jobs_outstanding > 0);
 		kc->stats.jobs_completed++;
 		kc->jobs_outstanding--;
 		pthread_cond_broadcast(&kc->idle);
 	}
 	return true;
+}
+
+/* Free a job that is on no list, and release the files of its regions (all
+ * of them, or those kc_region_check() filled in so far).  Called with
+ * kc->lock held. */
+void kc_job_free(struct kcopyd_client *kc, struct kc_job *job)
+{
+	unsigned int i;
+
+	kc_region_put(kc, &job->src);
+	for (i = 0; i < job->num_dests; i++)
+		kc_region_put(kc, &job->dests[i]);
+	free(job);
 }

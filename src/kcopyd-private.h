@@ -59,14 +59,17 @@ static inline uint64_t kc_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* What the client knows of one descriptor it was given.  Probed once, kept
- * until the client is destroyed (never freed earlier, so jobs may point to
- * it).  Keyed by fd and the identity of what it refers to, so that a number
- * reused by the caller for another file is probed afresh. */
+/* What the client knows of one descriptor it was given.  Probed when a job
+ * or kcopyd_probe_fd() names it and no record is in use, and freed (its
+ * O_DIRECT reopen closed) when the last reference is dropped: each region of
+ * a job holds one until the job's callback has returned, so jobs may point
+ * to it.  Keyed by fd and the identity of what it refers to, so that a
+ * number reused by the caller for another file is probed afresh. */
 enum kc_zero_mode { KC_ZERO_UNKNOWN, KC_ZERO_OFFLOAD, KC_ZERO_WRITE };
 
 struct kc_file {
 	struct kc_file *next;
+	unsigned int refs;	/* regions of live jobs, and probes under way */
 	int fd;			/* the caller's, used for buffered I/O */
 	int direct_fd;		/* our O_DIRECT reopen of it, or -1 */
 	dev_t dev, rdev;
@@ -79,6 +82,7 @@ struct kc_file {
 	enum kc_zero_mode zero_mode;
 };
 
+/* A region of a job; holds a reference on file (kc_region_check). */
 struct kc_region {
 	struct kc_file *file;
 	uint64_t sector;
@@ -202,7 +206,7 @@ struct kcopyd_client {
 	bool shutting_down;
 	bool stop_requested;		/* kcopyd_client_stop: the engine stops
 					   its active jobs */
-	struct kc_file *files;
+	struct kc_file *files;		/* those in use (region.c) */
 	struct kc_bad_range *bad;
 	size_t num_bad, cap_bad;
 	struct kcopyd_stats stats;
@@ -228,7 +232,7 @@ void kc_slot_put(struct kcopyd_client *kc, struct kc_subjob *sj);
 /* region.c */
 int kc_region_check(struct kcopyd_client *kc, const struct io_region *r,
 		    bool is_dest, struct kc_region *out);
-void kc_files_free(struct kcopyd_client *kc);
+void kc_region_put(struct kcopyd_client *kc, struct kc_region *r);
 bool kc_can_direct(const struct kc_file *f, uint64_t pos, size_t len);
 
 /* io.c: called with kc->lock held */
@@ -241,6 +245,7 @@ void kc_io_reap(struct kcopyd_client *kc);
 /* job.c: the sub-job state machine, run by the engine under kc->lock */
 void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms);
 bool kc_jobs_run_callbacks(struct kcopyd_client *kc);
+void kc_job_free(struct kcopyd_client *kc, struct kc_job *job);
 
 /* engine.c */
 int kc_engine_start(struct kcopyd_client *kc);

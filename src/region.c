@@ -9,9 +9,16 @@
  * the caller's descriptor and its flags are never changed, and the caller's
  * descriptor remains for buffered I/O where direct I/O is refused or the
  * request is not aligned for it.
+ *
+ * A probed descriptor is remembered, with its reopen, while some region of
+ * a job uses it: every region holds a reference from kc_region_check() to
+ * kc_region_put(), and the last one frees the record and closes the reopen,
+ * so that a long-lived client holds no descriptor (and no deleted file's
+ * space) that no job needs.
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -81,7 +88,8 @@ static int probe(int fd, const struct stat *st, struct kc_file *f)
 	return 0;
 }
 
-/* Find or probe fd.  Called with kc->lock held. */
+/* Find or probe fd, and take a reference on it (file_put() drops it).
+ * Called with kc->lock held. */
 static int file_get(struct kcopyd_client *kc, int fd, struct kc_file **result)
 {
 	struct kc_file *f;
@@ -98,6 +106,7 @@ static int file_get(struct kcopyd_client *kc, int fd, struct kc_file **result)
 		    f->rdev == st.st_rdev && f->accmode == accmode) {
 			if (!f->is_blockdev)
 				f->size = (uint64_t)st.st_size;
+			f->refs++;
 			*result = f;
 			return 0;
 		}
@@ -113,23 +122,28 @@ static int file_get(struct kcopyd_client *kc, int fd, struct kc_file **result)
 		free(f);
 		return r;
 	}
+	f->refs = 1;
 	f->next = kc->files;
 	kc->files = f;
 	*result = f;
 	return 0;
 }
 
-void kc_files_free(struct kcopyd_client *kc)
+/* Drop a reference; the last one forgets the file and closes the reopen.
+ * Called with kc->lock held. */
+static void file_put(struct kcopyd_client *kc, struct kc_file *f)
 {
-	struct kc_file *f, *next;
+	struct kc_file **p;
 
-	for (f = kc->files; f; f = next) {
-		next = f->next;
-		if (f->direct_fd >= 0)
-			close(f->direct_fd);
-		free(f);
-	}
-	kc->files = NULL;
+	assert(f->refs > 0);
+	if (--f->refs)
+		return;
+	for (p = &kc->files; *p != f; p = &(*p)->next)
+		assert(*p);
+	*p = f->next;
+	if (f->direct_fd >= 0)
+		close(f->direct_fd);
+	free(f);
 }
 
 bool kc_can_direct(const struct kc_file *f, uint64_t pos, size_t len)
@@ -138,10 +152,12 @@ bool kc_can_direct(const struct kc_file *f, uint64_t pos, size_t len)
 	       len % f->dio_align == 0;
 }
 
-/* Validate r and resolve it.  Three outcomes: 0 and *out filled; -EBADF for
- * a descriptor that is not open; -EINVAL for a region that is not aligned to
- * a block device's logical block size, lies past the end of a block device
- * or of a source file, or has a logical block larger than a sub-job. */
+/* Validate r and resolve it.  Three outcomes: 0 and *out filled, holding a
+ * reference on its file until kc_region_put(); -EBADF for a descriptor that
+ * is not open; -EINVAL for a region that is not aligned to a block device's
+ * logical block size, lies past the end of a block device or of a source
+ * file, or has a logical block larger than a sub-job.  Called with kc->lock
+ * held. */
 int kc_region_check(struct kcopyd_client *kc, const struct io_region *r,
 		    bool is_dest, struct kc_region *out)
 {
@@ -154,21 +170,31 @@ int kc_region_check(struct kcopyd_client *kc, const struct io_region *r,
 	ret = file_get(kc, r->fd, &f);
 	if (ret < 0)
 		return ret;
-	if (f->lbs > kc->slot_pages * KCOPYD_PAGE_SIZE)
-		return -EINVAL;
 	lbs_sectors = f->lbs >> SECTOR_SHIFT;
-	if (f->is_blockdev &&
-	    (r->sector % lbs_sectors || r->count % lbs_sectors))
+	if (f->lbs > kc->slot_pages * KCOPYD_PAGE_SIZE ||
+	    (f->is_blockdev &&
+	     (r->sector % lbs_sectors || r->count % lbs_sectors)) ||
+	    ((f->is_blockdev || !is_dest) &&
+	     (r->sector + r->count) << SECTOR_SHIFT > f->size)) {
+		file_put(kc, f);
 		return -EINVAL;
-	if ((f->is_blockdev || !is_dest) &&
-	    (r->sector + r->count) << SECTOR_SHIFT > f->size)
-		return -EINVAL;
+	}
 	out->file = f;
 	out->sector = r->sector;
 	out->count = r->count;
 	return 0;
 }
 
+/* Release what kc_region_check() resolved into r, if anything.  Called with
+ * kc->lock held. */
+void kc_region_put(struct kcopyd_client *kc, struct kc_region *r)
+{
+	if (r->file)
+		file_put(kc, r->file);
+	r->file = NULL;
+}
+
+/* Answer from the record of a file in use, else probe, answer and forget. */
 int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
 		    struct kcopyd_fd_info *info)
 {
@@ -185,6 +211,7 @@ int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
 		info->size = f->size;
 		info->can_direct = f->direct_fd >= 0;
 		info->can_zero = f->zero_mode != KC_ZERO_WRITE;
+		file_put(kc, f);
 	}
 	pthread_mutex_unlock(&kc->lock);
 	return r;

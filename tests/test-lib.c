@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -418,6 +419,78 @@ static void test_write_error_isolated(void)
 	close(bad);
 }
 
+/* The descriptors this process has open. */
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d) {
+		perror("/proc/self/fd");
+		exit(99);
+	}
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1;	/* the directory's own */
+}
+
+/* The client keeps a descriptor's record, and its O_DIRECT reopen, only
+ * while a job uses it: after the jobs' callbacks and after a probe, the
+ * process has no more descriptors open than before, and a file deleted
+ * after its job has no reopen keeping it alive. */
+static void test_files_released(void)
+{
+	char path[256];
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	struct kcopyd_fd_info info;
+	struct stat st;
+	int src = make_file("rel-src", MiB, 17);
+	int dst = make_file("rel-dst", 0, 0);
+	struct io_region from = { src, 0, MiB / 512 };
+	struct io_region to = { dst, 0, MiB / 512 };
+	int before, i;
+
+	check(kcopyd_client_create(64, &kc) == 0, "create");
+	before = open_fds();
+	for (i = 0; i < 3; i++)
+		check(kcopyd_copy(kc, &from, 1, &to, 0, notify, &res) == 0,
+		      "release: copy %d", i);
+	check(kcopyd_zero(kc, 1, &to, 0, notify, &res) == 0, "release: zero");
+	kcopyd_wait(kc);
+	check(res.calls == 4 && !res.read_err && !res.write_err,
+	      "release: %d callbacks", res.calls);
+	check(open_fds() == before, "release: %d descriptors open after the "
+	      "jobs, %d before", open_fds(), before);
+	check(kcopyd_probe_fd(kc, src, &info) == 0 && info.size == MiB,
+	      "release: probe");
+	check(open_fds() == before, "release: %d descriptors open after a "
+	      "probe, %d before", open_fds(), before);
+
+	/* The number reused for another file after the job is probed
+	 * afresh: a bigger source is no longer past its end. */
+	snprintf(path, sizeof(path), "%s/rel-dst", dir);
+	check(unlink(path) == 0, "unlink");
+	close(dst);
+	dst = make_file("rel-dst2", 2 * MiB, 19);
+	check(fstat(dst, &st) == 0 && st.st_size == 2 * MiB, "rel-dst2");
+	from = (struct io_region){ dst, 0, 2 * MiB / 512 };
+	to = (struct io_region){ src, 0, 2 * MiB / 512 };
+	res = (struct result)RESULT_INIT;
+	check(kcopyd_copy(kc, &from, 1, &to, 0, notify, &res) == 0,
+	      "release: copy from a reused number");
+	kcopyd_wait(kc);
+	check(res.calls == 1 && !res.read_err && !res.write_err &&
+	      same(dst, 0, src, 0, 2 * MiB), "release: reused number");
+	check(open_fds() == before, "release: %d descriptors open at the end, "
+	      "%d before", open_fds(), before);
+	kcopyd_client_destroy(kc);
+	close(src);
+	close(dst);
+}
+
 int main(void)
 {
 	char cmd[300];
@@ -433,6 +506,7 @@ int main(void)
 	test_destroy_waits();
 	test_zero_and_flags();
 	test_write_error_isolated();
+	test_files_released();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
