@@ -221,6 +221,8 @@ static void sj_finish(struct kcopyd_client *kc, struct kc_subjob *sj)
 		}
 	}
 	throttle_update(kc);
+	assert(kc->iocbs_reserved >= job->num_dests);
+	kc->iocbs_reserved -= job->num_dests;
 	kc_slot_put(kc, sj);
 	job->in_flight--;
 }
@@ -493,6 +495,8 @@ static void sj_start(struct kcopyd_client *kc, struct kc_job *job,
 	sj->written = false;
 	job->issued += sectors;
 	job->in_flight++;
+	kc->iocbs_reserved += job->num_dests;
+	assert(kc->iocbs_reserved <= kc->ring_size);
 	if (job->is_zero) {
 		sj_zero(kc, sj);
 	} else {
@@ -543,8 +547,8 @@ static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 }
 
 /* Take the jobs submitted since the last call and start as many sub-jobs as
- * there are free slots, a job at a time in turn.  *timeout_ms is lowered
- * when the throttle holds work back. */
+ * there are free slots and room in the aio ring, a job at a time in turn.
+ * *timeout_ms is lowered when the throttle holds work back. */
 void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 {
 	uint64_t slot_sectors = (uint64_t)kc->slot_pages *
@@ -569,6 +573,11 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 			;
 		job = *p;
 		if (!job)
+			break;
+		/* Its iocbs must fit the ring; else wait for sub-jobs in
+		 * flight to end (there are some: a ring never holds fewer
+		 * iocbs than one sub-job of any job needs). */
+		if (kc->iocbs_reserved + job->num_dests > kc->ring_size)
 			break;
 		sectors = job_sectors(job) - job->issued;
 		if (sectors > slot_sectors)

@@ -13,7 +13,10 @@
  * taken: they add jobs to kc->new_jobs and ask for a stop through
  * kc->stop_requested.  Callers' threads take kc->lock briefly to add jobs or
  * read counters, then poke the engine through kc->wake_fd, the eventfd on
- * which completions are signalled too.
+ * which completions are signalled too.  The one exception to the engine's
+ * ownership of the aio context: while no job is outstanding (the engine
+ * then has no iocb queued, in flight or being reaped), a caller's thread
+ * holding kc->lock may replace the context with one of another size.
  *
  * Layers, each calling only the ones below it:
  *   client.c   the public calls; starts and stops the engine
@@ -43,8 +46,20 @@
 
 /* iocbs each sub-job owns: one per destination for the writes; the read and
  * the re-reads of an isolating read (one at a time) use the first, since a
- * sub-job never reads and writes at once. */
+ * sub-job never reads and writes at once.  A sub-job of a job with n
+ * destinations therefore has at most n iocbs outstanding. */
 #define KC_IOCBS_PER_SLOT KCOPYD_MAX_DESTS
+
+/* The aio ring is sized for every slot of the budget in flight at once with
+ * KC_RING_MIN_DESTS destinations each, the fan-outs the tool's performance
+ * targets are set for (one to four), and never for fewer than
+ * KCOPYD_MAX_DESTS iocbs, so that one sub-job of any job fits.  A job with
+ * more destinations grows the ring if it is submitted while the client is
+ * idle, else it runs fewer sub-jobs at once (kc->iocbs_reserved).  With the
+ * default budget of the tool (16 slots) a client takes 64 events of the
+ * system-wide fs.aio-max-nr (65536 by default); the most it ever takes is
+ * 128 slots * 32 destinations = 4096. */
+#define KC_RING_MIN_DESTS 4u
 
 /* Bisection of a failed read pushes two halves for each range it pops, so
  * the stack never holds more than log2(sectors of a sub-job) + 1 ranges:
@@ -178,6 +193,7 @@ struct kcopyd_client {
 	/* the aio context (io.c); see the lock model above */
 	io_context_t ioctx;
 	unsigned int ring_size;		/* events it was set up for */
+	unsigned int ring_dests;	/* destinations per slot it is sized for */
 	unsigned int io_in_flight;	/* iocbs submitted, not yet reaped */
 	struct iocb **submit_q;		/* iocbs waiting for io_submit */
 	unsigned int submit_n;
@@ -191,6 +207,9 @@ struct kcopyd_client {
 	struct kc_subjob *slots;
 	struct kc_subjob *free_slots;
 	unsigned int slots_in_use;
+	/* iocbs the sub-jobs in flight may have outstanding at once: each
+	 * reserves one per destination of its job; never above ring_size */
+	unsigned int iocbs_reserved;
 	/* The sub-job isolating bad sectors now, and those waiting for their
 	 * turn (linked through next).  One at a time, and no new sub-jobs
 	 * meanwhile: the block layer merges adjacent requests, and a re-read
@@ -224,6 +243,8 @@ struct kcopyd_client {
 
 /* pages.c */
 int kc_pages_init(struct kcopyd_client *kc, unsigned int num_pages);
+unsigned int kc_pages_fit(const struct kcopyd_client *kc,
+			  unsigned int subjob_bytes, unsigned int *slot_pages);
 int kc_pages_carve(struct kcopyd_client *kc, unsigned int subjob_bytes);
 void kc_pages_exit(struct kcopyd_client *kc);
 struct kc_subjob *kc_slot_get(struct kcopyd_client *kc);

@@ -491,6 +491,114 @@ static void test_files_released(void)
 	close(dst);
 }
 
+static unsigned long read_ulong(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	unsigned long v = 0;
+
+	if (!f || fscanf(f, "%lu", &v) != 1)
+		v = 0;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* Many clients at once in one process, each with the tool's default budget
+ * (2048 pages: 16 sub-job buffers), and each copies.  They used to take
+ * 4096 AIO events each whatever they ran, so that the system-wide
+ * fs.aio-max-nr (65536 by default) let only 16 exist at once; the number of
+ * clients is chosen so that it would still be too many at 4096 each. */
+static void test_many_clients(void)
+{
+	enum { OLD_EVENTS = 4096, MIN_CLIENTS = 64, PAGES = 2048 };
+	unsigned long max = read_ulong("/proc/sys/fs/aio-max-nr");
+	unsigned long used = read_ulong("/proc/sys/fs/aio-nr");
+	unsigned long avail = max > used ? max - used : 0;
+	unsigned int n = avail / OLD_EVENTS + 1, i, made = 0;
+	struct kcopyd_client **kc;
+	struct result res = RESULT_INIT;
+	int src = make_file("many-src", MiB, 23);
+	int dst = make_file("many-dst", 0, 0);
+	int ret = 0;
+
+	if (n < MIN_CLIENTS)
+		n = MIN_CLIENTS;
+	if (n > 1024) {
+		printf("many clients: fs.aio-max-nr %lu is too high to show "
+		       "the old limit with at most 1024 clients; skipped\n",
+		       max);
+		return;
+	}
+	kc = calloc(n, sizeof(*kc));
+	for (i = 0; i < n && kc; i++) {
+		struct io_region from = { src, i % 256 * 8, 8 };
+		struct io_region to = { dst, i % 256 * 8, 8 };
+
+		ret = kcopyd_client_create(PAGES, &kc[i]);
+		if (ret < 0)
+			break;
+		made++;
+		check(kcopyd_copy(kc[i], &from, 1, &to, 0, notify, &res) == 0,
+		      "many clients: copy on client %u", i);
+	}
+	check(made == n, "many clients: client %u of %u (aio-max-nr %lu, "
+	      "aio-nr %lu before): %s", made, n, max, used, strerror(-ret));
+	for (i = 0; i < made; i++)
+		kcopyd_client_destroy(kc[i]);
+	check(res.calls == (int)made && !res.read_err && !res.write_err,
+	      "many clients: %d callbacks", res.calls);
+	check(same(src, 0, dst, 0, (made < 256 ? made : 256) * 8 * 512),
+	      "many clients: data differs");
+	free(kc);
+	close(src);
+	close(dst);
+}
+
+/* 32 destinations on a client whose budget has two buffers, so that its
+ * AIO context is set up for 32 events only: submitted while another job is
+ * outstanding, the job cannot grow the context and runs one sub-job at a
+ * time; submitted on an idle client, it grows it.  Either way every
+ * destination gets every byte. */
+static void test_many_dests(void)
+{
+	enum { DESTS = KCOPYD_MAX_DESTS, SECTORS = 2048 };
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	int src = make_file("md-src", 8 * MiB, 29);
+	int dst = make_file("md-dst", 0, 0);
+	struct io_region from = { src, 0, SECTORS }, big = { src, 0, 16384 };
+	struct io_region to[DESTS], big_to = { dst, DESTS * SECTORS, 16384 };
+	unsigned int i, pass;
+
+	for (i = 0; i < DESTS; i++)
+		to[i] = (struct io_region){ dst, i * SECTORS, SECTORS };
+	check(kcopyd_client_create(256, &kc) == 0, "create");
+	for (pass = 0; pass < 2; pass++) {
+		res = (struct result)RESULT_INIT;
+		if (pass == 0)
+			check(kcopyd_copy(kc, &big, 1, &big_to, 0, notify,
+					  &res) == 0, "many dests: first job");
+		check(kcopyd_copy(kc, &from, DESTS, to, 0, notify, &res) == 0,
+		      "many dests: copy, pass %u", pass);
+		kcopyd_wait(kc);
+		check(res.calls == (pass == 0 ? 2 : 1) && !res.read_err &&
+		      !res.write_err, "many dests: pass %u: %d callbacks, "
+		      "write_err %#x", pass, res.calls, res.write_err);
+		for (i = 0; i < DESTS; i++)
+			check(same(src, 0, dst, (off_t)i * SECTORS * 512,
+				   SECTORS * 512),
+			      "many dests: pass %u: destination %u differs",
+			      pass, i);
+		check(pass || same(src, 0, dst, DESTS * SECTORS * 512, 8 * MiB),
+		      "many dests: the first job's destination differs");
+		if (pass == 0 && ftruncate(dst, 0) < 0)
+			check(0, "many dests: ftruncate: %s", strerror(errno));
+	}
+	kcopyd_client_destroy(kc);
+	close(src);
+	close(dst);
+}
+
 int main(void)
 {
 	char cmd[300];
@@ -507,6 +615,8 @@ int main(void)
 	test_zero_and_flags();
 	test_write_error_isolated();
 	test_files_released();
+	test_many_clients();
+	test_many_dests();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
