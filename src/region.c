@@ -88,19 +88,20 @@ static int probe(int fd, const struct stat *st, struct kc_file *f)
 	return 0;
 }
 
-/* Find or probe fd, and take a reference on it (file_put() drops it).
- * Called with kc->lock held. */
-static int file_get(struct kcopyd_client *kc, int fd, struct kc_file **result)
+/* Find or probe fd, and take a reference on it (file_put() drops it);
+ * *status gets fd's file status flags (F_GETFL) as they are now.  Called
+ * with kc->lock held. */
+static int file_get(struct kcopyd_client *kc, int fd, struct kc_file **result,
+		    int *status)
 {
 	struct kc_file *f;
 	struct stat st;
-	int r;
+	int r, accmode;
 
-	int accmode = fcntl(fd, F_GETFL);
-
-	if (fd < 0 || accmode < 0 || fstat(fd, &st) < 0)
+	*status = fd < 0 ? -1 : fcntl(fd, F_GETFL);
+	if (*status < 0 || fstat(fd, &st) < 0)
 		return -EBADF;
-	accmode &= O_ACCMODE;
+	accmode = *status & O_ACCMODE;
 	for (f = kc->files; f; f = f->next) {
 		if (f->fd == fd && f->dev == st.st_dev && f->ino == st.st_ino &&
 		    f->rdev == st.st_rdev && f->accmode == accmode) {
@@ -156,22 +157,24 @@ bool kc_can_direct(const struct kc_file *f, uint64_t pos, size_t len)
  * reference on its file until kc_region_put(); -EBADF for a descriptor that
  * is not open; -EINVAL for a region that is not aligned to a block device's
  * logical block size, lies past the end of a block device or of a source
- * file, or has a logical block larger than a sub-job.  Called with kc->lock
- * held. */
+ * file, or has a logical block larger than a sub-job, and for a destination
+ * opened with O_APPEND, where the kernel would write every request at the
+ * end of the file whatever its offset.  Called with kc->lock held. */
 int kc_region_check(struct kcopyd_client *kc, const struct io_region *r,
 		    bool is_dest, struct kc_region *out)
 {
 	struct kc_file *f;
 	uint64_t lbs_sectors;
-	int ret;
+	int ret, status;
 
 	if (r->count > KC_MAX_SECTORS || r->sector > KC_MAX_SECTORS - r->count)
 		return -EINVAL;
-	ret = file_get(kc, r->fd, &f);
+	ret = file_get(kc, r->fd, &f, &status);
 	if (ret < 0)
 		return ret;
 	lbs_sectors = f->lbs >> SECTOR_SHIFT;
-	if (f->lbs > kc->slot_pages * KCOPYD_PAGE_SIZE ||
+	if ((is_dest && (status & O_APPEND)) ||
+	    f->lbs > kc->slot_pages * KCOPYD_PAGE_SIZE ||
 	    (f->is_blockdev &&
 	     (r->sector % lbs_sectors || r->count % lbs_sectors)) ||
 	    ((f->is_blockdev || !is_dest) &&
@@ -199,12 +202,12 @@ int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
 		    struct kcopyd_fd_info *info)
 {
 	struct kc_file *f;
-	int r;
+	int r, status;
 
 	if (!kc || !info)
 		return -EINVAL;
 	pthread_mutex_lock(&kc->lock);
-	r = file_get(kc, fd, &f);
+	r = file_get(kc, fd, &f, &status);
 	if (r == 0) {
 		info->is_blockdev = f->is_blockdev;
 		info->logical_block_size = f->lbs;

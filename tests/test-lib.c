@@ -155,6 +155,56 @@ static void test_arguments(void)
 	close(dst);
 }
 
+/* A destination opened with O_APPEND would be written at the end of the
+ * file whatever the region: refused, for copies and zeroing, and accepted
+ * again once the flag is cleared.  A source with O_APPEND is only read. */
+static void test_append(void)
+{
+	char path[256];
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	int src = make_file("app-src", MiB, 31);
+	int app, plain = make_file("app-dst", MiB, 37);
+	struct io_region from = { src, 0, 256 };
+	struct io_region to[2] = { { plain, 0, 256 }, { -1, 256, 256 } };
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/app-dst", dir);
+	app = open(path, O_WRONLY | O_APPEND);
+	to[1].fd = app;
+	check(kcopyd_client_create(16, &kc) == 0, "create");
+	check(kcopyd_copy(kc, &from, 2, to, 0, notify, &res) == -EINVAL,
+	      "O_APPEND destination copied to");
+	check(kcopyd_zero(kc, 2, to, 0, notify, &res) == -EINVAL,
+	      "O_APPEND destination zeroed");
+	kcopyd_wait(kc);
+	check(res.calls == 0 && fstat(plain, &st) == 0 && st.st_size == MiB &&
+	      !same(src, 0, plain, 0, 256 * 512), "a refused job wrote");
+
+	check(fcntl(app, F_SETFL, 0) == 0, "clear O_APPEND");
+	check(kcopyd_copy(kc, &from, 2, to, 0, notify, &res) == 0,
+	      "copy after clearing O_APPEND");
+	kcopyd_wait(kc);
+	check(res.calls == 1 && !res.write_err && fstat(plain, &st) == 0 &&
+	      st.st_size == MiB && same(src, 0, plain, 256 * 512, 256 * 512),
+	      "copy after clearing O_APPEND: data or size");
+	close(app);
+
+	app = open(path, O_RDWR | O_APPEND);
+	from.fd = app;
+	to[0].fd = src;
+	res = (struct result)RESULT_INIT;
+	check(kcopyd_copy(kc, &from, 1, to, 0, notify, &res) == 0,
+	      "copy from an O_APPEND source");
+	kcopyd_wait(kc);
+	check(res.calls == 1 && !res.read_err && same(app, 0, src, 0, 256 * 512),
+	      "copy from an O_APPEND source: data");
+	kcopyd_client_destroy(kc);
+	close(src);
+	close(app);
+	close(plain);
+}
+
 /* Two destinations at different offsets, tiny and odd budgets. */
 static void test_budgets(void)
 {
@@ -608,6 +658,7 @@ int main(void)
 		return 99;
 	}
 	test_arguments();
+	test_append();
 	test_budgets();
 	test_concurrent();
 	test_chain();
