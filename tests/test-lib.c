@@ -3,104 +3,18 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "kcopyd.h"
-
-#define MiB (1024u * 1024u)
-
-static char dir[] = "/tmp/kcopyd-test-XXXXXX";
-static int failures;
-
-static void check(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ok)
-		return;
-	va_start(ap, fmt);
-	fprintf(stderr, "FAIL: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	failures++;
-}
-
-static int make_file(const char *name, size_t size, unsigned int seed)
-{
-	char path[256];
-	char *buf = malloc(size);
-	size_t i;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || !buf) {
-		perror(path);
-		exit(99);
-	}
-	for (i = 0; i < size; i++)
-		buf[i] = seed ? (char)((i * 2654435761u + seed) >> 13) : 0;
-	if (size && pwrite(fd, buf, size, 0) != (ssize_t)size) {
-		perror("pwrite");
-		exit(99);
-	}
-	free(buf);
-	return fd;
-}
-
-/* Do bytes [soff, soff+len) of fd a equal bytes [doff, doff+len) of fd b? */
-static int same(int a, off_t soff, int b, off_t doff, size_t len)
-{
-	char *x = malloc(len), *y = malloc(len);
-	int r = x && y && pread(a, x, len, soff) == (ssize_t)len &&
-		pread(b, y, len, doff) == (ssize_t)len && !memcmp(x, y, len);
-
-	free(x);
-	free(y);
-	return r;
-}
-
-static int all_zero(int fd, off_t off, size_t len)
-{
-	char *x = malloc(len);
-	size_t i;
-	int r = x && pread(fd, x, len, off) == (ssize_t)len;
-
-	for (i = 0; r && i < len; i++)
-		r = x[i] == 0;
-	free(x);
-	return r;
-}
-
-struct result {
-	pthread_mutex_t lock;
-	int calls;
-	int read_err;
-	unsigned int write_err;
-};
-
-static void notify(int read_err, unsigned int write_err, void *context)
-{
-	struct result *r = context;
-
-	pthread_mutex_lock(&r->lock);
-	r->calls++;
-	r->read_err |= read_err;
-	r->write_err |= write_err;
-	pthread_mutex_unlock(&r->lock);
-}
-
-#define RESULT_INIT { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0 }
+#include "lib-util.h"
 
 static void test_arguments(void)
 {
@@ -169,7 +83,7 @@ static void test_append(void)
 	struct io_region to[2] = { { plain, 0, 256 }, { -1, 256, 256 } };
 	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/app-dst", dir);
+	test_path(path, sizeof(path), "app-dst");
 	app = open(path, O_WRONLY | O_APPEND);
 	to[1].fd = app;
 	check(kcopyd_client_create(16, &kc) == 0, "create");
@@ -441,7 +355,7 @@ static void test_write_error_isolated(void)
 	struct io_region to[3];
 
 	make_file("we-bad", 0, 0);
-	snprintf(path, sizeof(path), "%s/we-bad", dir);
+	test_path(path, sizeof(path), "we-bad");
 	bad = open(path, O_RDONLY);
 	to[0] = (struct io_region){ good, 0, 8192 };
 	to[1] = (struct io_region){ bad, 0, 8192 };
@@ -521,7 +435,7 @@ static void test_files_released(void)
 
 	/* The number reused for another file after the job is probed
 	 * afresh: a bigger source is no longer past its end. */
-	snprintf(path, sizeof(path), "%s/rel-dst", dir);
+	test_path(path, sizeof(path), "rel-dst");
 	check(unlink(path) == 0, "unlink");
 	close(dst);
 	dst = make_file("rel-dst2", 2 * MiB, 19);
@@ -651,12 +565,7 @@ static void test_many_dests(void)
 
 int main(void)
 {
-	char cmd[300];
-
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
-		return 99;
-	}
+	test_dir_create();
 	test_arguments();
 	test_append();
 	test_budgets();
@@ -668,10 +577,5 @@ int main(void)
 	test_files_released();
 	test_many_clients();
 	test_many_dests();
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
-	if (failures)
-		fprintf(stderr, "%d checks failed\n", failures);
-	return failures ? 1 : 0;
+	return test_dir_finish();
 }
