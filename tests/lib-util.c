@@ -84,6 +84,17 @@ int make_file(const char *name, size_t size, unsigned int seed)
 	return fd;
 }
 
+void make_pair(const char *name, size_t size, unsigned int seed,
+	       struct io_region *from, struct io_region *to)
+{
+	char file[256];
+
+	snprintf(file, sizeof(file), "%s-src", name);
+	*from = (struct io_region){ make_file(file, size, seed), 0, size / 512 };
+	snprintf(file, sizeof(file), "%s-dst", name);
+	*to = (struct io_region){ make_file(file, 0, 0), 0, size / 512 };
+}
+
 int same(int a, off_t aoff, int b, off_t boff, size_t len)
 {
 	char *x = malloc(len), *y = malloc(len);

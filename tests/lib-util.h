@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "kcopyd.h"
+
 #define MiB (1024u * 1024u)
 
 /* Make the directory (under $TMPDIR, else /tmp); exits 99 on failure. */
@@ -29,6 +31,11 @@ void check(int ok, const char *fmt, ...)
  * that depends on seed (zeros for seed 0); returns an O_RDWR descriptor.
  * Exits 99 on failure. */
 int make_file(const char *name, size_t size, unsigned int seed);
+/* A source NAME-src of size bytes (pattern seed) and an empty destination
+ * NAME-dst, with regions for a copy of the whole source to the start of the
+ * destination. */
+void make_pair(const char *name, size_t size, unsigned int seed,
+	       struct io_region *from, struct io_region *to);
 /* Do bytes [aoff, aoff+len) of a equal bytes [boff, boff+len) of b? */
 int same(int a, off_t aoff, int b, off_t boff, size_t len);
 /* Are bytes [off, off+len) of fd all zero (and there)? */

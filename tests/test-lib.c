@@ -272,12 +272,12 @@ static void test_destroy_waits(void)
 {
 	struct kcopyd_client *kc;
 	struct result res = RESULT_INIT;
-	int src = make_file("destroy-src", 16 * MiB, 9);
-	int dst = make_file("destroy-dst", 0, 0);
-	struct io_region from = { src, 0, 16 * MiB / 512 };
-	struct io_region to = { dst, 0, 16 * MiB / 512 };
-	int i;
+	struct io_region from, to;
+	int src, dst, i;
 
+	make_pair("destroy", 16 * MiB, 9, &from, &to);
+	src = from.fd;
+	dst = to.fd;
 	check(kcopyd_client_create(8, &kc) == 0, "create");
 	for (i = 0; i < 3; i++)
 		check(kcopyd_copy(kc, &from, 1, &to, 0, notify, &res) == 0,
@@ -563,6 +563,70 @@ static void test_many_dests(void)
 	close(dst);
 }
 
+/* Another thread reads the counters, probes, sets hooks and limits while
+ * jobs run, then stops them: every call is safe from any thread at any
+ * time, which the ThreadSanitizer build of this test checks. */
+struct observer {
+	struct kcopyd_client *kc;
+	int fd;
+	int done;	/* atomic: set by the main thread when to stop */
+};
+
+static void *observe(void *p)
+{
+	struct observer *o = p;
+	struct kcopyd_stats st;
+	struct kcopyd_fd_info info;
+	struct io_region *bad;
+	size_t n;
+
+	while (!__atomic_load_n(&o->done, __ATOMIC_ACQUIRE)) {
+		kcopyd_get_stats(o->kc, &st);
+		check(kcopyd_probe_fd(o->kc, o->fd, &info) == 0,
+		      "observer: probe");
+		if (kcopyd_get_bad_ranges(o->kc, &bad, &n) == 0)
+			free(bad);
+		kcopyd_set_rate(o->kc, 0);
+		kcopyd_set_throttle(o->kc, 100);
+		kcopyd_set_error_fn(o->kc, NULL, NULL);
+		kcopyd_set_data_fn(o->kc, NULL, NULL);
+	}
+	kcopyd_client_stop(o->kc);
+	return NULL;
+}
+
+static void test_observers(void)
+{
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	struct observer o;
+	pthread_t t;
+	struct io_region from, to;
+	int i;
+
+	make_pair("obs", 16 * MiB, 43, &from, &to);
+	check(kcopyd_client_create(32, &kc) == 0, "create");
+	check(kcopyd_set_subjob_size(kc, 16384) == 0, "sub-job size");
+	o = (struct observer){ kc, from.fd, 0 };
+	pthread_create(&t, NULL, observe, &o);
+	for (i = 0; i < 4; i++)
+		check(kcopyd_copy(kc, &from, 1, &to, KCOPYD_WRITE_SEQ, notify,
+				  &res) == 0, "observers: copy %d", i);
+	kcopyd_wait(kc);
+	check(same(from.fd, 0, to.fd, 0, 16 * MiB), "observers: data differs");
+	for (i = 0; i < 4; i++)
+		check(kcopyd_copy(kc, &from, 1, &to, 0, notify, &res) == 0,
+		      "observers: copy to stop %d", i);
+	__atomic_store_n(&o.done, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	kcopyd_wait(kc);
+	check(res.calls == 8 && !res.read_err && !res.write_err,
+	      "observers: %d callbacks", res.calls);
+	kcopyd_client_destroy(kc);
+	close(from.fd);
+	close(to.fd);
+}
+
 int main(void)
 {
 	test_dir_create();
@@ -570,6 +634,7 @@ int main(void)
 	test_append();
 	test_budgets();
 	test_concurrent();
+	test_observers();
 	test_chain();
 	test_destroy_waits();
 	test_zero_and_flags();
