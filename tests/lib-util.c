@@ -90,7 +90,8 @@ void make_pair(const char *name, size_t size, unsigned int seed,
 	char file[256];
 
 	snprintf(file, sizeof(file), "%s-src", name);
-	*from = (struct io_region){ make_file(file, size, seed), 0, size / 512 };
+	*from = (struct io_region){ make_file(file, size, seed), 0,
+				    size / 512 };
 	snprintf(file, sizeof(file), "%s-dst", name);
 	*to = (struct io_region){ make_file(file, 0, 0), 0, size / 512 };
 }

@@ -182,7 +182,8 @@ static void test_truncated_source(unsigned int flags)
 	      file_size(d1) == (off_t)(24 * 512 + (flags ? SRC_SIZE : good)),
 	      "%s: destination sizes %lld and %lld", name,
 	      (long long)file_size(d0), (long long)file_size(d1));
-	check(same(expect, 0, d0, 0, good) && same(expect, 0, d1, 24 * 512, good),
+	check(same(expect, 0, d0, 0, good) &&
+	      same(expect, 0, d1, 24 * 512, good),
 	      "%s: the data before the cut differs", name);
 	free(bad);
 	free(h.seen);

@@ -111,7 +111,8 @@ static void test_append(void)
 	check(kcopyd_copy(kc, &from, 1, to, 0, notify, &res) == 0,
 	      "copy from an O_APPEND source");
 	kcopyd_wait(kc);
-	check(res.calls == 1 && !res.read_err && same(app, 0, src, 0, 256 * 512),
+	check(res.calls == 1 && !res.read_err &&
+	      same(app, 0, src, 0, 256 * 512),
 	      "copy from an O_APPEND source: data");
 	kcopyd_client_destroy(kc);
 	close(src);
