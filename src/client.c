@@ -5,6 +5,7 @@
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,14 +13,35 @@
 
 #include "kcopyd-private.h"
 
+/* The aio ring for slots sub-jobs of dests destinations each in flight at
+ * once, and at least for one sub-job of any job (KC_RING_MIN_DESTS). */
+static unsigned int ring_events(unsigned int slots, unsigned int dests)
+{
+	return slots * dests > KCOPYD_MAX_DESTS ? slots * dests
+						 : KCOPYD_MAX_DESTS;
+}
+
+/* Cut the budget into sub-jobs of bytes, with an aio ring to match.  No job
+ * may be outstanding.  On failure the sub-job size is unchanged (the ring
+ * may have been resized: that limits or widens how many sub-jobs run at
+ * once, nothing else). */
+static int resize(struct kcopyd_client *kc, unsigned int bytes)
+{
+	unsigned int slot_pages;
+	unsigned int slots = kc_pages_fit(kc, bytes, &slot_pages);
+	int ret = kc_io_setup(kc, ring_events(slots, kc->ring_dests));
+
+	return ret < 0 ? ret : kc_pages_carve(kc, bytes);
+}
+
+/* Everything but the engine thread, which is not running. */
 static void client_free(struct kcopyd_client *kc)
 {
-	kc_files_free(kc);
+	assert(!kc->files);	/* every job has been freed */
 	kc_pages_exit(kc);
+	kc_io_exit(kc);
 	if (kc->wake_fd >= 0)
 		close(kc->wake_fd);
-	free(kc->submit_q);
-	free(kc->events);
 	free(kc->bad);
 	pthread_cond_destroy(&kc->idle);
 	pthread_mutex_destroy(&kc->lock);
@@ -41,10 +63,11 @@ int kcopyd_client_create(unsigned int num_pages, struct kcopyd_client **result)
 	kc->wake_fd = -1;
 	kc->new_tail = &kc->new_jobs;
 	kc->throttle = 100;
+	kc->ring_dests = KC_RING_MIN_DESTS;
 
 	ret = kc_pages_init(kc, num_pages);
 	if (ret == 0)
-		ret = kc_pages_carve(kc, KCOPYD_DEFAULT_SUBJOB_SIZE);
+		ret = resize(kc, KCOPYD_DEFAULT_SUBJOB_SIZE);
 	if (ret == 0)
 		ret = kc_engine_start(kc);
 	if (ret < 0) {
@@ -127,10 +150,16 @@ static int submit(struct kcopyd_client *kc, const struct io_region *from,
 	for (i = 0; ret == 0 && i < num_dests; i++)
 		ret = kc_region_check(kc, &dests[i], true, &job->dests[i]);
 	if (ret < 0) {
+		kc_job_free(kc, job);
 		pthread_mutex_unlock(&kc->lock);
-		free(job);
 		return ret;
 	}
+	/* More destinations than the ring is sized for: grow it while the
+	 * engine is idle, else (or if the system's limit refuses) the job
+	 * runs fewer sub-jobs at once. */
+	if (num_dests > kc->ring_dests && kc->jobs_outstanding == 0 &&
+	    kc_io_setup(kc, ring_events(kc->num_slots, num_dests)) == 0)
+		kc->ring_dests = num_dests;
 	*kc->new_tail = job;
 	kc->new_tail = &job->next;
 	kc->jobs_outstanding++;
@@ -164,7 +193,7 @@ int kcopyd_set_subjob_size(struct kcopyd_client *kc, unsigned int bytes)
 	    bytes > KCOPYD_MAX_SUBJOB_SIZE)
 		return -EINVAL;
 	pthread_mutex_lock(&kc->lock);
-	ret = kc->jobs_outstanding ? -EBUSY : kc_pages_carve(kc, bytes);
+	ret = kc->jobs_outstanding ? -EBUSY : resize(kc, bytes);
 	pthread_mutex_unlock(&kc->lock);
 	return ret;
 }

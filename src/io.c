@@ -1,59 +1,84 @@
-/* io.c - the engine thread: libaio submission and completion.
+/* io.c - the I/O layer: libaio queue, submission and completion.
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * The engine sleeps in poll() on one eventfd.  The kernel signals it for
- * every completed iocb (io_set_eventfd), and callers' threads signal it when
- * they add a job or stop the client, so a single wait covers both.  Once
- * awake it reaps every completion without blocking, lets the job code start
- * new sub-jobs, and submits all queued iocbs in one io_submit call.
+ * Knows requests (struct kc_iocb) and the files they go to, nothing of jobs:
+ * the owner of a request fills it in and queues it, the engine submits the
+ * queue and reaps completions, and each request's end comes back to its
+ * owner through io->end_io, as dm-io calls back into dm-kcopyd.  A short
+ * transfer is carried on here, from where it stopped, before the owner hears
+ * of it.  Every completion is signalled on kc->wake_fd (io_set_eventfd).
+ * All calls are made with kc->lock held; io_submit and io_getevents run
+ * with it dropped.
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "kcopyd-private.h"
 
-uint64_t kc_now_us(void)
+/* Set up an aio context for events iocbs, with the submission queue and the
+ * event array sized to match: at most ring_size iocbs are ever outstanding
+ * or queued.  Nothing may be queued or in flight.  On failure the client is
+ * left as it was. */
+int kc_io_setup(struct kcopyd_client *kc, unsigned int events)
 {
-	struct timespec ts;
+	struct iocb **q;
+	struct io_event *ev;
+	io_context_t ctx = 0;
+	int ret;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	assert(kc->io_in_flight == 0 && kc->submit_n == 0);
+	if (kc->ioctx && events == kc->ring_size)
+		return 0;
+	q = calloc(events, sizeof(*q));
+	ev = calloc(events, sizeof(*ev));
+	ret = q && ev ? io_setup((int)events, &ctx) : -ENOMEM;
+	if (ret < 0) {
+		free(q);
+		free(ev);
+		return ret;
+	}
+	kc_io_exit(kc);
+	kc->ioctx = ctx;
+	kc->ring_size = events;
+	kc->submit_q = q;
+	kc->events = ev;
+	return 0;
 }
 
-void kc_engine_wake(struct kcopyd_client *kc)
+void kc_io_exit(struct kcopyd_client *kc)
 {
-	uint64_t one = 1;
-
-	/* Cannot fail but on counter overflow, which means a wake is due
-	 * anyway. */
-	if (write(kc->wake_fd, &one, sizeof(one)) < 0)
-		return;
+	if (kc->ioctx)
+		io_destroy(kc->ioctx);
+	kc->ioctx = 0;
+	kc->ring_size = 0;
+	free(kc->submit_q);
+	kc->submit_q = NULL;
+	free(kc->events);
+	kc->events = NULL;
 }
 
 /* Prepare io for the part not yet transferred and queue it for io_submit.
- * Direct I/O where the file takes it and the request is aligned for it;
- * otherwise the caller's descriptor, through the page cache. */
-void kc_io_queue(struct kcopyd_client *kc, struct kc_iocb *io, bool is_write)
+ * Direct I/O where the owner allows it, the file takes it and the request
+ * is aligned for it; otherwise the caller's descriptor, through the page
+ * cache. */
+void kc_io_queue(struct kcopyd_client *kc, struct kc_iocb *io)
 {
 	uint64_t pos = io->pos + io->done;
 	size_t len = io->len - io->done;
 	char *buf = io->buf + io->done;
 	int fd = io->file->fd;
 
-	if (!(io->sj->job->flags & KCOPYD_NO_DIRECT) &&
-	    kc_can_direct(io->file, pos, len) &&
+	assert(kc->submit_n + kc->io_in_flight < kc->ring_size);
+	if (io->may_direct && kc_can_direct(io->file, pos, len) &&
 	    (uintptr_t)buf % io->file->dio_align == 0)
 		fd = io->file->direct_fd;
-	if (is_write)
+	if (io->is_write)
 		io_prep_pwrite(&io->cb, fd, buf, len, (long long)pos);
 	else
 		io_prep_pread(&io->cb, fd, buf, len, (long long)pos);
@@ -62,9 +87,32 @@ void kc_io_queue(struct kcopyd_client *kc, struct kc_iocb *io, bool is_write)
 	kc->submit_q[kc->submit_n++] = &io->cb;
 }
 
-/* Submit everything queued.  Called and returns with kc->lock held; drops it
- * around io_submit, which for buffered files does the I/O itself. */
-static void submit_queued(struct kcopyd_client *kc)
+/* One completion of io: res is the kernel's, bytes transferred or a
+ * negative errno, or the error io_submit refused io with. */
+static void io_done(struct kcopyd_client *kc, struct kc_iocb *io, long res)
+{
+	if (res > 0) {
+		if (io->is_write)
+			kc->stats.bytes_written += (uint64_t)res;
+		else
+			kc->stats.bytes_read += (uint64_t)res;
+		io->done += (size_t)res;
+		assert(io->done <= io->len);
+		if (io->done < io->len) {
+			/* Short transfer: carry on with the rest. */
+			kc_io_queue(kc, io);
+			return;
+		}
+	}
+	/* 0 bytes: end of file on a read, nothing written on a write; either
+	 * way the request could not be carried out. */
+	io->end_io(kc, io, res > 0 ? 0 : res < 0 ? (int)res : -EIO);
+}
+
+/* Submit everything queued.  Drops kc->lock around io_submit, which for
+ * buffered files does the I/O itself.  What the ring cannot take now stays
+ * queued until completions have been reaped. */
+void kc_io_submit(struct kcopyd_client *kc)
 {
 	while (kc->submit_n) {
 		int n = (int)kc->submit_n, ret;
@@ -84,116 +132,36 @@ static void submit_queued(struct kcopyd_client *kc)
 			kc->submit_n--;
 			memmove(kc->submit_q, kc->submit_q + 1,
 				kc->submit_n * sizeof(*kc->submit_q));
-			kc_io_complete(kc, bad->data, ret);
+			io_done(kc, bad->data, ret);
 			continue;
 		}
 		kc->submit_n -= (unsigned int)ret;
+		kc->io_in_flight += (unsigned int)ret;
 		memmove(kc->submit_q, kc->submit_q + ret,
 			kc->submit_n * sizeof(*kc->submit_q));
 	}
 }
 
-static void run_callbacks(struct kcopyd_client *kc)
-{
-	while (kc->done_jobs) {
-		struct kc_job *job = kc->done_jobs;
-
-		kc->done_jobs = job->next;
-		pthread_mutex_unlock(&kc->lock);
-		job->fn(job->read_err, job->write_err, job->context);
-		free(job);
-		pthread_mutex_lock(&kc->lock);
-		kc->stats.jobs_completed++;
-		kc->jobs_outstanding--;
-		pthread_cond_broadcast(&kc->idle);
-	}
-}
-
-static void reap(struct kcopyd_client *kc)
+/* Take every completion there is, without waiting, and hand each to its
+ * request.  Drops kc->lock around io_getevents. */
+void kc_io_reap(struct kcopyd_client *kc)
 {
 	struct timespec zero = { 0, 0 };
 	int n, i;
 
-	do {
+	while (kc->io_in_flight) {
 		pthread_mutex_unlock(&kc->lock);
 		n = io_getevents(kc->ioctx, 0, (long)kc->ring_size, kc->events,
 				 &zero);
 		pthread_mutex_lock(&kc->lock);
+		if (n <= 0)
+			return;	/* none yet (or EINTR): wait for the eventfd */
+		assert((unsigned int)n <= kc->io_in_flight);
+		kc->io_in_flight -= (unsigned int)n;
 		for (i = 0; i < n; i++)
-			kc_io_complete(kc, kc->events[i].data,
-				       (long)kc->events[i].res);
-	} while (n == (int)kc->ring_size);
-}
-
-static void *engine_main(void *arg)
-{
-	struct kcopyd_client *kc = arg;
-
-	pthread_mutex_lock(&kc->lock);
-	for (;;) {
-		int timeout = -1;
-		struct pollfd pfd = { .fd = kc->wake_fd, .events = POLLIN };
-		uint64_t count;
-
-		kc_jobs_schedule(kc, &timeout);
-		submit_queued(kc);
-		if (kc->done_jobs) {
-			run_callbacks(kc);
-			continue;	/* callbacks may have added jobs */
-		}
-		if (kc->shutting_down && kc->jobs_outstanding == 0)
-			break;
-		if (kc->submit_n && (timeout < 0 || timeout > 1))
-			timeout = 1;	/* ring was full */
-		if (kc->new_jobs)
-			timeout = 0;
-
-		pthread_mutex_unlock(&kc->lock);
-		if (poll(&pfd, 1, timeout) > 0 &&
-		    read(kc->wake_fd, &count, sizeof(count)) < 0)
-			count = 0;	/* EAGAIN: somebody else drained it */
-		pthread_mutex_lock(&kc->lock);
-		if (kc->slots_in_use)
-			reap(kc);
+			io_done(kc, kc->events[i].data,
+				(long)kc->events[i].res);
+		if (n < (int)kc->ring_size)
+			return;
 	}
-	pthread_mutex_unlock(&kc->lock);
-	return NULL;
-}
-
-int kc_engine_start(struct kcopyd_client *kc)
-{
-	int ret;
-
-	kc->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (kc->wake_fd < 0)
-		return -errno;
-	kc->ring_size = (kc->num_pages < KC_MAX_SLOTS ? kc->num_pages
-						     : KC_MAX_SLOTS) *
-			KC_IOCBS_PER_SLOT;
-	/* At most ring_size iocbs are ever outstanding or queued. */
-	kc->submit_q = calloc(kc->ring_size, sizeof(*kc->submit_q));
-	kc->events = calloc(kc->ring_size, sizeof(*kc->events));
-	if (!kc->submit_q || !kc->events)
-		return -ENOMEM;
-	ret = io_setup((int)kc->ring_size, &kc->ioctx);
-	if (ret < 0)
-		return ret;
-	ret = -pthread_create(&kc->engine, NULL, engine_main, kc);
-	if (ret < 0) {
-		io_destroy(kc->ioctx);
-		kc->ioctx = 0;
-	}
-	return ret;
-}
-
-/* Called with no jobs outstanding. */
-void kc_engine_stop(struct kcopyd_client *kc)
-{
-	pthread_mutex_lock(&kc->lock);
-	kc->shutting_down = true;
-	pthread_mutex_unlock(&kc->lock);
-	kc_engine_wake(kc);
-	pthread_join(kc->engine, NULL);
-	io_destroy(kc->ioctx);
-	kc->ioctx = 0;
 }

@@ -13,12 +13,18 @@
  * KCOPYD_WRITE_SEQ: the sub-job was read before its predecessors were
  * written.  A zeroing sub-job starts at WRITING.
  *
+ * A job is finished when it has nothing in flight and nothing more to
+ * start; kc_jobs_run_callbacks() then takes it off kc->jobs and runs its
+ * callback.  I/O goes through io.c, which calls sj_io_done() back at the
+ * end of each request.
+ *
  * Everything here runs on the engine thread with kc->lock held; it is
  * dropped only around the hooks and a synchronous zeroing call, during which
  * other threads can only add jobs and request a stop (kcopyd-private.h).
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -118,19 +124,22 @@ static bool may_start(struct kcopyd_client *kc, uint64_t bytes,
 
 /* ------------------------------------------------------------- errors */
 
-static void report_error(struct kcopyd_client *kc, const struct kc_iocb *io,
-			 int err)
+/* Count a failed request and tell the error hook.  dest is the destination
+ * index of a write, ignored for a read. */
+static void report_error(struct kcopyd_client *kc, const struct kc_file *f,
+			 bool is_write, unsigned int dest, uint64_t pos,
+			 uint64_t len, int err)
 {
 	struct kcopyd_io_error e = {
-		.fd = io->file->fd,
-		.is_write = io->dest >= 0,
-		.dest = io->dest >= 0 ? (unsigned int)io->dest : 0,
-		.sector = io->pos >> SECTOR_SHIFT,
-		.count = io->len >> SECTOR_SHIFT,
+		.fd = f->fd,
+		.is_write = is_write,
+		.dest = is_write ? dest : 0,
+		.sector = pos >> SECTOR_SHIFT,
+		.count = len >> SECTOR_SHIFT,
 		.error = err,
 	};
 
-	if (e.is_write)
+	if (is_write)
 		kc->stats.write_errors++;
 	else
 		kc->stats.read_errors++;
@@ -144,8 +153,8 @@ static void report_error(struct kcopyd_client *kc, const struct kc_iocb *io,
 	}
 }
 
-void kc_record_bad(struct kcopyd_client *kc, int fd, uint64_t sector,
-		   uint64_t count)
+static void record_bad(struct kcopyd_client *kc, int fd, uint64_t sector,
+		       uint64_t count)
 {
 	struct kc_bad_range *last = kc->num_bad ? &kc->bad[kc->num_bad - 1] : NULL;
 
@@ -168,46 +177,35 @@ void kc_record_bad(struct kcopyd_client *kc, int fd, uint64_t sector,
 /* ------------------------------------------------------------- sub-jobs */
 
 static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj);
+static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err);
 
+/* Queue a read (is_write false: into io[0]) or the write to destination
+ * dest (into io[dest]) of count sectors at offset of region r. */
 static void io_start(struct kcopyd_client *kc, struct kc_subjob *sj,
-		     unsigned int slot, int dest, const struct kc_region *r,
+		     bool is_write, unsigned int dest, const struct kc_region *r,
 		     uint64_t offset, uint64_t count, char *buf)
 {
-	struct kc_iocb *io = &sj->io[slot];
+	struct kc_iocb *io = &sj->io[is_write ? dest : 0];
 
-	io->sj = sj;
-	io->dest = dest;
+	io->end_io = sj_io_done;
+	io->private = sj;
 	io->file = r->file;
+	io->is_write = is_write;
+	io->may_direct = !(sj->job->flags & KCOPYD_NO_DIRECT);
 	io->pos = (r->sector + offset) << SECTOR_SHIFT;
 	io->len = count << SECTOR_SHIFT;
 	io->done = 0;
 	io->buf = buf;
-	sj->io_busy |= 1u << slot;
 	sj->pending++;
-	kc_io_queue(kc, io, dest >= 0);
+	kc_io_queue(kc, io);
 }
 
-static void job_done(struct kcopyd_client *kc, struct kc_job *job)
-{
-	struct kc_job **p;
-
-	if (job->done)
-		return;
-	job->done = true;
-	for (p = &kc->jobs; *p; p = &(*p)->next) {
-		if (*p == job) {
-			*p = job->next;
-			break;
-		}
-	}
-	job->next = kc->done_jobs;
-	kc->done_jobs = job;
-}
-
+/* The sub-job is over (nothing of it outstanding): give its slot back. */
 static void sj_finish(struct kcopyd_client *kc, struct kc_subjob *sj)
 {
 	struct kc_job *job = sj->job;
 
+	assert(sj->pending == 0 && job->in_flight > 0);
 	/* Only data that went out to the destinations counts as done: a
 	 * sub-job whose read failed, or that WRITE_SEQ never wrote, does not. */
 	if (sj->state == KC_SJ_WRITING && sj->written)
@@ -223,10 +221,10 @@ static void sj_finish(struct kcopyd_client *kc, struct kc_subjob *sj)
 		}
 	}
 	throttle_update(kc);
+	assert(kc->iocbs_reserved >= job->num_dests);
+	kc->iocbs_reserved -= job->num_dests;
 	kc_slot_put(kc, sj);
 	job->in_flight--;
-	if (job_finished(job))
-		job_done(kc, job);
 }
 
 static void job_stop(struct kcopyd_client *kc, struct kc_job *job)
@@ -243,16 +241,12 @@ static void job_stop(struct kcopyd_client *kc, struct kc_job *job)
 	}
 }
 
-void kc_jobs_stop_all(struct kcopyd_client *kc)
+static void jobs_stop_all(struct kcopyd_client *kc)
 {
-	struct kc_job *job, *next;
+	struct kc_job *job;
 
-	for (job = kc->jobs; job; job = next) {
-		next = job->next;
+	for (job = kc->jobs; job; job = job->next)
 		job_stop(kc, job);
-		if (job_finished(job))
-			job_done(kc, job);
-	}
 }
 
 static void write_failed(struct kcopyd_client *kc, struct kc_job *job,
@@ -280,7 +274,7 @@ static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj)
 	for (i = 0; i < job->num_dests; i++) {
 		if ((job->dropped | sj->zeroed) & (1u << i))
 			continue;
-		io_start(kc, sj, i, (int)i, &job->dests[i], sj->offset,
+		io_start(kc, sj, true, i, &job->dests[i], sj->offset,
 			 sj->count, sj->buf);
 	}
 	if (sj->pending == 0)
@@ -366,8 +360,8 @@ static void isolate_next(struct kcopyd_client *kc, struct kc_subjob *sj)
 	if (!sj)
 		return;
 	r = sj->todo[--sj->depth];
-	io_start(kc, sj, 0, -1, &sj->job->src, sj->offset + r.offset, r.count,
-		 sj->buf + (r.offset << SECTOR_SHIFT));
+	io_start(kc, sj, false, 0, &sj->job->src, sj->offset + r.offset,
+		 r.count, sj->buf + (r.offset << SECTOR_SHIFT));
 }
 
 static void sj_read_done(struct kcopyd_client *kc, struct kc_subjob *sj,
@@ -418,7 +412,7 @@ static void sj_reread_done(struct kcopyd_client *kc, struct kc_subjob *sj,
 	} else if (err) {
 		memset(io->buf, 0, io->len);
 		sj->job->read_err = 1;
-		kc_record_bad(kc, io->file->fd, io->pos >> SECTOR_SHIFT, count);
+		record_bad(kc, io->file->fd, io->pos >> SECTOR_SHIFT, count);
 	}
 	isolate_next(kc, sj);
 }
@@ -469,14 +463,10 @@ static void sj_zero(struct kcopyd_client *kc, struct kc_subjob *sj)
 			sj->zeroed |= 1u << i;
 			sj->written = true;
 		} else if (r < 0) {
-			struct kc_iocb fake = {
-				.file = job->dests[i].file, .dest = (int)i,
-				.pos = (job->dests[i].sector + sj->offset)
-					<< SECTOR_SHIFT,
-				.len = sj->count << SECTOR_SHIFT,
-			};
-
-			report_error(kc, &fake, r);
+			report_error(kc, job->dests[i].file, true, i,
+				     (job->dests[i].sector + sj->offset)
+				     << SECTOR_SHIFT,
+				     sj->count << SECTOR_SHIFT, r);
 			sj->zeroed |= 1u << i;
 			write_failed(kc, job, i);
 		} else {
@@ -495,6 +485,7 @@ static void sj_start(struct kcopyd_client *kc, struct kc_job *job,
 
 	throttle_update(kc);
 	sj = kc_slot_get(kc);
+	assert(sj);
 	sj->job = job;
 	sj->offset = job->issued;
 	sj->count = sectors;
@@ -502,61 +493,47 @@ static void sj_start(struct kcopyd_client *kc, struct kc_job *job,
 	sj->pending = 0;
 	sj->zeroed = 0;
 	sj->written = false;
-	sj->io_busy = 0;
 	job->issued += sectors;
 	job->in_flight++;
+	kc->iocbs_reserved += job->num_dests;
+	assert(kc->iocbs_reserved <= kc->ring_size);
 	if (job->is_zero) {
 		sj_zero(kc, sj);
 	} else {
 		sj->state = KC_SJ_READING;
-		io_start(kc, sj, 0, -1, &job->src, sj->offset, sj->count,
+		io_start(kc, sj, false, 0, &job->src, sj->offset, sj->count,
 			 sj->buf);
 	}
 }
 
-/* A completion, or -errno for an iocb io_submit refused.  res is the
- * kernel's: bytes transferred or a negative errno. */
-void kc_io_complete(struct kcopyd_client *kc, struct kc_iocb *io, long res)
+/* The end of one request of a sub-job (io.c's end_io). */
+static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 {
-	struct kc_subjob *sj = io->sj;
-	size_t left = io->len - io->done;
-	int err = 0;
+	struct kc_subjob *sj = io->private;
 
-	if (res > 0) {
-		if (io->dest >= 0)
-			kc->stats.bytes_written += (uint64_t)res;
-		else
-			kc->stats.bytes_read += (uint64_t)res;
-		if ((size_t)res < left) {
-			/* Short transfer: finish the rest. */
-			io->done += (size_t)res;
-			kc_io_queue(kc, io, io->dest >= 0);
-			return;
-		}
-	} else {
-		/* 0 bytes: end of file on a read, nothing written on a
-		 * write; either way the region could not be transferred. */
-		err = res < 0 ? (int)res : -EIO;
-	}
-	sj->io_busy &= ~(1u << (io - sj->io));
+	assert(sj->pending > 0 && sj->job);
 	sj->pending--;
 	if (err) {
 		/* Re-reads report through the bad range log. */
 		if (sj->state != KC_SJ_REREADING)
-			report_error(kc, io, err);
+			report_error(kc, io->file, io->is_write,
+				     (unsigned int)(io - sj->io), io->pos,
+				     io->len, err);
 		else
 			kc->stats.read_errors++;
 	}
 	switch (sj->state) {
 	case KC_SJ_READING:
+		assert(sj->pending == 0);
 		sj_read_done(kc, sj, err);
 		break;
 	case KC_SJ_REREADING:
+		assert(sj->pending == 0);
 		sj_reread_done(kc, sj, io, err);
 		break;
 	case KC_SJ_WRITING:
 		if (err)
-			write_failed(kc, sj->job, (unsigned int)io->dest);
+			write_failed(kc, sj->job, (unsigned int)(io - sj->io));
 		else
 			sj->written = true;
 		if (sj->pending == 0)
@@ -564,34 +541,29 @@ void kc_io_complete(struct kcopyd_client *kc, struct kc_iocb *io, long res)
 		break;
 	case KC_SJ_FREE:
 	case KC_SJ_PARKED:
-		abort();	/* no I/O is outstanding in these states */
+		assert(!"no I/O is outstanding in this state");
+		abort();
 	}
 }
 
-/* Take the jobs submitted since the last call, start as many sub-jobs as
- * there are free slots, a job at a time in turn, and move finished jobs to
- * kc->done_jobs.  *timeout_ms is lowered when the throttle holds work back. */
+/* Take the jobs submitted since the last call and start as many sub-jobs as
+ * there are free slots and room in the aio ring, a job at a time in turn.
+ * *timeout_ms is lowered when the throttle holds work back. */
 void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 {
 	uint64_t slot_sectors = (uint64_t)kc->slot_pages *
 				(KCOPYD_PAGE_SIZE >> SECTOR_SHIFT);
-	struct kc_job **tail, *job, *next;
+	struct kc_job **tail, *job;
 
 	if (kc->stop_requested) {
 		kc->stop_requested = false;
-		kc_jobs_stop_all(kc);
+		jobs_stop_all(kc);
 	}
 	for (tail = &kc->jobs; *tail; tail = &(*tail)->next)
 		;
 	*tail = kc->new_jobs;
 	kc->new_jobs = NULL;
 	kc->new_tail = &kc->new_jobs;
-
-	for (job = kc->jobs; job; job = next) {
-		next = job->next;
-		if (job_finished(job))
-			job_done(kc, job);
-	}
 
 	while (kc->free_slots && !kc->isolating) {
 		struct kc_job **p;
@@ -601,6 +573,11 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 			;
 		job = *p;
 		if (!job)
+			break;
+		/* Its iocbs must fit the ring; else wait for sub-jobs in
+		 * flight to end (there are some: a ring never holds fewer
+		 * iocbs than one sub-job of any job needs). */
+		if (kc->iocbs_reserved + job->num_dests > kc->ring_size)
 			break;
 		sectors = job_sectors(job) - job->issued;
 		if (sectors > slot_sectors)
@@ -615,4 +592,50 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 		*tail = job;
 		sj_start(kc, job, sectors);
 	}
+}
+
+/* Take the finished jobs off kc->jobs and run their callbacks, in the order
+ * of kc->jobs, without kc->lock.  Returns whether any ran. */
+bool kc_jobs_run_callbacks(struct kcopyd_client *kc)
+{
+	struct kc_job **p = &kc->jobs, *done = NULL, **tail = &done, *job;
+
+	while ((job = *p)) {
+		if (job_finished(job)) {
+			assert(!job->parked);
+			*p = job->next;
+			job->next = NULL;
+			*tail = job;
+			tail = &job->next;
+		} else {
+			p = &job->next;
+		}
+	}
+	if (!done)
+		return false;
+	while ((job = done)) {
+		done = job->next;
+		pthread_mutex_unlock(&kc->lock);
+		job->fn(job->read_err, job->write_err, job->context);
+		pthread_mutex_lock(&kc->lock);
+		kc_job_free(kc, job);
+		assert(kc->jobs_outstanding > 0);
+		kc->stats.jobs_completed++;
+		kc->jobs_outstanding--;
+		pthread_cond_broadcast(&kc->idle);
+	}
+	return true;
+}
+
+/* Free a job that is on no list, and release the files of its regions (all
+ * of them, or those kc_region_check() filled in so far).  Called with
+ * kc->lock held. */
+void kc_job_free(struct kcopyd_client *kc, struct kc_job *job)
+{
+	unsigned int i;
+
+	kc_region_put(kc, &job->src);
+	for (i = 0; i < job->num_dests; i++)
+		kc_region_put(kc, &job->dests[i]);
+	free(job);
 }

@@ -3,16 +3,27 @@
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * Threads and locking.  A client has one engine thread (io.c) that owns the
- * libaio context, the sub-job slots and their iocbs.  kc->lock guards
- * everything else: the job lists, every job's state, the file table, the bad
- * range log and the statistics.  The engine holds kc->lock while it works
- * and drops it only to wait (poll), to submit or reap iocbs, to issue a
- * synchronous zeroing call, and to run a job's callback or a hook.  Other
- * threads never touch a job the engine has taken: they add jobs to
- * kc->new_jobs and ask for a stop through kc->stop_requested.  Callers' threads
- * take kc->lock briefly to add jobs or read counters, then poke the engine
- * through kc->wake_fd, the eventfd on which completions are signalled too.
+ * Threads and locking.  A client has one engine thread (engine.c) that
+ * owns the libaio context (io.c), the sub-job slots and their iocbs.
+ * kc->lock guards everything else: the job lists, every job's state, the
+ * file table, the bad range log and the statistics.  The engine holds
+ * kc->lock while it works and drops it only to wait (poll), to submit or
+ * reap iocbs, to issue a synchronous zeroing call, and to run a job's
+ * callback or a hook.  Other threads never touch a job the engine has
+ * taken: they add jobs to kc->new_jobs and ask for a stop through
+ * kc->stop_requested.  Callers' threads take kc->lock briefly to add jobs or
+ * read counters, then poke the engine through kc->wake_fd, the eventfd on
+ * which completions are signalled too.  The one exception to the engine's
+ * ownership of the aio context: while no job is outstanding (the engine
+ * then has no iocb queued, in flight or being reaped), a caller's thread
+ * holding kc->lock may replace the context with one of another size.
+ *
+ * Layers, each calling only the ones below it:
+ *   client.c   the public calls; starts and stops the engine
+ *   engine.c   the engine thread's loop
+ *   job.c      jobs, sub-jobs and their state machine
+ *   io.c       libaio: queue, submit, reap, then iocb->end_io
+ *   region.c, pages.c   descriptors and the page budget
  */
 #ifndef KCOPYD_PRIVATE_H
 #define KCOPYD_PRIVATE_H
@@ -21,6 +32,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "kcopyd.h"
 
@@ -29,29 +41,50 @@
 
 /* Sub-jobs in flight at most, whatever the budget.  Measured on loop devices
  * over tmpfs and on virtio disks: past 64 sub-jobs of 512 KiB (32 MiB in
- * flight) throughput is flat, and 128 leaves headroom for small sub-jobs.
- * It also bounds the aio ring at 128 * KC_IOCBS_PER_SLOT events, far below
- * the system-wide fs.aio-max-nr (65536). */
+ * flight) throughput is flat, and 128 leaves headroom for small sub-jobs. */
 #define KC_MAX_SLOTS 128
 
 /* iocbs each sub-job owns: one per destination for the writes; the read and
  * the re-reads of an isolating read (one at a time) use the first, since a
- * sub-job never reads and writes at once. */
+ * sub-job never reads and writes at once.  A sub-job of a job with n
+ * destinations therefore has at most n iocbs outstanding. */
 #define KC_IOCBS_PER_SLOT KCOPYD_MAX_DESTS
+
+/* The aio ring is sized for every slot of the budget in flight at once with
+ * KC_RING_MIN_DESTS destinations each, the fan-outs the tool's performance
+ * targets are set for (one to four), and never for fewer than
+ * KCOPYD_MAX_DESTS iocbs, so that one sub-job of any job fits.  A job with
+ * more destinations grows the ring if it is submitted while the client is
+ * idle, else it runs fewer sub-jobs at once (kc->iocbs_reserved).  With the
+ * default budget of the tool (16 slots) a client takes 64 events of the
+ * system-wide fs.aio-max-nr (65536 by default); the most it ever takes is
+ * 128 slots * 32 destinations = 4096. */
+#define KC_RING_MIN_DESTS 4u
 
 /* Bisection of a failed read pushes two halves for each range it pops, so
  * the stack never holds more than log2(sectors of a sub-job) + 1 ranges:
  * 19 for the largest sub-job (64 MiB = 2^17 sectors). */
 #define KC_REREAD_DEPTH 64
 
-/* What the client knows of one descriptor it was given.  Probed once, kept
- * until the client is destroyed (never freed earlier, so jobs may point to
- * it).  Keyed by fd and the identity of what it refers to, so that a number
- * reused by the caller for another file is probed afresh. */
+static inline uint64_t kc_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* What the client knows of one descriptor it was given.  Probed when a job
+ * or kcopyd_probe_fd() names it and no record is in use, and freed (its
+ * O_DIRECT reopen closed) when the last reference is dropped: each region of
+ * a job holds one until the job's callback has returned, so jobs may point
+ * to it.  Keyed by fd and the identity of what it refers to, so that a
+ * number reused by the caller for another file is probed afresh. */
 enum kc_zero_mode { KC_ZERO_UNKNOWN, KC_ZERO_OFFLOAD, KC_ZERO_WRITE };
 
 struct kc_file {
 	struct kc_file *next;
+	unsigned int refs;	/* regions of live jobs, and probes under way */
 	int fd;			/* the caller's, used for buffered I/O */
 	int direct_fd;		/* our O_DIRECT reopen of it, or -1 */
 	dev_t dev, rdev;
@@ -60,10 +93,11 @@ struct kc_file {
 	bool is_blockdev;
 	unsigned int lbs;	/* logical block size (512 for files) */
 	unsigned int dio_align;	/* offset/length alignment of direct_fd */
-	uint64_t size;		/* bytes, at probe time */
+	uint64_t size;		/* bytes, at the last lookup */
 	enum kc_zero_mode zero_mode;
 };
 
+/* A region of a job; holds a reference on file (kc_region_check). */
 struct kc_region {
 	struct kc_file *file;
 	uint64_t sector;
@@ -74,7 +108,7 @@ struct kc_job {
 	struct kc_job *next;		/* in kc->new_jobs or kc->jobs */
 	unsigned int flags;
 	bool is_zero;			/* kcopyd_zero: no source */
-	struct kc_region src;
+	struct kc_region src;		/* file NULL when is_zero */
 	unsigned int num_dests;
 	struct kc_region dests[KCOPYD_MAX_DESTS];
 
@@ -84,7 +118,6 @@ struct kc_job {
 	struct kc_subjob *parked;	/* WRITE_SEQ: read, waiting for the turn */
 	unsigned int in_flight;		/* sub-jobs not yet finished */
 	bool stopped;			/* start no new sub-jobs */
-	bool done;			/* on kc->done_jobs */
 
 	int read_err;
 	unsigned int write_err;
@@ -102,19 +135,33 @@ enum kc_subjob_state {
 	KC_SJ_WRITING,
 };
 
+struct kc_iocb;
+
+/* Called by io.c with kc->lock held when the whole request of io has been
+ * transferred (err 0) or has failed (a negative errno; -EIO for a transfer
+ * that stopped short, as a read at end of file does).  io.c has already
+ * finished short transfers and counted the bytes in the statistics. */
+typedef void (*kc_end_io_fn)(struct kcopyd_client *kc, struct kc_iocb *io,
+			     int err);
+
+/* One request.  Its owner fills every field but cb and done, then hands it
+ * to kc_io_queue(); io.c touches nothing else of the owner's. */
 struct kc_iocb {
-	struct iocb cb;			/* cb.data points back here */
-	struct kc_subjob *sj;
-	int dest;			/* destination index, -1 for a read */
+	struct iocb cb;			/* io.c's; cb.data points back here */
+	kc_end_io_fn end_io;
+	void *private;			/* the owner's */
 	struct kc_file *file;
+	bool is_write;
+	bool may_direct;		/* direct I/O allowed if aligned */
 	uint64_t pos;			/* byte offset of the whole request */
 	size_t len;			/* bytes of the whole request */
-	size_t done;			/* bytes transferred so far */
+	size_t done;			/* bytes transferred so far (io.c) */
 	char *buf;
 };
 
 struct kc_subjob {
-	struct kc_subjob *next;		/* free list, or a job's parked list */
+	struct kc_subjob *next;		/* free list, a job's parked list or
+					   kc->isolate_wait */
 	struct kc_job *job;
 	char *buf;			/* a slot of the page budget */
 	enum kc_subjob_state state;
@@ -124,13 +171,12 @@ struct kc_subjob {
 	unsigned int pending;		/* iocbs outstanding */
 	unsigned int zeroed;		/* destinations zeroed by offload */
 	bool written;			/* some destination took the data */
-	uint32_t io_busy;		/* bit i: io[i] is outstanding */
 	/* isolating re-read, KCOPYD_IGNORE_ERROR: ranges of sectors still to
 	 * read, a stack, bisected on failure down to one logical block */
 	unsigned int block_sectors;
 	unsigned int depth;
 	struct kc_range { uint64_t offset, count; } todo[KC_REREAD_DEPTH];
-	struct kc_iocb io[KC_IOCBS_PER_SLOT];
+	struct kc_iocb io[KC_IOCBS_PER_SLOT];	/* io[i]: destination i */
 };
 
 struct kc_bad_range {
@@ -143,18 +189,27 @@ struct kcopyd_client {
 	pthread_cond_t idle;		/* signalled when jobs_outstanding drops */
 	pthread_t engine;
 	int wake_fd;			/* eventfd: completions and pokes */
+
+	/* the aio context (io.c); see the lock model above */
 	io_context_t ioctx;
-	unsigned int ring_size;		/* events the aio context was set up for */
+	unsigned int ring_size;		/* events it was set up for */
+	unsigned int ring_dests;	/* destinations per slot it is sized for */
+	unsigned int io_in_flight;	/* iocbs submitted, not yet reaped */
+	struct iocb **submit_q;		/* iocbs waiting for io_submit */
+	unsigned int submit_n;
+	struct io_event *events;
 
 	/* the page budget (pages.c) */
 	char *pool;
 	unsigned int num_pages;
-	unsigned int subjob_bytes;	/* requested */
 	unsigned int slot_pages;	/* fitted to the budget */
 	unsigned int num_slots;
 	struct kc_subjob *slots;
 	struct kc_subjob *free_slots;
 	unsigned int slots_in_use;
+	/* iocbs the sub-jobs in flight may have outstanding at once: each
+	 * reserves one per destination of its job; never above ring_size */
+	unsigned int iocbs_reserved;
 	/* The sub-job isolating bad sectors now, and those waiting for their
 	 * turn (linked through next).  One at a time, and no new sub-jobs
 	 * meanwhile: the block layer merges adjacent requests, and a re-read
@@ -166,12 +221,11 @@ struct kcopyd_client {
 	struct kc_job *new_jobs;	/* submitted, not yet seen by the engine */
 	struct kc_job **new_tail;
 	struct kc_job *jobs;		/* the engine's active jobs, round-robin */
-	struct kc_job *done_jobs;	/* waiting for their callback */
 	unsigned int jobs_outstanding;	/* submitted and callback not returned */
 	bool shutting_down;
 	bool stop_requested;		/* kcopyd_client_stop: the engine stops
 					   its active jobs */
-	struct kc_file *files;
+	struct kc_file *files;		/* those in use (region.c) */
 	struct kc_bad_range *bad;
 	size_t num_bad, cap_bad;
 	struct kcopyd_stats stats;
@@ -185,39 +239,38 @@ struct kcopyd_client {
 	uint64_t thr_last_us, thr_io_us, thr_total_us;
 	uint64_t rate;			/* bytes per second, 0 = off */
 	uint64_t rate_start_us, rate_bytes;
-
-	/* engine-private: iocbs waiting for io_submit */
-	struct iocb **submit_q;
-	unsigned int submit_n;
-	struct io_event *events;
 };
 
 /* pages.c */
 int kc_pages_init(struct kcopyd_client *kc, unsigned int num_pages);
+unsigned int kc_pages_fit(const struct kcopyd_client *kc,
+			  unsigned int subjob_bytes, unsigned int *slot_pages);
 int kc_pages_carve(struct kcopyd_client *kc, unsigned int subjob_bytes);
 void kc_pages_exit(struct kcopyd_client *kc);
 struct kc_subjob *kc_slot_get(struct kcopyd_client *kc);
 void kc_slot_put(struct kcopyd_client *kc, struct kc_subjob *sj);
 
 /* region.c */
-int kc_file_get(struct kcopyd_client *kc, int fd, struct kc_file **result);
-void kc_files_free(struct kcopyd_client *kc);
 int kc_region_check(struct kcopyd_client *kc, const struct io_region *r,
 		    bool is_dest, struct kc_region *out);
+void kc_region_put(struct kcopyd_client *kc, struct kc_region *r);
 bool kc_can_direct(const struct kc_file *f, uint64_t pos, size_t len);
+
+/* io.c: called with kc->lock held */
+int kc_io_setup(struct kcopyd_client *kc, unsigned int events);
+void kc_io_exit(struct kcopyd_client *kc);
+void kc_io_queue(struct kcopyd_client *kc, struct kc_iocb *io);
+void kc_io_submit(struct kcopyd_client *kc);
+void kc_io_reap(struct kcopyd_client *kc);
 
 /* job.c: the sub-job state machine, run by the engine under kc->lock */
 void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms);
-void kc_io_complete(struct kcopyd_client *kc, struct kc_iocb *io, long res);
-void kc_jobs_stop_all(struct kcopyd_client *kc);	/* engine only */
-void kc_record_bad(struct kcopyd_client *kc, int fd, uint64_t sector,
-		   uint64_t count);
+bool kc_jobs_run_callbacks(struct kcopyd_client *kc);
+void kc_job_free(struct kcopyd_client *kc, struct kc_job *job);
 
-/* io.c */
+/* engine.c */
 int kc_engine_start(struct kcopyd_client *kc);
 void kc_engine_stop(struct kcopyd_client *kc);
 void kc_engine_wake(struct kcopyd_client *kc);
-void kc_io_queue(struct kcopyd_client *kc, struct kc_iocb *io, bool is_write);
-uint64_t kc_now_us(void);
 
 #endif /* KCOPYD_PRIVATE_H */

@@ -136,9 +136,25 @@ typedef void (*kcopyd_error_fn)(const struct kcopyd_io_error *err,
 void kcopyd_set_error_fn(struct kcopyd_client *kc, kcopyd_error_fn fn,
 			 void *context);
 
-/* Called from the engine thread with the data of every sub-job once it has
- * been read (after unreadable blocks are zeroed), before it is written; the
- * buffer must not be changed.  For checksums kept during a copy. */
+/* Called from the engine thread with the data of every sub-job of a copy
+ * once it has been read, before it is written; the buffer must not be
+ * changed.  For checksums kept during a copy.  What the hook may assume:
+ * - sector is absolute on src_fd.  With S the sub-job size in sectors
+ *   (kcopyd_get_stats() subjob_size / 512, fixed while jobs are
+ *   outstanding) and from the job's source region, sector - from->sector
+ *   is a multiple of S and count is S, but for the job's last sub-job,
+ *   which ends the region and may be shorter;
+ * - each such range is delivered at most once, and every one exactly once
+ *   unless the job stops early (an error without KCOPYD_IGNORE_ERROR, all
+ *   destinations dropped, kcopyd_client_stop()): then the ranges not
+ *   delivered were never written, except by zeroing jobs, which never call
+ *   the hook;
+ * - under KCOPYD_IGNORE_ERROR the unreadable blocks are already zeroed;
+ * - calls come in the order the reads complete, any order, even under
+ *   KCOPYD_WRITE_SEQ, which orders the writes only;
+ * - at most pages_budget * 4096 / subjob_size (at most 128) sub-jobs are
+ *   read ahead: with a budget of one buffer, each sub-job's read is issued
+ *   after the hook of the one before it has returned. */
 typedef void (*kcopyd_data_fn)(int src_fd, uint64_t sector, uint64_t count,
 			       const void *data, void *context);
 void kcopyd_set_data_fn(struct kcopyd_client *kc, kcopyd_data_fn fn,

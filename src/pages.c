@@ -10,6 +10,7 @@
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -67,22 +68,33 @@ int kc_pages_init(struct kcopyd_client *kc, unsigned int num_pages)
 	return 0;
 }
 
-/* Cut the pool into slots of subjob_bytes.  A budget smaller than two
- * sub-jobs gets two half-budget slots (or one page-sized slot), so that a
- * read can always overlap a write. */
+/* How many slots, of how many pages (*slot_pages), the pool gives for
+ * sub-jobs of subjob_bytes, a non-zero multiple of the page size.  A budget
+ * smaller than two sub-jobs gets two half-budget slots (or one page-sized
+ * slot), so that a read can always overlap a write. */
+unsigned int kc_pages_fit(const struct kcopyd_client *kc,
+			  unsigned int subjob_bytes, unsigned int *slot_pages)
+{
+	unsigned int pages = subjob_bytes / KCOPYD_PAGE_SIZE, n;
+
+	if (kc->num_pages < 2 * pages)
+		pages = kc->num_pages >= 2 ? kc->num_pages / 2 : 1;
+	n = kc->num_pages / pages;
+	*slot_pages = pages;
+	return n < KC_MAX_SLOTS ? n : KC_MAX_SLOTS;
+}
+
+/* Cut the pool into slots for sub-jobs of subjob_bytes (kc_pages_fit()).
+ * No slot may be in use.  On failure the old slots stay. */
 int kc_pages_carve(struct kcopyd_client *kc, unsigned int subjob_bytes)
 {
-	unsigned int slot_pages = subjob_bytes / KCOPYD_PAGE_SIZE;
-	unsigned int n, i;
+	unsigned int slot_pages, n, i;
 	struct kc_subjob *slots;
 
-	if (slot_pages == 0 || subjob_bytes % KCOPYD_PAGE_SIZE)
+	if (subjob_bytes == 0 || subjob_bytes % KCOPYD_PAGE_SIZE)
 		return -EINVAL;
-	if (kc->num_pages < 2 * slot_pages)
-		slot_pages = kc->num_pages >= 2 ? kc->num_pages / 2 : 1;
-	n = kc->num_pages / slot_pages;
-	if (n > KC_MAX_SLOTS)
-		n = KC_MAX_SLOTS;
+	assert(kc->slots_in_use == 0);
+	n = kc_pages_fit(kc, subjob_bytes, &slot_pages);
 
 	slots = calloc(n, sizeof(*slots));
 	if (!slots)
@@ -96,7 +108,6 @@ int kc_pages_carve(struct kcopyd_client *kc, unsigned int subjob_bytes)
 		slots[i].next = kc->free_slots;
 		kc->free_slots = &slots[i];
 	}
-	kc->subjob_bytes = subjob_bytes;
 	kc->slot_pages = slot_pages;
 	kc->num_slots = n;
 	kc->slots_in_use = 0;
@@ -130,6 +141,7 @@ struct kc_subjob *kc_slot_get(struct kcopyd_client *kc)
 
 void kc_slot_put(struct kcopyd_client *kc, struct kc_subjob *sj)
 {
+	assert(kc->slots_in_use > 0 && sj->state != KC_SJ_FREE);
 	sj->state = KC_SJ_FREE;
 	sj->job = NULL;
 	sj->next = kc->free_slots;

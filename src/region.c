@@ -9,9 +9,16 @@
  * the caller's descriptor and its flags are never changed, and the caller's
  * descriptor remains for buffered I/O where direct I/O is refused or the
  * request is not aligned for it.
+ *
+ * A probed descriptor is remembered, with its reopen, while some region of
+ * a job uses it: every region holds a reference from kc_region_check() to
+ * kc_region_put(), and the last one frees the record and closes the reopen,
+ * so that a long-lived client holds no descriptor (and no deleted file's
+ * space) that no job needs.
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -81,23 +88,26 @@ static int probe(int fd, const struct stat *st, struct kc_file *f)
 	return 0;
 }
 
-/* Find or probe fd.  Called with kc->lock held. */
-int kc_file_get(struct kcopyd_client *kc, int fd, struct kc_file **result)
+/* Find or probe fd, and take a reference on it (file_put() drops it);
+ * *status gets fd's file status flags (F_GETFL) as they are now.  Called
+ * with kc->lock held. */
+static int file_get(struct kcopyd_client *kc, int fd, struct kc_file **result,
+		    int *status)
 {
 	struct kc_file *f;
 	struct stat st;
-	int r;
+	int r, accmode;
 
-	int accmode = fcntl(fd, F_GETFL);
-
-	if (fd < 0 || accmode < 0 || fstat(fd, &st) < 0)
+	*status = fd < 0 ? -1 : fcntl(fd, F_GETFL);
+	if (*status < 0 || fstat(fd, &st) < 0)
 		return -EBADF;
-	accmode &= O_ACCMODE;
+	accmode = *status & O_ACCMODE;
 	for (f = kc->files; f; f = f->next) {
 		if (f->fd == fd && f->dev == st.st_dev && f->ino == st.st_ino &&
 		    f->rdev == st.st_rdev && f->accmode == accmode) {
 			if (!f->is_blockdev)
 				f->size = (uint64_t)st.st_size;
+			f->refs++;
 			*result = f;
 			return 0;
 		}
@@ -113,23 +123,28 @@ int kc_file_get(struct kcopyd_client *kc, int fd, struct kc_file **result)
 		free(f);
 		return r;
 	}
+	f->refs = 1;
 	f->next = kc->files;
 	kc->files = f;
 	*result = f;
 	return 0;
 }
 
-void kc_files_free(struct kcopyd_client *kc)
+/* Drop a reference; the last one forgets the file and closes the reopen.
+ * Called with kc->lock held. */
+static void file_put(struct kcopyd_client *kc, struct kc_file *f)
 {
-	struct kc_file *f, *next;
+	struct kc_file **p;
 
-	for (f = kc->files; f; f = next) {
-		next = f->next;
-		if (f->direct_fd >= 0)
-			close(f->direct_fd);
-		free(f);
-	}
-	kc->files = NULL;
+	assert(f->refs > 0);
+	if (--f->refs)
+		return;
+	for (p = &kc->files; *p != f; p = &(*p)->next)
+		assert(*p);
+	*p = f->next;
+	if (f->direct_fd >= 0)
+		close(f->direct_fd);
+	free(f);
 }
 
 bool kc_can_direct(const struct kc_file *f, uint64_t pos, size_t len)
@@ -138,53 +153,68 @@ bool kc_can_direct(const struct kc_file *f, uint64_t pos, size_t len)
 	       len % f->dio_align == 0;
 }
 
-/* Validate r and resolve it.  Three outcomes: 0 and *out filled; -EBADF for
- * a descriptor that is not open; -EINVAL for a region that is not aligned to
- * a block device's logical block size, lies past the end of a block device
- * or of a source file, or has a logical block larger than a sub-job. */
+/* Validate r and resolve it.  Three outcomes: 0 and *out filled, holding a
+ * reference on its file until kc_region_put(); -EBADF for a descriptor that
+ * is not open; -EINVAL for a region that is not aligned to a block device's
+ * logical block size, lies past the end of a block device or of a source
+ * file, or has a logical block larger than a sub-job, and for a destination
+ * opened with O_APPEND, where the kernel would write every request at the
+ * end of the file whatever its offset.  Called with kc->lock held. */
 int kc_region_check(struct kcopyd_client *kc, const struct io_region *r,
 		    bool is_dest, struct kc_region *out)
 {
 	struct kc_file *f;
 	uint64_t lbs_sectors;
-	int ret;
+	int ret, status;
 
 	if (r->count > KC_MAX_SECTORS || r->sector > KC_MAX_SECTORS - r->count)
 		return -EINVAL;
-	ret = kc_file_get(kc, r->fd, &f);
+	ret = file_get(kc, r->fd, &f, &status);
 	if (ret < 0)
 		return ret;
-	if (f->lbs > kc->slot_pages * KCOPYD_PAGE_SIZE)
-		return -EINVAL;
 	lbs_sectors = f->lbs >> SECTOR_SHIFT;
-	if (f->is_blockdev &&
-	    (r->sector % lbs_sectors || r->count % lbs_sectors))
+	if ((is_dest && (status & O_APPEND)) ||
+	    f->lbs > kc->slot_pages * KCOPYD_PAGE_SIZE ||
+	    (f->is_blockdev &&
+	     (r->sector % lbs_sectors || r->count % lbs_sectors)) ||
+	    ((f->is_blockdev || !is_dest) &&
+	     (r->sector + r->count) << SECTOR_SHIFT > f->size)) {
+		file_put(kc, f);
 		return -EINVAL;
-	if ((f->is_blockdev || !is_dest) &&
-	    (r->sector + r->count) << SECTOR_SHIFT > f->size)
-		return -EINVAL;
+	}
 	out->file = f;
 	out->sector = r->sector;
 	out->count = r->count;
 	return 0;
 }
 
+/* Release what kc_region_check() resolved into r, if anything.  Called with
+ * kc->lock held. */
+void kc_region_put(struct kcopyd_client *kc, struct kc_region *r)
+{
+	if (r->file)
+		file_put(kc, r->file);
+	r->file = NULL;
+}
+
+/* Answer from the record of a file in use, else probe, answer and forget. */
 int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
 		    struct kcopyd_fd_info *info)
 {
 	struct kc_file *f;
-	int r;
+	int r, status;
 
 	if (!kc || !info)
 		return -EINVAL;
 	pthread_mutex_lock(&kc->lock);
-	r = kc_file_get(kc, fd, &f);
+	r = file_get(kc, fd, &f, &status);
 	if (r == 0) {
 		info->is_blockdev = f->is_blockdev;
 		info->logical_block_size = f->lbs;
 		info->size = f->size;
 		info->can_direct = f->direct_fd >= 0;
 		info->can_zero = f->zero_mode != KC_ZERO_WRITE;
+		file_put(kc, f);
 	}
 	pthread_mutex_unlock(&kc->lock);
 	return r;

@@ -3,10 +3,10 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,92 +14,7 @@
 #include <unistd.h>
 
 #include "kcopyd.h"
-
-#define MiB (1024u * 1024u)
-
-static char dir[] = "/tmp/kcopyd-test-XXXXXX";
-static int failures;
-
-static void check(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ok)
-		return;
-	va_start(ap, fmt);
-	fprintf(stderr, "FAIL: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	failures++;
-}
-
-static int make_file(const char *name, size_t size, unsigned int seed)
-{
-	char path[256];
-	char *buf = malloc(size);
-	size_t i;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || !buf) {
-		perror(path);
-		exit(99);
-	}
-	for (i = 0; i < size; i++)
-		buf[i] = seed ? (char)((i * 2654435761u + seed) >> 13) : 0;
-	if (size && pwrite(fd, buf, size, 0) != (ssize_t)size) {
-		perror("pwrite");
-		exit(99);
-	}
-	free(buf);
-	return fd;
-}
-
-/* Do bytes [soff, soff+len) of fd a equal bytes [doff, doff+len) of fd b? */
-static int same(int a, off_t soff, int b, off_t doff, size_t len)
-{
-	char *x = malloc(len), *y = malloc(len);
-	int r = x && y && pread(a, x, len, soff) == (ssize_t)len &&
-		pread(b, y, len, doff) == (ssize_t)len && !memcmp(x, y, len);
-
-	free(x);
-	free(y);
-	return r;
-}
-
-static int all_zero(int fd, off_t off, size_t len)
-{
-	char *x = malloc(len);
-	size_t i;
-	int r = x && pread(fd, x, len, off) == (ssize_t)len;
-
-	for (i = 0; r && i < len; i++)
-		r = x[i] == 0;
-	free(x);
-	return r;
-}
-
-struct result {
-	pthread_mutex_t lock;
-	int calls;
-	int read_err;
-	unsigned int write_err;
-};
-
-static void notify(int read_err, unsigned int write_err, void *context)
-{
-	struct result *r = context;
-
-	pthread_mutex_lock(&r->lock);
-	r->calls++;
-	r->read_err |= read_err;
-	r->write_err |= write_err;
-	pthread_mutex_unlock(&r->lock);
-}
-
-#define RESULT_INIT { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0 }
+#include "lib-util.h"
 
 static void test_arguments(void)
 {
@@ -152,6 +67,57 @@ static void test_arguments(void)
 	kcopyd_client_destroy(kc);
 	close(src);
 	close(dst);
+}
+
+/* A destination opened with O_APPEND would be written at the end of the
+ * file whatever the region: refused, for copies and zeroing, and accepted
+ * again once the flag is cleared.  A source with O_APPEND is only read. */
+static void test_append(void)
+{
+	char path[256];
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	int src = make_file("app-src", MiB, 31);
+	int app, plain = make_file("app-dst", MiB, 37);
+	struct io_region from = { src, 0, 256 };
+	struct io_region to[2] = { { plain, 0, 256 }, { -1, 256, 256 } };
+	struct stat st;
+
+	test_path(path, sizeof(path), "app-dst");
+	app = open(path, O_WRONLY | O_APPEND);
+	to[1].fd = app;
+	check(kcopyd_client_create(16, &kc) == 0, "create");
+	check(kcopyd_copy(kc, &from, 2, to, 0, notify, &res) == -EINVAL,
+	      "O_APPEND destination copied to");
+	check(kcopyd_zero(kc, 2, to, 0, notify, &res) == -EINVAL,
+	      "O_APPEND destination zeroed");
+	kcopyd_wait(kc);
+	check(res.calls == 0 && fstat(plain, &st) == 0 && st.st_size == MiB &&
+	      !same(src, 0, plain, 0, 256 * 512), "a refused job wrote");
+
+	check(fcntl(app, F_SETFL, 0) == 0, "clear O_APPEND");
+	check(kcopyd_copy(kc, &from, 2, to, 0, notify, &res) == 0,
+	      "copy after clearing O_APPEND");
+	kcopyd_wait(kc);
+	check(res.calls == 1 && !res.write_err && fstat(plain, &st) == 0 &&
+	      st.st_size == MiB && same(src, 0, plain, 256 * 512, 256 * 512),
+	      "copy after clearing O_APPEND: data or size");
+	close(app);
+
+	app = open(path, O_RDWR | O_APPEND);
+	from.fd = app;
+	to[0].fd = src;
+	res = (struct result)RESULT_INIT;
+	check(kcopyd_copy(kc, &from, 1, to, 0, notify, &res) == 0,
+	      "copy from an O_APPEND source");
+	kcopyd_wait(kc);
+	check(res.calls == 1 && !res.read_err &&
+	      same(app, 0, src, 0, 256 * 512),
+	      "copy from an O_APPEND source: data");
+	kcopyd_client_destroy(kc);
+	close(src);
+	close(app);
+	close(plain);
 }
 
 /* Two destinations at different offsets, tiny and odd budgets. */
@@ -307,12 +273,12 @@ static void test_destroy_waits(void)
 {
 	struct kcopyd_client *kc;
 	struct result res = RESULT_INIT;
-	int src = make_file("destroy-src", 16 * MiB, 9);
-	int dst = make_file("destroy-dst", 0, 0);
-	struct io_region from = { src, 0, 16 * MiB / 512 };
-	struct io_region to = { dst, 0, 16 * MiB / 512 };
-	int i;
+	struct io_region from, to;
+	int src, dst, i;
 
+	make_pair("destroy", 16 * MiB, 9, &from, &to);
+	src = from.fd;
+	dst = to.fd;
 	check(kcopyd_client_create(8, &kc) == 0, "create");
 	for (i = 0; i < 3; i++)
 		check(kcopyd_copy(kc, &from, 1, &to, 0, notify, &res) == 0,
@@ -390,7 +356,7 @@ static void test_write_error_isolated(void)
 	struct io_region to[3];
 
 	make_file("we-bad", 0, 0);
-	snprintf(path, sizeof(path), "%s/we-bad", dir);
+	test_path(path, sizeof(path), "we-bad");
 	bad = open(path, O_RDONLY);
 	to[0] = (struct io_region){ good, 0, 8192 };
 	to[1] = (struct io_region){ bad, 0, 8192 };
@@ -418,25 +384,264 @@ static void test_write_error_isolated(void)
 	close(bad);
 }
 
+/* The descriptors this process has open. */
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d) {
+		perror("/proc/self/fd");
+		exit(99);
+	}
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1;	/* the directory's own */
+}
+
+/* The client keeps a descriptor's record, and its O_DIRECT reopen, only
+ * while a job uses it: after the jobs' callbacks and after a probe, the
+ * process has no more descriptors open than before, and a file deleted
+ * after its job has no reopen keeping it alive. */
+static void test_files_released(void)
+{
+	char path[256];
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	struct kcopyd_fd_info info;
+	struct stat st;
+	int src = make_file("rel-src", MiB, 17);
+	int dst = make_file("rel-dst", 0, 0);
+	struct io_region from = { src, 0, MiB / 512 };
+	struct io_region to = { dst, 0, MiB / 512 };
+	int before, i;
+
+	check(kcopyd_client_create(64, &kc) == 0, "create");
+	before = open_fds();
+	for (i = 0; i < 3; i++)
+		check(kcopyd_copy(kc, &from, 1, &to, 0, notify, &res) == 0,
+		      "release: copy %d", i);
+	check(kcopyd_zero(kc, 1, &to, 0, notify, &res) == 0, "release: zero");
+	kcopyd_wait(kc);
+	check(res.calls == 4 && !res.read_err && !res.write_err,
+	      "release: %d callbacks", res.calls);
+	check(open_fds() == before, "release: %d descriptors open after the "
+	      "jobs, %d before", open_fds(), before);
+	check(kcopyd_probe_fd(kc, src, &info) == 0 && info.size == MiB,
+	      "release: probe");
+	check(open_fds() == before, "release: %d descriptors open after a "
+	      "probe, %d before", open_fds(), before);
+
+	/* The number reused for another file after the job is probed
+	 * afresh: a bigger source is no longer past its end. */
+	test_path(path, sizeof(path), "rel-dst");
+	check(unlink(path) == 0, "unlink");
+	close(dst);
+	dst = make_file("rel-dst2", 2 * MiB, 19);
+	check(fstat(dst, &st) == 0 && st.st_size == 2 * MiB, "rel-dst2");
+	from = (struct io_region){ dst, 0, 2 * MiB / 512 };
+	to = (struct io_region){ src, 0, 2 * MiB / 512 };
+	res = (struct result)RESULT_INIT;
+	check(kcopyd_copy(kc, &from, 1, &to, 0, notify, &res) == 0,
+	      "release: copy from a reused number");
+	kcopyd_wait(kc);
+	check(res.calls == 1 && !res.read_err && !res.write_err &&
+	      same(dst, 0, src, 0, 2 * MiB), "release: reused number");
+	check(open_fds() == before, "release: %d descriptors open at the end, "
+	      "%d before", open_fds(), before);
+	kcopyd_client_destroy(kc);
+	close(src);
+	close(dst);
+}
+
+static unsigned long read_ulong(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	unsigned long v = 0;
+
+	if (!f || fscanf(f, "%lu", &v) != 1)
+		v = 0;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* Many clients at once in one process, each with the tool's default budget
+ * (2048 pages: 16 sub-job buffers), and each copies.  They used to take
+ * 4096 AIO events each whatever they ran, so that the system-wide
+ * fs.aio-max-nr (65536 by default) let only 16 exist at once; the number of
+ * clients is chosen so that it would still be too many at 4096 each. */
+static void test_many_clients(void)
+{
+	enum { OLD_EVENTS = 4096, MIN_CLIENTS = 64, PAGES = 2048 };
+	unsigned long max = read_ulong("/proc/sys/fs/aio-max-nr");
+	unsigned long used = read_ulong("/proc/sys/fs/aio-nr");
+	unsigned long avail = max > used ? max - used : 0;
+	unsigned int n = avail / OLD_EVENTS + 1, i, made = 0;
+	struct kcopyd_client **kc;
+	struct result res = RESULT_INIT;
+	int src = make_file("many-src", MiB, 23);
+	int dst = make_file("many-dst", 0, 0);
+	int ret = 0;
+
+	if (n < MIN_CLIENTS)
+		n = MIN_CLIENTS;
+	if (n > 1024) {
+		printf("many clients: fs.aio-max-nr %lu is too high to show "
+		       "the old limit with at most 1024 clients; skipped\n",
+		       max);
+		return;
+	}
+	kc = calloc(n, sizeof(*kc));
+	for (i = 0; i < n && kc; i++) {
+		struct io_region from = { src, i % 256 * 8, 8 };
+		struct io_region to = { dst, i % 256 * 8, 8 };
+
+		ret = kcopyd_client_create(PAGES, &kc[i]);
+		if (ret < 0)
+			break;
+		made++;
+		check(kcopyd_copy(kc[i], &from, 1, &to, 0, notify, &res) == 0,
+		      "many clients: copy on client %u", i);
+	}
+	check(made == n, "many clients: client %u of %u (aio-max-nr %lu, "
+	      "aio-nr %lu before): %s", made, n, max, used, strerror(-ret));
+	for (i = 0; i < made; i++)
+		kcopyd_client_destroy(kc[i]);
+	check(res.calls == (int)made && !res.read_err && !res.write_err,
+	      "many clients: %d callbacks", res.calls);
+	check(same(src, 0, dst, 0, (made < 256 ? made : 256) * 8 * 512),
+	      "many clients: data differs");
+	free(kc);
+	close(src);
+	close(dst);
+}
+
+/* 32 destinations on a client whose budget has two buffers, so that its
+ * AIO context is set up for 32 events only: submitted while another job is
+ * outstanding, the job cannot grow the context and runs one sub-job at a
+ * time; submitted on an idle client, it grows it.  Either way every
+ * destination gets every byte. */
+static void test_many_dests(void)
+{
+	enum { DESTS = KCOPYD_MAX_DESTS, SECTORS = 2048 };
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	int src = make_file("md-src", 8 * MiB, 29);
+	int dst = make_file("md-dst", 0, 0);
+	struct io_region from = { src, 0, SECTORS }, big = { src, 0, 16384 };
+	struct io_region to[DESTS], big_to = { dst, DESTS * SECTORS, 16384 };
+	unsigned int i, pass;
+
+	for (i = 0; i < DESTS; i++)
+		to[i] = (struct io_region){ dst, i * SECTORS, SECTORS };
+	check(kcopyd_client_create(256, &kc) == 0, "create");
+	for (pass = 0; pass < 2; pass++) {
+		res = (struct result)RESULT_INIT;
+		if (pass == 0)
+			check(kcopyd_copy(kc, &big, 1, &big_to, 0, notify,
+					  &res) == 0, "many dests: first job");
+		check(kcopyd_copy(kc, &from, DESTS, to, 0, notify, &res) == 0,
+		      "many dests: copy, pass %u", pass);
+		kcopyd_wait(kc);
+		check(res.calls == (pass == 0 ? 2 : 1) && !res.read_err &&
+		      !res.write_err, "many dests: pass %u: %d callbacks, "
+		      "write_err %#x", pass, res.calls, res.write_err);
+		for (i = 0; i < DESTS; i++)
+			check(same(src, 0, dst, (off_t)i * SECTORS * 512,
+				   SECTORS * 512),
+			      "many dests: pass %u: destination %u differs",
+			      pass, i);
+		check(pass || same(src, 0, dst, DESTS * SECTORS * 512, 8 * MiB),
+		      "many dests: the first job's destination differs");
+		if (pass == 0 && ftruncate(dst, 0) < 0)
+			check(0, "many dests: ftruncate: %s", strerror(errno));
+	}
+	kcopyd_client_destroy(kc);
+	close(src);
+	close(dst);
+}
+
+/* Another thread reads the counters, probes, sets hooks and limits while
+ * jobs run, then stops them: every call is safe from any thread at any
+ * time, which the ThreadSanitizer build of this test checks. */
+struct observer {
+	struct kcopyd_client *kc;
+	int fd;
+	int done;	/* atomic: set by the main thread when to stop */
+};
+
+static void *observe(void *p)
+{
+	struct observer *o = p;
+	struct kcopyd_stats st;
+	struct kcopyd_fd_info info;
+	struct io_region *bad;
+	size_t n;
+
+	while (!__atomic_load_n(&o->done, __ATOMIC_ACQUIRE)) {
+		kcopyd_get_stats(o->kc, &st);
+		check(kcopyd_probe_fd(o->kc, o->fd, &info) == 0,
+		      "observer: probe");
+		if (kcopyd_get_bad_ranges(o->kc, &bad, &n) == 0)
+			free(bad);
+		kcopyd_set_rate(o->kc, 0);
+		kcopyd_set_throttle(o->kc, 100);
+		kcopyd_set_error_fn(o->kc, NULL, NULL);
+		kcopyd_set_data_fn(o->kc, NULL, NULL);
+	}
+	kcopyd_client_stop(o->kc);
+	return NULL;
+}
+
+static void test_observers(void)
+{
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	struct observer o;
+	pthread_t t;
+	struct io_region from, to;
+	int i;
+
+	make_pair("obs", 16 * MiB, 43, &from, &to);
+	check(kcopyd_client_create(32, &kc) == 0, "create");
+	check(kcopyd_set_subjob_size(kc, 16384) == 0, "sub-job size");
+	o = (struct observer){ kc, from.fd, 0 };
+	pthread_create(&t, NULL, observe, &o);
+	for (i = 0; i < 4; i++)
+		check(kcopyd_copy(kc, &from, 1, &to, KCOPYD_WRITE_SEQ, notify,
+				  &res) == 0, "observers: copy %d", i);
+	kcopyd_wait(kc);
+	check(same(from.fd, 0, to.fd, 0, 16 * MiB), "observers: data differs");
+	for (i = 0; i < 4; i++)
+		check(kcopyd_copy(kc, &from, 1, &to, 0, notify, &res) == 0,
+		      "observers: copy to stop %d", i);
+	__atomic_store_n(&o.done, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	kcopyd_wait(kc);
+	check(res.calls == 8 && !res.read_err && !res.write_err,
+	      "observers: %d callbacks", res.calls);
+	kcopyd_client_destroy(kc);
+	close(from.fd);
+	close(to.fd);
+}
+
 int main(void)
 {
-	char cmd[300];
-
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
-		return 99;
-	}
+	test_dir_create();
 	test_arguments();
+	test_append();
 	test_budgets();
 	test_concurrent();
+	test_observers();
 	test_chain();
 	test_destroy_waits();
 	test_zero_and_flags();
 	test_write_error_isolated();
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
-	if (failures)
-		fprintf(stderr, "%d checks failed\n", failures);
-	return failures ? 1 : 0;
+	test_files_released();
+	test_many_clients();
+	test_many_dests();
+	return test_dir_finish();
 }

@@ -1,0 +1,83 @@
+/* engine.c - the engine thread's loop.
+ *
+ * Copyright (C) 2026 The kcopy authors.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The engine sleeps in poll() on one eventfd.  The kernel signals it for
+ * every completed iocb (io.c), and callers' threads signal it when they add
+ * a job or stop the client, so a single wait covers both.  Once awake it
+ * reaps every completion without blocking (which runs the sub-job state
+ * machine through the iocbs' end_io), lets the job code start new sub-jobs,
+ * submits all queued iocbs in one io_submit call and runs the callbacks of
+ * the jobs that finished.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "kcopyd-private.h"
+
+void kc_engine_wake(struct kcopyd_client *kc)
+{
+	uint64_t one = 1;
+
+	/* Cannot fail but on counter overflow, which means a wake is due
+	 * anyway. */
+	if (write(kc->wake_fd, &one, sizeof(one)) < 0)
+		return;
+}
+
+static void *engine_main(void *arg)
+{
+	struct kcopyd_client *kc = arg;
+
+	pthread_mutex_lock(&kc->lock);
+	for (;;) {
+		int timeout = -1;
+		struct pollfd pfd = { .fd = kc->wake_fd, .events = POLLIN };
+		uint64_t count;
+
+		kc_jobs_schedule(kc, &timeout);
+		kc_io_submit(kc);
+		if (kc_jobs_run_callbacks(kc))
+			continue;	/* callbacks may have added jobs */
+		if (kc->shutting_down && kc->jobs_outstanding == 0)
+			break;
+		if (kc->submit_n && (timeout < 0 || timeout > 1))
+			timeout = 1;	/* ring was full */
+		if (kc->new_jobs)
+			timeout = 0;
+
+		pthread_mutex_unlock(&kc->lock);
+		if (poll(&pfd, 1, timeout) > 0 &&
+		    read(kc->wake_fd, &count, sizeof(count)) < 0)
+			count = 0;	/* EAGAIN: somebody else drained it */
+		pthread_mutex_lock(&kc->lock);
+		kc_io_reap(kc);
+	}
+	pthread_mutex_unlock(&kc->lock);
+	return NULL;
+}
+
+/* Create the eventfd and start the engine; the aio context is set up
+ * already.  On failure the caller frees what was made. */
+int kc_engine_start(struct kcopyd_client *kc)
+{
+	kc->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (kc->wake_fd < 0)
+		return -errno;
+	return -pthread_create(&kc->engine, NULL, engine_main, kc);
+}
+
+/* Called with no jobs outstanding; returns when the engine has ended. */
+void kc_engine_stop(struct kcopyd_client *kc)
+{
+	pthread_mutex_lock(&kc->lock);
+	kc->shutting_down = true;
+	pthread_mutex_unlock(&kc->lock);
+	kc_engine_wake(kc);
+	pthread_join(kc->engine, NULL);
+}
