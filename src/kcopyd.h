@@ -52,7 +52,12 @@ struct io_region {
 /* User-space extension: never use O_DIRECT for this job's regions. */
 #define KCOPYD_NO_DIRECT	(1u << 3)
 
-#define KCOPYD_FLAGS_MASK	((1u << 4) - 1)
+/* After the job's last write, flush every destination still in it
+ * (fdatasync; an NBD FLUSH) before the callback; a failed flush is a write
+ * error of that destination, reported with is_flush set. */
+#define KCOPYD_FLUSH		(1u << 4)
+
+#define KCOPYD_FLAGS_MASK	((1u << 5) - 1)
 
 /* Called once per job from the client's engine thread.  read_err is 0 or 1;
  * bit i of write_err is destination i.  Callbacks of one client never run
@@ -68,7 +73,10 @@ int kcopyd_client_create(unsigned int num_pages, struct kcopyd_client **result);
 /* Wait for every outstanding job, stop the engine and free the client. */
 void kcopyd_client_destroy(struct kcopyd_client *kc);
 
-/* Start a copy of *from to num_dests regions; fn is called on completion. */
+/* Start a copy of *from to num_dests regions; fn is called on completion.
+ * num_dests may be 0 (dests NULL): a read job, which reads the region
+ * through the budget for the data hook (kcopyd_set_data_fn) and writes
+ * nothing: a read-back for verification. */
 int kcopyd_copy(struct kcopyd_client *kc, struct io_region *from,
 		unsigned int num_dests, struct io_region *dests,
 		unsigned int flags, kcopyd_notify_fn fn, void *context);
@@ -130,6 +138,7 @@ struct kcopyd_io_error {
 	uint64_t sector;	/* first sector of the failed I/O */
 	uint64_t count;
 	int error;		/* negative errno */
+	int is_flush;		/* 1: the KCOPYD_FLUSH of a destination */
 };
 typedef void (*kcopyd_error_fn)(const struct kcopyd_io_error *err,
 				void *context);
@@ -162,16 +171,45 @@ void kcopyd_set_data_fn(struct kcopyd_client *kc, kcopyd_data_fn fn,
 
 /* What the client found out about fd: logical block size, size in bytes,
  * whether it can use direct I/O, and whether zeroing is offloaded (1 until
- * an offload was tried and refused).  Probed once and remembered. */
+ * an offload was tried and refused).  Probed once and remembered.  For an
+ * NBD export (kcopyd_open_uri) also what the server offers. */
 struct kcopyd_fd_info {
 	int is_blockdev;
 	unsigned int logical_block_size;	/* bytes */
 	uint64_t size;				/* bytes */
 	int can_direct;
-	int can_zero;				/* BLKZEROOUT/FALLOC_FL_ZERO_RANGE */
+	int can_zero;		/* BLKZEROOUT/FALLOC_FL_ZERO_RANGE/WRITE_ZEROES */
+	int is_remote;		/* an NBD export */
+	int read_only;		/* the export is read-only */
+	int can_flush;		/* flushes are meaningful (NBD FLUSH) */
+	int can_multi_conn;	/* the server allows several connections */
+	unsigned int connections;	/* connections open to it */
+	unsigned int preferred_block_size;	/* bytes, the server's */
 };
 int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
 		    struct kcopyd_fd_info *info);
+
+/* Open an NBD export for this client: uri is nbd://, nbds:// (TLS),
+ * nbd+unix:// (or nbds+unix://, nbd+vsock://).  flags is O_RDONLY or
+ * O_RDWR.  *fd receives a descriptor that stands for the export in this
+ * client's io_regions and in kcopyd_probe_fd; it carries no data itself.
+ * The connection is made and probed before this returns; with the server's
+ * multi-conn, further connections are opened for parallel requests.
+ * -ENOTSUP when the library was built without libnbd; -EINVAL for a URI
+ * libnbd does not take; -EROFS for a read-only export opened O_RDWR;
+ * otherwise the error of the connection (-ECONNREFUSED, -ENOENT...). */
+int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
+		    int *fd);
+
+/* Disconnect and release an export opened with kcopyd_open_uri; -EBUSY
+ * while a job uses it, -EBADF if fd is not one. */
+int kcopyd_close_uri(struct kcopyd_client *kc, int fd);
+
+/* A request to an NBD export outstanding longer than this fails, and its
+ * connection is dropped (the export's other requests fail with it): a dead
+ * or stalled server is an error, never a hang.  0 waits forever; the
+ * default is 60 seconds. */
+int kcopyd_set_timeout(struct kcopyd_client *kc, unsigned int seconds);
 
 #ifdef __cplusplus
 }
