@@ -312,3 +312,22 @@ int kcopyd_get_bad_ranges(struct kcopyd_client *kc, struct io_region **ranges,
 	*count = n;
 	return 0;
 }
+
+int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
+		    int *fd)
+{
+	(void)kc; (void)uri; (void)flags; (void)fd;
+	return -ENOTSUP;
+}
+
+int kcopyd_close_uri(struct kcopyd_client *kc, int fd)
+{
+	(void)kc; (void)fd;
+	return -EBADF;
+}
+
+int kcopyd_set_timeout(struct kcopyd_client *kc, unsigned int seconds)
+{
+	(void)kc; (void)seconds;
+	return -ENOTSUP;
+}
