@@ -37,6 +37,7 @@ static int resize(struct kcopyd_client *kc, unsigned int bytes)
 /* Everything but the engine thread, which is not running. */
 static void client_free(struct kcopyd_client *kc)
 {
+	kc_nbd_close_all(kc);	/* the exports the caller left open */
 	assert(!kc->files);	/* every job has been freed */
 	kc_pages_exit(kc);
 	kc_io_exit(kc);
@@ -62,6 +63,8 @@ int kcopyd_client_create(unsigned int num_pages, struct kcopyd_client **result)
 	pthread_cond_init(&kc->idle, NULL);
 	kc->wake_fd = -1;
 	kc->new_tail = &kc->new_jobs;
+	kc->nbd_tail = &kc->nbd_queue;
+	kc->nbd_timeout_us = KC_NBD_DEFAULT_TIMEOUT_S * 1000000ull;
 	kc->throttle = 100;
 	kc->ring_dests = KC_RING_MIN_DESTS;
 
@@ -311,23 +314,4 @@ int kcopyd_get_bad_ranges(struct kcopyd_client *kc, struct io_region **ranges,
 	*ranges = r;
 	*count = n;
 	return 0;
-}
-
-int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
-		    int *fd)
-{
-	(void)kc; (void)uri; (void)flags; (void)fd;
-	return -ENOTSUP;
-}
-
-int kcopyd_close_uri(struct kcopyd_client *kc, int fd)
-{
-	(void)kc; (void)fd;
-	return -EBADF;
-}
-
-int kcopyd_set_timeout(struct kcopyd_client *kc, unsigned int seconds)
-{
-	(void)kc; (void)seconds;
-	return -ENOTSUP;
 }

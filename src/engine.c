@@ -3,9 +3,10 @@
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * The engine sleeps in poll() on one eventfd.  The kernel signals it for
- * every completed iocb (io.c), and callers' threads signal it when they add
- * a job or stop the client, so a single wait covers both.  Once awake it
+ * The engine sleeps in poll() on one eventfd and the sockets of the NBD
+ * connections that have requests (nbd.c).  The kernel signals the eventfd
+ * for every completed iocb (io.c), and callers' threads signal it when they
+ * add a job or stop the client, so a single wait covers all three.  Once awake it
  * reaps every completion without blocking (which runs the sub-job state
  * machine through the iocbs' end_io), lets the job code start new sub-jobs,
  * submits all queued iocbs in one io_submit call and runs the callbacks of
@@ -30,18 +31,24 @@ void kc_engine_wake(struct kcopyd_client *kc)
 		return;
 }
 
+/* The engine's eventfd and, at most, every connection of one export per
+ * destination and the source. */
+#define MAX_POLLED (1 + (KCOPYD_MAX_DESTS + 1) * 4)
+
 static void *engine_main(void *arg)
 {
 	struct kcopyd_client *kc = arg;
+	struct pollfd pfd[MAX_POLLED];
 
 	pthread_mutex_lock(&kc->lock);
 	for (;;) {
 		int timeout = -1;
-		struct pollfd pfd = { .fd = kc->wake_fd, .events = POLLIN };
+		unsigned int n;
 		uint64_t count;
 
 		kc_jobs_schedule(kc, &timeout);
 		kc_io_submit(kc);
+		kc_nbd_submit(kc);
 		if (kc_jobs_run_callbacks(kc))
 			continue;	/* callbacks may have added jobs */
 		if (kc->shutting_down && kc->jobs_outstanding == 0)
@@ -51,12 +58,16 @@ static void *engine_main(void *arg)
 		if (kc->new_jobs)
 			timeout = 0;
 
+		n = kc_nbd_poll_prepare(kc, pfd + 1, MAX_POLLED - 1, &timeout);
+		pfd[0] = (struct pollfd){ .fd = kc->wake_fd, .events = POLLIN };
+
 		pthread_mutex_unlock(&kc->lock);
-		if (poll(&pfd, 1, timeout) > 0 &&
+		if (poll(pfd, n + 1, timeout) > 0 && (pfd[0].revents & POLLIN) &&
 		    read(kc->wake_fd, &count, sizeof(count)) < 0)
 			count = 0;	/* EAGAIN: somebody else drained it */
 		pthread_mutex_lock(&kc->lock);
 		kc_io_reap(kc);
+		kc_nbd_poll_done(kc, pfd + 1, n);
 	}
 	pthread_mutex_unlock(&kc->lock);
 	return NULL;

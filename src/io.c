@@ -63,6 +63,13 @@ void kc_io_exit(struct kcopyd_client *kc)
 	kc->events = NULL;
 }
 
+/* May a request of len bytes at pos use f's O_DIRECT reopen? */
+static bool can_direct(const struct kc_file *f, uint64_t pos, size_t len)
+{
+	return f->direct_fd >= 0 && pos % f->dio_align == 0 &&
+	       len % f->dio_align == 0;
+}
+
 /* Prepare io for the part not yet transferred and queue it for io_submit.
  * Direct I/O where the owner allows it, the file takes it and the request
  * is aligned for it; otherwise the caller's descriptor, through the page
@@ -75,7 +82,7 @@ void kc_io_queue(struct kcopyd_client *kc, struct kc_iocb *io)
 	int fd = io->file->fd;
 
 	assert(kc->submit_n + kc->io_in_flight < kc->ring_size);
-	if (io->may_direct && kc_can_direct(io->file, pos, len) &&
+	if (io->may_direct && can_direct(io->file, pos, len) &&
 	    (uintptr_t)buf % io->file->dio_align == 0)
 		fd = io->file->direct_fd;
 	if (io->is_write)
@@ -165,3 +172,8 @@ void kc_io_reap(struct kcopyd_client *kc)
 			return;
 	}
 }
+
+const struct kc_file_ops kc_aio_ops = {
+	.name = "local",
+	.queue = kc_io_queue,
+};

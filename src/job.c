@@ -197,7 +197,7 @@ static void io_start(struct kcopyd_client *kc, struct kc_subjob *sj,
 	io->done = 0;
 	io->buf = buf;
 	sj->pending++;
-	kc_io_queue(kc, io);
+	io->file->ops->queue(kc, io);
 }
 
 /* The sub-job is over (nothing of it outstanding): give its slot back. */

@@ -29,6 +29,7 @@
 #define KCOPYD_PRIVATE_H
 
 #include <libaio.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -61,6 +62,12 @@
  * 128 slots * 32 destinations = 4096. */
 #define KC_RING_MIN_DESTS 4u
 
+/* kcopyd_set_timeout's default: a request to an NBD export that has not
+ * completed in a minute means a dead server or network, not a slow one
+ * (nbdkit's and qemu-nbd's requests of 32 MiB take well under a second on
+ * any link kcopy is for). */
+#define KC_NBD_DEFAULT_TIMEOUT_S 60
+
 /* Bisection of a failed read pushes two halves for each range it pops, so
  * the stack never holds more than log2(sectors of a sub-job) + 1 ranges:
  * 19 for the largest sub-job (64 MiB = 2^17 sectors). */
@@ -82,8 +89,30 @@ static inline uint64_t kc_now_us(void)
  * number reused by the caller for another file is probed afresh. */
 enum kc_zero_mode { KC_ZERO_UNKNOWN, KC_ZERO_OFFLOAD, KC_ZERO_WRITE };
 
+struct kc_iocb;
+struct kc_nbd;
+
+/* What one kind of storage does for the job code: io.c carries local
+ * descriptors through libaio, nbd.c NBD exports through libnbd.  Members
+ * are called on the engine thread with kc->lock held. */
+struct kc_file_ops {
+	const char *name;
+	/* Start io: read or write io->len - io->done bytes at io->pos +
+	 * io->done from or into io->buf.  Its end comes back through
+	 * io->end_io on the engine thread, with 0 once every byte was
+	 * transferred or a negative errno, and never before this returns. */
+	void (*queue)(struct kcopyd_client *kc, struct kc_iocb *io);
+};
+
+extern const struct kc_file_ops kc_aio_ops;	/* io.c */
+extern const struct kc_file_ops kc_nbd_ops;	/* nbd.c */
+
 struct kc_file {
 	struct kc_file *next;
+	const struct kc_file_ops *ops;
+	struct kc_nbd *nbd;	/* an NBD export's connections (nbd.c), which
+				   hold a reference until kcopyd_close_uri;
+				   NULL for a local descriptor */
 	unsigned int refs;	/* regions of live jobs, and probes under way */
 	int fd;			/* the caller's, used for buffered I/O */
 	int direct_fd;		/* our O_DIRECT reopen of it, or -1 */
@@ -95,6 +124,13 @@ struct kc_file {
 	unsigned int dio_align;	/* offset/length alignment of direct_fd */
 	uint64_t size;		/* bytes, at the last lookup */
 	enum kc_zero_mode zero_mode;
+	/* remembered capabilities, for kcopyd_probe_fd */
+	bool is_remote;		/* an NBD export: fixed size, aligned to lbs */
+	bool read_only;
+	bool can_flush;
+	bool can_multi_conn;
+	unsigned int connections;
+	unsigned int pref_block;	/* bytes */
 };
 
 /* A region of a job; holds a reference on file (kc_region_check). */
@@ -147,7 +183,15 @@ typedef void (*kc_end_io_fn)(struct kcopyd_client *kc, struct kc_iocb *io,
 /* One request.  Its owner fills every field but cb and done, then hands it
  * to kc_io_queue(); io.c touches nothing else of the owner's. */
 struct kc_iocb {
-	struct iocb cb;			/* io.c's; cb.data points back here */
+	union {
+		struct iocb cb;		/* io.c's; cb.data points back here */
+		struct {		/* nbd.c's */
+			struct kc_iocb *next;	/* waiting to be issued */
+			void *conn;		/* the connection it went to */
+			unsigned int parts;	/* commands outstanding */
+			int err;		/* the first one's error */
+		} nbd;
+	};
 	kc_end_io_fn end_io;
 	void *private;			/* the owner's */
 	struct kc_file *file;
@@ -234,6 +278,13 @@ struct kcopyd_client {
 	kcopyd_data_fn data_fn;
 	void *data_ctx;
 
+	/* NBD (nbd.c; guarded by lock) */
+	struct kc_iocb *nbd_queue;	/* requests not yet issued */
+	struct kc_iocb **nbd_tail;
+	void **nbd_polled;		/* connections of the last poll_prepare */
+	unsigned int nbd_polled_cap;
+	uint64_t nbd_timeout_us;	/* kcopyd_set_timeout; 0 = none */
+
 	/* throttling, kernel semantics (guarded by lock) */
 	unsigned int throttle;		/* percent, 100 = off */
 	uint64_t thr_last_us, thr_io_us, thr_total_us;
@@ -254,7 +305,6 @@ void kc_slot_put(struct kcopyd_client *kc, struct kc_subjob *sj);
 int kc_region_check(struct kcopyd_client *kc, const struct io_region *r,
 		    bool is_dest, struct kc_region *out);
 void kc_region_put(struct kcopyd_client *kc, struct kc_region *r);
-bool kc_can_direct(const struct kc_file *f, uint64_t pos, size_t len);
 
 /* io.c: called with kc->lock held */
 int kc_io_setup(struct kcopyd_client *kc, unsigned int events);
@@ -267,6 +317,21 @@ void kc_io_reap(struct kcopyd_client *kc);
 void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms);
 bool kc_jobs_run_callbacks(struct kcopyd_client *kc);
 void kc_job_free(struct kcopyd_client *kc, struct kc_job *job);
+
+/* nbd.c: NBD exports; every call with kc->lock held but open/close */
+/* Fill pfds (at most max) with the connections that have something to
+ * wait for, lower *timeout_ms to the next request deadline, and drop the
+ * connections whose oldest request is overdue.  Returns how many. */
+unsigned int kc_nbd_poll_prepare(struct kcopyd_client *kc, struct pollfd *pfds,
+				 unsigned int max, int *timeout_ms);
+/* Tell libnbd what poll found for the n connections prepared; requests
+ * complete (io->end_io) from inside. */
+void kc_nbd_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
+		      unsigned int n);
+/* Issue the requests queued since the last call. */
+void kc_nbd_submit(struct kcopyd_client *kc);
+/* At destroy: close the exports the caller did not close.  No jobs. */
+void kc_nbd_close_all(struct kcopyd_client *kc);
 
 /* engine.c */
 int kc_engine_start(struct kcopyd_client *kc);

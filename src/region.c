@@ -60,6 +60,9 @@ static unsigned int file_dio_align(int fd)
 static int probe(int fd, const struct stat *st, struct kc_file *f)
 {
 	f->fd = fd;
+	f->ops = &kc_aio_ops;
+	f->can_flush = true;
+	f->connections = 1;
 	f->direct_fd = -1;
 	f->dev = st->st_dev;
 	f->ino = st->st_ino;
@@ -103,6 +106,12 @@ static int file_get(struct kcopyd_client *kc, int fd, struct kc_file **result,
 		return -EBADF;
 	accmode = *status & O_ACCMODE;
 	for (f = kc->files; f; f = f->next) {
+		/* An export's stand-in descriptor: by number alone. */
+		if (f->is_remote && f->fd == fd) {
+			f->refs++;
+			*result = f;
+			return 0;
+		}
 		if (f->fd == fd && f->dev == st.st_dev && f->ino == st.st_ino &&
 		    f->rdev == st.st_rdev && f->accmode == accmode) {
 			if (!f->is_blockdev)
@@ -147,12 +156,6 @@ static void file_put(struct kcopyd_client *kc, struct kc_file *f)
 	free(f);
 }
 
-bool kc_can_direct(const struct kc_file *f, uint64_t pos, size_t len)
-{
-	return f->direct_fd >= 0 && pos % f->dio_align == 0 &&
-	       len % f->dio_align == 0;
-}
-
 /* Validate r and resolve it.  Three outcomes: 0 and *out filled, holding a
  * reference on its file until kc_region_put(); -EBADF for a descriptor that
  * is not open; -EINVAL for a region that is not aligned to a block device's
@@ -174,10 +177,11 @@ int kc_region_check(struct kcopyd_client *kc, const struct io_region *r,
 		return ret;
 	lbs_sectors = f->lbs >> SECTOR_SHIFT;
 	if ((is_dest && (status & O_APPEND)) ||
+	    (is_dest && f->is_remote && f->accmode == O_RDONLY) ||
 	    f->lbs > kc->slot_pages * KCOPYD_PAGE_SIZE ||
-	    (f->is_blockdev &&
+	    ((f->is_blockdev || f->is_remote) &&
 	     (r->sector % lbs_sectors || r->count % lbs_sectors)) ||
-	    ((f->is_blockdev || !is_dest) &&
+	    ((f->is_blockdev || f->is_remote || !is_dest) &&
 	     (r->sector + r->count) << SECTOR_SHIFT > f->size)) {
 		file_put(kc, f);
 		return -EINVAL;
@@ -214,6 +218,13 @@ int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
 		info->size = f->size;
 		info->can_direct = f->direct_fd >= 0;
 		info->can_zero = f->zero_mode != KC_ZERO_WRITE;
+		info->is_remote = f->is_remote;
+		info->read_only = f->read_only;
+		info->can_flush = f->can_flush;
+		info->can_multi_conn = f->can_multi_conn;
+		info->connections = f->connections;
+		info->preferred_block_size = f->pref_block ? f->pref_block
+							   : f->lbs;
 		file_put(kc, f);
 	}
 	pthread_mutex_unlock(&kc->lock);

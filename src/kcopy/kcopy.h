@@ -89,6 +89,7 @@ struct options {
 	bool zero;
 	unsigned int throttle;
 	uint64_t rate;
+	unsigned int timeout;		/* NBD requests, seconds; 0 none */
 	int progress;			/* PROGRESS_* */
 	double progress_interval;	/* 0: the mode's default */
 	bool verify;
@@ -127,6 +128,9 @@ struct target {
 	unsigned int lbs;		/* logical block size, bytes */
 	uint64_t size;			/* bytes; 0 for a file that is new */
 	bool direct;			/* direct I/O was possible */
+	bool is_remote;			/* an NBD export: fd is the library's
+					   stand-in, closed by the library */
+	struct kcopyd_fd_info info;	/* what the library probed */
 	bool zoned;			/* a host-managed zoned block device */
 	struct storage_id id;
 	uint64_t sector, count;		/* the region, resolved */

@@ -27,7 +27,7 @@ int kcopy_init(struct kcopy *k)
 
 static void target_free(struct target *t)
 {
-	if (t->fd >= 0)
+	if (t->fd >= 0 && !t->is_remote)	/* the library closes those */
 		close(t->fd);
 	kc_spec_free(&t->spec);
 	free(t->arg);

@@ -22,12 +22,14 @@
  * gains 10-20% on 1->4 for 24 MiB more; 512 pages loses 25% on 1->4;
  * 32768 gains nothing. */
 #define DEFAULT_PAGES 2048
+/* Seconds an NBD request may go unanswered: the library's default. */
+#define DEFAULT_TIMEOUT 60
 
 enum {
 	OPT_PAGES = 1, OPT_CHUNK, OPT_IGNORE_ERRORS, OPT_SEQUENTIAL, OPT_ZERO,
 	OPT_THROTTLE, OPT_RATE, OPT_PROGRESS, OPT_INTERVAL, OPT_VERIFY,
 	OPT_REPORT, OPT_FORCE, OPT_DRY_RUN, OPT_QUIET, OPT_VERBOSE,
-	OPT_VERSION, OPT_HELP, OPT_USAGE,
+	OPT_VERSION, OPT_HELP, OPT_USAGE, OPT_TIMEOUT,
 };
 
 static const struct poptOption option_table[] = {
@@ -52,6 +54,9 @@ static const struct poptOption option_table[] = {
 	  "or --progress=json to choose", NULL },
 	{ "progress-interval", 0, POPT_ARG_STRING, NULL, OPT_INTERVAL,
 	  "seconds between progress lines (default 1)", "SECONDS" },
+	{ "timeout", 0, POPT_ARG_STRING, NULL, OPT_TIMEOUT,
+	  "an NBD request unanswered this long fails its export (default "
+	  "60)", "SECONDS" },
 	{ "verify", 0, POPT_ARG_NONE, NULL, OPT_VERIFY,
 	  "read every destination back and compare", NULL },
 	{ "report", 0, POPT_ARG_STRING, NULL, OPT_REPORT,
@@ -146,6 +151,15 @@ static int take_option(struct kcopy *k, int code, const char *arg)
 		if (o->progress == PROGRESS_OFF)
 			o->progress = PROGRESS_AUTO;
 		return 0;
+	case OPT_TIMEOUT:
+		r = kc_parse_uint(arg, 86400, &ul);
+		if (r < 0)
+			return usage_error(k, "--timeout '%s': %s", arg,
+					   r == -ERANGE ? "more than a day"
+					   : "not a number of seconds (0 for "
+					     "none)");
+		o->timeout = (unsigned int)ul;
+		return 0;
 	case OPT_PROGRESS:
 		if (!arg)
 			o->progress = PROGRESS_AUTO;
@@ -220,6 +234,7 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 	o->pages = DEFAULT_PAGES;
 	o->chunk = KCOPYD_DEFAULT_SUBJOB_SIZE;
 	o->throttle = 100;
+	o->timeout = DEFAULT_TIMEOUT;
 	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
 		if (!strncmp(argv[i], "--progress=", 11)) {
 			progress_mode = argv[i] + 11;

@@ -20,7 +20,17 @@ static void print_region(const char *what, const struct target *t)
 	       "(%" PRIu64 " bytes, %s)\n", t->sector, t->count,
 	       t->count * KC_SECTOR_SIZE,
 	       kc_format_size(t->count * KC_SECTOR_SIZE, size, sizeof(size)));
-	if (t->exists)
+	if (t->is_remote)
+		printf("  storage      NBD export, %" PRIu64 " bytes (%s), "
+		       "block %u bytes (preferred %u), %u connection(s)%s%s%s"
+		       "%s\n", t->size,
+		       kc_format_size(t->size, dsize, sizeof(dsize)), t->lbs,
+		       t->info.preferred_block_size, t->info.connections,
+		       t->info.can_multi_conn ? ", multi-conn" : "",
+		       t->info.can_zero ? ", write zeroes" : "",
+		       t->info.can_flush ? ", flush" : "",
+		       t->info.read_only ? ", read-only" : "");
+	else if (t->exists)
 		printf("  storage      %s, %" PRIu64 " bytes (%s), logical "
 		       "block %u bytes%s\n",
 		       t->is_blockdev ? "block device" : "regular file",
@@ -28,8 +38,9 @@ static void print_region(const char *what, const struct target *t)
 		       t->lbs, t->zoned ? ", host-managed zoned" : "");
 	else
 		printf("  storage      regular file, to be created\n");
-	printf("  I/O          %s\n", !t->exists ? "direct if the file system "
-	       "takes it" : t->direct ? "direct" : "buffered");
+	printf("  I/O          %s\n", t->is_remote ? "NBD, asynchronous" :
+	       !t->exists ? "direct if the file system takes it" :
+	       t->direct ? "direct" : "buffered");
 }
 
 void plan_print(struct kcopy *k)

@@ -124,6 +124,8 @@ int run_create_client(struct kcopy *k)
 		r = kcopyd_set_throttle(k->kc, k->opt.throttle);
 	if (r == 0 && k->opt.rate)
 		r = kcopyd_set_rate(k->kc, k->opt.rate);
+	if (r == 0)
+		r = kcopyd_set_timeout(k->kc, k->opt.timeout);
 	if (r == 0) {
 		k->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (k->done_fd < 0)
@@ -241,7 +243,7 @@ static void flush_dests(struct kcopy *k)
 	for (i = 0; i < k->num_dests; i++) {
 		struct target *t = &k->dests[i];
 
-		if ((k->write_err >> i) & 1)
+		if (((k->write_err >> i) & 1) || t->is_remote)
 			continue;
 		if (fdatasync(t->fd) < 0) {
 			int err = errno;

@@ -65,6 +65,7 @@ static int probe_open(struct kcopy *k, struct target *t)
 		return setup_error(k, t, r, "cannot read the %s's size: %s",
 				   S_ISBLK(st.st_mode) ? "device" : "file",
 				   strerror(-r));
+	t->info = info;
 	t->is_blockdev = info.is_blockdev;
 	t->lbs = info.logical_block_size;
 	t->size = info.size;
@@ -76,6 +77,32 @@ static int probe_open(struct kcopy *k, struct target *t)
 	} else {
 		t->id = (struct storage_id){ true, st.st_dev, st.st_ino, 0 };
 	}
+	return 0;
+}
+
+/* An NBD export, connected and probed through the library. */
+static int open_remote(struct kcopy *k, struct target *t, int flags)
+{
+	int r = kcopyd_open_uri(k->kc, t->spec.path, flags, &t->fd);
+
+	if (r == -ENOTSUP)
+		return setup_error(k, t, r, "NBD URIs need libnbd, and this "
+				   "kcopy was built without it");
+	if (r == -EROFS)
+		return setup_error(k, t, r, "the NBD export is read-only");
+	if (r < 0)
+		return setup_error(k, t, r, "cannot open the NBD export: %s",
+				   strerror(-r));
+	t->is_remote = true;
+	t->exists = true;
+	r = kcopyd_probe_fd(k->kc, t->fd, &t->info);
+	if (r < 0)
+		return setup_error(k, t, r, "cannot probe the NBD export: %s",
+				   strerror(-r));
+	t->lbs = t->info.logical_block_size;
+	t->size = t->info.size;
+	t->direct = false;
+	t->id = (struct storage_id){ false, 0, 0, 0 };
 	return 0;
 }
 
@@ -104,7 +131,7 @@ static int check_region(struct kcopy *k, struct target *t, bool may_extend)
 
 	if (r < 0)
 		return r;
-	if (t->is_blockdev &&
+	if ((t->is_blockdev || t->is_remote) &&
 	    (t->sector % lbs_sectors || t->count % lbs_sectors))
 		return setup_error(k, t, -EINVAL, "region (sector %" PRIu64
 				   ", %" PRIu64 " sectors) is not aligned to "
@@ -115,6 +142,7 @@ static int check_region(struct kcopy *k, struct target *t, bool may_extend)
 				   ", %" PRIu64 " sectors) ends past the end "
 				   "of the %s (%" PRIu64 " sectors)",
 				   t->sector, t->count,
+				   t->is_remote ? "NBD export" :
 				   t->is_blockdev ? "device" : "file",
 				   t->size / KC_SECTOR_SIZE);
 	return 0;
@@ -145,7 +173,7 @@ static int lock_region(struct kcopy *k, struct target *t, bool write)
 		.l_len = (off_t)(t->count * KC_SECTOR_SIZE),
 	};
 
-	if (t->is_blockdev || k->opt.force ||
+	if (t->is_blockdev || t->is_remote || k->opt.force ||
 	    fcntl(t->fd, F_OFD_SETLK, &fl) == 0)
 		return 0;
 	if (errno == EAGAIN || errno == EACCES)
@@ -170,10 +198,34 @@ static int no_such_path(struct kcopy *k, struct target *t, const char *what)
 	return setup_error(k, t, -ENOENT, "%s", what);
 }
 
+/* The source's region: to the end without a COUNT. */
+static int source_region(struct kcopy *k, struct target *t)
+{
+	int r;
+
+	t->sector = t->spec.sector;
+	if (t->spec.has_count) {
+		t->count = t->spec.count;
+	} else {
+		if (t->size % KC_SECTOR_SIZE)
+			return setup_error(k, t, -EINVAL, "size %" PRIu64
+					   " bytes is not a multiple of 512: "
+					   "give a COUNT", t->size);
+		r = count_to_end(k, t);
+		if (r < 0)
+			return r;
+	}
+	return check_region(k, t, false);
+}
+
 int target_open_source(struct kcopy *k, struct target *t)
 {
 	int r, fl;
 
+	if (kc_uri_prefix(t->spec.path)) {
+		r = open_remote(k, t, O_RDONLY);
+		return r < 0 ? r : source_region(k, t);
+	}
 	/* O_NONBLOCK: a FIFO must not hang the open; it is refused below. */
 	t->fd = open(t->spec.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (t->fd < 0 && errno == ENOENT) {
@@ -193,19 +245,7 @@ int target_open_source(struct kcopy *k, struct target *t)
 	fl = fcntl(t->fd, F_GETFL);
 	if (fl < 0 || fcntl(t->fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
 		return setup_error(k, t, -errno, "%s", strerror(errno));
-	t->sector = t->spec.sector;
-	if (t->spec.has_count) {
-		t->count = t->spec.count;
-	} else {
-		if (t->size % KC_SECTOR_SIZE)
-			return setup_error(k, t, -EINVAL, "size %" PRIu64
-					   " bytes is not a multiple of 512: "
-					   "give a COUNT", t->size);
-		r = count_to_end(k, t);
-		if (r < 0)
-			return r;
-	}
-	return check_region(k, t, false);
+	return source_region(k, t);
 }
 
 /* A block device named by an earlier destination too is already open
@@ -326,6 +366,12 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 	int r;
 
 	t->sector = t->spec.sector;
+	if (kc_uri_prefix(t->spec.path)) {
+		r = open_remote(k, t, O_RDWR);
+		if (r == 0)
+			r = dest_count(k, t, want);
+		return r < 0 ? r : check_region(k, t, false);
+	}
 	if (stat(t->spec.path, &st) < 0) {
 		if (errno != ENOENT)
 			return setup_error(k, t, -errno, "%s", strerror(errno));
@@ -365,9 +411,13 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 	return r;
 }
 
-/* Same storage?  Files not yet created are told apart by their path. */
+/* Same storage?  Files not yet created are told apart by their path, NBD
+ * exports by their URI. */
 static bool same_storage(const struct target *a, const struct target *b)
 {
+	if (a->is_remote || b->is_remote)
+		return a->is_remote && b->is_remote &&
+		       !strcmp(a->spec.path, b->spec.path);
 	if (!a->exists || !b->exists)
 		return !a->exists && !b->exists &&
 		       storage_same_entry(a->spec.path, b->spec.path);

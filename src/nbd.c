@@ -1,0 +1,512 @@
+/* nbd.c - NBD exports as storage: libnbd's asynchronous API, driven by the
+ * engine thread's poll.
+ *
+ * Copyright (C) 2026 The kcopy authors.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * An export is opened (kcopyd_open_uri) from the caller's thread: the
+ * connections are made and probed synchronously, then the export goes on
+ * kc->files as a struct kc_file whose descriptor is a stand-in (an
+ * eventfd) the caller puts in its io_regions.  From then on only the
+ * engine thread touches the handles, with kc->lock held: requests are
+ * queued by the job code (kc_nbd_ops.queue), issued in the engine's
+ * submission step (kc_nbd_submit: libnbd may run a completion from inside
+ * any call, and the job code must never see its own request end before
+ * queue returns), and their sockets are polled beside the engine's eventfd
+ * (kc_nbd_poll_prepare / kc_nbd_poll_done).  Completions run inside
+ * nbd_aio_notify_read/write and call io->end_io.
+ *
+ * A connection is only polled while it has requests: an export no job uses
+ * is idle, so kcopyd_close_uri may close it from the caller's thread.  A
+ * request outstanding longer than kc->nbd_timeout_us drops its connection
+ * (shutdown of the socket): libnbd then fails every request in flight on
+ * it, so a dead or stalled server is an error, never a hang.
+ */
+#include <config.h>
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kcopyd-private.h"
+
+#ifdef HAVE_LIBNBD
+#include <libnbd.h>
+
+/* Connections per export where the server allows multi-conn: nbdcopy's
+ * default, and enough to keep a remote server's queue full from one
+ * client. */
+#define NBD_CONNS 4
+/* The largest request when the server states no maximum: the NBD
+ * protocol's common 32 MiB limit (nbdkit's and qemu-nbd's). */
+#define NBD_DEFAULT_MAX_REQUEST (32u * 1024 * 1024)
+
+struct conn {
+	struct kc_nbd *export;
+	struct nbd_handle *h;
+	unsigned int in_flight;		/* commands issued, not completed */
+	uint64_t last_us;		/* when it last made progress */
+	bool dropped;			/* timed out: socket shut down */
+};
+
+struct kc_nbd {
+	struct kcopyd_client *kc;
+	struct conn conns[NBD_CONNS];
+	unsigned int num_conns;
+	uint64_t max_request;		/* bytes per command */
+};
+
+/* The error of the last failed libnbd call, as a negative errno. */
+static int nbd_err(void)
+{
+	int e = nbd_get_errno();
+
+	return e > 0 ? -e : -EIO;
+}
+
+/* One command of io ended (libnbd's completion callback). */
+static int part_done(void *user_data, int *error)
+{
+	struct kc_iocb *io = user_data;
+	struct conn *c = io->nbd.conn;
+	struct kcopyd_client *kc = c->export->kc;
+
+	assert(c->in_flight > 0 && io->nbd.parts > 0);
+	c->in_flight--;
+	c->last_us = kc_now_us();
+	if (*error && !io->nbd.err)
+		io->nbd.err = c->dropped ? -ETIMEDOUT : -*error;
+	if (--io->nbd.parts == 0) {
+		if (!io->nbd.err) {
+			if (io->is_write)
+				kc->stats.bytes_written += io->len - io->done;
+			else
+				kc->stats.bytes_read += io->len - io->done;
+			io->done = io->len;
+		}
+		io->end_io(kc, io, io->nbd.err);
+	}
+	return 1;	/* retire the command */
+}
+
+static void nbd_queue(struct kcopyd_client *kc, struct kc_iocb *io)
+{
+	io->nbd.next = NULL;
+	*kc->nbd_tail = io;
+	kc->nbd_tail = &io->nbd.next;
+}
+
+const struct kc_file_ops kc_nbd_ops = {
+	.name = "nbd",
+	.queue = nbd_queue,
+};
+
+/* The live connection with the fewest commands in flight, or NULL. */
+static struct conn *pick_conn(struct kc_nbd *x)
+{
+	struct conn *best = NULL;
+	unsigned int i;
+
+	for (i = 0; i < x->num_conns; i++) {
+		struct conn *c = &x->conns[i];
+
+		if (c->dropped || nbd_aio_is_dead(c->h) > 0 ||
+		    nbd_aio_is_closed(c->h) > 0)
+			continue;
+		if (!best || c->in_flight < best->in_flight)
+			best = c;
+	}
+	return best;
+}
+
+/* Issue io as commands of at most max_request bytes on one connection.
+ * parts holds one extra count while they are issued, so that a completion
+ * run from inside libnbd cannot end io early. */
+static void issue(struct kcopyd_client *kc, struct kc_iocb *io)
+{
+	struct kc_nbd *x = io->file->nbd;
+	struct conn *c = pick_conn(x);
+	uint64_t off = io->done;
+
+	io->nbd.err = 0;
+	io->nbd.parts = 1;
+	io->nbd.conn = c;
+	if (!c)
+		io->nbd.err = -ENOTCONN;
+	while (c && off < io->len && !io->nbd.err) {
+		size_t len = io->len - off < x->max_request
+			     ? io->len - off : x->max_request;
+		nbd_completion_callback cb = { .callback = part_done,
+					       .user_data = io };
+		int64_t cookie;
+
+		if (c->in_flight == 0)
+			c->last_us = kc_now_us();
+		c->in_flight++;
+		io->nbd.parts++;
+		if (io->is_write)
+			cookie = nbd_aio_pwrite(c->h, io->buf + off, len,
+						io->pos + off, cb, 0);
+		else
+			cookie = nbd_aio_pread(c->h, io->buf + off, len,
+					       io->pos + off, cb, 0);
+		if (cookie < 0) {
+			/* Not issued: the callback will not run. */
+			c->in_flight--;
+			io->nbd.parts--;
+			io->nbd.err = nbd_err();
+		}
+		off += len;
+	}
+	if (--io->nbd.parts == 0)
+		io->end_io(kc, io, io->nbd.err);
+}
+
+void kc_nbd_submit(struct kcopyd_client *kc)
+{
+	while (kc->nbd_queue) {
+		struct kc_iocb *io = kc->nbd_queue;
+
+		kc->nbd_queue = io->nbd.next;
+		if (!kc->nbd_queue)
+			kc->nbd_tail = &kc->nbd_queue;
+		issue(kc, io);
+	}
+}
+
+/* Drop a connection that stopped answering: libnbd sees the end of the
+ * socket on the next notify and fails what is in flight on it. */
+static void drop(struct conn *c)
+{
+	int fd = nbd_aio_get_fd(c->h);
+
+	c->dropped = true;
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
+static bool want_polled(struct kcopyd_client *kc, unsigned int n)
+{
+	void **p;
+
+	if (n < kc->nbd_polled_cap)
+		return true;
+	p = realloc(kc->nbd_polled, (n + 16) * sizeof(*p));
+	if (!p)
+		return false;
+	kc->nbd_polled = p;
+	kc->nbd_polled_cap = n + 16;
+	return true;
+}
+
+unsigned int kc_nbd_poll_prepare(struct kcopyd_client *kc,
+				 struct pollfd *pfds, unsigned int max,
+				 int *timeout_ms)
+{
+	uint64_t now = kc_now_us();
+	unsigned int n = 0, i;
+	struct kc_file *f;
+
+	for (f = kc->files; f; f = f->next) {
+		if (!f->nbd)
+			continue;
+		for (i = 0; i < f->nbd->num_conns && n < max; i++) {
+			struct conn *c = &f->nbd->conns[i];
+			unsigned int dir;
+			int fd;
+
+			if (!c->in_flight)
+				continue;
+			if (kc->nbd_timeout_us && !c->dropped &&
+			    now - c->last_us > kc->nbd_timeout_us)
+				drop(c);
+			fd = nbd_aio_get_fd(c->h);
+			if (fd < 0 || !want_polled(kc, n))
+				continue;
+			dir = nbd_aio_get_direction(c->h);
+			pfds[n].fd = fd;
+			pfds[n].events = (dir & LIBNBD_AIO_DIRECTION_READ
+					  ? POLLIN : 0) |
+					 (dir & LIBNBD_AIO_DIRECTION_WRITE
+					  ? POLLOUT : 0);
+			pfds[n].revents = 0;
+			kc->nbd_polled[n++] = c;
+			if (kc->nbd_timeout_us) {
+				uint64_t left = c->last_us + kc->nbd_timeout_us
+						- now;
+				int ms = c->dropped ? 100
+					 : (int)(left / 1000) + 1;
+
+				if (*timeout_ms < 0 || ms < *timeout_ms)
+					*timeout_ms = ms;
+			}
+		}
+	}
+	return n;
+}
+
+void kc_nbd_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
+		      unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		struct conn *c = kc->nbd_polled[i];
+		short ev = pfds[i].revents;
+
+		/* A failed notify means the connection is dead: libnbd has
+		 * failed its commands, through their callbacks. */
+		if (ev & (POLLIN | POLLHUP | POLLERR))
+			nbd_aio_notify_read(c->h);
+		else if (ev & POLLOUT)
+			nbd_aio_notify_write(c->h);
+		else if (c->dropped)
+			nbd_aio_notify_read(c->h);
+	}
+}
+
+/* ------------------------------------------------------ open and close */
+
+static int connect_one(const char *uri, struct nbd_handle **hp)
+{
+	struct nbd_handle *h = nbd_create();
+	int r;
+
+	if (!h)
+		return nbd_err();
+	if (nbd_connect_uri(h, uri) < 0) {
+		r = nbd_err();
+		nbd_close(h);
+		return r;
+	}
+	*hp = h;
+	return 0;
+}
+
+static void export_free(struct kc_nbd *x)
+{
+	unsigned int i;
+
+	for (i = 0; i < x->num_conns; i++) {
+		if (!x->conns[i].dropped)
+			nbd_shutdown(x->conns[i].h, 0);
+		nbd_close(x->conns[i].h);
+	}
+	free(x);
+}
+
+/* Probe what the export offers into f. */
+static int probe(struct nbd_handle *h, int flags, struct kc_file *f,
+		 uint64_t *max_request)
+{
+	int64_t size = nbd_get_size(h);
+	int64_t min = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
+	int64_t pref = nbd_get_block_size(h, LIBNBD_SIZE_PREFERRED);
+	int64_t max = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
+
+	if (size < 0)
+		return nbd_err();
+	f->read_only = nbd_is_read_only(h) > 0;
+	if ((flags & O_ACCMODE) != O_RDONLY && f->read_only)
+		return -EROFS;
+	f->size = (uint64_t)size;
+	f->lbs = KCOPYD_SECTOR_SIZE;
+	while (min > 0 && f->lbs < (uint64_t)min && f->lbs < KCOPYD_PAGE_SIZE)
+		f->lbs <<= 1;
+	f->pref_block = pref > 0 ? (unsigned int)pref : 0;
+	f->can_flush = nbd_can_flush(h) > 0;
+	f->can_multi_conn = nbd_can_multi_conn(h) > 0;
+	f->zero_mode = nbd_can_zero(h) > 0 ? KC_ZERO_OFFLOAD : KC_ZERO_WRITE;
+	*max_request = max > 0 && (uint64_t)max < NBD_DEFAULT_MAX_REQUEST
+		       ? (uint64_t)max : NBD_DEFAULT_MAX_REQUEST;
+	/* Keep every command a multiple of the logical block. */
+	*max_request -= *max_request % f->lbs;
+	return 0;
+}
+
+int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
+		    int *fd)
+{
+	struct kc_nbd *x;
+	struct kc_file *f;
+	unsigned int i;
+	int r;
+
+	if (!kc || !uri || !fd ||
+	    ((flags & O_ACCMODE) != O_RDONLY && (flags & O_ACCMODE) != O_RDWR))
+		return -EINVAL;
+	x = calloc(1, sizeof(*x));
+	f = calloc(1, sizeof(*f));
+	if (!x || !f) {
+		free(x);
+		free(f);
+		return -ENOMEM;
+	}
+	x->kc = kc;
+	r = connect_one(uri, &x->conns[0].h);
+	if (r < 0)
+		goto fail_free;
+	x->num_conns = 1;
+	r = probe(x->conns[0].h, flags, f, &x->max_request);
+	/* More connections where the server says they see one another's
+	 * writes; the page budget still bounds what is in flight. */
+	for (i = 1; r == 0 && f->can_multi_conn && i < NBD_CONNS; i++) {
+		if (connect_one(uri, &x->conns[i].h) < 0)
+			break;	/* one connection is enough to go on */
+		x->num_conns++;
+	}
+	for (i = 0; i < x->num_conns; i++)
+		x->conns[i].export = x;
+	f->fd = r == 0 ? eventfd(0, EFD_CLOEXEC) : -1;
+	if (r == 0 && f->fd < 0)
+		r = -errno;
+	if (r < 0) {
+		export_free(x);
+		free(f);
+		return r;
+	}
+	f->ops = &kc_nbd_ops;
+	f->nbd = x;
+	f->is_remote = true;
+	f->direct_fd = -1;
+	f->accmode = flags & O_ACCMODE;
+	f->connections = x->num_conns;
+	f->refs = 1;	/* the open's, until kcopyd_close_uri */
+	pthread_mutex_lock(&kc->lock);
+	f->next = kc->files;
+	kc->files = f;
+	pthread_mutex_unlock(&kc->lock);
+	*fd = f->fd;
+	return 0;
+
+fail_free:
+	free(x);
+	free(f);
+	return r;
+}
+
+/* Unlink the export with stand-in fd from kc->files; -EBADF, or -EBUSY
+ * while a job uses it.  Called with kc->lock held. */
+static int unlink_export(struct kcopyd_client *kc, int fd,
+			 struct kc_file **out)
+{
+	struct kc_file **p;
+
+	for (p = &kc->files; *p; p = &(*p)->next) {
+		if ((*p)->is_remote && (*p)->fd == fd) {
+			if ((*p)->refs > 1)
+				return -EBUSY;
+			*out = *p;
+			*p = (*p)->next;
+			return 0;
+		}
+	}
+	return -EBADF;
+}
+
+static void close_export(struct kc_file *f)
+{
+	export_free(f->nbd);
+	close(f->fd);
+	free(f);
+}
+
+int kcopyd_close_uri(struct kcopyd_client *kc, int fd)
+{
+	struct kc_file *f = NULL;
+	int r;
+
+	if (!kc)
+		return -EINVAL;
+	pthread_mutex_lock(&kc->lock);
+	r = unlink_export(kc, fd, &f);
+	pthread_mutex_unlock(&kc->lock);
+	if (r == 0)
+		close_export(f);	/* idle: the engine does not poll it */
+	return r;
+}
+
+void kc_nbd_close_all(struct kcopyd_client *kc)
+{
+	struct kc_file **p = &kc->files, *f;
+
+	while ((f = *p)) {
+		if (f->is_remote) {
+			*p = f->next;
+			close_export(f);
+		} else {
+			p = &f->next;
+		}
+	}
+	free(kc->nbd_polled);
+	kc->nbd_polled = NULL;
+}
+
+#else /* !HAVE_LIBNBD */
+
+/* Built without libnbd: no export can be opened, so none is ever used. */
+static void nbd_queue(struct kcopyd_client *kc, struct kc_iocb *io)
+{
+	(void)kc;
+	(void)io;
+	abort();
+}
+
+const struct kc_file_ops kc_nbd_ops = {
+	.name = "nbd",
+	.queue = nbd_queue,
+};
+
+unsigned int kc_nbd_poll_prepare(struct kcopyd_client *kc,
+				 struct pollfd *pfds, unsigned int max,
+				 int *timeout_ms)
+{
+	(void)kc; (void)pfds; (void)max; (void)timeout_ms;
+	return 0;
+}
+
+void kc_nbd_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
+		      unsigned int n)
+{
+	(void)kc; (void)pfds; (void)n;
+}
+
+void kc_nbd_submit(struct kcopyd_client *kc)
+{
+	(void)kc;
+}
+
+void kc_nbd_close_all(struct kcopyd_client *kc)
+{
+	(void)kc;
+}
+
+int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
+		    int *fd)
+{
+	(void)kc; (void)uri; (void)flags; (void)fd;
+	return -ENOTSUP;
+}
+
+int kcopyd_close_uri(struct kcopyd_client *kc, int fd)
+{
+	(void)kc; (void)fd;
+	return -EBADF;
+}
+
+#endif /* HAVE_LIBNBD */
+
+int kcopyd_set_timeout(struct kcopyd_client *kc, unsigned int seconds)
+{
+	if (!kc)
+		return -EINVAL;
+	pthread_mutex_lock(&kc->lock);
+	kc->nbd_timeout_us = (uint64_t)seconds * 1000000;
+	pthread_mutex_unlock(&kc->lock);
+	return 0;
+}
