@@ -191,6 +191,7 @@ static void io_start(struct kcopyd_client *kc, struct kc_subjob *sj,
 	io->private = sj;
 	io->file = r->file;
 	io->is_write = is_write;
+	io->is_zero = is_write && (sj->zero_requests & (1u << dest));
 	io->may_direct = !(sj->job->flags & KCOPYD_NO_DIRECT);
 	io->pos = (r->sector + offset) << SECTOR_SHIFT;
 	io->len = count << SECTOR_SHIFT;
@@ -457,8 +458,17 @@ static void sj_zero(struct kcopyd_client *kc, struct kc_subjob *sj)
 	bool need_buffer = false;
 
 	for (i = 0; i < job->num_dests; i++) {
-		int r = zero_offload(kc, &job->dests[i], sj->offset, sj->count);
+		struct kc_file *f = job->dests[i].file;
+		int r;
 
+		if (f->is_remote && f->zero_mode != KC_ZERO_WRITE) {
+			/* WRITE_ZEROES, asynchronous; the zeroed buffer is
+			 * there if the server refuses it. */
+			sj->zero_requests |= 1u << i;
+			need_buffer = true;
+			continue;
+		}
+		r = zero_offload(kc, &job->dests[i], sj->offset, sj->count);
 		if (r == 1) {
 			sj->zeroed |= 1u << i;
 			sj->written = true;
@@ -492,6 +502,7 @@ static void sj_start(struct kcopyd_client *kc, struct kc_job *job,
 	sj->seq = job->next_seq++;
 	sj->pending = 0;
 	sj->zeroed = 0;
+	sj->zero_requests = 0;
 	sj->written = false;
 	job->issued += sectors;
 	job->in_flight++;

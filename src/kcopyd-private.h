@@ -100,7 +100,8 @@ struct kc_file_ops {
 	/* Start io: read or write io->len - io->done bytes at io->pos +
 	 * io->done from or into io->buf.  Its end comes back through
 	 * io->end_io on the engine thread, with 0 once every byte was
-	 * transferred or a negative errno, and never before this returns. */
+	 * transferred or a negative errno, and never before this returns.
+	 * An is_zero write may be carried out without reading io->buf. */
 	void (*queue)(struct kcopyd_client *kc, struct kc_iocb *io);
 };
 
@@ -196,6 +197,9 @@ struct kc_iocb {
 	void *private;			/* the owner's */
 	struct kc_file *file;
 	bool is_write;
+	bool is_zero;			/* a write of zeros the storage may do
+					   without data (NBD WRITE_ZEROES);
+					   buf holds zeros for a fallback */
 	bool may_direct;		/* direct I/O allowed if aligned */
 	uint64_t pos;			/* byte offset of the whole request */
 	size_t len;			/* bytes of the whole request */
@@ -214,6 +218,8 @@ struct kc_subjob {
 	uint64_t seq;
 	unsigned int pending;		/* iocbs outstanding */
 	unsigned int zeroed;		/* destinations zeroed by offload */
+	unsigned int zero_requests;	/* destinations zeroed by a request
+					   (is_zero) of their storage */
 	bool written;			/* some destination took the data */
 	/* isolating re-read, KCOPYD_IGNORE_ERROR: ranges of sectors still to
 	 * read, a stack, bisected on failure down to one logical block */

@@ -69,6 +69,8 @@ static int nbd_err(void)
 	return e > 0 ? -e : -EIO;
 }
 
+static void nbd_queue(struct kcopyd_client *kc, struct kc_iocb *io);
+
 /* One command of io ended (libnbd's completion callback). */
 static int part_done(void *user_data, int *error)
 {
@@ -82,6 +84,16 @@ static int part_done(void *user_data, int *error)
 	if (*error && !io->nbd.err)
 		io->nbd.err = c->dropped ? -ETIMEDOUT : -*error;
 	if (--io->nbd.parts == 0) {
+		if (io->is_zero && (io->nbd.err == -ENOTSUP ||
+				    io->nbd.err == -EOPNOTSUPP ||
+				    io->nbd.err == -EINVAL)) {
+			/* Zeroing refused after all: remember, and write
+			 * the zeroed buffer instead. */
+			io->file->zero_mode = KC_ZERO_WRITE;
+			io->is_zero = false;
+			nbd_queue(kc, io);
+			return 1;
+		}
 		if (!io->nbd.err) {
 			if (io->is_write)
 				kc->stats.bytes_written += io->len - io->done;
@@ -149,7 +161,9 @@ static void issue(struct kcopyd_client *kc, struct kc_iocb *io)
 			c->last_us = kc_now_us();
 		c->in_flight++;
 		io->nbd.parts++;
-		if (io->is_write)
+		if (io->is_zero)
+			cookie = nbd_aio_zero(c->h, len, io->pos + off, cb, 0);
+		else if (io->is_write)
 			cookie = nbd_aio_pwrite(c->h, io->buf + off, len,
 						io->pos + off, cb, 0);
 		else

@@ -71,6 +71,7 @@
 #   run_kcopyd ARGS... | exit_bit K | check_dest_errors NAME REPORT [K:ERROR]...
 #   same A AOFF B BOFF LEN | same_sectors A ASEC B BSEC COUNT
 #   is_zero FILE OFF LEN [MSG] | is_zero_sectors FILE SECTOR COUNT [MSG]
+#   make_nbd NAME NBDKIT_ARGS... (prints the URI) | nbd_pid NAME
 
 # Result variables (LOOP_DEV, FAULT_*, TMPFS_DIR...) are read by the tests.
 # shellcheck disable=SC2034
@@ -360,6 +361,45 @@ make_tmpfs() {
 	cleanup_add "umount $(printf '%q' "$dir") 2>/dev/null || umount -l $(printf '%q' "$dir")"
 	TMPFS_DIR=$dir
 	printf '%s\n' "$dir"
+}
+
+# ------------------------------------------------------------ NBD servers
+
+# make_nbd NAME NBDKIT_ARGS...: start an nbdkit server on the Unix socket
+# $T/NAME.sock (its pid in $T/NAME.pid, its messages in $T/NAME.log), wait
+# until it listens, register its teardown (SIGCONT first, in case a test
+# stopped it) and print its URI.
+# NBDKIT_ARGS are nbdkit's: [--filter=F]... PLUGIN [KEY=VALUE]...
+make_nbd() {
+	local name=$1 sock pidf
+	shift
+	requires nbdkit
+	sock=$T/$name.sock
+	pidf=$T/$name.pid
+	rm -f "$sock" "$pidf"
+	# nbdkit daemonizes once its socket listens (in the foreground it
+	# would go down with the command substitution make_nbd usually runs
+	# in); its errors go to the log.
+	nbdkit -U "$sock" -P "$pidf" --log=stderr "$@" >"$T/$name.log" 2>&1 ||
+		fail "nbdkit $* did not start: $(cat "$T/$name.log")"
+	cleanup_add "__nbd_stop $(printf '%q' "$pidf")"
+	wait_for 10 test -S "$sock" -a -s "$pidf" ||
+		fail "nbdkit $* did not start: $(cat "$T/$name.log")"
+	printf 'nbd+unix:///?socket=%s\n' "$sock"
+}
+
+# nbd_pid NAME: the pid of make_nbd's server NAME.
+nbd_pid() {
+	cat "$T/$1.pid"
+}
+
+__nbd_stop() {
+	local pid
+	pid=$(cat "$1" 2>/dev/null) || return 0
+	kill -CONT "$pid" 2>/dev/null
+	kill "$pid" 2>/dev/null
+	wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null
+	return 0
 }
 
 # ---------------------------------------------------------- fault devices

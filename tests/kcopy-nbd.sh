@@ -1,0 +1,168 @@
+#!/bin/bash
+# NBD exports as regions, served by nbdkit on Unix sockets (no root): one
+# read of the source feeds local files and remote exports alike; a remote
+# failure (error replies, a killed server, a stalled one) is that
+# destination's write error while the others finish; setup errors for
+# exports that are too small or read-only; bad sectors of an NBD source.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
+
+requires nbdkit nbdcopy cmp jq timeout
+[[ -x $KCOPY ]] || fail "kcopy not built ($KCOPY)"
+"$KCOPY" --dry-run /dev/null:0:1 "nbd+unix:///?socket=$T/none" 2>&1 |
+	grep -q "built without" && skip "kcopy was built without libnbd"
+
+SRC=$T/src.img
+make_image "$SRC" 16M pattern:NBD
+SIZE=$((16 * 1024 * 1024))
+
+# read_back URI OUT: the export's content, read by nbdcopy (not by kcopy).
+read_back() {
+	nbdcopy "$1" "$2" || fail "nbdcopy $1 failed"
+}
+
+# --- One read to two exports and a file; an export as the source.
+A=$(make_nbd a memory 16M)
+B=$(make_nbd b --filter=log memory 16M logfile="$T/b.nbdlog")
+run_kcopy --report "$T/r1.json" "$SRC" "$A" "$B" "$T/f1.img"
+assert_eq "$ST" 0 "to two exports and a file"
+read_back "$A" "$T/a.out"
+read_back "$B" "$T/b.out"
+cmp "$SRC" "$T/a.out" || fail "export a differs from the source"
+cmp "$SRC" "$T/b.out" || fail "export b differs from the source"
+cmp "$SRC" "$T/f1.img" || fail "the file differs from the source"
+assert_eq "$(jq -r '.destinations[1].path' "$T/r1.json")" "$B" "report path"
+# The server offers multi-conn: more than one connection carried writes.
+conns=$(grep -o 'connection=[0-9]*' "$T/b.nbdlog" | sort -u | wc -l)
+[[ $conns -gt 1 ]] || fail "multi-conn: only $conns connection(s) used"
+run_kcopy "$A" "$T/back.img"
+assert_eq "$ST" 0 "from an export"
+cmp "$SRC" "$T/back.img" || fail "copy from the export differs"
+
+# --- SECTOR and COUNT after a URI; nbd:// over TCP on 127.0.0.1.
+for try in 1 2 3 4 5; do
+	port=$((20000 + RANDOM % 20000))
+	nbdkit -p "$port" -i 127.0.0.1 -P "$T/tcp.pid" memory 16M \
+		>"$T/tcp.log" 2>&1 && break
+done
+cleanup_add "__nbd_stop '$T/tcp.pid'"
+wait_for 10 test -s "$T/tcp.pid" || fail "nbdkit on TCP did not start"
+TCP=nbd://127.0.0.1:$port/
+run_kcopy "$SRC:2048:4096" "$TCP:8192"
+assert_eq "$ST" 0 "regions on nbd://"
+read_back "$TCP" "$T/tcp.out"
+same_sectors "$SRC" 2048 "$T/tcp.out" 8192 4096
+is_zero_sectors "$T/tcp.out" 0 8192
+
+# --- --dry-run names each export's size and capabilities.
+"$KCOPY" --dry-run "$SRC" "$A" >"$T/plan.txt" || fail "dry run failed"
+grep -q "NBD export, $SIZE bytes" "$T/plan.txt" || fail "plan: $(cat "$T/plan.txt")"
+grep -q "multi-conn" "$T/plan.txt" || fail "plan: no multi-conn"
+
+# --- Setup errors: too small, read-only, nobody there.
+SMALL=$(make_nbd small memory 1M)
+RO=$(make_nbd ro -r memory 16M)
+expect_refused "export too small" "ends past the end of the NBD export" \
+	"$SRC" "$SMALL"
+expect_refused "read-only export" "the NBD export is read-only" "$SRC" "$RO"
+expect_refused "no server" "cannot open the NBD export" \
+	"$SRC" "nbd+unix:///?socket=$T/nobody.sock"
+
+# --- A server refusing writes is one destination's failure.
+BAD=$(make_nbd bad --filter=error memory 16M error-pwrite=EIO \
+	error-pwrite-rate=100%)
+C=$(make_nbd c memory 16M)
+run_kcopy --report "$T/r2.json" "$SRC" "$BAD" "$C" "$T/f2.img"
+assert_eq "$ST" 2 "error replies: only destination 1 fails"
+grep -q "destination 1 '$BAD': write: Input/output error" "$ERR_FILE" ||
+	fail "error replies: closing line"
+read_back "$C" "$T/c.out"
+cmp "$SRC" "$T/c.out" || fail "error replies: the other export differs"
+cmp "$SRC" "$T/f2.img" || fail "error replies: the file differs"
+assert_eq "$(jq .write_err "$T/r2.json")" 1 "error replies: report write_err"
+
+# --- The connection drops mid-copy (server killed): no hang.
+SLOW=$(make_nbd slow --filter=delay memory 16M delay-write=2000ms)
+D=$(make_nbd d memory 16M)
+(sleep 0.5; kill -KILL "$(nbd_pid slow)") &
+killer=$!
+run_kcopy "$SRC" "$SLOW" "$D"
+wait "$killer" || true
+assert_eq "$ST" 2 "server killed: only destination 1 fails"
+read_back "$D" "$T/d.out"
+cmp "$SRC" "$T/d.out" || fail "server killed: the other export differs"
+
+# --- A stalled server (stopped) fails after --timeout, not never.
+STALL=$(make_nbd stall --filter=delay memory 16M delay-write=1000ms)
+E=$(make_nbd e memory 16M)
+(sleep 0.3; kill -STOP "$(nbd_pid stall)") &
+stopper=$!
+start=$(date +%s)
+run_kcopy --timeout 2 "$SRC" "$STALL" "$E"
+wait "$stopper" || true
+kill -CONT "$(nbd_pid stall)"
+assert_eq "$ST" 2 "stalled server: only destination 1 fails"
+grep -q "Connection timed out" "$ERR_FILE" || fail "stalled: not a timeout"
+(($(date +%s) - start < 20)) || fail "stalled server: took too long"
+read_back "$E" "$T/e.out"
+cmp "$SRC" "$T/e.out" || fail "stalled server: the other export differs"
+
+# --- Bad sectors of an NBD source: isolated and listed, as for a disk.
+# nbdkit's ddrescue filter fails reads of the '-' ranges of a mapfile.
+cat >"$T/bad.map" <<'MAP'
+# Mapfile
+0x00000000  +  1
+0x00000000  0x00100000  +
+0x00100000  0x00001000  -
+0x00101000  0x004FF000  +
+0x00600000  0x00000200  -
+0x00600200  0x009FFE00  +
+MAP
+SICK=$(make_nbd sick --filter=ddrescue file "$SRC" \
+	ddrescue-mapfile="$T/bad.map")
+run_kcopy --ignore-errors --report "$T/r3.json" "$SICK" "$T/rescued.img"
+assert_eq "$ST" 1 "bad sectors: read error bit only"
+assert_eq "$(jq -c '[.bad_ranges[] | [.sector, .count]]' "$T/r3.json")" \
+	"[[2048,8],[12288,1]]" "bad sectors: bad_ranges"
+is_zero_sectors "$T/rescued.img" 2048 8
+is_zero_sectors "$T/rescued.img" 12288 1
+same_sectors "$SRC" 0 "$T/rescued.img" 0 2048
+same_sectors "$SRC" 2056 "$T/rescued.img" 2056 10232
+same_sectors "$SRC" 12289 "$T/rescued.img" 12289 $((32768 - 12289))
+
+# --- --zero on an export.
+Z=$(make_nbd z memory 16M)
+run_kcopy "$SRC" "$Z"
+run_kcopy --zero "$Z:2048:2048"
+assert_eq "$ST" 0 "--zero on an export"
+read_back "$Z" "$T/z.out"
+is_zero_sectors "$T/z.out" 2048 2048
+same_sectors "$SRC" 0 "$T/z.out" 0 2048
+same_sectors "$SRC" 4096 "$T/z.out" 4096 $((32768 - 4096))
+
+# ... with NBD WRITE_ZEROES where the server offers it, else written zeros.
+LZ=$(make_nbd lz --filter=log memory 16M logfile="$T/lz.nbdlog")
+NZ=$(make_nbd nz --filter=log --filter=nozero memory 16M \
+	logfile="$T/nz.nbdlog")
+run_kcopy "$SRC" "$LZ" "$NZ"
+run_kcopy --zero "$LZ:2048:2048" "$NZ:2048:2048"
+assert_eq "$ST" 0 "--zero, with and without WRITE_ZEROES"
+for u in "$LZ" "$NZ"; do
+	read_back "$u" "$T/zz.out"
+	is_zero_sectors "$T/zz.out" 2048 2048
+	same_sectors "$SRC" 4096 "$T/zz.out" 4096 $((32768 - 4096))
+done
+grep -q 'Zero id=' "$T/lz.nbdlog" || fail "--zero: no WRITE_ZEROES sent"
+! grep -q 'Zero id=' "$T/nz.nbdlog" || fail "--zero: zero sent to nozero"
+[[ $(grep -c 'Write id=.*offset=0x100000 count=0x80000' "$T/nz.nbdlog") -ge 2 ]] ||
+	fail "--zero: no zeros written where WRITE_ZEROES is not offered"
+
+# --- SIGINT drains the requests in flight to a slow export.
+SLOW2=$(make_nbd slow2 --filter=delay memory 16M delay-write=1000ms)
+"$KCOPY" "$SRC" "$SLOW2" 2>"$T/int.err" &
+pid=$!
+sleep 0.5
+kill -INT "$pid"
+wait_gone "$pid" 10 || fail "SIGINT: kcopy still running"
+wait "$pid" && st=0 || st=$?
+assert_eq "$st" 130 "SIGINT: exit status"
+echo "all NBD cases passed"
