@@ -8,11 +8,11 @@
 
 requires nbdkit nbdcopy cmp jq timeout
 [[ -x $KCOPY ]] || fail "kcopy not built ($KCOPY)"
-"$KCOPY" --dry-run /dev/null:0:1 "nbd+unix:///?socket=$T/none" 2>&1 |
-	grep -q "built without" && skip "kcopy was built without libnbd"
 
 SRC=$T/src.img
 make_image "$SRC" 16M pattern:NBD
+"$KCOPY" --dry-run "$SRC" "nbd+unix:///?socket=$T/none" 2>&1 |
+	grep -q "built without" && skip "kcopy was built without libnbd"
 SIZE=$((16 * 1024 * 1024))
 
 # read_back URI OUT: the export's content, read by nbdcopy (not by kcopy).
