@@ -195,8 +195,10 @@ int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
  * client's io_regions and in kcopyd_probe_fd; it carries no data itself.
  * The connection is made and probed before this returns; with the server's
  * multi-conn, further connections are opened for parallel requests.
- * -ENOTSUP when the library was built without libnbd; -EINVAL for a URI
- * libnbd does not take; -EROFS for a read-only export opened O_RDWR;
+ * The URI is trusted as a path is: its tls-psk-file and tls-certificates
+ * parameters may name local files.
+ * -EPROTONOSUPPORT when the library was built without libnbd; -EINVAL for
+ * a URI libnbd does not take; -EROFS for a read-only export opened O_RDWR;
  * otherwise the error of the connection (-ECONNREFUSED, -ENOENT...). */
 int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 		    int *fd);

@@ -293,7 +293,10 @@ static int connect_one(const char *uri, struct nbd_handle **hp)
 
 	if (!h)
 		return nbd_err();
-	if (nbd_connect_uri(h, uri) < 0) {
+	/* The caller's URI is trusted, as a path would be: its tls-psk-file
+	 * and tls-certificates parameters may name local files. */
+	if (nbd_set_uri_allow_local_file(h, true) < 0 ||
+	    nbd_connect_uri(h, uri) < 0) {
 		r = nbd_err();
 		nbd_close(h);
 		return r;
@@ -504,7 +507,7 @@ int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 		    int *fd)
 {
 	(void)kc; (void)uri; (void)flags; (void)fd;
-	return -ENOTSUP;
+	return -EPROTONOSUPPORT;
 }
 
 int kcopyd_close_uri(struct kcopyd_client *kc, int fd)

@@ -53,6 +53,19 @@ read_back "$TCP" "$T/tcp.out"
 same_sectors "$SRC" 2048 "$T/tcp.out" 8192 4096
 is_zero_sectors "$T/tcp.out" 0 8192
 
+# --- nbds:// (TLS, a pre-shared key) where the server requires TLS.
+printf 'alice:%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" \
+	>"$T/keys.psk"
+chmod 600 "$T/keys.psk"
+TLS=$(make_nbd tls --tls=require --tls-psk="$T/keys.psk" memory 16M)
+TLS="${TLS/nbd+unix:\/\//nbds+unix://alice@}&tls-psk-file=$T/keys.psk"
+run_kcopy "$SRC" "$TLS"
+assert_eq "$ST" 0 "to an export over TLS"
+run_kcopy "$TLS" "$T/tls.out"
+cmp "$SRC" "$T/tls.out" || fail "TLS: the copy back differs"
+expect_refused "plain to a TLS-only server" "cannot open the NBD export" \
+	"$SRC" "nbd+unix:///?socket=$T/tls.sock"
+
 # --- --dry-run names each export's size and capabilities.
 "$KCOPY" --dry-run "$SRC" "$A" >"$T/plan.txt" || fail "dry run failed"
 grep -q "NBD export, $SIZE bytes" "$T/plan.txt" || fail "plan: $(cat "$T/plan.txt")"

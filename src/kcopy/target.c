@@ -85,7 +85,7 @@ static int open_remote(struct kcopy *k, struct target *t, int flags)
 {
 	int r = kcopyd_open_uri(k->kc, t->spec.path, flags, &t->fd);
 
-	if (r == -ENOTSUP)
+	if (r == -EPROTONOSUPPORT)
 		return setup_error(k, t, r, "NBD URIs need libnbd, and this "
 				   "kcopy was built without it");
 	if (r == -EROFS)
