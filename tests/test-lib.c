@@ -1,16 +1,19 @@
 /* test-lib.c - libkcopyd on regular files: budgets, concurrency, callbacks,
- * argument checks, zeroing.  Needs no privileges.
+ * argument checks, zeroing, flushes.  Needs no privileges.  libaio's
+ * io_submit is interposed (test_flush) to count and refuse flushes.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libaio.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "kcopyd.h"
@@ -384,6 +387,195 @@ static void test_write_error_isolated(void)
 	close(bad);
 }
 
+/* ------------------------------------------------------------ flushes */
+
+#define MAX_FD 1024
+
+/* What the interposed io_submit saw and does: the flush requests
+ * (IOCB_CMD_FDSYNC) submitted, by descriptor, and the descriptor whose
+ * flushes it refuses, with what error. */
+static struct {
+	pthread_mutex_t lock;
+	unsigned int flushes[MAX_FD];
+	int refuse_fd;		/* -1: none */
+	int refuse_error;	/* negative errno */
+} fsyncs = { .lock = PTHREAD_MUTEX_INITIALIZER, .refuse_fd = -1 };
+
+static int is_refused(const struct iocb *cb)
+{
+	return cb->aio_lio_opcode == IO_CMD_FDSYNC &&
+	       (int)cb->aio_fildes == fsyncs.refuse_fd;
+}
+
+/* libaio's io_submit, which the library's calls come to since the program
+ * defines it: the system call, but a refused flush is refused as the kernel
+ * does, the call's error if it comes first, else the end of what is
+ * submitted. */
+int io_submit(io_context_t ctx, long n, struct iocb **iocbs)
+{
+	long i, ret;
+
+	pthread_mutex_lock(&fsyncs.lock);
+	for (i = 0; i < n && !is_refused(iocbs[i]); i++)
+		;
+	if (n && i == 0) {
+		pthread_mutex_unlock(&fsyncs.lock);
+		return fsyncs.refuse_error;
+	}
+	ret = syscall(SYS_io_submit, ctx, i, iocbs);
+	if (ret < 0)
+		ret = -errno;
+	for (i = 0; i < ret; i++)
+		if (iocbs[i]->aio_lio_opcode == IO_CMD_FDSYNC &&
+		    iocbs[i]->aio_fildes < MAX_FD)
+			fsyncs.flushes[iocbs[i]->aio_fildes]++;
+	pthread_mutex_unlock(&fsyncs.lock);
+	return (int)ret;
+}
+
+static void fsyncs_reset(int refuse_fd, int error)
+{
+	pthread_mutex_lock(&fsyncs.lock);
+	memset(fsyncs.flushes, 0, sizeof(fsyncs.flushes));
+	fsyncs.refuse_fd = refuse_fd;
+	fsyncs.refuse_error = error;
+	pthread_mutex_unlock(&fsyncs.lock);
+}
+
+static unsigned int flushes(int fd)
+{
+	unsigned int n;
+
+	pthread_mutex_lock(&fsyncs.lock);
+	n = fsyncs.flushes[fd];
+	pthread_mutex_unlock(&fsyncs.lock);
+	return n;
+}
+
+struct flush_errors {
+	unsigned int n, others;		/* flush errors, and other errors */
+	struct kcopyd_io_error last;
+};
+
+static void flush_error_hook(const struct kcopyd_io_error *err, void *context)
+{
+	struct flush_errors *fe = context;
+
+	if (err->is_flush) {
+		fe->n++;
+		fe->last = *err;
+	} else {
+		fe->others++;
+	}
+}
+
+/* The data hook that stops the client at the first sub-job. */
+static void stop_hook(int src_fd, uint64_t sector, uint64_t count,
+		      const void *data, void *context)
+{
+	(void)src_fd; (void)sector; (void)count; (void)data;
+	kcopyd_client_stop(context);
+}
+
+/* KCOPYD_FLUSH: each destination still in the job is flushed once, before
+ * the callback; a refused flush is that destination's write error, with
+ * is_flush; EINVAL (the kernel's refusal of asynchronous fsync) is carried
+ * out synchronously instead; zeroing and stopped jobs flush too; failed
+ * destinations and jobs without the flag are not flushed. */
+static void test_flush(void)
+{
+	char path[256];
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	struct flush_errors fe = { 0 };
+	int src = make_file("fl-src", 2 * MiB, 31);
+	int d[3] = { make_file("fl-d0", 0, 0), make_file("fl-d1", 0, 0),
+		     make_file("fl-d2", 0, 0) };
+	int ro;
+	struct io_region from = { src, 0, 4096 }, to[3];
+	unsigned int i;
+
+	for (i = 0; i < 3; i++)
+		to[i] = (struct io_region){ d[i], 0, 4096 };
+	check(kcopyd_client_create(64, &kc) == 0, "flush: create");
+	kcopyd_set_error_fn(kc, flush_error_hook, &fe);
+
+	fsyncs_reset(d[1], -EIO);
+	check(kcopyd_copy(kc, &from, 3, to, KCOPYD_FLUSH, notify, &res) == 0,
+	      "flush: copy");
+	kcopyd_wait(kc);
+	check(res.calls == 1 && res.read_err == 0 && res.write_err == 2,
+	      "flush: write_err %#x, not the refused flush's", res.write_err);
+	check(flushes(d[0]) == 1 && flushes(d[1]) == 0 && flushes(d[2]) == 1,
+	      "flush: flushes %u %u %u", flushes(d[0]), flushes(d[1]),
+	      flushes(d[2]));
+	check(fe.n == 1 && fe.others == 0 && fe.last.fd == d[1] &&
+	      fe.last.is_write && fe.last.dest == 1 && fe.last.sector == 0 &&
+	      fe.last.count == 0 && fe.last.error == -EIO,
+	      "flush: %u flush errors, %u others, dest %u error %d", fe.n,
+	      fe.others, fe.last.dest, fe.last.error);
+	for (i = 0; i < 3; i++)
+		check(same(src, 0, d[i], 0, 2 * MiB), "flush: d%u differs", i);
+
+	/* EINVAL: flushed synchronously, no error. */
+	fsyncs_reset(d[0], -EINVAL);
+	fe = (struct flush_errors){ 0 };
+	res = (struct result)RESULT_INIT;
+	check(kcopyd_copy(kc, &from, 3, to, KCOPYD_FLUSH, notify, &res) == 0,
+	      "flush: copy");
+	kcopyd_wait(kc);
+	check(res.write_err == 0 && fe.n == 0 && flushes(d[1]) == 1,
+	      "flush, EINVAL: write_err %#x, %u flush errors", res.write_err,
+	      fe.n);
+
+	/* Without the flag: no flush. */
+	fsyncs_reset(-1, 0);
+	check(kcopyd_copy(kc, &from, 3, to, 0, notify, &res) == 0,
+	      "flush: copy");
+	kcopyd_wait(kc);
+	check(flushes(d[0]) + flushes(d[1]) + flushes(d[2]) == 0,
+	      "no flag: flushed");
+
+	/* Zeroing. */
+	res = (struct result)RESULT_INIT;
+	check(kcopyd_zero(kc, 2, to, KCOPYD_FLUSH, notify, &res) == 0,
+	      "flush: zero");
+	kcopyd_wait(kc);
+	check(res.write_err == 0 && flushes(d[0]) == 1 && flushes(d[1]) == 1 &&
+	      flushes(d[2]) == 0, "zero: flushes %u %u %u", flushes(d[0]),
+	      flushes(d[1]), flushes(d[2]));
+
+	/* A destination whose writes fail is dropped and not flushed. */
+	test_path(path, sizeof(path), "fl-d2");
+	ro = open(path, O_RDONLY);
+	to[2].fd = ro;
+	fsyncs_reset(-1, 0);
+	res = (struct result)RESULT_INIT;
+	check(kcopyd_copy(kc, &from, 3, to,
+			  KCOPYD_FLUSH | KCOPYD_DROP_FAILED_DESTS, notify,
+			  &res) == 0, "flush: copy");
+	kcopyd_wait(kc);
+	check(res.write_err == 4 && flushes(d[0]) == 1 && flushes(d[1]) == 1 &&
+	      flushes(ro) == 0, "failed destination: write_err %#x, flushed "
+	      "%u times", res.write_err, flushes(ro));
+	close(ro);
+
+	/* A job stopped at its first sub-job still flushes what it wrote. */
+	kcopyd_set_data_fn(kc, stop_hook, kc);
+	fsyncs_reset(-1, 0);
+	res = (struct result)RESULT_INIT;
+	check(kcopyd_copy(kc, &from, 1, to, KCOPYD_FLUSH, notify, &res) == 0,
+	      "flush: copy");
+	kcopyd_wait(kc);
+	check(res.calls == 1 && flushes(d[0]) == 1,
+	      "stopped: flushed %u times", flushes(d[0]));
+	kcopyd_client_destroy(kc);
+	fsyncs_reset(-1, 0);
+	close(src);
+	for (i = 0; i < 3; i++)
+		close(d[i]);
+}
+
 /* The descriptors this process has open. */
 static int open_fds(void)
 {
@@ -640,6 +832,7 @@ int main(void)
 	test_destroy_waits();
 	test_zero_and_flags();
 	test_write_error_isolated();
+	test_flush();
 	test_files_released();
 	test_many_clients();
 	test_many_dests();
