@@ -11,7 +11,7 @@
  *   options.c   the option table, option parsing, region specs into targets
  *   target.c    opening, probing and checking the source and destinations
  *   storage.c   what storage a device or file is, asked of the kernel
- *   run.c       the copy engine: client, hooks, submission, waiting, flush
+ *   run.c       the copy engine: client, hooks, submission, waiting
  *   verify.c    --verify: checksums during the copy, read-back afterwards
  *   signals.c   the signals kcopy answers, through a signalfd
  *   progress.c  the progress bar and lines, the SIGUSR1 status line

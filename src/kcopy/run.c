@@ -1,6 +1,7 @@
 /* run.c - the copy engine as the tool drives it: the client and its
- * settings, the hooks it calls back, submitting the jobs, waiting for them
- * while drawing progress and answering signals, and flushing.
+ * settings, the hooks it calls back, submitting the jobs (which flush the
+ * destinations: KCOPYD_FLUSH), and waiting for them while drawing progress
+ * and answering signals: the copy's jobs, then --verify's.
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -78,8 +79,14 @@ static void on_io_error(const struct kcopyd_io_error *e, void *context)
 		return;
 	}
 	i = dest_of(k, e);
-	if (i >= k->num_dests || !run_dest_failed(k, i, e->error, "write"))
+	if (i >= k->num_dests ||
+	    !run_dest_failed(k, i, e->error, e->is_flush ? "flush" : "write"))
 		return;
+	if (e->is_flush) {
+		say(&k->out, MSG_NOTE, "destination %u '%s': flush failed: %s",
+		    i + 1, k->dests[i].spec.path, strerror(-e->error));
+		return;
+	}
 	say(&k->out, MSG_NOTE, "destination %u '%s': write error at sector %"
 	    PRIu64 ": %s; %s", i + 1, k->dests[i].spec.path, e->sector,
 	    strerror(-e->error), k->opt.ignore_errors ? "going on"
@@ -233,27 +240,7 @@ static void wait_for_jobs(struct kcopy *k)
 	}
 }
 
-/* Flush every destination still healthy; a failed flush is a write error. */
-static void flush_dests(struct kcopy *k)
-{
-	unsigned int i;
-
-	for (i = 0; i < k->num_dests; i++) {
-		struct target *t = &k->dests[i];
-
-		if ((k->write_err >> i) & 1)
-			continue;
-		if (fdatasync(t->fd) < 0) {
-			int err = errno;
-
-			run_dest_failed(k, i, -err, "flush");
-			say(&k->out, MSG_NOTE, "destination %u '%s': flush "
-			    "failed: %s", i + 1, t->spec.path, strerror(err));
-		}
-	}
-}
-
-/* Submit, wait, collect and flush.  Returns 0 once the jobs ran (whatever
+/* Submit, wait and collect; the jobs flush.  Returns 0 once the jobs ran (whatever
  * they did: see k->read_err and k->write_err), or -errno if the engine
  * refused them, after saying so; then nothing was written. */
 int run_copy(struct kcopy *k)
@@ -279,7 +266,6 @@ int run_copy(struct kcopy *k)
 	if (r < 0)
 		say(&k->out, MSG_ERROR, "cannot list the bad ranges: %s",
 		    strerror(-r));
-	flush_dests(k);
 	k->seconds = now_seconds() - k->start;
 	if (k->opt.progress)
 		progress_tick(k, true);
