@@ -93,7 +93,7 @@ static void on_io_error(const struct kcopyd_io_error *e, void *context)
 						      : "dropped");
 }
 
-static void job_done(struct kcopy *k, int read_err, unsigned int write_err)
+void run_job_done(struct kcopy *k, int read_err, unsigned int write_err)
 {
 	uint64_t one = 1;
 
@@ -108,14 +108,14 @@ static void job_done(struct kcopy *k, int read_err, unsigned int write_err)
 
 static void on_copy_done(int read_err, unsigned int write_err, void *context)
 {
-	job_done(context, read_err, write_err);
+	run_job_done(context, read_err, write_err);
 }
 
 static void on_zero_done(int read_err, unsigned int write_err, void *context)
 {
 	struct zero_job *z = context;
 
-	job_done(z->k, read_err, write_err << z->dest);
+	run_job_done(z->k, read_err, write_err << z->dest);
 }
 
 /* ------------------------------------------------------------ the client */
@@ -201,8 +201,7 @@ static unsigned int jobs_left(struct kcopy *k)
 	return left;
 }
 
-/* Wait for the jobs, drawing progress and answering signals. */
-static void wait_for_jobs(struct kcopy *k)
+void run_wait(struct kcopy *k, bool ticks)
 {
 	double interval = k->opt.progress_interval;
 	double next_tick;
@@ -216,7 +215,7 @@ static void wait_for_jobs(struct kcopy *k)
 					 { .fd = k->done_fd, .events = POLLIN } };
 		int timeout = -1;
 
-		if (k->opt.progress) {
+		if (ticks) {
 			double wait = next_tick - now_seconds();
 
 			timeout = wait > 0 ? (int)(wait * 1000) + 1 : 0;
@@ -231,7 +230,7 @@ static void wait_for_jobs(struct kcopy *k)
 			if (read(k->done_fd, &n, sizeof(n)) < 0)
 				n = 0;	/* EAGAIN: drained already */
 		}
-		if (k->opt.progress && now_seconds() >= next_tick) {
+		if (ticks && now_seconds() >= next_tick) {
 			progress_tick(k, false);
 			next_tick += interval;
 			if (next_tick < now_seconds())
@@ -258,7 +257,7 @@ int run_copy(struct kcopy *k)
 		kcopyd_wait(k->kc);
 		return r;
 	}
-	wait_for_jobs(k);
+	run_wait(k, k->opt.progress != PROGRESS_OFF);
 	kcopyd_wait(k->kc);
 	kcopyd_get_stats(k->kc, &st);
 	k->bytes_done = st.bytes_done;
