@@ -132,13 +132,22 @@ static int submit(struct kcopyd_client *kc, const struct io_region *from,
 	unsigned int i;
 	int ret = 0;
 
-	if (!kc || !dests || !fn || num_dests == 0 ||
+	/* No destinations: a read job, of a source only. */
+	if (!kc || !fn || (num_dests == 0) != !dests ||
+	    (num_dests == 0 && !from) ||
 	    num_dests > KCOPYD_MAX_DESTS || (flags & ~KCOPYD_FLAGS_MASK))
 		return -EINVAL;
 	for (i = 0; i < num_dests; i++)
 		if (dests[i].count != (from ? from : dests)->count)
 			return -EINVAL;
 	job = calloc(1, sizeof(*job));
+	if (job && (flags & KCOPYD_FLUSH) && num_dests) {
+		job->flush_io = calloc(num_dests, sizeof(*job->flush_io));
+		if (!job->flush_io) {
+			free(job);
+			job = NULL;
+		}
+	}
 	if (!job)
 		return -ENOMEM;
 	job->flags = flags;

@@ -8,7 +8,9 @@
  * queue and reaps completions, and each request's end comes back to its
  * owner through io->end_io, as dm-io calls back into dm-kcopyd.  A short
  * transfer is carried on here, from where it stopped, before the owner hears
- * of it.  Every completion is signalled on kc->wake_fd (io_set_eventfd).
+ * of it.  A flush is a request too (IOCB_CMD_FDSYNC), carried out
+ * synchronously where the kernel will not take it asynchronously.  Every
+ * completion is signalled on kc->wake_fd (io_set_eventfd).
  * All calls are made with kc->lock held; io_submit and io_getevents run
  * with it dropped.
  */
@@ -18,6 +20,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kcopyd-private.h"
 
@@ -78,28 +81,54 @@ void kc_io_queue(struct kcopyd_client *kc, struct kc_iocb *io)
 {
 	uint64_t pos = io->pos + io->done;
 	size_t len = io->len - io->done;
-	char *buf = io->buf + io->done;
 	int fd = io->file->fd;
 
 	assert(kc->submit_n + kc->io_in_flight < kc->ring_size);
-	if (io->may_direct && can_direct(io->file, pos, len) &&
-	    (uintptr_t)buf % io->file->dio_align == 0)
-		fd = io->file->direct_fd;
-	if (io->is_write)
-		io_prep_pwrite(&io->cb, fd, buf, len, (long long)pos);
-	else
-		io_prep_pread(&io->cb, fd, buf, len, (long long)pos);
+	if (io->op == KC_IO_FLUSH) {
+		/* IOCB_CMD_FDSYNC; a file that cannot take it is refused
+		 * with EINVAL (flush_done) */
+		io_prep_fdsync(&io->cb, fd);
+	} else {
+		char *buf = io->buf + io->done;
+
+		if (io->may_direct && can_direct(io->file, pos, len) &&
+		    (uintptr_t)buf % io->file->dio_align == 0)
+			fd = io->file->direct_fd;
+		if (io->op == KC_IO_WRITE)
+			io_prep_pwrite(&io->cb, fd, buf, len, (long long)pos);
+		else
+			io_prep_pread(&io->cb, fd, buf, len, (long long)pos);
+	}
 	io_set_eventfd(&io->cb, kc->wake_fd);
 	io->cb.data = io;
 	kc->submit_q[kc->submit_n++] = &io->cb;
+}
+
+/* The end of a flush: the kernel's result, or the error io_submit refused
+ * it with.  A file whose fsync the kernel does not run asynchronously is
+ * refused with EINVAL: flush it here, without kc->lock. */
+static void flush_done(struct kcopyd_client *kc, struct kc_iocb *io, long res)
+{
+	if (res == -EINVAL) {
+		int fd = io->file->fd;
+
+		pthread_mutex_unlock(&kc->lock);
+		res = fdatasync(fd) < 0 ? -errno : 0;
+		pthread_mutex_lock(&kc->lock);
+	}
+	io->end_io(kc, io, res < 0 ? (int)res : 0);
 }
 
 /* One completion of io: res is the kernel's, bytes transferred or a
  * negative errno, or the error io_submit refused io with. */
 static void io_done(struct kcopyd_client *kc, struct kc_iocb *io, long res)
 {
+	if (io->op == KC_IO_FLUSH) {
+		flush_done(kc, io, res);
+		return;
+	}
 	if (res > 0) {
-		if (io->is_write)
+		if (io->op == KC_IO_WRITE)
 			kc->stats.bytes_written += (uint64_t)res;
 		else
 			kc->stats.bytes_read += (uint64_t)res;

@@ -13,9 +13,12 @@
  * KCOPYD_WRITE_SEQ: the sub-job was read before its predecessors were
  * written.  A zeroing sub-job starts at WRITING.
  *
- * A job is finished when it has nothing in flight and nothing more to
- * start; kc_jobs_run_callbacks() then takes it off kc->jobs and runs its
- * callback.  I/O goes through io.c, which calls sj_io_done() back at the
+ * A read job (no destinations) goes no further than the data hook.  A job
+ * is over when it has nothing in flight and nothing more to start; under
+ * KCOPYD_FLUSH its destinations still in it are then flushed (after a stop
+ * too: what was written is made stable), and once those flushes have ended
+ * the job is finished: kc_jobs_run_callbacks() takes it off kc->jobs and
+ * runs its callback.  I/O goes through io.c, which calls sj_io_done() back at the
  * end of each request.
  *
  * Everything here runs on the engine thread with kc->lock held; it is
@@ -51,9 +54,37 @@ static bool job_runnable(const struct kc_job *job)
 	return !job->stopped && job->issued < job_sectors(job);
 }
 
-static bool job_finished(const struct kc_job *job)
+/* iocbs a sub-job of job reserves: one per destination, which also covers
+ * its read; a read job's is for the read alone. */
+static unsigned int job_iocbs(const struct kc_job *job)
+{
+	return job->num_dests ? job->num_dests : 1;
+}
+
+static unsigned int all_dests(const struct kc_job *job)
+{
+	return (unsigned int)((1ull << job->num_dests) - 1);
+}
+
+/* KCOPYD_FLUSH: the destinations to flush once the sub-jobs are over, those
+ * neither failed nor dropped; none if no sub-job ever started. */
+static unsigned int flush_targets(const struct kc_job *job)
+{
+	if (!(job->flags & KCOPYD_FLUSH) || job->flush_started ||
+	    job->issued == 0)
+		return 0;
+	return all_dests(job) & ~(job->write_err | job->dropped);
+}
+
+static bool job_over(const struct kc_job *job)
 {
 	return job->in_flight == 0 && !job_runnable(job);
+}
+
+static bool job_finished(const struct kc_job *job)
+{
+	return job_over(job) && job->flush_pending == 0 &&
+	       !flush_targets(job);
 }
 
 /* ------------------------------------------------------------ throttle */
@@ -125,11 +156,12 @@ static bool may_start(struct kcopyd_client *kc, uint64_t bytes,
 /* ------------------------------------------------------------- errors */
 
 /* Count a failed request and tell the error hook.  dest is the destination
- * index of a write, ignored for a read. */
+ * index of a write or a flush, ignored for a read. */
 static void report_error(struct kcopyd_client *kc, const struct kc_file *f,
-			 bool is_write, unsigned int dest, uint64_t pos,
+			 enum kc_io_op op, unsigned int dest, uint64_t pos,
 			 uint64_t len, int err)
 {
+	bool is_write = op != KC_IO_READ;
 	struct kcopyd_io_error e = {
 		.fd = f->fd,
 		.is_write = is_write,
@@ -137,6 +169,7 @@ static void report_error(struct kcopyd_client *kc, const struct kc_file *f,
 		.sector = pos >> SECTOR_SHIFT,
 		.count = len >> SECTOR_SHIFT,
 		.error = err,
+		.is_flush = op == KC_IO_FLUSH,
 	};
 
 	if (is_write)
@@ -190,7 +223,7 @@ static void io_start(struct kcopyd_client *kc, struct kc_subjob *sj,
 	io->end_io = sj_io_done;
 	io->private = sj;
 	io->file = r->file;
-	io->is_write = is_write;
+	io->op = is_write ? KC_IO_WRITE : KC_IO_READ;
 	io->is_zero = is_write && (sj->zero_requests & (1u << dest));
 	io->may_direct = !(sj->job->flags & KCOPYD_NO_DIRECT);
 	io->pos = (r->sector + offset) << SECTOR_SHIFT;
@@ -222,8 +255,8 @@ static void sj_finish(struct kcopyd_client *kc, struct kc_subjob *sj)
 		}
 	}
 	throttle_update(kc);
-	assert(kc->iocbs_reserved >= job->num_dests);
-	kc->iocbs_reserved -= job->num_dests;
+	assert(kc->iocbs_reserved >= job_iocbs(job));
+	kc->iocbs_reserved -= job_iocbs(job);
 	kc_slot_put(kc, sj);
 	job->in_flight--;
 }
@@ -253,7 +286,7 @@ static void jobs_stop_all(struct kcopyd_client *kc)
 static void write_failed(struct kcopyd_client *kc, struct kc_job *job,
 			 unsigned int dest)
 {
-	unsigned int all = (unsigned int)((1ull << job->num_dests) - 1);
+	unsigned int all = all_dests(job);
 
 	job->write_err |= 1u << dest;
 	if (job->flags & KCOPYD_IGNORE_ERROR)
@@ -473,7 +506,7 @@ static void sj_zero(struct kcopyd_client *kc, struct kc_subjob *sj)
 			sj->zeroed |= 1u << i;
 			sj->written = true;
 		} else if (r < 0) {
-			report_error(kc, job->dests[i].file, true, i,
+			report_error(kc, job->dests[i].file, KC_IO_WRITE, i,
 				     (job->dests[i].sector + sj->offset)
 				     << SECTOR_SHIFT,
 				     sj->count << SECTOR_SHIFT, r);
@@ -506,7 +539,7 @@ static void sj_start(struct kcopyd_client *kc, struct kc_job *job,
 	sj->written = false;
 	job->issued += sectors;
 	job->in_flight++;
-	kc->iocbs_reserved += job->num_dests;
+	kc->iocbs_reserved += job_iocbs(job);
 	assert(kc->iocbs_reserved <= kc->ring_size);
 	if (job->is_zero) {
 		sj_zero(kc, sj);
@@ -527,7 +560,7 @@ static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 	if (err) {
 		/* Re-reads report through the bad range log. */
 		if (sj->state != KC_SJ_REREADING)
-			report_error(kc, io->file, io->is_write,
+			report_error(kc, io->file, io->op,
 				     (unsigned int)(io - sj->io), io->pos,
 				     io->len, err);
 		else
@@ -557,9 +590,61 @@ static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 	}
 }
 
+/* ---------------------------------------------------------- flushes */
+
+/* The end of the flush of one destination (io.c's end_io).  A failed flush
+ * is a write error of that destination. */
+static void flush_io_done(struct kcopyd_client *kc, struct kc_iocb *io,
+			  int err)
+{
+	struct kc_job *job = io->private;
+	unsigned int dest = (unsigned int)(io - job->flush_io);
+
+	assert(job->flush_pending > 0 && kc->iocbs_reserved > 0);
+	job->flush_pending--;
+	kc->iocbs_reserved--;
+	if (err) {
+		job->write_err |= 1u << dest;
+		report_error(kc, io->file, KC_IO_FLUSH, dest, 0, 0, err);
+	}
+}
+
+/* Queue the flushes of the jobs that are over, each job's all at once when
+ * the ring has room for them. */
+static void jobs_flush(struct kcopyd_client *kc)
+{
+	struct kc_job *job;
+
+	for (job = kc->jobs; job; job = job->next) {
+		unsigned int todo = flush_targets(job), i;
+
+		if (!todo || !job_over(job) ||
+		    kc->iocbs_reserved + (unsigned int)__builtin_popcount(todo) >
+		    kc->ring_size)
+			continue;
+		job->flush_started = true;
+		for (i = 0; i < job->num_dests; i++) {
+			struct kc_iocb *io = &job->flush_io[i];
+
+			if (!(todo & (1u << i)))
+				continue;
+			*io = (struct kc_iocb){
+				.end_io = flush_io_done,
+				.private = job,
+				.file = job->dests[i].file,
+				.op = KC_IO_FLUSH,
+			};
+			job->flush_pending++;
+			kc->iocbs_reserved++;
+			io->file->ops->queue(kc, io);
+		}
+	}
+}
+
 /* Take the jobs submitted since the last call and start as many sub-jobs as
- * there are free slots and room in the aio ring, a job at a time in turn.
- * *timeout_ms is lowered when the throttle holds work back. */
+ * there are free slots and room in the aio ring, a job at a time in turn,
+ * then the flushes of the jobs that are over.  *timeout_ms is lowered when
+ * the throttle holds work back. */
 void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 {
 	uint64_t slot_sectors = (uint64_t)kc->slot_pages *
@@ -588,7 +673,7 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 		/* Its iocbs must fit the ring; else wait for sub-jobs in
 		 * flight to end (there are some: a ring never holds fewer
 		 * iocbs than one sub-job of any job needs). */
-		if (kc->iocbs_reserved + job->num_dests > kc->ring_size)
+		if (kc->iocbs_reserved + job_iocbs(job) > kc->ring_size)
 			break;
 		sectors = job_sectors(job) - job->issued;
 		if (sectors > slot_sectors)
@@ -603,6 +688,7 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 		*tail = job;
 		sj_start(kc, job, sectors);
 	}
+	jobs_flush(kc);
 }
 
 /* Take the finished jobs off kc->jobs and run their callbacks, in the order
@@ -648,5 +734,6 @@ void kc_job_free(struct kcopyd_client *kc, struct kc_job *job)
 	kc_region_put(kc, &job->src);
 	for (i = 0; i < job->num_dests; i++)
 		kc_region_put(kc, &job->dests[i]);
+	free(job->flush_io);
 	free(job);
 }

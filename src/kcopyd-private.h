@@ -8,7 +8,8 @@
  * kc->lock guards everything else: the job lists, every job's state, the
  * file table, the bad range log and the statistics.  The engine holds
  * kc->lock while it works and drops it only to wait (poll), to submit or
- * reap iocbs, to issue a synchronous zeroing call, and to run a job's
+ * reap iocbs, to issue a synchronous zeroing call or a synchronous flush
+ * (where the kernel refuses an asynchronous one), and to run a job's
  * callback or a hook.  Other threads never touch a job the engine has
  * taken: they add jobs to kc->new_jobs and ask for a stop through
  * kc->stop_requested.  Callers' threads take kc->lock briefly to add jobs or
@@ -146,7 +147,7 @@ struct kc_job {
 	unsigned int flags;
 	bool is_zero;			/* kcopyd_zero: no source */
 	struct kc_region src;		/* file NULL when is_zero */
-	unsigned int num_dests;
+	unsigned int num_dests;		/* 0: a read job, for the data hook */
 	struct kc_region dests[KCOPYD_MAX_DESTS];
 
 	uint64_t issued;		/* sectors handed to sub-jobs */
@@ -159,6 +160,12 @@ struct kc_job {
 	int read_err;
 	unsigned int write_err;
 	unsigned int dropped;		/* DROP_FAILED_DESTS: not written any more */
+
+	/* KCOPYD_FLUSH: one request per destination (flush_io[i]: destination
+	 * i, allocated at submission), queued once the sub-jobs are over */
+	struct kc_iocb *flush_io;
+	bool flush_started;
+	unsigned int flush_pending;	/* flushes not yet ended */
 
 	kcopyd_notify_fn fn;
 	void *context;
@@ -181,6 +188,10 @@ struct kc_iocb;
 typedef void (*kc_end_io_fn)(struct kcopyd_client *kc, struct kc_iocb *io,
 			     int err);
 
+/* What a request does.  A flush (fdatasync of the file) has no pos, len or
+ * buf; it ends with err 0 once the file's data is stable. */
+enum kc_io_op { KC_IO_READ, KC_IO_WRITE, KC_IO_FLUSH };
+
 /* One request.  Its owner fills every field but cb and done, then hands it
  * to kc_io_queue(); io.c touches nothing else of the owner's. */
 struct kc_iocb {
@@ -196,9 +207,9 @@ struct kc_iocb {
 	kc_end_io_fn end_io;
 	void *private;			/* the owner's */
 	struct kc_file *file;
-	bool is_write;
-	bool is_zero;			/* a write of zeros the storage may do
-					   without data (NBD WRITE_ZEROES);
+	enum kc_io_op op;
+	bool is_zero;			/* KC_IO_WRITE of zeros the storage may
+					   do without data (NBD WRITE_ZEROES);
 					   buf holds zeros for a fallback */
 	bool may_direct;		/* direct I/O allowed if aligned */
 	uint64_t pos;			/* byte offset of the whole request */
@@ -258,7 +269,8 @@ struct kcopyd_client {
 	struct kc_subjob *free_slots;
 	unsigned int slots_in_use;
 	/* iocbs the sub-jobs in flight may have outstanding at once: each
-	 * reserves one per destination of its job; never above ring_size */
+	 * reserves one per destination of its job (a read job's one), and a
+	 * job's flushes one each; never above ring_size */
 	unsigned int iocbs_reserved;
 	/* The sub-job isolating bad sectors now, and those waiting for their
 	 * turn (linked through next).  One at a time, and no new sub-jobs

@@ -145,9 +145,9 @@ typedef void (*kcopyd_error_fn)(const struct kcopyd_io_error *err,
 void kcopyd_set_error_fn(struct kcopyd_client *kc, kcopyd_error_fn fn,
 			 void *context);
 
-/* Called from the engine thread with the data of every sub-job of a copy
- * once it has been read, before it is written; the buffer must not be
- * changed.  For checksums kept during a copy.  What the hook may assume:
+/* Called from the engine thread with the data of every sub-job of a copy or
+ * a read job once it has been read, before it is written; the buffer must
+ * not be changed.  For checksums kept during a copy, compared on read-back.  What the hook may assume:
  * - sector is absolute on src_fd.  With S the sub-job size in sectors
  *   (kcopyd_get_stats() subjob_size / 512, fixed while jobs are
  *   outstanding) and from the job's source region, sector - from->sector

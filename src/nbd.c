@@ -95,8 +95,10 @@ static int part_done(void *user_data, int *error)
 			return 1;
 		}
 		if (!io->nbd.err) {
-			if (io->is_write)
+			if (io->op == KC_IO_WRITE)
 				kc->stats.bytes_written += io->len - io->done;
+			else if (io->op == KC_IO_FLUSH)
+				;	/* no bytes */
 			else
 				kc->stats.bytes_read += io->len - io->done;
 			io->done = io->len;
@@ -136,45 +138,61 @@ static struct conn *pick_conn(struct kc_nbd *x)
 	return best;
 }
 
-/* Issue io as commands of at most max_request bytes on one connection.
- * parts holds one extra count while they are issued, so that a completion
- * run from inside libnbd cannot end io early. */
+/* One command of io on c: len bytes at io->pos + off (a flush: none). */
+static void send_part(struct conn *c, struct kc_iocb *io, uint64_t off,
+		      size_t len)
+{
+	nbd_completion_callback cb = { .callback = part_done,
+				       .user_data = io };
+	int64_t cookie;
+
+	if (c->in_flight == 0)
+		c->last_us = kc_now_us();
+	c->in_flight++;
+	io->nbd.parts++;
+	if (io->op == KC_IO_FLUSH)
+		cookie = nbd_aio_flush(c->h, cb, 0);
+	else if (io->is_zero)
+		cookie = nbd_aio_zero(c->h, len, io->pos + off, cb, 0);
+	else if (io->op == KC_IO_WRITE)
+		cookie = nbd_aio_pwrite(c->h, io->buf + off, len,
+					io->pos + off, cb, 0);
+	else
+		cookie = nbd_aio_pread(c->h, io->buf + off, len,
+				       io->pos + off, cb, 0);
+	if (cookie < 0) {
+		/* Not issued: the callback will not run. */
+		c->in_flight--;
+		io->nbd.parts--;
+		io->nbd.err = nbd_err();
+	}
+}
+
+/* Issue io as commands of at most max_request bytes on one connection; a
+ * flush as one command on any connection: with multi-conn it covers the
+ * writes completed on all of them (the NBD protocol), and a server that
+ * cannot flush has nothing to flush.  parts holds one extra count while
+ * they are issued, so that a completion run from inside libnbd cannot end
+ * io early. */
 static void issue(struct kcopyd_client *kc, struct kc_iocb *io)
 {
 	struct kc_nbd *x = io->file->nbd;
 	struct conn *c = pick_conn(x);
 	uint64_t off = io->done;
 
-	io->nbd.err = 0;
+	io->nbd.err = c ? 0 : -ENOTCONN;
 	io->nbd.parts = 1;
 	io->nbd.conn = c;
-	if (!c)
-		io->nbd.err = -ENOTCONN;
+	if (c && io->op == KC_IO_FLUSH) {
+		if (io->file->can_flush)
+			send_part(c, io, 0, 0);
+		c = NULL;
+	}
 	while (c && off < io->len && !io->nbd.err) {
 		size_t len = io->len - off < x->max_request
 			     ? io->len - off : x->max_request;
-		nbd_completion_callback cb = { .callback = part_done,
-					       .user_data = io };
-		int64_t cookie;
 
-		if (c->in_flight == 0)
-			c->last_us = kc_now_us();
-		c->in_flight++;
-		io->nbd.parts++;
-		if (io->is_zero)
-			cookie = nbd_aio_zero(c->h, len, io->pos + off, cb, 0);
-		else if (io->is_write)
-			cookie = nbd_aio_pwrite(c->h, io->buf + off, len,
-						io->pos + off, cb, 0);
-		else
-			cookie = nbd_aio_pread(c->h, io->buf + off, len,
-					       io->pos + off, cb, 0);
-		if (cookie < 0) {
-			/* Not issued: the callback will not run. */
-			c->in_flight--;
-			io->nbd.parts--;
-			io->nbd.err = nbd_err();
-		}
+		send_part(c, io, off, len);
 		off += len;
 	}
 	if (--io->nbd.parts == 0)

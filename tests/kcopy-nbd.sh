@@ -34,6 +34,11 @@ assert_eq "$(jq -r '.destinations[1].path' "$T/r1.json")" "$B" "report path"
 # The server offers multi-conn: more than one connection carried writes.
 conns=$(grep -o 'connection=[0-9]*' "$T/b.nbdlog" | sort -u | wc -l)
 [[ $conns -gt 1 ]] || fail "multi-conn: only $conns connection(s) used"
+# KCOPYD_FLUSH: the export was flushed after its last write.
+last_write=$(grep -n ' Write id=' "$T/b.nbdlog" | tail -1 | cut -d: -f1)
+first_flush=$(grep -n ' Flush id=' "$T/b.nbdlog" | tail -1 | cut -d: -f1)
+[[ -n $first_flush && $first_flush -gt $last_write ]] ||
+	fail "no flush after the last write: $(grep -c Flush "$T/b.nbdlog")"
 run_kcopy "$A" "$T/back.img"
 assert_eq "$ST" 0 "from an export"
 cmp "$SRC" "$T/back.img" || fail "copy from the export differs"
@@ -81,8 +86,8 @@ expect_refused "no server" "cannot open the NBD export" \
 	"$SRC" "nbd+unix:///?socket=$T/nobody.sock"
 
 # --- A server refusing writes is one destination's failure.
-BAD=$(make_nbd bad --filter=error memory 16M error-pwrite=EIO \
-	error-pwrite-rate=100%)
+BAD=$(make_nbd bad --filter=log --filter=error memory 16M error-pwrite=EIO \
+	error-pwrite-rate=100% logfile="$T/bad.nbdlog")
 C=$(make_nbd c memory 16M)
 run_kcopy --report "$T/r2.json" "$SRC" "$BAD" "$C" "$T/f2.img"
 assert_eq "$ST" 2 "error replies: only destination 1 fails"
@@ -92,6 +97,21 @@ read_back "$C" "$T/c.out"
 cmp "$SRC" "$T/c.out" || fail "error replies: the other export differs"
 cmp "$SRC" "$T/f2.img" || fail "error replies: the file differs"
 assert_eq "$(jq .write_err "$T/r2.json")" 1 "error replies: report write_err"
+! grep -q ' Flush id=' "$T/bad.nbdlog" || fail "a dropped export was flushed"
+
+# --- A failed flush is that destination's write error.
+# (nbdkit's eval plugin over a file, its flush failing with EIO: the error
+# filter cannot fail flushes.)
+truncate -s 16M "$T/nofl.img"
+NOFL=$(make_nbd nofl eval get_size="echo $SIZE" can_write='exit 0' \
+	pread="dd if='$T/nofl.img' skip=\$4 count=\$3 iflag=skip_bytes,count_bytes status=none" \
+	pwrite="dd of='$T/nofl.img' seek=\$4 conv=notrunc oflag=seek_bytes status=none" \
+	can_flush='exit 0' flush='echo "EIO flush refused" >&2; exit 1')
+run_kcopy "$SRC" "$NOFL" "$T/f3.img"
+assert_eq "$ST" 2 "failed flush: only destination 1 fails"
+grep -q "destination 1 '$NOFL': flush: Input/output error" "$ERR_FILE" ||
+	fail "failed flush: closing line"
+cmp "$SRC" "$T/f3.img" || fail "failed flush: the file differs"
 
 # --- The connection drops mid-copy (server killed): no hang.
 SLOW=$(make_nbd slow --filter=delay memory 16M delay-write=2000ms)
@@ -165,9 +185,28 @@ for u in "$LZ" "$NZ"; do
 	same_sectors "$SRC" 4096 "$T/zz.out" 4096 $((32768 - 4096))
 done
 grep -q 'Zero id=' "$T/lz.nbdlog" || fail "--zero: no WRITE_ZEROES sent"
+[[ $(grep -n ' Flush id=' "$T/lz.nbdlog" | tail -1 | cut -d: -f1) -gt \
+   $(grep -n ' Zero id=' "$T/lz.nbdlog" | tail -1 | cut -d: -f1) ]] ||
+	fail "--zero: no flush after the zeroing"
 ! grep -q 'Zero id=' "$T/nz.nbdlog" || fail "--zero: zero sent to nozero"
 [[ $(grep -c 'Write id=.*offset=0x100000 count=0x80000' "$T/nz.nbdlog") -ge 2 ]] ||
 	fail "--zero: no zeros written where WRITE_ZEROES is not offered"
+
+# --- --verify reads exports back through the engine: a server that
+# returns zeros for one sub-job (the eval plugin, lying on reads at 1 MiB)
+# is found out; an honest one verifies.
+truncate -s 16M "$T/liar.img"
+LIAR=$(make_nbd liar eval get_size="echo $SIZE" can_write='exit 0' \
+	pread="if [ \$4 = 1048576 ]; then head -c \$3 /dev/zero; else dd if='$T/liar.img' skip=\$4 count=\$3 iflag=skip_bytes,count_bytes status=none; fi" \
+	pwrite="dd of='$T/liar.img' seek=\$4 conv=notrunc oflag=seek_bytes status=none")
+V=$(make_nbd v memory 16M)
+run_kcopy --verify --report "$T/rv.json" "$SRC" "$LIAR" "$V"
+assert_eq "$ST" 2 "--verify: only the lying export fails"
+assert_eq "$(jq -c '.destinations[0].mismatches' "$T/rv.json")" \
+	'[{"sector":2048,"count":1024}]' "--verify: the mismatch"
+assert_eq "$(jq -c '.destinations[1].mismatches' "$T/rv.json")" '[]' \
+	"--verify: the honest export"
+assert_eq "$(jq .verified "$T/rv.json")" true "--verify ran to the end"
 
 # --- SIGINT drains the requests in flight to a slow export.
 SLOW2=$(make_nbd slow2 --filter=delay memory 16M delay-write=1000ms)

@@ -1,16 +1,20 @@
 /* test-lib.c - libkcopyd on regular files: budgets, concurrency, callbacks,
- * argument checks, zeroing.  Needs no privileges.
+ * argument checks, zeroing.  Needs no privileges.  KCOPYD_FLUSH is seen
+ * for real where a flush can be seen and fail: on NBD exports served by
+ * nbdkit (kcopy-nbd.sh) and on the FUSE fault device (kcopy-faults.sh).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libaio.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "kcopyd.h"

@@ -11,8 +11,8 @@
  *   options.c   the option table, option parsing, region specs into targets
  *   target.c    opening, probing and checking the source and destinations
  *   storage.c   what storage a device or file is, asked of the kernel
- *   run.c       the copy engine: client, hooks, submission, waiting, flush
- *   verify.c    --verify: checksums during the copy, read-back afterwards
+ *   run.c       the copy engine: client, hooks, submission, waiting
+ *   verify.c    --verify: checksums during the copy, read jobs afterwards
  *   signals.c   the signals kcopy answers, through a signalfd
  *   progress.c  the progress bar and lines, the SIGUSR1 status line
  *   plan.c      the --dry-run plan
@@ -22,7 +22,7 @@
  *
  *   main -> options, target, run, verify, plan, report, signals, progress
  *   target -> storage;  report -> storage
- *   run -> signals, progress;  verify -> signals;  signals -> progress
+ *   run -> signals, progress;  verify -> run;  signals -> progress
  *   everything -> output, spec
  *
  * Error convention: functions return 0 or a negative errno; the message is
@@ -164,6 +164,10 @@ struct verify {
 	size_t num;
 	uint64_t chunk_sectors;		/* sectors per checksum */
 	uint64_t first_sector;		/* the source region's */
+	/* The read-back, written by the hooks, read after kcopyd_wait(). */
+	unsigned char *bad;		/* bad[i * num + n]: sub-job n of
+					   destination i differs or failed */
+	int read_error[KCOPYD_MAX_DESTS];	/* each one's first, -errno */
 };
 
 /* ------------------------------------------------------------ report.c */
@@ -261,6 +265,13 @@ bool storage_same_entry(const char *a, const char *b);
 /* run.c */
 int run_create_client(struct kcopy *k);
 int run_copy(struct kcopy *k);
+/* A job's callback is over: count it (k->jobs_left) and wake run_wait();
+ * read_err and write_err are the copy's, 0 for other jobs.  Takes k->lock. */
+void run_job_done(struct kcopy *k, int read_err, unsigned int write_err);
+/* Wait until k->jobs_left is 0, answering signals (the first stops the
+ * client's jobs) and, if ticks, drawing progress.  For the copy and for
+ * --verify's read jobs. */
+void run_wait(struct kcopy *k, bool ticks);
 /* Record that destination i failed; the first error is the one kept and
  * reported.  True if this was its first.  Takes k->lock. */
 bool run_dest_failed(struct kcopy *k, unsigned int i, int err,

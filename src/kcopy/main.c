@@ -83,7 +83,8 @@ static int setup(struct kcopy *k)
 	if (r < 0)
 		return r;
 
-	k->flags = KCOPYD_DROP_FAILED_DESTS;
+	/* The destinations are flushed before kcopy reports success. */
+	k->flags = KCOPYD_DROP_FAILED_DESTS | KCOPYD_FLUSH;
 	if (k->opt.ignore_errors)
 		k->flags |= KCOPYD_IGNORE_ERROR;
 	if (k->opt.sequential)

@@ -1,6 +1,7 @@
 /* run.c - the copy engine as the tool drives it: the client and its
- * settings, the hooks it calls back, submitting the jobs, waiting for them
- * while drawing progress and answering signals, and flushing.
+ * settings, the hooks it calls back, submitting the jobs (which flush the
+ * destinations: KCOPYD_FLUSH), and waiting for them while drawing progress
+ * and answering signals: the copy's jobs, then --verify's.
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -78,15 +79,21 @@ static void on_io_error(const struct kcopyd_io_error *e, void *context)
 		return;
 	}
 	i = dest_of(k, e);
-	if (i >= k->num_dests || !run_dest_failed(k, i, e->error, "write"))
+	if (i >= k->num_dests ||
+	    !run_dest_failed(k, i, e->error, e->is_flush ? "flush" : "write"))
 		return;
+	if (e->is_flush) {
+		say(&k->out, MSG_NOTE, "destination %u '%s': flush failed: %s",
+		    i + 1, k->dests[i].spec.path, strerror(-e->error));
+		return;
+	}
 	say(&k->out, MSG_NOTE, "destination %u '%s': write error at sector %"
 	    PRIu64 ": %s; %s", i + 1, k->dests[i].spec.path, e->sector,
 	    strerror(-e->error), k->opt.ignore_errors ? "going on"
 						      : "dropped");
 }
 
-static void job_done(struct kcopy *k, int read_err, unsigned int write_err)
+void run_job_done(struct kcopy *k, int read_err, unsigned int write_err)
 {
 	uint64_t one = 1;
 
@@ -101,14 +108,14 @@ static void job_done(struct kcopy *k, int read_err, unsigned int write_err)
 
 static void on_copy_done(int read_err, unsigned int write_err, void *context)
 {
-	job_done(context, read_err, write_err);
+	run_job_done(context, read_err, write_err);
 }
 
 static void on_zero_done(int read_err, unsigned int write_err, void *context)
 {
 	struct zero_job *z = context;
 
-	job_done(z->k, read_err, write_err << z->dest);
+	run_job_done(z->k, read_err, write_err << z->dest);
 }
 
 /* ------------------------------------------------------------ the client */
@@ -196,8 +203,7 @@ static unsigned int jobs_left(struct kcopy *k)
 	return left;
 }
 
-/* Wait for the jobs, drawing progress and answering signals. */
-static void wait_for_jobs(struct kcopy *k)
+void run_wait(struct kcopy *k, bool ticks)
 {
 	double interval = k->opt.progress_interval;
 	double next_tick;
@@ -211,7 +217,7 @@ static void wait_for_jobs(struct kcopy *k)
 					 { .fd = k->done_fd, .events = POLLIN } };
 		int timeout = -1;
 
-		if (k->opt.progress) {
+		if (ticks) {
 			double wait = next_tick - now_seconds();
 
 			timeout = wait > 0 ? (int)(wait * 1000) + 1 : 0;
@@ -226,7 +232,7 @@ static void wait_for_jobs(struct kcopy *k)
 			if (read(k->done_fd, &n, sizeof(n)) < 0)
 				n = 0;	/* EAGAIN: drained already */
 		}
-		if (k->opt.progress && now_seconds() >= next_tick) {
+		if (ticks && now_seconds() >= next_tick) {
 			progress_tick(k, false);
 			next_tick += interval;
 			if (next_tick < now_seconds())
@@ -235,27 +241,7 @@ static void wait_for_jobs(struct kcopy *k)
 	}
 }
 
-/* Flush every destination still healthy; a failed flush is a write error. */
-static void flush_dests(struct kcopy *k)
-{
-	unsigned int i;
-
-	for (i = 0; i < k->num_dests; i++) {
-		struct target *t = &k->dests[i];
-
-		if (((k->write_err >> i) & 1) || t->is_remote)
-			continue;
-		if (fdatasync(t->fd) < 0) {
-			int err = errno;
-
-			run_dest_failed(k, i, -err, "flush");
-			say(&k->out, MSG_NOTE, "destination %u '%s': flush "
-			    "failed: %s", i + 1, t->spec.path, strerror(err));
-		}
-	}
-}
-
-/* Submit, wait, collect and flush.  Returns 0 once the jobs ran (whatever
+/* Submit, wait and collect; the jobs flush.  Returns 0 once the jobs ran (whatever
  * they did: see k->read_err and k->write_err), or -errno if the engine
  * refused them, after saying so; then nothing was written. */
 int run_copy(struct kcopy *k)
@@ -273,7 +259,7 @@ int run_copy(struct kcopy *k)
 		kcopyd_wait(k->kc);
 		return r;
 	}
-	wait_for_jobs(k);
+	run_wait(k, k->opt.progress != PROGRESS_OFF);
 	kcopyd_wait(k->kc);
 	kcopyd_get_stats(k->kc, &st);
 	k->bytes_done = st.bytes_done;
@@ -281,7 +267,6 @@ int run_copy(struct kcopy *k)
 	if (r < 0)
 		say(&k->out, MSG_ERROR, "cannot list the bad ranges: %s",
 		    strerror(-r));
-	flush_dests(k);
 	k->seconds = now_seconds() - k->start;
 	if (k->opt.progress)
 		progress_tick(k, true);

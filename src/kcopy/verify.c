@@ -1,6 +1,6 @@
 /* verify.c - --verify: a checksum of every sub-job kept while it is copied,
- * then each destination read back and compared, without a second read of
- * the source.
+ * then the destinations read back by the engine (read jobs, all at once)
+ * and compared, without a second read of the source.
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -16,7 +16,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #include "kcopy.h"
@@ -76,105 +75,149 @@ static void add_mismatch(struct target *t, uint64_t sector, uint64_t count)
 	m[t->num_mismatches++] = (struct mismatch){ sector, count };
 }
 
-/* Read len bytes at pos, straight from the device where possible so that
- * the page cache cannot hide what is really stored. */
-static int read_back(int direct_fd, int fd, void *buf, size_t len, off_t pos)
+/* The destination a read job's hook is about. */
+static unsigned int dest_of_fd(const struct kcopy *k, int fd)
 {
-	size_t done = 0;
+	unsigned int i;
 
-	while (done < len) {
-		ssize_t r = -1;
-
-		if (direct_fd >= 0)
-			r = pread(direct_fd, (char *)buf + done, len - done,
-				  pos + (off_t)done);
-		if (r < 0 && (direct_fd < 0 || errno == EINVAL))
-			r = pread(fd, (char *)buf + done, len - done,
-				  pos + (off_t)done);
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return -ENODATA;
-		done += (size_t)r;
-	}
-	return 0;
+	for (i = 0; i < k->num_dests && k->dests[i].fd != fd; i++)
+		;
+	return i;
 }
 
-/* Read destination i back and compare; a mismatch or a failed read is
- * that destination's error.  Returns 0, or -EINTR if a signal stopped it. */
-static int verify_dest(struct kcopy *k, unsigned int i)
+/* Mark the sub-job of destination i that holds sector as bad. */
+static void mark_bad(struct kcopy *k, unsigned int i, uint64_t sector)
+{
+	struct verify *vf = &k->verify;
+	size_t n = (size_t)((sector - k->dests[i].sector) / vf->chunk_sectors);
+
+	assert(n < vf->num);
+	vf->bad[i * vf->num + n] = 1;
+}
+
+/* The data hook of the read-back: a sub-job of a destination, compared
+ * with the checksum of the same sub-job of the copy (the read jobs have
+ * the copy's sub-job size, so their sub-jobs are the copy's). */
+static void compare(int fd, uint64_t sector, uint64_t count, const void *data,
+		    void *context)
+{
+	struct kcopy *k = context;
+	struct verify *vf = &k->verify;
+	unsigned int i = dest_of_fd(k, fd);
+	size_t n;
+
+	assert(i < k->num_dests);
+	n = (size_t)((sector - k->dests[i].sector) / vf->chunk_sectors);
+	assert(n < vf->num && count <= vf->chunk_sectors);
+	if (XXH3_64bits(data, count * KC_SECTOR_SIZE) != vf->sums[n])
+		mark_bad(k, i, sector);
+}
+
+/* The error hook of the read-back: a failed read stops that destination's
+ * read job; its sub-job counts as a mismatch. */
+static void read_failed(const struct kcopyd_io_error *e, void *context)
+{
+	struct kcopy *k = context;
+	unsigned int i = dest_of_fd(k, e->fd);
+
+	if (i >= k->num_dests)
+		return;
+	if (!k->verify.read_error[i])
+		k->verify.read_error[i] = e->error;
+	mark_bad(k, i, e->sector);
+}
+
+static void read_back_done(int read_err, unsigned int write_err,
+			   void *context)
+{
+	(void)read_err;		/* read_failed() has seen it */
+	(void)write_err;
+	run_job_done(context, 0, 0);
+}
+
+/* After the read-back of destination i: its mismatched sub-jobs as merged
+ * ranges of its sectors, and its failure if it has any. */
+static void verify_result(struct kcopy *k, unsigned int i)
 {
 	struct verify *vf = &k->verify;
 	struct target *t = &k->dests[i];
-	size_t len = vf->chunk_sectors * KC_SECTOR_SIZE, n;
-	int direct_fd = open(t->spec.path, O_RDONLY | O_DIRECT | O_CLOEXEC);
-	void *buf = aligned_alloc(KCOPYD_PAGE_SIZE, len);
-	int ret = 0, read_error = 0;
+	int read_error = vf->read_error[i];
+	size_t n;
 
-	if (!buf) {
-		read_error = -ENOMEM;
-		goto out;
-	}
-	/* Buffered fallback: drop what the copy left in the page cache. */
-	posix_fadvise(t->fd, 0, 0, POSIX_FADV_DONTNEED);
 	for (n = 0; n < vf->num; n++) {
 		uint64_t off = (uint64_t)n * vf->chunk_sectors;
-		uint64_t count = t->count - off < vf->chunk_sectors
-				 ? t->count - off : vf->chunk_sectors;
-		int r;
 
-		if (signals_poll(k)) {
-			ret = -EINTR;
-			goto out;
-		}
-		r = read_back(direct_fd, t->fd, buf, count * KC_SECTOR_SIZE,
-			      (off_t)((t->sector + off) * KC_SECTOR_SIZE));
-		if (r < 0) {
-			if (!read_error)
-				read_error = r;
-			add_mismatch(t, t->sector + off, count);
-			continue;
-		}
-		if (XXH3_64bits(buf, count * KC_SECTOR_SIZE) != vf->sums[n])
-			add_mismatch(t, t->sector + off, count);
+		if (vf->bad[i * vf->num + n])
+			add_mismatch(t, t->sector + off,
+				     t->count - off < vf->chunk_sectors
+				     ? t->count - off : vf->chunk_sectors);
 	}
-out:
-	if (ret == 0 && read_error)
+	if (read_error)
 		run_dest_failed(k, i, read_error, "verify read");
-	else if (ret == 0 && t->num_mismatches)
+	else if (t->num_mismatches)
 		run_dest_failed(k, i, -EILSEQ, "verify");
-	if (ret == 0 && (read_error || t->num_mismatches))
+	if (read_error || t->num_mismatches)
 		say(&k->out, MSG_NOTE, "destination %u '%s': verify failed: %zu "
 		    "mismatched range(s), first at sector %" PRIu64, i + 1,
 		    t->spec.path, t->num_mismatches,
 		    t->num_mismatches ? t->mismatches[0].sector : 0);
-	if (direct_fd >= 0)
-		close(direct_fd);
-	free(buf);
-	return ret;
 }
 
-/* Read back every destination that has not failed, one after another.
- * k->verified says whether it ran to the end (a signal stops it). */
+/* Read back every destination that has not failed, all at once: one read
+ * job each, in parallel within the client's budget, with direct I/O where
+ * the destination takes it.  k->verified says whether it ran to the end (a
+ * signal stops it). */
 void verify_dests(struct kcopy *k)
 {
-	unsigned int i;
+	struct verify *vf = &k->verify;
+	unsigned int i, healthy = 0;
 
-	k->verified = true;
+	vf->bad = calloc((size_t)k->num_dests * vf->num + 1, 1);
+	if (!vf->bad) {
+		say(&k->out, MSG_ERROR, "--verify: %s", strerror(ENOMEM));
+		return;
+	}
+	kcopyd_set_data_fn(k->kc, compare, k);
+	kcopyd_set_error_fn(k->kc, read_failed, k);
+	pthread_mutex_lock(&k->lock);
+	k->jobs_left = 0;
+	pthread_mutex_unlock(&k->lock);
 	for (i = 0; i < k->num_dests; i++) {
+		struct target *t = &k->dests[i];
+		struct io_region r = { t->fd, t->sector, t->count };
+		int ret;
+
 		if ((k->write_err >> i) & 1)
 			continue;
+		healthy |= 1u << i;
 		say(&k->out, MSG_VERBOSE, "verifying destination %u '%s'",
-		    i + 1, k->dests[i].spec.path);
-		if (verify_dest(k, i) < 0) {
-			k->verified = false;	/* stopped by a signal */
-			return;
+		    i + 1, t->spec.path);
+		/* For buffered reads: drop what the copy left in the page
+		 * cache, so that what is compared is what is stored. */
+		posix_fadvise(t->fd, 0, 0, POSIX_FADV_DONTNEED);
+		pthread_mutex_lock(&k->lock);
+		k->jobs_left++;
+		pthread_mutex_unlock(&k->lock);
+		ret = kcopyd_copy(k->kc, &r, 0, NULL, 0, read_back_done, k);
+		if (ret < 0) {
+			pthread_mutex_lock(&k->lock);
+			k->jobs_left--;
+			pthread_mutex_unlock(&k->lock);
+			vf->read_error[i] = ret;
 		}
 	}
+	run_wait(k, false);
+	kcopyd_wait(k->kc);
+	k->verified = !k->signal;
+	for (i = 0; k->verified && i < k->num_dests; i++)
+		if ((healthy >> i) & 1)
+			verify_result(k, i);
 }
 
 void verify_free(struct kcopy *k)
 {
 	free(k->verify.sums);
 	k->verify.sums = NULL;
+	free(k->verify.bad);
+	k->verify.bad = NULL;
 }
