@@ -50,6 +50,15 @@ run_kcopy "$SRC" "$T/fs.img:8192"
 assert_eq "$ST" 0 "the same image once unmounted"
 same "$SRC" 0 "$T/fs.img" $((8192 * 512)) 4194304
 
+# ... but a loop device this run writes itself does not make its file busy:
+# another region of the same file is a destination beside it.
+make_image "$T/two.img" 16M zero
+TWO=$(make_loop "$T/two.img")
+run_kcopy "$SRC" "$TWO" "$T/two.img:16384"
+assert_eq "$ST" 0 "a loop device and another region of its file"
+same "$SRC" 0 "$T/two.img" 0 4194304
+same "$SRC" 0 "$T/two.img" $((16384 * 512)) 4194304
+
 # --- A read-only device is a setup error, not a write error.
 make_image "$T/ro.img" 4M zero
 RO=$(make_loop "$T/ro.img" --read-only)

@@ -253,9 +253,11 @@ void target_remove_created(struct kcopy *k);
  * through partitions and loop devices. */
 void storage_of_blockdev(dev_t rdev, struct storage_id *id);
 bool storage_is_zoned(dev_t rdev);
-/* 1 if a loop device over the file (dev, ino) is mounted or in use (its
- * name in name), 0 if none is, -errno if the loop devices cannot be read. */
-int storage_busy_loop_over(dev_t dev, ino_t ino, char *name, size_t len);
+/* 1 if a loop device over the file (dev, ino) is mounted or in use by
+ * something else than the n_ours devices in ours (its name in name), 0 if
+ * none is, -errno if the loop devices cannot be read. */
+int storage_busy_loop_over(dev_t dev, ino_t ino, const dev_t *ours,
+			   size_t n_ours, char *name, size_t len);
 /* 1 if the file system with st_dev dev is devtmpfs, 0 if not, -errno. */
 int storage_is_devtmpfs(dev_t dev);
 /* Do paths a and b name the same directory entry?  For files that do not

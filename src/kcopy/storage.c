@@ -194,12 +194,22 @@ static int sysfs_block_dev(const char *rel, dev_t *dev)
 	return r;
 }
 
-/* Disk name (dev), or one of its partitions, busy? */
-static bool disk_busy(const char *name, dev_t dev)
+static bool is_ours(dev_t dev, const dev_t *ours, size_t n)
+{
+	while (n--)
+		if (ours[n] == dev)
+			return true;
+	return false;
+}
+
+/* Disk name (dev), or one of its partitions, busy with something that is
+ * not one of ours (the devices this run holds open itself)? */
+static bool disk_busy(const char *name, dev_t dev, const dev_t *ours,
+		      size_t n_ours)
 {
 	char path[NAME_MAX + 16], rel[2 * NAME_MAX + 2];
 	struct dirent *e;
-	bool busy = dev_busy(dev);
+	bool busy = !is_ours(dev, ours, n_ours) && dev_busy(dev);
 	DIR *d;
 
 	snprintf(path, sizeof(path), "/sys/block/%s", name);
@@ -210,7 +220,8 @@ static bool disk_busy(const char *name, dev_t dev)
 		if (strncmp(e->d_name, name, strlen(name)))
 			continue;	/* partitions are named after the disk */
 		snprintf(rel, sizeof(rel), "%s/%s", name, e->d_name);
-		if (sysfs_block_dev(rel, &part) == 0)
+		if (sysfs_block_dev(rel, &part) == 0 &&
+		    !is_ours(part, ours, n_ours))
 			busy = dev_busy(part);
 	}
 	if (d)
@@ -218,7 +229,8 @@ static bool disk_busy(const char *name, dev_t dev)
 	return busy;
 }
 
-int storage_busy_loop_over(dev_t dev, ino_t ino, char *name, size_t len)
+int storage_busy_loop_over(dev_t dev, ino_t ino, const dev_t *ours,
+			   size_t n_ours, char *name, size_t len)
 {
 	struct dirent *e;
 	DIR *d = opendir("/sys/block");
@@ -236,7 +248,7 @@ int storage_busy_loop_over(dev_t dev, ino_t ino, char *name, size_t len)
 		    decode_dev(info.lo_device) != dev ||
 		    (ino_t)info.lo_inode != ino)
 			continue;
-		if (disk_busy(e->d_name, loop)) {
+		if (disk_busy(e->d_name, loop, ours, n_ours)) {
 			snprintf(name, len, "/dev/%s", e->d_name);
 			found = 1;
 		}

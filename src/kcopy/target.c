@@ -332,12 +332,20 @@ static int prepare_new_dest(struct kcopy *k, struct target *t, uint64_t want)
 static int check_file_in_use(struct kcopy *k, struct target *t,
 			     const struct stat *st)
 {
+	dev_t ours[KCOPYD_MAX_DESTS];
 	char loop[PATH_MAX];
+	size_t n = 0;
+	struct target *d;
 	int r;
 
 	if (k->opt.force)
 		return 0;
-	r = storage_busy_loop_over(st->st_dev, st->st_ino, loop, sizeof(loop));
+	/* The block devices opened before, with O_EXCL: ours, not busy. */
+	for (d = k->dests; d < t; d++)
+		if (d->is_blockdev)
+			ours[n++] = d->rdev;
+	r = storage_busy_loop_over(st->st_dev, st->st_ino, ours, n, loop,
+				   sizeof(loop));
 	if (r < 0)
 		return setup_error(k, t, r, "cannot list the loop devices: %s",
 				   strerror(-r));
