@@ -264,6 +264,15 @@ static void sj_finish(struct kcopyd_client *kc, struct kc_subjob *sj)
 static void job_stop(struct kcopyd_client *kc, struct kc_job *job)
 {
 	job->stopped = true;
+	/* DATA_IN_ORDER: those waiting for a sub-job that will never reach
+	 * the hook (its read failed) are not written either. */
+	while (job->hook_parked) {
+		struct kc_subjob *sj = job->hook_parked;
+
+		job->hook_parked = sj->next;
+		sj->next = NULL;
+		sj_finish(kc, sj);
+	}
 	/* WRITE_SEQ: the sub-jobs waiting for their turn are not written;
 	 * the kernel's would wait forever for the failed one. */
 	while (job->parked) {
@@ -341,23 +350,58 @@ static void sj_write_in_turn(struct kcopyd_client *kc, struct kc_subjob *sj)
 	*p = sj;
 }
 
+/* Park sj in job->hook_parked, sorted by seq, until its turn at the hook. */
+static void park_for_hook(struct kc_job *job, struct kc_subjob *sj)
+{
+	struct kc_subjob **p;
+
+	sj->state = KC_SJ_PARKED;
+	for (p = &job->hook_parked; *p && (*p)->seq < sj->seq;
+	     p = &(*p)->next)
+		;
+	sj->next = *p;
+	*p = sj;
+}
+
 /* The data is in the buffer: hand it to the data hook, then write it.
- * Hooks run without kc->lock, so that they may take locks of their own
- * that other threads hold while calling kcopyd_get_stats(). */
+ * Under DATA_IN_ORDER a sub-job read before its predecessors waits for its
+ * turn, and one that has had it lets the next waiting one through.  Hooks
+ * run without kc->lock, so that they may take locks of their own that
+ * other threads hold while calling kcopyd_get_stats(). */
 static void sj_data_ready(struct kcopyd_client *kc, struct kc_subjob *sj)
 {
 	struct kc_job *job = sj->job;
+	bool in_order = job->flags & KCOPYD_DATA_IN_ORDER;
 
-	if (kc->data_fn) {
-		kcopyd_data_fn fn = kc->data_fn;
-		void *ctx = kc->data_ctx;
-
-		pthread_mutex_unlock(&kc->lock);
-		fn(job->src.file->fd, job->src.sector + sj->offset, sj->count,
-		   sj->buf, ctx);
-		pthread_mutex_lock(&kc->lock);
+	if (in_order && job->stopped && sj->seq != job->hook_seq) {
+		sj_finish(kc, sj);	/* a predecessor may never come */
+		return;
 	}
-	sj_write_in_turn(kc, sj);
+	if (in_order && sj->seq != job->hook_seq) {
+		assert(sj->seq > job->hook_seq);
+		park_for_hook(job, sj);
+		return;
+	}
+	for (;;) {
+		if (kc->data_fn) {
+			kcopyd_data_fn fn = kc->data_fn;
+			void *ctx = kc->data_ctx;
+
+			pthread_mutex_unlock(&kc->lock);
+			fn(job->src.file->fd, job->src.sector + sj->offset,
+			   sj->count, sj->buf, ctx);
+			pthread_mutex_lock(&kc->lock);
+		}
+		sj_write_in_turn(kc, sj);
+		if (!in_order)
+			return;
+		job->hook_seq++;
+		sj = job->hook_parked;
+		if (!sj || sj->seq != job->hook_seq)
+			return;
+		job->hook_parked = sj->next;
+		sj->next = NULL;
+	}
 }
 
 static void push_range(struct kc_subjob *sj, uint64_t offset, uint64_t count)

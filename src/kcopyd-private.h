@@ -154,6 +154,10 @@ struct kc_job {
 	uint64_t next_seq;		/* sequence number of the next sub-job */
 	uint64_t write_seq;		/* WRITE_SEQ: the sub-job whose turn it is */
 	struct kc_subjob *parked;	/* WRITE_SEQ: read, waiting for the turn */
+	uint64_t hook_seq;		/* DATA_IN_ORDER: the sub-job whose turn
+					   at the data hook it is */
+	struct kc_subjob *hook_parked;	/* DATA_IN_ORDER: read, waiting for
+					   that turn (sorted by seq) */
 	unsigned int in_flight;		/* sub-jobs not yet finished */
 	bool stopped;			/* start no new sub-jobs */
 

@@ -56,8 +56,13 @@ struct io_region {
  * (fdatasync; an NBD FLUSH) before the callback; a failed flush is a write
  * error of that destination, reported with is_flush set. */
 #define KCOPYD_FLUSH		(1u << 4)
+/* Call the data hook in source order, each sub-job after the one before it
+ * (those read early wait for their turn, in the budget), so that a digest
+ * of the whole region can be fed from the hook.  Writes do not wait for
+ * the hook's order. */
+#define KCOPYD_DATA_IN_ORDER	(1u << 5)
 
-#define KCOPYD_FLAGS_MASK	((1u << 5) - 1)
+#define KCOPYD_FLAGS_MASK	((1u << 6) - 1)
 
 /* Called once per job from the client's engine thread.  read_err is 0 or 1;
  * bit i of write_err is destination i.  Callbacks of one client never run
@@ -160,7 +165,9 @@ void kcopyd_set_error_fn(struct kcopyd_client *kc, kcopyd_error_fn fn,
  *   the hook;
  * - under KCOPYD_IGNORE_ERROR the unreadable blocks are already zeroed;
  * - calls come in the order the reads complete, any order, even under
- *   KCOPYD_WRITE_SEQ, which orders the writes only;
+ *   KCOPYD_WRITE_SEQ, which orders the writes only; under
+ *   KCOPYD_DATA_IN_ORDER in ascending order of sector, every range of the
+ *   job once, up to where the job stopped;
  * - at most pages_budget * 4096 / subjob_size (at most 128) sub-jobs are
  *   read ahead: with a budget of one buffer, each sub-job's read is issued
  *   after the hook of the one before it has returned. */
