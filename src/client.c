@@ -124,6 +124,33 @@ void kcopyd_client_stop(struct kcopyd_client *kc)
 	kc_engine_wake(kc);
 }
 
+/* Every destination's count is the source's (count), but where streams
+ * are involved: from a stream source, destination counts are capacities
+ * (0, no limit, for files and streams); a stream destination takes
+ * whatever comes (count 0 or the source's), in order, so the job writes
+ * under KCOPYD_WRITE_SEQ. */
+static int check_counts(struct kc_job *job, uint64_t count)
+{
+	unsigned int i;
+
+	job->stream_src = job->src.file && job->src.file->is_stream;
+	for (i = 0; i < job->num_dests; i++) {
+		const struct kc_region *d = &job->dests[i];
+
+		if (d->file->is_stream)
+			job->flags |= KCOPYD_WRITE_SEQ;
+		if (job->stream_src || (d->file->is_stream && d->count == 0)) {
+			if (d->count == 0 && (d->file->is_blockdev ||
+					      d->file->is_remote))
+				return -EINVAL;	/* no limit on a device */
+			continue;
+		}
+		if (d->count != count)
+			return -EINVAL;
+	}
+	return 0;
+}
+
 static int submit(struct kcopyd_client *kc, const struct io_region *from,
 		  unsigned int num_dests, const struct io_region *dests,
 		  unsigned int flags, kcopyd_notify_fn fn, void *context)
@@ -137,9 +164,6 @@ static int submit(struct kcopyd_client *kc, const struct io_region *from,
 	    (num_dests == 0 && !from) ||
 	    num_dests > KCOPYD_MAX_DESTS || (flags & ~KCOPYD_FLAGS_MASK))
 		return -EINVAL;
-	for (i = 0; i < num_dests; i++)
-		if (dests[i].count != (from ? from : dests)->count)
-			return -EINVAL;
 	job = calloc(1, sizeof(*job));
 	if (job && (flags & KCOPYD_FLUSH) && num_dests) {
 		job->flush_io = calloc(num_dests, sizeof(*job->flush_io));
@@ -161,6 +185,8 @@ static int submit(struct kcopyd_client *kc, const struct io_region *from,
 		ret = kc_region_check(kc, from, false, &job->src);
 	for (i = 0; ret == 0 && i < num_dests; i++)
 		ret = kc_region_check(kc, &dests[i], true, &job->dests[i]);
+	if (ret == 0)
+		ret = check_counts(job, from ? from->count : dests[0].count);
 	if (ret < 0) {
 		kc_job_free(kc, job);
 		pthread_mutex_unlock(&kc->lock);

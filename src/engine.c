@@ -32,18 +32,20 @@ void kc_engine_wake(struct kcopyd_client *kc)
 }
 
 /* The engine's eventfd and, at most, every connection of one export per
- * destination and the source. */
-#define MAX_POLLED (1 + (KCOPYD_MAX_DESTS + 1) * 4)
+ * destination and the source, then the streams. */
+#define MAX_NBD_POLLED ((KCOPYD_MAX_DESTS + 1) * 4)
+#define MAX_POLLED (1 + MAX_NBD_POLLED + KCOPYD_MAX_DESTS + 1)
 
 static void *engine_main(void *arg)
 {
 	struct kcopyd_client *kc = arg;
 	struct pollfd pfd[MAX_POLLED];
+	struct kc_file *streams[KCOPYD_MAX_DESTS + 1];
 
 	pthread_mutex_lock(&kc->lock);
 	for (;;) {
 		int timeout = -1;
-		unsigned int n;
+		unsigned int n, ns;
 		uint64_t count;
 
 		kc_jobs_schedule(kc, &timeout);
@@ -58,16 +60,21 @@ static void *engine_main(void *arg)
 		if (kc->new_jobs)
 			timeout = 0;
 
-		n = kc_nbd_poll_prepare(kc, pfd + 1, MAX_POLLED - 1, &timeout);
+		n = kc_nbd_poll_prepare(kc, pfd + 1, MAX_NBD_POLLED, &timeout);
+		ns = kc_stream_poll_prepare(kc, pfd + 1 + n,
+					    KCOPYD_MAX_DESTS + 1, streams,
+					    &timeout);
 		pfd[0] = (struct pollfd){ .fd = kc->wake_fd, .events = POLLIN };
 
 		pthread_mutex_unlock(&kc->lock);
-		if (poll(pfd, n + 1, timeout) > 0 && (pfd[0].revents & POLLIN) &&
+		if (poll(pfd, 1 + n + ns, timeout) > 0 &&
+		    (pfd[0].revents & POLLIN) &&
 		    read(kc->wake_fd, &count, sizeof(count)) < 0)
 			count = 0;	/* EAGAIN: somebody else drained it */
 		pthread_mutex_lock(&kc->lock);
 		kc_io_reap(kc);
 		kc_nbd_poll_done(kc, pfd + 1, n);
+		kc_stream_poll_done(kc, pfd + 1 + n, streams, ns);
 	}
 	pthread_mutex_unlock(&kc->lock);
 	return NULL;

@@ -44,14 +44,20 @@
  * ACCOUNT_INTERVAL_SHIFT does. */
 #define THROTTLE_WINDOW_US (1u << 20)
 
+/* Sectors the job covers: a stream source without a count, as many as
+ * come before its end. */
 static uint64_t job_sectors(const struct kc_job *job)
 {
-	return job->is_zero ? job->dests[0].count : job->src.count;
+	if (job->is_zero)
+		return job->dests[0].count;
+	if (job->stream_src && job->src.count == 0)
+		return KC_MAX_SECTORS;
+	return job->src.count;
 }
 
 static bool job_runnable(const struct kc_job *job)
 {
-	return !job->stopped && job->issued < job_sectors(job);
+	return !job->stopped && !job->eof && job->issued < job_sectors(job);
 }
 
 /* iocbs a sub-job of job reserves: one per destination, which also covers
@@ -213,10 +219,10 @@ static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj);
 static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err);
 
 /* Queue a read (is_write false: into io[0]) or the write to destination
- * dest (into io[dest]) of count sectors at offset of region r. */
+ * dest (into io[dest]) of len bytes at offset (sectors) of region r. */
 static void io_start(struct kcopyd_client *kc, struct kc_subjob *sj,
 		     bool is_write, unsigned int dest, const struct kc_region *r,
-		     uint64_t offset, uint64_t count, char *buf)
+		     uint64_t offset, size_t len, char *buf)
 {
 	struct kc_iocb *io = &sj->io[is_write ? dest : 0];
 
@@ -227,7 +233,7 @@ static void io_start(struct kcopyd_client *kc, struct kc_subjob *sj,
 	io->is_zero = is_write && (sj->zero_requests & (1u << dest));
 	io->may_direct = !(sj->job->flags & KCOPYD_NO_DIRECT);
 	io->pos = (r->sector + offset) << SECTOR_SHIFT;
-	io->len = count << SECTOR_SHIFT;
+	io->len = len;
 	io->done = 0;
 	io->buf = buf;
 	sj->pending++;
@@ -243,7 +249,7 @@ static void sj_finish(struct kcopyd_client *kc, struct kc_subjob *sj)
 	/* Only data that went out to the destinations counts as done: a
 	 * sub-job whose read failed, or that WRITE_SEQ never wrote, does not. */
 	if (sj->state == KC_SJ_WRITING && sj->written)
-		kc->stats.bytes_done += sj->count << SECTOR_SHIFT;
+		kc->stats.bytes_done += sj->bytes;
 	if ((job->flags & KCOPYD_WRITE_SEQ) && sj->seq == job->write_seq) {
 		job->write_seq++;
 		if (job->parked && job->parked->seq == job->write_seq) {
@@ -261,9 +267,26 @@ static void sj_finish(struct kcopyd_client *kc, struct kc_subjob *sj)
 	job->in_flight--;
 }
 
+/* Let a stopped job's streams end what they hold queued: the reads of a
+ * source (no more data is wanted), and with dests the writes too (a stop
+ * asked for from outside must not wait for a stalled reader). */
+static void cancel_streams(struct kcopyd_client *kc, struct kc_job *job,
+			   bool dests)
+{
+	unsigned int i;
+
+	if (job->src.file && job->src.file->ops->cancel)
+		job->src.file->ops->cancel(kc, job->src.file);
+	for (i = 0; dests && i < job->num_dests; i++)
+		if (job->dests[i].file->ops->cancel)
+			job->dests[i].file->ops->cancel(kc,
+							job->dests[i].file);
+}
+
 static void job_stop(struct kcopyd_client *kc, struct kc_job *job)
 {
 	job->stopped = true;
+	cancel_streams(kc, job, false);
 	/* DATA_IN_ORDER: those waiting for a sub-job that will never reach
 	 * the hook (its read failed) are not written either. */
 	while (job->hook_parked) {
@@ -288,8 +311,10 @@ static void jobs_stop_all(struct kcopyd_client *kc)
 {
 	struct kc_job *job;
 
-	for (job = kc->jobs; job; job = job->next)
+	for (job = kc->jobs; job; job = job->next) {
 		job_stop(kc, job);
+		cancel_streams(kc, job, true);
+	}
 }
 
 static void write_failed(struct kcopyd_client *kc, struct kc_job *job,
@@ -308,6 +333,37 @@ static void write_failed(struct kcopyd_client *kc, struct kc_job *job,
 	job_stop(kc, job);
 }
 
+/* Bytes of sj for destination i: the sub-job's; from a stream source the
+ * data read, exactly for a stream or a file, to the logical block for a
+ * device or an export (the buffer is zeroed past the data); and no more
+ * than the destination's capacity, past which it fails with ENOSPC: too
+ * small for the stream. */
+static size_t write_len(struct kcopyd_client *kc, struct kc_subjob *sj,
+			unsigned int i)
+{
+	struct kc_job *job = sj->job;
+	const struct kc_region *d = &job->dests[i];
+	size_t len = sj->count << SECTOR_SHIFT;
+	uint64_t room;
+
+	if (!job->stream_src)
+		return len;
+	if (!d->file->is_blockdev && !d->file->is_remote)
+		len = sj->bytes;
+	else if (sj->bytes % d->file->lbs)
+		len = sj->bytes - sj->bytes % d->file->lbs + d->file->lbs;
+	room = d->count == 0 ? len : d->count > sj->offset
+	       ? (d->count - sj->offset) << SECTOR_SHIFT : 0;
+	if (room < len) {
+		report_error(kc, d->file, KC_IO_WRITE, i,
+			     (d->sector + sj->offset) << SECTOR_SHIFT, len,
+			     -ENOSPC);
+		write_failed(kc, job, i);
+		len = room;
+	}
+	return len;
+}
+
 static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj)
 {
 	struct kc_job *job = sj->job;
@@ -315,10 +371,14 @@ static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj)
 
 	sj->state = KC_SJ_WRITING;
 	for (i = 0; i < job->num_dests; i++) {
+		size_t len;
+
 		if ((job->dropped | sj->zeroed) & (1u << i))
 			continue;
-		io_start(kc, sj, true, i, &job->dests[i], sj->offset,
-			 sj->count, sj->buf);
+		len = write_len(kc, sj, i);
+		if (len)
+			io_start(kc, sj, true, i, &job->dests[i], sj->offset,
+				 len, sj->buf);
 	}
 	if (sj->pending == 0)
 		sj_finish(kc, sj);
@@ -439,7 +499,7 @@ static void isolate_next(struct kcopyd_client *kc, struct kc_subjob *sj)
 		return;
 	r = sj->todo[--sj->depth];
 	io_start(kc, sj, false, 0, &sj->job->src, sj->offset + r.offset,
-		 r.count, sj->buf + (r.offset << SECTOR_SHIFT));
+		 r.count << SECTOR_SHIFT, sj->buf + (r.offset << SECTOR_SHIFT));
 }
 
 static void sj_read_done(struct kcopyd_client *kc, struct kc_subjob *sj,
@@ -452,7 +512,8 @@ static void sj_read_done(struct kcopyd_client *kc, struct kc_subjob *sj,
 		sj_data_ready(kc, sj);
 		return;
 	}
-	if (!(job->flags & KCOPYD_IGNORE_ERROR)) {
+	/* A stream cannot be read again: its errors always stop the job. */
+	if (!(job->flags & KCOPYD_IGNORE_ERROR) || job->stream_src) {
 		job->read_err = 1;
 		job_stop(kc, job);
 		sj_finish(kc, sj);
@@ -576,6 +637,7 @@ static void sj_start(struct kcopyd_client *kc, struct kc_job *job,
 	sj->job = job;
 	sj->offset = job->issued;
 	sj->count = sectors;
+	sj->bytes = sectors << SECTOR_SHIFT;
 	sj->seq = job->next_seq++;
 	sj->pending = 0;
 	sj->zeroed = 0;
@@ -589,12 +651,33 @@ static void sj_start(struct kcopyd_client *kc, struct kc_job *job,
 		sj_zero(kc, sj);
 	} else {
 		sj->state = KC_SJ_READING;
-		io_start(kc, sj, false, 0, &job->src, sj->offset, sj->count,
-			 sj->buf);
+		io_start(kc, sj, false, 0, &job->src, sj->offset,
+			 sj->count << SECTOR_SHIFT, sj->buf);
 	}
 }
 
 /* The end of one request of a sub-job (io.c's end_io). */
+/* A read of a stream source came back short: the stream ended in it.  The
+ * sub-job keeps what was read, zeroed to the page past it (a logical block
+ * of any destination); true if nothing was, and the sub-job is over. */
+static bool stream_ended(struct kcopyd_client *kc, struct kc_subjob *sj,
+			 const struct kc_iocb *io)
+{
+	size_t pad = (KCOPYD_PAGE_SIZE - io->done % KCOPYD_PAGE_SIZE) %
+		     KCOPYD_PAGE_SIZE;
+
+	assert(sj->job->stream_src);
+	sj->job->eof = true;
+	sj->bytes = io->done;
+	if (!sj->bytes) {
+		sj_finish(kc, sj);
+		return true;
+	}
+	sj->count = (sj->bytes + KCOPYD_SECTOR_SIZE - 1) >> SECTOR_SHIFT;
+	memset(sj->buf + sj->bytes, 0, pad);
+	return false;
+}
+
 static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 {
 	struct kc_subjob *sj = io->private;
@@ -613,6 +696,8 @@ static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 	switch (sj->state) {
 	case KC_SJ_READING:
 		assert(sj->pending == 0);
+		if (!err && io->done < io->len && stream_ended(kc, sj, io))
+			break;
 		sj_read_done(kc, sj, err);
 		break;
 	case KC_SJ_REREADING:

@@ -91,6 +91,7 @@ static inline uint64_t kc_now_us(void)
 enum kc_zero_mode { KC_ZERO_UNKNOWN, KC_ZERO_OFFLOAD, KC_ZERO_WRITE };
 
 struct kc_iocb;
+struct kc_file;
 struct kc_nbd;
 
 /* What one kind of storage does for the job code: io.c carries local
@@ -104,14 +105,22 @@ struct kc_file_ops {
 	 * transferred or a negative errno, and never before this returns.
 	 * An is_zero write may be carried out without reading io->buf. */
 	void (*queue)(struct kcopyd_client *kc, struct kc_iocb *io);
+	/* The job using f stopped: end what is queued on f without waiting
+	 * for the storage (a stream's stalled pipe).  NULL where requests
+	 * always end by themselves. */
+	void (*cancel)(struct kcopyd_client *kc, struct kc_file *f);
 };
 
 extern const struct kc_file_ops kc_aio_ops;	/* io.c */
 extern const struct kc_file_ops kc_nbd_ops;	/* nbd.c */
+extern const struct kc_file_ops kc_stream_ops;	/* stream.c */
+struct kc_stream;
 
 struct kc_file {
 	struct kc_file *next;
 	const struct kc_file_ops *ops;
+	struct kc_stream *stream;	/* a pipe or socket (stream.c), read or
+				   written in order; NULL for others */
 	struct kc_nbd *nbd;	/* an NBD export's connections (nbd.c), which
 				   hold a reference until kcopyd_close_uri;
 				   NULL for a local descriptor */
@@ -128,6 +137,7 @@ struct kc_file {
 	enum kc_zero_mode zero_mode;
 	/* remembered capabilities, for kcopyd_probe_fd */
 	bool is_remote;		/* an NBD export: fixed size, aligned to lbs */
+	bool is_stream;		/* a pipe or socket: no size, no offsets */
 	bool read_only;
 	bool can_flush;
 	bool can_multi_conn;
@@ -160,6 +170,11 @@ struct kc_job {
 					   that turn (sorted by seq) */
 	unsigned int in_flight;		/* sub-jobs not yet finished */
 	bool stopped;			/* start no new sub-jobs */
+	/* A stream source: src.count 0 reads to its end; a read that came
+	 * back short found it, and no sub-job starts after it.  Destination
+	 * counts are then capacities (0: no limit, files and streams). */
+	bool stream_src;
+	bool eof;
 
 	int read_err;
 	unsigned int write_err;
@@ -230,6 +245,8 @@ struct kc_subjob {
 	enum kc_subjob_state state;
 	uint64_t offset;		/* sectors from the start of the regions */
 	uint64_t count;			/* sectors */
+	uint64_t bytes;			/* of data: count * 512, but for the end
+					   of a stream */
 	uint64_t seq;
 	unsigned int pending;		/* iocbs outstanding */
 	unsigned int zeroed;		/* destinations zeroed by offload */
@@ -354,6 +371,18 @@ void kc_nbd_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
 void kc_nbd_submit(struct kcopyd_client *kc);
 /* At destroy: close the exports the caller did not close.  No jobs. */
 void kc_nbd_close_all(struct kcopyd_client *kc);
+
+/* stream.c: pipes and sockets; with kc->lock held but open/close */
+int kc_stream_open(struct kc_file *f, int fd, bool is_socket);
+void kc_stream_close(struct kc_file *f);
+/* Fill pfds and polled (at most max) with the streams that have requests;
+ * *timeout_ms 0 if one can end at once.  Returns how many. */
+unsigned int kc_stream_poll_prepare(struct kcopyd_client *kc,
+				    struct pollfd *pfds, unsigned int max,
+				    struct kc_file **polled, int *timeout_ms);
+/* Carry their requests as far as the descriptors let them. */
+void kc_stream_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
+			 struct kc_file **polled, unsigned int n);
 
 /* engine.c */
 int kc_engine_start(struct kcopyd_client *kc);

@@ -192,6 +192,7 @@ struct kcopyd_fd_info {
 	int can_multi_conn;	/* the server allows several connections */
 	unsigned int connections;	/* connections open to it */
 	unsigned int preferred_block_size;	/* bytes, the server's */
+	int is_stream;		/* a pipe or socket: read or written in order */
 };
 int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
 		    struct kcopyd_fd_info *info);

@@ -84,6 +84,13 @@ static int probe(int fd, const struct stat *st, struct kc_file *f)
 		f->lbs = KCOPYD_SECTOR_SIZE;
 		f->size = (uint64_t)st->st_size;
 		f->dio_align = file_dio_align(fd);
+	} else if (S_ISFIFO(st->st_mode) || S_ISSOCK(st->st_mode)) {
+		f->ops = &kc_stream_ops;
+		f->is_stream = true;
+		f->can_flush = false;
+		f->lbs = KCOPYD_SECTOR_SIZE;
+		f->zero_mode = KC_ZERO_WRITE;
+		return kc_stream_open(f, fd, S_ISSOCK(st->st_mode));
 	} else {
 		return -EINVAL;
 	}
@@ -153,6 +160,7 @@ static void file_put(struct kcopyd_client *kc, struct kc_file *f)
 	*p = f->next;
 	if (f->direct_fd >= 0)
 		close(f->direct_fd);
+	kc_stream_close(f);
 	free(f);
 }
 
@@ -176,12 +184,13 @@ int kc_region_check(struct kcopyd_client *kc, const struct io_region *r,
 	if (ret < 0)
 		return ret;
 	lbs_sectors = f->lbs >> SECTOR_SHIFT;
-	if ((is_dest && (status & O_APPEND)) ||
+	if ((f->is_stream && r->sector) ||	/* where it stands, in order */
+	    (is_dest && (status & O_APPEND)) ||
 	    (is_dest && f->is_remote && f->accmode == O_RDONLY) ||
 	    f->lbs > kc->slot_pages * KCOPYD_PAGE_SIZE ||
 	    ((f->is_blockdev || f->is_remote) &&
 	     (r->sector % lbs_sectors || r->count % lbs_sectors)) ||
-	    ((f->is_blockdev || f->is_remote || !is_dest) &&
+	    ((f->is_blockdev || f->is_remote || (!is_dest && !f->is_stream)) &&
 	     (r->sector + r->count) << SECTOR_SHIFT > f->size)) {
 		file_put(kc, f);
 		return -EINVAL;
@@ -225,6 +234,7 @@ int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
 		info->connections = f->connections;
 		info->preferred_block_size = f->pref_block ? f->pref_block
 							   : f->lbs;
+		info->is_stream = f->is_stream;
 		file_put(kc, f);
 	}
 	pthread_mutex_unlock(&kc->lock);

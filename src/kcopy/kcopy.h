@@ -130,6 +130,10 @@ struct target {
 	bool direct;			/* direct I/O was possible */
 	bool is_remote;			/* an NBD export: fd is the library's
 					   stand-in, closed by the library */
+	bool is_std;			/* "-": standard input or output, not
+					   ours to close */
+	bool is_stream;			/* a pipe or socket: in order, of a
+					   length known at its end */
 	struct kcopyd_fd_info info;	/* what the library probed */
 	bool zoned;			/* a host-managed zoned block device */
 	struct storage_id id;
@@ -162,6 +166,7 @@ struct verify {
 					   data hook on the engine thread, read
 					   after kcopyd_wait() */
 	size_t num;
+	bool lost;			/* no memory for a stream's checksums */
 	uint64_t chunk_sectors;		/* sectors per checksum */
 	uint64_t first_sector;		/* the source region's */
 	/* The read-back, written by the hooks, read after kcopyd_wait(). */

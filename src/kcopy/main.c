@@ -27,7 +27,8 @@ int kcopy_init(struct kcopy *k)
 
 static void target_free(struct target *t)
 {
-	if (t->fd >= 0 && !t->is_remote)	/* the library closes those */
+	/* The library closes exports; 0 and 1 are not ours. */
+	if (t->fd >= 0 && !t->is_remote && !t->is_std)
 		close(t->fd);
 	kc_spec_free(&t->spec);
 	free(t->arg);
@@ -103,12 +104,29 @@ static int setup(struct kcopy *k)
 	return 0;
 }
 
+/* A stream without a COUNT: its regions are what came, now known. */
+static void stream_regions(struct kcopy *k)
+{
+	uint64_t sectors = (k->bytes_done + KC_SECTOR_SIZE - 1) /
+			   KC_SECTOR_SIZE;
+	unsigned int i;
+
+	if (!k->src.is_stream || k->src.count)
+		return;
+	k->src.count = sectors;
+	k->bytes = k->bytes_done;
+	for (i = 0; i < k->num_dests; i++)
+		if (!k->dests[i].count || k->dests[i].count > sectors)
+			k->dests[i].count = sectors;
+}
+
 /* After the copy: read back, report, say how it went.  The exit status. */
 static int finish(struct kcopy *k)
 {
 	unsigned int i;
 	int status;
 
+	stream_regions(k);
 	if (k->opt.verify && !k->signal) {
 		if (k->read_err && !k->opt.ignore_errors)
 			say(&k->out, MSG_NOTE, "not verifying: the copy "

@@ -187,6 +187,26 @@ static int take_option(struct kcopy *k, int code, const char *arg)
 	return usage_error(k, "internal error: option %d", code);
 }
 
+/* '-' is standard output as one DEST at most, and then the report cannot
+ * go there too; --zero has no stream to zero. */
+static int check_std(struct kcopy *k)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < k->num_dests; i++)
+		n += !strcmp(k->dests[i].spec.path, "-");
+	if (n && k->opt.zero)
+		return usage_error(k, "--zero: '-' (standard output) cannot "
+				   "be zeroed");
+	if (n > 1)
+		return usage_error(k, "'-' (standard output) is named as %u "
+				   "destinations: at most one", n);
+	if (n && k->opt.report && !strcmp(k->opt.report, "-"))
+		return usage_error(k, "--report '-' and DEST '-' would both "
+				   "write to standard output");
+	return 0;
+}
+
 /* The region specs after the options into k->src and k->dests. */
 static int take_specs(struct kcopy *k, const char **args)
 {
@@ -221,7 +241,7 @@ static int take_specs(struct kcopy *k, const char **args)
 			return usage_error(k, "%s '%s': %s", t == &k->src
 					   ? "SOURCE" : "DEST", args[i], why);
 	}
-	return 0;
+	return check_std(k);
 }
 
 int options_parse(struct kcopy *k, int argc, const char **argv)

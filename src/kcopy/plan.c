@@ -16,11 +16,18 @@ static void print_region(const char *what, const struct target *t)
 	char size[KC_FORMAT_SIZE_LEN], dsize[KC_FORMAT_SIZE_LEN];
 
 	printf("%-14s %s\n", what, t->spec.path);
-	printf("  region       sector %" PRIu64 ", %" PRIu64 " sectors "
-	       "(%" PRIu64 " bytes, %s)\n", t->sector, t->count,
-	       t->count * KC_SECTOR_SIZE,
-	       kc_format_size(t->count * KC_SECTOR_SIZE, size, sizeof(size)));
-	if (t->is_remote)
+	if (t->count)
+		printf("  region       sector %" PRIu64 ", %" PRIu64 " sectors "
+		       "(%" PRIu64 " bytes, %s)\n", t->sector, t->count,
+		       t->count * KC_SECTOR_SIZE,
+		       kc_format_size(t->count * KC_SECTOR_SIZE, size,
+				      sizeof(size)));
+	else
+		printf("  region       sector %" PRIu64 ", to the end of the "
+		       "stream\n", t->sector);
+	if (t->is_stream)
+		printf("  storage      stream (a pipe or a socket), in order\n");
+	else if (t->is_remote)
 		printf("  storage      NBD export, %" PRIu64 " bytes (%s), "
 		       "block %u bytes (preferred %u), %u connection(s)%s%s%s"
 		       "%s\n", t->size,
@@ -38,7 +45,8 @@ static void print_region(const char *what, const struct target *t)
 		       t->lbs, t->zoned ? ", host-managed zoned" : "");
 	else
 		printf("  storage      regular file, to be created\n");
-	printf("  I/O          %s\n", t->is_remote ? "NBD, asynchronous" :
+	printf("  I/O          %s\n", t->is_stream ? "non-blocking, in order" :
+	       t->is_remote ? "NBD, asynchronous" :
 	       !t->exists ? "direct if the file system takes it" :
 	       t->direct ? "direct" : "buffered");
 }

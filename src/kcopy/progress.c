@@ -116,7 +116,21 @@ static void draw(void *arg)
 	kc_format_size((uint64_t)s.rate, rate, sizeof(rate));
 	format_eta(final ? s.elapsed : s.eta, eta, sizeof(eta));
 
-	if (pg->mode == PROGRESS_JSON) {
+	if (!s.total) {
+		/* A stream without a COUNT: its length is known at its end. */
+		if (pg->mode == PROGRESS_JSON)
+			fprintf(stderr, "{\"bytes\": %" PRIu64 ", \"total\": "
+				"null, \"percent\": null, \"rate\": %.0f, "
+				"\"eta\": null, \"elapsed\": %.3f, \"failed\": "
+				"%u, \"final\": %s}\n", s.done, s.rate,
+				s.elapsed, s.failed, final ? "true" : "false");
+		else
+			fprintf(stderr, "%skcopy: %s, %s/s, %s %.1f s, %u "
+				"failed%s", pg->bar ? "\r\033[K" : "", done,
+				rate, final ? "took" : "elapsed", s.elapsed,
+				s.failed, pg->bar && !final ? "" : "\n");
+		k->out.bar_drawn = pg->bar && !final;
+	} else if (pg->mode == PROGRESS_JSON) {
 		fprintf(stderr, "{\"bytes\": %" PRIu64 ", \"total\": %" PRIu64
 			", \"percent\": %.1f, \"rate\": %.0f, \"eta\": %.1f, "
 			"\"elapsed\": %.3f, \"failed\": %u, \"final\": %s}\n",

@@ -106,6 +106,46 @@ static int open_remote(struct kcopy *k, struct target *t, int flags)
 	return 0;
 }
 
+/* Is t "-", standard input or output? */
+static bool names_std(const struct target *t)
+{
+	return !strcmp(t->spec.path, "-");
+}
+
+/* Standard input (fd 0) or output (fd 1) as a region: a pipe or a socket is
+ * a stream, read or written in order from where it stands; a regular file
+ * or a block device is used as it is. */
+static int open_std(struct kcopy *k, struct target *t, int fd)
+{
+	const char *which = fd ? "output" : "input";
+	struct stat st;
+	int r;
+
+	if (fstat(fd, &st) < 0)
+		return setup_error(k, t, -errno, "standard %s: %s", which,
+				   strerror(errno));
+	t->fd = fd;
+	t->is_std = true;
+	t->exists = true;
+	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
+		return probe_open(k, t);
+	if (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode))
+		return setup_error(k, t, -EINVAL, "standard %s is not a pipe, "
+				   "a socket or a file (a terminal?)", which);
+	r = kcopyd_probe_fd(k->kc, fd, &t->info);
+	if (r < 0)
+		return setup_error(k, t, r, "standard %s: %s", which,
+				   strerror(-r));
+	t->is_stream = true;
+	t->lbs = KC_SECTOR_SIZE;
+	t->id = (struct storage_id){ false, 0, 0, 0 };
+	if (t->spec.sector)
+		return setup_error(k, t, -EINVAL, "a stream is %s where it "
+				   "stands: no SECTOR", fd ? "written" : "read");
+	t->sector = 0;
+	return 0;
+}
+
 /* The largest byte offset the kernel can address is that of an off_t. */
 #define MAX_ADDRESSABLE_SECTORS ((uint64_t)INT64_MAX / KC_SECTOR_SIZE)
 
@@ -173,7 +213,7 @@ static int lock_region(struct kcopy *k, struct target *t, bool write)
 		.l_len = (off_t)(t->count * KC_SECTOR_SIZE),
 	};
 
-	if (t->is_blockdev || t->is_remote || k->opt.force ||
+	if (t->is_blockdev || t->is_remote || t->is_stream || k->opt.force ||
 	    fcntl(t->fd, F_OFD_SETLK, &fl) == 0)
 		return 0;
 	if (errno == EAGAIN || errno == EACCES)
@@ -226,6 +266,14 @@ int target_open_source(struct kcopy *k, struct target *t)
 		r = open_remote(k, t, O_RDONLY);
 		return r < 0 ? r : source_region(k, t);
 	}
+	if (names_std(t)) {
+		r = open_std(k, t, STDIN_FILENO);
+		if (r < 0 || !t->is_stream)
+			return r < 0 ? r : source_region(k, t);
+		/* Without a COUNT, to the end of the stream (count 0). */
+		t->count = t->spec.has_count ? t->spec.count : 0;
+		return 0;
+	}
 	/* O_NONBLOCK: a FIFO must not hang the open; it is refused below. */
 	t->fd = open(t->spec.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (t->fd < 0 && errno == ENOENT) {
@@ -261,11 +309,22 @@ static int reuse_exclusive(struct kcopy *k, struct target *t, dev_t rdev)
 }
 
 /* The size of a destination region: its COUNT, else the source's (want),
- * else (--zero, want 0) to the end; it must equal the source's. */
+ * else (--zero, want 0) to the end; it must equal the source's.  From a
+ * stream it is a capacity: its COUNT, else a device's or an export's end,
+ * else no limit (0) for files and streams. */
 static int dest_count(struct kcopy *k, struct target *t, uint64_t want)
 {
 	int r;
 
+	if (k->src.is_stream) {
+		if (t->spec.has_count)
+			t->count = t->spec.count;
+		else if (t->is_blockdev || t->is_remote)
+			return count_to_end(k, t);
+		else
+			t->count = 0;
+		return 0;
+	}
 	if (t->spec.has_count) {
 		t->count = t->spec.count;
 	} else if (want) {
@@ -380,6 +439,20 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 			r = dest_count(k, t, want);
 		return r < 0 ? r : check_region(k, t, false);
 	}
+	if (names_std(t)) {
+		r = open_std(k, t, STDOUT_FILENO);
+		if (r == 0 && t->is_stream)
+			t->count = t->spec.has_count ? t->spec.count
+				   : k->src.is_stream ? 0 : want;
+		else if (r == 0)
+			r = dest_count(k, t, want);
+		if (r == 0 && t->is_stream && want && t->count != want)
+			return setup_error(k, t, -EINVAL, "COUNT %" PRIu64
+					   " differs from the source region's %"
+					   PRIu64 " sectors", t->count, want);
+		return r < 0 || t->is_stream ? r
+		       : check_region(k, t, !t->is_blockdev);
+	}
 	if (stat(t->spec.path, &st) < 0) {
 		if (errno != ENOENT)
 			return setup_error(k, t, -errno, "%s", strerror(errno));
@@ -423,6 +496,8 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
  * exports by their URI. */
 static bool same_storage(const struct target *a, const struct target *b)
 {
+	if (a->is_stream || b->is_stream)
+		return false;	/* in order: no place to overlap */
 	if (a->is_remote || b->is_remote)
 		return a->is_remote && b->is_remote &&
 		       !strcmp(a->spec.path, b->spec.path);
