@@ -140,6 +140,9 @@ expect 'kcopy --ver' --verbose --verify --version
 expect 'kcopy --progress=' plain json
 expect 'kcopy --progress=j' json
 expect 'kcopy --throttle ' 10 25 50 75 100
+expect 'kcopy --ti' --timeout
+expect 'kcopy --timeout ' 0 10 30 60 120 300
+expect 'kcopy --timeout=1' 10 120
 
 # /dev/loo: the loop block devices there are, never /dev/loop-control.
 loops=()
