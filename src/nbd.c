@@ -304,18 +304,35 @@ void kc_nbd_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
 
 /* ------------------------------------------------------ open and close */
 
-static int connect_one(const char *uri, struct nbd_handle **hp)
+/* Connect to uri within timeout_us (0: no limit), as requests are bounded:
+ * a server that accepts the connection and then says nothing is an error
+ * (-ETIMEDOUT), not a hang of kcopyd_open_uri. */
+static int connect_one(const char *uri, uint64_t timeout_us,
+		       struct nbd_handle **hp)
 {
 	struct nbd_handle *h = nbd_create();
-	int r;
+	uint64_t deadline = kc_now_us() + timeout_us;
+	int r = 0;
 
 	if (!h)
 		return nbd_err();
 	/* The caller's URI is trusted, as a path would be: its tls-psk-file
 	 * and tls-certificates parameters may name local files. */
 	if (nbd_set_uri_allow_local_file(h, true) < 0 ||
-	    nbd_connect_uri(h, uri) < 0) {
+	    nbd_aio_connect_uri(h, uri) < 0)
 		r = nbd_err();
+	while (r == 0 && nbd_aio_is_connecting(h) > 0) {
+		uint64_t now = kc_now_us();
+		int ms = timeout_us ? (int)((deadline - now) / 1000) + 1 : -1;
+
+		if (timeout_us && now >= deadline)
+			r = -ETIMEDOUT;
+		else if (nbd_poll(h, ms) < 0)
+			r = nbd_err();
+	}
+	if (r == 0 && nbd_aio_is_ready(h) <= 0)
+		r = nbd_err();
+	if (r < 0) {
 		nbd_close(h);
 		return r;
 	}
@@ -369,6 +386,7 @@ int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 {
 	struct kc_nbd *x;
 	struct kc_file *f;
+	uint64_t timeout_us;
 	unsigned int i;
 	int r;
 
@@ -383,7 +401,10 @@ int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 		return -ENOMEM;
 	}
 	x->kc = kc;
-	r = connect_one(uri, &x->conns[0].h);
+	pthread_mutex_lock(&kc->lock);
+	timeout_us = kc->nbd_timeout_us;
+	pthread_mutex_unlock(&kc->lock);
+	r = connect_one(uri, timeout_us, &x->conns[0].h);
 	if (r < 0)
 		goto fail_free;
 	x->num_conns = 1;
@@ -391,7 +412,7 @@ int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 	/* More connections where the server says they see one another's
 	 * writes; the page budget still bounds what is in flight. */
 	for (i = 1; r == 0 && f->can_multi_conn && i < NBD_CONNS; i++) {
-		if (connect_one(uri, &x->conns[i].h) < 0)
+		if (connect_one(uri, timeout_us, &x->conns[i].h) < 0)
 			break;	/* one connection is enough to go on */
 		x->num_conns++;
 	}

@@ -114,9 +114,13 @@ grep -q "destination 1 '$NOFL': flush: Input/output error" "$ERR_FILE" ||
 cmp "$SRC" "$T/f3.img" || fail "failed flush: the file differs"
 
 # --- The connection drops mid-copy (server killed): no hang.
-SLOW=$(make_nbd slow --filter=delay memory 16M delay-write=2000ms)
+# The server is killed (stopped, below) once writes have reached it, seen
+# in its log: not before kcopy has connected, however loaded the machine.
+writes_seen() { grep -q ' Write id=' "$1"; }
+SLOW=$(make_nbd slow --filter=log --filter=delay memory 16M \
+	delay-write=2000ms logfile="$T/slow.nbdlog")
 D=$(make_nbd d memory 16M)
-(sleep 0.5; kill -KILL "$(nbd_pid slow)") &
+(wait_for 20 writes_seen "$T/slow.nbdlog"; kill -KILL "$(nbd_pid slow)") &
 killer=$!
 run_kcopy "$SRC" "$SLOW" "$D"
 wait "$killer" || true
@@ -125,9 +129,10 @@ read_back "$D" "$T/d.out"
 cmp "$SRC" "$T/d.out" || fail "server killed: the other export differs"
 
 # --- A stalled server (stopped) fails after --timeout, not never.
-STALL=$(make_nbd stall --filter=delay memory 16M delay-write=1000ms)
+STALL=$(make_nbd stall --filter=log --filter=delay memory 16M \
+	delay-write=1000ms logfile="$T/stall.nbdlog")
 E=$(make_nbd e memory 16M)
-(sleep 0.3; kill -STOP "$(nbd_pid stall)") &
+(wait_for 20 writes_seen "$T/stall.nbdlog"; kill -STOP "$(nbd_pid stall)") &
 stopper=$!
 start=$(date +%s)
 run_kcopy --timeout 2 "$SRC" "$STALL" "$E"
@@ -138,6 +143,16 @@ grep -q "Connection timed out" "$ERR_FILE" || fail "stalled: not a timeout"
 (($(date +%s) - start < 20)) || fail "stalled server: took too long"
 read_back "$E" "$T/e.out"
 cmp "$SRC" "$T/e.out" || fail "stalled server: the other export differs"
+
+# --- A server that accepts the connection but never answers: connecting
+# is bounded by --timeout too (a setup error, not a hang).
+MUTE=$(make_nbd mute memory 16M)
+kill -STOP "$(nbd_pid mute)"
+start=$(date +%s)
+expect_refused "a mute server" "cannot open the NBD export: Connection timed out" \
+	--timeout 1 "$SRC" "$MUTE"
+(($(date +%s) - start < 15)) || fail "a mute server: took too long"
+kill -CONT "$(nbd_pid mute)"
 
 # --- Bad sectors of an NBD source: isolated and listed, as for a disk.
 # nbdkit's ddrescue filter fails reads of the '-' ranges of a mapfile.
