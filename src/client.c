@@ -64,6 +64,7 @@ int kcopyd_client_create(unsigned int num_pages, struct kcopyd_client **result)
 	kc->wake_fd = -1;
 	kc->new_tail = &kc->new_jobs;
 	kc->nbd_tail = &kc->nbd_queue;
+	kc->nbd_done_tail = &kc->nbd_done;
 	kc->nbd_timeout_us = KC_NBD_DEFAULT_TIMEOUT_S * 1000000ull;
 	kc->throttle = 100;
 	kc->ring_dests = KC_RING_MIN_DESTS;

@@ -320,6 +320,8 @@ struct kcopyd_client {
 	/* NBD (nbd.c; guarded by lock) */
 	struct kc_iocb *nbd_queue;	/* requests not yet issued */
 	struct kc_iocb **nbd_tail;
+	struct kc_iocb *nbd_done;	/* ended, owners not yet told */
+	struct kc_iocb **nbd_done_tail;
 	void **nbd_polled;		/* connections of the last poll_prepare */
 	unsigned int nbd_polled_cap;
 	uint64_t nbd_timeout_us;	/* kcopyd_set_timeout; 0 = none */

@@ -13,8 +13,11 @@
  * submission step (kc_nbd_submit: libnbd may run a completion from inside
  * any call, and the job code must never see its own request end before
  * queue returns), and their sockets are polled beside the engine's eventfd
- * (kc_nbd_poll_prepare / kc_nbd_poll_done).  Completions run inside
- * nbd_aio_notify_read/write and call io->end_io.
+ * (kc_nbd_poll_prepare / kc_nbd_poll_done).  libnbd runs its completion
+ * callbacks inside its own calls, with the handle's lock held: they only
+ * put the request on kc->nbd_done, and its io->end_io is called once libnbd
+ * has returned, so that the job code (which drops and takes kc->lock
+ * around its hooks) never runs under a handle's lock.
  *
  * A connection is only polled while it has requests: an export no job uses
  * is idle, so kcopyd_close_uri may close it from the caller's thread.  A
@@ -71,6 +74,27 @@ static int nbd_err(void)
 
 static void nbd_queue(struct kcopyd_client *kc, struct kc_iocb *io);
 
+/* io is over: its owner hears of it in hand_back(). */
+static void ended(struct kcopyd_client *kc, struct kc_iocb *io)
+{
+	io->nbd.next = NULL;
+	*kc->nbd_done_tail = io;
+	kc->nbd_done_tail = &io->nbd.next;
+}
+
+/* Hand the requests that ended to their owners; called outside libnbd. */
+static void hand_back(struct kcopyd_client *kc)
+{
+	while (kc->nbd_done) {
+		struct kc_iocb *io = kc->nbd_done;
+
+		kc->nbd_done = io->nbd.next;
+		if (!kc->nbd_done)
+			kc->nbd_done_tail = &kc->nbd_done;
+		io->end_io(kc, io, io->nbd.err);
+	}
+}
+
 /* One command of io ended (libnbd's completion callback). */
 static int part_done(void *user_data, int *error)
 {
@@ -103,7 +127,7 @@ static int part_done(void *user_data, int *error)
 				kc->stats.bytes_read += io->len - io->done;
 			io->done = io->len;
 		}
-		io->end_io(kc, io, io->nbd.err);
+		ended(kc, io);
 	}
 	return 1;	/* retire the command */
 }
@@ -196,7 +220,7 @@ static void issue(struct kcopyd_client *kc, struct kc_iocb *io)
 		off += len;
 	}
 	if (--io->nbd.parts == 0)
-		io->end_io(kc, io, io->nbd.err);
+		ended(kc, io);
 }
 
 void kc_nbd_submit(struct kcopyd_client *kc)
@@ -209,6 +233,7 @@ void kc_nbd_submit(struct kcopyd_client *kc)
 			kc->nbd_tail = &kc->nbd_queue;
 		issue(kc, io);
 	}
+	hand_back(kc);
 }
 
 /* Drop a connection that stopped answering: libnbd sees the end of the
@@ -300,6 +325,7 @@ void kc_nbd_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
 		else if (c->dropped)
 			nbd_aio_notify_read(c->h);
 	}
+	hand_back(kc);
 }
 
 /* ------------------------------------------------------ open and close */
