@@ -143,6 +143,9 @@ expect 'kcopy --throttle ' 10 25 50 75 100
 expect 'kcopy --ti' --timeout
 expect 'kcopy --timeout ' 0 10 30 60 120 300
 expect 'kcopy --timeout=1' 10 120
+expect 'kcopy --hash ' md5 sha1 sha256 sha512
+expect 'kcopy --hash sha256,sha' sha256,sha1 sha256,sha256 sha256,sha512
+expect 'kcopy --hash=md5,s' md5,sha1 md5,sha256 md5,sha512
 
 # /dev/loo: the loop block devices there are, never /dev/loop-control.
 loops=()

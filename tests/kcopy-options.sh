@@ -21,7 +21,7 @@ kcopy_expect 0 --help >"$OUT"
 no_stderr "--help"
 HELP=$(cat "$OUT")
 for o in -p,--pages --chunk -i,--ignore-errors -s,--sequential -z,--zero \
-	--throttle --rate -P,--progress --progress-interval --verify --report \
+	--throttle --rate -P,--progress --progress-interval --verify --hash --report \
 	--force -n,--dry-run -q,--quiet -v,--verbose -V,--version --help; do
 	long=${o#*,}
 	grep -qE -- "(^|[^a-z-])$long([=[ ]|$)" <<<"$HELP" ||

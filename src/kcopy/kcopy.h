@@ -12,7 +12,9 @@
  *   target.c    opening, probing and checking the source and destinations
  *   storage.c   what storage a device or file is, asked of the kernel
  *   run.c       the copy engine: client, hooks, submission, waiting
- *   verify.c    --verify: checksums during the copy, read jobs afterwards
+ *   verify.c    --verify: checksums during the copy, read jobs afterwards;
+ *               the data hooks of both phases, which also feed --hash
+ *   hash.c      --hash: the digests, by libcrypto
  *   signals.c   the signals kcopy answers, through a signalfd
  *   progress.c  the progress bar and lines, the SIGUSR1 status line
  *   plan.c      the --dry-run plan
@@ -20,9 +22,10 @@
  *   output.c    the one way messages reach stderr
  *   spec.c      pure parsers of sizes, specs, numbers (spec.h)
  *
- *   main -> options, target, run, verify, plan, report, signals, progress
- *   target -> storage;  report -> storage
- *   run -> signals, progress;  verify -> run;  signals -> progress
+ *   main -> options, target, run, verify, plan, report, signals, progress,
+ *           hash
+ *   target -> storage;  report -> storage, hash;  options -> hash
+ *   run -> signals, progress;  verify -> run, hash;  signals -> progress
  *   everything -> output, spec
  *
  * Error convention: functions return 0 or a negative errno; the message is
@@ -93,6 +96,7 @@ struct options {
 	int progress;			/* PROGRESS_* */
 	double progress_interval;	/* 0: the mode's default */
 	bool verify;
+	unsigned int hash_algs;		/* --hash: bit a is algorithm a (HASH_*) */
 	const char *report;
 	bool force;
 	bool dry_run;
@@ -100,7 +104,21 @@ struct options {
 	int verbose;
 };
 
-/* ------------------------------------------------------------ target.c */
+/* ------------------------------------------------------------- hash.c */
+
+enum { HASH_MD5, HASH_SHA1, HASH_SHA256, HASH_SHA512, HASH_NUM_ALGS };
+
+/* The digests of one region, fed in order by a data hook on the engine
+ * thread, finished and read by the main thread after kcopyd_wait(). */
+struct hash_set {
+	unsigned int algs;		/* bit a: algorithm a (HASH_*) */
+	void *ctx[HASH_NUM_ALGS];	/* EVP_MD_CTX, one per algorithm */
+	uint64_t next;			/* the sector the next data starts at */
+	bool broken;			/* a gap, an overlap or a failed update */
+	bool done;			/* hex holds the digests */
+	char *hex[HASH_NUM_ALGS];	/* lowercase hex, after hash_finish() */
+};
+
 
 /* Where a region lives, for telling whether two regions overlap: the whole
  * disk or the file a partition or loop device stands for, and where the
@@ -146,6 +164,9 @@ struct target {
 	const char *error_op;		/* "write", "flush", "verify", ... */
 	struct mismatch *mismatches;	/* --verify, main thread only */
 	size_t num_mismatches;
+	/* --hash: the source's as read by the copy; a destination's as read
+	 * back by --verify. */
+	struct hash_set hash;
 };
 
 /* ------------------------------------------------------------ progress.c */
@@ -296,10 +317,26 @@ void progress_start(struct kcopy *k);
 void progress_tick(struct kcopy *k, bool final);
 void progress_status_line(struct kcopy *k);
 
+/* hash.c: each returns 0 or -errno and prints nothing. */
+/* The HASH_* algorithm named by the len characters at name, or -EINVAL. */
+int hash_alg_of(const char *name, size_t len);
+const char *hash_name(unsigned int alg);
+/* Start the digests algs of a region that begins at first_sector. */
+int hash_start(struct hash_set *h, unsigned int algs, uint64_t first_sector);
+/* The next data of the region; out of order, it spoils the digests. */
+void hash_update(struct hash_set *h, uint64_t sector, uint64_t count,
+		 const void *data);
+/* The digests, into h->hex (h->done), if the data ran without a gap from
+ * the first sector to end_sector; -ENODATA if it did not.  0 and nothing
+ * done without algorithms. */
+int hash_finish(struct hash_set *h, uint64_t end_sector);
+void hash_free(struct hash_set *h);
+
 /* verify.c */
+/* Install the copy's data hook, for --verify's checksums and --hash's
+ * digests of the source, whichever were asked for.  0, or -errno after
+ * saying so. */
 int verify_init(struct kcopy *k);
-void verify_record(int src_fd, uint64_t sector, uint64_t count,
-		   const void *data, void *context);
 void verify_dests(struct kcopy *k);
 void verify_free(struct kcopy *k);
 

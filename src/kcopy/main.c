@@ -7,6 +7,7 @@
  */
 #include <config.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ static void target_free(struct target *t)
 	kc_spec_free(&t->spec);
 	free(t->arg);
 	free(t->mismatches);
+	hash_free(&t->hash);
 }
 
 /* Everything kcopy_init and the run made, on every way out. */
@@ -90,6 +92,9 @@ static int setup(struct kcopy *k)
 		k->flags |= KCOPYD_IGNORE_ERROR;
 	if (k->opt.sequential)
 		k->flags |= KCOPYD_WRITE_SEQ;
+	/* --hash feeds the digests from the data hook, in source order. */
+	if (k->opt.hash_algs)
+		k->flags |= KCOPYD_DATA_IN_ORDER;
 	for (i = 0; i < k->num_dests; i++) {
 		if (k->dests[i].zoned && !(k->flags & KCOPYD_WRITE_SEQ)) {
 			k->flags |= KCOPYD_WRITE_SEQ;
@@ -120,6 +125,26 @@ static void stream_regions(struct kcopy *k)
 			k->dests[i].count = sectors;
 }
 
+/* --hash: the source's digests, if the copy read the whole region. */
+static void finish_source_hash(struct kcopy *k)
+{
+	struct hash_set *h = &k->src.hash;
+	unsigned int a;
+	int r;
+
+	r = hash_finish(h, k->src.sector + k->src.count);
+	if (r == -ENODATA) {
+		say(&k->out, MSG_VERBOSE, "--hash: the copy did not read the "
+		    "whole source region: no digest");
+	} else if (r < 0) {
+		say(&k->out, MSG_ERROR, "--hash: %s", strerror(-r));
+	}
+	for (a = 0; h->done && a < HASH_NUM_ALGS; a++)
+		if (h->hex[a])
+			say(&k->out, MSG_VERBOSE, "source '%s': %s %s",
+			    k->src.spec.path, hash_name(a), h->hex[a]);
+}
+
 /* After the copy: read back, report, say how it went.  The exit status. */
 static int finish(struct kcopy *k)
 {
@@ -127,6 +152,7 @@ static int finish(struct kcopy *k)
 	int status;
 
 	stream_regions(k);
+	finish_source_hash(k);
 	if (k->opt.verify && !k->signal) {
 		if (k->read_err && !k->opt.ignore_errors)
 			say(&k->out, MSG_NOTE, "not verifying: the copy "
@@ -175,7 +201,8 @@ int main(int argc, char **argv)
 	}
 	if (target_create_dests(&k) < 0)
 		goto out;
-	if (report_start(&k) < 0 || (k.opt.verify && verify_init(&k) < 0) ||
+	if (report_start(&k) < 0 ||
+	    ((k.opt.verify || k.opt.hash_algs) && verify_init(&k) < 0) ||
 	    run_copy(&k) < 0) {
 		target_remove_created(&k);
 		goto out;

@@ -29,7 +29,7 @@ enum {
 	OPT_PAGES = 1, OPT_CHUNK, OPT_IGNORE_ERRORS, OPT_SEQUENTIAL, OPT_ZERO,
 	OPT_THROTTLE, OPT_RATE, OPT_PROGRESS, OPT_INTERVAL, OPT_VERIFY,
 	OPT_REPORT, OPT_FORCE, OPT_DRY_RUN, OPT_QUIET, OPT_VERBOSE,
-	OPT_VERSION, OPT_HELP, OPT_USAGE, OPT_TIMEOUT,
+	OPT_VERSION, OPT_HELP, OPT_USAGE, OPT_TIMEOUT, OPT_HASH,
 };
 
 static const struct poptOption option_table[] = {
@@ -59,6 +59,9 @@ static const struct poptOption option_table[] = {
 	  "60)", "SECONDS" },
 	{ "verify", 0, POPT_ARG_NONE, NULL, OPT_VERIFY,
 	  "read every destination back and compare", NULL },
+	{ "hash", 0, POPT_ARG_STRING, NULL, OPT_HASH,
+	  "digests of the source region (and, with --verify, of each "
+	  "destination's read-back): md5, sha1, sha256, sha512", "ALG[,ALG...]" },
 	{ "report", 0, POPT_ARG_STRING, NULL, OPT_REPORT,
 	  "write a JSON report to FILE ('-' for standard output)", "FILE" },
 	{ "force", 0, POPT_ARG_NONE, NULL, OPT_FORCE,
@@ -105,6 +108,27 @@ static int parse_size_option(struct kcopy *k, const char *name,
 		return usage_error(k, "--%s '%s': %s", name, value,
 				   r == -ERANGE ? "too large" : "not a size");
 	return 0;
+}
+
+/* --hash ALG[,ALG...]: the algorithms into o->hash_algs (repeated names,
+ * and repeated options, add nothing). */
+static int take_hash(struct kcopy *k, const char *arg)
+{
+	const char *p = arg;
+
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		int a = hash_alg_of(p, len);
+
+		if (a < 0)
+			return usage_error(k, "--hash '%s': unknown algorithm "
+					   "'%.*s' (md5, sha1, sha256, sha512)",
+					   arg, (int)len, p);
+		k->opt.hash_algs |= 1u << a;
+		if (!p[len])
+			return 0;
+		p += len + 1;
+	}
 }
 
 /* One option's value into k->opt. */
@@ -171,6 +195,8 @@ static int take_option(struct kcopy *k, int code, const char *arg)
 			return usage_error(k, "--progress '%s': MODE is plain "
 					   "or json", arg);
 		return 0;
+	case OPT_HASH:
+		return take_hash(k, arg);
 	case OPT_REPORT:
 		free((void *)o->report);
 		o->report = arg;	/* ours: options_parse keeps it */
@@ -303,6 +329,8 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 	if (ret == 0 && o->zero && o->verify)
 		ret = usage_error(k, "--verify has nothing to compare with "
 				  "--zero");
+	if (ret == 0 && o->zero && o->hash_algs)
+		ret = usage_error(k, "--hash has nothing to read with --zero");
 	if (ret == 0)
 		ret = take_specs(k, poptGetArgs(pc));
 	poptFreeContext(pc);

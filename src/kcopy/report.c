@@ -110,6 +110,29 @@ static void json_bool(FILE *f, const char *key, bool v, bool done)
 	fprintf(f, "\"%s\": %s", key, !done ? "null" : v ? "true" : "false");
 }
 
+/* --hash: "hashes": {"ALG": "hex", ...}, or null where there are none (a
+ * region not read to its end, a run not over). */
+static void json_hashes(FILE *f, const struct hash_set *h, bool done)
+{
+	unsigned int a;
+	bool first = true;
+
+	fprintf(f, "\"hashes\": ");
+	if (!done || !h->done) {
+		fprintf(f, "null");
+		return;
+	}
+	fprintf(f, "{");
+	for (a = 0; a < HASH_NUM_ALGS; a++) {
+		if (!h->hex[a])
+			continue;
+		fprintf(f, "%s\"%s\": \"%s\"", first ? "" : ", ",
+			hash_name(a), h->hex[a]);
+		first = false;
+	}
+	fprintf(f, "}");
+}
+
 /* The report of a run that is over (done), or the placeholder of one that
  * is starting: the same keys, null where the outcome is not known yet. */
 static void write_report(struct kcopy *k, FILE *f, int status, bool done)
@@ -155,7 +178,12 @@ static void write_report(struct kcopy *k, FILE *f, int status, bool done)
 				PRIu64 "}", j ? ", " : "",
 				t->mismatches[j].sector,
 				t->mismatches[j].count);
-		fprintf(f, "]}%s\n", i + 1 < k->num_dests ? "," : "");
+		fprintf(f, "]");
+		if (k->opt.hash_algs && k->opt.verify) {
+			fprintf(f, ", ");
+			json_hashes(f, &t->hash, done);
+		}
+		fprintf(f, "}%s\n", i + 1 < k->num_dests ? "," : "");
 	}
 	fprintf(f, "  ],\n  ");
 	json_u64(f, "read_err", (uint64_t)k->read_err, done);
@@ -174,6 +202,10 @@ static void write_report(struct kcopy *k, FILE *f, int status, bool done)
 		fprintf(f, "\"seconds\": null");
 	fprintf(f, ",\n  ");
 	json_bool(f, "verified", k->verified, done);
+	if (k->opt.hash_algs) {
+		fprintf(f, ",\n  ");
+		json_hashes(f, &k->src.hash, done);
+	}
 	fprintf(f, ",\n  \"bad_ranges\": [");
 	for (j = 0; j < k->num_bad; j++) {
 		fprintf(f, "%s\n    {\"device\": ", j ? "," : "");

@@ -1,6 +1,9 @@
 /* verify.c - --verify: a checksum of every sub-job kept while it is copied,
  * then the destinations read back by the engine (read jobs, all at once)
- * and compared, without a second read of the source.
+ * and compared, without a second read of the source.  The data hooks of
+ * both phases also feed --hash's digests (hash.c): the copy's, of the
+ * source; the read-back's, of each destination.  Under --hash the jobs
+ * run with KCOPYD_DATA_IN_ORDER, so each hook sees its region in order.
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -27,10 +30,14 @@
 static void record(int src_fd, uint64_t sector, uint64_t count,
 		   const void *data, void *context)
 {
-	struct verify *vf = context;
+	struct kcopy *k = context;
+	struct verify *vf = &k->verify;
 	size_t i = (size_t)((sector - vf->first_sector) / vf->chunk_sectors);
 
 	(void)src_fd;
+	hash_update(&k->src.hash, sector, count, data);
+	if (!vf->sums)
+		return;
 	assert((sector - vf->first_sector) % vf->chunk_sectors == 0);
 	assert(count <= vf->chunk_sectors);
 	if (i >= vf->num) {
@@ -49,24 +56,35 @@ static void record(int src_fd, uint64_t sector, uint64_t count,
 	vf->sums[i] = XXH3_64bits(data, count * KC_SECTOR_SIZE);
 }
 
-/* Size the table of checksums to the source region and install the data
- * hook.  0, or -ENOMEM after saying so. */
+/* With --verify, size the table of checksums to the source region; with
+ * --hash, start the source's digests; then install the data hook. */
 int verify_init(struct kcopy *k)
 {
 	struct verify *vf = &k->verify;
 	struct kcopyd_stats st;
+	int r;
 
 	kcopyd_get_stats(k->kc, &st);
 	vf->chunk_sectors = st.subjob_size / KC_SECTOR_SIZE;
 	vf->first_sector = k->src.sector;
 	vf->num = (size_t)((k->src.count + vf->chunk_sectors - 1) /
 			   vf->chunk_sectors);
-	vf->sums = calloc(vf->num ? vf->num : 1, sizeof(*vf->sums));
-	if (!vf->sums) {
-		say(&k->out, MSG_ERROR, "--verify: %s", strerror(ENOMEM));
-		return -ENOMEM;
+	if (k->opt.verify) {
+		vf->sums = calloc(vf->num ? vf->num : 1, sizeof(*vf->sums));
+		if (!vf->sums) {
+			say(&k->out, MSG_ERROR, "--verify: %s",
+			    strerror(ENOMEM));
+			return -ENOMEM;
+		}
 	}
-	kcopyd_set_data_fn(k->kc, record, vf);
+	r = hash_start(&k->src.hash, k->opt.hash_algs, k->src.sector);
+	if (r < 0) {
+		say(&k->out, MSG_ERROR, "--hash: cannot start the digests: %s",
+		    strerror(-r));
+		return r;
+	}
+	if (k->opt.verify || k->opt.hash_algs)
+		kcopyd_set_data_fn(k->kc, record, k);
 	return 0;
 }
 
@@ -120,6 +138,7 @@ static void compare(int fd, uint64_t sector, uint64_t count, const void *data,
 	size_t n;
 
 	assert(i < k->num_dests);
+	hash_update(&k->dests[i].hash, sector, count, data);
 	n = (size_t)((sector - k->dests[i].sector) / vf->chunk_sectors);
 	assert(n < vf->num && count <= vf->chunk_sectors);
 	if (XXH3_64bits(data, count * KC_SECTOR_SIZE) != vf->sums[n])
@@ -166,6 +185,13 @@ static void verify_result(struct kcopy *k, unsigned int i)
 				     t->count - off < vf->chunk_sectors
 				     ? t->count - off : vf->chunk_sectors);
 	}
+	/* The read-back's digests: none if it stopped short. */
+	if (!read_error && hash_finish(&t->hash, t->sector + t->count) == 0)
+		for (n = 0; t->hash.done && n < HASH_NUM_ALGS; n++)
+			if (t->hash.hex[n])
+				say(&k->out, MSG_VERBOSE, "destination %u "
+				    "'%s': %s %s", i + 1, t->spec.path,
+				    hash_name((unsigned int)n), t->hash.hex[n]);
 	if (vf->lost)
 		run_dest_failed(k, i, -ENOMEM, "verify");
 	else if (read_error)
@@ -221,7 +247,11 @@ void verify_dests(struct kcopy *k)
 		pthread_mutex_lock(&k->lock);
 		k->jobs_left++;
 		pthread_mutex_unlock(&k->lock);
-		ret = kcopyd_copy(k->kc, &r, 0, NULL, 0, read_back_done, k);
+		ret = hash_start(&t->hash, k->opt.hash_algs, t->sector);
+		if (ret == 0)
+			ret = kcopyd_copy(k->kc, &r, 0, NULL, k->opt.hash_algs
+					  ? KCOPYD_DATA_IN_ORDER : 0,
+					  read_back_done, k);
 		if (ret < 0) {
 			pthread_mutex_lock(&k->lock);
 			k->jobs_left--;
