@@ -334,10 +334,10 @@ static void write_failed(struct kcopyd_client *kc, struct kc_job *job,
 }
 
 /* Bytes of sj for destination i: the sub-job's; from a stream source the
- * data read, exactly for a stream or a file, to the logical block for a
- * device or an export (the buffer is zeroed past the data); and no more
- * than the destination's capacity, past which it fails with ENOSPC: too
- * small for the stream. */
+ * data read, exactly for a stream destination, else to the sector (the
+ * logical block of a device or an export; the buffer is zeroed past the
+ * data); and no more than the destination's capacity, past which it fails
+ * with ENOSPC: too small for the stream. */
 static size_t write_len(struct kcopyd_client *kc, struct kc_subjob *sj,
 			unsigned int i)
 {
@@ -348,7 +348,7 @@ static size_t write_len(struct kcopyd_client *kc, struct kc_subjob *sj,
 
 	if (!job->stream_src)
 		return len;
-	if (!d->file->is_blockdev && !d->file->is_remote)
+	if (d->file->is_stream)
 		len = sj->bytes;
 	else if (sj->bytes % d->file->lbs)
 		len = sj->bytes - sj->bytes % d->file->lbs + d->file->lbs;

@@ -128,12 +128,30 @@ assert_eq "$(jq -r .hashes.sha256 "$REP")" "$(digest sha256 "$T/slow.img")" \
 assert_eq "$(jq -r .hashes.md5 "$REP")" "$(digest md5 "$T/slow.img")" \
 	"slow first read: md5"
 
-# TODO(streams, issue 15 part 1): once '-' is a SOURCE and a DEST (being
-# built on another branch), add: a pipe source (`... | kcopy --hash sha256
-# - FILE`, digest equal to sha256sum of what went into the pipe) and a
-# stdout destination (`kcopy --hash sha256 SRC FILE - | sha256sum`, equal
-# to the report's digest).  hash.c reads nothing and seeks nothing: the
-# digest is of what the data hook is given, in order.
+# --- Streams: a pipe source, digests equal sha256sum of what went into the
+# pipe, also for a length that is not a multiple of 512 (the last sector's
+# padding is not hashed; the new file is cut to the stream's length), with
+# --verify of the file; a stdout destination carries the same bytes.
+for len in "$SIZE" 1000001; do
+	want=$(head -c "$len" "$SRC" | sha256sum)
+	want=${want%% *}
+	rm -f "$T/pipe.img"
+	head -c "$len" "$SRC" |
+		"$KCOPY" --verify --hash sha256 --report "$T/pipe.json" - \
+		"$T/pipe.img" - >"$T/pipe.out" ||
+		fail "pipe source, $len bytes: kcopy failed"
+	assert_eq "$(jq -r .hashes.sha256 "$T/pipe.json")" "$want" \
+		"pipe source, $len bytes: digest"
+	assert_eq "$(jq -r '.destinations[0].hashes.sha256' "$T/pipe.json")" \
+		"$want" "pipe source, $len bytes: read-back digest"
+	assert_eq "$(sha256sum <"$T/pipe.img")" "$want  -" \
+		"pipe source, $len bytes: the file"
+	assert_eq "$(sha256sum <"$T/pipe.out")" "$want  -" \
+		"pipe source, $len bytes: standard output"
+done
+out=$("$KCOPY" --hash sha256 --report "$T/stdout.json" "$SRC" - | sha256sum)
+assert_eq "$out" "$(jq -r .hashes.sha256 "$T/stdout.json")  -" \
+	"a stdout destination: the digest of what came out"
 
 echo PASS >&2
 exit 0

@@ -75,11 +75,18 @@ int hash_start(struct hash_set *h, unsigned int algs, uint64_t first_sector)
 	return 0;
 }
 
-void hash_update(struct hash_set *h, uint64_t sector, uint64_t count,
-		 const void *data)
+static void feed(struct hash_set *h, const void *data, size_t len)
 {
 	unsigned int a;
 
+	for (a = 0; len && a < HASH_NUM_ALGS; a++)
+		if (h->ctx[a] && EVP_DigestUpdate(h->ctx[a], data, len) != 1)
+			h->broken = true;
+}
+
+void hash_update(struct hash_set *h, uint64_t sector, uint64_t count,
+		 const void *data)
+{
 	if (!h->algs || h->broken)
 		return;
 	if (sector != h->next) {
@@ -88,14 +95,19 @@ void hash_update(struct hash_set *h, uint64_t sector, uint64_t count,
 		h->broken = true;
 		return;
 	}
-	for (a = 0; a < HASH_NUM_ALGS; a++)
-		if (h->ctx[a] && EVP_DigestUpdate(h->ctx[a], data,
-						  count * KC_SECTOR_SIZE) != 1)
-			h->broken = true;
+	if (!count)
+		return;
+	if (h->has_tail)
+		feed(h, h->tail, KC_SECTOR_SIZE);
+	feed(h, data, (count - 1) * KC_SECTOR_SIZE);
+	memcpy(h->tail, (const char *)data + (count - 1) * KC_SECTOR_SIZE,
+	       KC_SECTOR_SIZE);
+	h->has_tail = true;
 	h->next += count;
 }
 
-int hash_finish(struct hash_set *h, uint64_t end_sector)
+int hash_finish(struct hash_set *h, uint64_t end_sector,
+		unsigned int last_bytes)
 {
 	static const char hexdig[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -105,6 +117,11 @@ int hash_finish(struct hash_set *h, uint64_t end_sector)
 		return 0;
 	if (h->broken || h->next != end_sector)
 		return -ENODATA;
+	if (h->has_tail)
+		feed(h, h->tail, last_bytes);
+	h->has_tail = false;
+	if (h->broken)
+		return -EIO;
 	for (a = 0; a < HASH_NUM_ALGS; a++) {
 		if (!h->ctx[a])
 			continue;

@@ -114,6 +114,10 @@ struct hash_set {
 	unsigned int algs;		/* bit a: algorithm a (HASH_*) */
 	void *ctx[HASH_NUM_ALGS];	/* EVP_MD_CTX, one per algorithm */
 	uint64_t next;			/* the sector the next data starts at */
+	/* The last sector fed, held back: at the end only its bytes of data
+	 * go in (a stream's length need not be a multiple of 512). */
+	unsigned char tail[KC_SECTOR_SIZE];
+	bool has_tail;
 	bool broken;			/* a gap, an overlap or a failed update */
 	bool done;			/* hex holds the digests */
 	char *hex[HASH_NUM_ALGS];	/* lowercase hex, after hash_finish() */
@@ -251,6 +255,8 @@ struct kcopy {
 	size_t num_bad;
 	double start, seconds;
 	uint64_t bytes_done;
+	unsigned int tail_bytes;	/* bytes of data in the region's last
+					   sector: 512, but at a stream's end */
 	int signal;			/* the signal that stopped the copy */
 	bool verified;			/* --verify ran to the end */
 	struct progress progress;
@@ -305,6 +311,7 @@ void run_wait(struct kcopy *k, bool ticks);
 bool run_dest_failed(struct kcopy *k, unsigned int i, int err,
 		     const char *op);
 int run_exit_status(const struct kcopy *k);
+void run_trim_created(struct kcopy *k);
 
 /* signals.c */
 int signals_block(void);
@@ -327,9 +334,11 @@ int hash_start(struct hash_set *h, unsigned int algs, uint64_t first_sector);
 void hash_update(struct hash_set *h, uint64_t sector, uint64_t count,
 		 const void *data);
 /* The digests, into h->hex (h->done), if the data ran without a gap from
- * the first sector to end_sector; -ENODATA if it did not.  0 and nothing
- * done without algorithms. */
-int hash_finish(struct hash_set *h, uint64_t end_sector);
+ * the first sector to end_sector, of which the last has last_bytes (1 to
+ * 512) of data; -ENODATA if it did not.  0 and nothing done without
+ * algorithms. */
+int hash_finish(struct hash_set *h, uint64_t end_sector,
+		unsigned int last_bytes);
 void hash_free(struct hash_set *h);
 
 /* verify.c */

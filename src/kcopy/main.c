@@ -21,6 +21,7 @@ int kcopy_init(struct kcopy *k)
 	k->src.fd = -1;
 	k->sig_fd = -1;
 	k->done_fd = -1;
+	k->tail_bytes = KC_SECTOR_SIZE;
 	pthread_mutex_init(&k->lock, NULL);
 	report_init(k);
 	return output_init(&k->out);
@@ -118,6 +119,8 @@ static void stream_regions(struct kcopy *k)
 
 	if (!k->src.is_stream || k->src.count)
 		return;
+	if (k->bytes_done % KC_SECTOR_SIZE)
+		k->tail_bytes = k->bytes_done % KC_SECTOR_SIZE;
 	k->src.count = sectors;
 	k->bytes = k->bytes_done;
 	for (i = 0; i < k->num_dests; i++)
@@ -132,7 +135,7 @@ static void finish_source_hash(struct kcopy *k)
 	unsigned int a;
 	int r;
 
-	r = hash_finish(h, k->src.sector + k->src.count);
+	r = hash_finish(h, k->src.sector + k->src.count, k->tail_bytes);
 	if (r == -ENODATA) {
 		say(&k->out, MSG_VERBOSE, "--hash: the copy did not read the "
 		    "whole source region: no digest");
@@ -160,6 +163,7 @@ static int finish(struct kcopy *k)
 		else
 			verify_dests(k);
 	}
+	run_trim_created(k);
 	kcopyd_client_destroy(k->kc);
 	k->kc = NULL;
 

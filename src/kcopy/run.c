@@ -273,6 +273,37 @@ int run_copy(struct kcopy *k)
 	return 0;
 }
 
+/* From a stream whose length is not a multiple of 512, the destinations
+ * got whole sectors (zeros past the data, so that --verify compares whole
+ * sectors); a file this run created is then cut to the stream's length, as
+ * it would be from a file source of that length, and so is a file on
+ * standard output (the shell made it).  A failure is that
+ * destination's write error. */
+void run_trim_created(struct kcopy *k)
+{
+	unsigned int i;
+
+	if (!k->src.is_stream || k->tail_bytes == KC_SECTOR_SIZE)
+		return;
+	for (i = 0; i < k->num_dests; i++) {
+		struct target *t = &k->dests[i];
+		off_t end = (off_t)((t->sector + t->count) * KC_SECTOR_SIZE -
+				    (KC_SECTOR_SIZE - k->tail_bytes));
+
+		if (!(t->created || t->is_std) || t->is_stream ||
+		    ((k->write_err >> i) & 1))
+			continue;
+		if (ftruncate(t->fd, end) < 0 || fdatasync(t->fd) < 0) {
+			int err = errno;
+
+			run_dest_failed(k, i, -err, "truncate");
+			say(&k->out, MSG_NOTE, "destination %u '%s': cannot cut "
+			    "it to the stream's length: %s", i + 1,
+			    t->spec.path, strerror(err));
+		}
+	}
+}
+
 int run_exit_status(const struct kcopy *k)
 {
 	int status = k->read_err ? KCOPY_EXIT_READ : 0;

@@ -186,7 +186,8 @@ static void verify_result(struct kcopy *k, unsigned int i)
 				     ? t->count - off : vf->chunk_sectors);
 	}
 	/* The read-back's digests: none if it stopped short. */
-	if (!read_error && hash_finish(&t->hash, t->sector + t->count) == 0)
+	if (!read_error && hash_finish(&t->hash, t->sector + t->count,
+				       k->tail_bytes) == 0)
 		for (n = 0; t->hash.done && n < HASH_NUM_ALGS; n++)
 			if (t->hash.hex[n])
 				say(&k->out, MSG_VERBOSE, "destination %u "
