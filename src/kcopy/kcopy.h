@@ -93,6 +93,9 @@ struct options {
 	int progress;			/* PROGRESS_* */
 	double progress_interval;	/* 0: the mode's default */
 	bool verify;
+	bool allocated;			/* KCOPYD_ALLOCATED */
+	bool dest_is_zero;		/* KCOPYD_DEST_IS_ZERO */
+	bool no_zero_detect;		/* KCOPYD_NO_ZERO_DETECT */
 	const char *report;
 	bool force;
 	bool dry_run;
@@ -225,6 +228,7 @@ struct kcopy {
 	size_t num_bad;
 	double start, seconds;
 	uint64_t bytes_done;
+	struct kcopyd_stats stats;	/* the copy's, when it is over */
 	int signal;			/* the signal that stopped the copy */
 	bool verified;			/* --verify ran to the end */
 	struct progress progress;
