@@ -389,9 +389,22 @@ static unsigned int run_end(const struct kc_subjob *sj, unsigned int b)
 	return e;
 }
 
+/* Mark in the zero map the blocks of the sub-job's bytes [pos, end) that
+ * are whole, or that end the sub-job. */
+static void mark_zero(struct kc_subjob *sj, uint64_t pos, uint64_t end,
+		      uint64_t len)
+{
+	uint64_t b = (pos + KC_ZERO_BLOCK - 1) / KC_ZERO_BLOCK;
+	uint64_t e = end == len ? sj->num_blocks : end / KC_ZERO_BLOCK;
+
+	for (; b < e; b++)
+		sj->zero_map[b / 64] |= 1ull << (b % 64);
+}
+
 /* Which bytes of the sub-job to read: from the first data byte of the
  * source's map to the end of the last, widened to whole zero blocks; the
- * bytes outside are holes.  All of it where the map is not known. */
+ * bytes outside are holes.  All of it where the map is not known.  The
+ * zero map starts with the blocks that are holes. */
 static void sj_source_span(struct kcopyd_client *kc, struct kc_subjob *sj)
 {
 	struct kc_job *job = sj->job;
@@ -403,18 +416,26 @@ static void sj_source_span(struct kcopyd_client *kc, struct kc_subjob *sj)
 
 	sj->span_lo = 0;
 	sj->span_hi = len;
+	sj->num_blocks = (unsigned int)((len + KC_ZERO_BLOCK - 1) /
+					KC_ZERO_BLOCK);
+	memset(sj->zero_map, 0, (sj->num_blocks + 63) / 64 *
+				sizeof(sj->zero_map[0]));
 	if (!f->ops->extents || f->map_unknown)
 		return;
 	while (pos < len) {
 		r = f->ops->extents(kc, f, base + pos, len - pos, &run);
 		if (r < 0 || run == 0 || run > len - pos) {
 			f->map_unknown = true;
+			memset(sj->zero_map, 0, (sj->num_blocks + 63) / 64 *
+						sizeof(sj->zero_map[0]));
 			return;
 		}
 		if (r) {
 			if (lo == len)
 				lo = pos;
 			hi = pos + run;
+		} else {
+			mark_zero(sj, pos, pos + run, len);
 		}
 		pos += run;
 	}
@@ -427,36 +448,31 @@ static void sj_source_span(struct kcopyd_client *kc, struct kc_subjob *sj)
 	sj->span_hi = hi < len ? hi : len;
 }
 
-/* Mark the sub-job's zero blocks, after the data hook has seen them: the
- * holes of the span, and unless KCOPYD_NO_ZERO_DETECT the blocks read as
- * zeros; none under KCOPYD_ALLOCATED.  Every destination starts at the
- * first block. */
+/* Complete the sub-job's zero map, after the data hook has seen the data:
+ * to the source's holes (sj_source_span) add, unless
+ * KCOPYD_NO_ZERO_DETECT, the blocks read as zeros; none at all under
+ * KCOPYD_ALLOCATED.  Every destination starts at the first block. */
 static void sj_zero_map(struct kc_subjob *sj)
 {
 	struct kc_job *job = sj->job;
 	uint64_t len = sj->count << SECTOR_SHIFT;
 	unsigned int b;
 
-	sj->num_blocks = (unsigned int)((len + KC_ZERO_BLOCK - 1) /
-					KC_ZERO_BLOCK);
-	memset(sj->zero_map, 0, (sj->num_blocks + 63) / 64 *
-				sizeof(sj->zero_map[0]));
 	memset(sj->next_block, 0, job->num_dests * sizeof(sj->next_block[0]));
-	if (job->flags & KCOPYD_ALLOCATED)
+	if (job->flags & KCOPYD_ALLOCATED) {
+		memset(sj->zero_map, 0, (sj->num_blocks + 63) / 64 *
+					sizeof(sj->zero_map[0]));
+		return;
+	}
+	if (job->flags & KCOPYD_NO_ZERO_DETECT)
 		return;
 	for (b = 0; b < sj->num_blocks; b++) {
 		uint64_t start = (uint64_t)b * KC_ZERO_BLOCK;
 		uint64_t end = start + KC_ZERO_BLOCK < len ? start + KC_ZERO_BLOCK
 							   : len;
-		bool zero;
 
-		if (end <= sj->span_lo || start >= sj->span_hi)
-			zero = true;
-		else if (job->flags & KCOPYD_NO_ZERO_DETECT)
-			zero = false;
-		else
-			zero = is_zero_mem(sj->buf + start, end - start);
-		if (zero)
+		if (!block_is_zero(sj, b) &&
+		    is_zero_mem(sj->buf + start, end - start))
 			sj->zero_map[b / 64] |= 1ull << (b % 64);
 	}
 }

@@ -268,7 +268,8 @@ struct kc_subjob {
 	/* Sparse and zero-aware copying.  The bytes of the sub-job before
 	 * span_lo and from span_hi on are holes of the source, not read but
 	 * zeroed in buf; zero_map has a bit per KC_ZERO_BLOCK of buf, set
-	 * where the block is zeros, none under KCOPYD_ALLOCATED.  Each
+	 * where the block is a hole of the source or was read as zeros; none
+	 * under KCOPYD_ALLOCATED.  Each
 	 * destination's writes go through the blocks in turn, one request at
 	 * a time on its iocb: next_block[i] is where destination i is. */
 	uint64_t span_lo, span_hi;
