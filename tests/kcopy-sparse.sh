@@ -165,8 +165,8 @@ if command -v nbdkit >/dev/null && command -v nbdcopy >/dev/null &&
 	assert_eq "$ST" 0 "to an NBD export"
 	nbdcopy "$N" "$T/nbd.out" || fail "nbdcopy from the export"
 	cmp "$DENSE" "$T/nbd.out" || fail "the export differs"
-	grep -q ' Zero id=' "$T/sp.nbdlog" || fail "no Zero command in the log"
-	written=$(grep ' Write id=' "$T/sp.nbdlog" |
+	grep -aq ' Zero id=' "$T/sp.nbdlog" || fail "no Zero command in the log"
+	written=$(grep -a ' Write id=' "$T/sp.nbdlog" |
 		sed -n 's/.* count=\(0x[0-9a-f]*\|[0-9]*\).*/\1/p' |
 		while read -r c; do echo $((c)); done | awk '{s += $1} END {print s + 0}')
 	((written <= 64 * 1024)) || fail "NBD: $written bytes written as data"
