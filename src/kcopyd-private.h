@@ -75,12 +75,15 @@
 #define KC_REREAD_DEPTH 64
 
 /* Zero detection looks at the data read in blocks of this many bytes from
- * the start of each sub-job, and a destination's zero ranges are made of
+ * the start of each sub-job, and a destination's zero ranges are runs of
  * whole blocks (but for a sub-job's shorter last one).  The file systems'
- * block, below which a punched hole saves nothing; measured (see the
- * commit) against 64 KiB on a 1 GiB image of 4 KiB-aligned extents: 4 KiB
- * finds every zero block the file system could drop, and the scan costs
- * the same at either size (it stops at the first non-zero byte). */
+ * block: a smaller hole frees nothing.  Measured on one core (x86-64 VM,
+ * 256 MiB of zeros, scanned four times): 5.9 GB/s in blocks of 512 bytes,
+ * 5.6 GB/s in 4 KiB, 4.4 GB/s in 64 KiB, 3.6 GB/s in 512 KiB; data stops
+ * the scan at its first non-zero byte.  So 4 KiB costs nothing over larger
+ * blocks and finds every hole a file can keep.  Punching costs per call, not
+ * per byte (ext4: 185 us for a 4 KiB range, 365 us for 64 KiB or 512 KiB),
+ * which is why adjacent zero blocks go out as one range. */
 #define KC_ZERO_BLOCK 4096u
 #define KC_ZERO_MAP_WORDS \
 	((KCOPYD_MAX_SUBJOB_SIZE / KC_ZERO_BLOCK + 63) / 64)
