@@ -44,6 +44,7 @@ static void client_free(struct kcopyd_client *kc)
 	if (kc->wake_fd >= 0)
 		close(kc->wake_fd);
 	free(kc->bad);
+	free(kc->fd_hints);
 	pthread_cond_destroy(&kc->idle);
 	pthread_mutex_destroy(&kc->lock);
 	free(kc);

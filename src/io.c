@@ -202,7 +202,49 @@ void kc_io_reap(struct kcopyd_client *kc)
 	}
 }
 
+/* The source's map of a local file: SEEK_DATA and SEEK_HOLE, on our
+ * reopen where there is one (else the caller's offset moves), the last
+ * extent remembered, since sub-jobs ask in ascending order.  A block device
+ * or a file system without them (EINVAL, and those that answer "all data"
+ * anyway cost only the calls) cannot tell. */
+static int aio_extents(struct kcopyd_client *kc, struct kc_file *f,
+		       uint64_t pos, uint64_t len, uint64_t *run)
+{
+	int fd = f->direct_fd >= 0 ? f->direct_fd : f->fd;
+	off_t data, hole;
+
+	(void)kc;
+	if (f->is_blockdev)
+		return -EOPNOTSUPP;
+	if (pos < f->map_pos || pos >= f->map_end) {
+		data = lseek(fd, (off_t)pos, SEEK_DATA);
+		if (data < 0 && errno == ENXIO) {
+			/* no data from pos to the end of the file */
+			f->map_pos = pos;
+			f->map_end = UINT64_MAX;
+			f->map_data = false;
+		} else if (data < 0) {
+			return -errno;
+		} else if ((uint64_t)data > pos) {
+			f->map_pos = pos;
+			f->map_end = (uint64_t)data;
+			f->map_data = false;
+		} else {
+			hole = lseek(fd, (off_t)pos, SEEK_HOLE);
+			if (hole < 0)
+				return -errno;
+			f->map_pos = pos;
+			f->map_end = (uint64_t)hole > pos ? (uint64_t)hole
+							  : UINT64_MAX;
+			f->map_data = true;
+		}
+	}
+	*run = f->map_end - pos < len ? f->map_end - pos : len;
+	return f->map_data;
+}
+
 const struct kc_file_ops kc_aio_ops = {
 	.name = "local",
 	.queue = kc_io_queue,
+	.extents = aio_extents,
 };

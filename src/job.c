@@ -13,6 +13,13 @@
  * KCOPYD_WRITE_SEQ: the sub-job was read before its predecessors were
  * written.  A zeroing sub-job starts at WRITING.
  *
+ * Copies are sparse and zero-aware (kcopyd.h): a sub-job reads only the
+ * span of its source that the source's map has data in, zeroing the rest
+ * of the buffer; after the data hook, zero blocks are found (sj_zero_map),
+ * and each destination goes through the sub-job's runs of blocks one
+ * request at a time (dest_next): data runs are written, zero runs zeroed
+ * the cheapest way its storage allows, synchronously, or written.
+ *
  * A read job (no destinations) goes no further than the data hook.  A job
  * is over when it has nothing in flight and nothing more to start; under
  * KCOPYD_FLUSH its destinations still in it are then flushed (after a stop
@@ -35,6 +42,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "kcopyd-private.h"
 
@@ -364,6 +373,9 @@ static size_t write_len(struct kcopyd_client *kc, struct kc_subjob *sj,
 	return len;
 }
 
+static void dest_next(struct kcopyd_client *kc, struct kc_subjob *sj,
+		      unsigned int i);
+
 static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj)
 {
 	struct kc_job *job = sj->job;
@@ -375,10 +387,22 @@ static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj)
 
 		if ((job->dropped | sj->zeroed) & (1u << i))
 			continue;
-		len = write_len(kc, sj, i);
-		if (len)
+		if (job->is_zero) {
 			io_start(kc, sj, true, i, &job->dests[i], sj->offset,
-				 len, sj->buf);
+				 sj->count << SECTOR_SHIFT, sj->buf);
+		} else if (job->stream_src || job->dests[i].file->is_stream) {
+			/* Streams: the data as it is, in one request (no zero
+			 * ranges to skip in order, nor from a stream). */
+			sj->next_block[i] = sj->num_blocks;
+			len = write_len(kc, sj, i);
+			if (len)
+				io_start(kc, sj, true, i, &job->dests[i],
+					 sj->offset, len, sj->buf);
+			else
+				sj->written = true;
+		} else {
+			dest_next(kc, sj, i);
+		}
 	}
 	if (sj->pending == 0)
 		sj_finish(kc, sj);
@@ -408,6 +432,262 @@ static void sj_write_in_turn(struct kcopyd_client *kc, struct kc_subjob *sj)
 		;
 	sj->next = *p;
 	*p = sj;
+}
+
+/* ------------------------------------------- sparse and zero-aware copies */
+
+static const char zero_sector[1u << SECTOR_SHIFT];
+
+/* Are the len bytes at p all zero?  Stops at the first byte that is not:
+ * the first 16 bytes one by one, then each byte against the one 16 before
+ * it, which memcmp does at memory speed. */
+static bool is_zero_mem(const char *p, size_t len)
+{
+	size_t i, head = len < 16 ? len : 16;
+
+	for (i = 0; i < head; i++)
+		if (p[i])
+			return false;
+	return len <= 16 || memcmp(p, p + 16, len - 16) == 0;
+}
+
+static bool block_is_zero(const struct kc_subjob *sj, unsigned int b)
+{
+	return (sj->zero_map[b / 64] >> (b % 64)) & 1;
+}
+
+/* The block after the run of blocks like block b. */
+static unsigned int run_end(const struct kc_subjob *sj, unsigned int b)
+{
+	bool zero = block_is_zero(sj, b);
+	unsigned int e = b + 1;
+
+	while (e < sj->num_blocks && block_is_zero(sj, e) == zero)
+		e++;
+	return e;
+}
+
+/* Mark in the zero map the blocks of the sub-job's bytes [pos, end) that
+ * are whole, or that end the sub-job. */
+static void mark_zero(struct kc_subjob *sj, uint64_t pos, uint64_t end,
+		      uint64_t len)
+{
+	uint64_t b = (pos + KC_ZERO_BLOCK - 1) / KC_ZERO_BLOCK;
+	uint64_t e = end == len ? sj->num_blocks : end / KC_ZERO_BLOCK;
+
+	for (; b < e; b++)
+		sj->zero_map[b / 64] |= 1ull << (b % 64);
+}
+
+/* Which bytes of the sub-job to read: from the first data byte of the
+ * source's map to the end of the last, widened to whole zero blocks; the
+ * bytes outside are holes.  All of it where the map is not known.  The
+ * zero map starts with the blocks that are holes. */
+static void sj_source_span(struct kcopyd_client *kc, struct kc_subjob *sj)
+{
+	struct kc_job *job = sj->job;
+	struct kc_file *f = job->src.file;
+	uint64_t len = sj->count << SECTOR_SHIFT;
+	uint64_t base = (job->src.sector + sj->offset) << SECTOR_SHIFT;
+	uint64_t pos = 0, run, lo = len, hi = 0;
+	int r;
+
+	sj->span_lo = 0;
+	sj->span_hi = len;
+	sj->num_blocks = (unsigned int)((len + KC_ZERO_BLOCK - 1) /
+					KC_ZERO_BLOCK);
+	memset(sj->zero_map, 0, (sj->num_blocks + 63) / 64 *
+				sizeof(sj->zero_map[0]));
+	if (!f->ops->extents || f->map_unknown)
+		return;
+	while (pos < len) {
+		r = f->ops->extents(kc, f, base + pos, len - pos, &run);
+		if (r < 0 || run == 0 || run > len - pos) {
+			f->map_unknown = true;
+			memset(sj->zero_map, 0, (sj->num_blocks + 63) / 64 *
+						sizeof(sj->zero_map[0]));
+			return;
+		}
+		if (r) {
+			if (lo == len)
+				lo = pos;
+			hi = pos + run;
+		} else {
+			mark_zero(sj, pos, pos + run, len);
+		}
+		pos += run;
+	}
+	if (lo >= hi) {
+		sj->span_lo = sj->span_hi = 0;
+		return;
+	}
+	sj->span_lo = lo / KC_ZERO_BLOCK * KC_ZERO_BLOCK;
+	hi = (hi + KC_ZERO_BLOCK - 1) / KC_ZERO_BLOCK * KC_ZERO_BLOCK;
+	sj->span_hi = hi < len ? hi : len;
+}
+
+/* Complete the sub-job's zero map, after the data hook has seen the data:
+ * to the source's holes (sj_source_span) add, unless
+ * KCOPYD_NO_ZERO_DETECT, the blocks read as zeros; none at all under
+ * KCOPYD_ALLOCATED.  Every destination starts at the first block. */
+static void sj_zero_map(struct kc_subjob *sj)
+{
+	struct kc_job *job = sj->job;
+	uint64_t len = sj->count << SECTOR_SHIFT;
+	unsigned int b;
+
+	memset(sj->next_block, 0, job->num_dests * sizeof(sj->next_block[0]));
+	if (job->flags & KCOPYD_ALLOCATED) {
+		memset(sj->zero_map, 0, (sj->num_blocks + 63) / 64 *
+					sizeof(sj->zero_map[0]));
+		return;
+	}
+	if (job->flags & KCOPYD_NO_ZERO_DETECT)
+		return;
+	for (b = 0; b < sj->num_blocks; b++) {
+		uint64_t start = (uint64_t)b * KC_ZERO_BLOCK;
+		uint64_t end = start + KC_ZERO_BLOCK < len ? start + KC_ZERO_BLOCK
+							   : len;
+
+		if (!block_is_zero(sj, b) &&
+		    is_zero_mem(sj->buf + start, end - start))
+			sj->zero_map[b / 64] |= 1ull << (b % 64);
+	}
+}
+
+/* A local file destination ends at least where its region does: a zero
+ * range that was punched or skipped past the end of the file does not
+ * extend it, so where such a range ends the region, its last sector is
+ * written (zeros; the file stays sparse before it).  Ranges before the
+ * region's end need nothing: the end makes the file long enough.  0 or a
+ * negative errno.  Drops kc->lock around the calls. */
+static int dest_extend(struct kcopyd_client *kc, const struct kc_region *d,
+		       uint64_t end)
+{
+	struct kc_file *f = d->file;
+	struct stat st;
+	ssize_t n;
+	int ret = 0;
+
+	if (f->is_blockdev || f->is_remote ||
+	    end != (d->sector + d->count) << SECTOR_SHIFT)
+		return 0;
+	pthread_mutex_unlock(&kc->lock);
+	if (fstat(f->fd, &st) < 0) {
+		ret = -errno;
+	} else if ((uint64_t)st.st_size < end) {
+		n = pwrite(f->fd, zero_sector, sizeof(zero_sector),
+			   (off_t)(end - sizeof(zero_sector)));
+		ret = n < 0 ? -errno : n < (ssize_t)sizeof(zero_sector) ? -EIO
+									 : 0;
+	}
+	pthread_mutex_lock(&kc->lock);
+	return ret;
+}
+
+/* FALLOC_FL_PUNCH_HOLE on a file: 1 done, 0 refused (and remembered),
+ * negative errno a write error.  Drops kc->lock around the call. */
+static int dest_punch(struct kcopyd_client *kc, struct kc_file *f,
+		      uint64_t pos, uint64_t len)
+{
+	int ret;
+
+	pthread_mutex_unlock(&kc->lock);
+	ret = fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			(off_t)pos, (off_t)len) < 0 ? -errno : 1;
+	pthread_mutex_lock(&kc->lock);
+	if (ret == -EOPNOTSUPP || ret == -ENOSYS || ret == -EINVAL) {
+		f->no_punch = true;
+		return 0;
+	}
+	return ret;
+}
+
+static int zero_offload(struct kcopyd_client *kc, struct kc_file *f,
+			uint64_t pos, uint64_t len);
+
+/* Zero len bytes at start of the sub-job on destination i without writing
+ * data where its storage allows, cheapest first: nothing where it reads as
+ * zeros already; a punched hole in a file (it stays sparse); BLKZEROOUT on
+ * a block device, FALLOC_FL_ZERO_RANGE on a file that cannot punch; an NBD
+ * WRITE_ZEROES request (*request set: the caller queues it).  Returns 1
+ * done, 0 to be written (as a request or, last resort, zeros from the
+ * buffer), or a negative errno. */
+static int dest_zero(struct kcopyd_client *kc, struct kc_subjob *sj,
+		     unsigned int i, uint64_t start, uint64_t len,
+		     bool *request)
+{
+	struct kc_job *job = sj->job;
+	struct kc_region *d = &job->dests[i];
+	struct kc_file *f = d->file;
+	uint64_t pos = ((d->sector + sj->offset) << SECTOR_SHIFT) + start;
+	int r = 0;
+
+	if ((job->flags & KCOPYD_DEST_IS_ZERO) || f->reads_zero) {
+		r = dest_extend(kc, d, pos + len);
+		if (r == 0)
+			kc->stats.bytes_skipped += len;
+		return r < 0 ? r : 1;
+	}
+	if (f->is_remote) {
+		*request = f->zero_mode != KC_ZERO_WRITE;
+		return 0;
+	}
+	if (!f->is_blockdev && !f->no_punch) {
+		r = dest_punch(kc, f, pos, len);
+		if (r == 1)
+			r = dest_extend(kc, d, pos + len) < 0 ? -EIO : 1;
+	}
+	if (r == 0)
+		r = zero_offload(kc, f, pos, len);
+	if (r == 1)
+		kc->stats.bytes_zeroed += len;
+	return r;
+}
+
+/* Take destination i of a writing copy sub-job on from its next block:
+ * zero runs done by dest_zero are passed, and the first run to write is
+ * queued on io[i] (its end comes back here).  At the end of the sub-job
+ * the destination has all of it. */
+static void dest_next(struct kcopyd_client *kc, struct kc_subjob *sj,
+		      unsigned int i)
+{
+	struct kc_job *job = sj->job;
+	struct kc_region *d = &job->dests[i];
+	uint64_t len = sj->count << SECTOR_SHIFT;
+
+	while (sj->next_block[i] < sj->num_blocks) {
+		unsigned int b = sj->next_block[i], e = run_end(sj, b);
+		uint64_t start = (uint64_t)b * KC_ZERO_BLOCK;
+		uint64_t end = (uint64_t)e * KC_ZERO_BLOCK < len
+			       ? (uint64_t)e * KC_ZERO_BLOCK : len;
+		bool request = false;
+		int r;
+
+		sj->next_block[i] = e;
+		if (block_is_zero(sj, b)) {
+			r = dest_zero(kc, sj, i, start, end - start, &request);
+			if (r < 0) {
+				report_error(kc, d->file, KC_IO_WRITE, i,
+					     ((d->sector + sj->offset)
+					      << SECTOR_SHIFT) + start,
+					     end - start, r);
+				sj->next_block[i] = sj->num_blocks;
+				write_failed(kc, job, i);
+				return;
+			}
+			if (r == 1)
+				continue;
+		}
+		if (request)
+			sj->zero_requests |= 1u << i;
+		else
+			sj->zero_requests &= ~(1u << i);
+		io_start(kc, sj, true, i, d, sj->offset + (start >> SECTOR_SHIFT),
+			 end - start, sj->buf + start);
+		return;
+	}
+	sj->written = true;
 }
 
 /* Park sj in job->hook_parked, sorted by seq, until its turn at the hook. */
@@ -452,6 +732,10 @@ static void sj_data_ready(struct kcopyd_client *kc, struct kc_subjob *sj)
 			   sj->count, sj->buf, ctx);
 			pthread_mutex_lock(&kc->lock);
 		}
+		/* Zero ranges after the hook saw the data; streams are
+		 * written as they come. */
+		if (job->num_dests && !job->stream_src)
+			sj_zero_map(sj);
 		sj_write_in_turn(kc, sj);
 		if (!in_order)
 			return;
@@ -556,15 +840,12 @@ static void sj_reread_done(struct kcopyd_client *kc, struct kc_subjob *sj,
 	isolate_next(kc, sj);
 }
 
-/* Zero dest's part of a zeroing sub-job with BLKZEROOUT or
- * FALLOC_FL_ZERO_RANGE.  Three outcomes: 1 done; 0 not offloaded, write
+/* Zero len bytes at pos of f with BLKZEROOUT or FALLOC_FL_ZERO_RANGE.  Three outcomes: 1 done; 0 not offloaded, write
  * zeros instead (and the file remembers it); negative errno a write error. */
-static int zero_offload(struct kcopyd_client *kc, struct kc_region *r,
-			uint64_t offset, uint64_t count)
+static int zero_offload(struct kcopyd_client *kc, struct kc_file *f,
+			uint64_t pos, uint64_t len)
 {
-	struct kc_file *f = r->file;
-	uint64_t range[2] = { (r->sector + offset) << SECTOR_SHIFT,
-			      count << SECTOR_SHIFT };
+	uint64_t range[2] = { pos, len };
 	int ret;
 
 	if (f->zero_mode == KC_ZERO_WRITE)
@@ -582,10 +863,8 @@ static int zero_offload(struct kcopyd_client *kc, struct kc_region *r,
 		f->zero_mode = KC_ZERO_WRITE;
 		return 0;
 	}
-	if (ret == 1) {
+	if (ret == 1)
 		f->zero_mode = KC_ZERO_OFFLOAD;
-		kc->stats.bytes_written += range[1];
-	}
 	return ret;
 }
 
@@ -606,8 +885,10 @@ static void sj_zero(struct kcopyd_client *kc, struct kc_subjob *sj)
 			need_buffer = true;
 			continue;
 		}
-		r = zero_offload(kc, &job->dests[i], sj->offset, sj->count);
+		r = zero_offload(kc, f, (job->dests[i].sector + sj->offset)
+				 << SECTOR_SHIFT, sj->count << SECTOR_SHIFT);
 		if (r == 1) {
+			kc->stats.bytes_written += sj->count << SECTOR_SHIFT;
 			sj->zeroed |= 1u << i;
 			sj->written = true;
 		} else if (r < 0) {
@@ -650,9 +931,20 @@ static void sj_start(struct kcopyd_client *kc, struct kc_job *job,
 	if (job->is_zero) {
 		sj_zero(kc, sj);
 	} else {
+		uint64_t len = sectors << SECTOR_SHIFT;
+
 		sj->state = KC_SJ_READING;
-		io_start(kc, sj, false, 0, &job->src, sj->offset,
-			 sj->count << SECTOR_SHIFT, sj->buf);
+		sj_source_span(kc, sj);
+		memset(sj->buf, 0, sj->span_lo);
+		memset(sj->buf + sj->span_hi, 0, len - sj->span_hi);
+		kc->stats.bytes_holes += len - (sj->span_hi - sj->span_lo);
+		if (sj->span_hi == sj->span_lo)
+			sj_read_done(kc, sj, 0);	/* a hole: nothing to read */
+		else
+			io_start(kc, sj, false, 0, &job->src,
+				 sj->offset + (sj->span_lo >> SECTOR_SHIFT),
+				 sj->span_hi - sj->span_lo,
+				 sj->buf + sj->span_lo);
 	}
 }
 
@@ -705,10 +997,23 @@ static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 		sj_reread_done(kc, sj, io, err);
 		break;
 	case KC_SJ_WRITING:
-		if (err)
+		if (sj->job->is_zero) {
+			if (err)
+				write_failed(kc, sj->job,
+					     (unsigned int)(io - sj->io));
+			else
+				sj->written = true;
+		} else if (err) {
+			sj->next_block[io - sj->io] = sj->num_blocks;
 			write_failed(kc, sj->job, (unsigned int)(io - sj->io));
-		else
-			sj->written = true;
+		} else {
+			if (io->is_zero) {
+				/* WRITE_ZEROES: zeroed, not written */
+				kc->stats.bytes_written -= io->len;
+				kc->stats.bytes_zeroed += io->len;
+			}
+			dest_next(kc, sj, (unsigned int)(io - sj->io));
+		}
 		if (sj->pending == 0)
 			sj_finish(kc, sj);
 		break;

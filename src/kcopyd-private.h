@@ -74,6 +74,20 @@
  * 19 for the largest sub-job (64 MiB = 2^17 sectors). */
 #define KC_REREAD_DEPTH 64
 
+/* Zero detection looks at the data read in blocks of this many bytes from
+ * the start of each sub-job, and a destination's zero ranges are runs of
+ * whole blocks (but for a sub-job's shorter last one).  The file systems'
+ * block: a smaller hole frees nothing.  Measured on one core (x86-64 VM,
+ * 256 MiB of zeros, scanned four times): 5.9 GB/s in blocks of 512 bytes,
+ * 5.6 GB/s in 4 KiB, 4.4 GB/s in 64 KiB, 3.6 GB/s in 512 KiB; data stops
+ * the scan at its first non-zero byte.  So 4 KiB costs nothing over larger
+ * blocks and finds every hole a file can keep.  Punching costs per call, not
+ * per byte (ext4: 185 us for a 4 KiB range, 365 us for 64 KiB or 512 KiB),
+ * which is why adjacent zero blocks go out as one range. */
+#define KC_ZERO_BLOCK 4096u
+#define KC_ZERO_MAP_WORDS \
+	((KCOPYD_MAX_SUBJOB_SIZE / KC_ZERO_BLOCK + 63) / 64)
+
 static inline uint64_t kc_now_us(void)
 {
 	struct timespec ts;
@@ -93,6 +107,7 @@ enum kc_zero_mode { KC_ZERO_UNKNOWN, KC_ZERO_OFFLOAD, KC_ZERO_WRITE };
 struct kc_iocb;
 struct kc_file;
 struct kc_nbd;
+struct kc_file;
 
 /* What one kind of storage does for the job code: io.c carries local
  * descriptors through libaio, nbd.c NBD exports through libnbd.  Members
@@ -109,6 +124,15 @@ struct kc_file_ops {
 	 * for the storage (a stream's stalled pipe).  NULL where requests
 	 * always end by themselves. */
 	void (*cancel)(struct kcopyd_client *kc, struct kc_file *f);
+	/* The source's map: what the len (> 0) bytes at pos of f hold, as far
+	 * as the storage can tell without reading them.  Returns 1 if the
+	 * bytes at pos are data, 0 if they are a hole (they read as zeros),
+	 * and sets *run to how many bytes from pos are alike (1..len); a
+	 * negative errno if the storage cannot tell, after which the caller
+	 * takes every byte of f for data and need not ask again.  Synchronous
+	 * and cheap (the answer may be remembered in f).  NULL: never known. */
+	int (*extents)(struct kcopyd_client *kc, struct kc_file *f,
+		       uint64_t pos, uint64_t len, uint64_t *run);
 };
 
 extern const struct kc_file_ops kc_aio_ops;	/* io.c */
@@ -135,6 +159,12 @@ struct kc_file {
 	unsigned int dio_align;	/* offset/length alignment of direct_fd */
 	uint64_t size;		/* bytes, at the last lookup */
 	enum kc_zero_mode zero_mode;
+	/* sparse and zero-aware copies */
+	bool reads_zero;	/* KCOPYD_FD_READS_ZERO, from kc->fd_hints */
+	bool no_punch;		/* FALLOC_FL_PUNCH_HOLE was refused */
+	bool map_unknown;	/* extents said the storage cannot tell */
+	uint64_t map_pos, map_end;	/* io.c: the last extent found, */
+	bool map_data;			/* and whether it is data */
 	/* remembered capabilities, for kcopyd_probe_fd */
 	bool is_remote;		/* an NBD export: fixed size, aligned to lbs */
 	bool is_stream;		/* a pipe or socket: no size, no offsets */
@@ -259,6 +289,25 @@ struct kc_subjob {
 	unsigned int depth;
 	struct kc_range { uint64_t offset, count; } todo[KC_REREAD_DEPTH];
 	struct kc_iocb io[KC_IOCBS_PER_SLOT];	/* io[i]: destination i */
+	/* Sparse and zero-aware copying.  The bytes of the sub-job before
+	 * span_lo and from span_hi on are holes of the source, not read but
+	 * zeroed in buf; zero_map has a bit per KC_ZERO_BLOCK of buf, set
+	 * where the block is a hole of the source or was read as zeros; none
+	 * under KCOPYD_ALLOCATED.  Each
+	 * destination's writes go through the blocks in turn, one request at
+	 * a time on its iocb: next_block[i] is where destination i is. */
+	uint64_t span_lo, span_hi;
+	unsigned int num_blocks;
+	unsigned int next_block[KCOPYD_MAX_DESTS];
+	uint64_t zero_map[KC_ZERO_MAP_WORDS];
+};
+
+/* KCOPYD_FD_READS_ZERO and other hints, by the identity of the file. */
+struct kc_fd_hint {
+	int fd;
+	dev_t dev, rdev;
+	ino_t ino;
+	unsigned int hints;
 };
 
 struct kc_bad_range {
@@ -312,6 +361,8 @@ struct kcopyd_client {
 	struct kc_bad_range *bad;
 	size_t num_bad, cap_bad;
 	struct kcopyd_stats stats;
+	struct kc_fd_hint *fd_hints;	/* kcopyd_set_fd_hints */
+	size_t num_fd_hints;
 	kcopyd_error_fn error_fn;
 	void *error_ctx;
 	kcopyd_data_fn data_fn;

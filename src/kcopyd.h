@@ -62,7 +62,25 @@ struct io_region {
  * the hook's order. */
 #define KCOPYD_DATA_IN_ORDER	(1u << 5)
 
-#define KCOPYD_FLAGS_MASK	((1u << 6) - 1)
+/* Sparse and zero-aware copying (kcopyd_copy(3)) is the default: the
+ * source's holes, where the storage can tell (SEEK_DATA/SEEK_HOLE), are not
+ * read, blocks read as all zeros are found, and each destination's zero
+ * ranges are zeroed the cheapest correct way its storage allows (punched
+ * holes in files, BLKZEROOUT, NBD WRITE_ZEROES), or skipped where the
+ * destination already reads as zeros (KCOPYD_FD_READS_ZERO).  The
+ * destination regions always end equal to the source region.  These flags
+ * change how: */
+/* Write the zero ranges as data: destinations end fully allocated (holes of
+ * the source are still not read). */
+#define KCOPYD_ALLOCATED	(1u << 6)
+/* The caller promises that every destination region already reads as
+ * zeros: zero ranges are skipped. */
+#define KCOPYD_DEST_IS_ZERO	(1u << 7)
+/* Do not look for zero blocks in the data read: only the source's holes
+ * are zero ranges. */
+#define KCOPYD_NO_ZERO_DETECT	(1u << 8)
+
+#define KCOPYD_FLAGS_MASK	((1u << 9) - 1)
 
 /* Called once per job from the client's engine thread.  read_err is 0 or 1;
  * bit i of write_err is destination i.  Callbacks of one client never run
@@ -126,6 +144,18 @@ struct kcopyd_stats {
 	unsigned int pages_in_use;
 	unsigned int pages_peak;	/* the most ever in use at once */
 	unsigned int subjob_size;	/* bytes, after fitting the budget */
+	/* sparse and zero-aware copying (since 1.2) */
+	uint64_t bytes_zeroed;		/* zero ranges zeroed without writing
+					   data (punched, BLKZEROOUT, FALLOC_FL_
+					   ZERO_RANGE, WRITE_ZEROES), summed
+					   over destinations */
+	uint64_t bytes_skipped;		/* zero ranges left as they were: the
+					   destination reads as zeros already
+					   (KCOPYD_DEST_IS_ZERO,
+					   KCOPYD_FD_READS_ZERO), summed over
+					   destinations */
+	uint64_t bytes_holes;		/* source bytes not read: holes of the
+					   source's map */
 };
 void kcopyd_get_stats(struct kcopyd_client *kc, struct kcopyd_stats *stats);
 
@@ -196,6 +226,17 @@ struct kcopyd_fd_info {
 };
 int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
 		    struct kcopyd_fd_info *info);
+
+/* Hints about a local descriptor, for the jobs submitted after the call
+ * until hints are set again (0 clears them).  Kept by the identity of what
+ * fd refers to, as the probe is. */
+/* fd reads as zeros wherever the caller's jobs will zero it: a file the
+ * caller has just created or truncated.  Copies to it skip their zero
+ * ranges (a file is still extended to the end of the region).  A promise:
+ * the library does not check it. */
+#define KCOPYD_FD_READS_ZERO	(1u << 0)
+#define KCOPYD_FD_HINTS_MASK	((1u << 1) - 1)
+int kcopyd_set_fd_hints(struct kcopyd_client *kc, int fd, unsigned int hints);
 
 /* Open an NBD export for this client: uri is nbd://, nbds:// (TLS),
  * nbd+unix:// (or nbds+unix://, nbd+vsock://).  flags is O_RDONLY or

@@ -57,6 +57,24 @@ static unsigned int file_dio_align(int fd)
 	return KCOPYD_PAGE_SIZE;
 }
 
+static bool hint_is_of(const struct kc_fd_hint *h, int fd,
+		       const struct stat *st)
+{
+	return h->fd == fd && h->dev == st->st_dev && h->ino == st->st_ino &&
+	       h->rdev == st->st_rdev;
+}
+
+static unsigned int hints_of(const struct kcopyd_client *kc, int fd,
+			     const struct stat *st)
+{
+	size_t i;
+
+	for (i = 0; i < kc->num_fd_hints; i++)
+		if (hint_is_of(&kc->fd_hints[i], fd, st))
+			return kc->fd_hints[i].hints;
+	return 0;
+}
+
 static int probe(int fd, const struct stat *st, struct kc_file *f)
 {
 	f->fd = fd;
@@ -133,6 +151,7 @@ static int file_get(struct kcopyd_client *kc, int fd, struct kc_file **result,
 		return -ENOMEM;
 	r = probe(fd, &st, f);
 	f->accmode = accmode;
+	f->reads_zero = hints_of(kc, fd, &st) & KCOPYD_FD_READS_ZERO;
 	if (r < 0) {
 		if (f->direct_fd >= 0)
 			close(f->direct_fd);
@@ -237,6 +256,50 @@ int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
 		info->is_stream = f->is_stream;
 		file_put(kc, f);
 	}
+	pthread_mutex_unlock(&kc->lock);
+	return r;
+}
+
+/* Remember hints for fd's file (drop them when 0), and tell the record in
+ * use for it, if there is one. */
+int kcopyd_set_fd_hints(struct kcopyd_client *kc, int fd, unsigned int hints)
+{
+	struct kc_file *f;
+	struct stat st;
+	size_t i;
+	int r = 0;
+
+	if (!kc || (hints & ~KCOPYD_FD_HINTS_MASK))
+		return -EINVAL;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -EBADF;
+	pthread_mutex_lock(&kc->lock);
+	for (i = 0; i < kc->num_fd_hints; i++)
+		if (hint_is_of(&kc->fd_hints[i], fd, &st))
+			break;
+	if (i == kc->num_fd_hints && hints) {
+		struct kc_fd_hint *h = realloc(kc->fd_hints,
+					       (i + 1) * sizeof(*h));
+
+		if (!h) {
+			r = -ENOMEM;
+			goto out;
+		}
+		kc->fd_hints = h;
+		kc->fd_hints[kc->num_fd_hints++] = (struct kc_fd_hint){
+			.fd = fd, .dev = st.st_dev, .rdev = st.st_rdev,
+			.ino = st.st_ino };
+	}
+	if (i < kc->num_fd_hints) {
+		kc->fd_hints[i].hints = hints;
+		if (!hints)
+			kc->fd_hints[i] = kc->fd_hints[--kc->num_fd_hints];
+	}
+	for (f = kc->files; f; f = f->next)
+		if (!f->is_remote && f->fd == fd && f->dev == st.st_dev &&
+		    f->ino == st.st_ino && f->rdev == st.st_rdev)
+			f->reads_zero = hints & KCOPYD_FD_READS_ZERO;
+out:
 	pthread_mutex_unlock(&kc->lock);
 	return r;
 }

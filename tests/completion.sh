@@ -137,6 +137,8 @@ offers()
 }
 
 expect 'kcopy --ver' --verbose --verify --version
+expect 'kcopy --de' --destination-is-zero
+expect 'kcopy --no-z' --no-zero-detect
 expect 'kcopy --progress=' plain json
 expect 'kcopy --progress=j' json
 expect 'kcopy --throttle ' 10 25 50 75 100

@@ -1,5 +1,5 @@
 /* test-lib.c - libkcopyd on regular files: budgets, concurrency, callbacks,
- * argument checks, zeroing.  Needs no privileges.  KCOPYD_FLUSH is seen
+ * argument checks, zeroing, sparse and zero-aware copies.  Needs no privileges.  KCOPYD_FLUSH is seen
  * for real where a flush can be seen and fail: on NBD exports served by
  * nbdkit (kcopy-nbd.sh) and on the FUSE fault device (kcopy-faults.sh).
  *
@@ -690,6 +690,196 @@ static void test_observers(void)
 	close(to.fd);
 }
 
+/* ------------------------------------------------ sparse and zero-aware */
+
+#define SP_SIZE (8 * MiB)
+
+/* The data hook's view of a source: every sector it was handed. */
+struct shadow {
+	char *buf;
+	uint64_t sectors;
+};
+
+static void shadow_record(int src_fd, uint64_t sector, uint64_t count,
+			  const void *data, void *context)
+{
+	struct shadow *sh = context;
+
+	(void)src_fd;
+	memcpy(sh->buf + sector * 512, data, count * 512);
+	sh->sectors += count;
+}
+
+/* A sparse source: data in the first sector, across a sub-job boundary,
+ * around an allocated block of 64 KiB of zeros, and none in its last
+ * 2 MiB (a hole up to the end). */
+static int make_sparse_source(void)
+{
+	static const struct { off_t off; size_t len; } data[] = {
+		{ 0, 512 }, { 512 * 1024 - 1536, 3072 },
+		{ 2 * MiB, 4096 }, { 2 * MiB + 68 * 1024, 4096 },
+		{ 5 * MiB + 512, 300 * 1024 },
+	};
+	int fd = make_file("sp-src", 0, 0);
+	char *buf = malloc(300 * 1024);
+	size_t i, j;
+
+	check(buf && ftruncate(fd, SP_SIZE) == 0, "sparse source");
+	for (i = 0; buf && i < sizeof(data) / sizeof(data[0]); i++) {
+		for (j = 0; j < data[i].len; j++)
+			buf[j] = (char)(1 + (j * 7 + i) % 251);
+		check(pwrite(fd, buf, data[i].len, data[i].off) ==
+		      (ssize_t)data[i].len, "write source extent %zu", i);
+	}
+	if (buf) {
+		memset(buf, 0, 64 * 1024);
+		check(pwrite(fd, buf, 64 * 1024, 2 * MiB + 4096) == 64 * 1024,
+		      "write the allocated zeros");
+	}
+	free(buf);
+	return fd;
+}
+
+/* One copy of the sparse source with flags to dst; the stats after it. */
+static void sparse_copy(const char *name, int src, int dst, unsigned int flags,
+			struct kcopyd_stats *st, struct shadow *sh)
+{
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	struct io_region from = { src, 0, SP_SIZE / 512 };
+	struct io_region to = { dst, 0, SP_SIZE / 512 };
+
+	check(kcopyd_client_create(256, &kc) == 0, "%s: create", name);
+	if (sh) {
+		memset(sh->buf, 0x55, SP_SIZE);
+		sh->sectors = 0;
+		kcopyd_set_data_fn(kc, shadow_record, sh);
+	}
+	check(kcopyd_copy(kc, &from, dst < 0 ? 0 : 1, dst < 0 ? NULL : &to,
+			  flags, notify, &res) == 0, "%s: copy", name);
+	kcopyd_wait(kc);
+	kcopyd_get_stats(kc, st);
+	check(res.calls == 1 && !res.read_err && !res.write_err,
+	      "%s: calls %d read_err %d write_err %u", name, res.calls,
+	      res.read_err, res.write_err);
+	if (dst >= 0)
+		check(file_size(dst) == SP_SIZE && same(src, 0, dst, 0, SP_SIZE),
+		      "%s: the destination differs from the source", name);
+	check(st->bytes_holes > 0 && st->bytes_read + st->bytes_holes <=
+	      SP_SIZE && st->bytes_read < SP_SIZE / 4,
+	      "%s: holes read (read %llu, holes %llu)", name,
+	      (unsigned long long)st->bytes_read,
+	      (unsigned long long)st->bytes_holes);
+	kcopyd_client_destroy(kc);
+}
+
+static void test_sparse(void)
+{
+	struct kcopyd_client *kc;
+	struct kcopyd_stats st, def;
+	struct shadow sh = { malloc(SP_SIZE), 0 };
+	char *want = malloc(SP_SIZE);
+	int src = make_sparse_source(), dst;
+
+	if (!sh.buf || !want || pread(src, want, SP_SIZE, 0) != SP_SIZE) {
+		check(0, "sparse: set up");
+		return;
+	}
+	/* Default: holes not read, zero ranges of a file full of old data
+	 * zeroed without writing data; the hook sees every sector. */
+	dst = make_file("sp-dst", SP_SIZE, 5);
+	sparse_copy("sparse", src, dst, 0, &def, &sh);
+	check(def.bytes_zeroed > 0 && def.bytes_skipped == 0 &&
+	      def.bytes_written + def.bytes_zeroed == SP_SIZE &&
+	      def.bytes_written < SP_SIZE / 4,
+	      "sparse: written %llu zeroed %llu skipped %llu",
+	      (unsigned long long)def.bytes_written,
+	      (unsigned long long)def.bytes_zeroed,
+	      (unsigned long long)def.bytes_skipped);
+	check(sh.sectors == SP_SIZE / 512 && !memcmp(sh.buf, want, SP_SIZE),
+	      "sparse: the data hook saw %llu sectors, or other data",
+	      (unsigned long long)sh.sectors);
+	close(dst);
+
+	/* A read job (--verify's read-back) sees zeros for holes too. */
+	sparse_copy("read job", src, -1, 0, &st, &sh);
+	check(sh.sectors == SP_SIZE / 512 && !memcmp(sh.buf, want, SP_SIZE) &&
+	      st.bytes_written == 0, "read job: the data hook's view");
+
+	/* No zero detection: the allocated zeros are written as data. */
+	dst = make_file("sp-dst", SP_SIZE, 6);
+	sparse_copy("no zero detect", src, dst, KCOPYD_NO_ZERO_DETECT, &st, NULL);
+	check(st.bytes_written == def.bytes_written + 64 * 1024 &&
+	      st.bytes_written + st.bytes_zeroed == SP_SIZE,
+	      "no zero detect: written %llu, with detection %llu",
+	      (unsigned long long)st.bytes_written,
+	      (unsigned long long)def.bytes_written);
+	close(dst);
+
+	/* Allocated: every byte written, none zeroed; holes still not read. */
+	dst = make_file("sp-dst", SP_SIZE, 7);
+	sparse_copy("allocated", src, dst, KCOPYD_ALLOCATED, &st, NULL);
+	check(st.bytes_written == SP_SIZE && st.bytes_zeroed == 0 &&
+	      st.bytes_skipped == 0, "allocated: written %llu zeroed %llu",
+	      (unsigned long long)st.bytes_written,
+	      (unsigned long long)st.bytes_zeroed);
+	close(dst);
+
+	/* The destination reads as zeros (promised): zero ranges skipped,
+	 * and the empty file still ends where the region does. */
+	dst = make_file("sp-dst", 0, 0);
+	sparse_copy("dest is zero", src, dst, KCOPYD_DEST_IS_ZERO, &st, NULL);
+	check(st.bytes_skipped + st.bytes_written == SP_SIZE &&
+	      st.bytes_zeroed == 0, "dest is zero: skipped %llu written %llu",
+	      (unsigned long long)st.bytes_skipped,
+	      (unsigned long long)st.bytes_written);
+	close(dst);
+
+	/* The same per descriptor: KCOPYD_FD_READS_ZERO, kept by the client
+	 * until cleared. */
+	check(kcopyd_client_create(16, &kc) == 0, "create");
+	dst = make_file("sp-dst", 0, 0);
+	check(kcopyd_set_fd_hints(kc, dst, 1u << 5) == -EINVAL, "unknown hint");
+	check(kcopyd_set_fd_hints(kc, 999, KCOPYD_FD_READS_ZERO) == -EBADF,
+	      "hint on a closed descriptor");
+	check(kcopyd_set_fd_hints(NULL, dst, 0) == -EINVAL, "NULL client");
+	check(kcopyd_set_fd_hints(kc, dst, KCOPYD_FD_READS_ZERO) == 0, "hint");
+	{
+		struct result res = RESULT_INIT;
+		struct io_region from = { src, 0, SP_SIZE / 512 };
+		struct io_region to = { dst, 0, SP_SIZE / 512 };
+
+		check(kcopyd_copy(kc, &from, 1, &to, 0, notify, &res) == 0,
+		      "reads zero: copy");
+		kcopyd_wait(kc);
+		kcopyd_get_stats(kc, &st);
+		check(res.calls == 1 && !res.write_err &&
+		      file_size(dst) == SP_SIZE && same(src, 0, dst, 0, SP_SIZE),
+		      "reads zero: the destination differs");
+		check(st.bytes_skipped + st.bytes_written == SP_SIZE &&
+		      st.bytes_zeroed == 0,
+		      "reads zero: skipped %llu written %llu",
+		      (unsigned long long)st.bytes_skipped,
+		      (unsigned long long)st.bytes_written);
+		/* Cleared: old data is zeroed again, not left. */
+		check(pwrite(dst, want + MiB, MiB, 6 * MiB) == MiB &&
+		      pwrite(dst, "x", 1, 4 * MiB) == 1, "dirty it");
+		check(kcopyd_set_fd_hints(kc, dst, 0) == 0, "clear the hint");
+		res = (struct result)RESULT_INIT;
+		check(kcopyd_copy(kc, &from, 1, &to, 0, notify, &res) == 0,
+		      "hint cleared: copy");
+		kcopyd_wait(kc);
+		check(res.calls == 1 && !res.write_err &&
+		      same(src, 0, dst, 0, SP_SIZE),
+		      "hint cleared: old data left in a zero range");
+	}
+	kcopyd_client_destroy(kc);
+	close(dst);
+	close(src);
+	free(sh.buf);
+	free(want);
+}
+
 int main(void)
 {
 	test_dir_create();
@@ -706,5 +896,6 @@ int main(void)
 	test_files_released();
 	test_many_clients();
 	test_many_dests();
+	test_sparse();
 	return test_dir_finish();
 }

@@ -97,6 +97,9 @@ struct options {
 	double progress_interval;	/* 0: the mode's default */
 	bool verify;
 	unsigned int hash_algs;		/* --hash: bit a is algorithm a (HASH_*) */
+	bool allocated;			/* KCOPYD_ALLOCATED */
+	bool dest_is_zero;		/* KCOPYD_DEST_IS_ZERO */
+	bool no_zero_detect;		/* KCOPYD_NO_ZERO_DETECT */
 	const char *report;
 	bool force;
 	bool dry_run;
@@ -257,6 +260,7 @@ struct kcopy {
 	uint64_t bytes_done;
 	unsigned int tail_bytes;	/* bytes of data in the region's last
 					   sector: 512, but at a stream's end */
+	struct kcopyd_stats stats;	/* the copy's, when it is over */
 	int signal;			/* the signal that stopped the copy */
 	bool verified;			/* --verify ran to the end */
 	struct progress progress;

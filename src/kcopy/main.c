@@ -96,6 +96,12 @@ static int setup(struct kcopy *k)
 	/* --hash feeds the digests from the data hook, in source order. */
 	if (k->opt.hash_algs)
 		k->flags |= KCOPYD_DATA_IN_ORDER;
+	if (k->opt.allocated)
+		k->flags |= KCOPYD_ALLOCATED;
+	if (k->opt.dest_is_zero)
+		k->flags |= KCOPYD_DEST_IS_ZERO;
+	if (k->opt.no_zero_detect)
+		k->flags |= KCOPYD_NO_ZERO_DETECT;
 	for (i = 0; i < k->num_dests; i++) {
 		if (k->dests[i].zoned && !(k->flags & KCOPYD_WRITE_SEQ)) {
 			k->flags |= KCOPYD_WRITE_SEQ;
@@ -178,9 +184,12 @@ static int finish(struct kcopy *k)
 		report_closing_line(k, status);
 	else
 		say(&k->out, MSG_VERBOSE, "%" PRIu64 " bytes %s %u "
-		    "destination(s) in %.3f s", k->bytes_done,
+		    "destination(s) in %.3f s: %" PRIu64 " bytes read, %"
+		    PRIu64 " written, %" PRIu64 " zeroed, %" PRIu64
+		    " skipped", k->bytes_done,
 		    k->opt.zero ? "zeroed on" : "copied to", k->num_dests,
-		    k->seconds);
+		    k->seconds, k->stats.bytes_read, k->stats.bytes_written,
+		    k->stats.bytes_zeroed, k->stats.bytes_skipped);
 	return status;
 }
 

@@ -29,7 +29,8 @@ enum {
 	OPT_PAGES = 1, OPT_CHUNK, OPT_IGNORE_ERRORS, OPT_SEQUENTIAL, OPT_ZERO,
 	OPT_THROTTLE, OPT_RATE, OPT_PROGRESS, OPT_INTERVAL, OPT_VERIFY,
 	OPT_REPORT, OPT_FORCE, OPT_DRY_RUN, OPT_QUIET, OPT_VERBOSE,
-	OPT_VERSION, OPT_HELP, OPT_USAGE, OPT_TIMEOUT, OPT_HASH,
+	OPT_VERSION, OPT_HELP, OPT_USAGE, OPT_TIMEOUT, OPT_HASH, OPT_ALLOCATED,
+	OPT_DEST_IS_ZERO, OPT_NO_ZERO_DETECT,
 };
 
 static const struct poptOption option_table[] = {
@@ -43,6 +44,16 @@ static const struct poptOption option_table[] = {
 	  "write in ascending order, one sub-job at a time", NULL },
 	{ "zero", 'z', POPT_ARG_NONE, NULL, OPT_ZERO,
 	  "zero the destinations; there is no source", NULL },
+	/* Named as nbdcopy(1) names them (qemu-img's --target-is-zero is
+	 * --destination-is-zero; its -S 0 is --no-zero-detect --allocated). */
+	{ "allocated", 0, POPT_ARG_NONE, NULL, OPT_ALLOCATED,
+	  "write zeros as data: destinations end fully allocated", NULL },
+	{ "destination-is-zero", 0, POPT_ARG_NONE, NULL, OPT_DEST_IS_ZERO,
+	  "the destinations already read as zeros: leave zero ranges alone",
+	  NULL },
+	{ "no-zero-detect", 0, POPT_ARG_NONE, NULL, OPT_NO_ZERO_DETECT,
+	  "do not look for zero blocks in the data read (holes of the "
+	  "source are still not read)", NULL },
 	{ "throttle", 0, POPT_ARG_STRING, NULL, OPT_THROTTLE,
 	  "keep I/O in flight at most PERCENT of the time", "PERCENT" },
 	{ "rate", 0, POPT_ARG_STRING, NULL, OPT_RATE,
@@ -205,6 +216,9 @@ static int take_option(struct kcopy *k, int code, const char *arg)
 	case OPT_SEQUENTIAL:	o->sequential = true; return 0;
 	case OPT_ZERO:		o->zero = true; return 0;
 	case OPT_VERIFY:	o->verify = true; return 0;
+	case OPT_ALLOCATED:	o->allocated = true; return 0;
+	case OPT_DEST_IS_ZERO:	o->dest_is_zero = true; return 0;
+	case OPT_NO_ZERO_DETECT: o->no_zero_detect = true; return 0;
 	case OPT_FORCE:		o->force = true; return 0;
 	case OPT_DRY_RUN:	o->dry_run = true; return 0;
 	case OPT_QUIET:		o->quiet = true; return 0;
@@ -331,6 +345,11 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 				  "--zero");
 	if (ret == 0 && o->zero && o->hash_algs)
 		ret = usage_error(k, "--hash has nothing to read with --zero");
+	if (ret == 0 && o->zero &&
+	    (o->allocated || o->dest_is_zero || o->no_zero_detect))
+		ret = usage_error(k, "--%s is for copies, not --zero",
+				  o->allocated ? "allocated" : o->dest_is_zero
+				  ? "destination-is-zero" : "no-zero-detect");
 	if (ret == 0)
 		ret = take_specs(k, poptGetArgs(pc));
 	poptFreeContext(pc);

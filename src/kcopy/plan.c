@@ -6,8 +6,11 @@
  */
 #include <config.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "kcopy.h"
 
@@ -51,14 +54,56 @@ static void print_region(const char *what, const struct target *t)
 	       t->direct ? "direct" : "buffered");
 }
 
+/* The source's map, as SEEK_DATA and SEEK_HOLE tell it on a local file:
+ * the region's data and hole bytes.  Nothing where it is not known. */
+static void print_map(const struct target *t)
+{
+	char dsize[KC_FORMAT_SIZE_LEN], hsize[KC_FORMAT_SIZE_LEN];
+	uint64_t pos = t->sector * KC_SECTOR_SIZE, data = 0;
+	uint64_t end = pos + t->count * KC_SECTOR_SIZE;
+	off_t d, h;
+
+	if (t->is_remote || t->is_blockdev) {
+		printf("  map          not known: all of it is read\n");
+		return;
+	}
+	while (pos < end) {
+		d = lseek(t->fd, (off_t)pos, SEEK_DATA);
+		if (d < 0 && errno == ENXIO)
+			break;
+		if (d < 0) {
+			printf("  map          not known (%s): all of it is "
+			       "read\n", strerror(errno));
+			return;
+		}
+		if ((uint64_t)d >= end)
+			break;
+		h = lseek(t->fd, d, SEEK_HOLE);
+		if (h < 0 || h <= d) {
+			printf("  map          not known: all of it is read\n");
+			return;
+		}
+		data += ((uint64_t)h < end ? (uint64_t)h : end) - (uint64_t)d;
+		pos = (uint64_t)h;
+	}
+	printf("  map          %" PRIu64 " bytes data (%s), %" PRIu64
+	       " bytes holes (%s), not read\n", data,
+	       kc_format_size(data, dsize, sizeof(dsize)),
+	       t->count * KC_SECTOR_SIZE - data,
+	       kc_format_size(t->count * KC_SECTOR_SIZE - data, hsize,
+			      sizeof(hsize)));
+}
+
 void plan_print(struct kcopy *k)
 {
 	char budget[KC_FORMAT_SIZE_LEN], chunk[KC_FORMAT_SIZE_LEN];
 	unsigned int i;
 
 	printf("kcopy: dry run, nothing will be written\n");
-	if (!k->opt.zero)
+	if (!k->opt.zero) {
 		print_region("source", &k->src);
+		print_map(&k->src);
+	}
 	for (i = 0; i < k->num_dests; i++) {
 		char what[32];
 
@@ -70,7 +115,11 @@ void plan_print(struct kcopy *k)
 					    KCOPYD_PAGE_SIZE, budget,
 					    sizeof(budget)),
 	       kc_format_size(k->opt.chunk, chunk, sizeof(chunk)));
-	printf("%-14s %s%s%s\n", "mode", k->opt.zero ? "zero" : "copy",
+	printf("%-14s %s%s%s%s%s%s\n", "mode", k->opt.zero ? "zero" : "copy",
 	       k->flags & KCOPYD_IGNORE_ERROR ? ", ignore read errors" : "",
-	       k->flags & KCOPYD_WRITE_SEQ ? ", sequential writes" : "");
+	       k->flags & KCOPYD_WRITE_SEQ ? ", sequential writes" : "",
+	       k->opt.zero ? "" : k->flags & KCOPYD_ALLOCATED
+	       ? ", zeros written as data" : ", sparse",
+	       k->flags & KCOPYD_DEST_IS_ZERO ? ", destinations are zero" : "",
+	       k->flags & KCOPYD_NO_ZERO_DETECT ? ", no zero detection" : "");
 }

@@ -64,6 +64,7 @@ static void format_eta(double seconds, char *buf, size_t len)
 
 struct snapshot {
 	uint64_t done, total;
+	uint64_t read, written, zeroed, skipped;
 	double percent, elapsed, rate, eta;
 	unsigned int failed;
 };
@@ -75,7 +76,13 @@ static void take(struct kcopy *k, bool final, struct snapshot *s)
 	double now = now_seconds(), dt;
 
 	kcopyd_get_stats(k->kc, &st);
-	s->done = final ? k->bytes_done : st.bytes_done;
+	if (final)
+		st = k->stats;
+	s->done = st.bytes_done;
+	s->read = st.bytes_read;
+	s->written = st.bytes_written;
+	s->zeroed = st.bytes_zeroed;
+	s->skipped = st.bytes_skipped;
 	s->total = k->bytes;
 	s->percent = s->total ? 100.0 * (double)s->done / (double)s->total
 			      : 100.0;
@@ -133,9 +140,12 @@ static void draw(void *arg)
 	} else if (pg->mode == PROGRESS_JSON) {
 		fprintf(stderr, "{\"bytes\": %" PRIu64 ", \"total\": %" PRIu64
 			", \"percent\": %.1f, \"rate\": %.0f, \"eta\": %.1f, "
-			"\"elapsed\": %.3f, \"failed\": %u, \"final\": %s}\n",
+			"\"elapsed\": %.3f, \"failed\": %u, \"read\": %" PRIu64
+			", \"written\": %" PRIu64 ", \"zeroed\": %" PRIu64
+			", \"skipped\": %" PRIu64 ", \"final\": %s}\n",
 			s.done, s.total, s.percent, s.rate,
-			final ? 0.0 : s.eta, s.elapsed, s.failed,
+			final ? 0.0 : s.eta, s.elapsed, s.failed, s.read,
+			s.written, s.zeroed, s.skipped,
 			final ? "true" : "false");
 	} else if (pg->bar) {
 		char bar[BAR_WIDTH + 1];
@@ -155,9 +165,16 @@ static void draw(void *arg)
 			k->out.bar_drawn = false;
 		}
 	} else {
+		char rd[KC_FORMAT_SIZE_LEN], wr[KC_FORMAT_SIZE_LEN];
+		char zd[KC_FORMAT_SIZE_LEN], sk[KC_FORMAT_SIZE_LEN];
+
 		fprintf(stderr, "kcopy: %s / %s (%.1f%%), %s/s, %s %s, %u "
-			"failed\n", done, total, s.percent, rate,
-			final ? "took" : "ETA", eta, s.failed);
+			"failed; read %s, written %s, zeroed %s, skipped %s\n",
+			done, total, s.percent, rate, final ? "took" : "ETA",
+			eta, s.failed, kc_format_size(s.read, rd, sizeof(rd)),
+			kc_format_size(s.written, wr, sizeof(wr)),
+			kc_format_size(s.zeroed, zd, sizeof(zd)),
+			kc_format_size(s.skipped, sk, sizeof(sk)));
 	}
 	fflush(stderr);
 }
@@ -183,9 +200,13 @@ static void status_line(void *arg)
 				   : 0, rate, sizeof(rate));
 	output_clear_bar(&k->out);
 	fprintf(stderr, "kcopy: %" PRIu64 " bytes (%s) of %" PRIu64
-		" copied, %.1f s, %s/s, %u of %u destinations failed\n",
+		" copied, %.1f s, %s/s, %u of %u destinations failed; %" PRIu64
+		" bytes read, %" PRIu64 " written, %" PRIu64 " zeroed, %"
+		PRIu64 " skipped\n",
 		st.bytes_done, kc_format_size(st.bytes_done, done, sizeof(done)),
-		k->bytes, elapsed, rate, failed_dests(k), k->num_dests);
+		k->bytes, elapsed, rate, failed_dests(k), k->num_dests,
+		st.bytes_read, st.bytes_written, st.bytes_zeroed,
+		st.bytes_skipped);
 	fflush(stderr);
 }
 

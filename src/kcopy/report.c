@@ -196,6 +196,19 @@ static void write_report(struct kcopy *k, FILE *f, int status, bool done)
 	fprintf(f, ",\n  ");
 	json_u64(f, "bytes", k->bytes_done, done);
 	fprintf(f, ",\n  \"bytes_total\": %" PRIu64 ",\n  ", k->bytes);
+	/* the copy's traffic: bytes read from the source, written to and
+	 * zeroed on the destinations (summed over them), zero ranges left
+	 * alone (already zeros), and the source's holes, not read */
+	json_u64(f, "bytes_read", k->stats.bytes_read, done);
+	fprintf(f, ",\n  ");
+	json_u64(f, "bytes_written", k->stats.bytes_written, done);
+	fprintf(f, ",\n  ");
+	json_u64(f, "bytes_zeroed", k->stats.bytes_zeroed, done);
+	fprintf(f, ",\n  ");
+	json_u64(f, "bytes_skipped", k->stats.bytes_skipped, done);
+	fprintf(f, ",\n  ");
+	json_u64(f, "bytes_holes", k->stats.bytes_holes, done);
+	fprintf(f, ",\n  ");
 	if (done)
 		fprintf(f, "\"seconds\": %.3f", k->seconds);
 	else

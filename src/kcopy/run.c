@@ -263,6 +263,7 @@ int run_copy(struct kcopy *k)
 	kcopyd_wait(k->kc);
 	kcopyd_get_stats(k->kc, &st);
 	k->bytes_done = st.bytes_done;
+	k->stats = st;
 	r = kcopyd_get_bad_ranges(k->kc, &k->bad, &k->num_bad);
 	if (r < 0)
 		say(&k->out, MSG_ERROR, "cannot list the bad ranges: %s",

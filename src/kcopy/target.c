@@ -508,6 +508,17 @@ static bool same_storage(const struct target *a, const struct target *b)
 	       a->id.ino == b->id.ino;
 }
 
+/* A file this run created reads as zeros: the copy need not zero it. */
+static int reads_zero(struct kcopy *k, struct target *t)
+{
+	int r = kcopyd_set_fd_hints(k->kc, t->fd, KCOPYD_FD_READS_ZERO);
+
+	if (r < 0)
+		return setup_error(k, t, r, "cannot set up '%s': %s",
+				   t->spec.path, strerror(-r));
+	return 0;
+}
+
 static int create_dest(struct kcopy *k, struct target *t)
 {
 	struct kcopyd_fd_info info;
@@ -525,7 +536,7 @@ static int create_dest(struct kcopy *k, struct target *t)
 			t->exists = true;
 			t->id = d->id;
 			t->direct = d->direct;
-			return 0;
+			return reads_zero(k, t);
 		}
 	}
 
@@ -541,7 +552,8 @@ static int create_dest(struct kcopy *k, struct target *t)
 		return setup_error(k, t, r, "cannot probe '%s': %s",
 				   t->spec.path, strerror(-r));
 	t->direct = info.can_direct;
-	return lock_region(k, t, true);
+	r = reads_zero(k, t);
+	return r < 0 ? r : lock_region(k, t, true);
 }
 
 int target_create_dests(struct kcopy *k)
