@@ -58,8 +58,9 @@ struct io_region {
 #define KCOPYD_FLUSH		(1u << 4)
 /* Call the data hook in source order, each sub-job after the one before it
  * (those read early wait for their turn, in the budget), so that a digest
- * of the whole region can be fed from the hook.  Writes do not wait for
- * the hook's order. */
+ * of the whole region can be fed from the hook.  A sub-job's writes start
+ * after its hook call, so they follow the same order; they need not end
+ * in it (KCOPYD_WRITE_SEQ for that). */
 #define KCOPYD_DATA_IN_ORDER	(1u << 5)
 
 /* Sparse and zero-aware copying (kcopyd_copy(3)) is the default: the

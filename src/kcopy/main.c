@@ -123,7 +123,9 @@ static void stream_regions(struct kcopy *k)
 			   KC_SECTOR_SIZE;
 	unsigned int i;
 
-	if (!k->src.is_stream || k->src.count)
+	/* A COUNT the stream fell short of counts what came too. */
+	if (!k->src.is_stream ||
+	    (k->src.count && k->bytes_done >= k->src.count * KC_SECTOR_SIZE))
 		return;
 	if (k->bytes_done % KC_SECTOR_SIZE)
 		k->tail_bytes = k->bytes_done % KC_SECTOR_SIZE;

@@ -191,7 +191,7 @@ void progress_tick(struct kcopy *k, bool final)
 static void status_line(void *arg)
 {
 	struct kcopy *k = arg;
-	char done[KC_FORMAT_SIZE_LEN], rate[KC_FORMAT_SIZE_LEN];
+	char done[KC_FORMAT_SIZE_LEN], rate[KC_FORMAT_SIZE_LEN], total[32];
 	struct kcopyd_stats st;
 	double elapsed = now_seconds() - k->start;
 
@@ -199,12 +199,17 @@ static void status_line(void *arg)
 	kc_format_size(elapsed > 0 ? (uint64_t)((double)st.bytes_done / elapsed)
 				   : 0, rate, sizeof(rate));
 	output_clear_bar(&k->out);
-	fprintf(stderr, "kcopy: %" PRIu64 " bytes (%s) of %" PRIu64
-		" copied, %.1f s, %s/s, %u of %u destinations failed; %" PRIu64
+	/* A stream without a COUNT has no total until its end. */
+	if (k->bytes)
+		snprintf(total, sizeof(total), " of %" PRIu64, k->bytes);
+	else
+		total[0] = 0;
+	fprintf(stderr, "kcopy: %" PRIu64 " bytes (%s)%s copied, %.1f s, "
+		"%s/s, %u of %u destinations failed; %" PRIu64
 		" bytes read, %" PRIu64 " written, %" PRIu64 " zeroed, %"
 		PRIu64 " skipped\n",
 		st.bytes_done, kc_format_size(st.bytes_done, done, sizeof(done)),
-		k->bytes, elapsed, rate, failed_dests(k), k->num_dests,
+		total, elapsed, rate, failed_dests(k), k->num_dests,
 		st.bytes_read, st.bytes_written, st.bytes_zeroed,
 		st.bytes_skipped);
 	fflush(stderr);
