@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -39,6 +40,14 @@ void kc_engine_wake(struct kcopyd_client *kc)
 static void *engine_main(void *arg)
 {
 	struct kcopyd_client *kc = arg;
+	sigset_t pipe;
+
+	/* A stream destination whose reader is gone is EPIPE of that
+	 * request, not the end of the caller's process: SIGPIPE, raised in
+	 * the thread that writes, stays blocked (and pending) here. */
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 	struct pollfd pfd[MAX_POLLED];
 	struct kc_file *streams[KCOPYD_MAX_DESTS + 1];
 

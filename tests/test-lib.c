@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <libaio.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,6 +403,34 @@ static void test_data_in_order(void)
 	kcopyd_client_destroy(kc);
 	close(from.fd);
 	close(to.fd);
+}
+
+/* A pipe destination whose reader is gone: EPIPE, that destination's bit,
+ * the others written; SIGPIPE (left at its default here, which would kill
+ * this process) never reaches the process. */
+static void test_broken_pipe(void)
+{
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	struct io_region from, to[2];
+	int p[2];
+
+	make_pair("pipe", 4 * MiB, 29, &from, &to[1]);
+	check(signal(SIGPIPE, SIG_DFL) != SIG_ERR && pipe(p) == 0, "pipe");
+	close(p[0]);
+	to[0] = (struct io_region){ p[1], 0, 0 };
+	check(kcopyd_client_create(256, &kc) == 0, "create");
+	check(kcopyd_copy(kc, &from, 2, to, KCOPYD_DROP_FAILED_DESTS, notify,
+			  &res) == 0, "copy to a broken pipe");
+	kcopyd_wait(kc);
+	check(res.calls == 1 && res.write_err == 1 && !res.read_err,
+	      "broken pipe: write_err %#x", res.write_err);
+	check(same(from.fd, 0, to[1].fd, 0, 4 * MiB),
+	      "broken pipe: the file beside it differs");
+	kcopyd_client_destroy(kc);
+	close(p[1]);
+	close(from.fd);
+	close(to[1].fd);
 }
 
 /* A destination opened read-only fails its writes: exactly its bit, and
@@ -892,6 +921,7 @@ int main(void)
 	test_destroy_waits();
 	test_zero_and_flags();
 	test_data_in_order();
+	test_broken_pipe();
 	test_write_error_isolated();
 	test_files_released();
 	test_many_clients();
