@@ -197,6 +197,8 @@ expect "kcopy $tmp/pci-0000:00" "00:1f.2-ata-1"
 expect "kcopy --report=$tmp/pci-0000:00:1f" "1f.2-ata-1"
 expect "kcopy $tmp/pci-0000:00:1f.2-ata-1:" 
 expect 'kcopy --chunk=5' 512K
+expect 'kcopy --mapfile-interval=3' 30 300
+expect "kcopy --mapfile=$tmp/pci-0000:00:1f" "1f.2-ata-1"
 
 exit $((failures != 0))
 CHECKS

@@ -19,13 +19,15 @@
  *   progress.c  the progress bar and lines, the SIGUSR1 status line
  *   plan.c      the --dry-run plan
  *   report.c    the JSON report and the closing line
+ *   mapfile.c   --mapfile: the state of the copy, its pieces, resuming
  *   output.c    the one way messages reach stderr
  *   spec.c      pure parsers of sizes, specs, numbers (spec.h)
  *
  *   main -> options, target, run, verify, plan, report, signals, progress,
- *           hash
+ *           hash, mapfile
  *   target -> storage;  report -> storage, hash;  options -> hash
- *   run -> signals, progress;  verify -> run, hash;  signals -> progress
+ *   run -> signals, progress, mapfile;  verify -> run, hash
+ *   signals -> progress;  mapfile -> report, progress
  *   everything -> output, spec
  *
  * Error convention: functions return 0 or a negative errno; the message is
@@ -101,6 +103,10 @@ struct options {
 	bool dest_is_zero;		/* KCOPYD_DEST_IS_ZERO */
 	bool no_zero_detect;		/* KCOPYD_NO_ZERO_DETECT */
 	const char *report;
+	const char *mapfile;		/* --mapfile FILE */
+	double mapfile_interval;	/* seconds between checkpoints */
+	bool skip_bad;			/* do not retry the '-' areas */
+	bool retry_failed;		/* write to failed destinations again */
 	bool force;
 	bool dry_run;
 	bool quiet;
@@ -224,6 +230,9 @@ struct report {
 
 /* --------------------------------------------------------- the run state */
 
+struct mapfile;			/* mapfile.c's */
+struct piece;			/* run.c's: a job of a --mapfile copy */
+
 struct zero_job {
 	struct kcopy *k;
 	unsigned int dest;
@@ -251,6 +260,7 @@ struct kcopy {
 	int read_err;			/* 0 or 1 */
 	int read_error;			/* first read errno, negative */
 	unsigned int write_err;		/* bit i: destination i failed */
+	struct piece *pieces_done;	/* --mapfile: jobs whose callback ran */
 	/* ... and each destination's error and error_op (struct target). */
 
 	/* Main thread only. */
@@ -263,9 +273,12 @@ struct kcopy {
 	struct kcopyd_stats stats;	/* the copy's, when it is over */
 	int signal;			/* the signal that stopped the copy */
 	bool verified;			/* --verify ran to the end */
+	bool map_started;		/* --mapfile: a job was submitted */
+	bool pieces_stopped;		/* --mapfile: no more jobs */
 	struct progress progress;
 	struct verify verify;
 	struct report report;
+	struct mapfile *map;		/* --mapfile, NULL without */
 };
 
 int kcopy_init(struct kcopy *k);
@@ -371,5 +384,34 @@ int report_write(struct kcopy *k, int status);
 /* Remove the temporary file, and the placeholder if no report replaced it. */
 void report_free(struct kcopy *k);
 void report_closing_line(struct kcopy *k, int status);
+/* Replace path with len bytes of buf atomically: a temporary file beside
+ * it (named prefix and six random characters) is written, flushed and
+ * renamed over it, then the directory is flushed.  0 or -errno. */
+int replace_file(const char *path, const char *prefix, const char *buf,
+		 size_t len, mode_t mode);
+
+/* Jobs of a --mapfile copy kept in flight (run.c): the engine never idles
+ * between one and the next. */
+#define KCOPY_MAP_IN_FLIGHT 3
+
+/* mapfile.c: without --mapfile, each does nothing (mapfile_next: false). */
+/* At setup, after the targets: read FILE if it exists and check that it
+ * is this copy's (or GNU ddrescue's); failed destinations it lists are
+ * failed again (k->write_err).  0, or -errno after a setup error. */
+int mapfile_open(struct kcopy *k);
+/* Before the copy: what is left to do, and the first mapfile.  0 or
+ * -errno, said. */
+int mapfile_start(struct kcopy *k);
+/* The next piece to copy, in source sectors; false when none is left. */
+bool mapfile_next(struct kcopy *k, uint64_t *sector, uint64_t *count);
+/* A piece's job ended, its callback has run: it is durable on every
+ * destination still live (KCOPYD_FLUSH); its bad ranges are unreadable. */
+void mapfile_done(struct kcopy *k, uint64_t sector, uint64_t count);
+/* Write the mapfile if the checkpoint interval has passed (or now). */
+void mapfile_checkpoint(struct kcopy *k, bool now);
+/* After the copy: the last mapfile, and the outcome of the whole copy
+ * (bytes, read_err, bad ranges) into k for the report and exit status. */
+int mapfile_finish(struct kcopy *k);
+void mapfile_free(struct kcopy *k);
 
 #endif /* KCOPY_H */

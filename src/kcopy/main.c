@@ -53,6 +53,8 @@ void kcopy_free(struct kcopy *k)
 	target_free(&k->src);
 	report_free(k);
 	free((void *)k->opt.report);
+	mapfile_free(k);
+	free((void *)k->opt.mapfile);
 	if (k->sig_fd >= 0)
 		close(k->sig_fd);
 	if (k->done_fd >= 0)
@@ -84,6 +86,8 @@ static int setup(struct kcopy *k)
 		r = target_lock_regions(k);
 	if (r == 0)
 		r = report_open(k);
+	if (r == 0)
+		r = mapfile_open(k);
 	if (r < 0)
 		return r;
 
@@ -159,6 +163,7 @@ static void finish_source_hash(struct kcopy *k)
 /* After the copy: read back, report, say how it went.  The exit status. */
 static int finish(struct kcopy *k)
 {
+	bool map_lost;
 	unsigned int i;
 	int status;
 
@@ -172,10 +177,15 @@ static int finish(struct kcopy *k)
 			verify_dests(k);
 	}
 	run_trim_created(k);
+	/* The last mapfile, and the outcome of the whole copy. */
+	map_lost = mapfile_finish(k) < 0;
 	kcopyd_client_destroy(k->kc);
 	k->kc = NULL;
 
 	status = run_exit_status(k);
+	/* Nor does one whose mapfile is lost, or whose jobs were refused. */
+	if ((map_lost || k->pieces_stopped) && status == 0)
+		status = KCOPY_EXIT_SETUP;
 	/* A run whose report is lost does not look like a success. */
 	if (report_write(k, status) < 0 && status == 0)
 		status = KCOPY_EXIT_SETUP;
@@ -218,7 +228,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (report_start(&k) < 0 ||
 	    ((k.opt.verify || k.opt.hash_algs) && verify_init(&k) < 0) ||
-	    run_copy(&k) < 0) {
+	    mapfile_start(&k) < 0 || run_copy(&k) < 0) {
 		target_remove_created(&k);
 		goto out;
 	}

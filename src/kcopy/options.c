@@ -24,13 +24,16 @@
 #define DEFAULT_PAGES 2048
 /* Seconds an NBD request may go unanswered: the library's default. */
 #define DEFAULT_TIMEOUT 60
+/* Seconds between checkpoints of the mapfile. */
+#define DEFAULT_MAPFILE_INTERVAL 30
 
 enum {
 	OPT_PAGES = 1, OPT_CHUNK, OPT_IGNORE_ERRORS, OPT_SEQUENTIAL, OPT_ZERO,
 	OPT_THROTTLE, OPT_RATE, OPT_PROGRESS, OPT_INTERVAL, OPT_VERIFY,
 	OPT_REPORT, OPT_FORCE, OPT_DRY_RUN, OPT_QUIET, OPT_VERBOSE,
 	OPT_VERSION, OPT_HELP, OPT_USAGE, OPT_TIMEOUT, OPT_HASH, OPT_ALLOCATED,
-	OPT_DEST_IS_ZERO, OPT_NO_ZERO_DETECT,
+	OPT_DEST_IS_ZERO, OPT_NO_ZERO_DETECT, OPT_MAPFILE,
+	OPT_MAPFILE_INTERVAL, OPT_SKIP_BAD, OPT_RETRY_FAILED,
 };
 
 static const struct poptOption option_table[] = {
@@ -75,8 +78,18 @@ static const struct poptOption option_table[] = {
 	  "destination's read-back): md5, sha1, sha256, sha512", "ALG[,ALG...]" },
 	{ "report", 0, POPT_ARG_STRING, NULL, OPT_REPORT,
 	  "write a JSON report to FILE ('-' for standard output)", "FILE" },
+	{ "mapfile", 'm', POPT_ARG_STRING, NULL, OPT_MAPFILE,
+	  "keep the state of the copy in FILE (GNU ddrescue's format); run "
+	  "the same command again to resume", "FILE" },
+	{ "mapfile-interval", 0, POPT_ARG_STRING, NULL, OPT_MAPFILE_INTERVAL,
+	  "seconds between writes of the mapfile (default 30)", "SECONDS" },
+	{ "skip-bad", 0, POPT_ARG_NONE, NULL, OPT_SKIP_BAD,
+	  "resuming: do not read the mapfile's unreadable areas again", NULL },
+	{ "retry-failed", 0, POPT_ARG_NONE, NULL, OPT_RETRY_FAILED,
+	  "resuming: write again to the destinations that had failed", NULL },
 	{ "force", 0, POPT_ARG_NONE, NULL, OPT_FORCE,
-	  "write to block devices that are mounted or in use", NULL },
+	  "write to block devices that are mounted or in use; resume from "
+	  "a mapfile of another copy", NULL },
 	{ "dry-run", 'n', POPT_ARG_NONE, NULL, OPT_DRY_RUN,
 	  "check everything, print the plan, write nothing", NULL },
 	{ "quiet", 'q', POPT_ARG_NONE, NULL, OPT_QUIET,
@@ -212,6 +225,17 @@ static int take_option(struct kcopy *k, int code, const char *arg)
 		free((void *)o->report);
 		o->report = arg;	/* ours: options_parse keeps it */
 		return 0;
+	case OPT_MAPFILE:
+		free((void *)o->mapfile);
+		o->mapfile = arg;	/* ours: options_parse keeps it */
+		return 0;
+	case OPT_MAPFILE_INTERVAL:
+		if (kc_parse_seconds(arg, &o->mapfile_interval) < 0)
+			return usage_error(k, "--mapfile-interval '%s': not a "
+					   "number of seconds", arg);
+		return 0;
+	case OPT_SKIP_BAD:	o->skip_bad = true; return 0;
+	case OPT_RETRY_FAILED:	o->retry_failed = true; return 0;
 	case OPT_IGNORE_ERRORS: o->ignore_errors = true; return 0;
 	case OPT_SEQUENTIAL:	o->sequential = true; return 0;
 	case OPT_ZERO:		o->zero = true; return 0;
@@ -244,6 +268,40 @@ static int check_std(struct kcopy *k)
 	if (n && k->opt.report && !strcmp(k->opt.report, "-"))
 		return usage_error(k, "--report '-' and DEST '-' would both "
 				   "write to standard output");
+	return 0;
+}
+
+/* --mapfile resumes a copy of a region that is there again: not zeroing,
+ * not a stream; --verify's checksums would miss what earlier runs copied. */
+static int check_mapfile(struct kcopy *k)
+{
+	const struct options *o = &k->opt;
+	unsigned int i;
+
+	if (!o->mapfile) {
+		if (o->skip_bad || o->retry_failed)
+			return usage_error(k, "--%s is for resuming: it needs "
+					   "--mapfile", o->skip_bad
+					   ? "skip-bad" : "retry-failed");
+		return 0;
+	}
+	if (!*o->mapfile || !strcmp(o->mapfile, "-"))
+		return usage_error(k, "--mapfile '%s': must name a file",
+				   o->mapfile);
+	if (o->zero)
+		return usage_error(k, "--mapfile: not with --zero");
+	if (o->verify)
+		return usage_error(k, "--mapfile: not with --verify (a resumed "
+				   "copy has no checksums of what earlier runs "
+				   "copied)");
+	if (!strcmp(k->src.spec.path, "-"))
+		return usage_error(k, "--mapfile: the source '-' (standard "
+				   "input) is a stream: it cannot be resumed");
+	for (i = 0; i < k->num_dests; i++)
+		if (!strcmp(k->dests[i].spec.path, "-"))
+			return usage_error(k, "--mapfile: the destination '-' "
+					   "(standard output) is a stream: it "
+					   "cannot be resumed");
 	return 0;
 }
 
@@ -295,6 +353,7 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 	o->chunk = KCOPYD_DEFAULT_SUBJOB_SIZE;
 	o->throttle = 100;
 	o->timeout = DEFAULT_TIMEOUT;
+	o->mapfile_interval = DEFAULT_MAPFILE_INTERVAL;
 	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
 		if (!strncmp(argv[i], "--progress=", 11)) {
 			progress_mode = argv[i] + 11;
@@ -326,8 +385,9 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 				arg = progress_mode ? strdup(progress_mode)
 						    : NULL;
 			ret = take_option(k, rc, arg);
-			if (rc == OPT_REPORT && ret == 0)
-				arg = NULL;	/* o->report owns it */
+			if ((rc == OPT_REPORT || rc == OPT_MAPFILE) &&
+			    ret == 0)
+				arg = NULL;	/* o->report, o->mapfile own it */
 		}
 		free((void *)arg);
 	}
@@ -352,6 +412,8 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 				  ? "destination-is-zero" : "no-zero-detect");
 	if (ret == 0)
 		ret = take_specs(k, poptGetArgs(pc));
+	if (ret == 0)
+		ret = check_mapfile(k);
 	poptFreeContext(pc);
 	return ret;
 }

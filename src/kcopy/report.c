@@ -369,29 +369,38 @@ out:
 	return res;
 }
 
-/* A temporary file beside the report, to be renamed over it: 0 or -errno. */
-static int make_temp(struct report *rp)
+/* A temporary file beside path, named prefix and six random characters,
+ * to be renamed over it: 0 or -errno. */
+static int make_temp_beside(const char *path, const char *prefix,
+			    char **tmp, int *fd)
 {
-	char *d = strdup(rp->path);
+	char *d = strdup(path);
 
-	free(rp->tmp);
-	rp->tmp = NULL;
+	*tmp = NULL;
 	if (!d)
 		return -ENOMEM;
-	if (asprintf(&rp->tmp, "%s/.kcopy-report.XXXXXX", dirname(d)) < 0)
-		rp->tmp = NULL;
+	if (asprintf(tmp, "%s/%sXXXXXX", dirname(d), prefix) < 0)
+		*tmp = NULL;
 	free(d);
-	if (!rp->tmp)
+	if (!*tmp)
 		return -ENOMEM;
-	rp->tmp_fd = mkostemp(rp->tmp, O_CLOEXEC);
-	if (rp->tmp_fd < 0) {
+	*fd = mkostemp(*tmp, O_CLOEXEC);
+	if (*fd < 0) {
 		int err = -errno;
 
-		free(rp->tmp);
-		rp->tmp = NULL;
+		free(*tmp);
+		*tmp = NULL;
 		return err;
 	}
 	return 0;
+}
+
+/* A temporary file beside the report, to be renamed over it: 0 or -errno. */
+static int make_temp(struct report *rp)
+{
+	free(rp->tmp);
+	return make_temp_beside(rp->path, ".kcopy-report.", &rp->tmp,
+				&rp->tmp_fd);
 }
 
 /* Forget the temporary file, removing it if it is still there. */
@@ -405,31 +414,29 @@ static void drop_temp(struct report *rp)
 	rp->tmp = NULL;
 }
 
-/* Write buf to the temporary file, flush it, rename it over the report and
- * flush the directory: a reader sees the old report or the new one, whole.
- * The temporary file is gone afterwards.  0 or -errno. */
-static int publish(struct report *rp, const char *buf, size_t len)
+/* Write buf to the temporary file tmp (open on fd), flush it, rename it
+ * over path and flush the directory: a reader sees the old file or the new
+ * one, whole.  *renamed tells whether the rename was done; the caller
+ * closes fd, and removes tmp if it was not.  0 or -errno. */
+static int publish_temp(int fd, const char *tmp, const char *path,
+			mode_t mode, const char *buf, size_t len,
+			bool *renamed)
 {
-	char *d = strdup(rp->path);
+	char *d;
 	int r, dfd;
 
-	rp->renamed = false;
-	r = write_all(rp->tmp_fd, buf, len);
-	if (r == 0 && fchmod(rp->tmp_fd, rp->mode) < 0)
+	*renamed = false;
+	r = write_all(fd, buf, len);
+	if (r == 0 && fchmod(fd, mode) < 0)
 		r = -errno;
-	if (r == 0 && fsync(rp->tmp_fd) < 0)
+	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
-	if (r == 0 && rename(rp->tmp, rp->path) < 0)
+	if (r == 0 && rename(tmp, path) < 0)
 		r = -errno;
-	if (r < 0) {
-		free(d);
-		drop_temp(rp);
+	if (r < 0)
 		return r;
-	}
-	close(rp->tmp_fd);
-	free(rp->tmp);
-	rp->tmp = NULL;
-	rp->renamed = true;
+	*renamed = true;
+	d = strdup(path);
 	if (!d)
 		return -ENOMEM;
 	dfd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -438,6 +445,39 @@ static int publish(struct report *rp, const char *buf, size_t len)
 	if (dfd >= 0)
 		close(dfd);
 	free(d);
+	return r;
+}
+
+/* The report's temporary file made the report; it is gone afterwards. */
+static int publish(struct report *rp, const char *buf, size_t len)
+{
+	int r = publish_temp(rp->tmp_fd, rp->tmp, rp->path, rp->mode, buf,
+			     len, &rp->renamed);
+
+	if (!rp->renamed) {
+		drop_temp(rp);
+		return r;
+	}
+	close(rp->tmp_fd);
+	free(rp->tmp);
+	rp->tmp = NULL;
+	return r;
+}
+
+int replace_file(const char *path, const char *prefix, const char *buf,
+		 size_t len, mode_t mode)
+{
+	char *tmp;
+	bool renamed;
+	int fd, r = make_temp_beside(path, prefix, &tmp, &fd);
+
+	if (r < 0)
+		return r;
+	r = publish_temp(fd, tmp, path, mode, buf, len, &renamed);
+	close(fd);
+	if (!renamed)
+		unlink(tmp);
+	free(tmp);
 	return r;
 }
 

@@ -1,7 +1,10 @@
 /* run.c - the copy engine as the tool drives it: the client and its
  * settings, the hooks it calls back, submitting the jobs (which flush the
  * destinations: KCOPYD_FLUSH), and waiting for them while drawing progress
- * and answering signals: the copy's jobs, then --verify's.
+ * and answering signals: the copy's jobs, then --verify's.  With
+ * --mapfile the copy is a sequence of jobs, the pieces mapfile.c hands
+ * out, KCOPY_MAP_IN_FLIGHT at a time; each piece whose callback has run is
+ * handed back to it, durable, from the main thread.
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -44,13 +47,14 @@ bool run_dest_failed(struct kcopy *k, unsigned int i, int err,
 /* ---------------------------------------------------- the engine's hooks */
 
 /* Which destination an error is about: its index in the job, or with
- * --zero (one job per destination) the one with that descriptor. */
+ * --zero (one job per destination) and --mapfile (jobs to the destinations
+ * still live) the one with that descriptor. */
 static unsigned int dest_of(const struct kcopy *k,
 			    const struct kcopyd_io_error *e)
 {
 	unsigned int i;
 
-	if (!k->opt.zero)
+	if (!k->opt.zero && !k->map)
 		return e->dest;
 	for (i = 0; i < k->num_dests; i++)
 		if (k->dests[i].fd == e->fd)
@@ -118,6 +122,35 @@ static void on_zero_done(int read_err, unsigned int write_err, void *context)
 	run_job_done(z->k, read_err, write_err << z->dest);
 }
 
+/* --mapfile: one job of the copy, a piece of the source region. */
+struct piece {
+	struct kcopy *k;
+	struct piece *next;		/* in k->pieces_done */
+	uint64_t sector, count;
+	unsigned int num_dests;
+	unsigned int dest[KCOPYD_MAX_DESTS];	/* job's i is k->dests[dest[i]] */
+	int read_err;
+	unsigned int write_err;		/* bits of k->dests */
+};
+
+static void on_piece_done(int read_err, unsigned int write_err,
+			  void *context)
+{
+	struct piece *p = context;
+	struct kcopy *k = p->k;
+	unsigned int i;
+
+	p->read_err = read_err;
+	for (i = 0; i < p->num_dests; i++)
+		if ((write_err >> i) & 1)
+			p->write_err |= 1u << p->dest[i];
+	pthread_mutex_lock(&k->lock);
+	p->next = k->pieces_done;
+	k->pieces_done = p;
+	pthread_mutex_unlock(&k->lock);
+	run_job_done(k, read_err, p->write_err);
+}
+
 /* ------------------------------------------------------------ the client */
 
 /* Signals must be blocked first: the engine thread inherits the mask. */
@@ -157,6 +190,82 @@ int run_create_client(struct kcopy *k)
 
 /* --------------------------------------------------------------- the run */
 
+/* --mapfile: the pieces whose callback has run go to the map (unless the
+ * run is stopping: a stopped job's callback does not say how far it got),
+ * and new ones are submitted while there are some and the copy goes on.
+ * Main thread.  The number of jobs submitted; -errno if the engine refused
+ * the first one of the copy. */
+static int refill(struct kcopy *k)
+{
+	unsigned int all = (k->num_dests < 32 ? 1u << k->num_dests : 0) - 1;
+	struct io_region from, to[KCOPYD_MAX_DESTS];
+	struct piece *p, *done;
+	unsigned int i, left, write_err;
+	int read_err, n = 0, r;
+
+	pthread_mutex_lock(&k->lock);
+	done = k->pieces_done;
+	k->pieces_done = NULL;
+	pthread_mutex_unlock(&k->lock);
+	for (p = done; p; p = done) {
+		done = p->next;
+		if (!k->signal && (!p->read_err || k->opt.ignore_errors) &&
+		    (unsigned int)__builtin_popcount(p->write_err) <
+		    p->num_dests)
+			mapfile_done(k, p->sector, p->count);
+		free(p);
+	}
+	mapfile_checkpoint(k, false);
+	for (;;) {
+		pthread_mutex_lock(&k->lock);
+		left = k->jobs_left;
+		read_err = k->read_err;
+		write_err = k->write_err;
+		pthread_mutex_unlock(&k->lock);
+		/* A read error stops the copy, as it stops a job; so does the
+		 * loss of every destination. */
+		if (k->signal || k->pieces_stopped || left >= KCOPY_MAP_IN_FLIGHT
+		    || (read_err && !k->opt.ignore_errors) || write_err == all)
+			return n;
+		p = calloc(1, sizeof(*p));
+		if (!p || !mapfile_next(k, &p->sector, &p->count)) {
+			free(p);
+			return n;
+		}
+		p->k = k;
+		from = (struct io_region){ k->src.fd, p->sector, p->count };
+		for (i = 0; i < k->num_dests; i++) {
+			const struct target *t = &k->dests[i];
+
+			if ((write_err >> i) & 1)
+				continue;
+			to[p->num_dests] = (struct io_region){ t->fd,
+				t->sector + (p->sector - k->src.sector),
+				p->count };
+			p->dest[p->num_dests++] = i;
+		}
+		pthread_mutex_lock(&k->lock);
+		k->jobs_left++;
+		pthread_mutex_unlock(&k->lock);
+		r = kcopyd_copy(k->kc, &from, p->num_dests, to, k->flags,
+				on_piece_done, p);
+		if (r < 0) {
+			pthread_mutex_lock(&k->lock);
+			k->jobs_left--;
+			pthread_mutex_unlock(&k->lock);
+			free(p);
+			k->pieces_stopped = true;
+			if (!k->map_started)
+				return r;	/* nothing was written */
+			say(&k->out, MSG_ERROR, "the copy engine refused a "
+			    "job: %s; stopping", strerror(-r));
+			return n;
+		}
+		k->map_started = true;
+		n++;
+	}
+}
+
 static int submit(struct kcopy *k)
 {
 	struct io_region from = { k->src.fd, k->src.sector, k->src.count };
@@ -167,6 +276,8 @@ static int submit(struct kcopy *k)
 	for (i = 0; i < k->num_dests; i++)
 		to[i] = (struct io_region){ k->dests[i].fd, k->dests[i].sector,
 					    k->dests[i].count };
+	if (k->map)
+		return (r = refill(k)) < 0 ? r : 0;
 	k->jobs_left = k->opt.zero ? k->num_dests : 1;
 	if (!k->opt.zero)
 		return kcopyd_copy(k->kc, &from, k->num_dests, to, k->flags,
@@ -231,6 +342,8 @@ void run_wait(struct kcopy *k, bool ticks)
 
 			if (read(k->done_fd, &n, sizeof(n)) < 0)
 				n = 0;	/* EAGAIN: drained already */
+			if (k->map)
+				refill(k);
 		}
 		if (ticks && now_seconds() >= next_tick) {
 			progress_tick(k, false);
@@ -259,7 +372,11 @@ int run_copy(struct kcopy *k)
 		kcopyd_wait(k->kc);
 		return r;
 	}
-	run_wait(k, k->opt.progress != PROGRESS_OFF);
+	/* A piece's callback may end the last job just before run_wait()
+	 * looks: the pieces it ended are still to be taken. */
+	do
+		run_wait(k, k->opt.progress != PROGRESS_OFF);
+	while (k->map && refill(k) > 0);
 	kcopyd_wait(k->kc);
 	kcopyd_get_stats(k->kc, &st);
 	k->bytes_done = st.bytes_done;

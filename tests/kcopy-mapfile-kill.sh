@@ -1,0 +1,99 @@
+#!/bin/bash
+# --mapfile: a 512 MiB copy to 3 loop devices and a file, killed with
+# SIGKILL at 20 random moments and resumed each time: after every kill each
+# '+' range of the mapfile already holds the source on every destination
+# (read with O_DIRECT); the last run copies the rest and exits 0.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
+
+requires_root
+requires_loop
+requires python3 jq
+
+SIZE=$((512 * 1024 * 1024))
+KILLS=${KCOPY_MAPFILE_KILLS:-20}
+ram=$(make_tmpfs 2200m)
+SRC=$ram/src.img
+make_image "$SRC" "$SIZE" random
+DESTS=()
+for i in 1 2 3; do
+	make_image "$ram/d$i.img" "$SIZE" zero
+	DESTS+=("$(make_loop "$ram/d$i.img")")
+done
+# The file on the disk's file system: tmpfs may not take O_DIRECT.
+DESTS+=("$T/out.img")
+MAP=$T/copy.map
+
+# check_plus: every '+' range of $MAP equals the source on every
+# destination; prints the bytes that are '+'.
+check_plus() {
+	python3 - "$MAP" "$SRC" "${DESTS[@]}" <<'PY'
+import mmap, os, sys
+
+mapf, src, dests = sys.argv[1], sys.argv[2], sys.argv[3:]
+plus, first = [], True
+for line in open(mapf):
+    if line.startswith("#") or not line.strip():
+        continue
+    if first:
+        first = False
+        continue
+    pos, size, st = line.split()
+    if st == "+":
+        plus.append((int(pos, 0), int(size, 0)))
+BS = 8 << 20
+buf = mmap.mmap(-1, BS)
+sfd = os.open(src, os.O_RDONLY)
+for d in dests:
+    try:
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECT)
+    except OSError:
+        fd = os.open(d, os.O_RDONLY)
+    for pos, size in plus:
+        off = pos
+        while off < pos + size:
+            n = min(BS, pos + size - off)
+            got = os.preadv(fd, [memoryview(buf)[:n]], off)
+            if got != n or buf[:n] != os.pread(sfd, n, off):
+                sys.exit(f"{d}: bytes {off}+{n} of '+' range "
+                         f"{pos:#x}+{size:#x} differ from the source")
+            off += n
+    os.close(fd)
+print(sum(size for _, size in plus))
+PY
+}
+
+kills=0 grew=0 last=0
+while ((kills < KILLS)); do
+	"$KCOPY" --rate 24M --mapfile-interval 0.5 --mapfile "$MAP" "$SRC" \
+		"${DESTS[@]}" 2>>"$T/runs.err" &
+	pid=$!
+	ms=$((400 + RANDOM % 800))
+	sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
+	pid_alive "$pid" || fail "run $((kills + 1)) ended before its kill: $(tail -n 3 "$T/runs.err")"
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || true
+	kills=$((kills + 1))
+	[[ -e $MAP ]] || continue
+	plus=$(check_plus) || fail "after kill $kills: a '+' range is not on every destination"
+	echo "kill $kills after $ms ms: $plus bytes '+' ($SECONDS s)" >&2
+	((plus >= last)) || fail "after kill $kills: '+' shrank from $last to $plus"
+	((plus > last)) && grew=$((grew + 1))
+	last=$plus
+done
+((grew >= 5)) || fail "the mapfile grew after only $grew of $KILLS kills"
+# A SIGKILL while the mapfile is written leaves its temporary file (the
+# mapfile itself is whole); a run that ends leaves none of its own.
+temps=$(find "$T" -maxdepth 1 -name '.kcopy-map.*' | wc -l)
+
+t0=$SECONDS
+kcopy_expect 0 --report "$T/r.json" --mapfile "$MAP" "$SRC" "${DESTS[@]}"
+grep -q "resuming: $last of $SIZE bytes done" "$ERR_FILE" ||
+	fail "the last run did not resume from $last bytes"
+echo "the last run took $((SECONDS - t0)) s" >&2
+assert_eq "$(find "$T" -maxdepth 1 -name '.kcopy-map.*' | wc -l)" "$temps" \
+	"temporary mapfiles after the last run"
+# All of it '+': every destination equals the source.
+assert_eq "$(check_plus)" "$SIZE" "'+' bytes at the end"
+assert_eq "$(jq -r .bytes "$T/r.json")" "$SIZE" "report bytes (the whole copy)"
+assert_eq "$(jq -r .exit_status "$T/r.json")" 0 "report exit_status"
+echo "$KILLS kills, the mapfile grew after $grew"
