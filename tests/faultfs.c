@@ -12,6 +12,15 @@
  * an injected fault: every read and write of the loop device reaches us.
  * The file system is always run single-threaded, so the write log is in
  * the order the requests were served.
+ *
+ * With --volatile it is a disk with a write-back cache that loses power:
+ * writes are held in memory (4 KiB pages over the image; reads see them),
+ * an fsync of the image (what the loop driver sends for a flush of its
+ * device) writes them through and fsyncs the image, and a write to
+ * MOUNTPOINT/powercut drops everything held: from then on every read,
+ * write and fsync fails with EIO.  As the file system is single-threaded,
+ * the cut happens between two requests, and when the write to powercut
+ * returns the image holds exactly what was flushed before it.
  */
 
 #define FUSE_USE_VERSION 31
@@ -35,6 +44,9 @@
 
 #define IMAGE_NAME "image"
 #define IMAGE_PATH "/" IMAGE_NAME
+#define CUT_NAME "powercut"
+#define CUT_PATH "/" CUT_NAME
+#define PAGE 4096u
 #define MAX_RANGES 256
 
 struct range {
@@ -60,6 +72,15 @@ static struct {
 	bool fail_after_set;
 	uint64_t fail_after;          /* --fail-all-after-writes N */
 	uint64_t good_writes;         /* successful write requests so far */
+	/* --volatile: pages written but not yet flushed, by page index */
+	bool volatile_cache;
+	bool cut;                     /* the power is off: the disk is dead */
+	uint64_t size;                /* of the image, fixed */
+	size_t num_pages;
+	char **held;                  /* [num_pages], NULL: not held */
+	size_t num_held;
+	uint64_t fsyncs;              /* successful ones */
+	uint64_t written_through;     /* pages written through by fsyncs */
 } fs = {
 	.fd = -1,
 	.read_error = { .option = "--read-error" },
@@ -89,6 +110,19 @@ static void usage(FILE *out)
 		"  --fail-all-after-writes N  after N successful writes every read, write\n"
 		"                             and fsync fails with EIO\n"
 		"  --fsync-error              fsync fails with EIO\n"
+		"  --volatile                 a write-back cache that can lose power:\n"
+		"                             writes are held in memory (4 KiB pages;\n"
+		"                             reads see them, at most the image's size)\n"
+		"                             and reach the image only at an fsync of\n"
+		"                             it (a flush of the loop device), which\n"
+		"                             writes them through and fsyncs the image.\n"
+		"                             A write to MOUNTPOINT/" CUT_NAME " cuts the\n"
+		"                             power: what is held is dropped (the number\n"
+		"                             of bytes is logged on stderr) and every\n"
+		"                             later read, write and fsync fails with\n"
+		"                             EIO; when that write returns, the image\n"
+		"                             holds exactly what was flushed.  A close\n"
+		"                             or an unmount writes nothing through.\n"
 		"  -f                         stay in the foreground\n"
 		"  -d, -o OPT[,OPT...]        passed on to FUSE (e.g. -o allow_other)\n"
 		"  -h, --help                 show this help\n"
@@ -177,7 +211,169 @@ static bool overlaps(const struct range_set *set, uint64_t off, uint64_t len)
 
 static bool disk_dead(void)
 {
-	return fs.fail_after_set && fs.good_writes >= fs.fail_after;
+	return fs.cut || (fs.fail_after_set && fs.good_writes >= fs.fail_after);
+}
+
+/* ----------------------------------------------------- --volatile cache */
+
+/* pread all of [off, off+len) from the image; zeros past its end. */
+static int image_read(char *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fs.fd, buf + done, len - done,
+				  (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0) {
+			memset(buf + done, 0, len - done);
+			break;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static int image_write(const char *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fs.fd, buf + done, len - done,
+				   (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* Bytes of page i inside the image (the last page may be short). */
+static size_t page_len(size_t i)
+{
+	uint64_t off = (uint64_t)i * PAGE;
+
+	return fs.size - off < PAGE ? (size_t)(fs.size - off) : PAGE;
+}
+
+static int cache_read(char *buf, size_t size, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < size) {
+		uint64_t pos = off + done;
+		size_t i = (size_t)(pos / PAGE), in = (size_t)(pos % PAGE);
+		size_t n = PAGE - in;
+		int r;
+
+		if (n > size - done)
+			n = size - done;
+		if (fs.held[i]) {
+			memcpy(buf + done, fs.held[i] + in, n);
+		} else {
+			r = image_read(buf + done, n, pos);
+			if (r < 0)
+				return r;
+		}
+		done += n;
+	}
+	return 0;
+}
+
+/* Hold [off, off+size) (inside the image); a page first held is read
+ * from the image, so a partial write keeps the rest of it. */
+static int cache_write(const char *buf, size_t size, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < size) {
+		uint64_t pos = off + done;
+		size_t i = (size_t)(pos / PAGE), in = (size_t)(pos % PAGE);
+		size_t n = PAGE - in;
+
+		if (n > size - done)
+			n = size - done;
+		if (!fs.held[i]) {
+			char *p = malloc(PAGE);
+			int r;
+
+			if (!p)
+				return -ENOMEM;
+			if (n < page_len(i)) {
+				r = image_read(p, page_len(i),
+					       (uint64_t)i * PAGE);
+				if (r < 0) {
+					free(p);
+					return r;
+				}
+			}
+			fs.held[i] = p;
+			fs.num_held++;
+		}
+		memcpy(fs.held[i] + in, buf + done, n);
+		done += n;
+	}
+	return 0;
+}
+
+/* Write every held page through to the image, then fdatasync it. */
+static int cache_flush(void)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; fs.num_held && i < fs.num_pages; i++) {
+		if (!fs.held[i])
+			continue;
+		r = image_write(fs.held[i], page_len(i), (uint64_t)i * PAGE);
+		if (r < 0)
+			return r;
+		free(fs.held[i]);
+		fs.held[i] = NULL;
+		fs.num_held--;
+		fs.written_through++;
+	}
+	if (fdatasync(fs.fd) < 0)
+		return -errno;
+	fs.fsyncs++;
+	return 0;
+}
+
+/* Drop every held page; returns how many there were. */
+static size_t cache_drop(void)
+{
+	size_t i, n = fs.num_held;
+
+	for (i = 0; fs.num_held && i < fs.num_pages; i++) {
+		if (fs.held[i]) {
+			free(fs.held[i]);
+			fs.held[i] = NULL;
+			fs.num_held--;
+		}
+	}
+	return n;
+}
+
+static void power_cut(void)
+{
+	size_t n;
+
+	if (fs.cut) {
+		fprintf(stderr, "%s: power cut: already cut\n", prog);
+		return;
+	}
+	n = cache_drop();
+	fs.cut = true;
+	fprintf(stderr, "%s: power cut: dropped %zu bytes not flushed (%zu "
+		"pages); %" PRIu64 " fsyncs had written %" PRIu64 " pages "
+		"through\n", prog, n * PAGE, n, fs.fsyncs, fs.written_through);
 }
 
 /* ------------------------------------------------------------ operations */
@@ -195,6 +391,12 @@ static void *ffs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 static void ffs_destroy(void *private_data)
 {
 	(void)private_data;
+	if (fs.volatile_cache && !fs.cut && fs.num_held) {
+		size_t n = cache_drop();
+
+		fprintf(stderr, "%s: unmounted: dropped %zu bytes not flushed "
+			"(%zu pages)\n", prog, n * PAGE, n);
+	}
 	if (fs.fd >= 0) {
 		fdatasync(fs.fd);
 		close(fs.fd);
@@ -233,6 +435,11 @@ static int ffs_getattr(const char *path, struct stat *st,
 		st->st_blocks = bst.st_blocks;
 		return 0;
 	}
+	if (fs.volatile_cache && strcmp(path, CUT_PATH) == 0) {
+		st->st_mode = S_IFREG | 0200;
+		st->st_nlink = 1;
+		return 0;
+	}
 	return -ENOENT;
 }
 
@@ -248,6 +455,8 @@ static int ffs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	filler(buf, ".", NULL, 0, 0);
 	filler(buf, "..", NULL, 0, 0);
 	filler(buf, IMAGE_NAME, NULL, 0, 0);
+	if (fs.volatile_cache)
+		filler(buf, CUT_NAME, NULL, 0, 0);
 	return 0;
 }
 
@@ -255,6 +464,10 @@ static int ffs_open(const char *path, struct fuse_file_info *fi)
 {
 	if (strcmp(path, "/") == 0)
 		return -EISDIR;
+	if (fs.volatile_cache && strcmp(path, CUT_PATH) == 0) {
+		fi->direct_io = 1;
+		return 0;
+	}
 	if (strcmp(path, IMAGE_PATH) != 0)
 		return -ENOENT;
 	fi->direct_io = 1;
@@ -267,10 +480,11 @@ static int ffs_read(const char *path, char *buf, size_t size, off_t offset,
 {
 	size_t done = 0;
 
-	(void)path;
 	(void)fi;
 	if (offset < 0)
 		return -EINVAL;
+	if (fs.volatile_cache && strcmp(path, CUT_PATH) == 0)
+		return 0;
 	if (disk_dead())
 		return -EIO;
 	/* A read touching a bad range fails as a whole. */
@@ -278,6 +492,16 @@ static int ffs_read(const char *path, char *buf, size_t size, off_t offset,
 		return -EIO;
 	if (size > INT_MAX)
 		size = INT_MAX;
+	if (fs.volatile_cache) {
+		int r;
+
+		if ((uint64_t)offset >= fs.size)
+			return 0;
+		if (size > fs.size - (uint64_t)offset)
+			size = (size_t)(fs.size - (uint64_t)offset);
+		r = cache_read(buf, size, (uint64_t)offset);
+		return r < 0 ? r : (int)size;
+	}
 	while (done < size) {
 		ssize_t n = pread(fs.fd, buf + done, size - done,
 				  offset + (off_t)done);
@@ -310,10 +534,13 @@ static int ffs_write(const char *path, const char *buf, size_t size,
 	size_t done = 0;
 	struct stat bst;
 
-	(void)path;
 	(void)fi;
 	if (offset < 0)
 		return -EINVAL;
+	if (fs.volatile_cache && strcmp(path, CUT_PATH) == 0) {
+		power_cut();
+		return size > INT_MAX ? INT_MAX : (int)size;
+	}
 	log_write(off, size);
 	if (disk_dead())
 		return -EIO;
@@ -351,6 +578,15 @@ static int ffs_write(const char *path, const char *buf, size_t size,
 		src = copy;
 	}
 
+	if (fs.volatile_cache) {
+		int r = cache_write(src, size, off);
+
+		free(copy);
+		if (r < 0)
+			return r;
+		fs.good_writes++;
+		return (int)size;
+	}
 	while (done < size) {
 		ssize_t n = pwrite(fs.fd, src + done, size - done,
 				   offset + (off_t)done);
@@ -376,6 +612,8 @@ static int ffs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	struct stat bst;
 
 	(void)fi;
+	if (fs.volatile_cache && strcmp(path, CUT_PATH) == 0)
+		return 0; /* echo >powercut truncates it first */
 	if (strcmp(path, IMAGE_PATH) != 0)
 		return strcmp(path, "/") == 0 ? -EISDIR : -ENOENT;
 	if (fstat(fs.fd, &bst) < 0)
@@ -386,11 +624,12 @@ static int ffs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 
 static int ffs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
-	(void)path;
 	(void)datasync;
 	(void)fi;
 	if (fs.fsync_error || disk_dead())
 		return -EIO;
+	if (fs.volatile_cache)
+		return strcmp(path, IMAGE_PATH) == 0 ? cache_flush() : 0;
 	if (fdatasync(fs.fd) < 0)
 		return -errno;
 	return 0;
@@ -398,9 +637,11 @@ static int ffs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 
 static int ffs_flush(const char *path, struct fuse_file_info *fi)
 {
-	(void)path;
 	(void)fi;
-	/* Called on every close(2); no fault is injected here. */
+	/* Called on every close(2); no fault is injected here.  A close is
+	 * no flush of a --volatile cache. */
+	if (fs.volatile_cache)
+		return fs.cut && strcmp(path, CUT_PATH) != 0 ? -EIO : 0;
 	if (fdatasync(fs.fd) < 0)
 		return -errno;
 	return 0;
@@ -515,6 +756,8 @@ int main(int argc, char **argv)
 			fs.fail_after_set = true;
 		} else if (strcmp(a, "--fsync-error") == 0) {
 			fs.fsync_error = true;
+		} else if (strcmp(a, "--volatile") == 0) {
+			fs.volatile_cache = true;
 		} else if (strcmp(a, "-f") == 0 || strcmp(a, "-d") == 0 ||
 			   strcmp(a, "-s") == 0) {
 			if (strcmp(a, "-s") != 0)
@@ -548,6 +791,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: backing image '%s' is not a regular file\n",
 			prog, fs.backing_path);
 		return 1;
+	}
+	fs.size = (uint64_t)st.st_size;
+	if (fs.volatile_cache) {
+		fs.num_pages = (size_t)((fs.size + PAGE - 1) / PAGE);
+		fs.held = calloc(fs.num_pages ? fs.num_pages : 1,
+				 sizeof(*fs.held));
+		if (!fs.held) {
+			perror(prog);
+			return 1;
+		}
 	}
 	if (log_path) {
 		fs.write_log = fopen(log_path, "ae");

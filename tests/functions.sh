@@ -62,7 +62,8 @@
 #   copy_zeroed IMAGE OUT [SECTOR COUNT]...
 #   make_loop FILE [LOSETUP_ARGS...]
 #   make_fault_device IMAGE [FAULTFS_OPTS...] [-- LOSETUP_ARGS...]
-#   fault_device_kill [DEV] | make_tmpfs SIZE | sum FILE [OFF LEN]
+#   fault_device_kill [DEV] | fault_device_cut [DEV]
+#   make_tmpfs SIZE | sum FILE [OFF LEN]
 #   zero_sum LEN | drop_cache FILE_OR_DEV | wait_for SECS CMD...
 #   run_watchdog SECS CMD... | pid_alive PID | wait_gone PID SECS
 #   assert_eq A B [MSG] | size_is FILE BYTES
@@ -550,6 +551,21 @@ fault_device_kill() {
 	__fuse_abort "$mnt" || true
 	kill -KILL "$pid" 2>/dev/null || true
 	__pid_reap "$pid" 5 || true
+}
+
+# fault_device_cut [DEV]: the power of DEV (default $FAULT_DEV, a fault
+# device made with faultfs --volatile) is cut: the writes it holds, not
+# flushed, are lost, and every later read, write and flush of DEV fails
+# with EIO.  When it returns, DEV's image file holds exactly what was
+# flushed; faultfs's log (FAULT_LOG) says how many bytes were dropped.
+fault_device_cut() {
+	local dev=${1:-$FAULT_DEV} mnt pid
+	[[ -n $dev && -f $T/.fault/${dev#/dev/} ]] ||
+		fail "fault_device_cut: '$dev' is not a fault device"
+	read -r mnt pid <"$T/.fault/${dev#/dev/}"
+	[[ -e $mnt/powercut ]] ||
+		fail "fault_device_cut: '$dev' is not served with faultfs --volatile"
+	echo off >"$mnt/powercut" || fail "fault_device_cut: cannot cut '$dev'"
 }
 
 # run_watchdog SECS CMD...: run CMD; if it is still running after SECS,
