@@ -1014,6 +1014,8 @@ static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 			}
 			dest_next(kc, sj, (unsigned int)(io - sj->io));
 		}
+		if (sj->pending == 0 && sj->job->num_dests > 1)
+			kc->stats.held_back[io - sj->io]++;
 		if (sj->pending == 0)
 			sj_finish(kc, sj);
 		break;

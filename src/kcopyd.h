@@ -157,6 +157,11 @@ struct kcopyd_stats {
 					   destinations */
 	uint64_t bytes_holes;		/* source bytes not read: holes of the
 					   source's map */
+	/* Which destination holds copies back: held_back[i] counts the
+	 * sub-jobs of jobs with several destinations whose writes ended
+	 * last on destination i (the index within its job), so that a slow
+	 * one shows as the largest count. */
+	uint64_t held_back[KCOPYD_MAX_DESTS];
 };
 void kcopyd_get_stats(struct kcopyd_client *kc, struct kcopyd_stats *stats);
 

@@ -20,15 +20,50 @@ read_back() {
 	nbdcopy "$1" "$2" || fail "nbdcopy $1 failed"
 }
 
-# --- One read to two exports and a file; an export as the source.
+# --- One read to three exports and a file; an export as the source; an
+# export to an export.
 A=$(make_nbd a memory 16M)
 B=$(make_nbd b --filter=log memory 16M logfile="$T/b.nbdlog")
-run_kcopy --report "$T/r1.json" "$SRC" "$A" "$B" "$T/f1.img"
-assert_eq "$ST" 0 "to two exports and a file"
+A3=$(make_nbd a3 memory 16M)
+run_kcopy --report "$T/r1.json" "$SRC" "$A" "$B" "$A3" "$T/f1.img"
+assert_eq "$ST" 0 "to three exports and a file"
 read_back "$A" "$T/a.out"
 read_back "$B" "$T/b.out"
+read_back "$A3" "$T/a3.out"
 cmp "$SRC" "$T/a.out" || fail "export a differs from the source"
 cmp "$SRC" "$T/b.out" || fail "export b differs from the source"
+cmp "$SRC" "$T/a3.out" || fail "export a3 differs from the source"
+NN=$(make_nbd nn memory 16M)
+run_kcopy "$A" "$NN"
+assert_eq "$ST" 0 "from an export to an export"
+read_back "$NN" "$T/nn.out"
+cmp "$SRC" "$T/nn.out" || fail "export to export: differs"
+
+# --- An export of 4096-byte blocks (its minimum block size, enforced by
+# the blocksize-policy filter): regions on its blocks, others refused.
+B4K=$(make_nbd b4k --filter=blocksize-policy memory 16M \
+	blocksize-minimum=4096 blocksize-preferred=4096 blocksize-error-policy=error)
+"$KCOPY" --dry-run "$SRC" "$B4K" | grep -q "block 4096 bytes" ||
+	fail "4096-byte export: the plan does not say its block"
+run_kcopy "$SRC:8:2048" "$B4K:16"
+assert_eq "$ST" 0 "4096-byte export, aligned region"
+read_back "$B4K" "$T/b4k.out"
+same_sectors "$SRC" 8 "$T/b4k.out" 16 2048
+expect_refused "4096-byte export, unaligned" "not aligned to the logical block" \
+	"$SRC:0:8" "$B4K:1"
+
+# --- A slow destination (every write delayed; the rate filter's burst
+# would let a copy this small through): the report and the progress lines
+# name the one that holds the copy back.
+SL=$(make_nbd sl --filter=delay memory 16M delay-write=40ms)
+FA=$(make_nbd fa memory 16M)
+run_kcopy --progress=json --progress-interval 0.2 --report "$T/rs.json" \
+	"$SRC" "$FA" "$SL" "$T/fs.img"
+assert_eq "$ST" 0 "a slow destination"
+assert_eq "$(jq -c '[.destinations[].held_back] | index(max)' "$T/rs.json")" \
+	1 "the report: the rate-limited export held the copy back most"
+grep '"final": true' "$ERR_FILE" | grep -q '"slowest": 2' ||
+	fail "progress: not the slow destination: $(grep final "$ERR_FILE")"
 cmp "$SRC" "$T/f1.img" || fail "the file differs from the source"
 assert_eq "$(jq -r '.destinations[1].path' "$T/r1.json")" "$B" "report path"
 # The server offers multi-conn: more than one connection carried writes.

@@ -67,7 +67,25 @@ struct snapshot {
 	uint64_t read, written, zeroed, skipped;
 	double percent, elapsed, rate, eta;
 	unsigned int failed;
+	unsigned int slowest;		/* 1-based; 0 not known */
 };
+
+/* The destination that held the copy back most often (its writes ended
+ * last in the most sub-jobs), 1-based; 0 with one destination or none
+ * yet.  With --mapfile, jobs leave failed destinations out and the
+ * counts go by their index in the job: not known then. */
+static unsigned int slowest_dest(const struct kcopy *k,
+				 const struct kcopyd_stats *st)
+{
+	unsigned int i, best = 0;
+
+	if (k->num_dests < 2 || (k->opt.mapfile && k->write_err))
+		return 0;
+	for (i = 0; i < k->num_dests; i++)
+		if (st->held_back[i] > (best ? st->held_back[best - 1] : 0))
+			best = i + 1;
+	return best;
+}
 
 static void take(struct kcopy *k, bool final, struct snapshot *s)
 {
@@ -100,6 +118,7 @@ static void take(struct kcopy *k, bool final, struct snapshot *s)
 		  ? (double)s->done / s->elapsed : pg->rate;
 	s->eta = s->rate > 0 ? (double)(s->total - s->done) / s->rate : -1;
 	s->failed = failed_dests(k);
+	s->slowest = slowest_dest(k, &st);
 }
 
 struct tick {
@@ -142,10 +161,11 @@ static void draw(void *arg)
 			", \"percent\": %.1f, \"rate\": %.0f, \"eta\": %.1f, "
 			"\"elapsed\": %.3f, \"failed\": %u, \"read\": %" PRIu64
 			", \"written\": %" PRIu64 ", \"zeroed\": %" PRIu64
-			", \"skipped\": %" PRIu64 ", \"final\": %s}\n",
+			", \"skipped\": %" PRIu64 ", \"slowest\": %u, "
+			"\"final\": %s}\n",
 			s.done, s.total, s.percent, s.rate,
 			final ? 0.0 : s.eta, s.elapsed, s.failed, s.read,
-			s.written, s.zeroed, s.skipped,
+			s.written, s.zeroed, s.skipped, s.slowest,
 			final ? "true" : "false");
 	} else if (pg->bar) {
 		char bar[BAR_WIDTH + 1];
@@ -168,13 +188,18 @@ static void draw(void *arg)
 		char rd[KC_FORMAT_SIZE_LEN], wr[KC_FORMAT_SIZE_LEN];
 		char zd[KC_FORMAT_SIZE_LEN], sk[KC_FORMAT_SIZE_LEN];
 
+		char slow[48] = "";
+
+		if (s.slowest)
+			snprintf(slow, sizeof(slow), "; slowest: destination %u",
+				 s.slowest);
 		fprintf(stderr, "kcopy: %s / %s (%.1f%%), %s/s, %s %s, %u "
-			"failed; read %s, written %s, zeroed %s, skipped %s\n",
+			"failed; read %s, written %s, zeroed %s, skipped %s%s\n",
 			done, total, s.percent, rate, final ? "took" : "ETA",
 			eta, s.failed, kc_format_size(s.read, rd, sizeof(rd)),
 			kc_format_size(s.written, wr, sizeof(wr)),
 			kc_format_size(s.zeroed, zd, sizeof(zd)),
-			kc_format_size(s.skipped, sk, sizeof(sk)));
+			kc_format_size(s.skipped, sk, sizeof(sk)), slow);
 	}
 	fflush(stderr);
 }
@@ -192,6 +217,7 @@ static void status_line(void *arg)
 {
 	struct kcopy *k = arg;
 	char done[KC_FORMAT_SIZE_LEN], rate[KC_FORMAT_SIZE_LEN], total[32];
+	char slow[48] = "";
 	struct kcopyd_stats st;
 	double elapsed = now_seconds() - k->start;
 
@@ -199,6 +225,9 @@ static void status_line(void *arg)
 	kc_format_size(elapsed > 0 ? (uint64_t)((double)st.bytes_done / elapsed)
 				   : 0, rate, sizeof(rate));
 	output_clear_bar(&k->out);
+	if (slowest_dest(k, &st))
+		snprintf(slow, sizeof(slow), "; slowest: destination %u",
+			 slowest_dest(k, &st));
 	/* A stream without a COUNT has no total until its end. */
 	if (k->bytes)
 		snprintf(total, sizeof(total), " of %" PRIu64, k->bytes);
@@ -207,11 +236,11 @@ static void status_line(void *arg)
 	fprintf(stderr, "kcopy: %" PRIu64 " bytes (%s)%s copied, %.1f s, "
 		"%s/s, %u of %u destinations failed; %" PRIu64
 		" bytes read, %" PRIu64 " written, %" PRIu64 " zeroed, %"
-		PRIu64 " skipped\n",
+		PRIu64 " skipped%s\n",
 		st.bytes_done, kc_format_size(st.bytes_done, done, sizeof(done)),
 		total, elapsed, rate, failed_dests(k), k->num_dests,
 		st.bytes_read, st.bytes_written, st.bytes_zeroed,
-		st.bytes_skipped);
+		st.bytes_skipped, slow);
 	fflush(stderr);
 }
 

@@ -166,6 +166,12 @@ static void write_report(struct kcopy *k, FILE *f, int status, bool done)
 		fprintf(f, ", \"sector\": %" PRIu64 ", \"count\": %" PRIu64
 			", \"created\": %s, ", t->sector, t->count,
 			t->created ? "true" : "false");
+		/* Sub-jobs whose writes ended last here: the destination
+		 * holding the copy back has the most (see progress.c). */
+		if (done && k->num_dests > 1 &&
+		    !(k->opt.mapfile && k->write_err))
+			fprintf(f, "\"held_back\": %" PRIu64 ", ",
+				k->stats.held_back[i]);
 		json_bool(f, "write_err", (k->write_err >> i) & 1, done);
 		fprintf(f, ", \"error\": ");
 		if (e)
