@@ -104,6 +104,24 @@ SIZE_MB=$((SIZE / 1048576))
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (loop devices, drop_caches)"
 [ -x "$KCOPY" ] || die "'$KCOPY' is not an executable kcopy"
+# Time the program, not a script in front of it: src/kcopy/kcopy in a build
+# tree is libtool's wrapper, which starts bash (and sets up the library path)
+# on every run, adding about 0.1 s and 0.1 CPU-s per copy.  Use an installed
+# kcopy ("make bench" installs one under the build tree).
+if [ "$(head -c 4 "$KCOPY" | od -An -c | tr -d ' ')" != '177ELF' ]; then
+	die "'$KCOPY' is not an ELF binary ($(file -b "$KCOPY" 2>/dev/null ||
+		echo "it starts with '$(head -c 2 "$KCOPY")'")): in a build tree" \
+		"src/kcopy/kcopy is libtool's wrapper script, and timing it" \
+		"times bash.  Run 'make bench', or install kcopy (make install" \
+		"DESTDIR=/tmp/k) and pass the installed binary, with" \
+		"LD_LIBRARY_PATH set to its lib directory when needed"
+fi
+# The libkcopyd it loads (an older installed copy would be timed instead).
+KLIB=$(ldd "$KCOPY" 2>/dev/null | awk '/libkcopyd/ { print $3 }')
+if ldd "$KCOPY" 2>/dev/null | grep -q 'not found'; then
+	die "'$KCOPY': $(ldd "$KCOPY" | grep 'not found' | head -n 1 |
+		sed 's/^[[:space:]]*//') (set LD_LIBRARY_PATH to its lib directory)"
+fi
 for t in losetup blockdev blkdiscard cmp dd tee mkfifo numfmt awk; do
 	command -v "$t" >/dev/null || die "required tool '$t' is missing"
 done
@@ -526,7 +544,8 @@ report() {
 		echo
 		echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -n), $(nproc) CPUs," \
 			"Linux $(uname -r); $("$KCOPY" --version 2>&1 | head -n 1)" \
-			"($KCOPY, built $(date -u -r "$KCOPY" '+%Y-%m-%d %H:%M UTC'))" \
+			"($KCOPY, built $(date -u -r "$KCOPY" '+%Y-%m-%d %H:%M UTC')," \
+			"libkcopyd ${KLIB:-linked in})" \
 			"${KOPTS:+(options: $KOPTS)}"
 		echo
 		echo "Load average before/after this medium: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)" \
@@ -650,7 +669,8 @@ EOF
 mkdir -p "$OUTDIR" || die "cannot create $OUTDIR"
 DEF_PAGES=$(budget_pages "")
 PAGES=$(budget_pages "$KOPTS")
-say "kcopy: $KCOPY ($("$KCOPY" --version 2>&1 | head -n 1)), budget $PAGES pages"
+say "kcopy: $KCOPY ($("$KCOPY" --version 2>&1 | head -n 1)), budget $PAGES pages," \
+	"libkcopyd ${KLIB:-linked in}"
 
 case $MEDIUM in both) media="tmpfs disk";; *) media=$MEDIUM;; esac
 for m in $media; do
