@@ -50,8 +50,7 @@ is put in front of LD_LIBRARY_PATH for kcopy's runs, e.g. after
 EOF
 }
 
-die() { echo "$ME: $*" >&2; exit 1; }
-say() { echo "$ME: $*" >&2; }
+. "$HERE/common.sh"
 
 [ $# -ge 1 ] || { usage >&2; exit 1; }
 case $1 in -h|--help) usage; exit 0;; esac
@@ -97,11 +96,7 @@ case $RUNS in ''|*[!0-9]*|0) die "bad --runs: $RUNS";; esac
 # --- prerequisites --------------------------------------------------------
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (tmpfs mount, drop_caches)"
-[ -f "$KCOPY" ] && [ -x "$KCOPY" ] || die "$KCOPY: not an executable file"
-# libtool's src/kcopy/kcopy is a shell script that execs .libs/kcopy: timing
-# it would time the shell too.  Only an ELF file is accepted.
-[ "$(head -c 4 "$KCOPY" | od -An -c | tr -d ' ')" = '177ELF' ] ||
-	die "$KCOPY is not an ELF binary (libtool wrapper script?); use 'make install DESTDIR=...' and its bin/kcopy"
+require_kcopy_binary "$KCOPY"
 for t in nbdkit nbdcopy cmp awk od mount; do
 	command -v "$t" >/dev/null || die "$t not found"
 done

@@ -61,8 +61,7 @@ Quick run:  $ME /path/to/kcopy --size 256M --runs 3 --medium tmpfs
 EOF
 }
 
-die() { echo "$ME: $*" >&2; exit 1; }
-say() { echo "$ME: $*" >&2; }
+. "$HERE/common.sh"
 
 [ $# -ge 1 ] || { usage >&2; exit 1; }
 case $1 in -h|--help) usage; exit 0;; esac
@@ -116,19 +115,8 @@ fi
 SIZE_MB=$((SIZE / 1048576))
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (loop devices, drop_caches)"
-[ -x "$KCOPY" ] || die "'$KCOPY' is not an executable kcopy"
-# Time the program, not a script in front of it: src/kcopy/kcopy in a build
-# tree is libtool's wrapper, which starts bash (and sets up the library path)
-# on every run, adding about 0.1 s and 0.1 CPU-s per copy.  Use an installed
-# kcopy ("make bench" installs one under the build tree).
-if [ "$(head -c 4 "$KCOPY" | od -An -c | tr -d ' ')" != '177ELF' ]; then
-	die "'$KCOPY' is not an ELF binary ($(file -b "$KCOPY" 2>/dev/null ||
-		echo "it starts with '$(head -c 2 "$KCOPY")'")): in a build tree" \
-		"src/kcopy/kcopy is libtool's wrapper script, and timing it" \
-		"times bash.  Run 'make bench', or install kcopy (make install" \
-		"DESTDIR=/tmp/k) and pass the installed binary, with" \
-		"LD_LIBRARY_PATH set to its lib directory when needed"
-fi
+# "make bench" installs one under the build tree.
+require_kcopy_binary "$KCOPY"
 # The libkcopyd it loads (an older installed copy would be timed instead).
 KLIB=$(ldd "$KCOPY" 2>/dev/null | awk '/libkcopyd/ { print $3 }')
 if ldd "$KCOPY" 2>/dev/null | grep -q 'not found'; then
