@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 
 debian_packages="build-essential autoconf automake libtool pkg-config \
 libaio-dev libpopt-dev libxxhash-dev libfuse3-dev fuse3 bash-completion \
-util-linux e2fsprogs gddrescue clang libclang-rt-dev python3 xxd jq
+util-linux mount e2fsprogs gddrescue clang libclang-rt-dev python3 xxd jq
 groff-base man-db libnbd-dev libnbd-bin nbdkit qemu-utils libssl-dev xz-utils"
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 &&

@@ -247,12 +247,13 @@ struct kc_iocb {
 	union {
 		struct iocb cb;		/* io.c's; cb.data points back here */
 		struct {		/* nbd.c's */
-			struct kc_iocb *next;	/* waiting to be issued */
 			void *conn;		/* the connection it went to */
 			unsigned int parts;	/* commands outstanding */
 			int err;		/* the first one's error */
 		} nbd;
 	};
+	struct kc_iocb *qnext;		/* in its backend's queue (nbd.c,
+					   stream.c): the backend's own */
 	kc_end_io_fn end_io;
 	void *private;			/* the owner's */
 	struct kc_file *file;

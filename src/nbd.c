@@ -77,9 +77,9 @@ static void nbd_queue(struct kcopyd_client *kc, struct kc_iocb *io);
 /* io is over: its owner hears of it in hand_back(). */
 static void ended(struct kcopyd_client *kc, struct kc_iocb *io)
 {
-	io->nbd.next = NULL;
+	io->qnext = NULL;
 	*kc->nbd_done_tail = io;
-	kc->nbd_done_tail = &io->nbd.next;
+	kc->nbd_done_tail = &io->qnext;
 }
 
 /* Hand the requests that ended to their owners; called outside libnbd. */
@@ -88,7 +88,7 @@ static void hand_back(struct kcopyd_client *kc)
 	while (kc->nbd_done) {
 		struct kc_iocb *io = kc->nbd_done;
 
-		kc->nbd_done = io->nbd.next;
+		kc->nbd_done = io->qnext;
 		if (!kc->nbd_done)
 			kc->nbd_done_tail = &kc->nbd_done;
 		io->end_io(kc, io, io->nbd.err);
@@ -134,9 +134,9 @@ static int part_done(void *user_data, int *error)
 
 static void nbd_queue(struct kcopyd_client *kc, struct kc_iocb *io)
 {
-	io->nbd.next = NULL;
+	io->qnext = NULL;
 	*kc->nbd_tail = io;
-	kc->nbd_tail = &io->nbd.next;
+	kc->nbd_tail = &io->qnext;
 }
 
 const struct kc_file_ops kc_nbd_ops = {
@@ -228,7 +228,7 @@ void kc_nbd_submit(struct kcopyd_client *kc)
 	while (kc->nbd_queue) {
 		struct kc_iocb *io = kc->nbd_queue;
 
-		kc->nbd_queue = io->nbd.next;
+		kc->nbd_queue = io->qnext;
 		if (!kc->nbd_queue)
 			kc->nbd_tail = &kc->nbd_queue;
 		issue(kc, io);

@@ -38,7 +38,7 @@ struct kc_stream {
 	bool is_socket;
 	bool eof;		/* a read met the end of the stream */
 	bool cancelled;		/* the job using it stopped */
-	struct kc_iocb *head;	/* requests in order, through io->nbd.next */
+	struct kc_iocb *head;	/* requests in order, through io->qnext */
 	struct kc_iocb **tail;
 };
 
@@ -90,9 +90,9 @@ static void stream_queue(struct kcopyd_client *kc, struct kc_iocb *io)
 	struct kc_stream *s = io->file->stream;
 
 	(void)kc;
-	io->nbd.next = NULL;
+	io->qnext = NULL;
 	*s->tail = io;
-	s->tail = &io->nbd.next;
+	s->tail = &io->qnext;
 }
 
 static void stream_cancel(struct kcopyd_client *kc, struct kc_file *f)
@@ -187,7 +187,7 @@ static void run_queue(struct kcopyd_client *kc, struct kc_stream *s)
 				s->eof = true;
 			}
 		}
-		s->head = io->nbd.next;
+		s->head = io->qnext;
 		if (!s->head)
 			s->tail = &s->head;
 		io->end_io(kc, io, err);

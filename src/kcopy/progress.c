@@ -218,6 +218,7 @@ static void status_line(void *arg)
 	struct kcopy *k = arg;
 	char done[KC_FORMAT_SIZE_LEN], rate[KC_FORMAT_SIZE_LEN], total[32];
 	char slow[48] = "";
+	unsigned int slowest;
 	struct kcopyd_stats st;
 	double elapsed = now_seconds() - k->start;
 
@@ -225,9 +226,10 @@ static void status_line(void *arg)
 	kc_format_size(elapsed > 0 ? (uint64_t)((double)st.bytes_done / elapsed)
 				   : 0, rate, sizeof(rate));
 	output_clear_bar(&k->out);
-	if (slowest_dest(k, &st))
+	slowest = slowest_dest(k, &st);
+	if (slowest)
 		snprintf(slow, sizeof(slow), "; slowest: destination %u",
-			 slowest_dest(k, &st));
+			 slowest);
 	/* A stream without a COUNT has no total until its end. */
 	if (k->bytes)
 		snprintf(total, sizeof(total), " of %" PRIu64, k->bytes);
