@@ -66,8 +66,8 @@ static void *engine_main(void *arg)
 			break;
 		if (kc->submit_n && (timeout < 0 || timeout > 1))
 			timeout = 1;	/* ring was full */
-		if (kc->new_jobs)
-			timeout = 0;
+		if (kc->new_jobs || kc->nbd_queue)
+			timeout = 0;	/* or requests queued by hand_back */
 
 		n = kc_nbd_poll_prepare(kc, pfd + 1, MAX_NBD_POLLED, &timeout);
 		ns = kc_stream_poll_prepare(kc, pfd + 1 + n,

@@ -233,6 +233,15 @@ struct kcopyd_fd_info {
 int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
 		    struct kcopyd_fd_info *info);
 
+/* The storage's map of fd, as far as it can tell without reading: 1 if
+ * the sectors from sector on are data, 0 if they read as zeros (a hole),
+ * with *run set to how many sectors from sector are alike (1..count);
+ * -EOPNOTSUPP where the storage cannot tell.  SEEK_DATA/SEEK_HOLE on a
+ * file, NBD block status (base:allocation) on an export; copies skip
+ * reading the holes it reports. */
+int kcopyd_map(struct kcopyd_client *kc, int fd, uint64_t sector,
+	       uint64_t count, uint64_t *run);
+
 /* Hints about a local descriptor, for the jobs submitted after the call
  * until hints are set again (0 clears them).  Kept by the identity of what
  * fd refers to, as the probe is. */

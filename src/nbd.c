@@ -48,6 +48,17 @@
 /* The largest request when the server states no maximum: the NBD
  * protocol's common 32 MiB limit (nbdkit's and qemu-nbd's). */
 #define NBD_DEFAULT_MAX_REQUEST (32u * 1024 * 1024)
+/* How much of the export one block status request asks about.  The reply
+ * may cover less; a map of a 64 GiB image costs at most 64 round trips,
+ * each while the engine waits, and a server's reply to 1 GiB of a
+ * fragmented image stays small (nbdkit's and qemu-nbd's merge extents). */
+#define NBD_MAP_WINDOW (1ull << 30)
+
+/* One extent of the export's map (base:allocation). */
+struct extent {
+	uint64_t end;		/* the byte after it */
+	bool data;		/* false: reads as zeros (STATE_ZERO) */
+};
 
 struct conn {
 	struct kc_nbd *export;
@@ -62,6 +73,16 @@ struct kc_nbd {
 	struct conn conns[NBD_CONNS];
 	unsigned int num_conns;
 	uint64_t max_request;		/* bytes per command */
+	/* The source's map, from the last block status reply: extents
+	 * from map_start to map[num_map - 1].end, in order.  Asked for on
+	 * the engine thread only, with kc->lock held. */
+	bool can_extents;		/* the server offers base:allocation */
+	bool map_wanted;		/* a reply is awaited: store it */
+	uint64_t map_start;
+	struct extent *map;
+	size_t num_map, map_cap;
+	size_t map_hint;		/* the extent found last */
+	int map_err;			/* from the extent callback */
 };
 
 /* The error of the last failed libnbd call, as a negative errno. */
@@ -139,9 +160,13 @@ static void nbd_queue(struct kcopyd_client *kc, struct kc_iocb *io)
 	kc->nbd_tail = &io->qnext;
 }
 
+static int nbd_extents(struct kcopyd_client *kc, struct kc_file *f,
+		       uint64_t pos, uint64_t len, uint64_t *run);
+
 const struct kc_file_ops kc_nbd_ops = {
 	.name = "nbd",
 	.queue = nbd_queue,
+	.extents = nbd_extents,
 };
 
 /* The live connection with the fewest commands in flight, or NULL. */
@@ -328,6 +353,140 @@ void kc_nbd_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
 	hand_back(kc);
 }
 
+/* ------------------------------------------------------------ the map */
+
+/* Part of a block status reply (libnbd's extent callback): entries are
+ * (length, flags) pairs from offset on.  Kept only while its request is
+ * awaited: a reply that comes after a timeout is ignored. */
+static int map_part(void *user_data, const char *metacontext,
+		    uint64_t offset, uint32_t *entries, size_t nr_entries,
+		    int *error)
+{
+	struct kc_nbd *x = user_data;
+	uint64_t pos = offset;
+	size_t i;
+
+	if (!x->map_wanted || strcmp(metacontext,
+				     LIBNBD_CONTEXT_BASE_ALLOCATION) != 0)
+		return 0;
+	if (*error) {
+		x->map_err = -*error;
+		return 0;
+	}
+	if (offset != x->map_start) {
+		x->map_err = -EPROTO;
+		return 0;
+	}
+	x->num_map = 0;
+	for (i = 0; i + 1 < nr_entries; i += 2) {
+		bool data = !(entries[i + 1] & LIBNBD_STATE_ZERO);
+
+		if (entries[i] == 0)
+			break;
+		pos += entries[i];
+		if (x->num_map && x->map[x->num_map - 1].data == data) {
+			x->map[x->num_map - 1].end = pos;
+			continue;
+		}
+		if (x->num_map == x->map_cap) {
+			size_t cap = x->map_cap ? 2 * x->map_cap : 64;
+			struct extent *m = realloc(x->map, cap * sizeof(*m));
+
+			if (!m) {
+				x->map_err = -ENOMEM;
+				x->num_map = 0;
+				return 0;
+			}
+			x->map = m;
+			x->map_cap = cap;
+		}
+		x->map[x->num_map++] = (struct extent){ pos, data };
+	}
+	return 0;
+}
+
+/* Ask the server for the map from pos on, and wait for the reply within
+ * the client's timeout.  Other commands on the connection go on and end
+ * meanwhile (their owners hear of it in the engine's next hand_back). */
+static int map_fetch(struct kcopyd_client *kc, struct kc_file *f,
+		     uint64_t pos, uint64_t len)
+{
+	struct kc_nbd *x = f->nbd;
+	struct conn *c = pick_conn(x);
+	nbd_extent_callback cb = { .callback = map_part, .user_data = x };
+	uint64_t count = len > NBD_MAP_WINDOW ? len : NBD_MAP_WINDOW;
+	uint64_t deadline = kc_now_us() + kc->nbd_timeout_us;
+	int64_t cookie;
+	int r = 0;
+
+	if (!c)
+		return -ENOTCONN;
+	if (count > NBD_MAP_WINDOW)
+		count = NBD_MAP_WINDOW;
+	if (count > f->size - pos)
+		count = f->size - pos;
+	x->map_start = pos;
+	x->num_map = 0;
+	x->map_hint = 0;
+	x->map_err = 0;
+	x->map_wanted = true;
+	cookie = nbd_aio_block_status(c->h, count, pos, cb,
+				      NBD_NULL_COMPLETION, 0);
+	if (cookie < 0)
+		r = nbd_err();
+	while (r == 0 && (r = nbd_aio_command_completed(c->h,
+							(uint64_t)cookie))
+			 == 0) {
+		uint64_t now = kc_now_us();
+		int ms = kc->nbd_timeout_us
+			 ? (int)((deadline - now) / 1000) + 1 : -1;
+
+		if (kc->nbd_timeout_us && now >= deadline)
+			r = -ETIMEDOUT;
+		else if (nbd_poll(c->h, ms) < 0)
+			r = nbd_err();
+	}
+	if (r < 0 && r != -ETIMEDOUT)
+		r = nbd_err();
+	x->map_wanted = false;
+	if (r >= 0)
+		r = x->map_err;
+	if (r == 0 && x->num_map == 0)
+		r = -EPROTO;	/* a reply that says nothing of pos */
+	if (r < 0)
+		x->num_map = 0;
+	return r < 0 ? r : 0;
+}
+
+/* The export's map, from the server's base:allocation block status: a
+ * range the server says reads as zeros (NBD_STATE_ZERO) is a hole, holes
+ * that are not known to read as zeros are data.  One request answers for
+ * NBD_MAP_WINDOW bytes; sub-jobs ask in ascending order. */
+static int nbd_extents(struct kcopyd_client *kc, struct kc_file *f,
+		       uint64_t pos, uint64_t len, uint64_t *run)
+{
+	struct kc_nbd *x = f->nbd;
+	const struct extent *e;
+	int r;
+
+	if (!x->can_extents)
+		return -EOPNOTSUPP;
+	if (!x->num_map || pos < x->map_start ||
+	    pos >= x->map[x->num_map - 1].end) {
+		r = map_fetch(kc, f, pos, len);
+		if (r < 0)
+			return r;
+	}
+	if (x->map_hint >= x->num_map ||
+	    (x->map_hint && pos < x->map[x->map_hint - 1].end))
+		x->map_hint = 0;
+	while (x->map[x->map_hint].end <= pos)
+		x->map_hint++;
+	e = &x->map[x->map_hint];
+	*run = e->end - pos < len ? e->end - pos : len;
+	return e->data;
+}
+
 /* ------------------------------------------------------ open and close */
 
 /* Connect to uri within timeout_us (0: no limit), as requests are bounded:
@@ -345,6 +504,7 @@ static int connect_one(const char *uri, uint64_t timeout_us,
 	/* The caller's URI is trusted, as a path would be: its tls-psk-file
 	 * and tls-certificates parameters may name local files. */
 	if (nbd_set_uri_allow_local_file(h, true) < 0 ||
+	    nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
 	    nbd_aio_connect_uri(h, uri) < 0)
 		r = nbd_err();
 	while (r == 0 && nbd_aio_is_connecting(h) > 0) {
@@ -375,6 +535,7 @@ static void export_free(struct kc_nbd *x)
 			nbd_shutdown(x->conns[i].h, 0);
 		nbd_close(x->conns[i].h);
 	}
+	free(x->map);
 	free(x);
 }
 
@@ -435,6 +596,8 @@ int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 		goto fail_free;
 	x->num_conns = 1;
 	r = probe(x->conns[0].h, flags, f, &x->max_request);
+	x->can_extents = nbd_can_meta_context(x->conns[0].h,
+				LIBNBD_CONTEXT_BASE_ALLOCATION) > 0;
 	/* More connections where the server says they see one another's
 	 * writes; the page budget still bounds what is in flight. */
 	for (i = 1; r == 0 && f->can_multi_conn && i < NBD_CONNS; i++) {

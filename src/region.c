@@ -260,6 +260,43 @@ int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
 	return r;
 }
 
+/* Ask the file's map in bytes and answer in whole sectors: a hole that
+ * ends inside a sector is data up to the sector's end. */
+int kcopyd_map(struct kcopyd_client *kc, int fd, uint64_t sector,
+	       uint64_t count, uint64_t *run)
+{
+	struct kc_file *f;
+	uint64_t bytes;
+	int r, status;
+
+	if (!kc || !run || count == 0 || sector > UINT64_MAX >> SECTOR_SHIFT ||
+	    count > (UINT64_MAX >> SECTOR_SHIFT) - sector)
+		return -EINVAL;
+	pthread_mutex_lock(&kc->lock);
+	r = file_get(kc, fd, &f, &status);
+	if (r == 0) {
+		if (!f->ops->extents)
+			r = -EOPNOTSUPP;
+		else if ((sector + count) << SECTOR_SHIFT > f->size)
+			r = -EINVAL;
+		else
+			r = f->ops->extents(kc, f, sector << SECTOR_SHIFT,
+					    count << SECTOR_SHIFT, &bytes);
+		if (r == 1) {
+			*run = (bytes + KCOPYD_SECTOR_SIZE - 1) >> SECTOR_SHIFT;
+		} else if (r == 0) {
+			*run = bytes >> SECTOR_SHIFT;
+			if (*run == 0) {
+				*run = 1;
+				r = 1;
+			}
+		}
+		file_put(kc, f);
+	}
+	pthread_mutex_unlock(&kc->lock);
+	return r;
+}
+
 /* Remember hints for fd's file (drop them when 0), and tell the record in
  * use for it, if there is one. */
 int kcopyd_set_fd_hints(struct kcopyd_client *kc, int fd, unsigned int hints)

@@ -5,7 +5,8 @@
 # (it becomes sparse), on a loop device and on a 4096-byte-sector loop
 # device; zero detection in a file with no holes; --allocated,
 # --destination-is-zero, --no-zero-detect; a region that starts and ends
-# inside holes; an NBD export, zeroed with WRITE_ZEROES.  Content is always
+# inside holes; an NBD export, zeroed with WRITE_ZEROES; the image as an NBD
+# source, whose block status is its map.  Content is always
 # compared byte for byte.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
 
@@ -172,5 +173,59 @@ if command -v nbdkit >/dev/null && command -v nbdcopy >/dev/null &&
 	((written <= 64 * 1024)) || fail "NBD: $written bytes written as data"
 	(($(rep "$T/nbd.json" bytes_zeroed) >= 60 * 1024 * 1024)) ||
 		fail "NBD: zeroed $(rep "$T/nbd.json" bytes_zeroed)"
+
+	# --- The 1 GiB sparse image as an NBD source: the server's block
+	# status (base:allocation) is its map, so only the data is read,
+	# as the server's own log counts it; --dry-run shows that map.
+	# logged_reads LOG: the bytes the server was asked to read.
+	logged_reads() {
+		grep -a ' Read id=' "$1" |
+			sed -n 's/.* count=\(0x[0-9a-f]*\|[0-9]*\).*/\1/p' |
+			while read -r c; do echo $((c)); done |
+			awk '{s += $1} END {print s + 0}'
+	}
+	S=$(make_nbd srcx -r --filter=log file "$SRC" logfile="$T/srcx.nbdlog")
+	"$KCOPY" --dry-run "$S" "$T/none.img" >"$T/dry.out" 2>&1 ||
+		fail "--dry-run of an NBD source: $(cat "$T/dry.out")"
+	"$KCOPY" --dry-run "$SRC" "$T/none.img" | grep ' map ' >"$T/map.local"
+	grep ' map ' "$T/dry.out" | cmp -s - "$T/map.local" ||
+		fail "--dry-run: the export's map is not the file's: $(cat "$T/dry.out")"
+	: >"$T/srcx.nbdlog"
+	run_kcopy --report "$T/nsrc.json" "$S" "$T/from-nbd.img"
+	assert_eq "$ST" 0 "from a sparse export"
+	cmp "$SRC" "$T/from-nbd.img" || fail "from a sparse export: differs"
+	sparse_enough "$T/from-nbd.img" "from a sparse export"
+	logged=$(logged_reads "$T/srcx.nbdlog")
+	((logged <= DATA + 1024 * 1024)) ||
+		fail "sparse export: the server read $logged bytes for $DATA"
+	assert_eq "$(rep "$T/nsrc.json" bytes_read)" "$logged" \
+		"sparse export: bytes read (the server's count)"
+
+	# A server whose map says all is data (the noextents filter): read
+	# whole, the same content.
+	S2=$(make_nbd srcn -r --filter=noextents file "$SRC")
+	"$KCOPY" --dry-run "$S2" "$T/none.img" |
+		grep -q "map *$GiB bytes data .* 0 bytes holes" ||
+		fail "--dry-run: holes where the server says there are none"
+	run_kcopy --report "$T/nsrcn.json" "$S2" "$T/from-nbdn.img"
+	assert_eq "$ST" 0 "from an export without holes"
+	cmp "$SRC" "$T/from-nbdn.img" || fail "no holes: differs"
+	assert_eq "$(rep "$T/nsrcn.json" bytes_read)" $GiB \
+		"no holes: bytes read"
+
+	# A server whose block status fails: the map is given up, the copy
+	# reads everything and is still right.
+	S3=$(make_nbd srce -r eval get_size="echo $GiB" \
+		pread="dd if='$SRC' skip=\$4 count=\$3 iflag=skip_bytes,count_bytes status=none" \
+		can_extents='exit 0' extents='echo EIO broken >&2; exit 1')
+	"$KCOPY" --dry-run "$S3" "$T/none.img" |
+		grep -q 'map .*not known (Input/output error)' ||
+		fail "--dry-run: a failed block status is not said"
+	run_kcopy --report "$T/nsrce.json" "$S3:0:8M" "$T/from-nbde.img"
+	assert_eq "$ST" 0 "from an export whose block status fails"
+	cmp -n $((8 * 1024 * 1024)) "$SRC" "$T/from-nbde.img" ||
+		fail "failing block status: differs"
+	assert_eq "$(rep "$T/nsrce.json" bytes_read)" $((8 * 1024 * 1024)) \
+		"failing block status: bytes read"
 fi
 echo "sparse copies: ok"

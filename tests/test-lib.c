@@ -902,6 +902,49 @@ static void test_sparse(void)
 		      same(src, 0, dst, 0, SP_SIZE),
 		      "hint cleared: old data left in a zero range");
 	}
+	/* kcopyd_map: the source's map, in sectors; every hole it reports
+	 * reads as zeros, all the data is in what it reports as data, and
+	 * the last 2 MiB are one hole. */
+	{
+		uint64_t sector = 0, run = 0, data = 0;
+		int r = 0, fds[2];
+
+		while (sector < SP_SIZE / 512) {
+			r = kcopyd_map(kc, src, sector, SP_SIZE / 512 - sector,
+				       &run);
+			if (r < 0 || run == 0 ||
+			    run > SP_SIZE / 512 - sector)
+				break;
+			if (r)
+				data += run;
+			else
+				check(all_zero(src, (off_t)sector * 512,
+					       run * 512),
+				      "map: a hole at sector %llu holds data",
+				      (unsigned long long)sector);
+			sector += run;
+		}
+		check(sector == SP_SIZE / 512 && data * 512 >= 315 * 1024 &&
+		      data * 512 < SP_SIZE / 4,
+		      "map: r %d at sector %llu, %llu data sectors", r,
+		      (unsigned long long)sector, (unsigned long long)data);
+		check(kcopyd_map(kc, src, 0, 1, &run) == 1 && run == 1,
+		      "map: the first sector is data");
+		check(kcopyd_map(kc, src, SP_SIZE / 512 - 4096, 4096, &run) == 0
+		      && run == 4096, "map: the last 2 MiB are a hole");
+		check(kcopyd_map(kc, src, 0, 0, &run) == -EINVAL,
+		      "map: count 0");
+		check(kcopyd_map(kc, src, SP_SIZE / 512, 1, &run) == -EINVAL,
+		      "map: beyond the end");
+		check(kcopyd_map(kc, src, 0, 1, NULL) == -EINVAL, "map: NULL");
+		check(kcopyd_map(kc, 999, 0, 1, &run) == -EBADF,
+		      "map: a closed descriptor");
+		check(pipe(fds) == 0, "pipe");
+		check(kcopyd_map(kc, fds[0], 0, 1, &run) == -EOPNOTSUPP,
+		      "map: a pipe cannot tell");
+		close(fds[0]);
+		close(fds[1]);
+	}
 	kcopyd_client_destroy(kc);
 	close(dst);
 	close(src);

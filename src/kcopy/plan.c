@@ -54,38 +54,34 @@ static void print_region(const char *what, const struct target *t)
 	       t->direct ? "direct" : "buffered");
 }
 
-/* The source's map, as SEEK_DATA and SEEK_HOLE tell it on a local file:
- * the region's data and hole bytes.  Nothing where it is not known. */
-static void print_map(const struct target *t)
+/* The source's map, as the library finds it (kcopyd_map: SEEK_DATA and
+ * SEEK_HOLE on a file, block status on an NBD export): the region's data
+ * and hole bytes.  Nothing where it is not known. */
+static void print_map(struct kcopy *k, const struct target *t)
 {
 	char dsize[KC_FORMAT_SIZE_LEN], hsize[KC_FORMAT_SIZE_LEN];
-	uint64_t pos = t->sector * KC_SECTOR_SIZE, data = 0;
-	uint64_t end = pos + t->count * KC_SECTOR_SIZE;
-	off_t d, h;
+	uint64_t sector = t->sector, end = t->sector + t->count;
+	uint64_t data = 0, run;
+	int r = 0;
 
-	if (t->is_remote || t->is_blockdev) {
+	while (sector < end) {
+		r = kcopyd_map(k->kc, t->fd, sector, end - sector, &run);
+		if (r < 0)
+			break;
+		if (r)
+			data += run;
+		sector += run;
+	}
+	if (r == -EOPNOTSUPP) {
 		printf("  map          not known: all of it is read\n");
 		return;
 	}
-	while (pos < end) {
-		d = lseek(t->fd, (off_t)pos, SEEK_DATA);
-		if (d < 0 && errno == ENXIO)
-			break;
-		if (d < 0) {
-			printf("  map          not known (%s): all of it is "
-			       "read\n", strerror(errno));
-			return;
-		}
-		if ((uint64_t)d >= end)
-			break;
-		h = lseek(t->fd, d, SEEK_HOLE);
-		if (h < 0 || h <= d) {
-			printf("  map          not known: all of it is read\n");
-			return;
-		}
-		data += ((uint64_t)h < end ? (uint64_t)h : end) - (uint64_t)d;
-		pos = (uint64_t)h;
+	if (r < 0) {
+		printf("  map          not known (%s): all of it is read\n",
+		       strerror(-r));
+		return;
 	}
+	data *= KC_SECTOR_SIZE;
 	printf("  map          %" PRIu64 " bytes data (%s), %" PRIu64
 	       " bytes holes (%s), not read\n", data,
 	       kc_format_size(data, dsize, sizeof(dsize)),
@@ -102,7 +98,7 @@ void plan_print(struct kcopy *k)
 	printf("kcopy: dry run, nothing will be written\n");
 	if (!k->opt.zero) {
 		print_region("source", &k->src);
-		print_map(&k->src);
+		print_map(k, &k->src);
 	}
 	for (i = 0; i < k->num_dests; i++) {
 		char what[32];
