@@ -4,7 +4,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * The engine sleeps in poll() on one eventfd and the sockets of the NBD
- * connections that have requests (nbd.c).  The kernel signals the eventfd
+ * connections and streams that have requests (nbd.c, stream.c); with only
+ * local requests in flight, in io_getevents for a batch of them.  The kernel signals the eventfd
  * for every completed iocb (io.c), and callers' threads signal it when they
  * add a job or stop the client, so a single wait covers all three.  Once awake it
  * reaps every completion without blocking (which runs the sub-job state
@@ -36,6 +37,13 @@ void kc_engine_wake(struct kcopyd_client *kc)
  * destination and the source, then the streams. */
 #define MAX_NBD_POLLED ((KCOPYD_MAX_DESTS + 1) * 4)
 #define MAX_POLLED (1 + MAX_NBD_POLLED + KCOPYD_MAX_DESTS + 1)
+
+/* The longest the engine waits in io_getevents for a batch of completions
+ * before it looks at callers' wake-ups and submits again.  From the
+ * experiment in contrib/bench/README ("Engine notes"): waiting for half of
+ * the requests in flight, at most 2 ms, cut kcopy's CPU per GiB from 0.051
+ * to 0.033 s and the 1->1 wall time by 17% on tmpfs loops. */
+#define KC_BATCH_WAIT_MS 2
 
 static void *engine_main(void *arg)
 {
@@ -73,6 +81,20 @@ static void *engine_main(void *arg)
 		ns = kc_stream_poll_prepare(kc, pfd + 1 + n,
 					    KCOPYD_MAX_DESTS + 1, streams,
 					    &timeout);
+		if (n + ns == 0 && kc->io_in_flight >= 2 && timeout != 0) {
+			/* Only local I/O to wait for: sleep in io_getevents
+			 * until half of it has completed, a wake-up per
+			 * several completions instead of one per one or
+			 * two.  A caller's wake-up waits for it, at most
+			 * KC_BATCH_WAIT_MS.  The eventfd is drained first: a
+			 * completion not reaped here signals it again. */
+			if (read(kc->wake_fd, &count, sizeof(count)) < 0)
+				count = 0;	/* nothing signalled */
+			kc_io_reap(kc, kc->io_in_flight / 2,
+				   timeout > 0 && timeout < KC_BATCH_WAIT_MS
+				   ? timeout : KC_BATCH_WAIT_MS);
+			continue;
+		}
 		pfd[0] = (struct pollfd){ .fd = kc->wake_fd, .events = POLLIN };
 
 		pthread_mutex_unlock(&kc->lock);
@@ -81,7 +103,7 @@ static void *engine_main(void *arg)
 		    read(kc->wake_fd, &count, sizeof(count)) < 0)
 			count = 0;	/* EAGAIN: somebody else drained it */
 		pthread_mutex_lock(&kc->lock);
-		kc_io_reap(kc);
+		kc_io_reap(kc, 0, 0);
 		kc_nbd_poll_done(kc, pfd + 1, n);
 		kc_stream_poll_done(kc, pfd + 1 + n, streams, ns);
 	}

@@ -178,17 +178,23 @@ void kc_io_submit(struct kcopyd_client *kc)
 	}
 }
 
-/* Take every completion there is, without waiting, and hand each to its
- * request.  Drops kc->lock around io_getevents. */
-void kc_io_reap(struct kcopyd_client *kc)
+/* Take the completions there are and hand each to its request: first
+ * waiting up to timeout_ms for min_nr of them (0: no wait), then every
+ * further one without waiting.  Drops kc->lock around io_getevents. */
+void kc_io_reap(struct kcopyd_client *kc, unsigned int min_nr, int timeout_ms)
 {
-	struct timespec zero = { 0, 0 };
+	struct timespec wait = { timeout_ms / 1000,
+				 (long)(timeout_ms % 1000) * 1000000 };
 	int n, i;
 
+	if (min_nr > kc->io_in_flight)
+		min_nr = kc->io_in_flight;
 	while (kc->io_in_flight) {
 		pthread_mutex_unlock(&kc->lock);
-		n = io_getevents(kc->ioctx, 0, (long)kc->ring_size, kc->events,
-				 &zero);
+		n = io_getevents(kc->ioctx, min_nr, (long)kc->ring_size,
+				 kc->events, &wait);
+		wait = (struct timespec){ 0, 0 };
+		min_nr = 0;
 		pthread_mutex_lock(&kc->lock);
 		if (n <= 0)
 			return;	/* none yet (or EINTR): wait for the eventfd */

@@ -99,7 +99,7 @@ static bool job_over(const struct kc_job *job)
 static bool job_finished(const struct kc_job *job)
 {
 	return job_over(job) && job->flush_pending == 0 &&
-	       !flush_targets(job);
+	       !flush_targets(job) && !job->zero_pend;
 }
 
 /* ------------------------------------------------------------ throttle */
@@ -600,39 +600,34 @@ static int dest_punch(struct kcopyd_client *kc, struct kc_file *f,
 		f->no_punch = true;
 		return 0;
 	}
+	if (ret == 1)
+		f->punch_ok = true;
 	return ret;
 }
 
 static int zero_offload(struct kcopyd_client *kc, struct kc_file *f,
 			uint64_t pos, uint64_t len);
 
-/* Zero len bytes at start of the sub-job on destination i without writing
- * data where its storage allows, cheapest first: nothing where it reads as
- * zeros already; a punched hole in a file (it stays sparse); BLKZEROOUT on
- * a block device, FALLOC_FL_ZERO_RANGE on a file that cannot punch; an NBD
- * WRITE_ZEROES request (*request set: the caller queues it).  Returns 1
- * done, 0 to be written (as a request or, last resort, zeros from the
- * buffer), or a negative errno. */
-static int dest_zero(struct kcopyd_client *kc, struct kc_subjob *sj,
-		     unsigned int i, uint64_t start, uint64_t len,
-		     bool *request)
+/* The zero calls of adjacent ranges gathered into one, at most this long:
+ * it holds the engine (not the I/O in flight) for its duration.  Measured
+ * on this project's bench machine (Linux 6.18, loop devices in direct-I/O
+ * mode): BLKZEROOUT of 1 GiB in 512 KiB calls (one per sub-job) took 60 ms
+ * over an ext4 file and 61 ms per 256 MiB over a tmpfs one; in one call
+ * 0.3 ms for the GiB on ext4, 35 ms for 256 MiB on tmpfs, 36 ms in 64 MiB
+ * calls (9 ms each).  64 MiB keeps nearly all of the gain and the engine's
+ * stalls short. */
+#define KC_ZERO_GATHER (64ull << 20)
+
+/* Zero len bytes at pos of destination i (a local file or device) the way
+ * found for it: a punched hole, else BLKZEROOUT or FALLOC_FL_ZERO_RANGE.
+ * 1 done, 0 to be written as zeros, or a negative errno. */
+static int zero_local(struct kcopyd_client *kc, struct kc_job *job,
+		      unsigned int i, uint64_t pos, uint64_t len)
 {
-	struct kc_job *job = sj->job;
 	struct kc_region *d = &job->dests[i];
 	struct kc_file *f = d->file;
-	uint64_t pos = ((d->sector + sj->offset) << SECTOR_SHIFT) + start;
 	int r = 0;
 
-	if ((job->flags & KCOPYD_DEST_IS_ZERO) || f->reads_zero) {
-		r = dest_extend(kc, d, pos + len);
-		if (r == 0)
-			kc->stats.bytes_skipped += len;
-		return r < 0 ? r : 1;
-	}
-	if (f->is_remote) {
-		*request = f->zero_mode != KC_ZERO_WRITE;
-		return 0;
-	}
 	if (!f->is_blockdev && !f->no_punch) {
 		r = dest_punch(kc, f, pos, len);
 		if (r == 1)
@@ -643,6 +638,126 @@ static int dest_zero(struct kcopyd_client *kc, struct kc_subjob *sj,
 	if (r == 1)
 		kc->stats.bytes_zeroed += len;
 	return r;
+}
+
+/* Zero the gathered range of destination i, if any: 0 or a negative errno
+ * (reported, with the range, by the caller). */
+static int zero_pending(struct kcopyd_client *kc, struct kc_job *job,
+			unsigned int i)
+{
+	int r;
+
+	if (!(job->zero_pend & (1u << i)))
+		return 0;
+	job->zero_pend &= ~(1u << i);
+	if ((job->write_err | job->dropped) & (1u << i))
+		return 0;	/* failed already: not written any more */
+	r = zero_local(kc, job, i, job->zero_pos[i], job->zero_len[i]);
+	return r == 1 ? 0 : r < 0 ? r : -EIO;
+}
+
+/* Zero the gathered ranges of the jobs whose sub-jobs are over (a failure
+ * is that destination's write error), so that their flushes and callbacks
+ * come after them. */
+static void jobs_zero_pending(struct kcopyd_client *kc)
+{
+	struct kc_job *job;
+	unsigned int i;
+	int r;
+
+	for (job = kc->jobs; job; job = job->next) {
+		if (!job->zero_pend || !job_over(job))
+			continue;
+		for (i = 0; i < job->num_dests; i++) {
+			uint64_t pos = job->zero_pos[i], len = job->zero_len[i];
+
+			r = zero_pending(kc, job, i);
+			if (r < 0) {
+				report_error(kc, job->dests[i].file,
+					     KC_IO_WRITE, i, pos, len, r);
+				write_failed(kc, job, i);
+			}
+		}
+	}
+}
+
+/* Add len bytes at pos to destination i's gathered range, where the way
+ * to zero it is known to work (a failure then is an error, not a reason
+ * to write zeros) and no order is asked for: 1 taken, 0 not (zero it
+ * now).  A range that does not join the gathered one replaces it, which
+ * is zeroed first: a negative errno if that failed, with *err_pos and
+ * *err_len set to it. */
+static int zero_gather(struct kcopyd_client *kc, struct kc_job *job,
+		       unsigned int i, uint64_t pos, uint64_t len,
+		       uint64_t *err_pos, uint64_t *err_len)
+{
+	struct kc_file *f = job->dests[i].file;
+	uint64_t *gp = &job->zero_pos[i], *gl = &job->zero_len[i];
+	int r;
+
+	if ((job->flags & KCOPYD_WRITE_SEQ) ||
+	    !(f->is_blockdev ? f->zero_mode == KC_ZERO_OFFLOAD
+	      : f->punch_ok || (f->no_punch &&
+				f->zero_mode == KC_ZERO_OFFLOAD)))
+		return 0;
+	if (job->zero_pend & (1u << i)) {
+		if (*gl + len <= KC_ZERO_GATHER && *gp + *gl == pos) {
+			*gl += len;
+			return 1;
+		}
+		if (*gl + len <= KC_ZERO_GATHER && pos + len == *gp) {
+			*gp = pos;
+			*gl += len;
+			return 1;
+		}
+		*err_pos = *gp;
+		*err_len = *gl;
+		r = zero_pending(kc, job, i);
+		if (r < 0)
+			return r;
+	}
+	job->zero_pend |= 1u << i;
+	*gp = pos;
+	*gl = len;
+	return 1;
+}
+
+/* Zero len bytes at start of the sub-job on destination i without writing
+ * data where its storage allows, cheapest first: nothing where it reads as
+ * zeros already; a punched hole in a file (it stays sparse); BLKZEROOUT on
+ * a block device (not a punch, WRITE_ZEROES that may unmap: on a loop
+ * device over ext4 punching 1 GiB took 0.4 s, BLKZEROOUT 1 ms), or
+ * FALLOC_FL_ZERO_RANGE on a file that cannot punch, each gathered with the adjacent ranges of other sub-jobs into one call; an
+ * NBD WRITE_ZEROES request (*request set: the caller queues it).  Returns
+ * 1 done, 0 to be written (as a request or, last resort, zeros from the
+ * buffer), or a negative errno for the bytes *err_pos, *err_len of the
+ * destination's file. */
+static int dest_zero(struct kcopyd_client *kc, struct kc_subjob *sj,
+		     unsigned int i, uint64_t start, uint64_t len,
+		     bool *request, uint64_t *err_pos, uint64_t *err_len)
+{
+	struct kc_job *job = sj->job;
+	struct kc_region *d = &job->dests[i];
+	struct kc_file *f = d->file;
+	uint64_t pos = ((d->sector + sj->offset) << SECTOR_SHIFT) + start;
+	int r;
+
+	*err_pos = pos;
+	*err_len = len;
+	if ((job->flags & KCOPYD_DEST_IS_ZERO) || f->reads_zero) {
+		r = dest_extend(kc, d, pos + len);
+		if (r == 0)
+			kc->stats.bytes_skipped += len;
+		return r < 0 ? r : 1;
+	}
+	if (f->is_remote) {
+		*request = f->zero_mode != KC_ZERO_WRITE;
+		return 0;
+	}
+	r = zero_gather(kc, job, i, pos, len, err_pos, err_len);
+	if (r != 0)
+		return r;
+	return zero_local(kc, job, i, pos, len);
 }
 
 /* Take destination i of a writing copy sub-job on from its next block:
@@ -662,16 +777,16 @@ static void dest_next(struct kcopyd_client *kc, struct kc_subjob *sj,
 		uint64_t end = (uint64_t)e * KC_ZERO_BLOCK < len
 			       ? (uint64_t)e * KC_ZERO_BLOCK : len;
 		bool request = false;
+		uint64_t err_pos, err_len;
 		int r;
 
 		sj->next_block[i] = e;
 		if (block_is_zero(sj, b)) {
-			r = dest_zero(kc, sj, i, start, end - start, &request);
+			r = dest_zero(kc, sj, i, start, end - start, &request,
+				      &err_pos, &err_len);
 			if (r < 0) {
 				report_error(kc, d->file, KC_IO_WRITE, i,
-					     ((d->sector + sj->offset)
-					      << SECTOR_SHIFT) + start,
-					     end - start, r);
+					     err_pos, err_len, r);
 				sj->next_block[i] = sj->num_blocks;
 				write_failed(kc, job, i);
 				return;
@@ -1124,6 +1239,7 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 		*tail = job;
 		sj_start(kc, job, sectors);
 	}
+	jobs_zero_pending(kc);
 	jobs_flush(kc);
 }
 

@@ -162,6 +162,7 @@ struct kc_file {
 	/* sparse and zero-aware copies */
 	bool reads_zero;	/* KCOPYD_FD_READS_ZERO, from kc->fd_hints */
 	bool no_punch;		/* FALLOC_FL_PUNCH_HOLE was refused */
+	bool punch_ok;		/* ... or worked */
 	bool map_unknown;	/* extents said the storage cannot tell */
 	uint64_t map_pos, map_end;	/* io.c: the last extent found, */
 	bool map_data;			/* and whether it is data */
@@ -209,6 +210,14 @@ struct kc_job {
 	int read_err;
 	unsigned int write_err;
 	unsigned int dropped;		/* DROP_FAILED_DESTS: not written any more */
+
+	/* Zero ranges of destination i not yet zeroed (bit i of zero_pend):
+	 * bytes [zero_pos[i], zero_pos[i] + zero_len[i]) of its file, the
+	 * adjacent zero runs of sub-jobs gathered into one call (job.c,
+	 * zero_gather); done before the job's flush and callback. */
+	unsigned int zero_pend;
+	uint64_t zero_pos[KCOPYD_MAX_DESTS];
+	uint64_t zero_len[KCOPYD_MAX_DESTS];
 
 	/* KCOPYD_FLUSH: one request per destination (flush_io[i]: destination
 	 * i, allocated at submission), queued once the sub-jobs are over */
@@ -404,7 +413,8 @@ int kc_io_setup(struct kcopyd_client *kc, unsigned int events);
 void kc_io_exit(struct kcopyd_client *kc);
 void kc_io_queue(struct kcopyd_client *kc, struct kc_iocb *io);
 void kc_io_submit(struct kcopyd_client *kc);
-void kc_io_reap(struct kcopyd_client *kc);
+void kc_io_reap(struct kcopyd_client *kc, unsigned int min_nr,
+		int timeout_ms);
 
 /* job.c: the sub-job state machine, run by the engine under kc->lock */
 void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms);

@@ -49,7 +49,7 @@ nbdcopy and fio on loop devices.  Must run as root.
   --no-fio                   skip the fio ceiling
   --sparse                   instead of the tool comparison: a sparse image
                              (10% data in scattered extents, --size, default
-                             2G) on the root disk copied to 1 and 4 loop
+                             2G) on each --medium copied to 1 and 4 loop
                              devices (direct I/O) holding old random data
                              and to 4 new files, by kcopy, bmaptool,
                              nbdcopy, qemu-img convert and dd conv=sparse,
@@ -266,25 +266,38 @@ setup_medium() {
 
 # ------------------------------------------------------------ --sparse
 
-# In a new directory under /var/tmp (root disk): sparse.img, SIZE bytes of
+# On MEDIUM (disk: a new directory under /var/tmp, loop devices in
+# direct-I/O mode; tmpfs: a private tmpfs): sparse.img, SIZE bytes of
 # which about 10% are data in 256 scattered extents of assorted sizes (one
 # per 1/256 of the image, at a random 4 KiB-aligned place in it, 4 KiB to
 # 20% of the slot long; fixed seed, so every run copies the same map),
 # the rest holes; dense.img, SIZE bytes of random data; old.img, other
 # random data that prepare_dests writes to the devices before every run;
-# dev1..4.img behind loop devices in direct-I/O mode (DST); the names of
-# the new files (NEWF); and the bmap of sparse.img, made once by bmaptool
-# create, as a vendor ships it beside an image.
+# dev1..4.img behind loop devices (DST); the names of the new files (NEWF);
+# and the bmap of sparse.img, made once by bmaptool create, as a vendor
+# ships it beside an image.  On tmpfs the dense image is not copied to new
+# files (4 x SIZE more memory).
 setup_sparse() {
-	local dir need avail i slot t0
-	dir=$(mktemp -d /var/tmp/kcopy-bench.XXXXXX) || die "mktemp failed"
-	DIRS+=("$dir")
-	MEDIUM_DIR=$dir
-	# dense + old + 4 devices + 4 new files (dense copies) + the sparse data
+	local medium=$1 dir need avail i slot t0 dio=1
+	# dense + old + 4 devices + 4 new files (dense copies, disk only) +
+	# the sparse data and its sparse copies
 	need=$((11 * SIZE))
-	avail=$(df -B1 --output=avail "$dir" | tail -n 1)
-	[ "$avail" -gt "$need" ] ||
-		die "/var/tmp: $((need >> 20)) MiB needed, $((avail >> 20)) free"
+	[ "$medium" = tmpfs ] && need=$((7 * SIZE + 64 * 1048576))
+	if [ "$medium" = tmpfs ]; then
+		dir=$WORK/tmpfs-sparse
+		mkdir -p "$dir"
+		mount -t tmpfs -o size=$((need / 1048576))m kcopy-bench "$dir" ||
+			die "cannot mount a tmpfs of $((need >> 20)) MiB"
+		MOUNTS+=("$dir")
+	else
+		dir=$(mktemp -d /var/tmp/kcopy-bench.XXXXXX) || die "mktemp failed"
+		DIRS+=("$dir")
+		avail=$(df -B1 --output=avail "$dir" | tail -n 1)
+		[ "$avail" -gt "$need" ] ||
+			die "/var/tmp: $((need >> 20)) MiB needed, $((avail >> 20)) free"
+	fi
+	MEDIUM_DIR=$dir
+	SPARSE_MEDIUM=$medium
 	have bmaptool || say "'bmaptool' is missing: its rows are skipped (Debian: bmap-tools)"
 	have qemu-img || say "'qemu-img' is missing: its rows are skipped (Debian: qemu-utils)"
 	SIMG=$dir/sparse.img DIMG=$dir/dense.img OLD=$dir/old.img
@@ -313,7 +326,7 @@ setup_sparse() {
 	for i in 1 2 3 4; do
 		fallocate -l "$SIZE" "$dir/dev$i.img" ||
 			die "cannot make $dir/dev$i.img"
-		attach "$dir/dev$i.img" 1
+		attach "$dir/dev$i.img" $dio
 		DST+=("$ATTACHED")
 	done
 	NEWF=("$dir/new1.img" "$dir/new2.img" "$dir/new3.img" "$dir/new4.img")
@@ -325,22 +338,28 @@ setup_sparse() {
 			die "bmaptool create failed: $(head -c 300 "$WORK/err")"
 		BMAP_S=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
 	fi
+	LOOP_DIO=$(cat "/sys/block/${DST[0]#/dev/}/loop/dio" 2>/dev/null || echo ?)
+	case $LOOP_DIO in 1) LOOP_DIO=on;; 0) LOOP_DIO=off;; esac
 	say "sparse: $((SPARSE_DATA >> 20)) MiB of data in 256 extents" \
 		"($((SPARSE_ALLOC >> 20)) MiB allocated); devices ${DST[*]}" \
-		"(loop direct I/O: $(cat "/sys/block/${DST[0]#/dev/}/loop/dio" 2>/dev/null || echo ?))"
+		"(loop direct I/O: $LOOP_DIO)"
 }
 
 sparse_header() {
 	local runs=$1
-	echo "Source: a $SIZE_ARG sparse image on the root disk (ext4, /var/tmp)," \
+	local where="on the root disk (ext4, /var/tmp)" on="files on the same disk"
+	if [ "$SPARSE_MEDIUM" = tmpfs ]; then
+		where="on a tmpfs" on="files on the same tmpfs"
+	fi
+	echo "Source: a $SIZE_ARG sparse image $where," \
 		"$((SPARSE_DATA >> 20)) MiB of random data" \
 		"($(awk -v a="$SPARSE_DATA" -v s="$SIZE" 'BEGIN { printf "%.1f", 100 * a / s }')%)" \
 		"in 256 scattered extents of 4 KiB to" \
 		"$((SIZE / 256 / 5 >> 10)) KiB, the rest holes; the dense" \
 		"reference is a $SIZE_ARG image of random data.  1→1 and 1→4:" \
-		"loop devices (direct I/O) over files on the same disk, given" \
+		"loop devices (direct I/O: $LOOP_DIO) over $on, given" \
 		"$SIZE_ARG of old random data before every run; 1→4 new files:" \
-		"files on the same disk, removed before every run.  Median wall" \
+		"$on, removed before every run.  Median wall" \
 		"time of $runs interleaved runs, page cache dropped before each;" \
 		"the first run of each tool checked with cmp against the image." \
 		"\"x4\": the tool run once per destination, one after another." \
@@ -395,7 +414,8 @@ build_entries() {
 			have nbdcopy && add $t "nbdcopy$x" nbdn
 			have qemu-img && add $t "qemu-img convert$x" qemu
 			add $t "dd conv=sparse$x" ddsparse
-			add $t "kcopy (dense image)" kdense "$KOPTS"
+			[ "$t" = new4 ] && [ "$SPARSE_MEDIUM" = tmpfs ] ||
+				add $t "kcopy (dense image)" kdense "$KOPTS"
 		done
 		return
 	fi
@@ -480,6 +500,30 @@ children_cpu() {
 # process of the tree) goes into RUN_RSS when larger.  Output goes to
 # $WORK/out and $WORK/err; returns the command's status.
 RUN_WALL=0 RUN_CPU=0 RUN_RSS=0
+# fio_span LOG...: seconds from the first request's start to the last
+# one's end over fio's latency logs (one per job); fails if some job ended
+# before another began.
+fio_span() {
+	awk -F', *' 'FNR == 1 { j++ }
+		{ e = $1; s = $1 - $2 / 1e6
+		  if (!(j in js) || s < js[j]) js[j] = s
+		  if (!(j in je) || e > je[j]) je[j] = e }
+		END {
+			if (j == 0) exit 1
+			for (k = 1; k <= j; k++) {
+				if (k == 1 || js[k] < a) a = js[k]
+				if (k == 1 || je[k] > b) b = je[k]
+				if (k == 1 || js[k] > ls) ls = js[k]
+				if (k == 1 || je[k] < fe) fe = je[k]
+			}
+			printf "%.3f\n", (b - a) / 1000
+			if (ls >= fe) {
+				print "fio: the jobs did not overlap" > "/dev/stderr"
+				exit 1
+			}
+		}' "$@"
+}
+
 timed() {
 	local t0 t1 rc rss
 	times >"$WORK/times0"
@@ -575,11 +619,17 @@ run_entry() {
 			# shellcheck disable=SC2206
 			jobs+=(--name=write --filename="$d" --rw=write --end_fsync=1 $fo)
 		done
-		timed fio --minimal "${jobs[@]}" || rc=$?
-		# The ceiling is the slowest job's own run time (fio's start-up,
-		# one process per job, is not the copy's business).
-		RUN_WALL=$(awk -F';' 'NF > 100 { r = $9 > $50 ? $9 : $50
-			if (r > m) m = r } END { printf "%.3f", m / 1000 }' "$WORK/out");;
+		rm -f "$WORK"/fiolat_*.log
+		timed fio --minimal --thread --write_lat_log="$WORK/fiolat" \
+			--log_unix_epoch=1 "${jobs[@]}" || rc=$?
+		# The ceiling: from the first request's start to the last one's
+		# end, over all the jobs, from fio's per-request latency logs
+		# (ms since the epoch at completion, and the latency in ns), so
+		# that fio's start-up, a process per job, is not counted and the
+		# jobs are seen to run at the same time (the read and the writes
+		# slow one another, as in a copy).  Jobs that did not overlap
+		# fail the row.
+		RUN_WALL=$(fio_span "$WORK"/fiolat_lat.*.log) || rc=1;;
 	ksparse|kdense)
 		local src=$SIMG
 		[ "$kind" = kdense ] && src=$DIMG
@@ -870,6 +920,13 @@ targets() {
 	check "1→4 wall ≤ 0.2 × dcfldd's" "$(at MED "$k4")" 0.2 "$(at MED "$f4")" s
 	check "1→1 CPU s/GiB ≤ dd's" "$(at CPUG "$k1")" 1 "$(at CPUG "$d1")" s/GiB
 	check "1→4 CPU s/GiB ≤ dd x4's" "$(at CPUG "$k4")" 1 "$(at CPUG "$d4")" s/GiB
+	# Issue 14's, against the ceiling of the read and the writes at once.
+	check "1→1 wall ≤ 1.1 × fio's ceiling" "$(at MED "$k1")" 1.1 \
+		"$(at MED "$(row 1to1 "fio 1 read + 1 write job (ceiling)")")" s
+	check "1→4 wall ≤ fio's ceiling" "$(at MED "$k4")" 1 \
+		"$(at MED "$(row 1to4 "fio 1 read + 4 write jobs (ceiling)")")" s
+	check "1→4 CPU s/GiB ≤ 0.5 × dd x4's" "$(at CPUG "$k4")" 0.5 \
+		"$(at CPUG "$d4")" s/GiB
 	check "1→1 peak RSS ≤ budget + 6 MiB" "$(at RSSM "$k1")" 1 "$lim" MiB
 	check "1→4 peak RSS ≤ budget + 6 MiB" "$(at RSSM "$k4")" 1 "$lim" MiB
 }
@@ -908,26 +965,25 @@ PAGES=$(budget_pages "$KOPTS")
 say "kcopy: $KCOPY ($("$KCOPY" --version 2>&1 | head -n 1)), budget $PAGES pages," \
 	"libkcopyd ${KLIB:-linked in}"
 
-if [ "$SPARSE" = 1 ]; then
-	setup_sparse
-	run_medium sparse "$RUNS" "sparse-$SIZE_ARG"
-	say "results in $OUTDIR"
-	exit 0
-fi
-
 case $MEDIUM in both) media="tmpfs disk";; *) media=$MEDIUM;; esac
 for m in $media; do
-	setup_medium "$m"
 	r=$RUNS
 	[ "$m" = disk ] && r=$DISK_RUNS
-	if [ "$SWEEP" = 1 ]; then
-		lab=sweep-$m-$SIZE_ARG
+	if [ "$SPARSE" = 1 ]; then
+		setup_sparse "$m"
+		run_medium sparse "$r" "sparse-$m-$SIZE_ARG"
 	else
-		lab=$m-$SIZE_ARG
+		setup_medium "$m"
+		if [ "$SWEEP" = 1 ]; then
+			lab=sweep-$m-$SIZE_ARG
+		else
+			lab=$m-$SIZE_ARG
+		fi
+		run_medium "$m" "$r" "$lab"
 	fi
-	run_medium "$m" "$r" "$lab"
 	# Free the medium before the next one.
 	for d in "$SRC" "${DST[@]}"; do
+		[ -b "$d" ] || continue		# --sparse: SRC is a file
 		losetup -d "$d" || continue	# the EXIT trap tries again
 		keep=()
 		for x in "${LOOPS[@]}"; do [ "$x" = "$d" ] || keep+=("$x"); done
