@@ -45,6 +45,7 @@ static void client_free(struct kcopyd_client *kc)
 		close(kc->wake_fd);
 	free(kc->bad);
 	free(kc->fd_hints);
+	pthread_cond_destroy(&kc->zero_cond);
 	pthread_cond_destroy(&kc->idle);
 	pthread_mutex_destroy(&kc->lock);
 	free(kc);
@@ -62,6 +63,9 @@ int kcopyd_client_create(unsigned int num_pages, struct kcopyd_client **result)
 		return -ENOMEM;
 	pthread_mutex_init(&kc->lock, NULL);
 	pthread_cond_init(&kc->idle, NULL);
+	pthread_cond_init(&kc->zero_cond, NULL);
+	kc->zero_tail = &kc->zero_queue;
+	kc->zero_done_tail = &kc->zero_done;
 	kc->wake_fd = -1;
 	kc->new_tail = &kc->new_jobs;
 	kc->nbd_tail = &kc->nbd_queue;

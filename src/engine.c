@@ -23,16 +23,6 @@
 
 #include "kcopyd-private.h"
 
-void kc_engine_wake(struct kcopyd_client *kc)
-{
-	uint64_t one = 1;
-
-	/* Cannot fail but on counter overflow, which means a wake is due
-	 * anyway. */
-	if (write(kc->wake_fd, &one, sizeof(one)) < 0)
-		return;
-}
-
 /* The engine's eventfd and, at most, every connection of one export per
  * destination and the source, then the streams. */
 #define MAX_NBD_POLLED ((KCOPYD_MAX_DESTS + 1) * 4)
@@ -65,6 +55,7 @@ static void *engine_main(void *arg)
 		unsigned int n, ns;
 		uint64_t count;
 
+		kc_zero_reap(kc);
 		kc_jobs_schedule(kc, &timeout);
 		kc_io_submit(kc);
 		kc_nbd_submit(kc);
@@ -129,4 +120,5 @@ void kc_engine_stop(struct kcopyd_client *kc)
 	pthread_mutex_unlock(&kc->lock);
 	kc_engine_wake(kc);
 	pthread_join(kc->engine, NULL);
+	kc_zero_stop(kc);
 }

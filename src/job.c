@@ -99,7 +99,8 @@ static bool job_over(const struct kc_job *job)
 static bool job_finished(const struct kc_job *job)
 {
 	return job_over(job) && job->flush_pending == 0 &&
-	       !flush_targets(job) && !job->zero_pend;
+	       !flush_targets(job) && !job->zero_pend &&
+	       !job->zero_in_flight;
 }
 
 /* ------------------------------------------------------------ throttle */
@@ -640,11 +641,43 @@ static int zero_local(struct kcopyd_client *kc, struct kc_job *job,
 	return r;
 }
 
-/* Zero the gathered range of destination i, if any: 0 or a negative errno
- * (reported, with the range, by the caller). */
+/* A gathered range, on the zeroing thread: not for a destination that
+ * failed meanwhile (it is not written any more). */
+static int zero_req_run(struct kcopyd_client *kc, struct kc_zero_req *req)
+{
+	struct kc_job *job = req->private;
+	int r;
+
+	if ((job->write_err | job->dropped) & (1u << req->dest))
+		return 0;
+	r = zero_local(kc, job, req->dest, req->pos, req->len);
+	return r == 1 ? 0 : r < 0 ? r : -EOPNOTSUPP;
+}
+
+/* ... and its end, on the engine thread: a failure is that destination's
+ * write error. */
+static void zero_req_end(struct kcopyd_client *kc, struct kc_zero_req *req,
+			 int err)
+{
+	struct kc_job *job = req->private;
+
+	assert(job->zero_in_flight > 0);
+	job->zero_in_flight--;
+	if (err) {
+		report_error(kc, job->dests[req->dest].file, KC_IO_WRITE,
+			     req->dest, req->pos, req->len, err);
+		write_failed(kc, job, req->dest);
+	}
+	free(req);
+}
+
+/* Hand the gathered range of destination i, if any, to the zeroing
+ * thread; where it cannot take it, zero it here.  0, or a negative errno
+ * if that failed. */
 static int zero_pending(struct kcopyd_client *kc, struct kc_job *job,
 			unsigned int i)
 {
+	struct kc_zero_req *req;
 	int r;
 
 	if (!(job->zero_pend & (1u << i)))
@@ -652,6 +685,18 @@ static int zero_pending(struct kcopyd_client *kc, struct kc_job *job,
 	job->zero_pend &= ~(1u << i);
 	if ((job->write_err | job->dropped) & (1u << i))
 		return 0;	/* failed already: not written any more */
+	req = malloc(sizeof(*req));
+	if (req) {
+		*req = (struct kc_zero_req){
+			.run = zero_req_run, .end = zero_req_end,
+			.private = job, .dest = i,
+			.pos = job->zero_pos[i], .len = job->zero_len[i] };
+		if (kc_zero_queue(kc, req) == 0) {
+			job->zero_in_flight++;
+			return 0;
+		}
+		free(req);
+	}
 	r = zero_local(kc, job, i, job->zero_pos[i], job->zero_len[i]);
 	return r == 1 ? 0 : r < 0 ? r : -EIO;
 }
@@ -685,8 +730,8 @@ static void jobs_zero_pending(struct kcopyd_client *kc)
  * to zero it is known to work (a failure then is an error, not a reason
  * to write zeros) and no order is asked for: 1 taken, 0 not (zero it
  * now).  A range that does not join the gathered one replaces it, which
- * is zeroed first: a negative errno if that failed, with *err_pos and
- * *err_len set to it. */
+ * goes to the zeroing thread: a negative errno if it had to be zeroed
+ * here and that failed, with *err_pos and *err_len set to it. */
 static int zero_gather(struct kcopyd_client *kc, struct kc_job *job,
 		       unsigned int i, uint64_t pos, uint64_t len,
 		       uint64_t *err_pos, uint64_t *err_len)
@@ -1169,7 +1214,8 @@ static void jobs_flush(struct kcopyd_client *kc)
 	for (job = kc->jobs; job; job = job->next) {
 		unsigned int todo = flush_targets(job), i;
 
-		if (!todo || !job_over(job) ||
+		if (!todo || !job_over(job) || job->zero_pend ||
+		    job->zero_in_flight ||
 		    kc->iocbs_reserved + (unsigned int)__builtin_popcount(todo) >
 		    kc->ring_size)
 			continue;

@@ -35,6 +35,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kcopyd.h"
 
@@ -85,6 +86,14 @@
  * per byte (ext4: 185 us for a 4 KiB range, 365 us for 64 KiB or 512 KiB),
  * which is why adjacent zero blocks go out as one range. */
 #define KC_ZERO_BLOCK 4096u
+/* Zeroing threads (zero.c), started with the first zero range.  The call
+ * waits for the device, so more threads keep more of it in flight: a 1 GiB
+ * image with 10% data to 4 loop devices over tmpfs (BLKZEROOUT), 3 runs
+ * each: zeroing on the engine thread 0.72-0.79 s, 1 thread 0.69-0.73 s,
+ * 2 threads 0.56-0.61 s, 4 threads 0.50-0.56 s. */
+#ifndef KC_ZERO_THREADS
+#define KC_ZERO_THREADS 4
+#endif
 #define KC_ZERO_MAP_WORDS \
 	((KCOPYD_MAX_SUBJOB_SIZE / KC_ZERO_BLOCK + 63) / 64)
 
@@ -218,6 +227,7 @@ struct kc_job {
 	unsigned int zero_pend;
 	uint64_t zero_pos[KCOPYD_MAX_DESTS];
 	uint64_t zero_len[KCOPYD_MAX_DESTS];
+	unsigned int zero_in_flight;	/* with the zeroing thread */
 
 	/* KCOPYD_FLUSH: one request per destination (flush_io[i]: destination
 	 * i, allocated at submission), queued once the sub-jobs are over */
@@ -387,12 +397,43 @@ struct kcopyd_client {
 	unsigned int nbd_polled_cap;
 	uint64_t nbd_timeout_us;	/* kcopyd_set_timeout; 0 = none */
 
+	/* the zeroing thread (zero.c; guarded by lock) */
+	pthread_t zero_thread[KC_ZERO_THREADS];
+	unsigned int zero_threads;	/* started */
+	pthread_cond_t zero_cond;	/* signalled when a request is queued */
+	bool zero_stopping;
+	struct kc_zero_req *zero_queue;	/* not yet run */
+	struct kc_zero_req **zero_tail;
+	struct kc_zero_req *zero_done;	/* run, owners not yet told */
+	struct kc_zero_req **zero_done_tail;
+
 	/* throttling, kernel semantics (guarded by lock) */
 	unsigned int throttle;		/* percent, 100 = off */
 	uint64_t thr_last_us, thr_io_us, thr_total_us;
 	uint64_t rate;			/* bytes per second, 0 = off */
 	uint64_t rate_start_us, rate_bytes;
 };
+
+/* A zero range of a local destination for the zeroing thread (zero.c). */
+struct kc_zero_req {
+	struct kc_zero_req *next;
+	/* Run on the zeroing thread with kc->lock held, which it may drop
+	 * around its system calls: 0 or a negative errno. */
+	int (*run)(struct kcopyd_client *kc, struct kc_zero_req *req);
+	/* Called on the engine thread with kc->lock held, with run's
+	 * result; the request is the owner's again. */
+	void (*end)(struct kcopyd_client *kc, struct kc_zero_req *req,
+		    int err);
+	int err;
+	void *private;		/* the owner's */
+	unsigned int dest;
+	uint64_t pos, len;	/* bytes of the destination's file */
+};
+
+/* zero.c: called with kc->lock held but kc_zero_stop */
+int kc_zero_queue(struct kcopyd_client *kc, struct kc_zero_req *req);
+void kc_zero_reap(struct kcopyd_client *kc);
+void kc_zero_stop(struct kcopyd_client *kc);
 
 /* pages.c */
 int kc_pages_init(struct kcopyd_client *kc, unsigned int num_pages);
@@ -451,6 +492,16 @@ void kc_stream_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
 /* engine.c */
 int kc_engine_start(struct kcopyd_client *kc);
 void kc_engine_stop(struct kcopyd_client *kc);
-void kc_engine_wake(struct kcopyd_client *kc);
+
+/* Wake the engine from any thread: a caller's new job or stop, the end of
+ * a zeroing request.  The write cannot fail but on counter overflow, which
+ * means a wake is due anyway. */
+static inline void kc_engine_wake(struct kcopyd_client *kc)
+{
+	uint64_t one = 1;
+
+	if (write(kc->wake_fd, &one, sizeof(one)) < 0)
+		return;
+}
 
 #endif /* KCOPYD_PRIVATE_H */

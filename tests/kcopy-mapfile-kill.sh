@@ -67,7 +67,10 @@ while ((kills < KILLS)); do
 	"$KCOPY" --rate 24M --mapfile-interval 0.5 --mapfile "$MAP" "$SRC" \
 		"${DESTS[@]}" 2>>"$T/runs.err" &
 	pid=$!
-	ms=$((400 + RANDOM % 800))
+	# The first 16 MiB piece is '+' about 0.9 s into a run at 24 MB/s:
+	# kills from 0.7 to 1.7 s let most runs add to the mapfile (from 0.4
+	# to 1.2 s, 5 of 20 did only most of the time).
+	ms=$((700 + RANDOM % 1000))
 	sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
 	pid_alive "$pid" || fail "run $((kills + 1)) ended before its kill: $(tail -n 3 "$T/runs.err")"
 	kill -KILL "$pid"

@@ -54,6 +54,16 @@ nbdcopy and fio on loop devices.  Must run as root.
                              and to 4 new files, by kcopy, bmaptool,
                              nbdcopy, qemu-img convert and dd conv=sparse,
                              and kcopy's copy of a dense image of that size
+  --scaling                  instead of the tool comparison, on tmpfs loop
+                             devices: 1 to N destinations (--size, default
+                             256M) against dd run N times and fio's
+                             one-read-plus-N-writes ceiling; 1->4 at each
+                             size (time per GiB, peak RSS); 1 MiB and
+                             16 MiB copies against dd; --verify of 4
+                             destinations against the copy alone and one
+                             read-back (1G); line charts of the curves
+  --scaling-dests 'LIST'     destination counts (default '1 2 4 8 16 32')
+  --scaling-sizes 'LIST'     sizes for 1->4 (default '256M 1G 2G')
   --outdir DIR               results directory (default $HERE/results)
   -h, --help                 this text
 
@@ -69,6 +79,8 @@ KCOPY=$1; shift
 case $KCOPY in /*) ;; *) KCOPY=$(pwd)/$KCOPY;; esac
 
 MEDIUM=both SIZE_ARG='' RUNS=5 DISK_RUNS='' KOPTS='' SWEEP=0 FIO=1 SPARSE=0
+SCALING=0 SCALE_DESTS='1 2 4 8 16 32' SCALE_SIZES='256M 1G 2G' NDST=4
+SCALE_PHASE=
 SWEEP_PAGES='512 2048 8192 32768' SWEEP_CHUNKS='128K 512K 1M 4M'
 OUTDIR=$HERE/results
 while [ $# -gt 0 ]; do
@@ -77,7 +89,7 @@ while [ $# -gt 0 ]; do
 	--*=*) set -- "${opt%%=*}" "${opt#*=}" "${@:2}"; continue;;
 	esac
 	case $opt in
-	--medium|--size|--runs|--disk-runs|--kcopy-opts|--outdir|--sweep-pages|--sweep-chunks)
+	--medium|--size|--runs|--disk-runs|--kcopy-opts|--outdir|--sweep-pages|--sweep-chunks|--scaling-dests|--scaling-sizes)
 		[ $# -ge 2 ] || die "$opt needs an argument";;
 	esac
 	case $opt in
@@ -92,6 +104,9 @@ while [ $# -gt 0 ]; do
 	--sweep-chunks) SWEEP_CHUNKS=$2; shift;;
 	--no-fio) FIO=0;;
 	--sparse) SPARSE=1;;
+	--scaling) SCALING=1;;
+	--scaling-dests) SCALE_DESTS=$2; shift;;
+	--scaling-sizes) SCALE_SIZES=$2; shift;;
 	-h|--help) usage; exit 0;;
 	*) usage >&2; die "unknown option '$opt'";;
 	esac
@@ -99,7 +114,13 @@ while [ $# -gt 0 ]; do
 done
 
 case $MEDIUM in tmpfs|disk|both) ;; *) die "--medium: tmpfs, disk or both";; esac
-[ "$SPARSE" = 1 ] && [ "$SWEEP" = 1 ] && die "--sparse and --sweep: one at a time"
+[ $((SPARSE + SWEEP + SCALING)) -le 1 ] ||
+	die "--sparse, --sweep and --scaling: one at a time"
+for n in $SCALE_DESTS; do
+	[[ $n =~ ^[1-9][0-9]*$ ]] && [ "$n" -le 32 ] ||
+		die "--scaling-dests: numbers from 1 to 32, not '$n'"
+done
+SIZE_ARG_USER=$SIZE_ARG
 if [ -z "$SIZE_ARG" ]; then
 	SIZE_ARG=1G
 	[ "$SPARSE" = 1 ] && SIZE_ARG=2G
@@ -222,10 +243,10 @@ attach() {
 	ATTACHED=$dev
 }
 
-# Make SRC (random) and DST[0..3] for one medium.
+# Make SRC (random) and DST[0..NDST-1] for one medium.
 setup_medium() {
 	local medium=$1 dir need avail i dio=0
-	need=$((5 * SIZE + 64 * 1048576))
+	need=$(((1 + NDST) * SIZE + 64 * 1048576))
 	case $medium in
 	tmpfs)
 		dir=$WORK/tmpfs
@@ -243,10 +264,10 @@ setup_medium() {
 		dio=1
 		;;
 	esac
-	say "$medium: writing a ${SIZE_ARG} random source and 4 destinations in $dir"
+	say "$medium: writing a ${SIZE_ARG} random source and $NDST destinations in $dir"
 	dd if=/dev/urandom of="$dir/src.img" bs=1M count="$SIZE_MB" \
 		iflag=fullblock status=none || die "cannot write the source image"
-	for i in 1 2 3 4; do
+	for ((i = 1; i <= NDST; i++)); do
 		fallocate -l "$SIZE" "$dir/dst$i.img" 2>/dev/null ||
 			dd if=/dev/zero of="$dir/dst$i.img" bs=1M \
 				count="$SIZE_MB" status=none ||
@@ -255,7 +276,7 @@ setup_medium() {
 	attach "$dir/src.img" $dio
 	SRC=$ATTACHED
 	DST=()
-	for i in 1 2 3 4; do
+	for ((i = 1; i <= NDST; i++)); do
 		attach "$dir/dst$i.img" $dio
 		DST+=("$ATTACHED")
 	done
@@ -394,6 +415,161 @@ sparse_targets() {
 		"$(at MED "$k1")" 1 "$okbest" s
 }
 
+# ------------------------------------------------------------ --scaling
+
+# scaling_targets: issue 14's targets for the phase that just ran.
+scaling_targets() {
+	local budget_mib lim i k c r n
+	budget_mib=$(awk -v p="$PAGES" 'BEGIN { printf "%.1f", p * 4096 / 1048576 }')
+	lim=$(awk -v b="$budget_mib" 'BEGIN { print b + 6 }')
+	echo
+	echo "Targets (issue 14; kcopy budget $PAGES pages = $budget_mib MiB):"
+	echo
+	case $SCALE_PHASE in
+	dests)
+		for n in $SCALE_DESTS; do
+			k=$(row 1to$n kcopy)
+			check "1→$n wall ≤ fio's ceiling" "$(at MED "$k")" 1 \
+				"$(at MED "$(row 1to$n "fio 1 read + $n write jobs (ceiling)")")" s
+			check "1→$n peak RSS ≤ budget + 6 MiB" "$(at RSSM "$k")" 1 "$lim" MiB
+		done;;
+	sizes)
+		k=$(row 1to4 kcopy)
+		check "1→4 wall ≤ fio's ceiling" "$(at MED "$k")" 1 \
+			"$(at MED "$(row 1to4 "fio 1 read + 4 write jobs (ceiling)")")" s
+		check "1→4 peak RSS ≤ budget + 6 MiB" "$(at RSSM "$k")" 1 "$lim" MiB;;
+	small)
+		check "$SIZE_ARG copy wall ≤ 2 × dd's" "$(at MED "$(row 1to1 kcopy)")" 2 \
+			"$(at MED "$(row 1to1 dd)")" s;;
+	verify)
+		k=$(row 1to4 kcopy) c=$(row 1to4 "kcopy --verify")
+		r=$(row readback "dd of one destination to /dev/null")
+		i=
+		[ -n "$k" ] && [ -n "$c" ] &&
+			i=$(awk -v a="${MED[$c]}" -v b="${MED[$k]}" 'BEGIN { printf "%.3f", a - b }')
+		check "--verify of 4 adds ≤ 1.5 × one read-back" "$i" 1.5 "$(at MED "$r")" s;;
+	esac
+}
+
+# free_medium: detach the medium's loop devices and remove its images.
+free_medium() {
+	local d x keep
+	for d in "$SRC" "${DST[@]}"; do
+		[ -b "$d" ] || continue		# --sparse: SRC is a file
+		losetup -d "$d" || continue	# the EXIT trap tries again
+		keep=()
+		for x in "${LOOPS[@]}"; do [ "$x" = "$d" ] || keep+=("$x"); done
+		LOOPS=("${keep[@]}")
+	done
+	if mountpoint -q "$MEDIUM_DIR"; then
+		umount "$MEDIUM_DIR" && MOUNTS=()
+	else
+		rm -rf -- "$MEDIUM_DIR"
+	fi
+}
+
+# set_size SIZE: the size of the next phase.
+set_size() {
+	SIZE_ARG=$1
+	SIZE=$(numfmt --from=iec "${SIZE_ARG%iB}") || die "'$1': not a size"
+	SIZE_MB=$((SIZE / 1048576))
+}
+
+# curve_chart LABEL TITLE YLABEL DAT TITLES...: a line chart of DAT (x in
+# column 1, a line per further column, named by TITLES).
+curve_chart() {
+	local label=$1 title=$2 ylabel=$3 dat=$4 png plot='' c=2 t
+	shift 4
+	png=$OUTDIR/$label.png
+	have gnuplot || { say "gnuplot is missing: no chart"; return; }
+	for t in "$@"; do
+		plot+="${plot:+, }\"$dat\" using 1:$c with linespoints lw 2 title \"$t\""
+		c=$((c + 1))
+	done
+	gnuplot <<GNUPLOT 2>"$WORK/gnuplot.err" || say "gnuplot failed: $(head -c 300 "$WORK/gnuplot.err")"
+set terminal pngcairo size 900,560 font ",10"
+set output "$png"
+set title "$title"
+set xlabel "$XLABEL"
+set ylabel "$ylabel"
+set logscale x 2
+set yrange [0:*]
+set grid
+set key top left
+set datafile missing "-"
+plot $plot
+GNUPLOT
+	[ -s "$png" ] && say "chart: $png"
+}
+
+# col CSV TEST TOOL FIELD: a field (6: median s, 10: peak RSS MiB) of a
+# row of report()'s CSV, or "-".
+col() {
+	awk -F, -v t="$2" -v n="\"$3\"" -v f="$4" \
+		'$4 == t && $5 == n && $f != "" { print $f; found = 1; exit }
+		 END { if (!found) print "-" }' "$1"
+}
+
+run_scaling() {
+	local n s dat csv
+	# Destinations: 1 to N at one size.
+	SCALE_PHASE=dests
+	NDST=0
+	for n in $SCALE_DESTS; do [ "$n" -gt "$NDST" ] && NDST=$n; done
+	set_size "${SIZE_ARG_USER:-256M}"
+	setup_medium tmpfs
+	run_medium tmpfs "$RUNS" "scaling-dests-tmpfs-$SIZE_ARG"
+	free_medium
+	csv=$OUTDIR/scaling-dests-tmpfs-$SIZE_ARG.csv
+	dat=$OUTDIR/scaling-dests-tmpfs-$SIZE_ARG.dat
+	echo "# destinations, kcopy s, dd xN s, fio ceiling s" >"$dat"
+	for n in $SCALE_DESTS; do
+		echo "$n $(col "$csv" 1to$n kcopy 6) $(col "$csv" 1to$n "dd x$n" 6)" \
+			"$(col "$csv" 1to$n "fio 1 read + $n write jobs (ceiling)" 6)" >>"$dat"
+	done
+	XLABEL=destinations curve_chart "scaling-dests-tmpfs-$SIZE_ARG" \
+		"1 to N destinations, $SIZE_ARG, tmpfs loop devices (median of $RUNS; lower is better)" \
+		"wall time, s" "$dat" kcopy "dd run N times" "fio: 1 read + N writes (ceiling)"
+
+	# Sizes, 1->4: time per GiB and peak RSS.
+	SCALE_PHASE=sizes NDST=4
+	dat=$OUTDIR/scaling-size-tmpfs.dat
+	echo "# GiB, kcopy s/GiB, fio ceiling s/GiB, kcopy peak RSS MiB" >"$dat"
+	for s in $SCALE_SIZES; do
+		set_size "$s"
+		setup_medium tmpfs
+		run_medium tmpfs "$RUNS" "scaling-size-tmpfs-$SIZE_ARG"
+		free_medium
+		csv=$OUTDIR/scaling-size-tmpfs-$SIZE_ARG.csv
+		awk -v g="$(awk -v s="$SIZE" 'BEGIN { print s / 1073741824 }')" \
+			-v k="$(col "$csv" 1to4 kcopy 6)" \
+			-v f="$(col "$csv" 1to4 "fio 1 read + 4 write jobs (ceiling)" 6)" \
+			-v r="$(col "$csv" 1to4 kcopy 10)" \
+			'BEGIN { printf "%s %s %s %s\n", g, k == "-" ? "-" : k / g,
+				 f == "-" ? "-" : f / g, r }' >>"$dat"
+	done
+	XLABEL="GiB copied" curve_chart scaling-size-tmpfs \
+		"1 to 4 destinations by size, tmpfs loop devices (median of $RUNS)" \
+		"s per GiB; MiB" "$dat" "kcopy, s/GiB" "fio ceiling, s/GiB" \
+		"kcopy peak RSS, MiB"
+
+	# Small copies, 1->1.
+	SCALE_PHASE=small NDST=1
+	for s in 1M 16M; do
+		set_size "$s"
+		setup_medium tmpfs
+		run_medium tmpfs "$RUNS" "scaling-small-tmpfs-$SIZE_ARG"
+		free_medium
+	done
+
+	# --verify of 4 destinations.
+	SCALE_PHASE=verify NDST=4
+	set_size "${BENCH_VERIFY_SIZE:-1G}"
+	setup_medium tmpfs
+	run_medium tmpfs "$RUNS" "scaling-verify-tmpfs-$SIZE_ARG"
+	free_medium
+}
+
 # ------------------------------------------------------------ the entries
 #
 # An entry: test (1to1, 1to4, fio), tool label, kind, kcopy options.
@@ -402,6 +578,29 @@ add() { E_TEST+=("$1"); E_TOOL+=("$2"); E_KIND+=("$3"); E_OPTS+=("${4:-}"); }
 
 build_entries() {
 	E_TEST=() E_TOOL=() E_KIND=() E_OPTS=()
+	if [ "$SCALING" = 1 ]; then
+		local n
+		case $SCALE_PHASE in
+		dests)
+			for n in $SCALE_DESTS; do
+				add 1to$n kcopy kcopy "$KOPTS"
+				add 1to$n "dd x$n" dd4
+				have fio && add 1to$n \
+					"fio 1 read + $n write jobs (ceiling)" fiocopy
+			done;;
+		sizes)
+			add 1to4 kcopy kcopy "$KOPTS"
+			have fio && add 1to4 "fio 1 read + 4 write jobs (ceiling)" fiocopy;;
+		small)
+			add 1to1 kcopy kcopy "$KOPTS"
+			add 1to1 dd dd;;
+		verify)
+			add 1to4 kcopy kcopy "$KOPTS"
+			add 1to4 "kcopy --verify" kcopy "$KOPTS --verify"
+			add readback "dd of one destination to /dev/null" readback;;
+		esac
+		return
+	fi
 	if [ "$SPARSE" = 1 ]; then
 		# Peers that copy one destination per run are run once per
 		# destination ("x4"), as their users would.
@@ -451,7 +650,7 @@ build_entries() {
 	fi
 }
 
-ndests() { case $1 in 1to1) echo 1;; 1to4|new4) echo 4;; *) echo 0;; esac; }
+ndests() { case $1 in 1to*) echo "${1#1to}";; new4) echo 4;; *) echo 0;; esac; }
 
 # DESTS: the destinations of test $1 (new4: the new files of --sparse).
 entry_dests() {
@@ -629,7 +828,8 @@ run_entry() {
 		# jobs are seen to run at the same time (the read and the writes
 		# slow one another, as in a copy).  Jobs that did not overlap
 		# fail the row.
-		RUN_WALL=$(fio_span "$WORK"/fiolat_lat.*.log) || rc=1;;
+		RUN_WALL=$(fio_span "$WORK"/fiolat_lat.*.log 2>>"$WORK/err") ||
+			rc=1;;
 	ksparse|kdense)
 		local src=$SIMG
 		[ "$kind" = kdense ] && src=$DIMG
@@ -660,6 +860,10 @@ run_entry() {
 			timed dd if="$SIMG" of="$d" bs=1M conv=sparse,fsync \
 				status=none || rc=$?
 		done;;
+	readback)
+		# The read-back --verify does, of one destination alone.
+		timed dd if="${DST[0]}" of=/dev/null bs=1M iflag=direct \
+			status=none || rc=$?;;
 	fioread|fiowrite)
 		local rw=read f=$SRC field=7 extra=
 		[ "$kind" = fiowrite ] && { rw=write f=${DST[0]} field=48 extra=--end_fsync=1; }
@@ -853,7 +1057,7 @@ report() {
 				'BEGIN { printf "%.2f", a / b }')
 		fi
 		local tname=$test
-		case $test in 1to1) tname="1→1";; 1to4) tname="1→4";; new4) tname="1→4 new files";; fio) tname=ceiling;; esac
+		case $test in 1to*) tname="1→${test#1to}";; new4) tname="1→4 new files";; fio) tname=ceiling;; readback) tname="read-back";; esac
 		local chk=${STATUS[$i]}
 		[ "$chk" = ok ] && chk=${CHECKS[$i]:-ok}
 		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$tname" "${tool//|/\\|}" \
@@ -867,7 +1071,9 @@ report() {
 			printf '"%s %s"\t%s\t%d\n' "$tname" "$tool" "${MIBS[$i]}" \
 				"$(case $test:${E_KIND[$i]} in *:fio*) echo 3;; 1to1:*) echo 1;; *) echo 2;; esac)" >>"$dat"
 	done
-	if [ "$SPARSE" = 1 ]; then
+	if [ "$SCALING" = 1 ]; then
+		scaling_targets >>"$md"
+	elif [ "$SPARSE" = 1 ]; then
 		sparse_targets >>"$md"
 	elif [ "$SWEEP" != 1 ]; then
 		targets "$medium" >>"$md"
@@ -965,6 +1171,12 @@ PAGES=$(budget_pages "$KOPTS")
 say "kcopy: $KCOPY ($("$KCOPY" --version 2>&1 | head -n 1)), budget $PAGES pages," \
 	"libkcopyd ${KLIB:-linked in}"
 
+if [ "$SCALING" = 1 ]; then
+	run_scaling
+	say "results in $OUTDIR"
+	exit 0
+fi
+
 case $MEDIUM in both) media="tmpfs disk";; *) media=$MEDIUM;; esac
 for m in $media; do
 	r=$RUNS
@@ -981,18 +1193,6 @@ for m in $media; do
 		fi
 		run_medium "$m" "$r" "$lab"
 	fi
-	# Free the medium before the next one.
-	for d in "$SRC" "${DST[@]}"; do
-		[ -b "$d" ] || continue		# --sparse: SRC is a file
-		losetup -d "$d" || continue	# the EXIT trap tries again
-		keep=()
-		for x in "${LOOPS[@]}"; do [ "$x" = "$d" ] || keep+=("$x"); done
-		LOOPS=("${keep[@]}")
-	done
-	if [ "$m" = tmpfs ]; then
-		umount "$MEDIUM_DIR" && MOUNTS=()
-	else
-		rm -rf -- "$MEDIUM_DIR"
-	fi
+	free_medium	# before the next one
 done
 say "results in $OUTDIR"
