@@ -116,7 +116,7 @@ enum kc_zero_mode { KC_ZERO_UNKNOWN, KC_ZERO_OFFLOAD, KC_ZERO_WRITE };
 struct kc_iocb;
 struct kc_file;
 struct kc_nbd;
-struct kc_file;
+struct kc_nbd_lib;
 
 /* What one kind of storage does for the job code: io.c carries local
  * descriptors through libaio, nbd.c NBD exports through libnbd.  Members
@@ -396,6 +396,7 @@ struct kcopyd_client {
 	void **nbd_polled;		/* connections of the last poll_prepare */
 	unsigned int nbd_polled_cap;
 	uint64_t nbd_timeout_us;	/* kcopyd_set_timeout; 0 = none */
+	struct kc_nbd_lib *nbd_lib;	/* libnbd, loaded by the first open */
 
 	/* the zeroing thread (zero.c; guarded by lock) */
 	pthread_t zero_thread[KC_ZERO_THREADS];

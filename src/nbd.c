@@ -39,7 +39,63 @@
 #include "kcopyd-private.h"
 
 #ifdef HAVE_LIBNBD
+#include <dlfcn.h>
 #include <libnbd.h>
+
+/* libnbd is loaded with the first export a client opens, not with
+ * libkcopyd: it and what it needs (gnutls, libxml2 with ICU and libstdc++,
+ * p11-kit, nettle) are 3.5 MiB of resident pages and their start-up in
+ * every program, NBD or not (smaps of a running kcopy).  The functions
+ * used, looked up once per client. */
+#define NBD_FUNCS(X) \
+	X(create) X(close) X(shutdown) X(get_errno) X(poll) \
+	X(set_uri_allow_local_file) X(add_meta_context) X(can_meta_context) \
+	X(get_size) X(get_block_size) X(is_read_only) X(can_flush) \
+	X(can_multi_conn) X(can_zero) X(aio_connect_uri) \
+	X(aio_is_connecting) X(aio_is_ready) X(aio_is_dead) X(aio_is_closed) \
+	X(aio_get_fd) X(aio_get_direction) X(aio_notify_read) \
+	X(aio_notify_write) X(aio_command_completed) X(aio_pread) \
+	X(aio_pwrite) X(aio_zero) X(aio_flush) X(aio_block_status)
+
+struct kc_nbd_lib {
+	void *so;
+#define NBD_FN(name) __typeof__(nbd_##name) *name;
+	NBD_FUNCS(NBD_FN)
+#undef NBD_FN
+};
+
+/* The soname of the libnbd the library was built against. */
+#define LIBNBD_SONAME "libnbd.so.0"
+
+/* Load libnbd for kc, once: 0, or -ELIBACC if it cannot be (not
+ * installed: the message is in the caller's errno-less world). */
+static int lib_load(struct kcopyd_client *kc)
+{
+	struct kc_nbd_lib *lib;
+
+	if (kc->nbd_lib)
+		return 0;
+	lib = calloc(1, sizeof(*lib));
+	if (!lib)
+		return -ENOMEM;
+	lib->so = dlopen(LIBNBD_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (!lib->so) {
+		free(lib);
+		return -ELIBACC;
+	}
+#define NBD_FN(name) \
+	if (!(lib->name = (__typeof__(nbd_##name) *)dlsym(lib->so, \
+							  "nbd_" #name))) \
+		goto missing;
+	NBD_FUNCS(NBD_FN)
+#undef NBD_FN
+	kc->nbd_lib = lib;
+	return 0;
+missing:
+	dlclose(lib->so);
+	free(lib);
+	return -ELIBACC;
+}
 
 /* Connections per export where the server allows multi-conn: nbdcopy's
  * default, and enough to keep a remote server's queue full from one
@@ -86,9 +142,9 @@ struct kc_nbd {
 };
 
 /* The error of the last failed libnbd call, as a negative errno. */
-static int nbd_err(void)
+static int nbd_err(const struct kc_nbd_lib *lib)
 {
-	int e = nbd_get_errno();
+	int e = lib->get_errno();
 
 	return e > 0 ? -e : -EIO;
 }
@@ -172,14 +228,15 @@ const struct kc_file_ops kc_nbd_ops = {
 /* The live connection with the fewest commands in flight, or NULL. */
 static struct conn *pick_conn(struct kc_nbd *x)
 {
+	const struct kc_nbd_lib *lib = x->kc->nbd_lib;
 	struct conn *best = NULL;
 	unsigned int i;
 
 	for (i = 0; i < x->num_conns; i++) {
 		struct conn *c = &x->conns[i];
 
-		if (c->dropped || nbd_aio_is_dead(c->h) > 0 ||
-		    nbd_aio_is_closed(c->h) > 0)
+		if (c->dropped || lib->aio_is_dead(c->h) > 0 ||
+		    lib->aio_is_closed(c->h) > 0)
 			continue;
 		if (!best || c->in_flight < best->in_flight)
 			best = c;
@@ -191,6 +248,7 @@ static struct conn *pick_conn(struct kc_nbd *x)
 static void send_part(struct conn *c, struct kc_iocb *io, uint64_t off,
 		      size_t len)
 {
+	const struct kc_nbd_lib *lib = c->export->kc->nbd_lib;
 	nbd_completion_callback cb = { .callback = part_done,
 				       .user_data = io };
 	int64_t cookie;
@@ -200,20 +258,20 @@ static void send_part(struct conn *c, struct kc_iocb *io, uint64_t off,
 	c->in_flight++;
 	io->nbd.parts++;
 	if (io->op == KC_IO_FLUSH)
-		cookie = nbd_aio_flush(c->h, cb, 0);
+		cookie = lib->aio_flush(c->h, cb, 0);
 	else if (io->is_zero)
-		cookie = nbd_aio_zero(c->h, len, io->pos + off, cb, 0);
+		cookie = lib->aio_zero(c->h, len, io->pos + off, cb, 0);
 	else if (io->op == KC_IO_WRITE)
-		cookie = nbd_aio_pwrite(c->h, io->buf + off, len,
+		cookie = lib->aio_pwrite(c->h, io->buf + off, len,
 					io->pos + off, cb, 0);
 	else
-		cookie = nbd_aio_pread(c->h, io->buf + off, len,
+		cookie = lib->aio_pread(c->h, io->buf + off, len,
 				       io->pos + off, cb, 0);
 	if (cookie < 0) {
 		/* Not issued: the callback will not run. */
 		c->in_flight--;
 		io->nbd.parts--;
-		io->nbd.err = nbd_err();
+		io->nbd.err = nbd_err(lib);
 	}
 }
 
@@ -265,7 +323,8 @@ void kc_nbd_submit(struct kcopyd_client *kc)
  * socket on the next notify and fails what is in flight on it. */
 static void drop(struct conn *c)
 {
-	int fd = nbd_aio_get_fd(c->h);
+	const struct kc_nbd_lib *lib = c->export->kc->nbd_lib;
+	int fd = lib->aio_get_fd(c->h);
 
 	c->dropped = true;
 	if (fd >= 0)
@@ -290,6 +349,7 @@ unsigned int kc_nbd_poll_prepare(struct kcopyd_client *kc,
 				 struct pollfd *pfds, unsigned int max,
 				 int *timeout_ms)
 {
+	const struct kc_nbd_lib *lib = kc->nbd_lib;
 	uint64_t now = kc_now_us();
 	unsigned int n = 0, i;
 	struct kc_file *f;
@@ -307,10 +367,10 @@ unsigned int kc_nbd_poll_prepare(struct kcopyd_client *kc,
 			if (kc->nbd_timeout_us && !c->dropped &&
 			    now - c->last_us > kc->nbd_timeout_us)
 				drop(c);
-			fd = nbd_aio_get_fd(c->h);
+			fd = lib->aio_get_fd(c->h);
 			if (fd < 0 || !want_polled(kc, n))
 				continue;
-			dir = nbd_aio_get_direction(c->h);
+			dir = lib->aio_get_direction(c->h);
 			pfds[n].fd = fd;
 			pfds[n].events = (dir & LIBNBD_AIO_DIRECTION_READ
 					  ? POLLIN : 0) |
@@ -335,6 +395,7 @@ unsigned int kc_nbd_poll_prepare(struct kcopyd_client *kc,
 void kc_nbd_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
 		      unsigned int n)
 {
+	const struct kc_nbd_lib *lib = kc->nbd_lib;
 	unsigned int i;
 
 	for (i = 0; i < n; i++) {
@@ -344,11 +405,11 @@ void kc_nbd_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
 		/* A failed notify means the connection is dead: libnbd has
 		 * failed its commands, through their callbacks. */
 		if (ev & (POLLIN | POLLHUP | POLLERR))
-			nbd_aio_notify_read(c->h);
+			lib->aio_notify_read(c->h);
 		else if (ev & POLLOUT)
-			nbd_aio_notify_write(c->h);
+			lib->aio_notify_write(c->h);
 		else if (c->dropped)
-			nbd_aio_notify_read(c->h);
+			lib->aio_notify_read(c->h);
 	}
 	hand_back(kc);
 }
@@ -411,6 +472,7 @@ static int map_part(void *user_data, const char *metacontext,
 static int map_fetch(struct kcopyd_client *kc, struct kc_file *f,
 		     uint64_t pos, uint64_t len)
 {
+	const struct kc_nbd_lib *lib = kc->nbd_lib;
 	struct kc_nbd *x = f->nbd;
 	struct conn *c = pick_conn(x);
 	nbd_extent_callback cb = { .callback = map_part, .user_data = x };
@@ -430,11 +492,11 @@ static int map_fetch(struct kcopyd_client *kc, struct kc_file *f,
 	x->map_hint = 0;
 	x->map_err = 0;
 	x->map_wanted = true;
-	cookie = nbd_aio_block_status(c->h, count, pos, cb,
+	cookie = lib->aio_block_status(c->h, count, pos, cb,
 				      NBD_NULL_COMPLETION, 0);
 	if (cookie < 0)
-		r = nbd_err();
-	while (r == 0 && (r = nbd_aio_command_completed(c->h,
+		r = nbd_err(lib);
+	while (r == 0 && (r = lib->aio_command_completed(c->h,
 							(uint64_t)cookie))
 			 == 0) {
 		uint64_t now = kc_now_us();
@@ -443,11 +505,11 @@ static int map_fetch(struct kcopyd_client *kc, struct kc_file *f,
 
 		if (kc->nbd_timeout_us && now >= deadline)
 			r = -ETIMEDOUT;
-		else if (nbd_poll(c->h, ms) < 0)
-			r = nbd_err();
+		else if (lib->poll(c->h, ms) < 0)
+			r = nbd_err(lib);
 	}
 	if (r < 0 && r != -ETIMEDOUT)
-		r = nbd_err();
+		r = nbd_err(lib);
 	x->map_wanted = false;
 	if (r >= 0)
 		r = x->map_err;
@@ -492,34 +554,34 @@ static int nbd_extents(struct kcopyd_client *kc, struct kc_file *f,
 /* Connect to uri within timeout_us (0: no limit), as requests are bounded:
  * a server that accepts the connection and then says nothing is an error
  * (-ETIMEDOUT), not a hang of kcopyd_open_uri. */
-static int connect_one(const char *uri, uint64_t timeout_us,
-		       struct nbd_handle **hp)
+static int connect_one(const struct kc_nbd_lib *lib, const char *uri,
+		       uint64_t timeout_us, struct nbd_handle **hp)
 {
-	struct nbd_handle *h = nbd_create();
+	struct nbd_handle *h = lib->create();
 	uint64_t deadline = kc_now_us() + timeout_us;
 	int r = 0;
 
 	if (!h)
-		return nbd_err();
+		return nbd_err(lib);
 	/* The caller's URI is trusted, as a path would be: its tls-psk-file
 	 * and tls-certificates parameters may name local files. */
-	if (nbd_set_uri_allow_local_file(h, true) < 0 ||
-	    nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
-	    nbd_aio_connect_uri(h, uri) < 0)
-		r = nbd_err();
-	while (r == 0 && nbd_aio_is_connecting(h) > 0) {
+	if (lib->set_uri_allow_local_file(h, true) < 0 ||
+	    lib->add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
+	    lib->aio_connect_uri(h, uri) < 0)
+		r = nbd_err(lib);
+	while (r == 0 && lib->aio_is_connecting(h) > 0) {
 		uint64_t now = kc_now_us();
 		int ms = timeout_us ? (int)((deadline - now) / 1000) + 1 : -1;
 
 		if (timeout_us && now >= deadline)
 			r = -ETIMEDOUT;
-		else if (nbd_poll(h, ms) < 0)
-			r = nbd_err();
+		else if (lib->poll(h, ms) < 0)
+			r = nbd_err(lib);
 	}
-	if (r == 0 && nbd_aio_is_ready(h) <= 0)
-		r = nbd_err();
+	if (r == 0 && lib->aio_is_ready(h) <= 0)
+		r = nbd_err(lib);
 	if (r < 0) {
-		nbd_close(h);
+		lib->close(h);
 		return r;
 	}
 	*hp = h;
@@ -528,29 +590,30 @@ static int connect_one(const char *uri, uint64_t timeout_us,
 
 static void export_free(struct kc_nbd *x)
 {
+	const struct kc_nbd_lib *lib = x->kc->nbd_lib;
 	unsigned int i;
 
 	for (i = 0; i < x->num_conns; i++) {
 		if (!x->conns[i].dropped)
-			nbd_shutdown(x->conns[i].h, 0);
-		nbd_close(x->conns[i].h);
+			lib->shutdown(x->conns[i].h, 0);
+		lib->close(x->conns[i].h);
 	}
 	free(x->map);
 	free(x);
 }
 
 /* Probe what the export offers into f. */
-static int probe(struct nbd_handle *h, int flags, struct kc_file *f,
-		 uint64_t *max_request)
+static int probe(const struct kc_nbd_lib *lib, struct nbd_handle *h,
+		 int flags, struct kc_file *f, uint64_t *max_request)
 {
-	int64_t size = nbd_get_size(h);
-	int64_t min = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
-	int64_t pref = nbd_get_block_size(h, LIBNBD_SIZE_PREFERRED);
-	int64_t max = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
+	int64_t size = lib->get_size(h);
+	int64_t min = lib->get_block_size(h, LIBNBD_SIZE_MINIMUM);
+	int64_t pref = lib->get_block_size(h, LIBNBD_SIZE_PREFERRED);
+	int64_t max = lib->get_block_size(h, LIBNBD_SIZE_MAXIMUM);
 
 	if (size < 0)
-		return nbd_err();
-	f->read_only = nbd_is_read_only(h) > 0;
+		return nbd_err(lib);
+	f->read_only = lib->is_read_only(h) > 0;
 	if ((flags & O_ACCMODE) != O_RDONLY && f->read_only)
 		return -EROFS;
 	f->size = (uint64_t)size;
@@ -558,9 +621,9 @@ static int probe(struct nbd_handle *h, int flags, struct kc_file *f,
 	while (min > 0 && f->lbs < (uint64_t)min && f->lbs < KCOPYD_PAGE_SIZE)
 		f->lbs <<= 1;
 	f->pref_block = pref > 0 ? (unsigned int)pref : 0;
-	f->can_flush = nbd_can_flush(h) > 0;
-	f->can_multi_conn = nbd_can_multi_conn(h) > 0;
-	f->zero_mode = nbd_can_zero(h) > 0 ? KC_ZERO_OFFLOAD : KC_ZERO_WRITE;
+	f->can_flush = lib->can_flush(h) > 0;
+	f->can_multi_conn = lib->can_multi_conn(h) > 0;
+	f->zero_mode = lib->can_zero(h) > 0 ? KC_ZERO_OFFLOAD : KC_ZERO_WRITE;
 	*max_request = max > 0 && (uint64_t)max < NBD_DEFAULT_MAX_REQUEST
 		       ? (uint64_t)max : NBD_DEFAULT_MAX_REQUEST;
 	/* Keep every command a multiple of the logical block. */
@@ -571,6 +634,7 @@ static int probe(struct nbd_handle *h, int flags, struct kc_file *f,
 int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 		    int *fd)
 {
+	const struct kc_nbd_lib *lib;
 	struct kc_nbd *x;
 	struct kc_file *f;
 	uint64_t timeout_us;
@@ -590,18 +654,22 @@ int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 	x->kc = kc;
 	pthread_mutex_lock(&kc->lock);
 	timeout_us = kc->nbd_timeout_us;
+	r = lib_load(kc);
+	lib = kc->nbd_lib;
 	pthread_mutex_unlock(&kc->lock);
-	r = connect_one(uri, timeout_us, &x->conns[0].h);
+	if (r < 0)
+		goto fail_free;
+	r = connect_one(lib, uri, timeout_us, &x->conns[0].h);
 	if (r < 0)
 		goto fail_free;
 	x->num_conns = 1;
-	r = probe(x->conns[0].h, flags, f, &x->max_request);
-	x->can_extents = nbd_can_meta_context(x->conns[0].h,
+	r = probe(lib, x->conns[0].h, flags, f, &x->max_request);
+	x->can_extents = lib->can_meta_context(x->conns[0].h,
 				LIBNBD_CONTEXT_BASE_ALLOCATION) > 0;
 	/* More connections where the server says they see one another's
 	 * writes; the page budget still bounds what is in flight. */
 	for (i = 1; r == 0 && f->can_multi_conn && i < NBD_CONNS; i++) {
-		if (connect_one(uri, timeout_us, &x->conns[i].h) < 0)
+		if (connect_one(lib, uri, timeout_us, &x->conns[i].h) < 0)
 			break;	/* one connection is enough to go on */
 		x->num_conns++;
 	}
@@ -690,6 +758,11 @@ void kc_nbd_close_all(struct kcopyd_client *kc)
 	}
 	free(kc->nbd_polled);
 	kc->nbd_polled = NULL;
+	if (kc->nbd_lib) {
+		dlclose(kc->nbd_lib->so);
+		free(kc->nbd_lib);
+		kc->nbd_lib = NULL;
+	}
 }
 
 #else /* !HAVE_LIBNBD */

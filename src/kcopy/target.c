@@ -88,6 +88,9 @@ static int open_remote(struct kcopy *k, struct target *t, int flags)
 	if (r == -EPROTONOSUPPORT)
 		return setup_error(k, t, r, "NBD URIs need libnbd, and this "
 				   "kcopy was built without it");
+	if (r == -ELIBACC)
+		return setup_error(k, t, r, "NBD URIs need libnbd "
+				   "(libnbd.so.0), which is not installed");
 	if (r == -EROFS)
 		return setup_error(k, t, r, "the NBD export is read-only");
 	if (r < 0)
