@@ -56,7 +56,7 @@ nbdcopy and fio on loop devices.  Must run as root.
                              and kcopy's copy of a dense image of that size
   --scaling                  instead of the tool comparison, on tmpfs loop
                              devices: 1 to N destinations (--size, default
-                             256M) against dd run N times and fio's
+                             512M) against dd run N times and fio's
                              one-read-plus-N-writes ceiling; 1->4 at each
                              size (time per GiB, peak RSS); 1 MiB and
                              16 MiB copies against dd; --verify of 4
@@ -516,7 +516,7 @@ run_scaling() {
 	SCALE_PHASE=dests
 	NDST=0
 	for n in $SCALE_DESTS; do [ "$n" -gt "$NDST" ] && NDST=$n; done
-	set_size "${SIZE_ARG_USER:-256M}"
+	set_size "${SIZE_ARG_USER:-512M}"
 	setup_medium tmpfs
 	run_medium tmpfs "$RUNS" "scaling-dests-tmpfs-$SIZE_ARG"
 	free_medium
