@@ -376,6 +376,7 @@ static size_t write_len(struct kcopyd_client *kc, struct kc_subjob *sj,
 
 static void dest_next(struct kcopyd_client *kc, struct kc_subjob *sj,
 		      unsigned int i);
+static void sj_fill_holes(struct kc_subjob *sj);
 
 static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj)
 {
@@ -395,6 +396,7 @@ static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj)
 			/* Streams: the data as it is, in one request (no zero
 			 * ranges to skip in order, nor from a stream). */
 			sj->next_block[i] = sj->num_blocks;
+			sj_fill_holes(sj);
 			len = write_len(kc, sj, i);
 			if (len)
 				io_start(kc, sj, true, i, &job->dests[i],
@@ -527,6 +529,22 @@ static void sj_source_span(struct kcopyd_client *kc, struct kc_subjob *sj)
 	sj->span_hi = hi < len ? hi : len;
 }
 
+/* Zero the buffer outside the span read, the source's holes, once it is
+ * needed whole (for the data hook, KCOPYD_ALLOCATED, a stream); dest_next
+ * zeroes the zero runs it writes as data.  Most holes are only zeroed on
+ * the destinations, or skipped, and need no memset. */
+static void sj_fill_holes(struct kc_subjob *sj)
+{
+	uint64_t len = sj->count << SECTOR_SHIFT;
+
+	if (sj->holes_zeroed)
+		return;
+	memset(sj->buf, 0, sj->span_lo < len ? sj->span_lo : len);
+	if (sj->span_hi < len)
+		memset(sj->buf + sj->span_hi, 0, len - sj->span_hi);
+	sj->holes_zeroed = true;
+}
+
 /* Complete the sub-job's zero map, after the data hook has seen the data:
  * to the source's holes (sj_source_span) add, unless
  * KCOPYD_NO_ZERO_DETECT, the blocks read as zeros; none at all under
@@ -539,6 +557,7 @@ static void sj_zero_map(struct kc_subjob *sj)
 
 	memset(sj->next_block, 0, job->num_dests * sizeof(sj->next_block[0]));
 	if (job->flags & KCOPYD_ALLOCATED) {
+		sj_fill_holes(sj);	/* written as data */
 		memset(sj->zero_map, 0, (sj->num_blocks + 63) / 64 *
 					sizeof(sj->zero_map[0]));
 		return;
@@ -839,6 +858,8 @@ static void dest_next(struct kcopyd_client *kc, struct kc_subjob *sj,
 			if (r == 1)
 				continue;
 		}
+		if (block_is_zero(sj, b) && !sj->holes_zeroed)
+			memset(sj->buf + start, 0, end - start);
 		if (request)
 			sj->zero_requests |= 1u << i;
 		else
@@ -886,6 +907,8 @@ static void sj_data_ready(struct kcopyd_client *kc, struct kc_subjob *sj)
 		if (kc->data_fn) {
 			kcopyd_data_fn fn = kc->data_fn;
 			void *ctx = kc->data_ctx;
+
+			sj_fill_holes(sj);	/* the hook sees zeros */
 
 			pthread_mutex_unlock(&kc->lock);
 			fn(job->src.file->fd, job->src.sector + sj->offset,
@@ -1095,8 +1118,7 @@ static void sj_start(struct kcopyd_client *kc, struct kc_job *job,
 
 		sj->state = KC_SJ_READING;
 		sj_source_span(kc, sj);
-		memset(sj->buf, 0, sj->span_lo);
-		memset(sj->buf + sj->span_hi, 0, len - sj->span_hi);
+		sj->holes_zeroed = sj->span_lo == 0 && sj->span_hi == len;
 		kc->stats.bytes_holes += len - (sj->span_hi - sj->span_lo);
 		if (sj->span_hi == sj->span_lo)
 			sj_read_done(kc, sj, 0);	/* a hole: nothing to read */

@@ -310,13 +310,17 @@ struct kc_subjob {
 	struct kc_range { uint64_t offset, count; } todo[KC_REREAD_DEPTH];
 	struct kc_iocb io[KC_IOCBS_PER_SLOT];	/* io[i]: destination i */
 	/* Sparse and zero-aware copying.  The bytes of the sub-job before
-	 * span_lo and from span_hi on are holes of the source, not read but
-	 * zeroed in buf; zero_map has a bit per KC_ZERO_BLOCK of buf, set
+	 * span_lo and from span_hi on are holes of the source, not read (and
+	 * zeroed in buf where needed: holes_zeroed); zero_map has a bit per KC_ZERO_BLOCK of buf, set
 	 * where the block is a hole of the source or was read as zeros; none
 	 * under KCOPYD_ALLOCATED.  Each
 	 * destination's writes go through the blocks in turn, one request at
 	 * a time on its iocb: next_block[i] is where destination i is. */
 	uint64_t span_lo, span_hi;
+	bool holes_zeroed;	/* buf outside the span holds zeros; else it
+				   is zeroed only where it is used: for the
+				   data hook, under KCOPYD_ALLOCATED, and
+				   for a zero run written as data */
 	unsigned int num_blocks;
 	unsigned int next_block[KCOPYD_MAX_DESTS];
 	uint64_t zero_map[KC_ZERO_MAP_WORDS];

@@ -174,6 +174,16 @@ if command -v nbdkit >/dev/null && command -v nbdcopy >/dev/null &&
 	(($(rep "$T/nbd.json" bytes_zeroed) >= 60 * 1024 * 1024)) ||
 		fail "NBD: zeroed $(rep "$T/nbd.json" bytes_zeroed)"
 
+	# An export that cannot zero (the nozero filter): the source's holes
+	# go out as written zeros, from a buffer whose holes were never read.
+	NZ=$(make_nbd nz --filter=nozero memory 64M)
+	nbdcopy "$T/rand64.img" "$NZ" || fail "nbdcopy to the nozero export"
+	run_kcopy --report "$T/nz.json" "$SRC:0:64M" "$NZ"
+	assert_eq "$ST" 0 "to an export that cannot zero"
+	nbdcopy "$NZ" "$T/nz.out" || fail "nbdcopy from the nozero export"
+	cmp -n $((64 * 1024 * 1024)) "$SRC" "$T/nz.out" ||
+		fail "to an export that cannot zero: differs"
+
 	# --- The 1 GiB sparse image as an NBD source: the server's block
 	# status (base:allocation) is its map, so only the data is read,
 	# as the server's own log counts it; --dry-run shows that map.
@@ -228,4 +238,11 @@ if command -v nbdkit >/dev/null && command -v nbdcopy >/dev/null &&
 	assert_eq "$(rep "$T/nsrce.json" bytes_read)" $((8 * 1024 * 1024)) \
 		"failing block status: bytes read"
 fi
+# --- To standard output, a pipe: it cannot be zeroed, the holes are
+# written as zeros in order.
+"$KCOPY" "$SRC:0:64M" - 2>"$T/stream.err" | cat >"$T/stream.out"
+assert_eq "${PIPESTATUS[0]}" 0 "to a pipe: $(cat "$T/stream.err")"
+size_is "$T/stream.out" $((64 * 1024 * 1024))
+cmp -n $((64 * 1024 * 1024)) "$SRC" "$T/stream.out" ||
+	fail "to standard output: differs"
 echo "sparse copies: ok"
