@@ -213,7 +213,7 @@ static void verify_result(struct kcopy *k, unsigned int i)
 void verify_dests(struct kcopy *k)
 {
 	struct verify *vf = &k->verify;
-	unsigned int i, healthy = 0;
+	unsigned int i, healthy = 0, failed;
 
 	vf->bad = calloc((size_t)k->num_dests * vf->num + 1, 1);
 	if (!vf->bad) {
@@ -222,15 +222,18 @@ void verify_dests(struct kcopy *k)
 	}
 	kcopyd_set_data_fn(k->kc, compare, k);
 	kcopyd_set_error_fn(k->kc, read_failed, k);
+	/* The destinations that failed in the copy, before the read jobs
+	 * start: their callbacks update k->write_err on the engine thread. */
 	pthread_mutex_lock(&k->lock);
 	k->jobs_left = 0;
+	failed = k->write_err;
 	pthread_mutex_unlock(&k->lock);
 	for (i = 0; i < k->num_dests; i++) {
 		struct target *t = &k->dests[i];
 		struct io_region r = { t->fd, t->sector, t->count };
 		int ret;
 
-		if ((k->write_err >> i) & 1)
+		if ((failed >> i) & 1)
 			continue;
 		if (t->is_std) {
 			/* A stream cannot be read again, and a file behind
