@@ -52,10 +52,11 @@ same_sectors "$SRC" 8 "$T/b4k.out" 16 2048
 expect_refused "4096-byte export, unaligned" "not aligned to the logical block" \
 	"$SRC:0:8" "$B4K:1"
 
-# --- A slow destination (every write delayed; the rate filter's burst
+# --- A slow destination (every write delayed 100 ms, far above what a
+# sanitizer build adds to the others; the rate filter's burst
 # would let a copy this small through): the report and the progress lines
 # name the one that holds the copy back.
-SL=$(make_nbd sl --filter=delay memory 16M delay-write=40ms)
+SL=$(make_nbd sl --filter=delay memory 16M delay-write=100ms)
 FA=$(make_nbd fa memory 16M)
 run_kcopy --progress=json --progress-interval 0.2 --report "$T/rs.json" \
 	"$SRC" "$FA" "$SL" "$T/fs.img"
