@@ -13,7 +13,7 @@
 
 #include "kcopyd-private.h"
 
-/* The aio ring for slots sub-jobs of dests destinations each in flight at
+/* The I/O queue for slots sub-jobs of dests destinations each in flight at
  * once, and at least for one sub-job of any job (KC_RING_MIN_DESTS). */
 static unsigned int ring_events(unsigned int slots, unsigned int dests)
 {
@@ -21,8 +21,8 @@ static unsigned int ring_events(unsigned int slots, unsigned int dests)
 						 : KCOPYD_MAX_DESTS;
 }
 
-/* Cut the budget into sub-jobs of bytes, with an aio ring to match.  No job
- * may be outstanding.  On failure the sub-job size is unchanged (the ring
+/* Cut the budget into sub-jobs of bytes, with an I/O queue to match.  No job
+ * may be outstanding.  On failure the sub-job size is unchanged (the queue
  * may have been resized: that limits or widens how many sub-jobs run at
  * once, nothing else). */
 static int resize(struct kcopyd_client *kc, unsigned int bytes)
@@ -74,7 +74,9 @@ int kcopyd_client_create(unsigned int num_pages, struct kcopyd_client **result)
 	kc->throttle = 100;
 	kc->ring_dests = KC_RING_MIN_DESTS;
 
-	ret = kc_pages_init(kc, num_pages);
+	ret = kc_engine_init(kc);
+	if (ret == 0)
+		ret = kc_pages_init(kc, num_pages);
 	if (ret == 0)
 		ret = resize(kc, KCOPYD_DEFAULT_SUBJOB_SIZE);
 	if (ret == 0)

@@ -5,8 +5,9 @@
  *
  * The engine sleeps in poll() on one eventfd and the sockets of the NBD
  * connections and streams that have requests (nbd.c, stream.c); with only
- * local requests in flight, in io_getevents for a batch of them.  The kernel signals the eventfd
- * for every completed iocb (io.c), and callers' threads signal it when they
+ * local requests in flight, in the I/O queue's wait for a batch of them
+ * (io_getevents, io_uring_wait_cqes).  The kernel signals the eventfd for
+ * every completed iocb (io.c), and callers' threads signal it when they
  * add a job or stop the client, so a single wait covers all three.  Once awake it
  * reaps every completion without blocking (which runs the sub-job state
  * machine through the iocbs' end_io), lets the job code start new sub-jobs,
@@ -73,8 +74,8 @@ static void *engine_main(void *arg)
 					    KCOPYD_MAX_DESTS + 1, streams,
 					    &timeout);
 		if (n + ns == 0 && kc->io_in_flight >= 2 && timeout != 0) {
-			/* Only local I/O to wait for: sleep in io_getevents
-			 * until half of it has completed, a wake-up per
+			/* Only local I/O to wait for: sleep in the queue's
+			 * wait until half of it has completed, a wake-up per
 			 * several completions instead of one per one or
 			 * two.  A caller's wake-up waits for it, at most
 			 * KC_BATCH_WAIT_MS.  The eventfd is drained first: a
@@ -102,13 +103,18 @@ static void *engine_main(void *arg)
 	return NULL;
 }
 
-/* Create the eventfd and start the engine; the aio context is set up
- * already.  On failure the caller frees what was made. */
-int kc_engine_start(struct kcopyd_client *kc)
+/* Create the eventfd the engine sleeps on; before the I/O queue, which
+ * signals it. */
+int kc_engine_init(struct kcopyd_client *kc)
 {
 	kc->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (kc->wake_fd < 0)
-		return -errno;
+	return kc->wake_fd < 0 ? -errno : 0;
+}
+
+/* Start the engine; the eventfd and the I/O queue are set up already.  On
+ * failure the caller frees what was made. */
+int kc_engine_start(struct kcopyd_client *kc)
+{
 	return -pthread_create(&kc->engine, NULL, engine_main, kc);
 }
 

@@ -1,4 +1,4 @@
-/* io.c - the I/O layer: libaio queue, submission and completion.
+/* io.c - the I/O layer: local requests, submission and completion.
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -8,11 +8,15 @@
  * queue and reaps completions, and each request's end comes back to its
  * owner through io->end_io, as dm-io calls back into dm-kcopyd.  A short
  * transfer is carried on here, from where it stopped, before the owner hears
- * of it.  A flush is a request too (IOCB_CMD_FDSYNC), carried out
- * synchronously where the kernel will not take it asynchronously.  Every
- * completion is signalled on kc->wake_fd (io_set_eventfd).
- * All calls are made with kc->lock held; io_submit and io_getevents run
- * with it dropped.
+ * of it.  A flush is a request too (fdatasync), carried out synchronously
+ * where the kernel will not take it asynchronously.  Every completion is
+ * signalled on kc->wake_fd.
+ *
+ * The kernel interface is a struct kc_ring_ops: io_uring (io-uring.c) where
+ * the build has liburing and the kernel lets the process use it, else
+ * libaio (io-aio.c); KCOPYD_IO_ENGINE=libaio or =io_uring in the
+ * environment chooses one, and then no other.  All calls here are made with
+ * kc->lock held; the interface's submit and reap run with it dropped.
  */
 #include <config.h>
 
@@ -24,30 +28,83 @@
 
 #include "kcopyd-private.h"
 
-/* Set up an aio context for events iocbs, with the submission queue and the
- * event array sized to match: at most ring_size iocbs are ever outstanding
- * or queued.  Nothing may be queued or in flight.  On failure the client is
- * left as it was. */
+/* The interfaces in the order they are tried when the environment does not
+ * choose.  io_uring first: in the runs of contrib/bench (README,
+ * "Performance") a process that used libaio waited 28-38 ms in io_destroy
+ * (or at exit) for the kernel to retire the context, a third of a 1 MiB
+ * copy; an io_uring ring is retired in the background. */
+static const struct kc_ring_ops *const ring_choices[] = {
+#ifdef HAVE_LIBURING
+	&kc_ring_uring,
+#endif
+	&kc_ring_aio,
+};
+
+#define N_CHOICES (sizeof(ring_choices) / sizeof(ring_choices[0]))
+
+/* Make a queue of events requests with ops, or, if ops is NULL, with the
+ * interface the environment names or the first of ring_choices that the
+ * kernel takes.  -EINVAL for a name that is none of them, -ENOTSUP for
+ * io_uring in a build without liburing. */
+static int ring_open(struct kcopyd_client *kc, const struct kc_ring_ops **ops,
+		     unsigned int events, void **queue)
+{
+	const char *want = getenv("KCOPYD_IO_ENGINE");
+	int ret = -ENOTSUP;
+	size_t i;
+
+	if (*ops)
+		return (*ops)->setup(events, kc->wake_fd, queue);
+	if (want && *want) {
+		if (strcmp(want, "io_uring") != 0 &&
+		    strcmp(want, "libaio") != 0)
+			return -EINVAL;
+		for (i = 0; i < N_CHOICES; i++)
+			if (strcmp(want, ring_choices[i]->name) == 0) {
+				*ops = ring_choices[i];
+				return (*ops)->setup(events, kc->wake_fd,
+						     queue);
+			}
+		return ret;
+	}
+	for (i = 0; i < N_CHOICES; i++) {
+		/* io_uring refused (seccomp, kernel.io_uring_disabled, an
+		 * old kernel's memlock limit): the next one */
+		ret = ring_choices[i]->setup(events, kc->wake_fd, queue);
+		if (ret == 0) {
+			*ops = ring_choices[i];
+			break;
+		}
+	}
+	return ret;
+}
+
+/* Set up a queue for events iocbs, with the submission queue and the
+ * completion array sized to match: at most ring_size iocbs are ever
+ * outstanding or queued.  Nothing may be queued or in flight.  On failure
+ * the client is left as it was. */
 int kc_io_setup(struct kcopyd_client *kc, unsigned int events)
 {
-	struct iocb **q;
-	struct io_event *ev;
-	io_context_t ctx = 0;
+	const struct kc_ring_ops *ops = kc->ring_ops;
+	struct kc_iocb **q;
+	struct kc_io_done *ev;
+	void *queue = NULL;
 	int ret;
 
 	assert(kc->io_in_flight == 0 && kc->submit_n == 0);
-	if (kc->ioctx && events == kc->ring_size)
+	if (kc->ring && events == kc->ring_size)
 		return 0;
 	q = calloc(events, sizeof(*q));
 	ev = calloc(events, sizeof(*ev));
-	ret = q && ev ? io_setup((int)events, &ctx) : -ENOMEM;
+	ret = q && ev ? ring_open(kc, &ops, events, &queue) : -ENOMEM;
 	if (ret < 0) {
 		free(q);
 		free(ev);
 		return ret;
 	}
 	kc_io_exit(kc);
-	kc->ioctx = ctx;
+	kc->ring_ops = ops;
+	kc->ring = queue;
 	kc->ring_size = events;
 	kc->submit_q = q;
 	kc->events = ev;
@@ -56,9 +113,9 @@ int kc_io_setup(struct kcopyd_client *kc, unsigned int events)
 
 void kc_io_exit(struct kcopyd_client *kc)
 {
-	if (kc->ioctx)
-		io_destroy(kc->ioctx);
-	kc->ioctx = 0;
+	if (kc->ring)
+		kc->ring_ops->destroy(kc->ring);
+	kc->ring = NULL;
 	kc->ring_size = 0;
 	free(kc->submit_q);
 	kc->submit_q = NULL;
@@ -73,40 +130,24 @@ static bool can_direct(const struct kc_file *f, uint64_t pos, size_t len)
 	       len % f->dio_align == 0;
 }
 
-/* Prepare io for the part not yet transferred and queue it for io_submit.
- * Direct I/O where the owner allows it, the file takes it and the request
- * is aligned for it; otherwise the caller's descriptor, through the page
- * cache. */
+/* Queue io, the part not yet transferred, for submission: through the
+ * file's O_DIRECT reopen where the owner allows it, the file takes it and
+ * the request is aligned for it; otherwise through the caller's descriptor
+ * and the page cache. */
 void kc_io_queue(struct kcopyd_client *kc, struct kc_iocb *io)
 {
-	uint64_t pos = io->pos + io->done;
-	size_t len = io->len - io->done;
-	int fd = io->file->fd;
-
 	assert(kc->submit_n + kc->io_in_flight < kc->ring_size);
-	if (io->op == KC_IO_FLUSH) {
-		/* IOCB_CMD_FDSYNC; a file that cannot take it is refused
-		 * with EINVAL (flush_done) */
-		io_prep_fdsync(&io->cb, fd);
-	} else {
-		char *buf = io->buf + io->done;
-
-		if (io->may_direct && can_direct(io->file, pos, len) &&
-		    (uintptr_t)buf % io->file->dio_align == 0)
-			fd = io->file->direct_fd;
-		if (io->op == KC_IO_WRITE)
-			io_prep_pwrite(&io->cb, fd, buf, len, (long long)pos);
-		else
-			io_prep_pread(&io->cb, fd, buf, len, (long long)pos);
-	}
-	io_set_eventfd(&io->cb, kc->wake_fd);
-	io->cb.data = io;
-	kc->submit_q[kc->submit_n++] = &io->cb;
+	io->fd = io->file->fd;
+	if (io->op != KC_IO_FLUSH && io->may_direct &&
+	    can_direct(io->file, io->pos + io->done, io->len - io->done) &&
+	    (uintptr_t)(io->buf + io->done) % io->file->dio_align == 0)
+		io->fd = io->file->direct_fd;
+	kc->submit_q[kc->submit_n++] = io;
 }
 
-/* The end of a flush: the kernel's result, or the error io_submit refused
- * it with.  A file whose fsync the kernel does not run asynchronously is
- * refused with EINVAL: flush it here, without kc->lock. */
+/* The end of a flush: the kernel's result, or the error the submission
+ * refused it with.  A file whose fsync libaio does not run asynchronously
+ * is refused with EINVAL: flush it here, without kc->lock. */
 static void flush_done(struct kcopyd_client *kc, struct kc_iocb *io, long res)
 {
 	if (res == -EINVAL) {
@@ -120,7 +161,7 @@ static void flush_done(struct kcopyd_client *kc, struct kc_iocb *io, long res)
 }
 
 /* One completion of io: res is the kernel's, bytes transferred or a
- * negative errno, or the error io_submit refused io with. */
+ * negative errno, or the error the submission refused io with. */
 static void io_done(struct kcopyd_client *kc, struct kc_iocb *io, long res)
 {
 	if (io->op == KC_IO_FLUSH) {
@@ -145,55 +186,54 @@ static void io_done(struct kcopyd_client *kc, struct kc_iocb *io, long res)
 	io->end_io(kc, io, res > 0 ? 0 : res < 0 ? (int)res : -EIO);
 }
 
-/* Submit everything queued.  Drops kc->lock around io_submit, which for
- * buffered files does the I/O itself.  What the ring cannot take now stays
- * queued until completions have been reaped. */
+/* Submit everything queued.  Drops kc->lock around the submission, which
+ * for buffered files may do the I/O itself.  What the queue cannot take now
+ * stays queued until completions have been reaped. */
 void kc_io_submit(struct kcopyd_client *kc)
 {
-	while (kc->submit_n) {
+	do {
 		int n = (int)kc->submit_n, ret;
 
 		pthread_mutex_unlock(&kc->lock);
-		ret = io_submit(kc->ioctx, n, kc->submit_q);
+		ret = kc->ring_ops->submit(kc->ring, kc->submit_q,
+					   (unsigned int)n);
 		pthread_mutex_lock(&kc->lock);
 		if (ret == -EINTR)
 			continue;
 		if (ret == -EAGAIN || ret == 0)
-			return;	/* ring full: retry after reaping */
+			return;	/* queue full: retry after reaping */
 		if (ret < 0) {
 			/* The first iocb was refused; the rest were not
 			 * looked at. */
-			struct iocb *bad = kc->submit_q[0];
+			struct kc_iocb *bad = kc->submit_q[0];
 
 			kc->submit_n--;
 			memmove(kc->submit_q, kc->submit_q + 1,
 				kc->submit_n * sizeof(*kc->submit_q));
-			io_done(kc, bad->data, ret);
+			io_done(kc, bad, ret);
 			continue;
 		}
 		kc->submit_n -= (unsigned int)ret;
 		kc->io_in_flight += (unsigned int)ret;
 		memmove(kc->submit_q, kc->submit_q + ret,
 			kc->submit_n * sizeof(*kc->submit_q));
-	}
+	} while (kc->submit_n);
 }
 
 /* Take the completions there are and hand each to its request: first
  * waiting up to timeout_ms for min_nr of them (0: no wait), then every
- * further one without waiting.  Drops kc->lock around io_getevents. */
+ * further one without waiting.  Drops kc->lock around the wait. */
 void kc_io_reap(struct kcopyd_client *kc, unsigned int min_nr, int timeout_ms)
 {
-	struct timespec wait = { timeout_ms / 1000,
-				 (long)(timeout_ms % 1000) * 1000000 };
 	int n, i;
 
 	if (min_nr > kc->io_in_flight)
 		min_nr = kc->io_in_flight;
 	while (kc->io_in_flight) {
 		pthread_mutex_unlock(&kc->lock);
-		n = io_getevents(kc->ioctx, min_nr, (long)kc->ring_size,
-				 kc->events, &wait);
-		wait = (struct timespec){ 0, 0 };
+		n = kc->ring_ops->reap(kc->ring, min_nr, timeout_ms,
+				       kc->events, kc->ring_size);
+		timeout_ms = 0;
 		min_nr = 0;
 		pthread_mutex_lock(&kc->lock);
 		if (n <= 0)
@@ -201,8 +241,7 @@ void kc_io_reap(struct kcopyd_client *kc, unsigned int min_nr, int timeout_ms)
 		assert((unsigned int)n <= kc->io_in_flight);
 		kc->io_in_flight -= (unsigned int)n;
 		for (i = 0; i < n; i++)
-			io_done(kc, kc->events[i].data,
-				(long)kc->events[i].res);
+			io_done(kc, kc->events[i].io, kc->events[i].res);
 		if (n < (int)kc->ring_size)
 			return;
 	}

@@ -4,7 +4,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * Threads and locking.  A client has one engine thread (engine.c) that
- * owns the libaio context (io.c), the sub-job slots and their iocbs.
+ * owns the kernel's I/O queue (io.c: io_uring or libaio), the sub-job
+ * slots and their iocbs.
  * kc->lock guards everything else: the job lists, every job's state, the
  * file table, the bad range log and the statistics.  The engine holds
  * kc->lock while it works and drops it only to wait (poll), to submit or
@@ -15,15 +16,16 @@
  * kc->stop_requested.  Callers' threads take kc->lock briefly to add jobs or
  * read counters, then poke the engine through kc->wake_fd, the eventfd on
  * which completions are signalled too.  The one exception to the engine's
- * ownership of the aio context: while no job is outstanding (the engine
+ * ownership of the I/O queue: while no job is outstanding (the engine
  * then has no iocb queued, in flight or being reaped), a caller's thread
- * holding kc->lock may replace the context with one of another size.
+ * holding kc->lock may replace the queue with one of another size.
  *
  * Layers, each calling only the ones below it:
  *   client.c   the public calls; starts and stops the engine
  *   engine.c   the engine thread's loop
  *   job.c      jobs, sub-jobs and their state machine
- *   io.c       libaio: queue, submit, reap, then iocb->end_io
+ *   io.c       local requests: queue, submit, reap, then iocb->end_io
+ *   io-uring.c, io-aio.c   the kernel interfaces io.c submits through
  *   region.c, pages.c   descriptors and the page budget
  */
 #ifndef KCOPYD_PRIVATE_H
@@ -145,6 +147,44 @@ struct kc_file_ops {
 };
 
 extern const struct kc_file_ops kc_aio_ops;	/* io.c */
+
+/* One request's end as the kernel reported it: bytes transferred (a flush:
+ * 0) or a negative errno. */
+struct kc_io_done {
+	struct kc_iocb *io;
+	long res;
+};
+
+/* A kernel interface that carries io.c's requests: io-uring.c (io_uring)
+ * and io-aio.c (libaio).  A queue is the interface's own state, used by one
+ * thread at a time (see the lock model above); its members are called
+ * without kc->lock, and know nothing of jobs or of io.c. */
+struct kc_ring_ops {
+	const char *name;		/* "io_uring", "libaio" */
+	/* Make a queue for up to events requests outstanding at once, each
+	 * completion signalled on the eventfd wake_fd.  0 or a negative
+	 * errno. */
+	int (*setup)(unsigned int events, int wake_fd, void **queue);
+	/* Free the queue; nothing may be in flight. */
+	void (*destroy)(void *queue);
+	/* Start the n requests of q: io->fd, io->op, and io->buf, io->pos
+	 * and io->len past io->done.  Returns how many were taken, the first
+	 * ones of q (0..n; the rest may be offered again once completions
+	 * have been reaped), or a negative errno with which q[0] alone was
+	 * refused.  n may be 0: start what an earlier call took but could
+	 * not start yet. */
+	int (*submit)(void *queue, struct kc_iocb **q, unsigned int n);
+	/* Wait up to timeout_ms (0: not at all) for min_nr completions, then
+	 * store the ones there are, up to max, in done.  Returns how many
+	 * (0 on timeout or a signal). */
+	int (*reap)(void *queue, unsigned int min_nr, int timeout_ms,
+		    struct kc_io_done *done, unsigned int max);
+};
+
+extern const struct kc_ring_ops kc_ring_aio;	/* io-aio.c */
+#ifdef HAVE_LIBURING
+extern const struct kc_ring_ops kc_ring_uring;	/* io-uring.c */
+#endif
 extern const struct kc_file_ops kc_nbd_ops;	/* nbd.c */
 extern const struct kc_file_ops kc_stream_ops;	/* stream.c */
 struct kc_stream;
@@ -264,7 +304,7 @@ enum kc_io_op { KC_IO_READ, KC_IO_WRITE, KC_IO_FLUSH };
  * to kc_io_queue(); io.c touches nothing else of the owner's. */
 struct kc_iocb {
 	union {
-		struct iocb cb;		/* io.c's; cb.data points back here */
+		struct iocb cb;		/* io-aio.c's */
 		struct {		/* nbd.c's */
 			void *conn;		/* the connection it went to */
 			unsigned int parts;	/* commands outstanding */
@@ -285,6 +325,9 @@ struct kc_iocb {
 	size_t len;			/* bytes of the whole request */
 	size_t done;			/* bytes transferred so far (io.c) */
 	char *buf;
+	int fd;				/* io.c's: the descriptor it goes
+					   through (file->fd or its O_DIRECT
+					   reopen) */
 };
 
 struct kc_subjob {
@@ -345,14 +388,15 @@ struct kcopyd_client {
 	pthread_t engine;
 	int wake_fd;			/* eventfd: completions and pokes */
 
-	/* the aio context (io.c); see the lock model above */
-	io_context_t ioctx;
+	/* the I/O queue (io.c); see the lock model above */
+	const struct kc_ring_ops *ring_ops;	/* chosen at the first setup */
+	void *ring;
 	unsigned int ring_size;		/* events it was set up for */
 	unsigned int ring_dests;	/* destinations per slot it is sized for */
 	unsigned int io_in_flight;	/* iocbs submitted, not yet reaped */
-	struct iocb **submit_q;		/* iocbs waiting for io_submit */
+	struct kc_iocb **submit_q;	/* iocbs waiting to be submitted */
 	unsigned int submit_n;
-	struct io_event *events;
+	struct kc_io_done *events;
 
 	/* the page budget (pages.c) */
 	char *pool;
@@ -495,6 +539,7 @@ void kc_stream_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
 			 struct kc_file **polled, unsigned int n);
 
 /* engine.c */
+int kc_engine_init(struct kcopyd_client *kc);
 int kc_engine_start(struct kcopyd_client *kc);
 void kc_engine_stop(struct kcopyd_client *kc);
 

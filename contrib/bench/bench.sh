@@ -594,6 +594,7 @@ build_entries() {
 			have fio && add 1to4 "fio 1 read + 4 write jobs (ceiling)" fiocopy;;
 		small)
 			add 1to1 kcopy kcopy "$KOPTS"
+			add 1to1 "kcopy (libaio)" kcopyaio "$KOPTS"
 			add 1to1 dd dd;;
 		verify)
 			add 1to4 kcopy kcopy "$KOPTS"
@@ -633,11 +634,14 @@ build_entries() {
 		add 1to4 "dd x4 (reference)" dd4
 		return
 	fi
+	# kcopy on its default engine (io_uring where it can) and on libaio
 	add 1to1 kcopy kcopy "$KOPTS"
+	add 1to1 "kcopy (libaio)" kcopyaio "$KOPTS"
 	add 1to1 dd dd
 	have nbdcopy && add 1to1 nbdcopy nbdcopy
 	have dcfldd && add 1to1 dcfldd dcfldd
 	add 1to4 kcopy kcopy "$KOPTS"
+	add 1to4 "kcopy (libaio)" kcopyaio "$KOPTS"
 	add 1to4 "dd x4" dd4
 	have dcfldd && add 1to4 dcfldd dcfldd
 	add 1to4 "dd | tee" ddtee
@@ -767,6 +771,10 @@ run_entry() {
 	kcopy)
 		# shellcheck disable=SC2086
 		timed "$KCOPY" ${E_OPTS[$i]} "$SRC" "${dests[@]}" || rc=$?;;
+	kcopyaio)
+		# shellcheck disable=SC2086
+		timed env KCOPYD_IO_ENGINE=libaio "$KCOPY" ${E_OPTS[$i]} \
+			"$SRC" "${dests[@]}" || rc=$?;;
 	dd)
 		timed dd if="$SRC" of="${dests[0]}" bs=1M iflag=direct \
 			oflag=direct conv=fsync status=none || rc=$?;;

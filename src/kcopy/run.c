@@ -157,6 +157,17 @@ static void on_piece_done(int read_err, unsigned int write_err,
 int run_create_client(struct kcopy *k)
 {
 	int r = kcopyd_client_create((unsigned int)k->opt.pages, &k->kc);
+	const char *engine = getenv("KCOPYD_IO_ENGINE");
+
+	if (r < 0 && r != -ENOMEM && engine && *engine) {
+		/* the interface the environment chose is unknown (EINVAL),
+		 * not built in or too old (ENOTSUP), or refused */
+		say(&k->out, MSG_ERROR, "cannot set up the copy engine: "
+		    "KCOPYD_IO_ENGINE=%s: %s", engine,
+		    r == -EINVAL ? "expected io_uring or libaio"
+				 : strerror(-r));
+		return r;
+	}
 
 	if (r == 0)
 		r = kcopyd_set_subjob_size(k->kc, (unsigned int)k->opt.chunk);

@@ -1,0 +1,111 @@
+#!/bin/bash
+# The kernel interfaces local I/O goes through: io_uring by default where
+# the build has liburing, libaio where io_uring is refused (a seccomp filter,
+# as in a container or under kernel.io_uring_disabled) or where
+# KCOPYD_IO_ENGINE=libaio chooses it.  The rest of the suite runs on the
+# default; here the library's tests and copies to files and loop devices
+# (direct I/O, 4096-byte sectors, unaligned regions, a write error) run on each, and
+# the interface a running kcopy uses is read from /proc.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
+requires_root
+requires_loop
+requires cmp
+[[ -x $KCOPY ]] || fail "kcopy not built ($KCOPY)"
+NO_URING=$(__abspath "$top_builddir/tests/no-uring")
+[[ -x $NO_URING ]] || fail "no $NO_URING: build it first"
+
+have_uring=0
+grep -q '^#define HAVE_LIBURING 1' "$top_builddir/config.h" && have_uring=1
+engines=(libaio)
+((have_uring)) && engines=(io_uring libaio)
+
+make_image "$T/src.img" 24M random
+
+# engine_of [ENV...] -- [WRAPPER...]: start a copy held back by --rate in
+# the background, and print which interface its process has open:
+# "io_uring" (an io_uring file descriptor), "libaio" (an aio ring mapped),
+# or what it has of both.
+engine_of() {
+	local envs=() pid i got=""
+	while [[ $1 != -- ]]; do envs+=("$1"); shift; done
+	shift
+	rm -f "$T/slow.img"
+	env "${envs[@]}" "$@" "$KCOPY" -q --rate 4M "$T/src.img" \
+		"$T/slow.img" 2>"$T/slow.err" &
+	pid=$!
+	cleanup_add "kill $pid 2>/dev/null || true"
+	# the client is created before the first byte is copied
+	for ((i = 0; i < 100; i++)); do
+		[[ -s $T/slow.img ]] && break
+		sleep 0.05
+	done
+	[[ -s $T/slow.img ]] || fail "the copy did not start: $(cat "$T/slow.err")"
+	ls -l "/proc/$pid/fd" 2>/dev/null | grep -q 'anon_inode:\[io_uring\]' &&
+		got="io_uring"
+	grep -q '/\[aio\]' "/proc/$pid/maps" 2>/dev/null && got="$got${got:+ }libaio"
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	echo "$got"
+}
+
+# --------------------------------------------------- which one is taken
+if ((have_uring)); then
+	assert_eq "$(engine_of --)" io_uring "the default"
+	# refused by the kernel: libaio, whichever errno (EPERM, ENOSYS)
+	assert_eq "$(engine_of -- "$NO_URING" 1)" libaio "io_uring refused (EPERM)"
+	assert_eq "$(engine_of -- "$NO_URING" 38)" libaio "io_uring refused (ENOSYS)"
+	# chosen and refused: a setup error naming the variable
+	KCOPYD_IO_ENGINE=io_uring "$NO_URING" 1 "$KCOPY" -q "$T/src.img" \
+		"$T/x.img" 2>"$T/err" && st=0 || st=$?
+	assert_eq "$st" 128 "KCOPYD_IO_ENGINE=io_uring, refused: exit status"
+	grep -q '^kcopy: cannot set up the copy engine: KCOPYD_IO_ENGINE=io_uring: Operation not permitted$' "$T/err" ||
+		fail "KCOPYD_IO_ENGINE=io_uring, refused: $(cat "$T/err")"
+	[[ ! -e $T/x.img ]] || fail "KCOPYD_IO_ENGINE=io_uring, refused: created its destination"
+else
+	assert_eq "$(engine_of --)" libaio "the default without liburing"
+	KCOPYD_IO_ENGINE=io_uring "$KCOPY" -q "$T/src.img" "$T/x.img" \
+		2>"$T/err" && st=0 || st=$?
+	assert_eq "$st" 128 "KCOPYD_IO_ENGINE=io_uring without liburing"
+fi
+assert_eq "$(engine_of KCOPYD_IO_ENGINE=libaio --)" libaio "KCOPYD_IO_ENGINE=libaio"
+KCOPYD_IO_ENGINE=uring "$KCOPY" -q "$T/src.img" "$T/x.img" 2>"$T/err" &&
+	st=0 || st=$?
+assert_eq "$st" 128 "KCOPYD_IO_ENGINE=uring: exit status"
+assert_eq "$(cat "$T/err")" "kcopy: cannot set up the copy engine: KCOPYD_IO_ENGINE=uring: expected io_uring or libaio" "KCOPYD_IO_ENGINE=uring"
+[[ ! -e $T/x.img ]] || fail "KCOPYD_IO_ENGINE=uring: created its destination"
+
+# ----------------------------------------------------- the work, on each
+make_image "$T/d512.img" 32M zero
+make_image "$T/d4k.img" 32M zero
+d512=$(make_loop "$T/d512.img")
+d4k=$(make_loop "$T/d4k.img" -b 4096)
+small=$(make_tmpfs 8m)
+for e in "${engines[@]}"; do
+	export KCOPYD_IO_ENGINE=$e
+	# the library's own tests
+	run_watchdog 300 "$top_builddir/tests/test-lib" >"$T/lib.out" 2>&1 ||
+		fail "$e: test-lib failed: $(tail -n 20 "$T/lib.out")"
+	run_watchdog 300 "$top_builddir/tests/test-faults" >"$T/faults.out" 2>&1 ||
+		fail "$e: test-faults failed: $(tail -n 20 "$T/faults.out")"
+	# a file, a 512 and a 4096 loop device (direct I/O), an odd size
+	rm -f "$T/f.img"
+	kcopy_expect 0 -q "$T/src.img" "$T/f.img" "$d512" "$d4k"
+	cmp "$T/src.img" "$T/f.img" || fail "$e: file destination differs"
+	cmp -n $((24 << 20)) "$T/src.img" "$d512" || fail "$e: 512 device differs"
+	cmp -n $((24 << 20)) "$T/src.img" "$d4k" || fail "$e: 4096 device differs"
+	# regions not aligned for direct I/O: through the page cache
+	rm -f "$T/odd.img"
+	kcopy_expect 0 -q "$T/src.img:7:1001" "$T/odd.img:3"
+	cmp -n $((1001 * 512)) -i $((7 * 512)):$((3 * 512)) "$T/src.img" \
+		"$T/odd.img" || fail "$e: unaligned region differs"
+	size_is "$T/odd.img" $((1004 * 512))
+	# a destination that runs out of space: bit 1, the other one whole
+	rm -f "$small/full.img" "$T/ok.img"
+	kcopy_expect "$(exit_bit 1)" -q "$T/src.img" "$small/full.img" "$T/ok.img"
+	grep -q 'No space left on device' "$ERR_FILE" ||
+		fail "$e: ENOSPC not reported: $(cat "$ERR_FILE")"
+	cmp "$T/src.img" "$T/ok.img" || fail "$e: the healthy destination differs"
+	rm -f "$small/full.img"
+done
+unset KCOPYD_IO_ENGINE
+echo "engines: ${engines[*]}"
