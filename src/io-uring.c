@@ -19,7 +19,10 @@
 
 #include <errno.h>
 #include <liburing.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "kcopyd-private.h"
 
@@ -27,6 +30,23 @@ struct uring_queue {
 	struct io_uring ring;
 	struct io_uring_cqe **cqes;	/* of one reap */
 	unsigned int size;		/* requests outstanding at most */
+	bool enabled;			/* by the thread that submits */
+	bool defer;			/* IORING_SETUP_DEFER_TASKRUN */
+};
+
+/* The ring's flags, tried in this order until the kernel takes them.
+ * DEFER_TASKRUN (Linux 6.1) runs the completions' task work only when the
+ * engine asks for completions, and wakes a waiter only once as many as it
+ * waits for are there; without it every O_DIRECT completion interrupts the
+ * engine.  It needs one submitting thread (SINGLE_ISSUER): the ring is made
+ * disabled (R_DISABLED) by whichever thread creates or resizes the client,
+ * and enabled by the engine thread at its first submission, which makes
+ * that thread its issuer.  SUBMIT_ALL: Linux 5.18. */
+static const unsigned int ring_flags[] = {
+	IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL |
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+	IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL,
+	IORING_SETUP_R_DISABLED,
 };
 
 static void uring_destroy(void *queue)
@@ -41,9 +61,10 @@ static void uring_destroy(void *queue)
 static int uring_setup(unsigned int events, int wake_fd, void **queue)
 {
 	struct uring_queue *u = calloc(1, sizeof(*u));
-	struct io_uring_params p = { .flags = IORING_SETUP_SUBMIT_ALL };
+	struct io_uring_params p;
 	unsigned int entries = 1;
-	int ret;
+	size_t i;
+	int ret = -EINVAL;
 
 	if (!u)
 		return -ENOMEM;
@@ -57,10 +78,9 @@ static int uring_setup(unsigned int events, int wake_fd, void **queue)
 	while (entries < events)
 		entries <<= 1;
 	u->size = events;
-	ret = io_uring_queue_init_params(entries, &u->ring, &p);
-	if (ret == -EINVAL) {
-		/* before Linux 5.18: no SUBMIT_ALL */
-		p = (struct io_uring_params){ 0 };
+	for (i = 0; ret == -EINVAL && i < sizeof(ring_flags) /
+					   sizeof(ring_flags[0]); i++) {
+		p = (struct io_uring_params){ .flags = ring_flags[i] };
 		ret = io_uring_queue_init_params(entries, &u->ring, &p);
 	}
 	if (ret < 0) {
@@ -68,6 +88,7 @@ static int uring_setup(unsigned int events, int wake_fd, void **queue)
 		free(u);
 		return ret;
 	}
+	u->defer = p.flags & IORING_SETUP_DEFER_TASKRUN;
 	if (!(p.features & IORING_FEAT_EXT_ARG))
 		ret = -ENOTSUP;
 	else
@@ -86,6 +107,14 @@ static int uring_submit(void *queue, struct kc_iocb **q, unsigned int n)
 	struct io_uring_sqe *sqe;
 	unsigned int i;
 
+	if (!u->enabled) {
+		/* io_uring_enable_rings() is declared by liburing 2.3 but
+		 * not exported: the system call itself */
+		if (syscall(__NR_io_uring_register, u->ring.ring_fd,
+			    IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
+			return n ? -errno : 0;
+		u->enabled = true;
+	}
 	for (i = 0; i < n && (sqe = io_uring_get_sqe(&u->ring)); i++) {
 		struct kc_iocb *io = q[i];
 		char *buf = io->buf + io->done;
@@ -123,6 +152,9 @@ static int uring_reap(void *queue, unsigned int min_nr, int timeout_ms,
 
 		/* -ETIME or -EINTR: take what there is */
 		(void)io_uring_wait_cqes(&u->ring, &cqe, min_nr, &ts, NULL);
+	} else if (u->defer) {
+		/* post the completions whose task work is waiting */
+		(void)io_uring_get_events(&u->ring);
 	}
 	if (max > u->size)
 		max = u->size;
