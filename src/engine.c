@@ -11,7 +11,7 @@
  * add a job or stop the client, so a single wait covers all three.  Once awake it
  * reaps every completion without blocking (which runs the sub-job state
  * machine through the iocbs' end_io), lets the job code start new sub-jobs,
- * submits all queued iocbs in one io_submit call and runs the callbacks of
+ * submits all queued iocbs in one call and runs the callbacks of
  * the jobs that finished.
  */
 #include <config.h>
@@ -29,7 +29,7 @@
 #define MAX_NBD_POLLED ((KCOPYD_MAX_DESTS + 1) * 4)
 #define MAX_POLLED (1 + MAX_NBD_POLLED + KCOPYD_MAX_DESTS + 1)
 
-/* The longest the engine waits in io_getevents for a batch of completions
+/* The longest the engine waits in the queue for a batch of completions
  * before it looks at callers' wake-ups and submits again.  From the
  * experiment in contrib/bench/README ("Engine notes"): waiting for half of
  * the requests in flight, at most 2 ms, cut kcopy's CPU per GiB from 0.051

@@ -1261,7 +1261,7 @@ static void jobs_flush(struct kcopyd_client *kc)
 }
 
 /* Take the jobs submitted since the last call and start as many sub-jobs as
- * there are free slots and room in the aio ring, a job at a time in turn,
+ * there are free slots and room in the I/O queue, a job at a time in turn,
  * then the flushes of the jobs that are over.  *timeout_ms is lowered when
  * the throttle holds work back. */
 void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)

@@ -55,15 +55,15 @@
  * destinations therefore has at most n iocbs outstanding. */
 #define KC_IOCBS_PER_SLOT KCOPYD_MAX_DESTS
 
-/* The aio ring is sized for every slot of the budget in flight at once with
+/* The I/O queue is sized for every slot of the budget in flight at once with
  * KC_RING_MIN_DESTS destinations each, the fan-outs the tool's performance
  * targets are set for (one to four), and never for fewer than
  * KCOPYD_MAX_DESTS iocbs, so that one sub-job of any job fits.  A job with
  * more destinations grows the ring if it is submitted while the client is
  * idle, else it runs fewer sub-jobs at once (kc->iocbs_reserved).  With the
- * default budget of the tool (16 slots) a client takes 64 events of the
- * system-wide fs.aio-max-nr (65536 by default); the most it ever takes is
- * 128 slots * 32 destinations = 4096. */
+ * default budget of the tool (16 slots) a client on libaio takes 64 events
+ * of the system-wide fs.aio-max-nr (65536 by default); the most it ever
+ * takes is 128 slots * 32 destinations = 4096. */
 #define KC_RING_MIN_DESTS 4u
 
 /* kcopyd_set_timeout's default: a request to an NBD export that has not
