@@ -37,18 +37,18 @@ static void aio_destroy(void *queue)
 	free(a);
 }
 
-static int aio_setup(unsigned int events, int wake_fd, void **queue)
+static int aio_setup(const struct kc_ring_params *p, void **queue)
 {
 	struct aio_queue *a = calloc(1, sizeof(*a));
 	int ret;
 
 	if (!a)
 		return -ENOMEM;
-	a->wake_fd = wake_fd;
-	a->size = events;
-	a->cbs = calloc(events, sizeof(*a->cbs));
-	a->ev = calloc(events, sizeof(*a->ev));
-	ret = a->cbs && a->ev ? io_setup((int)events, &a->ctx) : -ENOMEM;
+	a->wake_fd = p->wake_fd;
+	a->size = p->events;
+	a->cbs = calloc(p->events, sizeof(*a->cbs));
+	a->ev = calloc(p->events, sizeof(*a->ev));
+	ret = a->cbs && a->ev ? io_setup((int)p->events, &a->ctx) : -ENOMEM;
 	if (ret < 0) {
 		a->ctx = 0;
 		aio_destroy(a);

@@ -19,9 +19,11 @@
 
 #include <errno.h>
 #include <liburing.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "kcopyd-private.h"
@@ -32,7 +34,14 @@ struct uring_queue {
 	unsigned int size;		/* requests outstanding at most */
 	bool enabled;			/* by the thread that submits */
 	bool defer;			/* IORING_SETUP_DEFER_TASKRUN */
+	/* the page budget registered as fixed buffers of FIXED_MAX bytes
+	 * each (the last one shorter); fixed_len 0 if the kernel refused */
+	char *fixed;
+	size_t fixed_len;
 };
+
+/* The kernel takes registered buffers of at most 1 GiB each. */
+#define FIXED_MAX ((size_t)1 << 30)
 
 /* The ring's flags, tried in this order until the kernel takes them.
  * DEFER_TASKRUN (Linux 6.1) runs the completions' task work only when the
@@ -58,8 +67,47 @@ static void uring_destroy(void *queue)
 	free(u);
 }
 
-static int uring_setup(unsigned int events, int wake_fd, void **queue)
+/* Register the budget's pages once, so that the kernel does not pin them
+ * again for every O_DIRECT request.  Best effort: the registered pages count
+ * against RLIMIT_MEMLOCK (for a process without CAP_IPC_LOCK), and a refusal
+ * leaves requests as they are. */
+static void register_pool(struct uring_queue *u, char *pool, size_t len)
 {
+	size_t n = (len + FIXED_MAX - 1) / FIXED_MAX, i;
+	struct iovec *iov;
+
+	if (!pool || !len || !(iov = calloc(n, sizeof(*iov))))
+		return;
+	for (i = 0; i < n; i++)
+		iov[i] = (struct iovec){
+			pool + i * FIXED_MAX,
+			i + 1 < n ? FIXED_MAX : len - i * FIXED_MAX
+		};
+	if (io_uring_register_buffers(&u->ring, iov, (unsigned int)n) == 0) {
+		u->fixed = pool;
+		u->fixed_len = len;
+	}
+	free(iov);
+}
+
+/* The fixed buffer that holds all len bytes at buf, or -1. */
+static int fixed_index(const struct uring_queue *u, const char *buf,
+		       size_t len)
+{
+	size_t off;
+
+	if (!u->fixed_len || buf < u->fixed || buf >= u->fixed + u->fixed_len)
+		return -1;
+	off = (size_t)(buf - u->fixed);
+	if (len > u->fixed_len - off ||
+	    off / FIXED_MAX != (off + len - 1) / FIXED_MAX)
+		return -1;
+	return (int)(off / FIXED_MAX);
+}
+
+static int uring_setup(const struct kc_ring_params *rp, void **queue)
+{
+	unsigned int events = rp->events;
 	struct uring_queue *u = calloc(1, sizeof(*u));
 	struct io_uring_params p;
 	unsigned int entries = 1;
@@ -92,11 +140,12 @@ static int uring_setup(unsigned int events, int wake_fd, void **queue)
 	if (!(p.features & IORING_FEAT_EXT_ARG))
 		ret = -ENOTSUP;
 	else
-		ret = io_uring_register_eventfd(&u->ring, wake_fd);
+		ret = io_uring_register_eventfd(&u->ring, rp->wake_fd);
 	if (ret < 0) {
 		uring_destroy(u);
 		return ret;
 	}
+	register_pool(u, rp->pool, rp->pool_len);
 	*queue = u;
 	return 0;
 }
@@ -112,7 +161,7 @@ static int uring_submit(void *queue, struct kc_iocb **q, unsigned int n)
 		 * not exported: the system call itself */
 		if (syscall(__NR_io_uring_register, u->ring.ring_fd,
 			    IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
-			return n ? -errno : 0;
+			return -errno;
 		u->enabled = true;
 	}
 	for (i = 0; i < n && (sqe = io_uring_get_sqe(&u->ring)); i++) {
@@ -120,22 +169,56 @@ static int uring_submit(void *queue, struct kc_iocb **q, unsigned int n)
 		char *buf = io->buf + io->done;
 		unsigned int len = (unsigned int)(io->len - io->done);
 		__u64 pos = io->pos + io->done;
+		int fixed = fixed_index(u, buf, len);
 
 		if (io->op == KC_IO_FLUSH)
 			io_uring_prep_fsync(sqe, io->fd,
 					    IORING_FSYNC_DATASYNC);
+		else if (io->op == KC_IO_WRITE && fixed >= 0)
+			io_uring_prep_write_fixed(sqe, io->fd, buf, len, pos,
+						  fixed);
 		else if (io->op == KC_IO_WRITE)
 			io_uring_prep_write(sqe, io->fd, buf, len, pos);
+		else if (fixed >= 0)
+			io_uring_prep_read_fixed(sqe, io->fd, buf, len, pos,
+						 fixed);
 		else
 			io_uring_prep_read(sqe, io->fd, buf, len, pos);
 		io_uring_sqe_set_data(sqe, io);
 	}
-	/* What an earlier call placed but the kernel could not take then
-	 * (-EAGAIN, -EINTR) stays in the SQ and goes with this call. */
-	while (io_uring_sq_ready(&u->ring) &&
-	       io_uring_submit(&u->ring) == -EINTR)
-		;
+	/* The SQEs are the kernel's now: submit until it has taken them.
+	 * EAGAIN (no memory for a request) and EBUSY (completions to post
+	 * first; not with a CQ twice the most in flight) pass.  Another
+	 * error would be a bug here; what it leaves goes with the next
+	 * call. */
+	while (io_uring_sq_ready(&u->ring)) {
+		int ret = io_uring_submit(&u->ring);
+
+		if (ret == -EAGAIN || ret == -EBUSY)
+			sched_yield();
+		else if (ret < 0 && ret != -EINTR)
+			break;
+	}
 	return (int)i;
+}
+
+/* DEFER_TASKRUN: completions wait as task work until the engine enters
+ * the kernel for them, and the eventfd is signalled only when the first of
+ * them is queued; one entry runs a bounded number of them (20 in Linux
+ * 6.18).  Enter until no more are posted: work left queued would never
+ * signal the eventfd again, and the engine would sleep in poll() with
+ * completions waiting (liburing's wait does not enter at all when enough
+ * CQEs are posted already). */
+static void run_task_work(struct uring_queue *u)
+{
+	unsigned int ready = io_uring_cq_ready(&u->ring), was;
+
+	do {
+		was = ready;
+		if (io_uring_get_events(&u->ring) < 0)
+			break;
+		ready = io_uring_cq_ready(&u->ring);
+	} while (ready != was);
 }
 
 static int uring_reap(void *queue, unsigned int min_nr, int timeout_ms,
@@ -152,10 +235,9 @@ static int uring_reap(void *queue, unsigned int min_nr, int timeout_ms,
 
 		/* -ETIME or -EINTR: take what there is */
 		(void)io_uring_wait_cqes(&u->ring, &cqe, min_nr, &ts, NULL);
-	} else if (u->defer) {
-		/* post the completions whose task work is waiting */
-		(void)io_uring_get_events(&u->ring);
 	}
+	if (u->defer)
+		run_task_work(u);
 	if (max > u->size)
 		max = u->size;
 	n = io_uring_peek_batch_cqe(&u->ring, u->cqes, max);

@@ -50,11 +50,17 @@ static int ring_open(struct kcopyd_client *kc, const struct kc_ring_ops **ops,
 		     unsigned int events, void **queue)
 {
 	const char *want = getenv("KCOPYD_IO_ENGINE");
+	struct kc_ring_params p = {
+		.events = events,
+		.wake_fd = kc->wake_fd,
+		.pool = kc->pool,
+		.pool_len = (size_t)kc->num_pages * KCOPYD_PAGE_SIZE,
+	};
 	int ret = -ENOTSUP;
 	size_t i;
 
 	if (*ops)
-		return (*ops)->setup(events, kc->wake_fd, queue);
+		return (*ops)->setup(&p, queue);
 	if (want && *want) {
 		if (strcmp(want, "io_uring") != 0 &&
 		    strcmp(want, "libaio") != 0)
@@ -62,15 +68,14 @@ static int ring_open(struct kcopyd_client *kc, const struct kc_ring_ops **ops,
 		for (i = 0; i < N_CHOICES; i++)
 			if (strcmp(want, ring_choices[i]->name) == 0) {
 				*ops = ring_choices[i];
-				return (*ops)->setup(events, kc->wake_fd,
-						     queue);
+				return (*ops)->setup(&p, queue);
 			}
 		return ret;
 	}
 	for (i = 0; i < N_CHOICES; i++) {
 		/* io_uring refused (seccomp, kernel.io_uring_disabled, an
 		 * old kernel's memlock limit): the next one */
-		ret = ring_choices[i]->setup(events, kc->wake_fd, queue);
+		ret = ring_choices[i]->setup(&p, queue);
 		if (ret == 0) {
 			*ops = ring_choices[i];
 			break;
@@ -188,15 +193,19 @@ static void io_done(struct kcopyd_client *kc, struct kc_iocb *io, long res)
 
 /* Submit everything queued.  Drops kc->lock around the submission, which
  * for buffered files may do the I/O itself.  What the queue cannot take now
- * stays queued until completions have been reaped. */
+ * stays queued until completions have been reaped.  With nothing queued the
+ * queue is not touched: a caller's thread may be replacing it (the lock
+ * model in kcopyd-private.h). */
 void kc_io_submit(struct kcopyd_client *kc)
 {
-	do {
-		int n = (int)kc->submit_n, ret;
+	while (kc->submit_n) {
+		const struct kc_ring_ops *ops = kc->ring_ops;
+		void *ring = kc->ring;
+		unsigned int n = kc->submit_n;
+		int ret;
 
 		pthread_mutex_unlock(&kc->lock);
-		ret = kc->ring_ops->submit(kc->ring, kc->submit_q,
-					   (unsigned int)n);
+		ret = ops->submit(ring, kc->submit_q, n);
 		pthread_mutex_lock(&kc->lock);
 		if (ret == -EINTR)
 			continue;
@@ -217,7 +226,7 @@ void kc_io_submit(struct kcopyd_client *kc)
 		kc->io_in_flight += (unsigned int)ret;
 		memmove(kc->submit_q, kc->submit_q + ret,
 			kc->submit_n * sizeof(*kc->submit_q));
-	} while (kc->submit_n);
+	}
 }
 
 /* Take the completions there are and hand each to its request: first
@@ -230,9 +239,12 @@ void kc_io_reap(struct kcopyd_client *kc, unsigned int min_nr, int timeout_ms)
 	if (min_nr > kc->io_in_flight)
 		min_nr = kc->io_in_flight;
 	while (kc->io_in_flight) {
+		const struct kc_ring_ops *ops = kc->ring_ops;
+		void *ring = kc->ring;
+		unsigned int max = kc->ring_size;
+
 		pthread_mutex_unlock(&kc->lock);
-		n = kc->ring_ops->reap(kc->ring, min_nr, timeout_ms,
-				       kc->events, kc->ring_size);
+		n = ops->reap(ring, min_nr, timeout_ms, kc->events, max);
 		timeout_ms = 0;
 		min_nr = 0;
 		pthread_mutex_lock(&kc->lock);

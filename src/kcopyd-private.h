@@ -155,24 +155,33 @@ struct kc_io_done {
 	long res;
 };
 
+struct kc_ring_params {
+	unsigned int events;
+	int wake_fd;
+	char *pool;
+	size_t pool_len;
+};
+
 /* A kernel interface that carries io.c's requests: io-uring.c (io_uring)
  * and io-aio.c (libaio).  A queue is the interface's own state, used by one
  * thread at a time (see the lock model above); its members are called
  * without kc->lock, and know nothing of jobs or of io.c. */
 struct kc_ring_ops {
 	const char *name;		/* "io_uring", "libaio" */
-	/* Make a queue for up to events requests outstanding at once, each
-	 * completion signalled on the eventfd wake_fd.  0 or a negative
-	 * errno. */
-	int (*setup)(unsigned int events, int wake_fd, void **queue);
+	/* Make a queue for up to p->events requests outstanding at once,
+	 * each completion signalled on the eventfd p->wake_fd; the buffers
+	 * of most requests lie in p->pool (the page budget), which the
+	 * queue may register with the kernel once.  0 or a negative errno. */
+	int (*setup)(const struct kc_ring_params *p, void **queue);
 	/* Free the queue; nothing may be in flight. */
 	void (*destroy)(void *queue);
 	/* Start the n requests of q: io->fd, io->op, and io->buf, io->pos
 	 * and io->len past io->done.  Returns how many were taken, the first
 	 * ones of q (0..n; the rest may be offered again once completions
 	 * have been reaped), or a negative errno with which q[0] alone was
-	 * refused.  n may be 0: start what an earlier call took but could
-	 * not start yet. */
+	 * refused.  n > 0.  A request taken is started, if not by this call
+	 * then by the next (io_uring keeps what the kernel could not take
+	 * yet in its ring). */
 	int (*submit)(void *queue, struct kc_iocb **q, unsigned int n);
 	/* Wait up to timeout_ms (0: not at all) for min_nr completions, then
 	 * store the ones there are, up to max, in done.  Returns how many

@@ -9,7 +9,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
 requires_root
 requires_loop
-requires cmp
+requires cmp prlimit setpriv
 [[ -x $KCOPY ]] || fail "kcopy not built ($KCOPY)"
 NO_URING=$(__abspath "$top_builddir/tests/no-uring")
 [[ -x $NO_URING ]] || fail "no $NO_URING: build it first"
@@ -23,8 +23,9 @@ make_image "$T/src.img" 24M random
 
 # engine_of [ENV...] -- [WRAPPER...]: start a copy held back by --rate in
 # the background, and print which interface its process has open:
-# "io_uring" (an io_uring file descriptor), "libaio" (an aio ring mapped),
-# or what it has of both.
+# "io_uring" (an io_uring file descriptor; "io_uring registered" if the
+# budget is registered with it), "libaio" (an aio ring mapped), or what it
+# has of both.
 engine_of() {
 	local envs=() pid i got=""
 	while [[ $1 != -- ]]; do envs+=("$1"); shift; done
@@ -40,8 +41,14 @@ engine_of() {
 		sleep 0.05
 	done
 	[[ -s $T/slow.img ]] || fail "the copy did not start: $(cat "$T/slow.err")"
-	ls -l "/proc/$pid/fd" 2>/dev/null | grep -q 'anon_inode:\[io_uring\]' &&
+	for fd in "/proc/$pid/fd"/*; do
+		[[ $(readlink "$fd" 2>/dev/null) == 'anon_inode:[io_uring]' ]] ||
+			continue
 		got="io_uring"
+		# the page budget registered as fixed buffers
+		grep -q '^UserBufs:[[:space:]]*[1-9]' \
+			"/proc/$pid/fdinfo/${fd##*/}" && got="$got registered"
+	done
 	grep -q '/\[aio\]' "/proc/$pid/maps" 2>/dev/null && got="$got${got:+ }libaio"
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
@@ -50,7 +57,17 @@ engine_of() {
 
 # --------------------------------------------------- which one is taken
 if ((have_uring)); then
-	assert_eq "$(engine_of --)" io_uring "the default"
+	assert_eq "$(engine_of --)" "io_uring registered" "the default"
+	# a memory lock limit too small for the budget (8 MiB) and no
+	# CAP_IPC_LOCK: io_uring, the budget not registered, the copy right
+	assert_eq "$(engine_of -- prlimit --memlock=65536:65536 \
+		setpriv --inh-caps=-ipc_lock --bounding-set=-ipc_lock)" \
+		io_uring "RLIMIT_MEMLOCK 64 KiB"
+	rm -f "$T/m.img"
+	prlimit --memlock=65536:65536 setpriv --inh-caps=-ipc_lock \
+		--bounding-set=-ipc_lock "$KCOPY" -q "$T/src.img" "$T/m.img" ||
+		fail "RLIMIT_MEMLOCK 64 KiB: kcopy failed"
+	cmp "$T/src.img" "$T/m.img" || fail "RLIMIT_MEMLOCK 64 KiB: the copy differs"
 	# refused by the kernel: libaio, whichever errno (EPERM, ENOSYS)
 	assert_eq "$(engine_of -- "$NO_URING" 1)" libaio "io_uring refused (EPERM)"
 	assert_eq "$(engine_of -- "$NO_URING" 38)" libaio "io_uring refused (ENOSYS)"
