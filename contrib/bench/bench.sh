@@ -54,8 +54,8 @@ nbdcopy and fio on loop devices.  Must run as root.
                              and to 4 new files, by kcopy, bmaptool,
                              nbdcopy, qemu-img convert and dd conv=sparse,
                              and kcopy's copy of a dense image of that size
-  --scaling                  instead of the tool comparison, on tmpfs loop
-                             devices: 1 to N destinations (--size, default
+  --scaling                  instead of the tool comparison, on loop
+                             devices (--scaling-medium): 1 to N destinations (--size, default
                              512M) against dd run N times and fio's
                              one-read-plus-N-writes ceiling; 1->4 at each
                              size (time per GiB, peak RSS); 1 MiB and
@@ -64,6 +64,11 @@ nbdcopy and fio on loop devices.  Must run as root.
                              read-back (1G); line charts of the curves
   --scaling-dests 'LIST'     destination counts (default '1 2 4 8 16 32')
   --scaling-sizes 'LIST'     sizes for 1->4 (default '256M 1G 2G')
+  --scaling-phases 'LIST'    which of dests, sizes, small, verify to run
+                             (default all four)
+  --scaling-medium tmpfs|disk
+                             where the --scaling images live (default
+                             tmpfs; disk holds sizes tmpfs cannot)
   --outdir DIR               results directory (default $HERE/results)
   -h, --help                 this text
 
@@ -90,7 +95,7 @@ while [ $# -gt 0 ]; do
 	--*=*) set -- "${opt%%=*}" "${opt#*=}" "${@:2}"; continue;;
 	esac
 	case $opt in
-	--medium|--size|--runs|--disk-runs|--kcopy-opts|--outdir|--sweep-pages|--sweep-chunks|--scaling-dests|--scaling-sizes)
+	--medium|--size|--runs|--disk-runs|--kcopy-opts|--outdir|--sweep-pages|--sweep-chunks|--scaling-dests|--scaling-sizes|--scaling-phases|--scaling-medium)
 		[ $# -ge 2 ] || die "$opt needs an argument";;
 	esac
 	case $opt in
@@ -108,6 +113,8 @@ while [ $# -gt 0 ]; do
 	--scaling) SCALING=1;;
 	--scaling-dests) SCALE_DESTS=$2; shift;;
 	--scaling-sizes) SCALE_SIZES=$2; shift;;
+	--scaling-phases) SCALE_PHASES=$2; shift;;
+	--scaling-medium) SCALE_MEDIUM=$2; shift;;
 	-h|--help) usage; exit 0;;
 	*) usage >&2; die "unknown option '$opt'";;
 	esac
@@ -121,6 +128,14 @@ for n in $SCALE_DESTS; do
 	[[ $n =~ ^[1-9][0-9]*$ ]] && [ "$n" -le 32 ] ||
 		die "--scaling-dests: numbers from 1 to 32, not '$n'"
 done
+SCALE_PHASES=${SCALE_PHASES:-dests sizes small verify}
+for n in $SCALE_PHASES; do
+	case $n in dests|sizes|small|verify) ;;
+	*) die "--scaling-phases: dests, sizes, small or verify, not '$n'";;
+	esac
+done
+SCALE_MEDIUM=${SCALE_MEDIUM:-tmpfs}
+case $SCALE_MEDIUM in tmpfs|disk) ;; *) die "--scaling-medium: tmpfs or disk";; esac
 SIZE_ARG_USER=$SIZE_ARG
 if [ -z "$SIZE_ARG" ]; then
 	SIZE_ARG=1G
@@ -511,37 +526,43 @@ col() {
 		 END { if (!found) print "-" }' "$1"
 }
 
+# Is phase $1 among --scaling-phases?
+want_phase() { case " $SCALE_PHASES " in *" $1 "*) return 0;; esac; return 1; }
+
 run_scaling() {
-	local n s dat csv
+	local n s dat csv m=$SCALE_MEDIUM
 	# Destinations: 1 to N at one size.
+	if want_phase dests; then
 	SCALE_PHASE=dests
 	NDST=0
 	for n in $SCALE_DESTS; do [ "$n" -gt "$NDST" ] && NDST=$n; done
 	set_size "${SIZE_ARG_USER:-512M}"
-	setup_medium tmpfs
-	run_medium tmpfs "$RUNS" "scaling-dests-tmpfs-$SIZE_ARG"
+	setup_medium "$m"
+	run_medium "$m" "$RUNS" "scaling-dests-$m-$SIZE_ARG"
 	free_medium
-	csv=$OUTDIR/scaling-dests-tmpfs-$SIZE_ARG.csv
-	dat=$OUTDIR/scaling-dests-tmpfs-$SIZE_ARG.dat
+	csv=$OUTDIR/scaling-dests-$m-$SIZE_ARG.csv
+	dat=$OUTDIR/scaling-dests-$m-$SIZE_ARG.dat
 	echo "# destinations, kcopy s, dd xN s, fio ceiling s" >"$dat"
 	for n in $SCALE_DESTS; do
 		echo "$n $(col "$csv" 1to$n kcopy 6) $(col "$csv" 1to$n "dd x$n" 6)" \
 			"$(col "$csv" 1to$n "fio 1 read + $n write jobs (ceiling)" 6)" >>"$dat"
 	done
-	XLABEL=destinations curve_chart "scaling-dests-tmpfs-$SIZE_ARG" \
-		"1 to N destinations, $SIZE_ARG, tmpfs loop devices (median of $RUNS; lower is better)" \
+	XLABEL=destinations curve_chart "scaling-dests-$m-$SIZE_ARG" \
+		"1 to N destinations, $SIZE_ARG, $m loop devices (median of $RUNS; lower is better)" \
 		"wall time, s" "$dat" kcopy "dd run N times" "fio: 1 read + N writes (ceiling)"
+	fi
 
 	# Sizes, 1->4: time per GiB and peak RSS.
+	if want_phase sizes; then
 	SCALE_PHASE=sizes NDST=4
-	dat=$OUTDIR/scaling-size-tmpfs.dat
+	dat=$OUTDIR/scaling-size-$m.dat
 	echo "# GiB, kcopy s/GiB, fio ceiling s/GiB, kcopy peak RSS MiB" >"$dat"
 	for s in $SCALE_SIZES; do
 		set_size "$s"
-		setup_medium tmpfs
-		run_medium tmpfs "$RUNS" "scaling-size-tmpfs-$SIZE_ARG"
+		setup_medium "$m"
+		run_medium "$m" "$RUNS" "scaling-size-$m-$SIZE_ARG"
 		free_medium
-		csv=$OUTDIR/scaling-size-tmpfs-$SIZE_ARG.csv
+		csv=$OUTDIR/scaling-size-$m-$SIZE_ARG.csv
 		awk -v g="$(awk -v s="$SIZE" 'BEGIN { print s / 1073741824 }')" \
 			-v k="$(col "$csv" 1to4 kcopy 6)" \
 			-v f="$(col "$csv" 1to4 "fio 1 read + 4 write jobs (ceiling)" 6)" \
@@ -549,26 +570,31 @@ run_scaling() {
 			'BEGIN { printf "%s %s %s %s\n", g, k == "-" ? "-" : k / g,
 				 f == "-" ? "-" : f / g, r }' >>"$dat"
 	done
-	XLABEL="GiB copied" curve_chart scaling-size-tmpfs \
-		"1 to 4 destinations by size, tmpfs loop devices (median of $RUNS)" \
+	XLABEL="GiB copied" curve_chart "scaling-size-$m" \
+		"1 to 4 destinations by size, $m loop devices (median of $RUNS)" \
 		"s per GiB; MiB" "$dat" "kcopy, s/GiB" "fio ceiling, s/GiB" \
 		"kcopy peak RSS, MiB"
+	fi
 
 	# Small copies, 1->1.
+	if want_phase small; then
 	SCALE_PHASE=small NDST=1
 	for s in 1M 16M; do
 		set_size "$s"
-		setup_medium tmpfs
-		run_medium tmpfs "$RUNS" "scaling-small-tmpfs-$SIZE_ARG"
+		setup_medium "$m"
+		run_medium "$m" "$RUNS" "scaling-small-$m-$SIZE_ARG"
 		free_medium
 	done
+	fi
 
 	# --verify of 4 destinations.
+	if want_phase verify; then
 	SCALE_PHASE=verify NDST=4
 	set_size "${BENCH_VERIFY_SIZE:-1G}"
-	setup_medium tmpfs
-	run_medium tmpfs "$RUNS" "scaling-verify-tmpfs-$SIZE_ARG"
+	setup_medium "$m"
+	run_medium "$m" "$RUNS" "scaling-verify-$m-$SIZE_ARG"
 	free_medium
+	fi
 }
 
 # ------------------------------------------------------------ the entries
