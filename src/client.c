@@ -312,27 +312,35 @@ static int bad_range_cmp(const void *a, const void *b)
 	return 0;
 }
 
-int kcopyd_get_bad_ranges(struct kcopyd_client *kc, struct io_region **ranges,
-			  size_t *count)
+/* The ranges bad[first..num_bad) as regions, sorted and merged, into
+ * *ranges and *count; those from first on are then taken if take.  0,
+ * -ENOMEM (no memory, or a range was lost: the record is incomplete). */
+static int bad_ranges(struct kcopyd_client *kc, bool take,
+		      struct io_region **ranges, size_t *count)
 {
 	struct io_region *r = NULL;
-	size_t i, n = 0;
+	size_t i, n, first;
 
-	if (!kc || !ranges || !count)
-		return -EINVAL;
 	pthread_mutex_lock(&kc->lock);
-	if (kc->num_bad) {
-		r = malloc(kc->num_bad * sizeof(*r));
+	first = take ? kc->bad_taken : 0;
+	n = kc->num_bad - first;
+	if (kc->bad_lost) {
+		pthread_mutex_unlock(&kc->lock);
+		return -ENOMEM;
+	}
+	if (n) {
+		r = malloc(n * sizeof(*r));
 		if (!r) {
 			pthread_mutex_unlock(&kc->lock);
 			return -ENOMEM;
 		}
-		for (i = 0; i < kc->num_bad; i++)
-			r[i] = (struct io_region){ kc->bad[i].fd,
-						   kc->bad[i].sector,
-						   kc->bad[i].count };
-		n = kc->num_bad;
+		for (i = 0; i < n; i++)
+			r[i] = (struct io_region){ kc->bad[first + i].fd,
+						   kc->bad[first + i].sector,
+						   kc->bad[first + i].count };
 	}
+	if (take)
+		kc->bad_taken = kc->num_bad;
 	pthread_mutex_unlock(&kc->lock);
 
 	if (n) {
@@ -357,4 +365,20 @@ int kcopyd_get_bad_ranges(struct kcopyd_client *kc, struct io_region **ranges,
 	*ranges = r;
 	*count = n;
 	return 0;
+}
+
+int kcopyd_get_bad_ranges(struct kcopyd_client *kc, struct io_region **ranges,
+			  size_t *count)
+{
+	if (!kc || !ranges || !count)
+		return -EINVAL;
+	return bad_ranges(kc, false, ranges, count);
+}
+
+int kcopyd_take_bad_ranges(struct kcopyd_client *kc,
+			   struct io_region **ranges, size_t *count)
+{
+	if (!kc || !ranges || !count)
+		return -EINVAL;
+	return bad_ranges(kc, true, ranges, count);
 }

@@ -205,8 +205,10 @@ static void report_error(struct kcopyd_client *kc, const struct kc_file *f,
 static void record_bad(struct kcopyd_client *kc, int fd, uint64_t sector,
 		       uint64_t count)
 {
-	struct kc_bad_range *last = kc->num_bad ? &kc->bad[kc->num_bad - 1] : NULL;
+	struct kc_bad_range *last = kc->num_bad > kc->bad_taken
+				    ? &kc->bad[kc->num_bad - 1] : NULL;
 
+	/* A range already taken is not grown: what was taken stays taken. */
 	if (last && last->fd == fd && last->sector + last->count == sector) {
 		last->count += count;
 		return;
@@ -215,8 +217,12 @@ static void record_bad(struct kcopyd_client *kc, int fd, uint64_t sector,
 		size_t cap = kc->cap_bad ? 2 * kc->cap_bad : 16;
 		struct kc_bad_range *b = realloc(kc->bad, cap * sizeof(*b));
 
-		if (!b)
-			return;	/* the range is lost, the read_err bit stays */
+		if (!b) {
+			/* The record is incomplete: kcopyd_get_bad_ranges
+			 * and kcopyd_take_bad_ranges say so from now on. */
+			kc->bad_lost = true;
+			return;
+		}
 		kc->bad = b;
 		kc->cap_bad = cap;
 	}

@@ -437,6 +437,10 @@ struct kcopyd_client {
 	struct kc_file *files;		/* those in use (region.c) */
 	struct kc_bad_range *bad;
 	size_t num_bad, cap_bad;
+	size_t bad_taken;		/* bad[0..bad_taken) were taken
+					   (kcopyd_take_bad_ranges) */
+	bool bad_lost;			/* a range could not be recorded (no
+					   memory): the record is incomplete */
 	struct kcopyd_stats stats;
 	struct kc_fd_hint *fd_hints;	/* kcopyd_set_fd_hints */
 	size_t num_fd_hints;

@@ -170,6 +170,12 @@ void kcopyd_get_stats(struct kcopyd_client *kc, struct kcopyd_stats *stats);
  * allocated with malloc and is the caller's to free; NULL when *count is 0. */
 int kcopyd_get_bad_ranges(struct kcopyd_client *kc, struct io_region **ranges,
 			  size_t *count);
+/* The same, but only the ranges recorded since the last call of this one,
+ * which it takes: a caller following a long copy's record pays for what
+ * is new only (since 1.2).  Both fail with -ENOMEM, for good, once a range
+ * could not be recorded for want of memory: the record is incomplete. */
+int kcopyd_take_bad_ranges(struct kcopyd_client *kc,
+			   struct io_region **ranges, size_t *count);
 
 /* Every failed I/O, as it completes, from the engine thread. */
 struct kcopyd_io_error {

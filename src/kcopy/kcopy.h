@@ -20,14 +20,17 @@
  *   plan.c      the --dry-run plan
  *   report.c    the JSON report and the closing line
  *   mapfile.c   --mapfile: the state of the copy, its pieces, resuming
+ *   mapfmt.c    the mapfile's text, parsed and written (mapfmt.h, pure)
+ *   rangemap.c  a map of byte ranges to a status (rangemap.h, pure)
  *   output.c    the one way messages reach stderr
  *   spec.c      pure parsers of sizes, specs, numbers (spec.h)
  *
  *   main -> options, target, run, verify, plan, report, signals, progress,
  *           hash, mapfile
- *   target -> storage;  report -> storage, hash;  options -> hash
+ *   target -> storage;  report -> target, storage, hash;  options -> hash
  *   run -> signals, progress, mapfile;  verify -> run, hash
- *   signals -> progress;  mapfile -> report, progress
+ *   signals -> progress;  mapfile -> target, storage, report, progress,
+ *   mapfmt;  mapfmt -> rangemap
  *   everything -> output, spec
  *
  * Error convention: functions return 0 or a negative errno; the message is
@@ -41,6 +44,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "kcopyd.h"
@@ -295,6 +299,14 @@ int target_prepare_dest(struct kcopy *k, struct target *t);
 int target_check_overlaps(struct kcopy *k);
 int target_lock_regions(struct kcopy *k);
 int target_create_dests(struct kcopy *k);
+/* Which side of the copy a file of kcopy's own (the report, the mapfile)
+ * would land on, decided by identity: the source (0), destination i (i,
+ * from 1), or none (-1).  st is the file path names if it exists (the
+ * file itself, or the file behind a loop device, is a side's); for a path
+ * that does not exist (st NULL), it is a destination not yet created at
+ * the same directory entry. */
+int target_side_of(const struct kcopy *k, const char *path,
+		   const struct stat *st);
 void target_remove_created(struct kcopy *k);
 
 /* storage.c: identity from the kernel, not from path text. */

@@ -6,22 +6,17 @@
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * The map covers the source region, in bytes of the source (absolute
- * positions, as ddrescue's with --input-position): '+' copied to every
- * live destination and flushed, '-' unreadable, '?' not done.  Comment
- * lines hold what ddrescue's format cannot say (kcopy(1), RESUME):
+ * The map covers the source region, in bytes of the source: '+' copied to
+ * every live destination and flushed, '-' unreadable, '?' not done.  The
+ * text (mapfmt.c) also records the sides of the copy: their paths and
+ * regions, by which a copy is recognized, and what the kernel says each
+ * one is (device and inode, the file behind a loop device, the disk and
+ * where a partition starts on it) and its size, by which a resumed run
+ * finds a side that is no longer what it was (kcopy(1), RESUME).
  *
- *   # kcopy-mapfile: 1
- *   # kcopy-source: sector=S count=C size=BYTES path=PATH
- *   # kcopy-dest: N sector=S count=C path=PATH
- *   # kcopy-failed: N OP ERRNO text
- *   ...
- *   # kcopy-end
- *
- * PATH is the real path (the path as given where there is none: NBD), its
- * bytes below '!', '%' and from 0x7f written as %XX.  A copy is recognized
- * by its paths, regions and source size, not by inode numbers, which a
- * reboot (loop devices, USB disks) may change.
+ * The map is a rangemap: every update is O(log n) in the number of its
+ * blocks, and the bad ranges are taken from the library as they are found
+ * (kcopyd_take_bad_ranges), not listed whole at every piece.
  *
  * Only the main thread uses the map: run.c hands it the pieces whose job's
  * callback has run.
@@ -34,198 +29,152 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "kcopy.h"
+#include "mapfmt.h"
+#include "rangemap.h"
 
-#define MAP_VERSION 1
-#define MAP_MAX_BYTES (256u << 20)	/* a mapfile larger is not one */
+#define MAP_MAX_BYTES (1u << 30)	/* a mapfile larger is not one */
 #define PIECE_MAX (64ull << 20)		/* bytes per job at most */
-
-struct block {
-	uint64_t pos, size;		/* bytes */
-	char st;			/* '?', '+' or '-' */
-};
-
-struct failed {
-	unsigned int dest;		/* 0-based */
-	char *op;
-	int err;			/* negative errno */
-};
 
 struct mapfile {
 	mode_t mode;
 	uint64_t begin, end;		/* the region, bytes */
-	struct block *b;
-	size_t n;
+	struct rangemap map;		/* the copy's state */
+	/* The unreadable ranges this run found, '-' in ' ': a piece's are
+	 * taken from the library as soon as any piece ends, and become the
+	 * map's when their own piece has. */
+	struct rangemap bad;
 	/* What is left, at mapfile_start(): ranges to copy, in order. */
-	struct block *todo;
-	size_t num_todo, next_todo;
+	struct mapfmt_block *todo;
+	size_t num_todo, cap_todo, next_todo;
 	uint64_t todo_off;		/* into todo[next_todo] */
-	uint64_t piece;			/* bytes per job */
+	uint64_t piece;			/* bytes per job at most */
 	unsigned int align;		/* bytes: the largest logical block */
-	struct failed *failed;		/* from the mapfile read */
-	size_t num_failed;
 	double next_checkpoint;
 	bool dirty;			/* changed since written */
 	bool write_failed;		/* said once */
+	/* An update of the map failed (no memory, the bad range record
+	 * incomplete): no piece is marked done from then on, and the run
+	 * fails.  Said once. */
+	bool lost;
 };
 
-/* ----------------------------------------------------------- the map */
+/* -------------------------------------------------------------- sides */
 
-/* Set [pos, pos + size) to st, merging neighbours of one status.
- * 0 or -ENOMEM. */
-static int map_set(struct mapfile *m, uint64_t pos, uint64_t size, char st)
-{
-	struct block *nb = malloc((m->n + 3) * sizeof(*nb));
-	uint64_t end = pos + size;
-	size_t i, n = 0;
-	bool placed = false;
-
-	if (!nb)
-		return -ENOMEM;
-#define EMIT(P, S, T) do {						\
-		uint64_t p_ = (P), s_ = (S);				\
-		if (s_ == 0)						\
-			break;						\
-		if (n && nb[n - 1].st == (T) &&				\
-		    nb[n - 1].pos + nb[n - 1].size == p_)		\
-			nb[n - 1].size += s_;				\
-		else							\
-			nb[n++] = (struct block){ p_, s_, (T) };	\
-	} while (0)
-	for (i = 0; i < m->n; i++) {
-		struct block *b = &m->b[i];
-		uint64_t be = b->pos + b->size;
-
-		if (be <= pos || b->pos >= end) {
-			if (b->pos >= end && !placed) {
-				EMIT(pos, size, st);
-				placed = true;
-			}
-			EMIT(b->pos, b->size, b->st);
-			continue;
-		}
-		if (b->pos < pos)
-			EMIT(b->pos, pos - b->pos, b->st);
-		if (!placed) {
-			EMIT(pos, size, st);
-			placed = true;
-		}
-		if (be > end)
-			EMIT(end, be - end, b->st);
-	}
-	if (!placed)
-		EMIT(pos, size, st);
-#undef EMIT
-	free(m->b);
-	m->b = nb;
-	m->n = n;
-	m->dirty = true;
-	return 0;
-}
-
-static uint64_t map_bytes(const struct mapfile *m, char st)
-{
-	uint64_t sum = 0;
-	size_t i;
-
-	for (i = 0; i < m->n; i++)
-		if (m->b[i].st == st)
-			sum += m->b[i].size;
-	return sum;
-}
-
-/* ------------------------------------------------------------- paths */
-
-/* The path a target is known by in the mapfile: its real path, or as
- * given where it has none (an NBD URI, a file not made yet).  Escaped. */
-static char *ident_path(const struct target *t)
+/* The path a side is known by in the mapfile: its real path, or as given
+ * where it has none (an NBD URI, a file not made yet). */
+static char *side_path(const struct target *t)
 {
 	char *real = t->is_remote ? NULL : realpath(t->spec.path, NULL);
-	const unsigned char *p = (const unsigned char *)(real ? real
-							     : t->spec.path);
-	char *out = malloc(3 * strlen((const char *)p) + 1), *q = out;
 
-	if (out) {
-		for (; *p; p++) {
-			if (*p <= ' ' || *p == '%' || *p >= 0x7f)
-				q += sprintf(q, "%%%02X", *p);
-			else
-				*q++ = (char)*p;
-		}
-		*q = 0;
-	}
-	free(real);
-	return out;
+	return real ? real : strdup(t->spec.path);
+}
+
+/* What the kernel says the side is (mapfmt.h, ID). */
+static void side_id(const struct target *t, char *buf, size_t len)
+{
+	if (t->is_remote || !t->exists)
+		snprintf(buf, len, "-");
+	else if (t->id.is_file)
+		snprintf(buf, len, "file:%u:%u:%ju:%" PRIu64,
+			 major(t->id.dev), minor(t->id.dev),
+			 (uintmax_t)t->id.ino, t->id.base);
+	else
+		snprintf(buf, len, "disk:%u:%u:%" PRIu64, major(t->id.dev),
+			 minor(t->id.dev), t->id.base);
+}
+
+/* Is the side a regular file, which may grow (never shrink) as it is
+ * written? */
+static bool side_is_file(const struct target *t)
+{
+	return !t->is_remote && !t->is_blockdev;
+}
+
+/* The side's size now: a file's as it stands, else the device's. */
+static uint64_t side_size(const struct target *t)
+{
+	struct stat st;
+
+	if (side_is_file(t) && t->fd >= 0 && fstat(t->fd, &st) == 0)
+		return (uint64_t)st.st_size;
+	return t->size;
+}
+
+static int side_record(const struct target *t, struct mapfmt_side *s)
+{
+	s->sector = t->sector;
+	s->count = t->count;
+	s->size = side_size(t);
+	s->has_size = true;
+	side_id(t, s->id, sizeof(s->id));
+	s->path = side_path(t);
+	return s->path ? 0 : -ENOMEM;
 }
 
 /* ------------------------------------------------------------ writing */
 
-static void render(struct kcopy *k, FILE *f)
+/* The header of the mapfile this run writes: its sides and failures. */
+static int header(struct kcopy *k, struct mapfmt *f)
 {
-	struct mapfile *m = k->map;
-	uint64_t cur = m->end;
 	unsigned int i;
-	size_t j;
 	char *p;
+	int r;
 
-	for (j = 0; j < m->n; j++) {
-		if (m->b[j].st == '?') {
-			cur = m->b[j].pos;
-			break;
-		}
+	f->kcopy = true;
+	f->version = MAPFMT_VERSION;
+	r = side_record(&k->src, &f->src);
+	for (i = 0; r == 0 && i < k->num_dests; i++) {
+		r = side_record(&k->dests[i], &f->dests[i]);
+		f->num_dests = i + 1;
 	}
-	fprintf(f, "# Mapfile. Created by kcopy %s\n", PACKAGE_VERSION);
-	fprintf(f, "# kcopy-mapfile: %d\n", MAP_VERSION);
-	p = ident_path(&k->src);
-	fprintf(f, "# kcopy-source: sector=%" PRIu64 " count=%" PRIu64
-		" size=%" PRIu64 " path=%s\n", k->src.sector, k->src.count,
-		k->src.size, p ? p : "?");
-	free(p);
-	for (i = 0; i < k->num_dests; i++) {
-		p = ident_path(&k->dests[i]);
-		fprintf(f, "# kcopy-dest: %u sector=%" PRIu64 " count=%" PRIu64
-			" path=%s\n", i + 1, k->dests[i].sector,
-			k->dests[i].count, p ? p : "?");
-		free(p);
-	}
+	if (r < 0)
+		return r;
 	pthread_mutex_lock(&k->lock);
 	for (i = 0; i < k->num_dests; i++) {
 		const struct target *t = &k->dests[i];
+		struct mapfmt_failed *x = &f->failed[f->num_failed];
 
-		if ((k->write_err >> i) & 1)
-			fprintf(f, "# kcopy-failed: %u %s %d %s\n", i + 1,
-				t->error_op ? t->error_op : "write",
-				t->error ? -t->error : EIO,
-				strerror(t->error ? -t->error : EIO));
+		if (!((k->write_err >> i) & 1))
+			continue;
+		x->dest = i;
+		/* One word: "verify read" as verify-read. */
+		snprintf(x->op, sizeof(x->op), "%s",
+			 t->error_op ? t->error_op : "write");
+		for (p = x->op; *p; p++)
+			if (*p == ' ')
+				*p = '-';
+		x->err = t->error ? t->error : -EIO;
+		f->num_failed++;
 	}
 	pthread_mutex_unlock(&k->lock);
-	fprintf(f, "# current_pos  current_status  current_pass\n");
-	fprintf(f, "0x%08" PRIX64 "     %c               1\n", cur,
-		cur < m->end ? '?' : '+');
-	fprintf(f, "#      pos        size  status\n");
-	for (j = 0; j < m->n; j++)
-		fprintf(f, "0x%08" PRIX64 "  0x%08" PRIX64 "  %c\n",
-			m->b[j].pos, m->b[j].size, m->b[j].st);
-	fprintf(f, "# kcopy-end\n");
+	return 0;
 }
 
 /* Write the mapfile now, atomically.  0 or -errno, said once. */
 static int map_write(struct kcopy *k)
 {
 	struct mapfile *m = k->map;
+	struct mapfmt f = { 0 };
 	char *buf = NULL;
 	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	int r = -ENOMEM;
+	FILE *out = NULL;
+	int r = header(k, &f);
 
-	if (f) {
-		render(k, f);
-		r = ferror(f) ? -ENOMEM : 0;
-		if (fclose(f) && r == 0)
+	if (r == 0)
+		out = open_memstream(&buf, &len);
+	if (r == 0 && !out)
+		r = -ENOMEM;
+	if (out) {
+		mapfmt_write(out, "kcopy " PACKAGE_VERSION, &f, &m->map);
+		r = ferror(out) ? -ENOMEM : 0;
+		if (fclose(out) && r == 0)
 			r = -ENOMEM;
 	}
+	mapfmt_free(&f);
 	if (r == 0)
 		r = replace_file(k->opt.mapfile, ".kcopy-map.", buf, len,
 				 m->mode);
@@ -243,261 +192,213 @@ static int map_write(struct kcopy *k)
 
 /* ------------------------------------------------------------ reading */
 
-struct parsed {
-	bool kcopy, ended;
-	uint64_t src_sector, src_count, src_size;
-	char *src_path;
-	unsigned int num_dests;
-	struct { uint64_t sector, count; char *path; } dests[KCOPYD_MAX_DESTS];
-	struct block *b;
-	size_t n;
-};
-
-static void parsed_free(struct parsed *ps)
-{
-	unsigned int i;
-
-	free(ps->src_path);
-	for (i = 0; i < ps->num_dests; i++)
-		free(ps->dests[i].path);
-	free(ps->b);
-}
-
-/* A "# kcopy-..." comment into ps; m for kcopy-failed.  0 or -EINVAL. */
-static int parse_comment(struct mapfile *m, struct parsed *ps,
-			 const char *line)
-{
-	char path[4096 + 1], op[32], text[256];
-	unsigned int n;
-	int v, err;
-	struct failed *f;
-
-	if (sscanf(line, "# kcopy-mapfile: %d", &v) == 1) {
-		ps->kcopy = true;
-		return v == MAP_VERSION ? 0 : -EINVAL;
-	}
-	if (!strcmp(line, "# kcopy-end")) {
-		ps->ended = true;
-		return 0;
-	}
-	if (ps->ended)
-		return -EINVAL;
-	if (sscanf(line, "# kcopy-source: sector=%" SCNu64 " count=%" SCNu64
-		   " size=%" SCNu64 " path=%4096s", &ps->src_sector,
-		   &ps->src_count, &ps->src_size, path) == 4) {
-		free(ps->src_path);
-		ps->src_path = strdup(path);
-		return ps->src_path ? 0 : -ENOMEM;
-	}
-	if (sscanf(line, "# kcopy-dest: %u", &n) == 1) {
-		if (n != ps->num_dests + 1 || n > KCOPYD_MAX_DESTS)
-			return -EINVAL;
-		if (sscanf(line, "# kcopy-dest: %u sector=%" SCNu64 " count=%"
-			   SCNu64 " path=%4096s", &n, &ps->dests[n - 1].sector,
-			   &ps->dests[n - 1].count, path) != 4)
-			return -EINVAL;
-		ps->dests[n - 1].path = strdup(path);
-		if (!ps->dests[n - 1].path)
-			return -ENOMEM;
-		ps->num_dests = n;
-		return 0;
-	}
-	if (sscanf(line, "# kcopy-failed: %u %31s %d %255[^\n]", &n, op, &err,
-		   text) >= 3) {
-		if (n < 1 || n > ps->num_dests || err <= 0)
-			return -EINVAL;
-		f = realloc(m->failed, (m->num_failed + 1) * sizeof(*f));
-		if (!f)
-			return -ENOMEM;
-		m->failed = f;
-		f = &m->failed[m->num_failed];
-		f->dest = n - 1;
-		f->err = -err;
-		f->op = strdup(op);
-		if (!f->op)
-			return -ENOMEM;
-		m->num_failed++;
-		return 0;
-	}
-	return line[1] == ' ' && !strncmp(line + 2, "kcopy-", 6) ? -EINVAL : 0;
-}
-
-/* One line of blocks: "POS SIZE STATUS", numbers in C's syntax (ddrescue
- * writes hex).  The status line has a status of its own, and a pass. */
-static int parse_numbers(const char *line, uint64_t *a, uint64_t *b,
-			 char *st, bool status_line)
-{
-	char *end;
-
-	errno = 0;
-	*a = strtoull(line, &end, 0);
-	if (errno || end == line || (*end != ' ' && *end != '\t'))
-		return -EINVAL;
-	line = end;
-	while (*line == ' ' || *line == '\t')
-		line++;
-	if (status_line) {
-		if (!strchr("?*/-FG+", *line) || !*line)
-			return -EINVAL;
-		*st = *line;
-		*b = 0;
-		return 0;
-	}
-	*b = strtoull(line, &end, 0);
-	if (errno || end == line || (*end != ' ' && *end != '\t'))
-		return -EINVAL;
-	line = end;
-	while (*line == ' ' || *line == '\t')
-		line++;
-	if (!*line || !strchr("?*/-+", *line))
-		return -EINVAL;
-	*st = *line++;
-	while (*line == ' ' || *line == '\t' || *line == '\r')
-		line++;
-	return *line ? -EINVAL : 0;
-}
-
-/* The whole file into ps.  0; -EINVAL with *line_no set (0: the end) for
- * what is not a mapfile or was cut short; -errno. */
-static int parse(struct mapfile *m, char *text, size_t len,
-		 struct parsed *ps, unsigned int *line_no)
-{
-	char *line = text, *nl;
-	bool status_seen = false;
-	uint64_t pos, size;
-	char st;
-	int r;
-
-	*line_no = 0;
-	if (len == 0 || text[len - 1] != '\n' || memchr(text, 0, len))
-		return -EINVAL;
-	for (; line < text + len; line = nl + 1) {
-		nl = strchr(line, '\n');
-		*nl = 0;
-		++*line_no;
-		if (line[0] == '#') {
-			r = parse_comment(m, ps, line);
-			if (r < 0)
-				return r;
-			continue;
-		}
-		if (!line[strspn(line, " \t\r")])
-			continue;
-		if (ps->ended)
-			return -EINVAL;
-		r = parse_numbers(line, &pos, &size, &st, !status_seen);
-		if (r < 0)
-			return r;
-		if (!status_seen) {
-			status_seen = true;
-			continue;
-		}
-		if (size == 0 || pos + size < pos ||
-		    (ps->n && ps->b[ps->n - 1].pos + ps->b[ps->n - 1].size
-			      != pos))
-			return -EINVAL;
-		if (!(ps->n & (ps->n - 1))) {
-			struct block *nb = realloc(ps->b, (ps->n ? 2 * ps->n : 1)
-						   * sizeof(*nb));
-
-			if (!nb)
-				return -ENOMEM;
-			ps->b = nb;
-		}
-		ps->b[ps->n++] = (struct block){ pos, size, st };
-	}
-	*line_no = 0;
-	if (!status_seen || (ps->kcopy && (!ps->ended || !ps->src_path)))
-		return -EINVAL;
-	return 0;
-}
-
 /* Is the parsed mapfile this copy's?  NULL, or what differs. */
-static const char *mismatch(struct kcopy *k, const struct parsed *ps,
+static const char *mismatch(struct kcopy *k, const struct mapfmt *f,
 			    char *why, size_t len)
 {
-	char *p = ident_path(&k->src);
+	char *p = side_path(&k->src);
 	unsigned int i;
 	bool same;
 
-	same = p && !strcmp(p, ps->src_path);
+	same = p && !strcmp(p, f->src.path);
 	free(p);
-	if (!same || ps->src_sector != k->src.sector ||
-	    ps->src_count != k->src.count || ps->src_size != k->src.size) {
+	if (!same || f->src.sector != k->src.sector ||
+	    f->src.count != k->src.count || f->src.size != k->src.size) {
 		snprintf(why, len, "it is of another source (%s, sector %"
 			 PRIu64 ", %" PRIu64 " sectors, %" PRIu64 " bytes)",
-			 ps->src_path, ps->src_sector, ps->src_count,
-			 ps->src_size);
+			 f->src.path, f->src.sector, f->src.count,
+			 f->src.size);
 		return why;
 	}
-	if (ps->num_dests != k->num_dests) {
+	if (f->num_dests != k->num_dests) {
 		snprintf(why, len, "it is of a copy to %u destination(s), not "
-			 "%u", ps->num_dests, k->num_dests);
+			 "%u", f->num_dests, k->num_dests);
 		return why;
 	}
 	for (i = 0; i < k->num_dests; i++) {
-		p = ident_path(&k->dests[i]);
-		same = p && !strcmp(p, ps->dests[i].path);
+		p = side_path(&k->dests[i]);
+		same = p && !strcmp(p, f->dests[i].path);
 		free(p);
-		if (!same || ps->dests[i].sector != k->dests[i].sector ||
-		    ps->dests[i].count != k->dests[i].count) {
+		if (!same || f->dests[i].sector != k->dests[i].sector ||
+		    f->dests[i].count != k->dests[i].count) {
 			snprintf(why, len, "its destination %u is another "
 				 "(%s, sector %" PRIu64 ", %" PRIu64
-				 " sectors)", i + 1, ps->dests[i].path,
-				 ps->dests[i].sector, ps->dests[i].count);
+				 " sectors)", i + 1, f->dests[i].path,
+				 f->dests[i].sector, f->dests[i].count);
 			return why;
 		}
 	}
 	return NULL;
 }
 
+/* Has side t changed since the mapfile recorded it as s?  NULL, or what
+ * changed, in why. */
+static const char *changed(const struct target *t,
+			   const struct mapfmt_side *s, char *why, size_t len)
+{
+	char id[MAPFMT_ID_MAX];
+	uint64_t now = side_size(t);
+
+	side_id(t, id, sizeof(id));
+	if (s->id[0] && strcmp(s->id, id)) {
+		snprintf(why, len, "is not the %s it was (%s then, %s now: "
+			 "replaced, or renumbered by a reboot)",
+			 side_is_file(t) ? "file" : "device", s->id, id);
+		return why;
+	}
+	if (s->has_size && (side_is_file(t) ? now < s->size : now != s->size)) {
+		snprintf(why, len, "is %" PRIu64 " bytes, %" PRIu64 " when the "
+			 "mapfile was written (%s)", now, s->size,
+			 now < s->size ? "emptied or cut short" : "resized");
+		return why;
+	}
+	return NULL;
+}
+
+/* The sides as they are against the mapfile's record of them, for a
+ * mapfile that holds progress.  0: resume; 1: start over (the progress is
+ * not on a side); -EINVAL after a setup error.  A side created by this
+ * run (it was deleted) starts the copy over; one that changed is refused,
+ * unless --force, which starts over.  fresh[i]: destination i is not
+ * what the mapfile's progress was written to. */
+static int check_sides(struct kcopy *k, const struct mapfmt *f, bool *fresh)
+{
+	const char *path = k->opt.mapfile;
+	char why[512];
+	unsigned int i;
+	int over = 0;
+
+	if (f->version < 2) {
+		say(&k->out, MSG_NOTE, "--mapfile '%s' was written by an "
+		    "earlier kcopy: what the source and destinations are was "
+		    "not recorded, and is not checked", path);
+		return 0;
+	}
+	if (changed(&k->src, &f->src, why, sizeof(why))) {
+		if (!k->opt.force) {
+			say(&k->out, MSG_ERROR, "--mapfile '%s': the source "
+			    "'%s' %s; refusing to resume (--force to copy "
+			    "everything again)", path, k->src.arg, why);
+			return -EINVAL;
+		}
+		say(&k->out, MSG_NOTE, "--mapfile '%s': the source '%s' %s; "
+		    "--force: copying everything again", path, k->src.arg, why);
+		over = 1;
+	}
+	for (i = 0; i < k->num_dests; i++) {
+		const struct target *t = &k->dests[i];
+
+		if (!t->exists) {
+			say(&k->out, MSG_NOTE, "--mapfile '%s': destination %u "
+			    "'%s' does not exist any more: copying everything "
+			    "again", path, i + 1, t->arg);
+			fresh[i] = true;
+			over = 1;
+			continue;
+		}
+		if (!changed(t, &f->dests[i], why, sizeof(why)))
+			continue;
+		if (!k->opt.force) {
+			say(&k->out, MSG_ERROR, "--mapfile '%s': destination %u "
+			    "'%s' %s; refusing to resume (--force to copy "
+			    "everything again)", path, i + 1, t->arg, why);
+			return -EINVAL;
+		}
+		say(&k->out, MSG_NOTE, "--mapfile '%s': destination %u '%s' %s; "
+		    "--force: copying everything again", path, i + 1, t->arg,
+		    why);
+		fresh[i] = true;
+		over = 1;
+	}
+	return over;
+}
+
+/* Does the mapfile say anything of the region but "not done"? */
+static bool has_progress(const struct mapfile *m, const struct mapfmt *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->n; i++)
+		if (f->b[i].st != '?' && f->b[i].pos < m->end &&
+		    f->b[i].pos + f->b[i].size > m->begin)
+			return true;
+	return false;
+}
+
 /* The blocks read into the map, within the region: '*' and '/' (not
  * trimmed, not scraped: ddrescue found bad sectors there) count as '-'. */
-static int take_blocks(struct mapfile *m, const struct parsed *ps)
+static int take_blocks(struct mapfile *m, const struct mapfmt *f)
 {
 	size_t i;
 	int r = 0;
 
-	for (i = 0; r == 0 && i < ps->n; i++) {
-		uint64_t s = ps->b[i].pos, e = s + ps->b[i].size;
-		char st = ps->b[i].st;
+	for (i = 0; r == 0 && i < f->n; i++) {
+		char st = f->b[i].st;
 
-		if (s < m->begin)
-			s = m->begin;
-		if (e > m->end)
-			e = m->end;
-		if (s >= e || st == '?')
-			continue;
-		r = map_set(m, s, e - s, st == '+' ? '+' : '-');
+		if (st != '?')
+			r = rangemap_set(&m->map, f->b[i].pos, f->b[i].size,
+					 st == '+' ? '+' : '-');
 	}
 	return r;
 }
 
+/* The operation a kcopy-failed line names, as the run names it (a
+ * string that lives as long as the run). */
+static const char *op_name(const char *word)
+{
+	static const char *const ops[] = { "write", "flush", "zero",
+					   "truncate", "verify", "verify read" };
+	size_t i, j;
+
+	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		for (j = 0; ops[i][j] && (word[j] == ops[i][j] ||
+					  (word[j] == '-' && ops[i][j] == ' '));
+		     j++)
+			;
+		if (!ops[i][j] && !word[j])
+			return ops[i];
+	}
+	return "write";
+}
+
 /* The failed destinations the mapfile lists are failed again, with their
  * errors; unless --retry-failed: then what was copied while they were
- * failed is not on them, and everything is copied again. */
-static int take_failed(struct kcopy *k)
+ * failed is not on them, and everything is copied again.  Only for a
+ * mapfile of this copy's destinations (same count: its numbers are this
+ * run's), and not for a destination that is new (fresh). */
+static int take_failed(struct kcopy *k, const struct mapfmt *f,
+		       const bool *fresh)
 {
 	struct mapfile *m = k->map;
-	size_t i;
+	unsigned int i;
 
-	if (!m->num_failed)
+	if (!f->num_failed)
 		return 0;
+	if (f->num_dests != k->num_dests) {
+		say(&k->out, MSG_NOTE, "--mapfile '%s': the failures it lists "
+		    "are of another copy's destinations: not taken",
+		    k->opt.mapfile);
+		return 0;
+	}
 	if (k->opt.retry_failed) {
 		say(&k->out, MSG_NOTE, "--retry-failed: copying the whole "
 		    "region again, to every destination");
-		return map_set(m, m->begin, m->end - m->begin, '?');
+		return rangemap_set(&m->map, m->begin, m->end - m->begin, '?');
 	}
-	for (i = 0; i < m->num_failed; i++) {
-		struct target *t = &k->dests[m->failed[i].dest];
+	for (i = 0; i < f->num_failed; i++) {
+		const struct mapfmt_failed *x = &f->failed[i];
+		struct target *t;
 
-		k->write_err |= 1u << m->failed[i].dest;
-		t->error = m->failed[i].err;
-		t->error_op = m->failed[i].op;
+		if (x->dest >= k->num_dests || fresh[x->dest])
+			continue;
+		t = &k->dests[x->dest];
+		k->write_err |= 1u << x->dest;
+		t->error = x->err;
+		t->error_op = op_name(x->op);
 		say(&k->out, MSG_NOTE, "destination %u '%s' failed in an "
 		    "earlier run (%s: %s): not written (--retry-failed to "
-		    "write it again)", m->failed[i].dest + 1, t->spec.path,
-		    t->error_op, strerror(-t->error));
+		    "write it again)", x->dest + 1, t->arg, t->error_op,
+		    strerror(-t->error));
 	}
 	return 0;
 }
@@ -547,20 +448,21 @@ static int read_all(const char *path, char **text, size_t *len)
 static int load(struct kcopy *k)
 {
 	struct mapfile *m = k->map;
-	struct parsed ps = { 0 };
+	struct mapfmt f = { 0 };
 	const char *path = k->opt.mapfile;
+	bool fresh[KCOPYD_MAX_DESTS] = { false };
 	char why[512], *text;
 	const char *what = NULL;
 	unsigned int line_no;
 	size_t len;
-	int r = read_all(path, &text, &len);
+	int r = read_all(path, &text, &len), over = 0;
 
 	if (r < 0) {
 		say(&k->out, MSG_ERROR, "--mapfile '%s': cannot read it: %s",
 		    path, strerror(-r));
 		return r;
 	}
-	r = parse(m, text, len, &ps, &line_no);
+	r = mapfmt_parse(text, len, &f, &line_no);
 	free(text);
 	if (r == -EINVAL && line_no)
 		snprintf(why, sizeof(why), "line %u is not a mapfile's",
@@ -569,11 +471,11 @@ static int load(struct kcopy *k)
 		snprintf(why, sizeof(why), "not a mapfile, or cut short");
 	else if (r < 0)
 		snprintf(why, sizeof(why), "%s", strerror(-r));
-	else if (ps.kcopy)
-		what = mismatch(k, &ps, why, sizeof(why));
-	if (r == 0 && ps.kcopy && !what &&
-	    (!ps.n || ps.b[0].pos != m->begin ||
-	     ps.b[ps.n - 1].pos + ps.b[ps.n - 1].size != m->end)) {
+	else if (f.kcopy)
+		what = mismatch(k, &f, why, sizeof(why));
+	if (r == 0 && f.kcopy && !what &&
+	    (!f.n || f.b[0].pos != m->begin ||
+	     f.b[f.n - 1].pos + f.b[f.n - 1].size != m->end)) {
 		snprintf(why, sizeof(why), "its blocks do not cover the region "
 			 "(cut short?)");
 		what = why;
@@ -584,29 +486,35 @@ static int load(struct kcopy *k)
 			    "to resume from it (--force to %s)", path,
 			    r < 0 ? why : what, r < 0 ? "start over"
 						      : "use it all the same");
-			parsed_free(&ps);
+			mapfmt_free(&f);
 			return -EINVAL;
 		}
 		say(&k->out, MSG_NOTE, "--mapfile '%s': %s; --force: %s",
 		    path, r < 0 ? why : what, r < 0 ? "starting over"
 						    : "using it all the same");
 		if (r < 0) {
-			parsed_free(&ps);
+			mapfmt_free(&f);
 			return 0;
 		}
 	} else if (r < 0) {
 		say(&k->out, MSG_ERROR, "--mapfile '%s': %s", path, why);
-		parsed_free(&ps);
+		mapfmt_free(&f);
 		return r;
 	}
-	if (!ps.kcopy)
+	if (!f.kcopy)
 		say(&k->out, MSG_NOTE, "--mapfile '%s' has no kcopy lines (GNU "
 		    "ddrescue's?): its rescued areas are taken as already on "
 		    "every destination", path);
-	r = take_blocks(m, &ps);
-	parsed_free(&ps);
+	if (f.kcopy && !what && has_progress(m, &f))
+		over = check_sides(k, &f, fresh);
+	if (over < 0) {
+		mapfmt_free(&f);
+		return over;
+	}
+	r = over ? 0 : take_blocks(m, &f);
 	if (r == 0)
-		r = take_failed(k);
+		r = take_failed(k, &f, fresh);
+	mapfmt_free(&f);
 	if (r < 0)
 		say(&k->out, MSG_ERROR, "--mapfile '%s': %s", path,
 		    strerror(-r));
@@ -615,12 +523,56 @@ static int load(struct kcopy *k)
 
 /* ----------------------------------------------------------- the run */
 
+/* FILE must not land on data: not the source, a destination (whatever the
+ * spelling: by identity, through loop devices), nor the report; --force
+ * does not change that.  Nor anything but a regular file.  0; 1 if it does
+ * not exist; -errno after a setup error. */
+static int check_path(struct kcopy *k, struct stat *st)
+{
+	const char *path = k->opt.mapfile;
+	const char *report = k->report.path;
+	bool exists = stat(path, st) == 0;
+	struct stat rs;
+	int side;
+
+	if (!exists && errno != ENOENT) {
+		say(&k->out, MSG_ERROR, "--mapfile '%s': %s", path,
+		    strerror(errno));
+		return -errno;
+	}
+	side = target_side_of(k, path, exists ? st : NULL);
+	if (side == 0) {
+		say(&k->out, MSG_ERROR, "--mapfile '%s': the same file as the "
+		    "source", path);
+		return -EINVAL;
+	}
+	if (side > 0) {
+		say(&k->out, MSG_ERROR, "--mapfile '%s': the same file as "
+		    "destination %d", path, side);
+		return -EINVAL;
+	}
+	if (report && (exists ? stat(report, &rs) == 0 &&
+			       rs.st_dev == st->st_dev && rs.st_ino == st->st_ino
+			      : storage_same_entry(path, report))) {
+		say(&k->out, MSG_ERROR, "--mapfile '%s': the same file as the "
+		    "report", path);
+		return -EINVAL;
+	}
+	if (exists && !S_ISREG(st->st_mode)) {
+		say(&k->out, MSG_ERROR, "--mapfile '%s': not a regular file",
+		    path);
+		return -EINVAL;
+	}
+	return exists ? 0 : 1;
+}
+
 int mapfile_open(struct kcopy *k)
 {
 	struct mapfile *m;
 	struct stat st;
 	mode_t mask;
 	unsigned int i;
+	int r;
 
 	if (!k->opt.mapfile)
 		return 0;
@@ -637,6 +589,9 @@ int mapfile_open(struct kcopy *k)
 			return -EINVAL;
 		}
 	}
+	r = check_path(k, &st);
+	if (r < 0)
+		return r;
 	m = calloc(1, sizeof(*m));
 	if (!m) {
 		say(&k->out, MSG_ERROR, "--mapfile: %s", strerror(ENOMEM));
@@ -652,22 +607,13 @@ int mapfile_open(struct kcopy *k)
 	mask = umask(0);
 	umask(mask);
 	m->mode = 0666 & ~mask;
-	if (map_set(m, m->begin, m->end - m->begin, '?') < 0) {
+	if (rangemap_init(&m->map, m->begin, m->end, '?') < 0 ||
+	    rangemap_init(&m->bad, m->begin, m->end, ' ') < 0) {
 		say(&k->out, MSG_ERROR, "--mapfile: %s", strerror(ENOMEM));
 		return -ENOMEM;
 	}
-	if (stat(k->opt.mapfile, &st) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		say(&k->out, MSG_ERROR, "--mapfile '%s': %s", k->opt.mapfile,
-		    strerror(errno));
-		return -errno;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		say(&k->out, MSG_ERROR, "--mapfile '%s': not a regular file",
-		    k->opt.mapfile);
-		return -EINVAL;
-	}
+	if (r == 1)
+		return 0;	/* a new mapfile */
 	m->mode = st.st_mode & 07777;
 	return load(k);
 }
@@ -677,14 +623,14 @@ int mapfile_open(struct kcopy *k)
 static int todo_add(struct mapfile *m, uint64_t pos, uint64_t size)
 {
 	uint64_t s = pos - (pos - m->begin) % m->align, e = pos + size;
-	struct block *nb;
+	struct mapfmt_block *nb;
 
 	if ((e - m->begin) % m->align)
 		e += m->align - (e - m->begin) % m->align;
 	if (e > m->end)
 		e = m->end;
 	if (m->num_todo) {
-		struct block *last = &m->todo[m->num_todo - 1];
+		struct mapfmt_block *last = &m->todo[m->num_todo - 1];
 
 		if (last->pos + last->size >= s && last->pos <= s) {
 			if (e > last->pos + last->size)
@@ -692,31 +638,46 @@ static int todo_add(struct mapfile *m, uint64_t pos, uint64_t size)
 			return 0;
 		}
 	}
-	nb = realloc(m->todo, (m->num_todo + 1) * sizeof(*nb));
-	if (!nb)
-		return -ENOMEM;
-	m->todo = nb;
-	m->todo[m->num_todo++] = (struct block){ s, e - s, '?' };
+	if (m->num_todo == m->cap_todo) {
+		size_t cap = m->cap_todo ? 2 * m->cap_todo : 64;
+
+		nb = realloc(m->todo, cap * sizeof(*nb));
+		if (!nb)
+			return -ENOMEM;
+		m->todo = nb;
+		m->cap_todo = cap;
+	}
+	m->todo[m->num_todo++] = (struct mapfmt_block){ s, e - s, '?' };
 	return 0;
+}
+
+struct todo_walk {
+	struct mapfile *m;
+	char st;
+};
+
+static int todo_of(uint64_t pos, uint64_t size, char st, void *ctx)
+{
+	struct todo_walk *w = ctx;
+
+	return st == w->st ? todo_add(w->m, pos, size) : 0;
 }
 
 int mapfile_start(struct kcopy *k)
 {
 	struct mapfile *m = k->map;
 	uint64_t piece = PIECE_MAX, chunk = k->opt.chunk;
-	size_t i;
-	int r = 0;
+	struct todo_walk w = { m, '?' };
+	int r;
 
 	if (!m)
 		return 0;
 	/* Not done first, then (unless --skip-bad) the unreadable areas
 	 * once more: a read error there does not keep the rest waiting. */
-	for (i = 0; r == 0 && i < m->n; i++)
-		if (m->b[i].st == '?')
-			r = todo_add(m, m->b[i].pos, m->b[i].size);
-	for (i = 0; r == 0 && !k->opt.skip_bad && i < m->n; i++)
-		if (m->b[i].st == '-')
-			r = todo_add(m, m->b[i].pos, m->b[i].size);
+	r = rangemap_walk(&m->map, m->begin, m->end, todo_of, &w);
+	w.st = '-';
+	if (r == 0 && !k->opt.skip_bad)
+		r = rangemap_walk(&m->map, m->begin, m->end, todo_of, &w);
 	if (r < 0) {
 		say(&k->out, MSG_ERROR, "--mapfile: %s", strerror(-r));
 		return r;
@@ -739,10 +700,10 @@ int mapfile_start(struct kcopy *k)
 	if (m->num_todo == 0)
 		say(&k->out, MSG_NOTE, "--mapfile '%s': nothing left to copy",
 		    k->opt.mapfile);
-	else if (map_bytes(m, '+'))
+	else if (rangemap_bytes(&m->map, '+'))
 		say(&k->out, MSG_NOTE, "--mapfile '%s': resuming: %" PRIu64
 		    " of %" PRIu64 " bytes done", k->opt.mapfile,
-		    map_bytes(m, '+'), m->end - m->begin);
+		    rangemap_bytes(&m->map, '+'), m->end - m->begin);
 	/* The mapfile exists from the start: a crash before the first
 	 * checkpoint leaves one that names this copy. */
 	return map_write(k) < 0 ? -EIO : 0;
@@ -751,7 +712,7 @@ int mapfile_start(struct kcopy *k)
 bool mapfile_next(struct kcopy *k, uint64_t *sector, uint64_t *count)
 {
 	struct mapfile *m = k->map;
-	struct block *t;
+	struct mapfmt_block *t;
 	uint64_t n;
 
 	if (!m || m->next_todo >= m->num_todo)
@@ -770,32 +731,60 @@ bool mapfile_next(struct kcopy *k, uint64_t *sector, uint64_t *count)
 	return true;
 }
 
+/* A piece's part [pos, pos + size) as the bad map says: '-' where this
+ * run found it unreadable, '+' elsewhere. */
+struct mark {
+	struct mapfile *m;
+	uint64_t s, e;			/* the piece */
+};
+
+static int mark_piece(uint64_t pos, uint64_t size, char st, void *ctx)
+{
+	struct mark *w = ctx;
+	uint64_t s = pos > w->s ? pos : w->s;
+	uint64_t e = pos + size < w->e ? pos + size : w->e;
+
+	return rangemap_set(&w->m->map, s, e - s, st == '-' ? '-' : '+');
+}
+
+/* This run's unreadable ranges that the library found since the last
+ * call into the bad map.  0 or -errno. */
+static int take_bad(struct kcopy *k)
+{
+	struct mapfile *m = k->map;
+	struct io_region *bad = NULL;
+	size_t n = 0, i;
+	int r = kcopyd_take_bad_ranges(k->kc, &bad, &n);
+
+	for (i = 0; r == 0 && i < n; i++)
+		r = rangemap_set(&m->bad, bad[i].sector * KC_SECTOR_SIZE,
+				 bad[i].count * KC_SECTOR_SIZE, '-');
+	free(bad);
+	return r;
+}
+
 void mapfile_done(struct kcopy *k, uint64_t sector, uint64_t count)
 {
 	struct mapfile *m = k->map;
-	uint64_t s = sector * KC_SECTOR_SIZE, e = s + count * KC_SECTOR_SIZE;
-	struct io_region *bad = NULL;
-	size_t nbad = 0, i;
-	int r = map_set(m, s, e - s, '+');
+	struct mark w = { m, sector * KC_SECTOR_SIZE,
+			  (sector + count) * KC_SECTOR_SIZE };
+	int r;
 
-	if (r == 0 && k->opt.ignore_errors)
-		r = kcopyd_get_bad_ranges(k->kc, &bad, &nbad);
-	for (i = 0; r == 0 && i < nbad; i++) {
-		uint64_t bs = bad[i].sector * KC_SECTOR_SIZE;
-		uint64_t be = bs + bad[i].count * KC_SECTOR_SIZE;
-
-		if (bs < s)
-			bs = s;
-		if (be > e)
-			be = e;
-		if (bs < be)
-			r = map_set(m, bs, be - bs, '-');
-	}
-	free(bad);
+	if (m->lost)
+		return;
+	/* The bad ranges first: a piece is marked only from a complete
+	 * record, '+' never over a sector this run zero-filled. */
+	r = k->opt.ignore_errors ? take_bad(k) : 0;
+	if (r == 0)
+		r = rangemap_walk(&m->bad, w.s, w.e, mark_piece, &w);
+	m->dirty = true;
 	if (r < 0) {
-		/* No memory for the map: what it says is still true, it
-		 * only says less than it could. */
-		say(&k->out, MSG_ERROR, "--mapfile: %s", strerror(-r));
+		/* What the map says is still true (it says less than it
+		 * could); from now on it is not added to. */
+		m->lost = true;
+		say(&k->out, MSG_ERROR, "--mapfile: cannot record what was "
+		    "copied: %s; no more of the copy is marked done",
+		    strerror(-r));
 	}
 }
 
@@ -807,33 +796,39 @@ void mapfile_checkpoint(struct kcopy *k, bool now)
 		map_write(k);
 }
 
+static int count_bad(uint64_t pos, uint64_t size, char st, void *ctx)
+{
+	struct kcopy *k = ctx;
+
+	if (st == '-')
+		k->bad[k->num_bad++] = (struct io_region){ k->src.fd,
+			pos / KC_SECTOR_SIZE, size / KC_SECTOR_SIZE };
+	return 0;
+}
+
 int mapfile_finish(struct kcopy *k)
 {
 	struct mapfile *m = k->map;
-	struct io_region *bad;
-	size_t n = 0, i;
+	size_t n;
 	int r;
 
 	if (!m)
 		return 0;
 	r = map_write(k);
+	if (r == 0 && m->lost)
+		r = -ENOMEM;
 	/* The whole copy, not this run: what is done, what is unreadable. */
-	k->bytes_done = map_bytes(m, '+') + map_bytes(m, '-');
-	for (i = 0; i < m->n; i++)
-		n += m->b[i].st == '-';
-	bad = calloc(n ? n : 1, sizeof(*bad));
-	if (!bad)
-		return r;
-	for (i = 0, n = 0; i < m->n; i++) {
-		if (m->b[i].st != '-')
-			continue;
-		bad[n++] = (struct io_region){ k->src.fd,
-					       m->b[i].pos / KC_SECTOR_SIZE,
-					       m->b[i].size / KC_SECTOR_SIZE };
-	}
+	k->bytes_done = rangemap_bytes(&m->map, '+') +
+			rangemap_bytes(&m->map, '-');
+	n = rangemap_blocks(&m->map, '-');
 	free(k->bad);
-	k->bad = bad;
-	k->num_bad = n;
+	k->num_bad = 0;
+	k->bad = calloc(n ? n : 1, sizeof(*k->bad));
+	if (!k->bad) {
+		say(&k->out, MSG_ERROR, "--mapfile: %s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	rangemap_walk(&m->map, m->begin, m->end, count_bad, k);
 	if (n)
 		k->read_err = 1;
 	return r;
@@ -842,14 +837,11 @@ int mapfile_finish(struct kcopy *k)
 void mapfile_free(struct kcopy *k)
 {
 	struct mapfile *m = k->map;
-	size_t i;
 
 	if (!m)
 		return;
-	for (i = 0; i < m->num_failed; i++)
-		free(m->failed[i].op);
-	free(m->failed);
-	free(m->b);
+	rangemap_free(&m->map);
+	rangemap_free(&m->bad);
 	free(m->todo);
 	free(m);
 	k->map = NULL;

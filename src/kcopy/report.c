@@ -297,26 +297,14 @@ static int report_error(struct kcopy *k, int err, const char *fmt, ...)
 static int check_not_a_region(struct kcopy *k, const struct stat *st,
 			      const char *what)
 {
-	unsigned int i;
+	int i = target_side_of(k, NULL, st);
 
-	for (i = 0; i <= k->num_dests; i++) {
-		const struct target *t = i ? &k->dests[i - 1] : &k->src;
-		struct stat ts;
-		bool same;
-
-		if ((!i && k->opt.zero) || t->fd < 0)
-			continue;
-		same = (fstat(t->fd, &ts) == 0 && ts.st_dev == st->st_dev &&
-			ts.st_ino == st->st_ino) ||
-		       (t->id.is_file && t->id.dev == st->st_dev &&
-			t->id.ino == st->st_ino);
-		if (same && !i)
-			return report_error(k, -EINVAL, "%sthe same file as "
-					    "the source", what);
-		if (same)
-			return report_error(k, -EINVAL, "%sthe same file as "
-					    "destination %u", what, i);
-	}
+	if (i == 0)
+		return report_error(k, -EINVAL, "%sthe same file as the "
+				    "source", what);
+	if (i > 0)
+		return report_error(k, -EINVAL, "%sthe same file as "
+				    "destination %d", what, i);
 	return 0;
 }
 
@@ -515,7 +503,7 @@ int report_open(struct kcopy *k)
 	struct report *rp = &k->report;
 	const char *path = k->opt.report;
 	struct stat st;
-	unsigned int i;
+	int i;
 	mode_t mask;
 	int r;
 
@@ -548,12 +536,10 @@ int report_open(struct kcopy *k)
 	if (!rp->path)
 		return report_error(k, -errno, "cannot create it: %s",
 				    strerror(errno));
-	for (i = 0; i < k->num_dests; i++) {
-		if (!k->dests[i].exists &&
-		    storage_same_entry(k->dests[i].spec.path, rp->path))
-			return report_error(k, -EINVAL, "the same file as "
-					    "destination %u", i + 1);
-	}
+	i = target_side_of(k, rp->path, NULL);
+	if (i >= 0)
+		return report_error(k, -EINVAL, "the same file as "
+				    "destination %d", i);
 	r = make_temp(rp);
 	if (r < 0)
 		return report_error(k, r, "cannot create a file beside it: %s",

@@ -629,3 +629,27 @@ int target_lock_regions(struct kcopy *k)
 			r = lock_region(k, &k->dests[i], true);
 	return r;
 }
+
+int target_side_of(const struct kcopy *k, const char *path,
+		   const struct stat *st)
+{
+	unsigned int i;
+
+	for (i = 0; i <= k->num_dests; i++) {
+		const struct target *t = i ? &k->dests[i - 1] : &k->src;
+		struct stat ts;
+
+		if (!i && k->opt.zero)
+			continue;
+		if (st && ((t->fd >= 0 && !t->is_remote &&
+			    fstat(t->fd, &ts) == 0 &&
+			    ts.st_dev == st->st_dev && ts.st_ino == st->st_ino) ||
+			   (t->id.is_file && t->id.dev == st->st_dev &&
+			    t->id.ino == st->st_ino)))
+			return (int)i;
+		if (!st && path && !t->exists && !t->is_remote &&
+		    !t->is_std && storage_same_entry(t->spec.path, path))
+			return (int)i;
+	}
+	return -1;
+}
