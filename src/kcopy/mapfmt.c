@@ -9,7 +9,6 @@
  * in it is checked here for what the format allows and by mapfile.c
  * against the run.  One pass, linear in the length of the text.
  */
-#include <config.h>
 
 #include <errno.h>
 #include <inttypes.h>

@@ -11,7 +11,6 @@
  * O(log n) expected, plus the blocks it drops, each of which was made once.
  * Recursion is as deep as the tree, O(log n) expected.
  */
-#include <config.h>
 
 #include <errno.h>
 #include <stdbool.h>

@@ -88,7 +88,9 @@ int verify_init(struct kcopy *k)
 	return 0;
 }
 
-static void add_mismatch(struct target *t, uint64_t sector, uint64_t count)
+/* Record a mismatched range of t.  0, or -ENOMEM: then the range is not
+ * recorded, and the caller must fail the destination all the same. */
+static int add_mismatch(struct target *t, uint64_t sector, uint64_t count)
 {
 	struct mismatch *m;
 
@@ -96,14 +98,15 @@ static void add_mismatch(struct target *t, uint64_t sector, uint64_t count)
 		m = &t->mismatches[t->num_mismatches - 1];
 		if (m->sector + m->count == sector) {
 			m->count += count;
-			return;
+			return 0;
 		}
 	}
 	m = realloc(t->mismatches, (t->num_mismatches + 1) * sizeof(*m));
 	if (!m)
-		return;
+		return -ENOMEM;
 	t->mismatches = m;
 	m[t->num_mismatches++] = (struct mismatch){ sector, count };
+	return 0;
 }
 
 /* The destination a read job's hook is about. */
@@ -174,16 +177,18 @@ static void verify_result(struct kcopy *k, unsigned int i)
 	struct verify *vf = &k->verify;
 	struct target *t = &k->dests[i];
 	int read_error = vf->read_error[i];
+	bool lost = vf->lost;
 	size_t n;
 
 	for (n = 0; n < vf->num && (uint64_t)n * vf->chunk_sectors < t->count;
 	     n++) {
 		uint64_t off = (uint64_t)n * vf->chunk_sectors;
 
-		if (vf->bad[i * vf->num + n])
-			add_mismatch(t, t->sector + off,
-				     t->count - off < vf->chunk_sectors
-				     ? t->count - off : vf->chunk_sectors);
+		if (vf->bad[i * vf->num + n] &&
+		    add_mismatch(t, t->sector + off,
+				 t->count - off < vf->chunk_sectors
+				 ? t->count - off : vf->chunk_sectors) < 0)
+			lost = true;	/* a mismatch unrecorded: failed */
 	}
 	/* The read-back's digests: none if it stopped short. */
 	if (!read_error && hash_finish(&t->hash, t->sector + t->count,
@@ -193,7 +198,7 @@ static void verify_result(struct kcopy *k, unsigned int i)
 				say(&k->out, MSG_VERBOSE, "destination %u "
 				    "'%s': %s %s", i + 1, t->spec.path,
 				    hash_name((unsigned int)n), t->hash.hex[n]);
-	if (vf->lost)
+	if (lost)
 		run_dest_failed(k, i, -ENOMEM, "verify");
 	else if (read_error)
 		run_dest_failed(k, i, read_error, "verify read");
