@@ -74,6 +74,23 @@ static void against_model(unsigned int seed)
 	srand(seed);
 	CHECK(rangemap_init(&m, begin, end, '?') == 0);
 	memset(model, '?', sizeof(model));
+	/* Loaded whole first: blocks in order, with gaps, some outside. */
+	{
+		struct rangemap_block b[64];
+		uint64_t pos = begin - 100;
+		size_t n;
+
+		for (n = 0; n < 64; n++) {
+			pos += (uint64_t)rand() % 16;
+			b[n] = (struct rangemap_block){ pos,
+				1 + (uint64_t)rand() % 64, sts[rand() % 4] };
+			for (i = 0; i < b[n].size; i++)
+				if (pos + i >= begin && pos + i < end)
+					model[pos + i - begin] = b[n].st;
+			pos += b[n].size;
+		}
+		CHECK(rangemap_load(&m, b, n, '?') == 0);
+	}
 	for (round = 0; round < 20000; round++) {
 		uint64_t pos = begin - 8 + (uint64_t)rand() % (SPAN + 16);
 		uint64_t size = (uint64_t)rand() % (rand() % 8 ? 64 : SPAN);
@@ -120,17 +137,27 @@ static void at_scale(unsigned int seed)
 	uint64_t i;
 
 	srand(seed);
+	struct rangemap_block *b = malloc(n / 2 * sizeof(*b));
+
+	CHECK(b != NULL);
 	CHECK(rangemap_init(&m, 0, n * bs, '?') == 0);
 	for (i = 0; i < n; i += 2)
 		CHECK(rangemap_set(&m, i * bs, bs, '-') == 0);
 	CHECK(m.num_blocks == n);
+	/* The same map loaded whole. */
+	for (i = 0; b && i < n / 2; i++)
+		b[i] = (struct rangemap_block){ 2 * i * bs, bs, '-' };
+	CHECK(b && rangemap_load(&m, b, n / 2, '?') == 0);
+	CHECK(m.num_blocks == n && rangemap_bytes(&m, '-') == n / 2 * bs);
+	free(b);
 	for (i = 0; i < n; i++) {
 		uint64_t b = ((uint64_t)rand() << 16 ^ (uint64_t)rand()) % n;
 
 		CHECK(rangemap_set(&m, b * bs + bs / 2, bs / 4, '+') == 0);
 	}
 	s = (double)(clock() - t0) / CLOCKS_PER_SEC;
-	printf("at scale: %zu blocks, 1.5 million updates, %.2f s of CPU\n",
+	printf("at scale: %zu blocks, 1.5 million updates and a load, "
+	       "%.2f s of CPU\n",
 	       m.num_blocks, s);
 	/* O(log n) each: about a second here, under sanitizers several;
 	 * an O(n) update would take hours. */

@@ -48,7 +48,7 @@ struct mapfile {
 	 * map's when their own piece has. */
 	struct rangemap bad;
 	/* What is left, at mapfile_start(): ranges to copy, in order. */
-	struct mapfmt_block *todo;
+	struct rangemap_block *todo;
 	size_t num_todo, cap_todo, next_todo;
 	uint64_t todo_off;		/* into todo[next_todo] */
 	uint64_t piece;			/* bytes per job at most */
@@ -327,19 +327,14 @@ static bool has_progress(const struct mapfile *m, const struct mapfmt *f)
 
 /* The blocks read into the map, within the region: '*' and '/' (not
  * trimmed, not scraped: ddrescue found bad sectors there) count as '-'. */
-static int take_blocks(struct mapfile *m, const struct mapfmt *f)
+static int take_blocks(struct mapfile *m, struct mapfmt *f)
 {
 	size_t i;
-	int r = 0;
 
-	for (i = 0; r == 0 && i < f->n; i++) {
-		char st = f->b[i].st;
-
-		if (st != '?')
-			r = rangemap_set(&m->map, f->b[i].pos, f->b[i].size,
-					 st == '+' ? '+' : '-');
-	}
-	return r;
+	for (i = 0; i < f->n; i++)
+		if (f->b[i].st != '?')
+			f->b[i].st = f->b[i].st == '+' ? '+' : '-';
+	return rangemap_load(&m->map, f->b, f->n, '?');
 }
 
 /* The operation a kcopy-failed line names, as the run names it (a
@@ -623,14 +618,14 @@ int mapfile_open(struct kcopy *k)
 static int todo_add(struct mapfile *m, uint64_t pos, uint64_t size)
 {
 	uint64_t s = pos - (pos - m->begin) % m->align, e = pos + size;
-	struct mapfmt_block *nb;
+	struct rangemap_block *nb;
 
 	if ((e - m->begin) % m->align)
 		e += m->align - (e - m->begin) % m->align;
 	if (e > m->end)
 		e = m->end;
 	if (m->num_todo) {
-		struct mapfmt_block *last = &m->todo[m->num_todo - 1];
+		struct rangemap_block *last = &m->todo[m->num_todo - 1];
 
 		if (last->pos + last->size >= s && last->pos <= s) {
 			if (e > last->pos + last->size)
@@ -647,7 +642,7 @@ static int todo_add(struct mapfile *m, uint64_t pos, uint64_t size)
 		m->todo = nb;
 		m->cap_todo = cap;
 	}
-	m->todo[m->num_todo++] = (struct mapfmt_block){ s, e - s, '?' };
+	m->todo[m->num_todo++] = (struct rangemap_block){ s, e - s, '?' };
 	return 0;
 }
 
@@ -712,7 +707,7 @@ int mapfile_start(struct kcopy *k)
 bool mapfile_next(struct kcopy *k, uint64_t *sector, uint64_t *count)
 {
 	struct mapfile *m = k->map;
-	struct mapfmt_block *t;
+	struct rangemap_block *t;
 	uint64_t n;
 
 	if (!m || m->next_todo >= m->num_todo)

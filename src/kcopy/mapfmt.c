@@ -262,7 +262,7 @@ static int parse_comment(struct mapfmt *f, char *line, bool *ended)
 /* -------------------------------------------------------------- blocks */
 
 /* "POS SIZE STATUS", or with status_line "POS STATUS [PASS]". */
-static int parse_block(const char *line, struct mapfmt_block *b,
+static int parse_block(const char *line, struct rangemap_block *b,
 		       bool status_line)
 {
 	const char *p = skip_blanks(line);
@@ -293,9 +293,9 @@ static int parse_block(const char *line, struct mapfmt_block *b,
 	return *p ? -EINVAL : 0;
 }
 
-static int add_block(struct mapfmt *f, const struct mapfmt_block *b)
+static int add_block(struct mapfmt *f, const struct rangemap_block *b)
 {
-	struct mapfmt_block *nb;
+	struct rangemap_block *nb;
 
 	if (b->size == 0 || b->pos + b->size < b->pos ||
 	    (f->n && f->b[f->n - 1].pos + f->b[f->n - 1].size != b->pos))
@@ -318,7 +318,7 @@ int mapfmt_parse(char *text, size_t len, struct mapfmt *f,
 {
 	char *line, *nl, *end = text + len;
 	bool status_seen = false, ended = false;
-	struct mapfmt_block b;
+	struct rangemap_block b;
 	int r;
 
 	*line_no = 0;

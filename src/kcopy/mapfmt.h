@@ -59,11 +59,6 @@ struct mapfmt_failed {
 	int err;			/* negative errno */
 };
 
-struct mapfmt_block {
-	uint64_t pos, size;
-	char st;			/* one of ? * / - + */
-};
-
 /* What a mapfile says.  Blocks are in order and touch (each begins where
  * the one before ends); their sizes are not 0 and do not overflow. */
 struct mapfmt {
@@ -74,7 +69,7 @@ struct mapfmt {
 	struct mapfmt_side dests[MAPFMT_MAX_DESTS];
 	unsigned int num_failed;
 	struct mapfmt_failed failed[MAPFMT_MAX_DESTS];	/* one per dest */
-	struct mapfmt_block *b;
+	struct rangemap_block *b;	/* statuses: one of ? * / - + */
 	size_t n, cap;
 };
 

@@ -265,6 +265,86 @@ static int walk(const struct rm_node *t, uint64_t from, uint64_t to,
 	return 0;
 }
 
+/* A balanced tree of the nodes v[0..n), in order; depth d gets the
+ * priority UINT64_MAX >> d, a heap as random priorities would make one. */
+static struct rm_node *build(struct rm_node **v, size_t n, unsigned int d)
+{
+	struct rm_node *t;
+
+	if (!n)
+		return NULL;
+	t = v[n / 2];
+	t->prio = d < 64 ? UINT64_MAX >> d : 0;
+	t->left = build(v, n / 2, d + 1);
+	t->right = build(v + n / 2 + 1, n - n / 2 - 1, d + 1);
+	return t;
+}
+
+/* Append [pos, end) of st to the nodes v (n of them, room for cap),
+ * merged into the last one where it has st.  0 or -ENOMEM. */
+static int append(struct rangemap *m, struct rm_node ***v, size_t *n,
+		  size_t *cap, uint64_t pos, uint64_t end, char st)
+{
+	struct rm_node **nv;
+
+	if (pos >= end)
+		return 0;
+	if (*n && (*v)[*n - 1]->st == st) {
+		(*v)[*n - 1]->size += end - pos;
+		return 0;
+	}
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 64;
+		nv = realloc(*v, *cap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+	}
+	(*v)[*n] = node_new(m, pos, end - pos, st);
+	if (!(*v)[*n])
+		return -ENOMEM;
+	++*n;
+	return 0;
+}
+
+int rangemap_load(struct rangemap *m, const struct rangemap_block *b,
+		  size_t n, char fill)
+{
+	struct rm_node **v = NULL;
+	uint64_t cur = m->begin;
+	size_t nv = 0, cap = 0, i;
+	int r = 0;
+
+	for (i = 0; r == 0 && i < n; i++) {
+		uint64_t s = b[i].pos, e = b[i].pos + b[i].size;
+
+		if (e < s || e > m->end)
+			e = m->end;
+		if (s < cur)
+			s = cur;
+		if (s >= e)
+			continue;
+		r = append(m, &v, &nv, &cap, cur, s, fill);
+		if (r == 0)
+			r = append(m, &v, &nv, &cap, s, e, b[i].st);
+		cur = e;
+	}
+	if (r == 0)
+		r = append(m, &v, &nv, &cap, cur, m->end, fill);
+	if (r < 0) {
+		for (i = 0; i < nv; i++)
+			free(v[i]);
+		free(v);
+		return r;
+	}
+	drop_all(m, m->root);
+	for (i = 0; i < nv; i++)
+		account(m, v[i], 1);
+	m->root = build(v, nv, 0);
+	free(v);
+	return 0;
+}
+
 int rangemap_walk(const struct rangemap *m, uint64_t from, uint64_t to,
 		  rangemap_fn fn, void *ctx)
 {

@@ -36,6 +36,18 @@ struct rangemap {
 int rangemap_init(struct rangemap *m, uint64_t begin, uint64_t end, char st);
 void rangemap_free(struct rangemap *m);
 
+struct rangemap_block {
+	uint64_t pos, size;
+	char st;
+};
+
+/* The whole map, at once, from n blocks in order that do not overlap:
+ * each clipped to the map, the parts of the map between them (and around
+ * them) of status fill.  O(n), for loading a mapfile: n updates would
+ * cost O(n log n).  0 or -ENOMEM (the map then unchanged). */
+int rangemap_load(struct rangemap *m, const struct rangemap_block *b,
+		  size_t n, char fill);
+
 /* Set [pos, pos + size), clipped to the map, to st. */
 int rangemap_set(struct rangemap *m, uint64_t pos, uint64_t size, char st);
 
