@@ -96,6 +96,39 @@ static bool job_over(const struct kc_job *job)
 	return job->in_flight == 0 && !job_runnable(job);
 }
 
+/* Has every sub-job the job will have been through the data hook (or
+ * will never be: a stopped job's)? */
+static bool hook_over(const struct kc_job *job)
+{
+	return job->stopped ||
+	       (!job_runnable(job) &&
+		(job->hook_seq == job->next_seq || job->in_flight == 0));
+}
+
+/* KCOPYD_DATA_ACROSS_JOBS: is job behind an earlier job with the flag: at
+ * the data hook (start false), one whose sub-jobs have not all been
+ * through it; to start sub-jobs (start true), one that has not started
+ * all of its own?  The second keeps the first from holding the budget
+ * with sub-jobs waiting at the hook for sub-jobs that could not start. */
+static bool behind_earlier(const struct kcopyd_client *kc,
+			   const struct kc_job *job, bool start)
+{
+	const unsigned int across = KCOPYD_DATA_IN_ORDER |
+				    KCOPYD_DATA_ACROSS_JOBS;
+	const struct kc_job *e;
+
+	if ((job->flags & across) != across)
+		return false;
+	for (e = kc->jobs; e; e = e->next) {
+		if (e == job || (e->flags & across) != across ||
+		    e->submit_seq > job->submit_seq)
+			continue;
+		if (start ? job_runnable(e) : !hook_over(e))
+			return true;
+	}
+	return false;
+}
+
 static bool job_finished(const struct kc_job *job)
 {
 	return job_over(job) && job->flush_pending == 0 &&
@@ -981,9 +1014,10 @@ static void sj_data_ready(struct kcopyd_client *kc, struct kc_subjob *sj)
 		sj_finish(kc, sj);	/* a predecessor may never come */
 		return;
 	}
-	if (in_order && sj->seq != job->hook_seq) {
-		assert(sj->seq > job->hook_seq);
-		park_for_hook(job, sj);
+	if (in_order && (sj->seq != job->hook_seq ||
+			 behind_earlier(kc, job, false))) {
+		assert(sj->seq >= job->hook_seq);
+		park_for_hook(job, sj);	/* jobs_hook_release lets it go */
 		return;
 	}
 	for (;;) {
@@ -1349,6 +1383,24 @@ static void jobs_flush(struct kcopyd_client *kc)
 	}
 }
 
+/* KCOPYD_DATA_ACROSS_JOBS: let through the data hook the sub-jobs whose
+ * turn it is and that waited only for earlier jobs. */
+static void jobs_hook_release(struct kcopyd_client *kc)
+{
+	struct kc_job *job;
+
+	for (job = kc->jobs; job; job = job->next) {
+		struct kc_subjob *sj = job->hook_parked;
+
+		if (!(job->flags & KCOPYD_DATA_ACROSS_JOBS) || !sj ||
+		    sj->seq != job->hook_seq || behind_earlier(kc, job, false))
+			continue;
+		job->hook_parked = sj->next;
+		sj->next = NULL;
+		sj_data_ready(kc, sj);
+	}
+}
+
 /* Take the jobs submitted since the last call and start as many sub-jobs as
  * there are free slots and room in the I/O queue, a job at a time in turn,
  * then the flushes of the jobs that are over.  *timeout_ms is lowered when
@@ -1373,7 +1425,9 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 		struct kc_job **p;
 		uint64_t sectors;
 
-		for (p = &kc->jobs; *p && !job_runnable(*p); p = &(*p)->next)
+		for (p = &kc->jobs; *p && (!job_runnable(*p) ||
+					   behind_earlier(kc, *p, true));
+		     p = &(*p)->next)
 			;
 		job = *p;
 		if (!job)
@@ -1396,6 +1450,7 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 		*tail = job;
 		sj_start(kc, job, sectors);
 	}
+	jobs_hook_release(kc);
 	jobs_zero_pending(kc);
 	jobs_flush(kc);
 }

@@ -250,6 +250,8 @@ struct kc_job {
 	struct kc_region dests[KCOPYD_MAX_DESTS];
 
 	uint64_t issued;		/* sectors handed to sub-jobs */
+	uint64_t submit_seq;		/* order of submission among the
+					   client's jobs */
 	uint64_t next_seq;		/* sequence number of the next sub-job */
 	uint64_t write_seq;		/* WRITE_SEQ: the sub-job whose turn it is */
 	struct kc_subjob *parked;	/* WRITE_SEQ: read, waiting for the turn */
@@ -446,6 +448,7 @@ struct kcopyd_client {
 	struct kc_job **new_tail;
 	struct kc_job *jobs;		/* the engine's active jobs, round-robin */
 	unsigned int jobs_outstanding;	/* submitted and callback not returned */
+	uint64_t next_submit_seq;	/* kc_job.submit_seq of the next job */
 	bool shutting_down;
 	bool stop_requested;		/* kcopyd_client_stop: the engine stops
 					   its active jobs */
