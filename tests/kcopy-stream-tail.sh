@@ -90,6 +90,17 @@ for eng in "${engines[@]}"; do
 		"$uri" --verify
 	cmp vnbd.img k1000.exp || fail "$eng: --verify to the export: content"
 
+	# --- --verify of a new file that ends within the stream's last
+	# sector, which is read back apart: alone, in the last sub-job, and
+	# at the start of a sub-job of its own.
+	for len in 446 1000001 $((512 * 1024 + 100)); do
+		head -c "$len" disk.ref >part.bin
+		rm -f vnew.img
+		into "$eng: --verify of $len bytes into a new file" part.bin \
+			vnew.img --verify
+		cmp part.bin vnew.img || fail "$eng: $len bytes into a new file"
+	done
+
 	# --- Standard output on an existing image: not cut (1<>), not harmed
 	# (>>, refused: kcopy writes at offsets).
 	cp disk.ref std.img

@@ -214,6 +214,12 @@ struct verify {
 	unsigned char *bad;		/* bad[i * num + n]: sub-job n of
 					   destination i differs or failed */
 	int read_error[KCOPYD_MAX_DESTS];	/* each one's first, -errno */
+	/* Regular files that end within a stream's last sector: bit i,
+	 * destination i's last sector is read after its read job (which
+	 * cannot read past the end of the file), its last checksum's state
+	 * (XXH3_state_t) kept open for it in tail_state[i]. */
+	unsigned int tail_dests;
+	void *tail_state[KCOPYD_MAX_DESTS];
 };
 
 /* ------------------------------------------------------------ report.c */

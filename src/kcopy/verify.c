@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "kcopy.h"
@@ -188,10 +189,65 @@ static void compare(int fd, uint64_t sector, uint64_t count, const void *data,
 	hash_update(&k->dests[i].hash, sector, count, data);
 	n = (size_t)((sector - t->sector) / vf->chunk_sectors);
 	assert(n < vf->num && count <= vf->chunk_sectors);
+	if (((vf->tail_dests >> i) & 1) && sector + count == end - 1 &&
+	    (end - 1 - t->sector) % vf->chunk_sectors) {
+		/* The last sector, of this sub-job's checksum, comes after
+		 * the job: verify_tail(). */
+		XXH3_state_t *st = XXH3_createState();
+
+		if (!st) {
+			vf->lost = true;
+			return;
+		}
+		XXH3_64bits_reset(st);
+		XXH3_64bits_update(st, data, bytes);
+		vf->tail_state[i] = st;
+		return;
+	}
 	if (chunk_sum(data, count, bytes, &sum) < 0)
 		vf->lost = true;	/* verify fails, not crashes */
 	else if (sum != vf->sums[n])
 		mark_bad(k, i, sector);
+}
+
+/* The last sector of destination i, a regular file that ends within it
+ * (tail_dests): read with pread, its stream's bytes compared as compare()
+ * would have as the end of the read job's last sub-job. */
+static void verify_tail(struct kcopy *k, unsigned int i)
+{
+	struct verify *vf = &k->verify;
+	const struct target *t = &k->dests[i];
+	uint64_t sector = t->sector + t->count - 1;
+	size_t n = (size_t)((sector - t->sector) / vf->chunk_sectors);
+	XXH3_state_t *st = vf->tail_state[i];
+	char buf[KC_SECTOR_SIZE] = { 0 };
+	ssize_t got;
+
+	vf->tail_state[i] = NULL;
+	if (!st && (sector - t->sector) % vf->chunk_sectors == 0) {
+		st = XXH3_createState();	/* a checksum of its own */
+		if (st)
+			XXH3_64bits_reset(st);
+	}
+	if (!st) {
+		/* The job stopped before its end, or no memory. */
+		if (!vf->read_error[i] && !vf->lost)
+			vf->lost = true;
+		return;
+	}
+	got = pread(t->fd, buf, k->tail_bytes,
+		    (off_t)(sector * KC_SECTOR_SIZE));
+	if (got != (ssize_t)k->tail_bytes) {
+		if (!vf->read_error[i])
+			vf->read_error[i] = got < 0 ? -errno : -EIO;
+		mark_bad(k, i, sector);
+	} else {
+		hash_update(&k->dests[i].hash, sector, 1, buf);
+		XXH3_64bits_update(st, buf, sizeof(buf));
+		if (XXH3_64bits_digest(st) != vf->sums[n])
+			mark_bad(k, i, sector);
+	}
+	XXH3_freeState(st);
 }
 
 /* The error hook of the read-back: a failed read stops that destination's
@@ -284,9 +340,16 @@ void verify_dests(struct kcopy *k)
 		int ret;
 
 		/* Whole logical blocks: a stream's end need not be at the end
-		 * of one (compare() looks at the region's bytes only). */
+		 * of one (compare() looks at the region's bytes only).  A
+		 * regular file may end within a stream's last sector, which
+		 * the library cannot read: verify_tail() reads it. */
 		if (lbs_sectors > 1 && r.count % lbs_sectors)
 			r.count += lbs_sectors - r.count % lbs_sectors;
+		if (k->src.is_stream && k->tail_bytes < KC_SECTOR_SIZE &&
+		    !t->is_blockdev && !t->is_remote && r.count) {
+			vf->tail_dests |= 1u << i;
+			r.count--;
+		}
 
 		if ((failed >> i) & 1)
 			continue;
@@ -307,20 +370,27 @@ void verify_dests(struct kcopy *k)
 		k->jobs_left++;
 		pthread_mutex_unlock(&k->lock);
 		ret = hash_start(&t->hash, k->opt.hash_algs, t->sector);
-		if (ret == 0)
+		if (ret == 0 && r.count)
 			ret = kcopyd_copy(k->kc, &r, 0, NULL, k->opt.hash_algs
 					  ? KCOPYD_DATA_IN_ORDER : 0,
 					  read_back_done, k);
-		if (ret < 0) {
+		else if (ret == 0)
+			ret = 1;	/* all of it in verify_tail() */
+		if (ret != 0) {
 			pthread_mutex_lock(&k->lock);
 			k->jobs_left--;
 			pthread_mutex_unlock(&k->lock);
-			vf->read_error[i] = ret;
+			if (ret < 0)
+				vf->read_error[i] = ret;
 		}
 	}
 	run_wait(k, false);
 	kcopyd_wait(k->kc);
 	k->verified = !k->signal;
+	for (i = 0; k->verified && i < k->num_dests; i++)
+		if ((healthy & vf->tail_dests) >> i & 1 &&
+		    !vf->read_error[i])
+			verify_tail(k, i);
 	for (i = 0; k->verified && i < k->num_dests; i++)
 		if ((healthy >> i) & 1)
 			verify_result(k, i);
@@ -328,8 +398,14 @@ void verify_dests(struct kcopy *k)
 
 void verify_free(struct kcopy *k)
 {
+	unsigned int i;
+
 	free(k->verify.sums);
 	k->verify.sums = NULL;
 	free(k->verify.bad);
 	k->verify.bad = NULL;
+	for (i = 0; i < KCOPYD_MAX_DESTS; i++) {
+		XXH3_freeState(k->verify.tail_state[i]);
+		k->verify.tail_state[i] = NULL;
+	}
 }
