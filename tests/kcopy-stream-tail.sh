@@ -29,6 +29,9 @@ expected() {
 }
 expected boot.bin boot.exp
 expected k1000.bin k1000.exp
+make_image other.ref "$SIZE" pattern:OTHER
+cp other.ref other.exp
+dd if=boot.bin of=other.exp conv=notrunc status=none
 
 engines=(libaio)
 "$KCOPY" -q disk.ref probe.img 2>/dev/null && KCOPYD_IO_ENGINE=io_uring \
@@ -74,6 +77,24 @@ for eng in "${engines[@]}"; do
 		cmp nbd.img boot.exp ||
 			fail "$n: nbd minblock 4096: not only the stream's bytes changed"
 	done
+
+	# --- Several destinations at once, each with a content of its own:
+	# each keeps its own bytes after the stream.
+	cp disk.ref "mA-$eng.img"
+	cp other.ref "mB-$eng.img"
+	cp other.ref mfile.img
+	cp disk.ref mnbd.img
+	devA=$(make_loop "mA-$eng.img" -b 4096)
+	devB=$(make_loop "mB-$eng.img" -b 512)
+	uri=$(make_nbd "mnbd-$eng" --filter=blocksize file "$T/mnbd.img" \
+		minblock=4096)
+	cat boot.bin | run_watchdog 60 "$KCOPY" --verify - "$devA" "$devB" \
+		mfile.img "$uri" 2>"$T/err" && st=0 || st=$?
+	assert_eq "$st" 0 "$eng: four destinations: exit status ($(cat "$T/err"))"
+	assert_eq "$(sum "$devA")" "$(sum boot.exp)" "$eng: four: 4096 loop"
+	assert_eq "$(sum "$devB")" "$(sum other.exp)" "$eng: four: 512 loop"
+	cmp mfile.img other.exp || fail "$eng: four: the file"
+	cmp mnbd.img boot.exp || fail "$eng: four: the export"
 
 	# --- --verify of 1000 bytes, to 4096-byte blocks: whole blocks read
 	# back, the stream's bytes compared.
