@@ -206,6 +206,7 @@ static int submit(struct kcopyd_client *kc, const struct io_region *from,
 	if (num_dests > kc->ring_dests && kc->jobs_outstanding == 0 &&
 	    kc_io_setup(kc, ring_events(kc->num_slots, num_dests)) == 0)
 		kc->ring_dests = num_dests;
+	job->submit_seq = kc->next_submit_seq++;
 	*kc->new_tail = job;
 	kc->new_tail = &job->next;
 	kc->jobs_outstanding++;

@@ -96,6 +96,39 @@ static bool job_over(const struct kc_job *job)
 	return job->in_flight == 0 && !job_runnable(job);
 }
 
+/* Has every sub-job the job will have been through the data hook (or
+ * will never be: a stopped job's)? */
+static bool hook_over(const struct kc_job *job)
+{
+	return job->stopped ||
+	       (!job_runnable(job) &&
+		(job->hook_seq == job->next_seq || job->in_flight == 0));
+}
+
+/* KCOPYD_DATA_ACROSS_JOBS: is job behind an earlier job with the flag: at
+ * the data hook (start false), one whose sub-jobs have not all been
+ * through it; to start sub-jobs (start true), one that has not started
+ * all of its own?  The second keeps the first from holding the budget
+ * with sub-jobs waiting at the hook for sub-jobs that could not start. */
+static bool behind_earlier(const struct kcopyd_client *kc,
+			   const struct kc_job *job, bool start)
+{
+	const unsigned int across = KCOPYD_DATA_IN_ORDER |
+				    KCOPYD_DATA_ACROSS_JOBS;
+	const struct kc_job *e;
+
+	if ((job->flags & across) != across)
+		return false;
+	for (e = kc->jobs; e; e = e->next) {
+		if (e == job || (e->flags & across) != across ||
+		    e->submit_seq > job->submit_seq)
+			continue;
+		if (start ? job_runnable(e) : !hook_over(e))
+			return true;
+	}
+	return false;
+}
+
 static bool job_finished(const struct kc_job *job)
 {
 	return job_over(job) && job->flush_pending == 0 &&
@@ -234,19 +267,17 @@ static void record_bad(struct kcopyd_client *kc, int fd, uint64_t sector,
 static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj);
 static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err);
 
-/* Queue a read (is_write false: into io[0]) or the write to destination
- * dest (into io[dest]) of len bytes at offset (sectors) of region r. */
-static void io_start(struct kcopyd_client *kc, struct kc_subjob *sj,
-		     bool is_write, unsigned int dest, const struct kc_region *r,
-		     uint64_t offset, size_t len, char *buf)
+/* Queue on io a request op of len bytes at offset (sectors) of region r. */
+static void io_start_on(struct kcopyd_client *kc, struct kc_subjob *sj,
+			struct kc_iocb *io, enum kc_io_op op, bool is_zero,
+			const struct kc_region *r, uint64_t offset, size_t len,
+			char *buf)
 {
-	struct kc_iocb *io = &sj->io[is_write ? dest : 0];
-
 	io->end_io = sj_io_done;
 	io->private = sj;
 	io->file = r->file;
-	io->op = is_write ? KC_IO_WRITE : KC_IO_READ;
-	io->is_zero = is_write && (sj->zero_requests & (1u << dest));
+	io->op = op;
+	io->is_zero = is_zero;
 	io->may_direct = !(sj->job->flags & KCOPYD_NO_DIRECT);
 	io->pos = (r->sector + offset) << SECTOR_SHIFT;
 	io->len = len;
@@ -256,16 +287,34 @@ static void io_start(struct kcopyd_client *kc, struct kc_subjob *sj,
 	io->file->ops->queue(kc, io);
 }
 
+/* Queue a read (is_write false: into io[0]) or the write to destination
+ * dest (into io[dest]) of len bytes at offset (sectors) of region r. */
+static void io_start(struct kcopyd_client *kc, struct kc_subjob *sj,
+		     bool is_write, unsigned int dest, const struct kc_region *r,
+		     uint64_t offset, size_t len, char *buf)
+{
+	io_start_on(kc, sj, &sj->io[is_write ? dest : 0],
+		    is_write ? KC_IO_WRITE : KC_IO_READ,
+		    is_write && (sj->zero_requests & (1u << dest)), r, offset,
+		    len, buf);
+}
+
 /* The sub-job is over (nothing of it outstanding): give its slot back. */
 static void sj_finish(struct kcopyd_client *kc, struct kc_subjob *sj)
 {
 	struct kc_job *job = sj->job;
+	unsigned int i;
 
 	assert(sj->pending == 0 && job->in_flight > 0);
 	/* Only data that went out to the destinations counts as done: a
 	 * sub-job whose read failed, or that WRITE_SEQ never wrote, does not. */
 	if (sj->state == KC_SJ_WRITING && sj->written)
 		kc->stats.bytes_done += sj->bytes;
+	for (i = 0; i < job->num_dests; i++) {
+		free(sj->tail_buf[i]);
+		sj->tail_buf[i] = NULL;
+		sj->tail_step[i] = KC_TAIL_NONE;
+	}
 	if ((job->flags & KCOPYD_WRITE_SEQ) && sj->seq == job->write_seq) {
 		job->write_seq++;
 		if (job->parked && job->parked->seq == job->write_seq) {
@@ -350,24 +399,27 @@ static void write_failed(struct kcopyd_client *kc, struct kc_job *job,
 }
 
 /* Bytes of sj for destination i: the sub-job's; from a stream source the
- * data read, exactly for a stream destination, else to the sector (the
- * logical block of a device or an export; the buffer is zeroed past the
- * data); and no more than the destination's capacity, past which it fails
- * with ENOSPC: too small for the stream. */
+ * data read, exactly for a stream or a regular file, else to the logical
+ * block of the device or export, whose last block is then merged
+ * (*merge set: dest_tail); and no more than the destination's capacity,
+ * past which it fails with ENOSPC: too small for the stream. */
 static size_t write_len(struct kcopyd_client *kc, struct kc_subjob *sj,
-			unsigned int i)
+			unsigned int i, bool *merge)
 {
 	struct kc_job *job = sj->job;
 	const struct kc_region *d = &job->dests[i];
 	size_t len = sj->count << SECTOR_SHIFT;
 	uint64_t room;
 
+	*merge = false;
 	if (!job->stream_src)
 		return len;
-	if (d->file->is_stream)
-		len = sj->bytes;
-	else if (sj->bytes % d->file->lbs)
+	len = sj->bytes;
+	if ((d->file->is_blockdev || d->file->is_remote) &&
+	    sj->bytes % d->file->lbs) {
 		len = sj->bytes - sj->bytes % d->file->lbs + d->file->lbs;
+		*merge = true;
+	}
 	room = d->count == 0 ? len : d->count > sj->offset
 	       ? (d->count - sj->offset) << SECTOR_SHIFT : 0;
 	if (room < len) {
@@ -375,9 +427,68 @@ static size_t write_len(struct kcopyd_client *kc, struct kc_subjob *sj,
 			     (d->sector + sj->offset) << SECTOR_SHIFT, len,
 			     -ENOSPC);
 		write_failed(kc, job, i);
-		len = room;
+		len = room;	/* whole blocks of data, if any */
+		*merge = false;
 	}
 	return len;
+}
+
+/* Write the stream's data in sj to destination i, storage written in
+ * whole logical blocks whose last block is only partly the stream's: the
+ * whole blocks from the buffer, then that last block read from the
+ * destination, the stream's bytes copied over its start, and written
+ * back, so that not a byte past the stream changes (a partition table
+ * after a boot block).  One request at a time on io[i]: called to start
+ * (tail_step[i] KC_TAIL_START) and at the end of each request; a failed
+ * one is the destination's write error (sj_io_done). */
+static void dest_tail(struct kcopyd_client *kc, struct kc_subjob *sj,
+		      unsigned int i)
+{
+	struct kc_job *job = sj->job;
+	const struct kc_region *d = &job->dests[i];
+	unsigned int lbs = d->file->lbs;
+	size_t head = sj->bytes - sj->bytes % lbs;
+	uint64_t block = sj->offset + (head >> SECTOR_SHIFT);
+	void *p;
+	int r;
+
+	switch (sj->tail_step[i]) {
+	case KC_TAIL_START:
+		sj->tail_step[i] = KC_TAIL_HEAD;
+		if (head) {
+			io_start(kc, sj, true, i, d, sj->offset, head, sj->buf);
+			return;
+		}
+		/* fall through */
+	case KC_TAIL_HEAD:
+		r = posix_memalign(&p, KCOPYD_PAGE_SIZE, lbs);
+		if (r) {
+			sj->tail_step[i] = KC_TAIL_NONE;
+			report_error(kc, d->file, KC_IO_WRITE, i,
+				     (d->sector + block) << SECTOR_SHIFT, lbs,
+				     -r);
+			write_failed(kc, job, i);
+			return;
+		}
+		sj->tail_buf[i] = p;
+		sj->tail_step[i] = KC_TAIL_READ;
+		io_start_on(kc, sj, &sj->io[i], KC_IO_READ, false, d, block,
+			    lbs, sj->tail_buf[i]);
+		return;
+	case KC_TAIL_READ:
+		memcpy(sj->tail_buf[i], sj->buf + head, sj->bytes - head);
+		sj->tail_step[i] = KC_TAIL_WRITE;
+		io_start_on(kc, sj, &sj->io[i], KC_IO_WRITE, false, d, block,
+			    lbs, sj->tail_buf[i]);
+		return;
+	case KC_TAIL_WRITE:
+		sj->tail_step[i] = KC_TAIL_NONE;
+		sj->written = true;
+		return;
+	case KC_TAIL_NONE:
+		break;
+	}
+	assert(!"dest_tail: no merge under way");
 }
 
 static void dest_next(struct kcopyd_client *kc, struct kc_subjob *sj,
@@ -392,6 +503,7 @@ static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj)
 	sj->state = KC_SJ_WRITING;
 	for (i = 0; i < job->num_dests; i++) {
 		size_t len;
+		bool merge;
 
 		if ((job->dropped | sj->zeroed) & (1u << i))
 			continue;
@@ -403,12 +515,16 @@ static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj)
 			 * ranges to skip in order, nor from a stream). */
 			sj->next_block[i] = sj->num_blocks;
 			sj_fill_holes(sj);
-			len = write_len(kc, sj, i);
-			if (len)
+			len = write_len(kc, sj, i, &merge);
+			if (merge) {
+				sj->tail_step[i] = KC_TAIL_START;
+				dest_tail(kc, sj, i);
+			} else if (len) {
 				io_start(kc, sj, true, i, &job->dests[i],
 					 sj->offset, len, sj->buf);
-			else
+			} else {
 				sj->written = true;
+			}
 		} else {
 			dest_next(kc, sj, i);
 		}
@@ -904,9 +1020,10 @@ static void sj_data_ready(struct kcopyd_client *kc, struct kc_subjob *sj)
 		sj_finish(kc, sj);	/* a predecessor may never come */
 		return;
 	}
-	if (in_order && sj->seq != job->hook_seq) {
-		assert(sj->seq > job->hook_seq);
-		park_for_hook(job, sj);
+	if (in_order && (sj->seq != job->hook_seq ||
+			 behind_earlier(kc, job, false))) {
+		assert(sj->seq >= job->hook_seq);
+		park_for_hook(job, sj);	/* jobs_hook_release lets it go */
 		return;
 	}
 	for (;;) {
@@ -1166,8 +1283,11 @@ static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 	sj->pending--;
 	if (err) {
 		/* Re-reads report through the bad range log. */
+		/* (Reads while writing are of a destination: dest_tail.) */
 		if (sj->state != KC_SJ_REREADING)
-			report_error(kc, io->file, io->op,
+			report_error(kc, io->file,
+				     sj->state == KC_SJ_WRITING ? KC_IO_WRITE
+								: io->op,
 				     (unsigned int)(io - sj->io), io->pos,
 				     io->len, err);
 		else
@@ -1193,7 +1313,10 @@ static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 				sj->written = true;
 		} else if (err) {
 			sj->next_block[io - sj->io] = sj->num_blocks;
+			sj->tail_step[io - sj->io] = KC_TAIL_NONE;
 			write_failed(kc, sj->job, (unsigned int)(io - sj->io));
+		} else if (sj->tail_step[io - sj->io] != KC_TAIL_NONE) {
+			dest_tail(kc, sj, (unsigned int)(io - sj->io));
 		} else {
 			if (io->is_zero) {
 				/* WRITE_ZEROES: zeroed, not written */
@@ -1266,6 +1389,24 @@ static void jobs_flush(struct kcopyd_client *kc)
 	}
 }
 
+/* KCOPYD_DATA_ACROSS_JOBS: let through the data hook the sub-jobs whose
+ * turn it is and that waited only for earlier jobs. */
+static void jobs_hook_release(struct kcopyd_client *kc)
+{
+	struct kc_job *job;
+
+	for (job = kc->jobs; job; job = job->next) {
+		struct kc_subjob *sj = job->hook_parked;
+
+		if (!(job->flags & KCOPYD_DATA_ACROSS_JOBS) || !sj ||
+		    sj->seq != job->hook_seq || behind_earlier(kc, job, false))
+			continue;
+		job->hook_parked = sj->next;
+		sj->next = NULL;
+		sj_data_ready(kc, sj);
+	}
+}
+
 /* Take the jobs submitted since the last call and start as many sub-jobs as
  * there are free slots and room in the I/O queue, a job at a time in turn,
  * then the flushes of the jobs that are over.  *timeout_ms is lowered when
@@ -1290,7 +1431,9 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 		struct kc_job **p;
 		uint64_t sectors;
 
-		for (p = &kc->jobs; *p && !job_runnable(*p); p = &(*p)->next)
+		for (p = &kc->jobs; *p && (!job_runnable(*p) ||
+					   behind_earlier(kc, *p, true));
+		     p = &(*p)->next)
 			;
 		job = *p;
 		if (!job)
@@ -1313,6 +1456,7 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 		*tail = job;
 		sj_start(kc, job, sectors);
 	}
+	jobs_hook_release(kc);
 	jobs_zero_pending(kc);
 	jobs_flush(kc);
 }

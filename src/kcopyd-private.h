@@ -250,6 +250,8 @@ struct kc_job {
 	struct kc_region dests[KCOPYD_MAX_DESTS];
 
 	uint64_t issued;		/* sectors handed to sub-jobs */
+	uint64_t submit_seq;		/* order of submission among the
+					   client's jobs */
 	uint64_t next_seq;		/* sequence number of the next sub-job */
 	uint64_t write_seq;		/* WRITE_SEQ: the sub-job whose turn it is */
 	struct kc_subjob *parked;	/* WRITE_SEQ: read, waiting for the turn */
@@ -339,6 +341,15 @@ struct kc_iocb {
 					   reopen) */
 };
 
+/* Steps of the merge of a stream's last block (job.c, dest_tail). */
+enum kc_tail_step {
+	KC_TAIL_NONE,		/* no merge under way */
+	KC_TAIL_START,		/* to start */
+	KC_TAIL_HEAD,		/* the whole blocks before it being written */
+	KC_TAIL_READ,		/* the destination's block being read */
+	KC_TAIL_WRITE,		/* the merged block being written */
+};
+
 struct kc_subjob {
 	struct kc_subjob *next;		/* free list, a job's parked list or
 					   kc->isolate_wait */
@@ -355,6 +366,12 @@ struct kc_subjob {
 	unsigned int zero_requests;	/* destinations zeroed by a request
 					   (is_zero) of their storage */
 	bool written;			/* some destination took the data */
+	/* The end of a stream on storage written in whole blocks (a block
+	 * device, an export): destination i's last block, read, merged with
+	 * the stream's last bytes and written back (job.c, dest_tail); the
+	 * step it is at, and the block, allocated for it. */
+	unsigned char tail_step[KCOPYD_MAX_DESTS];	/* enum kc_tail_step */
+	char *tail_buf[KCOPYD_MAX_DESTS];
 	/* isolating re-read, KCOPYD_IGNORE_ERROR: ranges of sectors still to
 	 * read, a stack, bisected on failure down to one logical block */
 	unsigned int block_sectors;
@@ -431,6 +448,7 @@ struct kcopyd_client {
 	struct kc_job **new_tail;
 	struct kc_job *jobs;		/* the engine's active jobs, round-robin */
 	unsigned int jobs_outstanding;	/* submitted and callback not returned */
+	uint64_t next_submit_seq;	/* kc_job.submit_seq of the next job */
 	bool shutting_down;
 	bool stop_requested;		/* kcopyd_client_stop: the engine stops
 					   its active jobs */

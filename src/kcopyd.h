@@ -81,7 +81,14 @@ struct io_region {
  * are zero ranges. */
 #define KCOPYD_NO_ZERO_DETECT	(1u << 8)
 
-#define KCOPYD_FLAGS_MASK	((1u << 9) - 1)
+/* With KCOPYD_DATA_IN_ORDER: the order holds across jobs too.  The job's
+ * data reaches the hook only after all that of every job submitted before
+ * it with this flag, so that a region copied as several jobs, submitted in
+ * source order, is seen in order as a whole; its sub-jobs start only once
+ * those jobs have started all of theirs. */
+#define KCOPYD_DATA_ACROSS_JOBS	(1u << 9)
+
+#define KCOPYD_FLAGS_MASK	((1u << 10) - 1)
 
 /* Called once per job from the client's engine thread.  read_err is 0 or 1;
  * bit i of write_err is destination i.  Callbacks of one client never run

@@ -14,7 +14,9 @@
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +62,7 @@ int hash_start(struct hash_set *h, unsigned int algs, uint64_t first_sector)
 	hash_free(h);
 	h->algs = algs;
 	h->next = first_sector;
+	h->seen = first_sector;
 	for (a = 0; a < HASH_NUM_ALGS; a++) {
 		EVP_MD_CTX *ctx;
 
@@ -87,7 +90,20 @@ static void feed(struct hash_set *h, const void *data, size_t len)
 void hash_update(struct hash_set *h, uint64_t sector, uint64_t count,
 		 const void *data)
 {
-	if (!h->algs || h->broken)
+	if (!h->algs)
+		return;
+	/* What was seen, gaps and all, for hash_why(). */
+	if (sector > h->seen) {
+		if (!h->gaps++) {
+			h->gap_lo = h->seen;
+			h->gap_hi = sector;
+		}
+	} else if (sector < h->seen) {
+		h->disorder = true;
+	}
+	if (sector + count > h->seen)
+		h->seen = sector + count;
+	if (h->broken)
 		return;
 	if (sector != h->next) {
 		/* Out of order, or twice: no digest is better than a wrong
@@ -138,6 +154,34 @@ int hash_finish(struct hash_set *h, uint64_t end_sector,
 		h->hex[a][2 * n] = 0;
 	}
 	h->done = true;
+	return 0;
+}
+
+int hash_why(const struct hash_set *h, uint64_t end_sector,
+	     const char *prefix, char *buf, size_t size)
+{
+	uint64_t lo = h->gap_lo, hi = h->gap_hi;
+	unsigned int gaps = h->gaps;
+
+	if (h->seen < end_sector && !gaps++) {
+		lo = h->seen;
+		hi = end_sector;
+	}
+	if (gaps && !h->disorder) {
+		if (gaps > 1)
+			snprintf(buf, size, "%sdid not read sectors %" PRIu64
+				 "..%" PRIu64 " and %u other range(s)", prefix,
+				 lo, hi - 1, gaps - 1);
+		else
+			snprintf(buf, size, "%sdid not read sectors %" PRIu64
+				 "..%" PRIu64, prefix, lo, hi - 1);
+	} else if (h->disorder || gaps) {
+		snprintf(buf, size, "the data came out of source order");
+	} else if (h->broken) {
+		snprintf(buf, size, "the digest could not be computed");
+	} else {
+		return -ENODATA;
+	}
 	return 0;
 }
 

@@ -133,6 +133,13 @@ struct hash_set {
 	bool has_tail;
 	bool broken;			/* a gap, an overlap or a failed update */
 	bool done;			/* hex holds the digests */
+	/* What was not fed, for saying why there is no digest: the sector
+	 * after the last data seen, the first gap [gap_lo, gap_hi) and how
+	 * many there were, and whether data came out of order. */
+	uint64_t seen;
+	uint64_t gap_lo, gap_hi;
+	unsigned int gaps;
+	bool disorder;
 	char *hex[HASH_NUM_ALGS];	/* lowercase hex, after hash_finish() */
 };
 
@@ -211,6 +218,12 @@ struct verify {
 	unsigned char *bad;		/* bad[i * num + n]: sub-job n of
 					   destination i differs or failed */
 	int read_error[KCOPYD_MAX_DESTS];	/* each one's first, -errno */
+	/* Regular files that end within a stream's last sector: bit i,
+	 * destination i's last sector is read after its read job (which
+	 * cannot read past the end of the file), its last checksum's state
+	 * (XXH3_state_t) kept open for it in tail_state[i]. */
+	unsigned int tail_dests;
+	void *tail_state[KCOPYD_MAX_DESTS];
 };
 
 /* ------------------------------------------------------------ report.c */
@@ -279,6 +292,8 @@ struct kcopy {
 	bool verified;			/* --verify ran to the end */
 	bool map_started;		/* --mapfile: a job was submitted */
 	bool pieces_stopped;		/* --mapfile: no more jobs */
+	char hash_missing[160];		/* --hash: why the source has no
+					   digest, for -v and the report */
 	struct progress progress;
 	struct verify verify;
 	struct report report;
@@ -368,6 +383,13 @@ void hash_update(struct hash_set *h, uint64_t sector, uint64_t count,
  * algorithms. */
 int hash_finish(struct hash_set *h, uint64_t end_sector,
 		unsigned int last_bytes);
+/* Why hash_finish() gave no digest for a region that ends at end_sector,
+ * into buf (size bytes): "did not read sectors A..B" (and how many other
+ * ranges), or that the data came out of order or failed to go in; prefix
+ * comes first ("this run resumed from the mapfile and " for one).  0, or
+ * -ENODATA if nothing is missing. */
+int hash_why(const struct hash_set *h, uint64_t end_sector,
+	     const char *prefix, char *buf, size_t size);
 void hash_free(struct hash_set *h);
 
 /* verify.c */

@@ -97,9 +97,11 @@ static int setup(struct kcopy *k)
 		k->flags |= KCOPYD_IGNORE_ERROR;
 	if (k->opt.sequential)
 		k->flags |= KCOPYD_WRITE_SEQ;
-	/* --hash feeds the digests from the data hook, in source order. */
+	/* --hash feeds the digests from the data hook, in source order, also
+	 * across the pieces of a --mapfile copy, which run as several jobs
+	 * submitted in source order. */
 	if (k->opt.hash_algs)
-		k->flags |= KCOPYD_DATA_IN_ORDER;
+		k->flags |= KCOPYD_DATA_IN_ORDER | KCOPYD_DATA_ACROSS_JOBS;
 	if (k->opt.allocated)
 		k->flags |= KCOPYD_ALLOCATED;
 	if (k->opt.dest_is_zero)
@@ -149,8 +151,18 @@ static void finish_source_hash(struct kcopy *k)
 
 	r = hash_finish(h, k->src.sector + k->src.count, k->tail_bytes);
 	if (r == -ENODATA) {
-		say(&k->out, MSG_VERBOSE, "--hash: the copy did not read the "
-		    "whole source region: no digest");
+		/* A --mapfile run with gaps in what it read resumed: it
+		 * read only what earlier runs left. */
+		if (hash_why(h, k->src.sector + k->src.count,
+			     k->map && h->gaps
+			     ? "this run resumed from the mapfile and "
+			     : "the copy ", k->hash_missing,
+			     sizeof(k->hash_missing)) < 0)
+			snprintf(k->hash_missing, sizeof(k->hash_missing),
+				 "the copy did not read the whole source "
+				 "region");
+		say(&k->out, MSG_VERBOSE, "--hash: %s: no digest",
+		    k->hash_missing);
 	} else if (r < 0) {
 		say(&k->out, MSG_ERROR, "--hash: %s", strerror(-r));
 	}

@@ -224,6 +224,10 @@ static void write_report(struct kcopy *k, FILE *f, int status, bool done)
 	if (k->opt.hash_algs) {
 		fprintf(f, ",\n  ");
 		json_hashes(f, &k->src.hash, done);
+		if (done && k->hash_missing[0]) {
+			fprintf(f, ",\n  \"hashes_missing\": ");
+			json_string(f, k->hash_missing);
+		}
 	}
 	fprintf(f, ",\n  \"bad_ranges\": [");
 	for (j = 0; j < k->num_bad; j++) {

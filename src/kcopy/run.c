@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kcopy.h"
@@ -402,12 +403,14 @@ int run_copy(struct kcopy *k)
 	return 0;
 }
 
-/* From a stream whose length is not a multiple of 512, the destinations
- * got whole sectors (zeros past the data, so that --verify compares whole
- * sectors); a file this run created is then cut to the stream's length, as
- * it would be from a file source of that length, and so is a file on
- * standard output (the shell made it).  A failure is that
- * destination's write error. */
+/* From a stream whose length is not a multiple of 512, the library wrote
+ * regular files to the stream's last byte (devices and exports got their
+ * last block merged, nothing past the stream changed).  A file this run
+ * created, or a file on standard output, is then cut back to the stream's
+ * end should it reach past it, but never below the size it had when this
+ * run started: kcopy truncates nothing it did not write (1<>disk.img keeps
+ * the image past the stream; a file the shell just made empty with > ends
+ * where the stream does).  A failure is that destination's write error. */
 void run_trim_created(struct kcopy *k)
 {
 	unsigned int i;
@@ -418,10 +421,16 @@ void run_trim_created(struct kcopy *k)
 		struct target *t = &k->dests[i];
 		off_t end = (off_t)((t->sector + t->count) * KC_SECTOR_SIZE -
 				    (KC_SECTOR_SIZE - k->tail_bytes));
+		struct stat st;
 
 		if (!(t->created || t->is_std) || t->is_stream ||
+		    t->is_blockdev || t->is_remote ||
 		    ((k->write_err >> i) & 1))
 			continue;
+		if (end < (off_t)t->size)
+			end = (off_t)t->size;
+		if (fstat(t->fd, &st) == 0 && st.st_size <= end)
+			continue;	/* nothing past it of this run's */
 		if (ftruncate(t->fd, end) < 0 || fdatasync(t->fd) < 0) {
 			int err = errno;
 

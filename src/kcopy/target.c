@@ -130,6 +130,13 @@ static int open_std(struct kcopy *k, struct target *t, int fd)
 	t->fd = fd;
 	t->is_std = true;
 	t->exists = true;
+	/* O_APPEND would put every write at the end whatever its offset. */
+	if (fd && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) &&
+	    (fcntl(fd, F_GETFL) & O_APPEND))
+		return setup_error(k, t, -EINVAL, "standard output is open "
+				   "for appending (>>), and kcopy writes at "
+				   "offsets: open it with 1<> to write over "
+				   "the file from its start");
 	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
 		return probe_open(k, t);
 	if (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode))

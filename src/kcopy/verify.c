@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "kcopy.h"
@@ -109,6 +110,39 @@ static int add_mismatch(struct target *t, uint64_t sector, uint64_t count)
 	return 0;
 }
 
+/* The checksum of count sectors of data of which only the first bytes are
+ * the region's, the rest taken as zeros: the copy's hook sees a stream's
+ * last sector zeroed past its end, the read-back what the destination
+ * holds there, which is not the stream's and is left as it was.  0, or
+ * -ENOMEM. */
+static int chunk_sum(const void *data, uint64_t count, size_t bytes,
+		     uint64_t *sum)
+{
+	static const char zeros[KC_SECTOR_SIZE];
+	size_t len = (size_t)count * KC_SECTOR_SIZE;
+	XXH3_state_t *st;
+
+	if (bytes >= len) {
+		*sum = XXH3_64bits(data, len);
+		return 0;
+	}
+	st = XXH3_createState();
+	if (!st)
+		return -ENOMEM;
+	XXH3_64bits_reset(st);
+	XXH3_64bits_update(st, data, bytes);
+	while (bytes < len) {
+		size_t n = len - bytes < sizeof(zeros) ? len - bytes
+						       : sizeof(zeros);
+
+		XXH3_64bits_update(st, zeros, n);
+		bytes += n;
+	}
+	*sum = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return 0;
+}
+
 /* The destination a read job's hook is about. */
 static unsigned int dest_of_fd(const struct kcopy *k, int fd)
 {
@@ -131,21 +165,92 @@ static void mark_bad(struct kcopy *k, unsigned int i, uint64_t sector)
 
 /* The data hook of the read-back: a sub-job of a destination, compared
  * with the checksum of the same sub-job of the copy (the read jobs have
- * the copy's sub-job size, so their sub-jobs are the copy's). */
+ * the copy's sub-job size, so their sub-jobs are the copy's).  Only the
+ * region's bytes count: not the rest of the last logical block, read only
+ * because the storage reads whole blocks (verify_dests), nor what follows
+ * a stream's last byte in its last sector. */
 static void compare(int fd, uint64_t sector, uint64_t count, const void *data,
 		    void *context)
 {
 	struct kcopy *k = context;
 	struct verify *vf = &k->verify;
 	unsigned int i = dest_of_fd(k, fd);
-	size_t n;
+	const struct target *t;
+	uint64_t end, sum;
+	size_t n, bytes;
 
 	assert(i < k->num_dests);
+	t = &k->dests[i];
+	end = t->sector + t->count;
+	if (sector >= end)
+		return;
+	if (count > end - sector)
+		count = end - sector;
+	bytes = (size_t)count * KC_SECTOR_SIZE;
+	if (sector + count == end)
+		bytes -= KC_SECTOR_SIZE - k->tail_bytes;
 	hash_update(&k->dests[i].hash, sector, count, data);
-	n = (size_t)((sector - k->dests[i].sector) / vf->chunk_sectors);
+	n = (size_t)((sector - t->sector) / vf->chunk_sectors);
 	assert(n < vf->num && count <= vf->chunk_sectors);
-	if (XXH3_64bits(data, count * KC_SECTOR_SIZE) != vf->sums[n])
+	if (((vf->tail_dests >> i) & 1) && sector + count == end - 1 &&
+	    (end - 1 - t->sector) % vf->chunk_sectors) {
+		/* The last sector, of this sub-job's checksum, comes after
+		 * the job: verify_tail(). */
+		XXH3_state_t *st = XXH3_createState();
+
+		if (!st) {
+			vf->lost = true;
+			return;
+		}
+		XXH3_64bits_reset(st);
+		XXH3_64bits_update(st, data, bytes);
+		vf->tail_state[i] = st;
+		return;
+	}
+	if (chunk_sum(data, count, bytes, &sum) < 0)
+		vf->lost = true;	/* verify fails, not crashes */
+	else if (sum != vf->sums[n])
 		mark_bad(k, i, sector);
+}
+
+/* The last sector of destination i, a regular file that ends within it
+ * (tail_dests): read with pread, its stream's bytes compared as compare()
+ * would have as the end of the read job's last sub-job. */
+static void verify_tail(struct kcopy *k, unsigned int i)
+{
+	struct verify *vf = &k->verify;
+	const struct target *t = &k->dests[i];
+	uint64_t sector = t->sector + t->count - 1;
+	size_t n = (size_t)((sector - t->sector) / vf->chunk_sectors);
+	XXH3_state_t *st = vf->tail_state[i];
+	char buf[KC_SECTOR_SIZE] = { 0 };
+	ssize_t got;
+
+	vf->tail_state[i] = NULL;
+	if (!st && (sector - t->sector) % vf->chunk_sectors == 0) {
+		st = XXH3_createState();	/* a checksum of its own */
+		if (st)
+			XXH3_64bits_reset(st);
+	}
+	if (!st) {
+		/* The job stopped before its end, or no memory. */
+		if (!vf->read_error[i] && !vf->lost)
+			vf->lost = true;
+		return;
+	}
+	got = pread(t->fd, buf, k->tail_bytes,
+		    (off_t)(sector * KC_SECTOR_SIZE));
+	if (got != (ssize_t)k->tail_bytes) {
+		if (!vf->read_error[i])
+			vf->read_error[i] = got < 0 ? -errno : -EIO;
+		mark_bad(k, i, sector);
+	} else {
+		hash_update(&k->dests[i].hash, sector, 1, buf);
+		XXH3_64bits_update(st, buf, sizeof(buf));
+		if (XXH3_64bits_digest(st) != vf->sums[n])
+			mark_bad(k, i, sector);
+	}
+	XXH3_freeState(st);
 }
 
 /* The error hook of the read-back: a failed read stops that destination's
@@ -235,8 +340,21 @@ void verify_dests(struct kcopy *k)
 	pthread_mutex_unlock(&k->lock);
 	for (i = 0; i < k->num_dests; i++) {
 		struct target *t = &k->dests[i];
+		uint64_t lbs_sectors = t->lbs / KC_SECTOR_SIZE;
 		struct io_region r = { t->fd, t->sector, t->count };
 		int ret;
+
+		/* Whole logical blocks: a stream's end need not be at the end
+		 * of one (compare() looks at the region's bytes only).  A
+		 * regular file may end within a stream's last sector, which
+		 * the library cannot read: verify_tail() reads it. */
+		if (lbs_sectors > 1 && r.count % lbs_sectors)
+			r.count += lbs_sectors - r.count % lbs_sectors;
+		if (k->src.is_stream && k->tail_bytes < KC_SECTOR_SIZE &&
+		    !t->is_blockdev && !t->is_remote && r.count) {
+			vf->tail_dests |= 1u << i;
+			r.count--;
+		}
 
 		if ((failed >> i) & 1)
 			continue;
@@ -257,20 +375,27 @@ void verify_dests(struct kcopy *k)
 		k->jobs_left++;
 		pthread_mutex_unlock(&k->lock);
 		ret = hash_start(&t->hash, k->opt.hash_algs, t->sector);
-		if (ret == 0)
+		if (ret == 0 && r.count)
 			ret = kcopyd_copy(k->kc, &r, 0, NULL, k->opt.hash_algs
 					  ? KCOPYD_DATA_IN_ORDER : 0,
 					  read_back_done, k);
-		if (ret < 0) {
+		else if (ret == 0)
+			ret = 1;	/* all of it in verify_tail() */
+		if (ret != 0) {
 			pthread_mutex_lock(&k->lock);
 			k->jobs_left--;
 			pthread_mutex_unlock(&k->lock);
-			vf->read_error[i] = ret;
+			if (ret < 0)
+				vf->read_error[i] = ret;
 		}
 	}
 	run_wait(k, false);
 	kcopyd_wait(k->kc);
 	k->verified = !k->signal;
+	for (i = 0; k->verified && i < k->num_dests; i++)
+		if ((healthy & vf->tail_dests) >> i & 1 &&
+		    !vf->read_error[i])
+			verify_tail(k, i);
 	for (i = 0; k->verified && i < k->num_dests; i++)
 		if ((healthy >> i) & 1)
 			verify_result(k, i);
@@ -278,8 +403,14 @@ void verify_dests(struct kcopy *k)
 
 void verify_free(struct kcopy *k)
 {
+	unsigned int i;
+
 	free(k->verify.sums);
 	k->verify.sums = NULL;
 	free(k->verify.bad);
 	k->verify.bad = NULL;
+	for (i = 0; i < KCOPYD_MAX_DESTS; i++) {
+		XXH3_freeState(k->verify.tail_state[i]);
+		k->verify.tail_state[i] = NULL;
+	}
 }
