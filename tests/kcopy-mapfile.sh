@@ -86,7 +86,7 @@ assert_eq "$(md5sum <"$T/m4")" "$before" "a refused mapfile was changed"
 [[ ! -e $T/c.img ]] || fail "a refused run created its destination"
 printf 'hello\n' >"$T/g1"
 # 3000 bytes of garbage, drawn from the test's seed (KCOPY_TEST_SEED)
-g2= b=
+g2='' b=''
 for ((i = 0; i < 3000; i++)); do
 	printf -v b '\\%03o' $((RANDOM % 256))
 	g2+=$b
