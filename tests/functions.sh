@@ -54,6 +54,16 @@
 #   has finished.
 # * The loop device's page cache: use iflag=direct/oflag=direct (or
 #   drop_cache) so reads and writes of a device really reach faultfs.
+# * Random choices are replayable: sourcing this file seeds bash's $RANDOM
+#   with KCOPY_TEST_SEED (default: from the clock and the pid), sets
+#   TEST_SEED to it and prints "NAME: seed N" on stderr, so a failure in
+#   tests/NAME.log is replayed with
+#       KCOPY_TEST_SEED=N make check TESTS=tests/NAME.sh
+#   Draw $RANDOM in the test's own shell only: a subshell, $(...) included,
+#   reseeds it from the clock.  A test choosing things some other way
+#   (python, awk) seeds it from $TEST_SEED.  Random data (make_image
+#   random, /dev/urandom) is fine where no choice depends on it.
+#   Timing is not replayed: a kill "700 ms in" lands elsewhere under load.
 #
 # API (see each function for details)
 #   skip MSG | fail MSG | requires CMD... | requires_root | requires_loop
@@ -215,6 +225,14 @@ __on_signal() {
 	*) exit 143 ;;
 	esac
 }
+
+# ------------------------------------------------------------------ seed
+
+TEST_SEED=${KCOPY_TEST_SEED:-$((($(date +%s%N) / 1000 + $$) % 1000000))}
+[[ $TEST_SEED =~ ^[0-9]+$ ]] ||
+	fail "KCOPY_TEST_SEED must be a whole number, not '$TEST_SEED'"
+RANDOM=$TEST_SEED
+echo "$(basename "$0" .sh): seed $TEST_SEED (replay: KCOPY_TEST_SEED=$TEST_SEED)" >&2
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/kcopy-test.XXXXXX")
 T=$(cd "$T" && pwd)

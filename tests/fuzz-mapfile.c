@@ -4,6 +4,9 @@
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
+ * fuzz-sources: src/kcopy/mapfmt.c src/kcopy/rangemap.c
+ * fuzz-options: -max_len=4096
+ *
  * Input: the text of a mapfile.  Whatever it is, the parser must not
  * crash, leak or read out of bounds, and what it accepts must hold what
  * mapfmt.h promises: blocks in order, touching, not empty, not

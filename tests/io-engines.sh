@@ -44,8 +44,9 @@ engine_of() {
 		"$T/slow.img" 2>"$T/slow.err" &
 	pid=$!
 	cleanup_add "kill $pid 2>/dev/null || true"
-	# the client is created before the first byte is copied
-	for ((i = 0; i < 100; i++)); do
+	# the client is created before the first byte is copied (15 s for a
+	# loaded machine; it is there in well under a second)
+	for ((i = 0; i < 300; i++)); do
 		[[ -s $T/slow.img ]] && break
 		sleep 0.05
 	done

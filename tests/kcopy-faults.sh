@@ -146,7 +146,10 @@ t1=$(date +%s%N)
 cat "$ERR_FILE" >&2
 [[ $ST != 124 ]] || fail "source killed: kcopy hung"
 assert_eq "$ST" 1 "source killed: exit status"
-(((t1 - t0) < 5000000000)) || fail "source killed: kcopy took $(((t1 - t0) / 1000000)) ms to exit"
+# Promptly: not after retries or a timeout.  The bound leaves room for a
+# loaded machine and a sanitizer build; the watchdog (30 s) is for a hang.
+echo "source killed: kcopy exited $(((t1 - t0) / 1000000)) ms after the kill" >&2
+(((t1 - t0) < 15000000000)) || fail "source killed: kcopy took $(((t1 - t0) / 1000000)) ms to exit"
 assert_eq "$(tail -n 1 "$ERR_FILE")" \
 	"kcopy: exit status 1: read_err=1 write_err=0x0; source '$sdev': $EIO_TEXT" \
 	"source killed: closing line"

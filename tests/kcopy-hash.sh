@@ -109,14 +109,16 @@ assert_eq "$(jq -r '.destinations[1].mismatches | length' "$REP")" 1 \
 	"--verify: the corrupt destination mismatches"
 
 # --- Out of order: an NBD source whose read at offset 0 is slow, so
-# sub-job 0 completes after the others (its 3 s outlast the 63 other
-# reads, each a shell and a dd: 1.3 s in all seen on a 2-core VM); the
+# sub-job 0 completes after the others: it waits until the 63 other reads
+# (each a shell and a dd: 1.3 s in all seen on an idle 2-core VM, much
+# longer on a loaded one) have answered, then 1 s more, 30 s at most; the
 # digest still follows the source's order.
 NSIZE=$((4 * 1024 * 1024))
 dd if="$SRC" of="$T/slow.img" bs=1M count=4 status=none
+mkdir "$T/answered"
 SLOW=$(make_nbd slow --filter=log eval logfile="$T/slow.log" \
 	thread_model='echo parallel' get_size="echo $NSIZE" \
-	pread="if [ \$4 = 0 ]; then sleep 3; fi; dd if='$T/slow.img' skip=\$4 count=\$3 iflag=skip_bytes,count_bytes status=none")
+	pread="if [ \$4 = 0 ]; then i=0; while [ \$(ls '$T/answered' | wc -l) -lt $((NSIZE / 65536 - 1)) ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i + 1)); done; sleep 1; fi; dd if='$T/slow.img' skip=\$4 count=\$3 iflag=skip_bytes,count_bytes status=none; [ \$4 = 0 ] || touch '$T/answered/'\$4")
 kcopy_expect 0 --chunk 64K --hash sha256,md5 --report "$REP" "$SLOW" "$T/slow.out"
 cmp "$T/slow.img" "$T/slow.out" || fail "slow first read: the copy differs"
 # The fixture works: the read at offset 0 was the last to be answered.

@@ -137,8 +137,9 @@ layout straddle 512 ";--chunk 64K;--chunk 64K -s" \
 layout edges 512 ";--chunk 64K" 0:512 $((SIZE - 512)):512
 
 # Many scattered bad sectors: 40 ranges of 1 to 3 sectors, a few of them
-# adjacent or overlapping, from a fixed seed.
-RANDOM=4242
+# adjacent or overlapping, placed from the test's seed (KCOPY_TEST_SEED;
+# each layout reseeds, so it is the same whatever ran before it).
+RANDOM=$TEST_SEED
 scattered=()
 for ((n = 0; n < 40; n++)); do
 	s=$(((RANDOM * 32768 + RANDOM) % (SIZE / 512 - 4)))
@@ -152,7 +153,7 @@ done
 layout scatter 512 ";--chunk 4K;--pages 1" "${scattered[@]}"
 
 # Scattered on a 4096-byte device.
-RANDOM=777
+RANDOM=$((TEST_SEED + 1))
 scattered=()
 for ((n = 0; n < 20; n++)); do
 	off=$(((RANDOM * 32768 + RANDOM) % (SIZE - 8192)))

@@ -62,25 +62,36 @@ print(sum(size for _, size in plus))
 PY
 }
 
-kills=0 grew=0 last=0
+kills=0 grew=0 last=0 extra=0
 while ((kills < KILLS)); do
 	"$KCOPY" --rate 24M --mapfile-interval 0.5 --mapfile "$MAP" "$SRC" \
 		"${DESTS[@]}" 2>>"$T/runs.err" &
 	pid=$!
 	# The first 16 MiB piece is '+' about 0.9 s into a run at 24 MB/s:
 	# kills from 0.7 to 1.7 s let most runs add to the mapfile (from 0.4
-	# to 1.2 s, 5 of 20 did only most of the time).
-	ms=$((700 + RANDOM % 1000))
+	# to 1.2 s, 5 of 20 did only most of the time).  On a loaded machine
+	# the first piece comes later: each kill that finds no new '+' range
+	# puts the next ones 0.25 s later (up to 2 s), each that finds one
+	# brings them back as much, so that enough runs grow the mapfile.
+	ms=$((700 + extra + RANDOM % 1000))
 	sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
 	pid_alive "$pid" || fail "run $((kills + 1)) ended before its kill: $(tail -n 3 "$T/runs.err")"
 	kill -KILL "$pid"
 	wait "$pid" 2>/dev/null || true
 	kills=$((kills + 1))
-	[[ -e $MAP ]] || continue
+	if [[ ! -e $MAP ]]; then
+		((extra < 2000)) && extra=$((extra + 250))
+		continue
+	fi
 	plus=$(check_plus) || fail "after kill $kills: a '+' range is not on every destination"
 	echo "kill $kills after $ms ms: $plus bytes '+' ($SECONDS s)" >&2
 	((plus >= last)) || fail "after kill $kills: '+' shrank from $last to $plus"
-	((plus > last)) && grew=$((grew + 1))
+	if ((plus > last)); then
+		grew=$((grew + 1))
+		((extra > 0)) && extra=$((extra - 250))
+	else
+		((extra < 2000)) && extra=$((extra + 250))
+	fi
 	last=$plus
 done
 ((grew >= 5)) || fail "the mapfile grew after only $grew of $KILLS kills"

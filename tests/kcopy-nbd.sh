@@ -116,6 +116,12 @@ assert_eq "$ST" 0 "regions on nbd://"
 read_back "$TCP" "$T/tcp.out"
 same_sectors "$SRC" 2048 "$T/tcp.out" 8192 4096
 is_zero_sectors "$T/tcp.out" 0 8192
+# After host:port without a '/', a colon starts the fields too.
+run_kcopy "$SRC:0:2048" "nbd://127.0.0.1:$port:16384"
+assert_eq "$ST" 0 "a region after nbd://HOST:PORT"
+read_back "$TCP" "$T/tcp.out"
+same_sectors "$SRC" 0 "$T/tcp.out" 16384 2048
+same_sectors "$SRC" 2048 "$T/tcp.out" 8192 4096
 
 # --- nbds:// (TLS, a pre-shared key) where the server requires TLS.
 printf 'alice:%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" \

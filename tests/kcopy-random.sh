@@ -1,9 +1,12 @@
 #!/bin/bash
 # Randomized differential test: random sources, regions, destinations and options, checked byte for byte against dd
+# (KCOPY_RANDOM_SEED is the older name of KCOPY_TEST_SEED.)
+[[ -n ${KCOPY_RANDOM_SEED:-} && -z ${KCOPY_TEST_SEED:-} ]] &&
+	export KCOPY_TEST_SEED=$KCOPY_RANDOM_SEED
 . "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
 
 # KCOPY_RANDOM_ITERATIONS  number of iterations (default 25)
-# KCOPY_RANDOM_SEED        seed (default: from the clock); printed first
+# KCOPY_TEST_SEED          seed (default: from the clock); printed first
 # KCOPY_RANDOM_ITERATION   run only this iteration of that seed
 #
 # Every iteration builds a random copy: a source file or loop device
@@ -23,9 +26,9 @@ requires_loop
 requires jq cmp
 
 ITERATIONS=${KCOPY_RANDOM_ITERATIONS:-25}
-SEED=${KCOPY_RANDOM_SEED:-$(($(date +%s%N) / 1000 % 1000000))}
+SEED=$TEST_SEED	# functions.sh's, from KCOPY_TEST_SEED or the clock
 ONLY=${KCOPY_RANDOM_ITERATION:-}
-echo "kcopy-random: seed $SEED, $ITERATIONS iterations (rerun: KCOPY_RANDOM_SEED=$SEED)" >&2
+echo "kcopy-random: seed $SEED, $ITERATIONS iterations (rerun: KCOPY_TEST_SEED=$SEED)" >&2
 
 # rnd N: R = a random number in [0, N).  Never call it in $(...): a
 # subshell's RANDOM would not advance ours.
@@ -469,7 +472,7 @@ done
 if ((${#FAILURES[@]})); then
 	echo "kcopy-random: ${#FAILURES[@]} failed iteration(s), seed $SEED:" >&2
 	printf '  %s\n' "${FAILURES[@]}" >&2
-	echo "rerun one: KCOPY_RANDOM_SEED=$SEED KCOPY_RANDOM_ITERATION=N" >&2
+	echo "rerun one: KCOPY_TEST_SEED=$SEED KCOPY_RANDOM_ITERATION=N" >&2
 	fail "kcopy-random: seed $SEED"
 fi
 echo PASS >&2

@@ -15,6 +15,17 @@ now_ms() {
 	echo $(($(date +%s%N) / 1000000))
 }
 
+# signal_ready PID SIGNUM: PID is kcopy itself (not libtool's wrapper
+# script, which execs it) and blocks or catches the signal: before that,
+# the signal would kill it, however long a loaded machine takes to start it.
+signal_ready() {
+	local blk cgt
+	[[ $(readlink "/proc/$1/exe" 2>/dev/null) == *kcopy* ]] || return 1
+	blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
+	cgt=$(sed -n 's/^SigCgt:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
+	[[ -n $blk && -n $cgt ]] && ((((0x$blk | 0x$cgt) >> ($2 - 1)) & 1))
+}
+
 # The destination loop device is reused; it starts out zero each time.
 make_image "$T/dest2.img" "$SIZE" zero
 DEST2=$(make_loop "$T/dest2.img")
@@ -38,15 +49,18 @@ for run in INT TERM HUP INT:-s; do
 	dd if=/dev/zero of="$DEST2" bs=1M count=128 oflag=direct status=none
 	"$KCOPY" "${extra[@]}" --rate 20M --report "$rep" "$SRC" "$out1" "$DEST2" 2>"$err" &
 	pid=$!
+	wait_for 10 signal_ready "$pid" "$n" || fail "SIG$sig: kcopy did not start"
 	sleep 1
 	pid_alive "$pid" || fail "SIG$sig: kcopy finished before the signal"
 	t0=$(now_ms)
 	kill -s "$sig" "$pid"
-	if ! wait_gone "$pid" 2; then
+	# It stops after the I/O in flight (well under a second idle); 10 s
+	# leaves room for a loaded machine and a sanitizer build.
+	if ! wait_gone "$pid" 10; then
 		kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null || true
 		cat "$err" >&2
-		fail "SIG$sig: kcopy still running 2 s after the signal"
+		fail "SIG$sig: kcopy still running 10 s after the signal"
 	fi
 	t1=$(now_ms)
 	wait "$pid" && st=0 || st=$?
@@ -90,6 +104,7 @@ start_stuck() {
 	kill -CONT "$FPID"
 	"$KCOPY" --rate 20M --report "$2" "$SRC" "$1" "$FDEV" 2>"$3" &
 	PID=$!
+	wait_for 10 signal_ready "$PID" 2 || fail "kcopy did not start"
 	sleep 0.7
 	kill -STOP "$FPID"
 	sleep 0.5
@@ -138,8 +153,9 @@ kill -INT "$PID"
 t0=$(now_ms)
 # kcopy's user space is gone at once: the message, then no thread of it
 # runs any more (the process is only held in the kernel for its AIO).
+# At once is well under a second idle; 5 s leaves room for a loaded machine.
 ok=0
-for ((i = 0; i < 20; i++)); do
+for ((i = 0; i < 100; i++)); do
 	if grep -q 'interrupted again' "$T/twice.err" &&
 		! grep -qs '^State:[[:space:]]*[RS]' "/proc/$PID/status"; then
 		ok=1
@@ -150,10 +166,10 @@ done
 if ((ok == 0)); then
 	release
 	cat "$T/twice.err" >&2
-	fail "two SIGINTs: kcopy still running 1 s after the second SIGINT ($(grep State "/proc/$PID/status" 2>/dev/null))"
+	fail "two SIGINTs: kcopy still running 5 s after the second SIGINT ($(grep State "/proc/$PID/status" 2>/dev/null))"
 fi
 release
-wait_gone "$PID" 2 || fail "two SIGINTs: kcopy not gone 2 s after the destination answered again"
+wait_gone "$PID" 10 || fail "two SIGINTs: kcopy not gone 10 s after the destination answered again"
 t1=$(now_ms)
 wait "$PID" && st=0 || st=$?
 cat "$T/twice.err" >&2
@@ -168,6 +184,7 @@ echo "== SIGUSR1" >&2
 USIZE=$((32 * 1024 * 1024))
 "$KCOPY" --rate 20M --report "$T/usr1.json" "$SRC:0:32M" "$T/usr1.out" 2>"$T/usr1.err" &
 pid=$!
+wait_for 10 signal_ready "$pid" 10 || fail "SIGUSR1: kcopy did not start"
 sleep 0.6
 pid_alive "$pid" || fail "SIGUSR1: kcopy finished before the signal"
 kill -USR1 "$pid"

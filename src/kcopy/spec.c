@@ -190,6 +190,36 @@ static int fill(struct kc_spec *out, const char *arg, size_t n,
 	return 0;
 }
 
+/* The index of the first c in s[i..end), or end. */
+static size_t find_in(const char *s, size_t i, size_t end, char c)
+{
+	while (i < end && s[i] != c)
+		i++;
+	return i;
+}
+
+/*
+ * The length of the authority at s, [userinfo@]host[:port]: it ends at the
+ * first '/', '?' or '#', or at a colon after the port ("host:10809:2048"
+ * is host:10809 and a field).  The userinfo ends at the last '@'; an
+ * [IPv6] literal's colons are its own.  Whether the host and port are
+ * valid is libnbd's to judge.
+ */
+static size_t authority_len(const char *s)
+{
+	size_t end = strcspn(s, "/?#"), i = end;
+	const char *close;
+
+	while (i > 0 && s[i - 1] != '@')
+		i--;
+	if (s[i] == '[' && (close = memchr(s + i, ']', end - i)) != NULL)
+		i = (size_t)(close - s) + 1;
+	i = find_in(s, i, end, ':');		/* end of the host */
+	if (i < end)
+		i = find_in(s, i + 1, end, ':');	/* end of the port */
+	return i;
+}
+
 size_t kc_uri_prefix(const char *arg)
 {
 	static const char *const schemes[] = {
@@ -201,7 +231,7 @@ size_t kc_uri_prefix(const char *arg)
 	for (i = 0; arg && i < sizeof(schemes) / sizeof(schemes[0]); i++) {
 		n = strlen(schemes[i]);
 		if (!strncmp(arg, schemes[i], n))
-			return n + strcspn(arg + n, "/");
+			return n + authority_len(arg + n);
 	}
 	return 0;
 }

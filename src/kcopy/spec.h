@@ -121,7 +121,12 @@ const char *kc_spec_numeric_tail(const char *arg);
  * The length of arg's NBD URI scheme and authority ("nbd://host:10809" of
  * "nbd://host:10809/disk:2048"), 0 if arg is not an NBD URI (nbd, nbds,
  * nbd+unix, nbds+unix, nbd+vsock, nbds+vsock).  kc_parse_spec looks for
- * its fields only after it, and never asks whether a URI exists.
+ * its fields only after it, and never asks whether a URI exists.  The
+ * authority, [userinfo@]host[:port] with host a name or an [IPv6] literal,
+ * ends at the first '/', '?' or '#', or at a colon after its port:
+ * "nbd://host:10809:2048" is the default export of host:10809 from sector
+ * 2048.  Without a port that colon would be the port's ("nbd://host:2048"
+ * is port 2048): write "nbd://host/:2048".
  */
 size_t kc_uri_prefix(const char *arg);
 
