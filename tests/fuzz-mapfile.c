@@ -15,6 +15,7 @@
  * kcopy mapfile it accepts, written again from a map of its blocks,
  * parses to the same sides, failures and blocks (a round trip).
  */
+#include "fuzz.h"
 #include "mapfmt.h"
 #include "rangemap.h"
 
@@ -22,17 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)							\
-	do {								\
-		if (!(cond)) {						\
-			fprintf(stderr, "%s:%d: invariant failed: %s\n", \
-				__FILE__, __LINE__, #cond);		\
-			abort();					\
-		}							\
-	} while (0)
 
 static void check_doc(const struct mapfmt *f)
 {

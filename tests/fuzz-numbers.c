@@ -18,6 +18,7 @@
  * rounded to a tenth of its unit.  Built and run by tests/fuzz.sh (make
  * fuzz, make check).
  */
+#include "fuzz.h"
 #include "spec.h"
 
 #include <errno.h>
@@ -25,17 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)							\
-	do {								\
-		if (!(cond)) {						\
-			fprintf(stderr, "%s:%d: invariant failed: %s\n", \
-				__FILE__, __LINE__, #cond);		\
-			abort();					\
-		}							\
-	} while (0)
 
 typedef unsigned __int128 u128;
 
@@ -267,18 +257,13 @@ static uint64_t format_input(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *s;
+	uint8_t control;
+	char *s = fuzz_control_string(data, size, &control);
 
-	if (size == 0)
-		return 0;
-	s = malloc(size);	/* size - 1 bytes of string plus its NUL */
 	if (!s)
 		return 0;
-	memcpy(s, data + 1, size - 1);
-	s[size - 1] = '\0';
-
 	fuzz_size(s);
-	fuzz_counts(s, data[0]);
+	fuzz_counts(s, control);
 	fuzz_seconds(s);
 	fuzz_format(format_input(data, size));
 	free(s);

@@ -16,6 +16,7 @@
  * fuzz-numbers.c's, the NBD URIs fuzz-uri.c's.  Built and run by
  * tests/fuzz.sh (make fuzz, make check).
  */
+#include "fuzz.h"
 #include "spec.h"
 
 #include <errno.h>
@@ -23,17 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)							\
-	do {								\
-		if (!(cond)) {						\
-			fprintf(stderr, "%s:%d: invariant failed: %s\n", \
-				__FILE__, __LINE__, #cond);		\
-			abort();					\
-		}							\
-	} while (0)
 
 struct stub {
 	const char *arg;	/* the only path exists() may be asked about */
@@ -150,17 +140,12 @@ static void fuzz_spec(const char *s, int answer)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *s;
+	uint8_t control;
+	char *s = fuzz_control_string(data, size, &control);
 
-	if (size == 0)
-		return 0;
-	s = malloc(size);	/* size - 1 bytes of string plus its NUL */
 	if (!s)
 		return 0;
-	memcpy(s, data + 1, size - 1);
-	s[size - 1] = '\0';
-
-	fuzz_spec(s, data[0] & 1);
+	fuzz_spec(s, control & 1);
 	free(s);
 	return 0;
 }

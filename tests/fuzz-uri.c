@@ -26,23 +26,13 @@
  *    would be the port's, as in nbd://host:2048).
  * Built and run by tests/fuzz.sh (make fuzz, make check).
  */
+#include "fuzz.h"
 #include "spec.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)							\
-	do {								\
-		if (!(cond)) {						\
-			fprintf(stderr, "%s:%d: invariant failed: %s\n", \
-				__FILE__, __LINE__, #cond);		\
-			abort();					\
-		}							\
-	} while (0)
 
 static const char *const schemes[] = {
 	"nbd://", "nbds://", "nbd+unix://", "nbds+unix://", "nbd+vsock://",
