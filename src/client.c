@@ -45,6 +45,8 @@ static void client_free(struct kcopyd_client *kc)
 		close(kc->wake_fd);
 	free(kc->bad);
 	free(kc->fd_hints);
+	free(kc->pfd);
+	free(kc->polled);
 	pthread_cond_destroy(&kc->zero_cond);
 	pthread_cond_destroy(&kc->idle);
 	pthread_mutex_destroy(&kc->lock);

@@ -220,6 +220,7 @@ void kc_io_submit(struct kcopyd_client *kc)
 			memmove(kc->submit_q, kc->submit_q + 1,
 				kc->submit_n * sizeof(*kc->submit_q));
 			io_done(kc, bad, ret);
+			kc->kick = true;	/* ended outside the reap */
 			continue;
 		}
 		kc->submit_n -= (unsigned int)ret;

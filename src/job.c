@@ -186,6 +186,7 @@ static void report_error(struct kcopyd_client *kc, const struct kc_file *f,
 		.count = len >> SECTOR_SHIFT,
 		.error = err,
 		.is_flush = op == KC_IO_FLUSH,
+		.is_lost = kc_err_lost(f, err),
 	};
 
 	if (is_write)
@@ -327,15 +328,20 @@ static void jobs_stop_all(struct kcopyd_client *kc)
 	}
 }
 
+/* Destination dest failed with err.  Under KCOPYD_IGNORE_ERROR it is
+ * written on, unless its connection was lost (nothing more would reach
+ * it): then it is dropped, as under KCOPYD_DROP_FAILED_DESTS.  The job
+ * stops once no destination is left, or at the first error otherwise. */
 static void write_failed(struct kcopyd_client *kc, struct kc_job *job,
-			 unsigned int dest)
+			 unsigned int dest, int err)
 {
 	unsigned int all = all_dests(job);
+	bool lost = kc_err_lost(job->dests[dest].file, err);
 
 	job->write_err |= 1u << dest;
-	if (job->flags & KCOPYD_IGNORE_ERROR)
+	if ((job->flags & KCOPYD_IGNORE_ERROR) && !lost)
 		return;
-	if (job->flags & KCOPYD_DROP_FAILED_DESTS) {
+	if ((job->flags & (KCOPYD_DROP_FAILED_DESTS | KCOPYD_IGNORE_ERROR))) {
 		job->dropped |= 1u << dest;
 		if ((job->dropped & all) != all)
 			return;
@@ -368,7 +374,7 @@ static size_t write_len(struct kcopyd_client *kc, struct kc_subjob *sj,
 		report_error(kc, d->file, KC_IO_WRITE, i,
 			     (d->sector + sj->offset) << SECTOR_SHIFT, len,
 			     -ENOSPC);
-		write_failed(kc, job, i);
+		write_failed(kc, job, i, -ENOSPC);
 		len = room;
 	}
 	return len;
@@ -685,7 +691,7 @@ static void zero_req_end(struct kcopyd_client *kc, struct kc_zero_req *req,
 	if (err) {
 		report_error(kc, job->dests[req->dest].file, KC_IO_WRITE,
 			     req->dest, req->pos, req->len, err);
-		write_failed(kc, job, req->dest);
+		write_failed(kc, job, req->dest, err);
 	}
 	free(req);
 }
@@ -739,7 +745,7 @@ static void jobs_zero_pending(struct kcopyd_client *kc)
 			if (r < 0) {
 				report_error(kc, job->dests[i].file,
 					     KC_IO_WRITE, i, pos, len, r);
-				write_failed(kc, job, i);
+				write_failed(kc, job, i, r);
 			}
 		}
 	}
@@ -852,7 +858,7 @@ static void dest_next(struct kcopyd_client *kc, struct kc_subjob *sj,
 				report_error(kc, d->file, KC_IO_WRITE, i,
 					     err_pos, err_len, r);
 				sj->next_block[i] = sj->num_blocks;
-				write_failed(kc, job, i);
+				write_failed(kc, job, i, r);
 				return;
 			}
 			if (r == 1)
@@ -979,8 +985,11 @@ static void sj_read_done(struct kcopyd_client *kc, struct kc_subjob *sj,
 		sj_data_ready(kc, sj);
 		return;
 	}
-	/* A stream cannot be read again: its errors always stop the job. */
-	if (!(job->flags & KCOPYD_IGNORE_ERROR) || job->stream_src) {
+	/* A stream cannot be read again: its errors always stop the job.
+	 * Nor is a lost connection a bad sector: every re-read would fail,
+	 * and nothing of the sub-job was read. */
+	if (!(job->flags & KCOPYD_IGNORE_ERROR) || job->stream_src ||
+	    kc_err_lost(job->src.file, err)) {
 		job->read_err = 1;
 		job_stop(kc, job);
 		sj_finish(kc, sj);
@@ -1006,6 +1015,26 @@ static void sj_read_done(struct kcopyd_client *kc, struct kc_subjob *sj,
 	isolate_next(kc, sj);
 }
 
+/* The source's connection was lost while sj was isolating bad sectors:
+ * the rest of it cannot be read.  Its job stops with a read error, sj ends
+ * without being written (what it did not read is not zeros), and the next
+ * waiting sub-job takes its turn. */
+static void isolate_abandon(struct kcopyd_client *kc, struct kc_subjob *sj)
+{
+	struct kc_job *job = sj->job;
+
+	sj->depth = 0;
+	kc->isolating = kc->isolate_wait;
+	if (kc->isolating) {
+		kc->isolate_wait = kc->isolating->next;
+		kc->isolating->next = NULL;
+	}
+	job->read_err = 1;
+	job_stop(kc, job);
+	sj_finish(kc, sj);
+	isolate_next(kc, kc->isolating);
+}
+
 static void sj_reread_done(struct kcopyd_client *kc, struct kc_subjob *sj,
 			   struct kc_iocb *io, int err)
 {
@@ -1013,6 +1042,10 @@ static void sj_reread_done(struct kcopyd_client *kc, struct kc_subjob *sj,
 			  sj->offset;
 	uint64_t count = io->len >> SECTOR_SHIFT;
 
+	if (err && kc_err_lost(io->file, err)) {
+		isolate_abandon(kc, sj);
+		return;
+	}
 	if (err && count > sj->block_sectors) {
 		push_halves(sj, offset, count);
 	} else if (err) {
@@ -1080,7 +1113,7 @@ static void sj_zero(struct kcopyd_client *kc, struct kc_subjob *sj)
 				     << SECTOR_SHIFT,
 				     sj->count << SECTOR_SHIFT, r);
 			sj->zeroed |= 1u << i;
-			write_failed(kc, job, i);
+			write_failed(kc, job, i, r);
 		} else {
 			need_buffer = true;
 		}
@@ -1159,8 +1192,10 @@ static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 	assert(sj->pending > 0 && sj->job);
 	sj->pending--;
 	if (err) {
-		/* Re-reads report through the bad range log. */
-		if (sj->state != KC_SJ_REREADING)
+		/* Re-reads report through the bad range log, but for a lost
+		 * connection, which ends the isolation. */
+		if (sj->state != KC_SJ_REREADING ||
+		    kc_err_lost(io->file, err))
 			report_error(kc, io->file, io->op,
 				     (unsigned int)(io - sj->io), io->pos,
 				     io->len, err);
@@ -1182,12 +1217,13 @@ static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 		if (sj->job->is_zero) {
 			if (err)
 				write_failed(kc, sj->job,
-					     (unsigned int)(io - sj->io));
+					     (unsigned int)(io - sj->io), err);
 			else
 				sj->written = true;
 		} else if (err) {
 			sj->next_block[io - sj->io] = sj->num_blocks;
-			write_failed(kc, sj->job, (unsigned int)(io - sj->io));
+			write_failed(kc, sj->job, (unsigned int)(io - sj->io),
+				     err);
 		} else {
 			if (io->is_zero) {
 				/* WRITE_ZEROES: zeroed, not written */

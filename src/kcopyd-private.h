@@ -31,6 +31,7 @@
 #ifndef KCOPYD_PRIVATE_H
 #define KCOPYD_PRIVATE_H
 
+#include <errno.h>
 #include <libaio.h>
 #include <poll.h>
 #include <pthread.h>
@@ -455,6 +456,18 @@ struct kcopyd_client {
 	uint64_t nbd_timeout_us;	/* kcopyd_set_timeout; 0 = none */
 	struct kc_nbd_lib *nbd_lib;	/* libnbd, loaded by the first open */
 
+	/* the engine's poll set (engine.c): pfd[0] the eventfd, then the
+	 * NBD connections and streams with requests, grown to what is open;
+	 * polled[i] the stream of each stream entry */
+	struct pollfd *pfd;
+	struct kc_file **polled;
+	unsigned int poll_cap;
+	/* A request ended where the engine does not look for ends (refused
+	 * at submission, an NBD command that could not be sent): the engine
+	 * goes round its loop again before it sleeps, since the end may
+	 * have freed a slot or finished a job. */
+	bool kick;
+
 	/* the zeroing thread (zero.c; guarded by lock) */
 	pthread_t zero_thread[KC_ZERO_THREADS];
 	unsigned int zero_threads;	/* started */
@@ -551,6 +564,31 @@ void kc_stream_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
 int kc_engine_init(struct kcopyd_client *kc);
 int kc_engine_start(struct kcopyd_client *kc);
 void kc_engine_stop(struct kcopyd_client *kc);
+
+/* Is err, the failure of a request to f, the loss of f's connection
+ * rather than a failure of that request: the server or the FUSE daemon
+ * gone, the connection reset or shut down, an NBD connection dropped for
+ * silence (ETIMEDOUT; on a local device a timed-out command is a request's
+ * failure)?  Nothing more can be read from or written to f then: a lost
+ * source is not isolated block by block, a lost destination is not written
+ * on under KCOPYD_IGNORE_ERROR. */
+static inline bool kc_err_lost(const struct kc_file *f, int err)
+{
+	switch (-err) {
+	case ENOTCONN:
+	case ESHUTDOWN:
+	case ECONNRESET:
+	case ECONNABORTED:
+	case ENOLINK:
+		return true;
+	case EPIPE:		/* a stream's reader, an NBD socket */
+		return f->is_stream || f->is_remote;
+	case ETIMEDOUT:
+		return f->is_remote;
+	default:
+		return false;
+	}
+}
 
 /* Wake the engine from any thread: a caller's new job or stop, the end of
  * a zeroing request.  The write cannot fail but on counter overflow, which

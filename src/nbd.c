@@ -159,15 +159,41 @@ static void ended(struct kcopyd_client *kc, struct kc_iocb *io)
 	kc->nbd_done_tail = &io->qnext;
 }
 
-/* Hand the requests that ended to their owners; called outside libnbd. */
+static struct conn *pick_conn(struct kc_nbd *x);
+
+/* Is c gone: dropped for silence, or dead or closed in libnbd's eyes (the
+ * server went away, the socket was reset)?  Called outside libnbd's
+ * callbacks, which run under the handle's lock. */
+static bool conn_lost(const struct conn *c)
+{
+	const struct kc_nbd_lib *lib = c->export->kc->nbd_lib;
+
+	return c->dropped || lib->aio_is_dead(c->h) > 0 ||
+	       lib->aio_is_closed(c->h) > 0;
+}
+
+/* Hand the requests that ended to their owners; called outside libnbd.
+ * A request that failed because its connection was lost is issued again
+ * on another connection of the export if one is left; else it ends with
+ * an error the job code takes for a lost connection (kc_err_lost):
+ * -ETIMEDOUT for a connection dropped for silence, -ENOTCONN otherwise,
+ * whatever libnbd said, never mistaken for a bad sector. */
 static void hand_back(struct kcopyd_client *kc)
 {
 	while (kc->nbd_done) {
 		struct kc_iocb *io = kc->nbd_done;
+		struct conn *c = io->nbd.conn;
 
 		kc->nbd_done = io->qnext;
 		if (!kc->nbd_done)
 			kc->nbd_done_tail = &kc->nbd_done;
+		if (io->nbd.err && c && conn_lost(c)) {
+			if (pick_conn(c->export)) {
+				nbd_queue(kc, io);
+				continue;
+			}
+			io->nbd.err = c->dropped ? -ETIMEDOUT : -ENOTCONN;
+		}
 		io->end_io(kc, io, io->nbd.err);
 	}
 }
@@ -306,6 +332,8 @@ static void issue(struct kcopyd_client *kc, struct kc_iocb *io)
 		ended(kc, io);
 }
 
+/* Requests that end here (no connection left, a command libnbd would not
+ * take) end outside the engine's poll: it is kicked to go round again. */
 void kc_nbd_submit(struct kcopyd_client *kc)
 {
 	while (kc->nbd_queue) {
@@ -316,6 +344,8 @@ void kc_nbd_submit(struct kcopyd_client *kc)
 			kc->nbd_tail = &kc->nbd_queue;
 		issue(kc, io);
 	}
+	if (kc->nbd_done)
+		kc->kick = true;
 	hand_back(kc);
 }
 

@@ -259,6 +259,8 @@ struct kcopy {
 	unsigned int jobs_left;		/* jobs whose callback has not run */
 	int read_err;			/* 0 or 1 */
 	int read_error;			/* first read errno, negative */
+	bool source_lost;		/* the source's connection was lost:
+					   nothing more is read (k->lock) */
 	unsigned int write_err;		/* bit i: destination i failed */
 	struct piece *pieces_done;	/* --mapfile: jobs whose callback ran */
 	/* ... and each destination's error and error_op (struct target). */
