@@ -145,26 +145,34 @@ static bool may_start(struct kcopyd_client *kc, uint64_t bytes,
 		}
 	}
 	if (kc->rate) {
-		uint64_t now = kc_now_us(), allowed;
+		/* In 128 bits, saturated: any rate up to UINT64_MAX bytes per
+		 * second holds (past 18 TB/s bytes * 10^6 overflowed 64). */
+		typedef unsigned __int128 u128;
+		uint64_t now = kc_now_us();
+		u128 allowed, credit;
 
 		if (kc->rate_bytes == 0)
 			kc->rate_start_us = now;
-		allowed = (uint64_t)((unsigned __int128)(now - kc->rate_start_us) *
-				     kc->rate / 1000000);
+		allowed = (u128)(now - kc->rate_start_us) * kc->rate / 1000000;
 		if (kc->rate_bytes > allowed) {
-			uint64_t wait_us = (kc->rate_bytes - allowed) *
-					   1000000 / kc->rate;
-			int ms = (int)(wait_us / 1000) + 1;
+			u128 wait_us = (kc->rate_bytes - allowed) * 1000000 /
+				       kc->rate;
 
-			wait_at_most(timeout_ms, ms > 1000 ? 1000 : ms);
+			wait_at_most(timeout_ms, wait_us >= 1000000 ? 1000
+						 : (int)(wait_us / 1000) + 1);
 			return false;
 		}
 		/* Credit is kept to one second, so an idle spell does not
 		 * buy a burst. */
-		if (allowed > kc->rate_bytes + kc->rate)
-			kc->rate_start_us = now - (kc->rate_bytes + kc->rate) *
-					    1000000 / kc->rate;
-		kc->rate_bytes += bytes;
+		credit = (u128)kc->rate_bytes + kc->rate;
+		if (allowed > credit) {
+			u128 back = credit * 1000000 / kc->rate;
+
+			kc->rate_start_us = back < now ? now - (uint64_t)back
+						       : 0;
+		}
+		kc->rate_bytes = kc->rate_bytes > UINT64_MAX - bytes
+				 ? UINT64_MAX : kc->rate_bytes + bytes;
 	}
 	return true;
 }

@@ -33,6 +33,7 @@
 
 #include <errno.h>
 #include <libaio.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -106,6 +107,15 @@ static inline uint64_t kc_now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Milliseconds for poll() of us microseconds, rounded up and saturated at
+ * INT_MAX (24.8 days: a longer timeout is not an int). */
+static inline int kc_ms_of_us(uint64_t us)
+{
+	uint64_t ms = us / 1000 + 1;
+
+	return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 /* What the client knows of one descriptor it was given.  Probed when a job

@@ -411,8 +411,7 @@ unsigned int kc_nbd_poll_prepare(struct kcopyd_client *kc,
 			if (kc->nbd_timeout_us) {
 				uint64_t left = c->last_us + kc->nbd_timeout_us
 						- now;
-				int ms = c->dropped ? 100
-					 : (int)(left / 1000) + 1;
+				int ms = c->dropped ? 100 : kc_ms_of_us(left);
 
 				if (*timeout_ms < 0 || ms < *timeout_ms)
 					*timeout_ms = ms;
@@ -530,8 +529,8 @@ static int map_fetch(struct kcopyd_client *kc, struct kc_file *f,
 							(uint64_t)cookie))
 			 == 0) {
 		uint64_t now = kc_now_us();
-		int ms = kc->nbd_timeout_us
-			 ? (int)((deadline - now) / 1000) + 1 : -1;
+		int ms = kc->nbd_timeout_us ? kc_ms_of_us(deadline - now)
+					    : -1;
 
 		if (kc->nbd_timeout_us && now >= deadline)
 			r = -ETIMEDOUT;
@@ -601,7 +600,7 @@ static int connect_one(const struct kc_nbd_lib *lib, const char *uri,
 		r = nbd_err(lib);
 	while (r == 0 && lib->aio_is_connecting(h) > 0) {
 		uint64_t now = kc_now_us();
-		int ms = timeout_us ? (int)((deadline - now) / 1000) + 1 : -1;
+		int ms = timeout_us ? kc_ms_of_us(deadline - now) : -1;
 
 		if (timeout_us && now >= deadline)
 			r = -ETIMEDOUT;
