@@ -196,7 +196,9 @@ struct kc_ring_ops {
 	int (*submit)(void *queue, struct kc_iocb **q, unsigned int n);
 	/* Wait up to timeout_ms (0: not at all) for min_nr completions, then
 	 * store the ones there are, up to max, in done.  Returns how many
-	 * (0 on timeout or a signal). */
+	 * (0 on timeout or a signal), or a negative errno if the queue
+	 * cannot give its completions (the caller then destroys it, which
+	 * waits for what the kernel holds, and fails what was in flight). */
 	int (*reap)(void *queue, unsigned int min_nr, int timeout_ms,
 		    struct kc_io_done *done, unsigned int max);
 };
@@ -332,7 +334,9 @@ struct kc_iocb {
 		} nbd;
 	};
 	struct kc_iocb *qnext;		/* in its backend's queue (nbd.c,
-					   stream.c): the backend's own */
+					   stream.c; io.c: the requests in
+					   flight): the backend's own */
+	struct kc_iocb **qprev;		/* io.c: where it is linked from */
 	kc_end_io_fn end_io;
 	void *private;			/* the owner's */
 	struct kc_file *file;
@@ -414,9 +418,11 @@ struct kcopyd_client {
 	unsigned int ring_size;		/* events it was set up for */
 	unsigned int ring_dests;	/* destinations per slot it is sized for */
 	unsigned int io_in_flight;	/* iocbs submitted, not yet reaped */
+	struct kc_iocb *io_flying;	/* those iocbs, through qnext */
 	struct kc_iocb **submit_q;	/* iocbs waiting to be submitted */
 	unsigned int submit_n;
 	struct kc_io_done *events;
+	int ring_err;			/* why ring is NULL after a loss */
 
 	/* the page budget (pages.c) */
 	char *pool;
