@@ -109,10 +109,22 @@ int kcopyd_wait(struct kcopyd_client *kc)
 	return 0;
 }
 
+/* kcopyd_client_destroy from the engine thread (a callback or a hook):
+ * it cannot wait for itself, so the engine frees the client once no job
+ * is outstanding and the callback has returned (kc_engine_main's end). */
 void kcopyd_client_destroy(struct kcopyd_client *kc)
 {
-	if (!kc || on_engine_thread(kc))
+	if (!kc)
 		return;
+	if (on_engine_thread(kc)) {
+		pthread_mutex_lock(&kc->lock);
+		if (!kc->free_deferred) {
+			kc->free_deferred = client_free;
+			pthread_detach(kc->engine);
+		}
+		pthread_mutex_unlock(&kc->lock);
+		return;
+	}
 	kcopyd_wait(kc);
 	kc_engine_stop(kc);
 	client_free(kc);

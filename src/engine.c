@@ -92,7 +92,8 @@ static void *engine_main(void *arg)
 		kc_nbd_submit(kc);
 		if (kc_jobs_run_callbacks(kc))
 			continue;	/* callbacks may have added jobs */
-		if (kc->shutting_down && kc->jobs_outstanding == 0)
+		if ((kc->shutting_down || kc->free_deferred) &&
+		    kc->jobs_outstanding == 0)
 			break;
 		if (kc->submit_n && (timeout < 0 || timeout > 1))
 			timeout = 1;	/* ring was full */
@@ -133,6 +134,12 @@ static void *engine_main(void *arg)
 		kc_stream_poll_done(kc, pfd + 1 + n, kc->polled, ns);
 	}
 	pthread_mutex_unlock(&kc->lock);
+	if (kc->free_deferred) {
+		/* Destroyed from a callback: nobody else will join or free;
+		 * no other thread may use the client any more. */
+		kc_zero_stop(kc);
+		kc->free_deferred(kc);
+	}
 	return NULL;
 }
 

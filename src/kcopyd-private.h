@@ -449,6 +449,10 @@ struct kcopyd_client {
 	struct kc_job *jobs;		/* the engine's active jobs, round-robin */
 	unsigned int jobs_outstanding;	/* submitted and callback not returned */
 	bool shutting_down;
+	/* kcopyd_client_destroy was called on the engine thread: once no job
+	 * is outstanding, the engine (detached) ends and calls this to free
+	 * the client (client.c's client_free). */
+	void (*free_deferred)(struct kcopyd_client *kc);
 	bool stop_requested;		/* kcopyd_client_stop: the engine stops
 					   its active jobs */
 	struct kc_file *files;		/* those in use (region.c) */

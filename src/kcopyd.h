@@ -94,7 +94,9 @@ struct kcopyd_client;
 /* Create a client with a budget of num_pages pages of 4096 bytes. */
 int kcopyd_client_create(unsigned int num_pages, struct kcopyd_client **result);
 
-/* Wait for every outstanding job, stop the engine and free the client. */
+/* Wait for every outstanding job, stop the engine and free the client.
+ * From a callback of the client (its engine thread) the destruction is
+ * deferred to when the last outstanding job's callback has returned. */
 void kcopyd_client_destroy(struct kcopyd_client *kc);
 
 /* Start a copy of *from to num_dests regions; fn is called on completion.
