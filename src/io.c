@@ -22,6 +22,8 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -322,19 +324,42 @@ void kc_io_reap(struct kcopyd_client *kc, unsigned int min_nr, int timeout_ms)
 	}
 }
 
-/* The source's map of a local file: SEEK_DATA and SEEK_HOLE, on our
- * reopen where there is one (else the caller's offset moves), the last
- * extent remembered, since sub-jobs ask in ascending order.  A block device
- * or a file system without them (EINVAL, and those that answer "all data"
+/* A descriptor of our own on f for lseek: its O_DIRECT reopen, else a
+ * reopen for the purpose (a new open file description, whose offset is
+ * ours: a dup would share the caller's), kept until f is released.
+ * Never the caller's: the library leaves its offset alone.  -errno if
+ * there is none. */
+static int map_fd(struct kc_file *f)
+{
+	char path[64];
+
+	if (f->direct_fd >= 0)
+		return f->direct_fd;
+	if (f->map_fd < 0) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
+		f->map_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (f->map_fd < 0)
+			return -errno;
+	}
+	return f->map_fd;
+}
+
+/* The source's map of a local file: SEEK_DATA and SEEK_HOLE on our own
+ * descriptor (map_fd), the last extent remembered, since sub-jobs ask in
+ * ascending order.  A block device, a file that cannot be reopened, or a
+ * file system without them (EINVAL, and those that answer "all data"
  * anyway cost only the calls) cannot tell. */
 static int aio_extents(struct kcopyd_client *kc, struct kc_file *f,
 		       uint64_t pos, uint64_t len, uint64_t *run)
 {
-	int fd = f->direct_fd >= 0 ? f->direct_fd : f->fd;
+	int fd;
 	off_t data, hole;
 
 	(void)kc;
 	if (f->is_blockdev)
+		return -EOPNOTSUPP;
+	fd = map_fd(f);
+	if (fd < 0)
 		return -EOPNOTSUPP;
 	if (pos < f->map_pos || pos >= f->map_end) {
 		data = lseek(fd, (off_t)pos, SEEK_DATA);

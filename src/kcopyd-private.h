@@ -222,6 +222,8 @@ struct kc_file {
 	unsigned int refs;	/* regions of live jobs, and probes under way */
 	int fd;			/* the caller's, used for buffered I/O */
 	int direct_fd;		/* our O_DIRECT reopen of it, or -1 */
+	int map_fd;		/* io.c: our reopen for SEEK_DATA/SEEK_HOLE
+				   where there is no direct_fd, or -1 */
 	dev_t dev, rdev;
 	ino_t ino;
 	int accmode;		/* O_RDONLY, O_WRONLY or O_RDWR */

@@ -716,6 +716,7 @@ int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 	f->nbd = x;
 	f->is_remote = true;
 	f->direct_fd = -1;
+	f->map_fd = -1;
 	f->accmode = flags & O_ACCMODE;
 	f->connections = x->num_conns;
 	f->refs = 1;	/* the open's, until kcopyd_close_uri */

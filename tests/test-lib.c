@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -1099,6 +1100,72 @@ static void test_sparse(void)
 	free(want);
 }
 
+/* The highest descriptor open. */
+static int highest_fd(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = -1;
+
+	if (!d) {
+		perror("/proc/self/fd");
+		exit(99);
+	}
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && atoi(e->d_name) > n)
+			n = atoi(e->d_name);
+	closedir(d);
+	return n;
+}
+
+/* The library leaves the caller's file offset alone: the source's map
+ * (SEEK_DATA, SEEK_HOLE) is asked of a descriptor of its own, also where
+ * it has no O_DIRECT reopen to ask (here: no descriptor left to open,
+ * RLIMIT_NOFILE), in a copy and in kcopyd_map. */
+static void test_caller_offset(void)
+{
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	int src = make_sparse_source(), dst = make_file("off-dst", 0, 0);
+	struct io_region from = { src, 0, SP_SIZE / 512 };
+	struct io_region to = { dst, 0, SP_SIZE / 512 };
+	struct rlimit old, lim;
+	int *fill = calloc(4096, sizeof(*fill)), nfill = 0, fd;
+	uint64_t run;
+
+	check(fill && lseek(src, 12345, SEEK_SET) == 12345, "seek the source");
+	check(lseek(dst, 777, SEEK_SET) == 777, "seek the destination");
+	check(kcopyd_client_create(256, &kc) == 0, "create");
+	check(getrlimit(RLIMIT_NOFILE, &old) == 0, "getrlimit");
+	lim = old;
+	lim.rlim_cur = (rlim_t)highest_fd() + 1;
+	check(setrlimit(RLIMIT_NOFILE, &lim) == 0, "setrlimit");
+	while (fill && nfill < 4096 &&
+	       (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+		fill[nfill++] = fd;
+	check(kcopyd_copy(kc, &from, 1, &to, 0, notify, &res) == 0, "copy");
+	kcopyd_wait(kc);
+	fd = kcopyd_map(kc, src, 1024, 64, &run);
+	check(fd >= 0 || fd == -EOPNOTSUPP, "kcopyd_map: %s", strerror(-fd));
+	while (nfill)
+		close(fill[--nfill]);
+	free(fill);
+	check(setrlimit(RLIMIT_NOFILE, &old) == 0, "setrlimit back");
+	check(res.calls == 1 && !res.read_err && !res.write_err,
+	      "offset: calls %d read_err %d write_err %#x", res.calls,
+	      res.read_err, res.write_err);
+	check(same(src, 0, dst, 0, SP_SIZE), "offset: the copy differs");
+	check(lseek(src, 0, SEEK_CUR) == 12345,
+	      "the source's offset moved to %lld",
+	      (long long)lseek(src, 0, SEEK_CUR));
+	check(lseek(dst, 0, SEEK_CUR) == 777,
+	      "the destination's offset moved to %lld",
+	      (long long)lseek(dst, 0, SEEK_CUR));
+	kcopyd_client_destroy(kc);
+	close(src);
+	close(dst);
+}
+
 int main(void)
 {
 	test_dir_create();
@@ -1119,5 +1186,6 @@ int main(void)
 	test_many_clients();
 	test_many_dests();
 	test_sparse();
+	test_caller_offset();
 	return test_dir_finish();
 }
