@@ -48,6 +48,7 @@ static void client_free(struct kcopyd_client *kc)
 	free(kc->pfd);
 	free(kc->polled);
 	pthread_cond_destroy(&kc->zero_cond);
+	pthread_cond_destroy(&kc->nbd_map_cond);
 	pthread_cond_destroy(&kc->idle);
 	pthread_mutex_destroy(&kc->lock);
 	free(kc);
@@ -66,6 +67,7 @@ int kcopyd_client_create(unsigned int num_pages, struct kcopyd_client **result)
 	pthread_mutex_init(&kc->lock, NULL);
 	pthread_cond_init(&kc->idle, NULL);
 	pthread_cond_init(&kc->zero_cond, NULL);
+	pthread_cond_init(&kc->nbd_map_cond, NULL);
 	kc->zero_tail = &kc->zero_queue;
 	kc->zero_done_tail = &kc->zero_done;
 	kc->wake_fd = -1;

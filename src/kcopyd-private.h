@@ -8,10 +8,11 @@
  * slots and their iocbs.
  * kc->lock guards everything else: the job lists, every job's state, the
  * file table, the bad range log and the statistics.  The engine holds
- * kc->lock while it works and drops it only to wait (poll), to submit or
- * reap iocbs, to issue a synchronous zeroing call or a synchronous flush
- * (where the kernel refuses an asynchronous one), and to run a job's
- * callback or a hook.  Other threads never touch a job the engine has
+ * kc->lock while it works and drops it only to wait (poll, and the wait
+ * for an NBD export's map reply: no thread holds it while it waits on the
+ * network), to submit or reap iocbs, to issue a synchronous zeroing call
+ * or a synchronous flush (where the kernel refuses an asynchronous one),
+ * and to run a job's callback or a hook.  Other threads never touch a job the engine has
  * taken: they add jobs to kc->new_jobs and ask for a stop through
  * kc->stop_requested.  Callers' threads take kc->lock briefly to add jobs or
  * read counters, then poke the engine through kc->wake_fd, the eventfd on
@@ -476,6 +477,7 @@ struct kcopyd_client {
 	void **nbd_polled;		/* connections of the last poll_prepare */
 	unsigned int nbd_polled_cap;
 	uint64_t nbd_timeout_us;	/* kcopyd_set_timeout; 0 = none */
+	pthread_cond_t nbd_map_cond;	/* an export's map fetch ended */
 	struct kc_nbd_lib *nbd_lib;	/* libnbd, loaded by the first open */
 
 	/* the engine's poll set (engine.c): pfd[0] the eventfd, then the
