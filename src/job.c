@@ -349,7 +349,7 @@ static void write_failed(struct kcopyd_client *kc, struct kc_job *job,
 	job->write_err |= 1u << dest;
 	if ((job->flags & KCOPYD_IGNORE_ERROR) && !lost)
 		return;
-	if ((job->flags & (KCOPYD_DROP_FAILED_DESTS | KCOPYD_IGNORE_ERROR))) {
+	if (job->flags & (KCOPYD_DROP_FAILED_DESTS | KCOPYD_IGNORE_ERROR)) {
 		job->dropped |= 1u << dest;
 		if ((job->dropped & all) != all)
 			return;
