@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kcopyd.h"
@@ -1166,6 +1167,131 @@ static void test_caller_offset(void)
 	close(dst);
 }
 
+/* Start nbdkit on a Unix socket NAME.sock of the test directory with
+ * ARGS (it daemonizes once it listens; its pid in NAME.pid), and give its
+ * URI in uri.  0, or -1 if it would not start. */
+static int start_nbdkit(const char *name, const char *args, char *uri,
+			size_t len)
+{
+	char sock[256], pidf[256], cmd[1024];
+
+	test_path(sock, sizeof(sock), name);
+	strcat(sock, ".sock");
+	test_path(pidf, sizeof(pidf), name);
+	strcat(pidf, ".pid");
+	snprintf(cmd, sizeof(cmd), "nbdkit -U '%s' -P '%s' %s", sock, pidf,
+		 args);
+	if (system(cmd) != 0)
+		return -1;
+	snprintf(uri, len, "nbd+unix:///?socket=%s", sock);
+	return 0;
+}
+
+static void stop_nbdkit(const char *name)
+{
+	char pidf[256];
+	FILE *f;
+	int pid;
+
+	test_path(pidf, sizeof(pidf), name);
+	strcat(pidf, ".pid");
+	f = fopen(pidf, "r");
+	if (f && fscanf(f, "%d", &pid) == 1 && pid > 0)
+		kill(pid, SIGKILL);
+	if (f)
+		fclose(f);
+}
+
+/* More NBD connections with requests at once than a poll set of fixed
+ * size held (132): 34 exports of a server that takes 8 s for each write,
+ * four connections each (multi-conn) all busy, and one export of a prompt
+ * server, opened first (so that it comes last), whose copy must not wait
+ * for the slow ones: a connection left out of the engine's poll is never
+ * read. */
+#define MANY_EXPORTS 34
+
+static void test_many_connections(void)
+{
+	struct kcopyd_client *kc;
+	struct result res[3] = { RESULT_INIT, RESULT_INIT, RESULT_INIT };
+	struct io_region from = { -1, 0, 4096 }, to[32], quick_from, quick;
+	char uri_a[300], uri_b[300];
+	int fa[MANY_EXPORTS], fb, src, r, i, n = 0;
+	uint64_t t0, t1;
+	struct timespec ts;
+
+	if (system("command -v nbdkit >/dev/null 2>&1") != 0) {
+		printf("many connections: skipped (no nbdkit)\n");
+		return;
+	}
+	if (start_nbdkit("conn-a", "--filter=delay memory 4M delay-write=8",
+			 uri_a, sizeof(uri_a)) < 0 ||
+	    start_nbdkit("conn-b", "memory 4M", uri_b, sizeof(uri_b)) < 0) {
+		check(0, "many connections: nbdkit did not start");
+		stop_nbdkit("conn-a");
+		return;
+	}
+	check(kcopyd_client_create(4096, &kc) == 0, "create");
+	r = kcopyd_open_uri(kc, uri_b, O_RDWR, &fb);
+	if (r == -EPROTONOSUPPORT || r == -ELIBACC) {
+		printf("many connections: skipped (no libnbd)\n");
+		goto out;
+	}
+	check(r == 0, "open %s: %s", uri_b, strerror(-r));
+	for (n = 0; r == 0 && n < MANY_EXPORTS; n++) {
+		struct kcopyd_fd_info info;
+
+		r = kcopyd_open_uri(kc, uri_a, O_RDWR, &fa[n]);
+		check(r == 0, "open export %d: %s", n, strerror(-r));
+		if (r == 0 && kcopyd_probe_fd(kc, fa[n], &info) == 0 &&
+		    info.connections < 4) {
+			printf("many connections: skipped (%u connections "
+			       "per export)\n", info.connections);
+			n++;
+			goto out;
+		}
+	}
+	if (r < 0)
+		goto out;
+	src = make_file("conns-src", 2 * MiB, 41);
+	from.fd = src;
+	for (i = 0; i < 32; i++)
+		to[i] = (struct io_region){ fa[i], 0, 4096 };
+	check(kcopyd_copy(kc, &from, 32, to, 0, notify, &res[0]) == 0,
+	      "copy to 32 slow exports");
+	to[0].fd = fa[32];
+	to[1].fd = fa[33];
+	check(kcopyd_copy(kc, &from, 2, to, 0, notify, &res[1]) == 0,
+	      "copy to 2 slow exports");
+	usleep(500000);		/* every slow connection busy */
+	quick_from = (struct io_region){ src, 0, 1024 };
+	quick = (struct io_region){ fb, 0, 1024 };
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	check(kcopyd_copy(kc, &quick_from, 1, &quick, 0, notify, &res[2]) == 0,
+	      "copy to the prompt export");
+	for (i = 0; i < 1000 && !result_calls(&res[2]); i++)
+		usleep(10000);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t1 = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	check(result_calls(&res[2]) == 1 && t1 - t0 < 4000,
+	      "the prompt export's copy took %llu ms beside %d busy "
+	      "connections (not polled?)", (unsigned long long)(t1 - t0),
+	      4 * MANY_EXPORTS);
+	kcopyd_wait(kc);
+	for (i = 0; i < 3; i++)
+		check(res[i].calls == 1 && !res[i].read_err &&
+		      !res[i].write_err, "connections job %d: read_err %d "
+		      "write_err %#x", i, res[i].read_err, res[i].write_err);
+	close(src);
+out:
+	while (n > 0)
+		kcopyd_close_uri(kc, fa[--n]);
+	kcopyd_client_destroy(kc);
+	stop_nbdkit("conn-a");
+	stop_nbdkit("conn-b");
+}
+
 int main(void)
 {
 	test_dir_create();
@@ -1187,5 +1313,6 @@ int main(void)
 	test_many_dests();
 	test_sparse();
 	test_caller_offset();
+	test_many_connections();
 	return test_dir_finish();
 }
