@@ -1,5 +1,7 @@
 /* test-lib.c - libkcopyd on regular files: budgets, concurrency, callbacks,
- * argument checks, zeroing, sparse and zero-aware copies.  Needs no privileges.  KCOPYD_FLUSH is seen
+ * argument checks, zeroing, sparse and zero-aware copies, the poll set of
+ * many streams and (where nbdkit is installed) NBD connections.  Needs no
+ * privileges.  KCOPYD_FLUSH is seen
  * for real where a flush can be seen and fail: on NBD exports served by
  * nbdkit (kcopy-nbd.sh) and on the FUSE fault device (kcopy-faults.sh).
  *
