@@ -4,7 +4,8 @@
 # copy (exit status bit 0) under --ignore-errors too, without bisecting or
 # zero-filling anything, and with --mapfile what was not read stays '?';
 # a lost destination is that destination's write error.  On each I/O
-# engine the build and the kernel offer.
+# engine the build and the kernel offer; and a server that only stalls,
+# dropped by --timeout.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
 
 requires nbdkit timeout
@@ -95,4 +96,23 @@ for engine in "${engines[@]}"; do
 		rm -f "$T/other.img"
 	done
 done
+# A server that stops answering and stays (SIGSTOP only): --timeout drops
+# its connections, which is a lost connection too, not a bad sector.
+unset KCOPYD_IO_ENGINE
+echo "== stalled source, --timeout 2" >&2
+S=$(make_nbd stall --filter=delay file "$SRC" delay-read=250ms)
+ERR_FILE=$(mktemp "$T/stderr.XXXXXX")
+timeout -s KILL 40 "$KCOPY" -i --timeout 2 --mapfile "$T/ms" "$S" \
+	"$T/stall.img" 2>"$ERR_FILE" &
+kpid=$!
+sleep 0.7
+kill -STOP "$(nbd_pid stall)"
+wait "$kpid" && ST=0 || ST=$?
+kill -CONT "$(nbd_pid stall)"
+cat "$ERR_FILE" >&2
+[[ $ST != 137 ]] || fail "stalled source: kcopy hung"
+assert_eq "$ST" 1 "stalled source: exit status"
+grep -q "connection lost.*timed out" "$ERR_FILE" ||
+	fail "stalled source: stderr does not say the connection was lost"
+assert_eq "$(status_bytes "$T/ms" -)" 0 "stalled source: '-' areas"
 exit 0
