@@ -45,7 +45,10 @@ static void client_free(struct kcopyd_client *kc)
 		close(kc->wake_fd);
 	free(kc->bad);
 	free(kc->fd_hints);
+	free(kc->pfd);
+	free(kc->polled);
 	pthread_cond_destroy(&kc->zero_cond);
+	pthread_cond_destroy(&kc->nbd_map_cond);
 	pthread_cond_destroy(&kc->idle);
 	pthread_mutex_destroy(&kc->lock);
 	free(kc);
@@ -64,6 +67,7 @@ int kcopyd_client_create(unsigned int num_pages, struct kcopyd_client **result)
 	pthread_mutex_init(&kc->lock, NULL);
 	pthread_cond_init(&kc->idle, NULL);
 	pthread_cond_init(&kc->zero_cond, NULL);
+	pthread_cond_init(&kc->nbd_map_cond, NULL);
 	kc->zero_tail = &kc->zero_queue;
 	kc->zero_done_tail = &kc->zero_done;
 	kc->wake_fd = -1;
@@ -107,10 +111,22 @@ int kcopyd_wait(struct kcopyd_client *kc)
 	return 0;
 }
 
+/* kcopyd_client_destroy from the engine thread (a callback or a hook):
+ * it cannot wait for itself, so the engine frees the client once no job
+ * is outstanding and the callback has returned (kc_engine_main's end). */
 void kcopyd_client_destroy(struct kcopyd_client *kc)
 {
-	if (!kc || on_engine_thread(kc))
+	if (!kc)
 		return;
+	if (on_engine_thread(kc)) {
+		pthread_mutex_lock(&kc->lock);
+		if (!kc->free_deferred) {
+			kc->free_deferred = client_free;
+			pthread_detach(kc->engine);
+		}
+		pthread_mutex_unlock(&kc->lock);
+		return;
+	}
 	kcopyd_wait(kc);
 	kc_engine_stop(kc);
 	client_free(kc);

@@ -19,15 +19,15 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "kcopyd-private.h"
 
-/* The engine's eventfd and, at most, every connection of one export per
- * destination and the source, then the streams. */
-#define MAX_NBD_POLLED ((KCOPYD_MAX_DESTS + 1) * 4)
-#define MAX_POLLED (1 + MAX_NBD_POLLED + KCOPYD_MAX_DESTS + 1)
+/* The poll set's first size: the eventfd, an export's connections and a
+ * few streams; it grows with what the client has open (poll_fit). */
+#define KC_POLL_INITIAL 16
 
 /* The longest the engine waits in the queue for a batch of completions
  * before it looks at callers' wake-ups and submits again.  From the
@@ -35,6 +35,37 @@
  * the requests in flight, at most 2 ms, cut kcopy's CPU per GiB from 0.051
  * to 0.033 s and the 1->1 wall time by 17% on tmpfs loops. */
 #define KC_BATCH_WAIT_MS 2
+
+/* Size the poll set for the engine's eventfd and every connection and
+ * stream the client has open (across all its jobs: nothing bounds them).
+ * Returns how many descriptors beside the eventfd fit; fewer than wanted
+ * only if the memory to grow was refused, and then *timeout_ms is
+ * lowered so that the engine comes back to try again. */
+static unsigned int poll_fit(struct kcopyd_client *kc, int *timeout_ms)
+{
+	unsigned int want = 1;
+	struct kc_file *f;
+
+	for (f = kc->files; f; f = f->next)
+		want += f->nbd ? f->connections : f->stream ? 1 : 0;
+	if (want > kc->poll_cap) {
+		unsigned int cap = want + 16;
+		struct pollfd *pfd = realloc(kc->pfd, cap * sizeof(*pfd));
+		struct kc_file **polled;
+
+		if (pfd)
+			kc->pfd = pfd;
+		polled = pfd ? realloc(kc->polled, cap * sizeof(*polled))
+			     : NULL;
+		if (polled) {
+			kc->polled = polled;
+			kc->poll_cap = cap;
+		} else if (*timeout_ms < 0 || *timeout_ms > 10) {
+			*timeout_ms = 10;
+		}
+	}
+	return kc->poll_cap - 1;
+}
 
 static void *engine_main(void *arg)
 {
@@ -47,13 +78,12 @@ static void *engine_main(void *arg)
 	sigemptyset(&pipe);
 	sigaddset(&pipe, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
-	struct pollfd pfd[MAX_POLLED];
-	struct kc_file *streams[KCOPYD_MAX_DESTS + 1];
 
 	pthread_mutex_lock(&kc->lock);
 	for (;;) {
 		int timeout = -1;
-		unsigned int n, ns;
+		unsigned int n, ns, max;
+		struct pollfd *pfd;
 		uint64_t count;
 
 		kc_zero_reap(kc);
@@ -62,17 +92,21 @@ static void *engine_main(void *arg)
 		kc_nbd_submit(kc);
 		if (kc_jobs_run_callbacks(kc))
 			continue;	/* callbacks may have added jobs */
-		if (kc->shutting_down && kc->jobs_outstanding == 0)
+		if ((kc->shutting_down || kc->free_deferred) &&
+		    kc->jobs_outstanding == 0)
 			break;
 		if (kc->submit_n && (timeout < 0 || timeout > 1))
 			timeout = 1;	/* ring was full */
-		if (kc->new_jobs || kc->nbd_queue)
-			timeout = 0;	/* or requests queued by hand_back */
+		if (kc->new_jobs || kc->nbd_queue || kc->kick)
+			timeout = 0;	/* or requests queued by hand_back, or
+					   ended at submission */
+		kc->kick = false;
 
-		n = kc_nbd_poll_prepare(kc, pfd + 1, MAX_NBD_POLLED, &timeout);
-		ns = kc_stream_poll_prepare(kc, pfd + 1 + n,
-					    KCOPYD_MAX_DESTS + 1, streams,
-					    &timeout);
+		max = poll_fit(kc, &timeout);
+		pfd = kc->pfd;
+		n = kc_nbd_poll_prepare(kc, pfd + 1, max, &timeout);
+		ns = kc_stream_poll_prepare(kc, pfd + 1 + n, max - n,
+					    kc->polled, &timeout);
 		if (n + ns == 0 && kc->io_in_flight >= 2 && timeout != 0) {
 			/* Only local I/O to wait for: sleep in the queue's
 			 * wait until half of it has completed, a wake-up per
@@ -97,9 +131,15 @@ static void *engine_main(void *arg)
 		pthread_mutex_lock(&kc->lock);
 		kc_io_reap(kc, 0, 0);
 		kc_nbd_poll_done(kc, pfd + 1, n);
-		kc_stream_poll_done(kc, pfd + 1 + n, streams, ns);
+		kc_stream_poll_done(kc, pfd + 1 + n, kc->polled, ns);
 	}
 	pthread_mutex_unlock(&kc->lock);
+	if (kc->free_deferred) {
+		/* Destroyed from a callback: nobody else will join or free;
+		 * no other thread may use the client any more. */
+		kc_zero_stop(kc);
+		kc->free_deferred(kc);
+	}
 	return NULL;
 }
 
@@ -107,6 +147,11 @@ static void *engine_main(void *arg)
  * signals it. */
 int kc_engine_init(struct kcopyd_client *kc)
 {
+	kc->poll_cap = KC_POLL_INITIAL;
+	kc->pfd = calloc(kc->poll_cap, sizeof(*kc->pfd));
+	kc->polled = calloc(kc->poll_cap, sizeof(*kc->polled));
+	if (!kc->pfd || !kc->polled)
+		return -ENOMEM;
 	kc->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	return kc->wake_fd < 0 ? -errno : 0;
 }

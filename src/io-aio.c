@@ -95,10 +95,12 @@ static int aio_reap(void *queue, unsigned int min_nr, int timeout_ms,
 	if (max > a->size)
 		max = a->size;
 	n = io_getevents(a->ctx, min_nr, (long)max, a->ev, &wait);
+	if (n == -EINTR)
+		return 0;
 	for (i = 0; i < n; i++)
 		done[i] = (struct kc_io_done){ a->ev[i].data,
 					       (long)a->ev[i].res };
-	return n < 0 ? 0 : n;
+	return n;	/* or libaio's -errno: EFAULT, EINVAL, ENOSYS */
 }
 
 const struct kc_ring_ops kc_ring_aio = {

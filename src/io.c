@@ -22,6 +22,8 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -191,6 +193,52 @@ static void io_done(struct kcopyd_client *kc, struct kc_iocb *io, long res)
 	io->end_io(kc, io, res > 0 ? 0 : res < 0 ? (int)res : -EIO);
 }
 
+/* io.c's list of the requests in flight, for queue_lost. */
+static void flying_add(struct kcopyd_client *kc, struct kc_iocb *io)
+{
+	io->qnext = kc->io_flying;
+	if (io->qnext)
+		io->qnext->qprev = &io->qnext;
+	io->qprev = &kc->io_flying;
+	kc->io_flying = io;
+}
+
+static void flying_del(struct kc_iocb *io)
+{
+	*io->qprev = io->qnext;
+	if (io->qnext)
+		io->qnext->qprev = io->qprev;
+	io->qnext = NULL;
+	io->qprev = NULL;
+}
+
+/* The queue could not give its completions (err): destroy it, which waits
+ * for what the kernel still holds, so that no buffer is written after its
+ * request has ended; end every request that was in flight with err, and
+ * set up a new queue for what comes next (if that fails too, requests end
+ * with err at submission).  Drops kc->lock around the destruction. */
+static void queue_lost(struct kcopyd_client *kc, int err)
+{
+	const struct kc_ring_ops *ops = kc->ring_ops;
+	void *ring = kc->ring, *queue = NULL;
+
+	kc->ring = NULL;
+	kc->ring_err = err;
+	pthread_mutex_unlock(&kc->lock);
+	ops->destroy(ring);
+	pthread_mutex_lock(&kc->lock);
+	if (ring_open(kc, &ops, kc->ring_size, &queue) == 0)
+		kc->ring = queue;
+	kc->io_in_flight = 0;
+	while (kc->io_flying) {
+		struct kc_iocb *io = kc->io_flying;
+
+		flying_del(io);
+		io_done(kc, io, err);
+	}
+	kc->kick = true;
+}
+
 /* Submit everything queued.  Drops kc->lock around the submission, which
  * for buffered files may do the I/O itself.  What the queue cannot take now
  * stays queued until completions have been reaped.  With nothing queued the
@@ -201,9 +249,17 @@ void kc_io_submit(struct kcopyd_client *kc)
 	while (kc->submit_n) {
 		const struct kc_ring_ops *ops = kc->ring_ops;
 		void *ring = kc->ring;
-		unsigned int n = kc->submit_n;
+		unsigned int n = kc->submit_n, i;
 		int ret;
 
+		if (!ring) {
+			/* lost (queue_lost) and not set up again */
+			kc->submit_n--;
+			io_done(kc, kc->submit_q[kc->submit_n],
+				kc->ring_err);
+			kc->kick = true;
+			continue;
+		}
 		pthread_mutex_unlock(&kc->lock);
 		ret = ops->submit(ring, kc->submit_q, n);
 		pthread_mutex_lock(&kc->lock);
@@ -220,8 +276,11 @@ void kc_io_submit(struct kcopyd_client *kc)
 			memmove(kc->submit_q, kc->submit_q + 1,
 				kc->submit_n * sizeof(*kc->submit_q));
 			io_done(kc, bad, ret);
+			kc->kick = true;	/* ended outside the reap */
 			continue;
 		}
+		for (i = 0; i < (unsigned int)ret; i++)
+			flying_add(kc, kc->submit_q[i]);
 		kc->submit_n -= (unsigned int)ret;
 		kc->io_in_flight += (unsigned int)ret;
 		memmove(kc->submit_q, kc->submit_q + ret,
@@ -248,10 +307,16 @@ void kc_io_reap(struct kcopyd_client *kc, unsigned int min_nr, int timeout_ms)
 		timeout_ms = 0;
 		min_nr = 0;
 		pthread_mutex_lock(&kc->lock);
-		if (n <= 0)
+		if (n < 0) {
+			queue_lost(kc, n);
+			return;
+		}
+		if (n == 0)
 			return;	/* none yet (or EINTR): wait for the eventfd */
 		assert((unsigned int)n <= kc->io_in_flight);
 		kc->io_in_flight -= (unsigned int)n;
+		for (i = 0; i < n; i++)
+			flying_del(kc->events[i].io);
 		for (i = 0; i < n; i++)
 			io_done(kc, kc->events[i].io, kc->events[i].res);
 		if (n < (int)kc->ring_size)
@@ -259,19 +324,42 @@ void kc_io_reap(struct kcopyd_client *kc, unsigned int min_nr, int timeout_ms)
 	}
 }
 
-/* The source's map of a local file: SEEK_DATA and SEEK_HOLE, on our
- * reopen where there is one (else the caller's offset moves), the last
- * extent remembered, since sub-jobs ask in ascending order.  A block device
- * or a file system without them (EINVAL, and those that answer "all data"
+/* A descriptor of our own on f for lseek: its O_DIRECT reopen, else a
+ * reopen for the purpose (a new open file description, whose offset is
+ * ours: a dup would share the caller's), kept until f is released.
+ * Never the caller's: the library leaves its offset alone.  -errno if
+ * there is none. */
+static int map_fd(struct kc_file *f)
+{
+	char path[64];
+
+	if (f->direct_fd >= 0)
+		return f->direct_fd;
+	if (f->map_fd < 0) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
+		f->map_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (f->map_fd < 0)
+			return -errno;
+	}
+	return f->map_fd;
+}
+
+/* The source's map of a local file: SEEK_DATA and SEEK_HOLE on our own
+ * descriptor (map_fd), the last extent remembered, since sub-jobs ask in
+ * ascending order.  A block device, a file that cannot be reopened, or a
+ * file system without them (EINVAL, and those that answer "all data"
  * anyway cost only the calls) cannot tell. */
 static int aio_extents(struct kcopyd_client *kc, struct kc_file *f,
 		       uint64_t pos, uint64_t len, uint64_t *run)
 {
-	int fd = f->direct_fd >= 0 ? f->direct_fd : f->fd;
+	int fd;
 	off_t data, hole;
 
 	(void)kc;
 	if (f->is_blockdev)
+		return -EOPNOTSUPP;
+	fd = map_fd(f);
+	if (fd < 0)
 		return -EOPNOTSUPP;
 	if (pos < f->map_pos || pos >= f->map_end) {
 		data = lseek(fd, (off_t)pos, SEEK_DATA);

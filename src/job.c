@@ -178,26 +178,34 @@ static bool may_start(struct kcopyd_client *kc, uint64_t bytes,
 		}
 	}
 	if (kc->rate) {
-		uint64_t now = kc_now_us(), allowed;
+		/* In 128 bits, saturated: any rate up to UINT64_MAX bytes per
+		 * second holds (past 18 TB/s bytes * 10^6 overflowed 64). */
+		typedef unsigned __int128 u128;
+		uint64_t now = kc_now_us();
+		u128 allowed, credit;
 
 		if (kc->rate_bytes == 0)
 			kc->rate_start_us = now;
-		allowed = (uint64_t)((unsigned __int128)(now - kc->rate_start_us) *
-				     kc->rate / 1000000);
+		allowed = (u128)(now - kc->rate_start_us) * kc->rate / 1000000;
 		if (kc->rate_bytes > allowed) {
-			uint64_t wait_us = (kc->rate_bytes - allowed) *
-					   1000000 / kc->rate;
-			int ms = (int)(wait_us / 1000) + 1;
+			u128 wait_us = (kc->rate_bytes - allowed) * 1000000 /
+				       kc->rate;
 
-			wait_at_most(timeout_ms, ms > 1000 ? 1000 : ms);
+			wait_at_most(timeout_ms, wait_us >= 1000000 ? 1000
+						 : (int)(wait_us / 1000) + 1);
 			return false;
 		}
 		/* Credit is kept to one second, so an idle spell does not
 		 * buy a burst. */
-		if (allowed > kc->rate_bytes + kc->rate)
-			kc->rate_start_us = now - (kc->rate_bytes + kc->rate) *
-					    1000000 / kc->rate;
-		kc->rate_bytes += bytes;
+		credit = (u128)kc->rate_bytes + kc->rate;
+		if (allowed > credit) {
+			u128 back = credit * 1000000 / kc->rate;
+
+			kc->rate_start_us = back < now ? now - (uint64_t)back
+						       : 0;
+		}
+		kc->rate_bytes = kc->rate_bytes > UINT64_MAX - bytes
+				 ? UINT64_MAX : kc->rate_bytes + bytes;
 	}
 	return true;
 }
@@ -219,6 +227,7 @@ static void report_error(struct kcopyd_client *kc, const struct kc_file *f,
 		.count = len >> SECTOR_SHIFT,
 		.error = err,
 		.is_flush = op == KC_IO_FLUSH,
+		.is_lost = kc_err_lost(f, err),
 	};
 
 	if (is_write)
@@ -382,15 +391,20 @@ static void jobs_stop_all(struct kcopyd_client *kc)
 	}
 }
 
+/* Destination dest failed with err.  Under KCOPYD_IGNORE_ERROR it is
+ * written on, unless its connection was lost (nothing more would reach
+ * it): then it is dropped, as under KCOPYD_DROP_FAILED_DESTS.  The job
+ * stops once no destination is left, or at the first error otherwise. */
 static void write_failed(struct kcopyd_client *kc, struct kc_job *job,
-			 unsigned int dest)
+			 unsigned int dest, int err)
 {
 	unsigned int all = all_dests(job);
+	bool lost = kc_err_lost(job->dests[dest].file, err);
 
 	job->write_err |= 1u << dest;
-	if (job->flags & KCOPYD_IGNORE_ERROR)
+	if ((job->flags & KCOPYD_IGNORE_ERROR) && !lost)
 		return;
-	if (job->flags & KCOPYD_DROP_FAILED_DESTS) {
+	if (job->flags & (KCOPYD_DROP_FAILED_DESTS | KCOPYD_IGNORE_ERROR)) {
 		job->dropped |= 1u << dest;
 		if ((job->dropped & all) != all)
 			return;
@@ -426,7 +440,7 @@ static size_t write_len(struct kcopyd_client *kc, struct kc_subjob *sj,
 		report_error(kc, d->file, KC_IO_WRITE, i,
 			     (d->sector + sj->offset) << SECTOR_SHIFT, len,
 			     -ENOSPC);
-		write_failed(kc, job, i);
+		write_failed(kc, job, i, -ENOSPC);
 		len = room;	/* whole blocks of data, if any */
 		*merge = false;
 	}
@@ -467,7 +481,7 @@ static void dest_tail(struct kcopyd_client *kc, struct kc_subjob *sj,
 			report_error(kc, d->file, KC_IO_WRITE, i,
 				     (d->sector + block) << SECTOR_SHIFT, lbs,
 				     -r);
-			write_failed(kc, job, i);
+			write_failed(kc, job, i, -r);
 			return;
 		}
 		sj->tail_buf[i] = p;
@@ -807,7 +821,7 @@ static void zero_req_end(struct kcopyd_client *kc, struct kc_zero_req *req,
 	if (err) {
 		report_error(kc, job->dests[req->dest].file, KC_IO_WRITE,
 			     req->dest, req->pos, req->len, err);
-		write_failed(kc, job, req->dest);
+		write_failed(kc, job, req->dest, err);
 	}
 	free(req);
 }
@@ -861,7 +875,7 @@ static void jobs_zero_pending(struct kcopyd_client *kc)
 			if (r < 0) {
 				report_error(kc, job->dests[i].file,
 					     KC_IO_WRITE, i, pos, len, r);
-				write_failed(kc, job, i);
+				write_failed(kc, job, i, r);
 			}
 		}
 	}
@@ -974,7 +988,7 @@ static void dest_next(struct kcopyd_client *kc, struct kc_subjob *sj,
 				report_error(kc, d->file, KC_IO_WRITE, i,
 					     err_pos, err_len, r);
 				sj->next_block[i] = sj->num_blocks;
-				write_failed(kc, job, i);
+				write_failed(kc, job, i, r);
 				return;
 			}
 			if (r == 1)
@@ -1102,8 +1116,11 @@ static void sj_read_done(struct kcopyd_client *kc, struct kc_subjob *sj,
 		sj_data_ready(kc, sj);
 		return;
 	}
-	/* A stream cannot be read again: its errors always stop the job. */
-	if (!(job->flags & KCOPYD_IGNORE_ERROR) || job->stream_src) {
+	/* A stream cannot be read again: its errors always stop the job.
+	 * Nor is a lost connection a bad sector: every re-read would fail,
+	 * and nothing of the sub-job was read. */
+	if (!(job->flags & KCOPYD_IGNORE_ERROR) || job->stream_src ||
+	    kc_err_lost(job->src.file, err)) {
 		job->read_err = 1;
 		job_stop(kc, job);
 		sj_finish(kc, sj);
@@ -1129,6 +1146,26 @@ static void sj_read_done(struct kcopyd_client *kc, struct kc_subjob *sj,
 	isolate_next(kc, sj);
 }
 
+/* The source's connection was lost while sj was isolating bad sectors:
+ * the rest of it cannot be read.  Its job stops with a read error, sj ends
+ * without being written (what it did not read is not zeros), and the next
+ * waiting sub-job takes its turn. */
+static void isolate_abandon(struct kcopyd_client *kc, struct kc_subjob *sj)
+{
+	struct kc_job *job = sj->job;
+
+	sj->depth = 0;
+	kc->isolating = kc->isolate_wait;
+	if (kc->isolating) {
+		kc->isolate_wait = kc->isolating->next;
+		kc->isolating->next = NULL;
+	}
+	job->read_err = 1;
+	job_stop(kc, job);
+	sj_finish(kc, sj);
+	isolate_next(kc, kc->isolating);
+}
+
 static void sj_reread_done(struct kcopyd_client *kc, struct kc_subjob *sj,
 			   struct kc_iocb *io, int err)
 {
@@ -1136,6 +1173,10 @@ static void sj_reread_done(struct kcopyd_client *kc, struct kc_subjob *sj,
 			  sj->offset;
 	uint64_t count = io->len >> SECTOR_SHIFT;
 
+	if (err && kc_err_lost(io->file, err)) {
+		isolate_abandon(kc, sj);
+		return;
+	}
 	if (err && count > sj->block_sectors) {
 		push_halves(sj, offset, count);
 	} else if (err) {
@@ -1203,7 +1244,7 @@ static void sj_zero(struct kcopyd_client *kc, struct kc_subjob *sj)
 				     << SECTOR_SHIFT,
 				     sj->count << SECTOR_SHIFT, r);
 			sj->zeroed |= 1u << i;
-			write_failed(kc, job, i);
+			write_failed(kc, job, i, r);
 		} else {
 			need_buffer = true;
 		}
@@ -1282,9 +1323,11 @@ static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 	assert(sj->pending > 0 && sj->job);
 	sj->pending--;
 	if (err) {
-		/* Re-reads report through the bad range log. */
-		/* (Reads while writing are of a destination: dest_tail.) */
-		if (sj->state != KC_SJ_REREADING)
+		/* Re-reads report through the bad range log, but for a lost
+		 * connection, which ends the isolation.  (Reads while
+		 * writing are of a destination: dest_tail.) */
+		if (sj->state != KC_SJ_REREADING ||
+		    kc_err_lost(io->file, err))
 			report_error(kc, io->file,
 				     sj->state == KC_SJ_WRITING ? KC_IO_WRITE
 								: io->op,
@@ -1308,13 +1351,14 @@ static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 		if (sj->job->is_zero) {
 			if (err)
 				write_failed(kc, sj->job,
-					     (unsigned int)(io - sj->io));
+					     (unsigned int)(io - sj->io), err);
 			else
 				sj->written = true;
 		} else if (err) {
 			sj->next_block[io - sj->io] = sj->num_blocks;
 			sj->tail_step[io - sj->io] = KC_TAIL_NONE;
-			write_failed(kc, sj->job, (unsigned int)(io - sj->io));
+			write_failed(kc, sj->job, (unsigned int)(io - sj->io),
+				     err);
 		} else if (sj->tail_step[io - sj->io] != KC_TAIL_NONE) {
 			dest_tail(kc, sj, (unsigned int)(io - sj->io));
 		} else {

@@ -8,10 +8,11 @@
  * slots and their iocbs.
  * kc->lock guards everything else: the job lists, every job's state, the
  * file table, the bad range log and the statistics.  The engine holds
- * kc->lock while it works and drops it only to wait (poll), to submit or
- * reap iocbs, to issue a synchronous zeroing call or a synchronous flush
- * (where the kernel refuses an asynchronous one), and to run a job's
- * callback or a hook.  Other threads never touch a job the engine has
+ * kc->lock while it works and drops it only to wait (poll, and the wait
+ * for an NBD export's map reply: no thread holds it while it waits on the
+ * network), to submit or reap iocbs, to issue a synchronous zeroing call
+ * or a synchronous flush (where the kernel refuses an asynchronous one),
+ * and to run a job's callback or a hook.  Other threads never touch a job the engine has
  * taken: they add jobs to kc->new_jobs and ask for a stop through
  * kc->stop_requested.  Callers' threads take kc->lock briefly to add jobs or
  * read counters, then poke the engine through kc->wake_fd, the eventfd on
@@ -31,7 +32,9 @@
 #ifndef KCOPYD_PRIVATE_H
 #define KCOPYD_PRIVATE_H
 
+#include <errno.h>
 #include <libaio.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -105,6 +108,15 @@ static inline uint64_t kc_now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Milliseconds for poll() of us microseconds, rounded up and saturated at
+ * INT_MAX (24.8 days: a longer timeout is not an int). */
+static inline int kc_ms_of_us(uint64_t us)
+{
+	uint64_t ms = us / 1000 + 1;
+
+	return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 /* What the client knows of one descriptor it was given.  Probed when a job
@@ -185,7 +197,9 @@ struct kc_ring_ops {
 	int (*submit)(void *queue, struct kc_iocb **q, unsigned int n);
 	/* Wait up to timeout_ms (0: not at all) for min_nr completions, then
 	 * store the ones there are, up to max, in done.  Returns how many
-	 * (0 on timeout or a signal). */
+	 * (0 on timeout or a signal), or a negative errno if the queue
+	 * cannot give its completions (the caller then destroys it, which
+	 * waits for what the kernel holds, and fails what was in flight). */
 	int (*reap)(void *queue, unsigned int min_nr, int timeout_ms,
 		    struct kc_io_done *done, unsigned int max);
 };
@@ -209,6 +223,8 @@ struct kc_file {
 	unsigned int refs;	/* regions of live jobs, and probes under way */
 	int fd;			/* the caller's, used for buffered I/O */
 	int direct_fd;		/* our O_DIRECT reopen of it, or -1 */
+	int map_fd;		/* io.c: our reopen for SEEK_DATA/SEEK_HOLE
+				   where there is no direct_fd, or -1 */
 	dev_t dev, rdev;
 	ino_t ino;
 	int accmode;		/* O_RDONLY, O_WRONLY or O_RDWR */
@@ -323,7 +339,9 @@ struct kc_iocb {
 		} nbd;
 	};
 	struct kc_iocb *qnext;		/* in its backend's queue (nbd.c,
-					   stream.c): the backend's own */
+					   stream.c; io.c: the requests in
+					   flight): the backend's own */
+	struct kc_iocb **qprev;		/* io.c: where it is linked from */
 	kc_end_io_fn end_io;
 	void *private;			/* the owner's */
 	struct kc_file *file;
@@ -420,9 +438,11 @@ struct kcopyd_client {
 	unsigned int ring_size;		/* events it was set up for */
 	unsigned int ring_dests;	/* destinations per slot it is sized for */
 	unsigned int io_in_flight;	/* iocbs submitted, not yet reaped */
+	struct kc_iocb *io_flying;	/* those iocbs, through qnext */
 	struct kc_iocb **submit_q;	/* iocbs waiting to be submitted */
 	unsigned int submit_n;
 	struct kc_io_done *events;
+	int ring_err;			/* why ring is NULL after a loss */
 
 	/* the page budget (pages.c) */
 	char *pool;
@@ -450,6 +470,10 @@ struct kcopyd_client {
 	unsigned int jobs_outstanding;	/* submitted and callback not returned */
 	uint64_t next_submit_seq;	/* kc_job.submit_seq of the next job */
 	bool shutting_down;
+	/* kcopyd_client_destroy was called on the engine thread: once no job
+	 * is outstanding, the engine (detached) ends and calls this to free
+	 * the client (client.c's client_free). */
+	void (*free_deferred)(struct kcopyd_client *kc);
 	bool stop_requested;		/* kcopyd_client_stop: the engine stops
 					   its active jobs */
 	struct kc_file *files;		/* those in use (region.c) */
@@ -475,7 +499,20 @@ struct kcopyd_client {
 	void **nbd_polled;		/* connections of the last poll_prepare */
 	unsigned int nbd_polled_cap;
 	uint64_t nbd_timeout_us;	/* kcopyd_set_timeout; 0 = none */
+	pthread_cond_t nbd_map_cond;	/* an export's map fetch ended */
 	struct kc_nbd_lib *nbd_lib;	/* libnbd, loaded by the first open */
+
+	/* the engine's poll set (engine.c): pfd[0] the eventfd, then the
+	 * NBD connections and streams with requests, grown to what is open;
+	 * polled[i] the stream of each stream entry */
+	struct pollfd *pfd;
+	struct kc_file **polled;
+	unsigned int poll_cap;
+	/* A request ended where the engine does not look for ends (refused
+	 * at submission, an NBD command that could not be sent): the engine
+	 * goes round its loop again before it sleeps, since the end may
+	 * have freed a slot or finished a job. */
+	bool kick;
 
 	/* the zeroing thread (zero.c; guarded by lock) */
 	pthread_t zero_thread[KC_ZERO_THREADS];
@@ -573,6 +610,31 @@ void kc_stream_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
 int kc_engine_init(struct kcopyd_client *kc);
 int kc_engine_start(struct kcopyd_client *kc);
 void kc_engine_stop(struct kcopyd_client *kc);
+
+/* Is err, the failure of a request to f, the loss of f's connection
+ * rather than a failure of that request: the server or the FUSE daemon
+ * gone, the connection reset or shut down, an NBD connection dropped for
+ * silence (ETIMEDOUT; on a local device a timed-out command is a request's
+ * failure)?  Nothing more can be read from or written to f then: a lost
+ * source is not isolated block by block, a lost destination is not written
+ * on under KCOPYD_IGNORE_ERROR. */
+static inline bool kc_err_lost(const struct kc_file *f, int err)
+{
+	switch (-err) {
+	case ENOTCONN:
+	case ESHUTDOWN:
+	case ECONNRESET:
+	case ECONNABORTED:
+	case ENOLINK:
+		return true;
+	case EPIPE:		/* a stream's reader, an NBD socket */
+		return f->is_stream || f->is_remote;
+	case ETIMEDOUT:
+		return f->is_remote;
+	default:
+		return false;
+	}
+}
 
 /* Wake the engine from any thread: a caller's new job or stop, the end of
  * a zeroing request.  The write cannot fail but on counter overflow, which

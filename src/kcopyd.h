@@ -101,7 +101,9 @@ struct kcopyd_client;
 /* Create a client with a budget of num_pages pages of 4096 bytes. */
 int kcopyd_client_create(unsigned int num_pages, struct kcopyd_client **result);
 
-/* Wait for every outstanding job, stop the engine and free the client. */
+/* Wait for every outstanding job, stop the engine and free the client.
+ * From a callback of the client (its engine thread) the destruction is
+ * deferred to when the last outstanding job's callback has returned. */
 void kcopyd_client_destroy(struct kcopyd_client *kc);
 
 /* Start a copy of *from to num_dests regions; fn is called on completion.
@@ -193,6 +195,15 @@ struct kcopyd_io_error {
 	uint64_t count;
 	int error;		/* negative errno */
 	int is_flush;		/* 1: the KCOPYD_FLUSH of a destination */
+	/* 1: the storage's connection was lost (ENOTCONN, ESHUTDOWN,
+	 * ECONNRESET, ECONNABORTED, ENOLINK; EPIPE of a stream or an NBD
+	 * export; ETIMEDOUT of an NBD export), not one request's failure:
+	 * nothing more is read from a lost source (under KCOPYD_IGNORE_ERROR
+	 * too: its sectors are not isolated, the job stops with read_err 1
+	 * and what it did not read is neither written nor logged as bad), and
+	 * nothing more is written to a lost destination (under
+	 * KCOPYD_IGNORE_ERROR it is dropped from the job). */
+	int is_lost;
 };
 typedef void (*kcopyd_error_fn)(const struct kcopyd_io_error *err,
 				void *context);

@@ -30,6 +30,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -130,10 +131,12 @@ struct kc_nbd {
 	unsigned int num_conns;
 	uint64_t max_request;		/* bytes per command */
 	/* The source's map, from the last block status reply: extents
-	 * from map_start to map[num_map - 1].end, in order.  Asked for on
-	 * the engine thread only, with kc->lock held. */
+	 * from map_start to map[num_map - 1].end, in order.  Guarded by
+	 * kc->lock; fetched by one thread at a time (map_busy), the engine's
+	 * or kcopyd_map's caller's. */
 	bool can_extents;		/* the server offers base:allocation */
 	bool map_wanted;		/* a reply is awaited: store it */
+	bool map_busy;			/* a thread is fetching the map */
 	uint64_t map_start;
 	struct extent *map;
 	size_t num_map, map_cap;
@@ -159,15 +162,41 @@ static void ended(struct kcopyd_client *kc, struct kc_iocb *io)
 	kc->nbd_done_tail = &io->qnext;
 }
 
-/* Hand the requests that ended to their owners; called outside libnbd. */
+static struct conn *pick_conn(struct kc_nbd *x);
+
+/* Is c gone: dropped for silence, or dead or closed in libnbd's eyes (the
+ * server went away, the socket was reset)?  Called outside libnbd's
+ * callbacks, which run under the handle's lock. */
+static bool conn_lost(const struct conn *c)
+{
+	const struct kc_nbd_lib *lib = c->export->kc->nbd_lib;
+
+	return c->dropped || lib->aio_is_dead(c->h) > 0 ||
+	       lib->aio_is_closed(c->h) > 0;
+}
+
+/* Hand the requests that ended to their owners; called outside libnbd.
+ * A request that failed because its connection was lost is issued again
+ * on another connection of the export if one is left; else it ends with
+ * an error the job code takes for a lost connection (kc_err_lost):
+ * -ETIMEDOUT for a connection dropped for silence, -ENOTCONN otherwise,
+ * whatever libnbd said, never mistaken for a bad sector. */
 static void hand_back(struct kcopyd_client *kc)
 {
 	while (kc->nbd_done) {
 		struct kc_iocb *io = kc->nbd_done;
+		struct conn *c = io->nbd.conn;
 
 		kc->nbd_done = io->qnext;
 		if (!kc->nbd_done)
 			kc->nbd_done_tail = &kc->nbd_done;
+		if (io->nbd.err && c && conn_lost(c)) {
+			if (pick_conn(c->export)) {
+				nbd_queue(kc, io);
+				continue;
+			}
+			io->nbd.err = c->dropped ? -ETIMEDOUT : -ENOTCONN;
+		}
 		io->end_io(kc, io, io->nbd.err);
 	}
 }
@@ -306,6 +335,8 @@ static void issue(struct kcopyd_client *kc, struct kc_iocb *io)
 		ended(kc, io);
 }
 
+/* Requests that end here (no connection left, a command libnbd would not
+ * take) end outside the engine's poll: it is kicked to go round again. */
 void kc_nbd_submit(struct kcopyd_client *kc)
 {
 	while (kc->nbd_queue) {
@@ -316,6 +347,8 @@ void kc_nbd_submit(struct kcopyd_client *kc)
 			kc->nbd_tail = &kc->nbd_queue;
 		issue(kc, io);
 	}
+	if (kc->nbd_done)
+		kc->kick = true;
 	hand_back(kc);
 }
 
@@ -381,8 +414,7 @@ unsigned int kc_nbd_poll_prepare(struct kcopyd_client *kc,
 			if (kc->nbd_timeout_us) {
 				uint64_t left = c->last_us + kc->nbd_timeout_us
 						- now;
-				int ms = c->dropped ? 100
-					 : (int)(left / 1000) + 1;
+				int ms = c->dropped ? 100 : kc_ms_of_us(left);
 
 				if (*timeout_ms < 0 || ms < *timeout_ms)
 					*timeout_ms = ms;
@@ -466,27 +498,77 @@ static int map_part(void *user_data, const char *metacontext,
 	return 0;
 }
 
+/* Wait for command cookie on c until the deadline (0: none): 0 once it has
+ * completed, or a negative errno.  Called with kc->lock held, which is
+ * dropped around the wait on the socket (never held while waiting on the
+ * network) and taken again to let libnbd read or write it, as the engine
+ * does: its completion callbacks (of other commands too) run under
+ * kc->lock. */
+static int map_wait(struct kcopyd_client *kc, struct conn *c, int64_t cookie,
+		    uint64_t deadline)
+{
+	const struct kc_nbd_lib *lib = kc->nbd_lib;
+
+	for (;;) {
+		int r = lib->aio_command_completed(c->h, (uint64_t)cookie);
+		uint64_t now = kc_now_us();
+		struct pollfd pfd;
+		unsigned int dir;
+
+		if (r != 0)
+			return r < 0 ? nbd_err(lib) : 0;
+		if (deadline && now >= deadline)
+			return -ETIMEDOUT;
+		pfd.fd = lib->aio_get_fd(c->h);
+		if (pfd.fd < 0)
+			return -ENOTCONN;
+		dir = lib->aio_get_direction(c->h);
+		pfd.events = (dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
+			     (dir & LIBNBD_AIO_DIRECTION_WRITE ? POLLOUT : 0);
+		pfd.revents = 0;
+		pthread_mutex_unlock(&kc->lock);
+		r = poll(&pfd, 1, deadline ? kc_ms_of_us(deadline - now) : -1);
+		if (r < 0)
+			r = errno == EINTR ? 0 : -errno;
+		pthread_mutex_lock(&kc->lock);
+		if (r < 0)
+			return r;
+		if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+			lib->aio_notify_read(c->h);
+		else if (pfd.revents & POLLOUT)
+			lib->aio_notify_write(c->h);
+	}
+}
+
 /* Ask the server for the map from pos on, and wait for the reply within
- * the client's timeout.  Other commands on the connection go on and end
- * meanwhile (their owners hear of it in the engine's next hand_back). */
+ * the client's timeout, without kc->lock while waiting (map_wait): one
+ * fetch at a time per export (x->map_busy), since the map is kept in x.
+ * Other commands on the connection go on and end meanwhile (their owners
+ * hear of it in the engine's next hand_back; the engine is woken for it
+ * when the fetch is not its own). */
 static int map_fetch(struct kcopyd_client *kc, struct kc_file *f,
 		     uint64_t pos, uint64_t len)
 {
 	const struct kc_nbd_lib *lib = kc->nbd_lib;
 	struct kc_nbd *x = f->nbd;
-	struct conn *c = pick_conn(x);
 	nbd_extent_callback cb = { .callback = map_part, .user_data = x };
 	uint64_t count = len > NBD_MAP_WINDOW ? len : NBD_MAP_WINDOW;
-	uint64_t deadline = kc_now_us() + kc->nbd_timeout_us;
+	uint64_t deadline = kc->nbd_timeout_us
+			    ? kc_now_us() + kc->nbd_timeout_us : 0;
+	struct conn *c;
 	int64_t cookie;
 	int r = 0;
 
+	while (x->map_busy)
+		pthread_cond_wait(&kc->nbd_map_cond, &kc->lock);
+	c = pick_conn(x);
 	if (!c)
 		return -ENOTCONN;
 	if (count > NBD_MAP_WINDOW)
 		count = NBD_MAP_WINDOW;
 	if (count > f->size - pos)
 		count = f->size - pos;
+	x->map_busy = true;
 	x->map_start = pos;
 	x->num_map = 0;
 	x->map_hint = 0;
@@ -494,22 +576,7 @@ static int map_fetch(struct kcopyd_client *kc, struct kc_file *f,
 	x->map_wanted = true;
 	cookie = lib->aio_block_status(c->h, count, pos, cb,
 				      NBD_NULL_COMPLETION, 0);
-	if (cookie < 0)
-		r = nbd_err(lib);
-	while (r == 0 && (r = lib->aio_command_completed(c->h,
-							(uint64_t)cookie))
-			 == 0) {
-		uint64_t now = kc_now_us();
-		int ms = kc->nbd_timeout_us
-			 ? (int)((deadline - now) / 1000) + 1 : -1;
-
-		if (kc->nbd_timeout_us && now >= deadline)
-			r = -ETIMEDOUT;
-		else if (lib->poll(c->h, ms) < 0)
-			r = nbd_err(lib);
-	}
-	if (r < 0 && r != -ETIMEDOUT)
-		r = nbd_err(lib);
+	r = cookie < 0 ? nbd_err(lib) : map_wait(kc, c, cookie, deadline);
 	x->map_wanted = false;
 	if (r >= 0)
 		r = x->map_err;
@@ -517,6 +584,11 @@ static int map_fetch(struct kcopyd_client *kc, struct kc_file *f,
 		r = -EPROTO;	/* a reply that says nothing of pos */
 	if (r < 0)
 		x->num_map = 0;
+	x->map_busy = false;
+	pthread_cond_broadcast(&kc->nbd_map_cond);
+	if ((kc->nbd_done || kc->nbd_queue) &&
+	    !pthread_equal(pthread_self(), kc->engine))
+		kc_engine_wake(kc);
 	return r < 0 ? r : 0;
 }
 
@@ -571,7 +643,7 @@ static int connect_one(const struct kc_nbd_lib *lib, const char *uri,
 		r = nbd_err(lib);
 	while (r == 0 && lib->aio_is_connecting(h) > 0) {
 		uint64_t now = kc_now_us();
-		int ms = timeout_us ? (int)((deadline - now) / 1000) + 1 : -1;
+		int ms = timeout_us ? kc_ms_of_us(deadline - now) : -1;
 
 		if (timeout_us && now >= deadline)
 			r = -ETIMEDOUT;
@@ -687,6 +759,7 @@ int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 	f->nbd = x;
 	f->is_remote = true;
 	f->direct_fd = -1;
+	f->map_fd = -1;
 	f->accmode = flags & O_ACCMODE;
 	f->connections = x->num_conns;
 	f->refs = 1;	/* the open's, until kcopyd_close_uri */

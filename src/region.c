@@ -82,6 +82,7 @@ static int probe(int fd, const struct stat *st, struct kc_file *f)
 	f->can_flush = true;
 	f->connections = 1;
 	f->direct_fd = -1;
+	f->map_fd = -1;
 	f->dev = st->st_dev;
 	f->ino = st->st_ino;
 	f->rdev = st->st_rdev;
@@ -179,6 +180,8 @@ static void file_put(struct kcopyd_client *kc, struct kc_file *f)
 	*p = f->next;
 	if (f->direct_fd >= 0)
 		close(f->direct_fd);
+	if (f->map_fd >= 0)
+		close(f->map_fd);
 	kc_stream_close(f);
 	free(f);
 }

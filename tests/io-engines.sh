@@ -137,4 +137,17 @@ for e in "${engines[@]}"; do
 	rm -f "$small/full.img"
 done
 unset KCOPYD_IO_ENGINE
+
+# libaio's completions that cannot be reaped (io_getevents refused by a
+# seccomp filter, ENOSYS): the requests in flight fail with that error (the
+# source's reads, then the destination's flush), and kcopy ends instead of
+# waiting for ever.
+rm -f "$T/noreap.img"
+KCOPYD_IO_ENGINE=libaio timeout -s KILL 30 "$NO_URING" --getevents 38 \
+	"$KCOPY" -q "$T/src.img" "$T/noreap.img" 2>"$T/noreap.err" && st=0 ||
+	st=$?
+[[ $st != 137 ]] || fail "io_getevents refused: kcopy hung"
+assert_eq "$st" 3 "io_getevents refused: exit status ($(cat "$T/noreap.err"))"
+grep -q 'Function not implemented' "$T/noreap.err" ||
+	fail "io_getevents refused: not reported: $(cat "$T/noreap.err")"
 echo "engines: ${engines[*]}"

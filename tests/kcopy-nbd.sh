@@ -297,4 +297,14 @@ kill -INT "$pid"
 wait_gone "$pid" 10 || fail "SIGINT: kcopy still running"
 wait "$pid" && st=0 || st=$?
 assert_eq "$st" 130 "SIGINT: exit status"
+# --- The source's map is fetched without the client's lock held while
+# waiting on the network: a server slow to answer block status (2 s) does
+# not hold up the progress lines (kcopyd_get_stats) meanwhile.
+SX=$(make_nbd sx --filter=delay file "$SRC" delay-extents=2)
+run_kcopy --progress=json --progress-interval 0.1 "$SX" "$T/sx.out"
+assert_eq "$ST" 0 "slow block status: exit status"
+cmp "$SRC" "$T/sx.out" || fail "slow block status: the copy differs"
+early=$(grep -o '"elapsed": [0-9.]*' "$ERR_FILE" | awk '$2 < 1.5' | wc -l)
+[[ $early -ge 3 ]] ||
+	fail "slow block status: progress held up ($early lines in 1.5 s)"
 echo "all NBD cases passed"

@@ -278,6 +278,18 @@ expect_err "disk image -> partition of its loop device" "$P1:4" \
 	"$PD_IMG:2048:16" "$P1:4"
 expect_ok "partition and whole disk, adjacent (control)" \
 	--dry-run "$P1:0:16" "$PD:2032:16"
+# An unreadable sysfs attribute (the partition's start, hidden by an empty
+# file in a mount namespace of kcopy's own) is a setup error that names
+# it, not a start of 0 that the overlap checks would go by.
+P1_START=$(realpath "/sys/class/block/${P1#/dev/}")/start
+cat >"$T/nostart.sh" <<EOS
+#!/bin/bash
+exec unshare -m bash -c 'mount --bind /dev/null "\$0" && exec "\$@"' \\
+	$(printf '%q' "$P1_START") $(printf '%q' "$KCOPY") "\$@"
+EOS
+chmod +x "$T/nostart.sh"
+KCOPY=$T/nostart.sh expect_err "unreadable partition start" \
+	"$P1|start|cannot tell what storage" "$P1:0:16" "$PD:2040:16"
 
 # ------------------------------------------------------- 33 destinations
 

@@ -1,5 +1,7 @@
 /* test-lib.c - libkcopyd on regular files: budgets, concurrency, callbacks,
- * argument checks, zeroing, sparse and zero-aware copies.  Needs no privileges.  KCOPYD_FLUSH is seen
+ * argument checks, zeroing, sparse and zero-aware copies, the poll set of
+ * many streams and (where nbdkit is installed) NBD connections.  Needs no
+ * privileges.  KCOPYD_FLUSH is seen
  * for real where a flush can be seen and fail: on NBD exports served by
  * nbdkit (kcopy-nbd.sh) and on the FUSE fault device (kcopy-faults.sh).
  *
@@ -11,11 +13,14 @@
 #include <libaio.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kcopyd.h"
@@ -433,6 +438,90 @@ static void test_broken_pipe(void)
 	close(to[1].fd);
 }
 
+/* More streams with requests at once than a poll set of fixed size held
+ * (33): 40 pipe sources, each its own job of one client, all waiting for
+ * data; they are fed one at a time, each job must then end by itself.  A
+ * stream left out of the engine's poll is never read (a hang). */
+#define MANY_STREAMS 40
+
+static int result_calls(struct result *r)
+{
+	int n;
+
+	pthread_mutex_lock(&r->lock);
+	n = r->calls;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+static void test_many_streams(void)
+{
+	struct kcopyd_client *kc;
+	struct result res[MANY_STREAMS];
+	int p[MANY_STREAMS][2], dst[MANY_STREAMS];
+	char buf[4096], name[32];
+	unsigned int i, j;
+	bool stuck = false;
+
+	check(kcopyd_client_create(2 * MANY_STREAMS, &kc) == 0, "create");
+	/* a slot per page: a sub-job of every job in flight at once */
+	check(kcopyd_set_subjob_size(kc, 4096) == 0, "sub-job of 4096");
+	for (i = 0; i < MANY_STREAMS; i++) {
+		struct io_region from, to;
+
+		pthread_mutex_init(&res[i].lock, NULL);
+		res[i].calls = res[i].read_err = 0;
+		res[i].write_err = 0;
+		snprintf(name, sizeof(name), "streams-%u", i);
+		dst[i] = make_file(name, 0, 0);
+		if (pipe(p[i]) < 0) {
+			check(0, "pipe %u", i);
+			exit(99);
+		}
+		from = (struct io_region){ p[i][0], 0, 0 };
+		to = (struct io_region){ dst[i], 0, 0 };
+		check(kcopyd_copy(kc, &from, 1, &to, 0, notify, &res[i]) == 0,
+		      "copy from pipe %u", i);
+	}
+	for (i = 0; i < MANY_STREAMS; i++) {
+		memset(buf, 'a' + i % 26, sizeof(buf));
+		check(write(p[i][1], buf, sizeof(buf)) == sizeof(buf),
+		      "write to pipe %u", i);
+		close(p[i][1]);
+		p[i][1] = -1;
+		for (j = 0; j < 500 && !result_calls(&res[i]); j++)
+			usleep(10000);
+		if (!result_calls(&res[i])) {
+			check(0, "pipe %u of %u: not read in 5 s (not polled)",
+			      i + 1, MANY_STREAMS);
+			stuck = true;
+			break;
+		}
+	}
+	/* Feed the rest, so that a failure does not hang the test. */
+	for (; stuck && i < MANY_STREAMS; i++) {
+		if (p[i][1] < 0)
+			continue;
+		check(write(p[i][1], buf, sizeof(buf)) == sizeof(buf),
+		      "write to pipe %u", i);
+		close(p[i][1]);
+		p[i][1] = -1;
+	}
+	kcopyd_wait(kc);
+	for (i = 0; i < MANY_STREAMS; i++) {
+		check(res[i].calls == 1 && !res[i].read_err &&
+		      !res[i].write_err, "stream %u: calls %d read_err %d "
+		      "write_err %#x", i, res[i].calls, res[i].read_err,
+		      res[i].write_err);
+		check(file_size(dst[i]) == 4096, "stream %u: %lld bytes", i,
+		      (long long)file_size(dst[i]));
+		close(p[i][0]);
+		close(dst[i]);
+		pthread_mutex_destroy(&res[i].lock);
+	}
+	kcopyd_client_destroy(kc);
+}
+
 /* A destination opened read-only fails its writes: exactly its bit, and
  * with DROP_FAILED_DESTS the other destination is complete. */
 static void test_write_error_isolated(void)
@@ -490,6 +579,68 @@ static int open_fds(void)
 		n += e->d_name[0] != '.';
 	closedir(d);
 	return n - 1;	/* the directory's own */
+}
+
+/* Threads of this process. */
+static int task_count(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d) {
+		perror("/proc/self/task");
+		exit(99);
+	}
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+struct destroy_ctx {
+	struct kcopyd_client *kc;
+	struct result res;
+};
+
+static void destroy_notify(int read_err, unsigned int write_err,
+			   void *context)
+{
+	struct destroy_ctx *d = context;
+
+	kcopyd_client_destroy(d->kc);	/* deferred: the engine frees it */
+	notify(read_err, write_err, &d->res);
+}
+
+/* kcopyd_client_destroy from a job callback: the client is freed once the
+ * callbacks of its outstanding jobs have returned; its threads end and its
+ * descriptors are closed, nothing is left behind (under ASan: no leak). */
+static void test_destroy_in_callback(void)
+{
+	struct destroy_ctx d = { NULL, RESULT_INIT };
+	struct io_region from, to;
+	int fds, tasks, i;
+
+	make_pair("dcb", 4 * MiB, 31, &from, &to);
+	fds = open_fds();
+	tasks = task_count();
+	check(kcopyd_client_create(64, &d.kc) == 0, "create");
+	check(kcopyd_copy(d.kc, &from, 1, &to, 0, destroy_notify, &d) == 0,
+	      "copy");
+	for (i = 0; i < 500 && result_calls(&d.res) == 0; i++)
+		usleep(10000);
+	check(result_calls(&d.res) == 1, "destroy in callback: no callback");
+	for (i = 0; i < 500 && (task_count() != tasks || open_fds() != fds);
+	     i++)
+		usleep(10000);
+	check(task_count() == tasks, "destroy in callback: %d threads left "
+	      "of the client", task_count() - tasks);
+	check(open_fds() == fds, "destroy in callback: %d descriptors left",
+	      open_fds() - fds);
+	check(same(from.fd, 0, to.fd, 0, 4 * MiB),
+	      "destroy in callback: data differs");
+	close(from.fd);
+	close(to.fd);
 }
 
 /* The client keeps a descriptor's record, and its O_DIRECT reopen, only
@@ -952,6 +1103,197 @@ static void test_sparse(void)
 	free(want);
 }
 
+/* The highest descriptor open. */
+static int highest_fd(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = -1;
+
+	if (!d) {
+		perror("/proc/self/fd");
+		exit(99);
+	}
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && atoi(e->d_name) > n)
+			n = atoi(e->d_name);
+	closedir(d);
+	return n;
+}
+
+/* The library leaves the caller's file offset alone: the source's map
+ * (SEEK_DATA, SEEK_HOLE) is asked of a descriptor of its own, also where
+ * it has no O_DIRECT reopen to ask (here: no descriptor left to open,
+ * RLIMIT_NOFILE), in a copy and in kcopyd_map. */
+static void test_caller_offset(void)
+{
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	int src = make_sparse_source(), dst = make_file("off-dst", 0, 0);
+	struct io_region from = { src, 0, SP_SIZE / 512 };
+	struct io_region to = { dst, 0, SP_SIZE / 512 };
+	struct rlimit old, lim;
+	int *fill = calloc(4096, sizeof(*fill)), nfill = 0, fd;
+	uint64_t run;
+
+	check(fill && lseek(src, 12345, SEEK_SET) == 12345, "seek the source");
+	check(lseek(dst, 777, SEEK_SET) == 777, "seek the destination");
+	check(kcopyd_client_create(256, &kc) == 0, "create");
+	check(getrlimit(RLIMIT_NOFILE, &old) == 0, "getrlimit");
+	lim = old;
+	lim.rlim_cur = (rlim_t)highest_fd() + 1;
+	check(setrlimit(RLIMIT_NOFILE, &lim) == 0, "setrlimit");
+	while (fill && nfill < 4096 &&
+	       (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+		fill[nfill++] = fd;
+	check(kcopyd_copy(kc, &from, 1, &to, 0, notify, &res) == 0, "copy");
+	kcopyd_wait(kc);
+	fd = kcopyd_map(kc, src, 1024, 64, &run);
+	check(fd >= 0 || fd == -EOPNOTSUPP, "kcopyd_map: %s", strerror(-fd));
+	while (nfill)
+		close(fill[--nfill]);
+	free(fill);
+	check(setrlimit(RLIMIT_NOFILE, &old) == 0, "setrlimit back");
+	check(res.calls == 1 && !res.read_err && !res.write_err,
+	      "offset: calls %d read_err %d write_err %#x", res.calls,
+	      res.read_err, res.write_err);
+	check(same(src, 0, dst, 0, SP_SIZE), "offset: the copy differs");
+	check(lseek(src, 0, SEEK_CUR) == 12345,
+	      "the source's offset moved to %lld",
+	      (long long)lseek(src, 0, SEEK_CUR));
+	check(lseek(dst, 0, SEEK_CUR) == 777,
+	      "the destination's offset moved to %lld",
+	      (long long)lseek(dst, 0, SEEK_CUR));
+	kcopyd_client_destroy(kc);
+	close(src);
+	close(dst);
+}
+
+/* Start nbdkit on a Unix socket NAME.sock of the test directory with
+ * ARGS (it daemonizes once it listens; its pid in NAME.pid), and give its
+ * URI in uri.  0, or -1 if it would not start. */
+static int start_nbdkit(const char *name, const char *args, char *uri,
+			size_t len)
+{
+	char sock[256], pidf[256], cmd[1024];
+
+	test_path(sock, sizeof(sock), name);
+	strcat(sock, ".sock");
+	test_path(pidf, sizeof(pidf), name);
+	strcat(pidf, ".pid");
+	snprintf(cmd, sizeof(cmd), "nbdkit -U '%s' -P '%s' %s", sock, pidf,
+		 args);
+	if (system(cmd) != 0)
+		return -1;
+	snprintf(uri, len, "nbd+unix:///?socket=%s", sock);
+	return 0;
+}
+
+static void stop_nbdkit(const char *name)
+{
+	char pidf[256];
+	FILE *f;
+	int pid;
+
+	test_path(pidf, sizeof(pidf), name);
+	strcat(pidf, ".pid");
+	f = fopen(pidf, "r");
+	if (f && fscanf(f, "%d", &pid) == 1 && pid > 0)
+		kill(pid, SIGKILL);
+	if (f)
+		fclose(f);
+}
+
+/* More NBD connections with requests at once than a poll set of fixed
+ * size held (132): 34 exports of a server that takes 8 s for each write,
+ * four connections each (multi-conn) all busy, and one export of a prompt
+ * server, opened first (so that it comes last), whose copy must not wait
+ * for the slow ones: a connection left out of the engine's poll is never
+ * read. */
+#define MANY_EXPORTS 34
+
+static void test_many_connections(void)
+{
+	struct kcopyd_client *kc;
+	struct result res[3] = { RESULT_INIT, RESULT_INIT, RESULT_INIT };
+	struct io_region from = { -1, 0, 4096 }, to[32], quick_from, quick;
+	char uri_a[300], uri_b[300];
+	int fa[MANY_EXPORTS], fb, src, r, i, n = 0;
+	uint64_t t0, t1;
+	struct timespec ts;
+
+	if (system("command -v nbdkit >/dev/null 2>&1") != 0) {
+		printf("many connections: skipped (no nbdkit)\n");
+		return;
+	}
+	if (start_nbdkit("conn-a", "--filter=delay memory 4M delay-write=8",
+			 uri_a, sizeof(uri_a)) < 0 ||
+	    start_nbdkit("conn-b", "memory 4M", uri_b, sizeof(uri_b)) < 0) {
+		check(0, "many connections: nbdkit did not start");
+		stop_nbdkit("conn-a");
+		return;
+	}
+	check(kcopyd_client_create(4096, &kc) == 0, "create");
+	r = kcopyd_open_uri(kc, uri_b, O_RDWR, &fb);
+	if (r == -EPROTONOSUPPORT || r == -ELIBACC) {
+		printf("many connections: skipped (no libnbd)\n");
+		goto out;
+	}
+	check(r == 0, "open %s: %s", uri_b, strerror(-r));
+	for (n = 0; r == 0 && n < MANY_EXPORTS; n++) {
+		struct kcopyd_fd_info info;
+
+		r = kcopyd_open_uri(kc, uri_a, O_RDWR, &fa[n]);
+		check(r == 0, "open export %d: %s", n, strerror(-r));
+		if (r == 0 && kcopyd_probe_fd(kc, fa[n], &info) == 0 &&
+		    info.connections < 4) {
+			printf("many connections: skipped (%u connections "
+			       "per export)\n", info.connections);
+			n++;
+			goto out;
+		}
+	}
+	if (r < 0)
+		goto out;
+	src = make_file("conns-src", 2 * MiB, 41);
+	from.fd = src;
+	for (i = 0; i < 32; i++)
+		to[i] = (struct io_region){ fa[i], 0, 4096 };
+	check(kcopyd_copy(kc, &from, 32, to, 0, notify, &res[0]) == 0,
+	      "copy to 32 slow exports");
+	to[0].fd = fa[32];
+	to[1].fd = fa[33];
+	check(kcopyd_copy(kc, &from, 2, to, 0, notify, &res[1]) == 0,
+	      "copy to 2 slow exports");
+	usleep(500000);		/* every slow connection busy */
+	quick_from = (struct io_region){ src, 0, 1024 };
+	quick = (struct io_region){ fb, 0, 1024 };
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	check(kcopyd_copy(kc, &quick_from, 1, &quick, 0, notify, &res[2]) == 0,
+	      "copy to the prompt export");
+	for (i = 0; i < 1000 && !result_calls(&res[2]); i++)
+		usleep(10000);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t1 = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	check(result_calls(&res[2]) == 1 && t1 - t0 < 4000,
+	      "the prompt export's copy took %llu ms beside %d busy "
+	      "connections (not polled?)", (unsigned long long)(t1 - t0),
+	      4 * MANY_EXPORTS);
+	kcopyd_wait(kc);
+	for (i = 0; i < 3; i++)
+		check(res[i].calls == 1 && !res[i].read_err &&
+		      !res[i].write_err, "connections job %d: read_err %d "
+		      "write_err %#x", i, res[i].read_err, res[i].write_err);
+	close(src);
+out:
+	while (n > 0)
+		kcopyd_close_uri(kc, fa[--n]);
+	kcopyd_client_destroy(kc);
+	stop_nbdkit("conn-a");
+	stop_nbdkit("conn-b");
+}
+
 int main(void)
 {
 	test_dir_create();
@@ -965,10 +1307,14 @@ int main(void)
 	test_zero_and_flags();
 	test_data_in_order();
 	test_broken_pipe();
+	test_many_streams();
 	test_write_error_isolated();
 	test_files_released();
+	test_destroy_in_callback();
 	test_many_clients();
 	test_many_dests();
 	test_sparse();
+	test_caller_offset();
+	test_many_connections();
 	return test_dir_finish();
 }

@@ -276,6 +276,8 @@ struct kcopy {
 	unsigned int jobs_left;		/* jobs whose callback has not run */
 	int read_err;			/* 0 or 1 */
 	int read_error;			/* first read errno, negative */
+	bool source_lost;		/* the source's connection was lost:
+					   nothing more is read (k->lock) */
 	unsigned int write_err;		/* bit i: destination i failed */
 	struct piece *pieces_done;	/* --mapfile: jobs whose callback ran */
 	/* ... and each destination's error and error_op (struct target). */
@@ -326,8 +328,11 @@ void target_remove_created(struct kcopy *k);
 
 /* storage.c: identity from the kernel, not from path text. */
 /* The disk or file (and the offset in it) block device rdev stands for,
- * through partitions and loop devices. */
-void storage_of_blockdev(dev_t rdev, struct storage_id *id);
+ * through partitions and loop devices: 0, or -errno if a sysfs attribute
+ * it needs cannot be read (its path in why, of len bytes): the identity
+ * would be wrong, and the overlap checks with it. */
+int storage_of_blockdev(dev_t rdev, struct storage_id *id, char *why,
+			size_t len);
 bool storage_is_zoned(dev_t rdev);
 /* 1 if a loop device over the file (dev, ino) is mounted or in use by
  * something else than the n_ours devices in ours (its name in name), 0 if

@@ -182,7 +182,7 @@ static int finish(struct kcopy *k)
 	stream_regions(k);
 	finish_source_hash(k);
 	if (k->opt.verify && !k->signal) {
-		if (k->read_err && !k->opt.ignore_errors)
+		if (k->read_err && (!k->opt.ignore_errors || k->source_lost))
 			say(&k->out, MSG_NOTE, "not verifying: the copy "
 			    "stopped at a read error");
 		else

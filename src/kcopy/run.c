@@ -71,11 +71,17 @@ static void on_io_error(const struct kcopyd_io_error *e, void *context)
 
 	if (!e->is_write) {
 		pthread_mutex_lock(&k->lock);
-		first = !k->read_error;
+		first = !k->read_error || (e->is_lost && !k->source_lost);
 		if (first)
 			k->read_error = e->error;
+		if (e->is_lost)
+			k->source_lost = true;
 		pthread_mutex_unlock(&k->lock);
-		if (first)
+		if (first && e->is_lost)
+			say(&k->out, MSG_NOTE, "source '%s': connection lost "
+			    "at sector %" PRIu64 ": %s; stopping",
+			    k->src.spec.path, e->sector, strerror(-e->error));
+		else if (first)
 			say(&k->out, MSG_NOTE, "source '%s': read error at "
 			    "sector %" PRIu64 " (%" PRIu64 " sectors): %s%s",
 			    k->src.spec.path, e->sector, e->count,
@@ -90,6 +96,12 @@ static void on_io_error(const struct kcopyd_io_error *e, void *context)
 	if (e->is_flush) {
 		say(&k->out, MSG_NOTE, "destination %u '%s': flush failed: %s",
 		    i + 1, k->dests[i].spec.path, strerror(-e->error));
+		return;
+	}
+	if (e->is_lost) {
+		say(&k->out, MSG_NOTE, "destination %u '%s': connection lost "
+		    "at sector %" PRIu64 ": %s; dropped", i + 1,
+		    k->dests[i].spec.path, e->sector, strerror(-e->error));
 		return;
 	}
 	say(&k->out, MSG_NOTE, "destination %u '%s': write error at sector %"
@@ -214,14 +226,20 @@ static int refill(struct kcopy *k)
 	struct piece *p, *done;
 	unsigned int i, left, write_err;
 	int read_err, n = 0, r;
+	bool lost;
 
 	pthread_mutex_lock(&k->lock);
 	done = k->pieces_done;
 	k->pieces_done = NULL;
+	lost = k->source_lost;
 	pthread_mutex_unlock(&k->lock);
+	/* A piece with a read error is done under --ignore-errors (its bad
+	 * sectors are '-'), but not once the source's connection was lost:
+	 * it may not have been read at all, and stays '?'. */
 	for (p = done; p; p = done) {
 		done = p->next;
-		if (!k->signal && (!p->read_err || k->opt.ignore_errors) &&
+		if (!k->signal &&
+		    (!p->read_err || (k->opt.ignore_errors && !lost)) &&
 		    (unsigned int)__builtin_popcount(p->write_err) <
 		    p->num_dests)
 			mapfile_done(k, p->sector, p->count);
@@ -233,11 +251,13 @@ static int refill(struct kcopy *k)
 		left = k->jobs_left;
 		read_err = k->read_err;
 		write_err = k->write_err;
+		lost = k->source_lost;
 		pthread_mutex_unlock(&k->lock);
 		/* A read error stops the copy, as it stops a job; so does the
 		 * loss of every destination. */
 		if (k->signal || k->pieces_stopped || left >= KCOPY_MAP_IN_FLIGHT
-		    || (read_err && !k->opt.ignore_errors) || write_err == all)
+		    || (read_err && (!k->opt.ignore_errors || lost)) ||
+		    write_err == all)
 			return n;
 		p = calloc(1, sizeof(*p));
 		if (!p || !mapfile_next(k, &p->sector, &p->count)) {

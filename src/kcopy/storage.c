@@ -60,12 +60,25 @@ static bool sysfs_has(dev_t dev, const char *attr)
 	return access(path, F_OK) == 0;
 }
 
-static uint64_t sysfs_u64(dev_t dev, const char *attr)
+/* A number in a sysfs attribute of dev: 0, or -errno if the attribute
+ * cannot be read or holds no number (-EINVAL). */
+static int sysfs_u64(dev_t dev, const char *attr, uint64_t *val)
 {
-	char buf[64];
+	char buf[64], *end;
+	int r = sysfs_read(dev, attr, buf, sizeof(buf));
 
-	return sysfs_read(dev, attr, buf, sizeof(buf)) ? 0
-		: strtoull(buf, NULL, 10);
+	if (r < 0)
+		return r;
+	errno = 0;
+	*val = strtoull(buf, &end, 10);
+	return errno || end == buf || *end ? -EINVAL : 0;
+}
+
+/* The sysfs path of attribute attr of dev, for a message. */
+static void sysfs_name(dev_t dev, const char *attr, char *buf, size_t len)
+{
+	snprintf(buf, len, "/sys/dev/block/%u:%u/%s", major(dev), minor(dev),
+		 attr);
 }
 
 /* The kernel's dev_t encoding in struct loop_info64 (new_encode_dev). */
@@ -113,31 +126,46 @@ static int loop_status(dev_t dev, struct loop_info64 *info)
 	return r;
 }
 
-static void resolve(dev_t dev, struct storage_id *id, int depth)
+static int resolve(dev_t dev, struct storage_id *id, int depth, char *why,
+		   size_t len)
 {
 	struct loop_info64 info;
 	char buf[64];
+	int r;
 
 	id->is_file = false;
 	id->dev = dev;
 	id->ino = 0;
 	if (depth > MAX_DEPTH)
-		return;
+		return 0;
 	if (sysfs_has(dev, "partition")) {
 		unsigned int maj, min;
-		uint64_t start = sysfs_u64(dev, "start");
+		uint64_t start;
 
-		if (sysfs_read(dev, "../dev", buf, sizeof(buf)) == 0 &&
-		    sscanf(buf, "%u:%u", &maj, &min) == 2) {
-			resolve(makedev(maj, min), id, depth + 1);
-			id->base += start * KC_SECTOR_SIZE;
+		/* Without its start and its disk a partition's overlap
+		 * with the disk or its other partitions is not known. */
+		r = sysfs_u64(dev, "start", &start);
+		if (r < 0) {
+			sysfs_name(dev, "start", why, len);
+			return r;
 		}
-		return;
+		r = sysfs_read(dev, "../dev", buf, sizeof(buf));
+		if (r == 0 && sscanf(buf, "%u:%u", &maj, &min) != 2)
+			r = -EINVAL;
+		if (r < 0) {
+			sysfs_name(dev, "../dev", why, len);
+			return r;
+		}
+		r = resolve(makedev(maj, min), id, depth + 1, why, len);
+		id->base += start * KC_SECTOR_SIZE;
+		return r;
 	}
 	if (sysfs_has(dev, "loop") && loop_status(dev, &info) == 0) {
+		r = 0;
 		if (info.lo_rdevice) {
 			/* Backed by a block device. */
-			resolve(decode_dev(info.lo_rdevice), id, depth + 1);
+			r = resolve(decode_dev(info.lo_rdevice), id, depth + 1,
+				    why, len);
 		} else {
 			id->is_file = true;
 			id->dev = decode_dev(info.lo_device);
@@ -145,13 +173,16 @@ static void resolve(dev_t dev, struct storage_id *id, int depth)
 			id->base = 0;
 		}
 		id->base += info.lo_offset;
+		return r;
 	}
+	return 0;
 }
 
-void storage_of_blockdev(dev_t rdev, struct storage_id *id)
+int storage_of_blockdev(dev_t rdev, struct storage_id *id, char *why,
+			size_t len)
 {
 	id->base = 0;
-	resolve(rdev, id, 0);
+	return resolve(rdev, id, 0, why, len);
 }
 
 bool storage_is_zoned(dev_t rdev)

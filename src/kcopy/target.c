@@ -71,8 +71,14 @@ static int probe_open(struct kcopy *k, struct target *t)
 	t->size = info.size;
 	t->direct = info.can_direct;
 	if (t->is_blockdev) {
+		char why[160];
+
 		t->rdev = st.st_rdev;
-		storage_of_blockdev(st.st_rdev, &t->id);
+		r = storage_of_blockdev(st.st_rdev, &t->id, why, sizeof(why));
+		if (r < 0)
+			return setup_error(k, t, r, "cannot tell what storage "
+					   "the device is: %s: %s", why,
+					   strerror(-r));
 		t->zoned = storage_is_zoned(st.st_rdev);
 	} else {
 		t->id = (struct storage_id){ true, st.st_dev, st.st_ino, 0 };
