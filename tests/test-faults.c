@@ -106,8 +106,8 @@ static void test_truncated_source(unsigned int flags, bool read_job)
 	struct kcopyd_stats st;
 	struct result res = RESULT_INIT;
 	struct errors errs = { 0 };
-	struct io_region *bad = NULL;
-	size_t nbad = 0;
+	struct io_region *bad = NULL, *taken = NULL;
+	size_t nbad = 0, ntaken = 0;
 	int src = make_file("rd-src", SRC_SIZE, SRC_SEED);
 	int expect = make_file("rd-expect", SRC_SIZE, SRC_SEED);
 	int d0 = make_file("rd-d0", 0, 0), d1 = make_file("rd-d1", 0, 0);
@@ -136,6 +136,19 @@ static void test_truncated_source(unsigned int flags, bool read_job)
 	kcopyd_get_stats(kc, &st);
 	check(kcopyd_get_bad_ranges(kc, &bad, &nbad) == 0, "%s: bad ranges",
 	      name);
+	/* Taken: what get gives, once; then nothing, and get is unchanged. */
+	check(kcopyd_take_bad_ranges(kc, &taken, &ntaken) == 0 &&
+	      ntaken == nbad && (!nbad || (taken[0].sector == bad[0].sector &&
+					   taken[0].count == bad[0].count)),
+	      "%s: take: %zu ranges, not %zu", name, ntaken, nbad);
+	free(taken);
+	check(kcopyd_take_bad_ranges(kc, &taken, &ntaken) == 0 &&
+	      ntaken == 0 && !taken, "%s: taken again: %zu ranges", name,
+	      ntaken);
+	free(bad);
+	check(kcopyd_get_bad_ranges(kc, &bad, &nbad) == 0 &&
+	      nbad == (flags ? 1u : 0u), "%s: get after take: %zu", name,
+	      nbad);
 	kcopyd_client_destroy(kc);
 
 	check(res.calls == 1 && res.read_err == 1 && res.write_err == 0,
