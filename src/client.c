@@ -175,6 +175,26 @@ static int check_counts(struct kc_job *job, uint64_t count)
 	return 0;
 }
 
+/* From a stream source, the last block of a destination written in whole
+ * logical blocks is merged through a block of the budget beside the
+ * stream's last bytes (job.c, tail_area): a logical block of more than
+ * half a slot may need a second slot, lent, and -EINVAL if the budget is
+ * one slot (kcopyd_client_create(1) and 4096-byte blocks). */
+static int check_tail(struct kcopyd_client *kc, struct kc_job *job)
+{
+	size_t slot = (size_t)kc->slot_pages * KCOPYD_PAGE_SIZE;
+	unsigned int i;
+
+	for (i = 0; job->stream_src && i < job->num_dests; i++) {
+		const struct kc_file *f = job->dests[i].file;
+
+		if ((f->is_blockdev || f->is_remote) &&
+		    2 * (size_t)f->lbs > slot)
+			job->tail_borrow = true;
+	}
+	return job->tail_borrow && kc->num_slots < 2 ? -EINVAL : 0;
+}
+
 static int submit(struct kcopyd_client *kc, const struct io_region *from,
 		  unsigned int num_dests, const struct io_region *dests,
 		  unsigned int flags, kcopyd_notify_fn fn, void *context)
@@ -211,6 +231,8 @@ static int submit(struct kcopyd_client *kc, const struct io_region *from,
 		ret = kc_region_check(kc, &dests[i], true, &job->dests[i]);
 	if (ret == 0)
 		ret = check_counts(job, from ? from->count : dests[0].count);
+	if (ret == 0)
+		ret = check_tail(kc, job);
 	if (ret < 0) {
 		kc_job_free(kc, job);
 		pthread_mutex_unlock(&kc->lock);

@@ -308,22 +308,19 @@ static void io_start(struct kcopyd_client *kc, struct kc_subjob *sj,
 		    len, buf);
 }
 
+static void tail_lend(struct kcopyd_client *kc);
+
 /* The sub-job is over (nothing of it outstanding): give its slot back. */
 static void sj_finish(struct kcopyd_client *kc, struct kc_subjob *sj)
 {
 	struct kc_job *job = sj->job;
-	unsigned int i;
 
 	assert(sj->pending == 0 && job->in_flight > 0);
 	/* Only data that went out to the destinations counts as done: a
 	 * sub-job whose read failed, or that WRITE_SEQ never wrote, does not. */
 	if (sj->state == KC_SJ_WRITING && sj->written)
 		kc->stats.bytes_done += sj->bytes;
-	for (i = 0; i < job->num_dests; i++) {
-		free(sj->tail_buf[i]);
-		sj->tail_buf[i] = NULL;
-		sj->tail_step[i] = KC_TAIL_NONE;
-	}
+	assert(!sj->tail_slot && sj->tail_step == KC_TAIL_NONE);
 	if ((job->flags & KCOPYD_WRITE_SEQ) && sj->seq == job->write_seq) {
 		job->write_seq++;
 		if (job->parked && job->parked->seq == job->write_seq) {
@@ -337,8 +334,11 @@ static void sj_finish(struct kcopyd_client *kc, struct kc_subjob *sj)
 	throttle_update(kc);
 	assert(kc->iocbs_reserved >= job_iocbs(job));
 	kc->iocbs_reserved -= job_iocbs(job);
+	if (job->tail_borrow)
+		kc->tail_own--;
 	kc_slot_put(kc, sj);
 	job->in_flight--;
+	tail_lend(kc);
 }
 
 /* Let a stopped job's streams end what they hold queued: the reads of a
@@ -447,62 +447,140 @@ static size_t write_len(struct kcopyd_client *kc, struct kc_subjob *sj,
 	return len;
 }
 
-/* Write the stream's data in sj to destination i, storage written in
- * whole logical blocks whose last block is only partly the stream's: the
- * whole blocks from the buffer, then that last block read from the
- * destination, the stream's bytes copied over its start, and written
- * back, so that not a byte past the stream changes (a partition table
- * after a boot block).  One request at a time on io[i]: called to start
- * (tail_step[i] KC_TAIL_START) and at the end of each request; a failed
- * one is the destination's write error (sj_io_done). */
-static void dest_tail(struct kcopyd_client *kc, struct kc_subjob *sj,
-		      unsigned int i)
+/* The merge of a stream's last block into destination sj->tail_dest,
+ * storage written in whole logical blocks whose last block is only partly
+ * the stream's (its whole blocks were written from the buffer, sj_write):
+ * that block is read from the destination into sj->tail_buf, the stream's
+ * last bytes are copied over its start and it is written back, so that not
+ * a byte past the stream changes (a partition table after a boot block).
+ * One request at a time on io[tail_dest]; called at the end of each (a
+ * failed one is the destination's write error: sj_io_done). */
+static void dest_tail(struct kcopyd_client *kc, struct kc_subjob *sj)
 {
-	struct kc_job *job = sj->job;
-	const struct kc_region *d = &job->dests[i];
+	unsigned int i = sj->tail_dest;
+	const struct kc_region *d = &sj->job->dests[i];
 	unsigned int lbs = d->file->lbs;
 	size_t head = sj->bytes - sj->bytes % lbs;
 	uint64_t block = sj->offset + (head >> SECTOR_SHIFT);
-	void *p;
-	int r;
 
-	switch (sj->tail_step[i]) {
-	case KC_TAIL_START:
-		sj->tail_step[i] = KC_TAIL_HEAD;
-		if (head) {
-			io_start(kc, sj, true, i, d, sj->offset, head, sj->buf);
-			return;
-		}
-		/* fall through */
-	case KC_TAIL_HEAD:
-		r = posix_memalign(&p, KCOPYD_PAGE_SIZE, lbs);
-		if (r) {
-			sj->tail_step[i] = KC_TAIL_NONE;
-			report_error(kc, d->file, KC_IO_WRITE, i,
-				     (d->sector + block) << SECTOR_SHIFT, lbs,
-				     -r);
-			write_failed(kc, job, i, -r);
-			return;
-		}
-		sj->tail_buf[i] = p;
-		sj->tail_step[i] = KC_TAIL_READ;
-		io_start_on(kc, sj, &sj->io[i], KC_IO_READ, false, d, block,
-			    lbs, sj->tail_buf[i]);
-		return;
+	switch (sj->tail_step) {
 	case KC_TAIL_READ:
-		memcpy(sj->tail_buf[i], sj->buf + head, sj->bytes - head);
-		sj->tail_step[i] = KC_TAIL_WRITE;
+		memcpy(sj->tail_buf, sj->buf + head, sj->bytes - head);
+		sj->tail_step = KC_TAIL_WRITE;
 		io_start_on(kc, sj, &sj->io[i], KC_IO_WRITE, false, d, block,
-			    lbs, sj->tail_buf[i]);
+			    lbs, sj->tail_buf);
 		return;
 	case KC_TAIL_WRITE:
-		sj->tail_step[i] = KC_TAIL_NONE;
+		sj->tail_step = KC_TAIL_NONE;
 		sj->written = true;
 		return;
-	case KC_TAIL_NONE:
-		break;
 	}
 	assert(!"dest_tail: no merge under way");
+}
+
+/* Find sj->tail_buf, a block of the budget for the merges of the
+ * destinations in sj->tail_todo, as large as the largest of their logical
+ * blocks (lmax), aligned to it, and apart from the stream's last bytes
+ * (in the slot's block [head, head + lmax), head = bytes rounded down to
+ * lmax: every destination's last partial block starts at or after head).
+ * Called once every write of sj has ended, so that the rest of the slot
+ * is free: its first block if the stream's last bytes are not in it, else
+ * its second if the slot has one (lmax at most half a slot).  Otherwise
+ * (a slot of one block of the stream's end: sub-jobs of one logical block,
+ * or a stream shorter than one block in a slot of less than two) a free
+ * slot is lent, which is always a whole block: a budget of one slot was
+ * refused for such a job at submission (client.c) and, as no more than
+ * all slots but one may be held by the sub-jobs of such jobs (tail_own,
+ * kc_jobs_schedule), some slot is always free, lent or held by a sub-job
+ * that ends without one: the wait (kc->tail_wait, served first by
+ * tail_lend) ends.  Merges go one destination after another through the
+ * one block: a stream's end is one block per destination, and one block
+ * is what is sure to be there.  Returns false if sj has to wait. */
+static bool tail_area(struct kcopyd_client *kc, struct kc_subjob *sj)
+{
+	const struct kc_job *job = sj->job;
+	size_t slot = (size_t)kc->slot_pages * KCOPYD_PAGE_SIZE;
+	unsigned int lmax = 0, i;
+	struct kc_subjob **p;
+	size_t head;
+
+	for (i = 0; i < job->num_dests; i++)
+		if ((sj->tail_todo & (1u << i)) &&
+		    job->dests[i].file->lbs > lmax)
+			lmax = job->dests[i].file->lbs;
+	head = sj->bytes - sj->bytes % lmax;
+	if (head >= lmax) {
+		sj->tail_buf = sj->buf;
+		return true;
+	}
+	if (slot >= 2 * (size_t)lmax) {
+		sj->tail_buf = sj->buf + lmax;
+		return true;
+	}
+	assert(job->tail_borrow && kc->num_slots >= 2);
+	if (!kc->free_slots) {
+		for (p = &kc->tail_wait; *p; p = &(*p)->next)
+			;
+		sj->next = NULL;
+		*p = sj;
+		return false;
+	}
+	throttle_update(kc);
+	sj->tail_slot = kc_slot_get(kc);
+	sj->tail_slot->state = KC_SJ_LENT;
+	sj->tail_buf = sj->tail_slot->buf;
+	return true;
+}
+
+/* Start the merge of the next destination in sj->tail_todo (those of its
+ * destinations not dropped), once every write of sj has ended (pending 0);
+ * with none left, give back the block.  Returns true while sj has merging
+ * to do: a request queued, or a slot awaited. */
+static bool tail_next(struct kcopyd_client *kc, struct kc_subjob *sj)
+{
+	struct kc_job *job = sj->job;
+	const struct kc_region *d;
+	unsigned int i, lbs;
+	uint64_t block;
+
+	assert(sj->pending == 0 && sj->tail_step == KC_TAIL_NONE);
+	sj->tail_todo &= ~job->dropped;
+	if (!sj->tail_todo) {
+		if (sj->tail_slot) {
+			throttle_update(kc);
+			kc_slot_put(kc, sj->tail_slot);
+			sj->tail_slot = NULL;
+			tail_lend(kc);
+		}
+		sj->tail_buf = NULL;
+		return false;
+	}
+	if (!sj->tail_buf && !tail_area(kc, sj))
+		return true;
+	i = (unsigned int)__builtin_ctz(sj->tail_todo);
+	d = &job->dests[i];
+	lbs = d->file->lbs;
+	block = sj->offset + ((sj->bytes - sj->bytes % lbs) >> SECTOR_SHIFT);
+	sj->tail_todo &= ~(1u << i);
+	sj->tail_dest = i;
+	sj->tail_step = KC_TAIL_READ;
+	io_start_on(kc, sj, &sj->io[i], KC_IO_READ, false, d, block, lbs,
+		    sj->tail_buf);
+	return true;
+}
+
+/* Slots freed go to the sub-jobs waiting for one for their merge first. */
+static void tail_lend(struct kcopyd_client *kc)
+{
+	struct kc_subjob *sj;
+
+	while (kc->tail_wait && kc->free_slots) {
+		sj = kc->tail_wait;
+		kc->tail_wait = sj->next;
+		sj->next = NULL;
+		if (!tail_next(kc, sj))
+			sj_finish(kc, sj);
+	}
 }
 
 static void dest_next(struct kcopyd_client *kc, struct kc_subjob *sj,
@@ -531,19 +609,22 @@ static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj)
 			sj_fill_holes(sj);
 			len = write_len(kc, sj, i, &merge);
 			if (merge) {
-				sj->tail_step[i] = KC_TAIL_START;
-				dest_tail(kc, sj, i);
-			} else if (len) {
+				/* the whole blocks now, the last one once
+				 * every write has ended: tail_next */
+				sj->tail_todo |= 1u << i;
+				len -= job->dests[i].file->lbs;
+			}
+			if (len) {
 				io_start(kc, sj, true, i, &job->dests[i],
 					 sj->offset, len, sj->buf);
-			} else {
+			} else if (!merge) {
 				sj->written = true;
 			}
 		} else {
 			dest_next(kc, sj, i);
 		}
 	}
-	if (sj->pending == 0)
+	if (sj->pending == 0 && !tail_next(kc, sj))
 		sj_finish(kc, sj);
 }
 
@@ -1271,6 +1352,12 @@ static void sj_start(struct kcopyd_client *kc, struct kc_job *job,
 	sj->zeroed = 0;
 	sj->zero_requests = 0;
 	sj->written = false;
+	sj->tail_todo = 0;
+	sj->tail_step = KC_TAIL_NONE;
+	sj->tail_buf = NULL;
+	sj->tail_slot = NULL;
+	if (job->tail_borrow)
+		kc->tail_own++;
 	job->issued += sectors;
 	job->in_flight++;
 	kc->iocbs_reserved += job_iocbs(job);
@@ -1355,12 +1442,15 @@ static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 			else
 				sj->written = true;
 		} else if (err) {
+			/* of the whole blocks or of the merge: no merge */
 			sj->next_block[io - sj->io] = sj->num_blocks;
-			sj->tail_step[io - sj->io] = KC_TAIL_NONE;
+			sj->tail_todo &= ~(1u << (io - sj->io));
+			sj->tail_step = KC_TAIL_NONE;
 			write_failed(kc, sj->job, (unsigned int)(io - sj->io),
 				     err);
-		} else if (sj->tail_step[io - sj->io] != KC_TAIL_NONE) {
-			dest_tail(kc, sj, (unsigned int)(io - sj->io));
+		} else if (sj->tail_step != KC_TAIL_NONE) {
+			assert(io - sj->io == sj->tail_dest);
+			dest_tail(kc, sj);
 		} else {
 			if (io->is_zero) {
 				/* WRITE_ZEROES: zeroed, not written */
@@ -1369,6 +1459,8 @@ static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 			}
 			dest_next(kc, sj, (unsigned int)(io - sj->io));
 		}
+		if (sj->pending == 0 && tail_next(kc, sj))
+			break;	/* merging */
 		if (sj->pending == 0 && sj->job->num_dests > 1)
 			kc->stats.held_back[io - sj->io]++;
 		if (sj->pending == 0)
@@ -1376,6 +1468,7 @@ static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 		break;
 	case KC_SJ_FREE:
 	case KC_SJ_PARKED:
+	case KC_SJ_LENT:
 		assert(!"no I/O is outstanding in this state");
 		abort();
 	}
@@ -1451,6 +1544,14 @@ static void jobs_hook_release(struct kcopyd_client *kc)
 	}
 }
 
+/* A sub-job of a job whose merge may need a slot lent (tail_area) may
+ * start only if all slots but one are not held by such sub-jobs. */
+static bool tail_held_back(const struct kcopyd_client *kc,
+			   const struct kc_job *job)
+{
+	return job->tail_borrow && kc->tail_own + 1 >= kc->num_slots;
+}
+
 /* Take the jobs submitted since the last call and start as many sub-jobs as
  * there are free slots and room in the I/O queue, a job at a time in turn,
  * then the flushes of the jobs that are over.  *timeout_ms is lowered when
@@ -1476,7 +1577,8 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 		uint64_t sectors;
 
 		for (p = &kc->jobs; *p && (!job_runnable(*p) ||
-					   behind_earlier(kc, *p, true));
+					   behind_earlier(kc, *p, true) ||
+					   tail_held_back(kc, *p));
 		     p = &(*p)->next)
 			;
 		job = *p;

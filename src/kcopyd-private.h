@@ -282,6 +282,11 @@ struct kc_job {
 	 * counts are then capacities (0: no limit, files and streams). */
 	bool stream_src;
 	bool eof;
+	/* From a stream source, a destination's logical block is more than
+	 * half a slot: the merge of its last block may need a slot lent
+	 * (job.c, tail_area), so that fewer of its sub-jobs than there are
+	 * slots may hold one (kc->tail_own). */
+	bool tail_borrow;
 
 	int read_err;
 	unsigned int write_err;
@@ -312,6 +317,7 @@ enum kc_subjob_state {
 	KC_SJ_REREADING,
 	KC_SJ_PARKED,
 	KC_SJ_WRITING,
+	KC_SJ_LENT,		/* only its buffer, to another sub-job's merge */
 };
 
 struct kc_iocb;
@@ -362,8 +368,6 @@ struct kc_iocb {
 /* Steps of the merge of a stream's last block (job.c, dest_tail). */
 enum kc_tail_step {
 	KC_TAIL_NONE,		/* no merge under way */
-	KC_TAIL_START,		/* to start */
-	KC_TAIL_HEAD,		/* the whole blocks before it being written */
 	KC_TAIL_READ,		/* the destination's block being read */
 	KC_TAIL_WRITE,		/* the merged block being written */
 };
@@ -385,11 +389,16 @@ struct kc_subjob {
 					   (is_zero) of their storage */
 	bool written;			/* some destination took the data */
 	/* The end of a stream on storage written in whole blocks (a block
-	 * device, an export): destination i's last block, read, merged with
-	 * the stream's last bytes and written back (job.c, dest_tail); the
-	 * step it is at, and the block, allocated for it. */
-	unsigned char tail_step[KCOPYD_MAX_DESTS];	/* enum kc_tail_step */
-	char *tail_buf[KCOPYD_MAX_DESTS];
+	 * device, an export): each such destination's last block is read,
+	 * merged with the stream's last bytes and written back (job.c,
+	 * dest_tail), one destination after another once every write of the
+	 * sub-job has ended, through tail_buf: a block of the budget, in this
+	 * slot or in tail_slot, lent (tail_area).  Nothing is allocated. */
+	unsigned int tail_todo;		/* destinations still to merge */
+	unsigned int tail_dest;		/* the one being merged */
+	unsigned char tail_step;	/* enum kc_tail_step, of tail_dest */
+	char *tail_buf;			/* NULL: no block yet */
+	struct kc_subjob *tail_slot;	/* the slot lent, or NULL */
 	/* isolating re-read, KCOPYD_IGNORE_ERROR: ranges of sectors still to
 	 * read, a stack, bisected on failure down to one logical block */
 	unsigned int block_sectors;
@@ -452,6 +461,11 @@ struct kcopyd_client {
 	struct kc_subjob *slots;
 	struct kc_subjob *free_slots;
 	unsigned int slots_in_use;
+	/* Sub-jobs waiting for a slot lent for their merge, first come first
+	 * served: a slot freed goes to them before any new sub-job (job.c,
+	 * tail_lend); and the slots held by sub-jobs of tail_borrow jobs. */
+	struct kc_subjob *tail_wait;
+	unsigned int tail_own;
 	/* iocbs the sub-jobs in flight may have outstanding at once: each
 	 * reserves one per destination of its job (a read job's one), and a
 	 * job's flushes one each; never above ring_size */

@@ -7,7 +7,13 @@
 # output opened on an existing image (1<>) is not cut to the stream's
 # length, nor refused with >> without harm; --verify of a 1000-byte stream
 # to 4096-byte blocks reads whole blocks back and compares the stream's
-# bytes.  On each I/O engine.
+# bytes.  The block merged comes out of the page budget: in the stream's
+# own sub-job (after its data, or over its whole blocks once written), or,
+# with sub-jobs of one logical block (--chunk 4096), a second slot lent:
+# a 446-byte stream and one of 3 * 4096 + 100 bytes into a 4096-byte-sector
+# loop, an export, and four destinations at once, also with a budget of
+# two slots (--pages 2); the exports there say they take whole 4096-byte
+# blocks only (blocksize-policy).  On each I/O engine.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
 
 requires_root
@@ -29,10 +35,17 @@ expected() {
 }
 expected boot.bin boot.exp
 expected k1000.bin k1000.exp
+head -c $((3 * 4096 + 100)) disk.ref | tr 'A-Za-z' 'a-zA-Z' >k12388.bin
+expected k12388.bin k12388.exp
 make_image other.ref "$SIZE" pattern:OTHER
 cp other.ref other.exp
 dd if=boot.bin of=other.exp conv=notrunc status=none
 
+c=0	# names of the images of the --chunk 4096 cases
+# An export that says its block is 4096 bytes and refuses less (the
+# blocksize filter of nbdkit before 1.34 says 1 and merges itself).
+policy=(--filter=blocksize-policy file)
+policy4096=(blocksize-minimum=4096 blocksize-error-policy=error)
 engines=(libaio)
 "$KCOPY" -q disk.ref probe.img 2>/dev/null && KCOPYD_IO_ENGINE=io_uring \
 	"$KCOPY" -q disk.ref probe.img 2>/dev/null && engines+=(io_uring)
@@ -95,6 +108,62 @@ for eng in "${engines[@]}"; do
 	assert_eq "$(sum "$devB")" "$(sum other.exp)" "$eng: four: 512 loop"
 	cmp mfile.img other.exp || fail "$eng: four: the file"
 	cmp mnbd.img boot.exp || fail "$eng: four: the export"
+
+	# --- Sub-jobs of one logical block (--chunk 4096): the merge has no
+	# room in its sub-job's slot and takes a second one, lent; with
+	# --pages 2, the only other slot.  A stream shorter than one block,
+	# and one of whole sub-jobs and 100 bytes; the default sub-jobs too.
+	for stream in boot k12388; do
+		for opts in "--chunk 4096" "--chunk 4096 --pages 2" \
+			    "--chunk 4096 --verify" ""; do
+			n="$eng: $stream into a 4096 loop${opts:+ ($opts)}"
+			c=$((c + 1))
+			f="c4096-$eng-$c.img"
+			cp disk.ref "$f"
+			dev=$(make_loop "$f" -b 4096)
+			# shellcheck disable=SC2086
+			into "$n" "$stream.bin" "$dev" $opts
+			assert_eq "$(sum "$dev")" "$(sum "$stream.exp")" \
+				"$n: not only the stream's bytes changed"
+		done
+		c=$((c + 1))
+		cp disk.ref "cnbd-$c.img"
+		uri=$(make_nbd "cnbd-$c" "${policy[@]}" "$T/cnbd-$c.img" \
+			"${policy4096[@]}")
+		into "$eng: $stream into an export (--chunk 4096 --pages 2)" \
+			"$stream.bin" "$uri" --chunk 4096 --pages 2
+		cmp "cnbd-$c.img" "$stream.exp" ||
+			fail "$eng: $stream into an export, --chunk 4096: content"
+	done
+
+	# --- Four destinations, --chunk the largest block: the merges of
+	# all four go through the one slot lent, one after another.
+	for stream in boot k12388; do
+		for opts in "--chunk 4096" "--chunk 4096 --pages 2 --verify"; do
+			n="$eng: four destinations, $stream ($opts)"
+			c=$((c + 1))
+			cp disk.ref "cA-$eng-$c.img"
+			cp other.ref "cB-$eng-$c.img"
+			cp other.ref cfile.img
+			cp disk.ref "cmnbd-$c.img"
+			devA=$(make_loop "cA-$eng-$c.img" -b 4096)
+			devB=$(make_loop "cB-$eng-$c.img" -b 512)
+			uri=$(make_nbd "cmnbd-$c" "${policy[@]}" \
+				"$T/cmnbd-$c.img" "${policy4096[@]}")
+			cp other.ref oexp.img
+			dd if="$stream.bin" of=oexp.img conv=notrunc status=none
+			# shellcheck disable=SC2086
+			cat "$stream.bin" | run_watchdog 60 "$KCOPY" $opts - \
+				"$devA" "$devB" cfile.img "$uri" 2>"$T/err" &&
+				st=0 || st=$?
+			assert_eq "$st" 0 "$n: exit status ($(cat "$T/err"))"
+			assert_eq "$(sum "$devA")" "$(sum "$stream.exp")" \
+				"$n: 4096 loop"
+			assert_eq "$(sum "$devB")" "$(sum oexp.img)" "$n: 512 loop"
+			cmp cfile.img oexp.img || fail "$n: the file"
+			cmp "cmnbd-$c.img" "$stream.exp" || fail "$n: the export"
+		done
+	done
 
 	# --- --verify of 1000 bytes, to 4096-byte blocks: whole blocks read
 	# back, the stream's bytes compared.

@@ -1,6 +1,7 @@
 /* test-lib.c - libkcopyd on regular files: budgets, concurrency, callbacks,
  * argument checks, zeroing, sparse and zero-aware copies, the poll set of
- * many streams and (where nbdkit is installed) NBD connections.  Needs no
+ * many streams and (where nbdkit is installed) NBD connections and the
+ * merge of a stream's last block through the budget.  Needs no
  * privileges.  KCOPYD_FLUSH is seen
  * for real where a flush can be seen and fail: on NBD exports served by
  * nbdkit (kcopy-nbd.sh) and on the FUSE fault device (kcopy-faults.sh).
@@ -1294,6 +1295,167 @@ out:
 	stop_nbdkit("conn-b");
 }
 
+/* The merge of a stream's last block into an export of 512- or 4096-byte
+ * blocks (blocksize-policy: an unaligned request is an error) comes out
+ * of the budget, never beyond it: with one slot of one page, after the
+ * data (100 bytes) or over its whole blocks once written (4000 bytes);
+ * 4096-byte blocks and one slot are refused (EINVAL); with two slots of a
+ * page the other slot is lent, and if a copy to a slow export holds it,
+ * the merge waits for it.  Each time only the stream's bytes change. */
+#define TAIL_SIZE (64 * 1024)
+
+/* Stream len bytes of fd pat through a pipe into export exp, filled with
+ * ref first, alongside the job *other if not NULL (submitted first); the
+ * export's content checked, and the peak of pages used. */
+static void tail_stream(struct kcopyd_client *kc, const char *name,
+			unsigned int pages, int exp, int ref, int pat,
+			size_t len, struct io_region *other)
+{
+	struct result res = RESULT_INIT, ores = RESULT_INIT;
+	struct io_region whole = { ref, 0, TAIL_SIZE / 512 };
+	struct io_region in, to = { exp, 0, TAIL_SIZE / 512 };
+	struct kcopyd_stats st;
+	char buf[TAIL_SIZE];
+	int p[2], out;
+
+	check(kcopyd_copy(kc, &whole, 1, &to, 0, notify, &res) == 0 &&
+	      kcopyd_wait(kc) == 0 && res.calls == 1 && !res.write_err,
+	      "%s: fill the export", name);
+	check(pread(pat, buf, len, 0) == (ssize_t)len && pipe(p) == 0 &&
+	      write(p[1], buf, len) == (ssize_t)len && close(p[1]) == 0,
+	      "%s: the stream", name);
+	if (other)
+		check(kcopyd_copy(kc, &other[0], 1, &other[1], 0, notify,
+				  &ores) == 0, "%s: the other copy", name);
+	in = (struct io_region){ p[0], 0, 0 };
+	res = (struct result)RESULT_INIT;
+	check(kcopyd_copy(kc, &in, 1, &to, 0, notify, &res) == 0 &&
+	      kcopyd_wait(kc) == 0, "%s: copy", name);
+	close(p[0]);
+	check(res.calls == 1 && !res.read_err && !res.write_err,
+	      "%s: read_err %d write_err %#x", name, res.read_err,
+	      res.write_err);
+	check(!other || (ores.calls == 1 && !ores.write_err),
+	      "%s: the other copy: write_err %#x", name, ores.write_err);
+	out = make_file("tail-out", 0, 0);
+	whole = (struct io_region){ exp, 0, TAIL_SIZE / 512 };
+	to = (struct io_region){ out, 0, TAIL_SIZE / 512 };
+	res = (struct result)RESULT_INIT;
+	check(kcopyd_copy(kc, &whole, 1, &to, 0, notify, &res) == 0 &&
+	      kcopyd_wait(kc) == 0 && res.calls == 1 && !res.read_err,
+	      "%s: read the export back", name);
+	check(same(pat, 0, out, 0, len) &&
+	      same(ref, (off_t)len, out, (off_t)len, TAIL_SIZE - len),
+	      "%s: not only the stream's %zu bytes changed", name, len);
+	close(out);
+	kcopyd_get_stats(kc, &st);
+	check(st.pages_peak <= pages && st.pages_budget == pages,
+	      "%s: peak %u pages of %u", name, st.pages_peak, pages);
+}
+
+static void test_stream_tail_budget(void)
+{
+	static const char *const policy =
+		"--filter=blocksize-policy memory 64K "
+		"blocksize-error-policy=error blocksize-minimum=";
+	struct kcopyd_client *kc1, *kc2;
+	char uri512[300], uri4k[300], uri_slow[300], args[300];
+	int e512 = -1, e4k = -1, e4k2 = -1, slow = -1, r;
+	int ref = make_file("tail-ref", TAIL_SIZE, 51);
+	int pat = make_file("tail-pat", TAIL_SIZE, 52);
+	int src = make_file("tail-src", 4096, 53);
+	struct io_region in, to, other[2];
+	struct result res = RESULT_INIT;
+	int p[2];
+
+	if (system("nbdkit --dump-plugin memory >/dev/null 2>&1") != 0 ||
+	    system("nbdkit --filter=blocksize-policy --dump-plugin memory "
+		   ">/dev/null 2>&1") != 0) {
+		printf("stream tail budget: skipped (no nbdkit or no "
+		       "blocksize-policy filter)\n");
+		goto files;
+	}
+	snprintf(args, sizeof(args), "%s512", policy);
+	r = start_nbdkit("tail-512", args, uri512, sizeof(uri512));
+	snprintf(args, sizeof(args), "%s4096", policy);
+	if (r == 0)
+		r = start_nbdkit("tail-4k", args, uri4k, sizeof(uri4k));
+	if (r == 0)
+		r = start_nbdkit("tail-slow", "--filter=delay memory 64K "
+				 "delay-write=500ms", uri_slow,
+				 sizeof(uri_slow));
+	check(r == 0, "stream tail budget: nbdkit did not start");
+	if (r < 0)
+		goto servers;
+
+	/* One slot of one page: 512-byte blocks merge in it. */
+	check(kcopyd_client_create(1, &kc1) == 0, "create 1");
+	r = kcopyd_open_uri(kc1, uri512, O_RDWR, &e512);
+	if (r == -EPROTONOSUPPORT || r == -ELIBACC) {
+		printf("stream tail budget: skipped (no libnbd)\n");
+		kcopyd_client_destroy(kc1);
+		goto servers;
+	}
+	check(r == 0, "open %s: %s", uri512, strerror(-r));
+	r = kcopyd_open_uri(kc1, uri4k, O_RDWR, &e4k);
+	check(r == 0, "open %s: %s", uri4k, strerror(-r));
+	if (e512 >= 0) {
+		tail_stream(kc1, "1 page, 100 bytes to 512", 1, e512, ref, pat,
+			    100, NULL);
+		tail_stream(kc1, "1 page, 4000 bytes to 512", 1, e512, ref,
+			    pat, 4000, NULL);
+		tail_stream(kc1, "1 page, 9000 bytes to 512", 1, e512, ref,
+			    pat, 9000, NULL);
+	}
+	/* 4096-byte blocks and a budget of one page: no room for the merge. */
+	if (e4k >= 0) {
+		check(pipe(p) == 0, "pipe");
+		in = (struct io_region){ p[0], 0, 0 };
+		to = (struct io_region){ e4k, 0, TAIL_SIZE / 512 };
+		r = kcopyd_copy(kc1, &in, 1, &to, 0, notify, &res);
+		check(r == -EINVAL, "1 page, stream to 4096-byte blocks: %d",
+		      r);
+		close(p[0]);
+		close(p[1]);
+	}
+	if (e512 >= 0)
+		kcopyd_close_uri(kc1, e512);
+	if (e4k >= 0)
+		kcopyd_close_uri(kc1, e4k);
+	kcopyd_client_destroy(kc1);
+
+	/* Two slots of a page: 4096-byte blocks merge in the other, lent;
+	 * with a copy to a slow export holding it, once that ends. */
+	check(kcopyd_client_create(2, &kc2) == 0, "create 2");
+	r = kcopyd_open_uri(kc2, uri4k, O_RDWR, &e4k2);
+	check(r == 0, "open %s: %s", uri4k, strerror(-r));
+	r = kcopyd_open_uri(kc2, uri_slow, O_RDWR, &slow);
+	check(r == 0, "open %s: %s", uri_slow, strerror(-r));
+	if (e4k2 >= 0 && slow >= 0) {
+		tail_stream(kc2, "2 pages, 100 bytes to 4096", 2, e4k2, ref,
+			    pat, 100, NULL);
+		tail_stream(kc2, "2 pages, 8292 bytes to 4096", 2, e4k2, ref,
+			    pat, 8292, NULL);
+		other[0] = (struct io_region){ src, 0, 8 };
+		other[1] = (struct io_region){ slow, 0, 8 };
+		tail_stream(kc2, "2 pages, 100 bytes to 4096 beside a slow "
+			    "copy", 2, e4k2, ref, pat, 100, other);
+	}
+	if (e4k2 >= 0)
+		kcopyd_close_uri(kc2, e4k2);
+	if (slow >= 0)
+		kcopyd_close_uri(kc2, slow);
+	kcopyd_client_destroy(kc2);
+servers:
+	stop_nbdkit("tail-512");
+	stop_nbdkit("tail-4k");
+	stop_nbdkit("tail-slow");
+files:
+	close(ref);
+	close(pat);
+	close(src);
+}
+
 int main(void)
 {
 	test_dir_create();
@@ -1316,5 +1478,6 @@ int main(void)
 	test_sparse();
 	test_caller_offset();
 	test_many_connections();
+	test_stream_tail_budget();
 	return test_dir_finish();
 }
