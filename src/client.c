@@ -309,13 +309,17 @@ int kcopyd_set_rate(struct kcopyd_client *kc, uint64_t bytes_per_second)
 	return 0;
 }
 
-void kcopyd_get_stats(struct kcopyd_client *kc, struct kcopyd_stats *stats)
+int kcopyd_get_stats(struct kcopyd_client *kc, struct kcopyd_stats *stats)
 {
+	struct kcopyd_stats st;
+
 	if (!kc || !stats)
-		return;
+		return -EINVAL;
 	pthread_mutex_lock(&kc->lock);
-	*stats = kc->stats;
+	st = kc->stats;
 	pthread_mutex_unlock(&kc->lock);
+	st.struct_size = sizeof(st);
+	return kc_copy_sized(stats, &st, sizeof(st));
 }
 
 void kcopyd_set_error_fn(struct kcopyd_client *kc, kcopyd_error_fn fn,

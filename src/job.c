@@ -220,6 +220,7 @@ static void report_error(struct kcopyd_client *kc, const struct kc_file *f,
 {
 	bool is_write = op != KC_IO_READ;
 	struct kcopyd_io_error e = {
+		.struct_size = sizeof(e),
 		.fd = f->fd,
 		.is_write = is_write,
 		.dest = is_write ? dest : 0,

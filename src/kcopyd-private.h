@@ -38,6 +38,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <string.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -653,6 +654,27 @@ static inline bool kc_err_lost(const struct kc_file *f, int err)
 /* Wake the engine from any thread: a caller's new job or stop, the end of
  * a zeroing request.  The write cannot fail but on counter overflow, which
  * means a wake is due anyway. */
+/* Give the caller's struct user (of the size its first member says) the
+ * library's struct ours of ksize bytes, as kcopyd.h promises: no byte past
+ * the caller's size is written; what fits is filled, the rest of a larger
+ * caller struct zeroed, and size set to the bytes filled. */
+static inline int kc_copy_sized(void *user, const void *ours, size_t ksize)
+{
+	uint32_t usize;
+	size_t n;
+
+	memcpy(&usize, user, sizeof(usize));
+	if (usize < KCOPYD_SIZE_MIN)
+		return -EINVAL;
+	n = usize < ksize ? usize : ksize;
+	memcpy(user, ours, n);
+	if (usize > n)
+		memset((char *)user + n, 0, usize - n);
+	usize = (uint32_t)n;
+	memcpy(user, &usize, sizeof(usize));
+	return 0;
+}
+
 static inline void kc_engine_wake(struct kcopyd_client *kc)
 {
 	uint64_t one = 1;

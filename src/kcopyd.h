@@ -4,7 +4,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * A client owns a memory budget of pages, allocated once at creation, and
- * an engine thread running libaio.  A job copies one source region to up to
+ * an engine thread running io_uring (or libaio where io_uring is refused or
+ * not built in).  A job copies one source region to up to
  * KCOPYD_MAX_DESTS destination regions: every sub-job is read once into a
  * buffer from the budget, then written from that same buffer to every
  * destination.  All functions returning int return 0 or a negative errno.
@@ -29,6 +30,33 @@ extern "C" {
  * (64 MiB: the bisection of a failed read is sized for it). */
 #define KCOPYD_MAX_PAGES	(1u << 22)
 #define KCOPYD_MAX_SUBJOB_SIZE	(64u * 1024u * 1024u)
+
+/* Structs that may grow: struct kcopyd_stats, struct kcopyd_fd_info and
+ * struct kcopyd_io_error begin with struct_size, the size of the struct in
+ * bytes as the side that filled it in knows it.  This is the convention of
+ * perf_event_attr.size and sched_attr.size (sched_getattr(2) fills the
+ * smaller of the caller's size and the kernel's, zeroes the rest and sets
+ * size), of clone3(2) and openat2(2)'s extensible structs and of Win32's
+ * cbSize: the function signatures stay as they are, and a field appended to
+ * the end of a struct needs no new soname, since
+ *  - a caller of kcopyd_get_stats() or kcopyd_probe_fd() sets struct_size
+ *    to sizeof the struct it was compiled with; the library writes no byte
+ *    past it, fills what fits of what it knows, zeroes the rest of a larger
+ *    caller struct and sets struct_size to the bytes it filled (the smaller
+ *    of the two sizes): a caller built against an older, smaller struct
+ *    gets only its own fields, and a newer caller on an older library sees
+ *    that the new fields are not there;
+ *  - the library sets struct_size in the struct kcopyd_io_error it passes
+ *    to the error hook, and the hook reads only the fields within it.
+ * KCOPYD_HAS_FIELD() says whether a field is within struct_size.  Fields are
+ * only ever appended, never moved or removed.  (Accessor functions,
+ * libnbd's way, would do as well but cost a symbol per field, and a hook's
+ * struct would need them too.) */
+#define KCOPYD_HAS_FIELD(type, ptr, field) \
+	((ptr)->struct_size >= offsetof(type, field) + sizeof(((type *)0)->field))
+/* The smallest struct_size taken: that of the member itself.  Below it (0:
+ * a caller that did not set it) is -EINVAL, and nothing is written. */
+#define KCOPYD_SIZE_MIN		4u
 
 /* A range of 512-byte sectors of an open file or block device. */
 struct io_region {
@@ -140,8 +168,11 @@ int kcopyd_set_throttle(struct kcopyd_client *kc, unsigned int percent);
  * 0 removes the limit. */
 int kcopyd_set_rate(struct kcopyd_client *kc, uint64_t bytes_per_second);
 
-/* Progress counters; read at any time from any thread. */
+/* Progress counters; read at any time from any thread.  Set struct_size
+ * to sizeof(struct kcopyd_stats) before the call (see KCOPYD_HAS_FIELD). */
 struct kcopyd_stats {
+	uint32_t struct_size;		/* bytes: set by the caller, then by
+					   the library to what it filled */
 	uint64_t bytes_read;		/* from sources */
 	uint64_t bytes_written;		/* summed over destinations */
 	uint64_t bytes_done;		/* source bytes written out to the
@@ -154,7 +185,7 @@ struct kcopyd_stats {
 	unsigned int pages_in_use;
 	unsigned int pages_peak;	/* the most ever in use at once */
 	unsigned int subjob_size;	/* bytes, after fitting the budget */
-	/* sparse and zero-aware copying (since 1.2) */
+	/* sparse and zero-aware copying */
 	uint64_t bytes_zeroed;		/* zero ranges zeroed without writing
 					   data (punched, BLKZEROOUT, FALLOC_FL_
 					   ZERO_RANGE, WRITE_ZEROES), summed
@@ -172,7 +203,7 @@ struct kcopyd_stats {
 	 * one shows as the largest count. */
 	uint64_t held_back[KCOPYD_MAX_DESTS];
 };
-void kcopyd_get_stats(struct kcopyd_client *kc, struct kcopyd_stats *stats);
+int kcopyd_get_stats(struct kcopyd_client *kc, struct kcopyd_stats *stats);
 
 /* The unreadable ranges recorded under KCOPYD_IGNORE_ERROR since the client
  * was created (fd is the source's), sorted and merged.  *ranges is
@@ -181,13 +212,18 @@ int kcopyd_get_bad_ranges(struct kcopyd_client *kc, struct io_region **ranges,
 			  size_t *count);
 /* The same, but only the ranges recorded since the last call of this one,
  * which it takes: a caller following a long copy's record pays for what
- * is new only (since 1.2).  Both fail with -ENOMEM, for good, once a range
- * could not be recorded for want of memory: the record is incomplete. */
+ * is new only (since libkcopyd 0.2.0).  Both fail with -ENOMEM, for good,
+ * once a range could not be recorded for want of memory: the record is
+ * incomplete. */
 int kcopyd_take_bad_ranges(struct kcopyd_client *kc,
 			   struct io_region **ranges, size_t *count);
 
-/* Every failed I/O, as it completes, from the engine thread. */
+/* Every failed I/O, as it completes, from the engine thread.  The library
+ * sets struct_size; the hook reads only the fields within it
+ * (KCOPYD_HAS_FIELD): a hook built against a newer kcopyd.h may run with
+ * an older library. */
 struct kcopyd_io_error {
+	uint32_t struct_size;		/* bytes, sizeof the library's struct */
 	int fd;			/* the caller's descriptor */
 	int is_write;		/* 0: read of the source; 1: write or flush */
 	unsigned int dest;	/* destination index when is_write */
@@ -239,8 +275,12 @@ void kcopyd_set_data_fn(struct kcopyd_client *kc, kcopyd_data_fn fn,
 /* What the client found out about fd: logical block size, size in bytes,
  * whether it can use direct I/O, and whether zeroing is offloaded (1 until
  * an offload was tried and refused).  Probed once and remembered.  For an
- * NBD export (kcopyd_open_uri) also what the server offers. */
+ * NBD export (kcopyd_open_uri) also what the server offers.  Set
+ * struct_size to sizeof(struct kcopyd_fd_info) before the call, as for
+ * struct kcopyd_stats. */
 struct kcopyd_fd_info {
+	uint32_t struct_size;	/* bytes: set by the caller, then by the
+				   library to what it filled */
 	int is_blockdev;
 	unsigned int logical_block_size;	/* bytes */
 	uint64_t size;				/* bytes */

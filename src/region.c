@@ -234,12 +234,14 @@ void kc_region_put(struct kcopyd_client *kc, struct kc_region *r)
 
 /* Answer from the record of a file in use, else probe, answer and forget. */
 int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
-		    struct kcopyd_fd_info *info)
+		    struct kcopyd_fd_info *user)
 {
+	struct kcopyd_fd_info in = { .struct_size = sizeof(in) };
+	struct kcopyd_fd_info *info = &in;	/* the caller's is user */
 	struct kc_file *f;
 	int r, status;
 
-	if (!kc || !info)
+	if (!kc || !user)
 		return -EINVAL;
 	pthread_mutex_lock(&kc->lock);
 	r = file_get(kc, fd, &f, &status);
@@ -260,7 +262,9 @@ int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
 		file_put(kc, f);
 	}
 	pthread_mutex_unlock(&kc->lock);
-	return r;
+	/* Checked last: -EINVAL for a bad size, but the caller's errors
+	 * (-EBADF...) first, as before. */
+	return r < 0 ? r : kc_copy_sized(user, &in, sizeof(in));
 }
 
 /* Ask the file's map in bytes and answer in whole sectors: a hole that

@@ -85,7 +85,7 @@ int main(int argc, char **argv)
 	int opt, zero = 0, ret;
 	struct io_region src, dests[KCOPYD_MAX_DESTS + 1];
 	struct kcopyd_client *kc;
-	struct kcopyd_stats st;
+	struct kcopyd_stats st = { .struct_size = sizeof(st) };
 	struct io_region *bad;
 	size_t nbad;
 

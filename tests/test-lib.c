@@ -1,8 +1,8 @@
 /* test-lib.c - libkcopyd on regular files: budgets, concurrency, callbacks,
- * argument checks, zeroing, sparse and zero-aware copies, the poll set of
- * many streams and (where nbdkit is installed) NBD connections and the
- * merge of a stream's last block through the budget.  Needs no
- * privileges.  KCOPYD_FLUSH is seen
+ * argument checks, the structs' sizes (older, newer), zeroing, sparse and
+ * zero-aware copies, the poll set of many streams and (where nbdkit is
+ * installed) NBD connections and the merge of a stream's last block
+ * through the budget.  Needs no privileges.  KCOPYD_FLUSH is seen
  * for real where a flush can be seen and fail: on NBD exports served by
  * nbdkit (kcopy-nbd.sh) and on the FUSE fault device (kcopy-faults.sh).
  *
@@ -83,6 +83,117 @@ static void test_arguments(void)
 /* A destination opened with O_APPEND would be written at the end of the
  * file whatever the region: refused, for copies and zeroing, and accepted
  * again once the flag is cleared.  A source with O_APPEND is only read. */
+/* The structs the caller allocates carry their size (kcopyd.h): a caller
+ * built against an older, smaller struct gets only that many bytes written,
+ * a larger size, from a newer kcopyd.h, is taken (the unknown tail zeroed,
+ * struct_size set to what was filled), and a size of 0 is refused with
+ * nothing written.  A guard pattern after the struct catches an overflow. */
+#define GUARD 0xa5
+#define SIZED_EXTRA 64
+
+static bool guard_intact(const unsigned char *b, size_t from, size_t to)
+{
+	size_t i;
+
+	for (i = from; i < to; i++)
+		if (b[i] != GUARD)
+			return false;
+	return true;
+}
+
+static bool all_zero_mem(const unsigned char *b, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+static void test_struct_sizes(void)
+{
+	struct kcopyd_client *kc;
+	int src = make_file("sized-src", MiB, 3);
+	union {
+		struct kcopyd_stats st;
+		struct kcopyd_fd_info info;
+		unsigned char b[sizeof(struct kcopyd_stats) +
+				sizeof(struct kcopyd_fd_info) +
+				2 * SIZED_EXTRA];
+	} u;
+	/* What 0.1.0 would have been without the zero-aware counters, and
+	 * the fd_info before the NBD fields. */
+	size_t st_old = offsetof(struct kcopyd_stats, bytes_zeroed);
+	size_t st_new = sizeof(struct kcopyd_stats) + SIZED_EXTRA;
+	size_t in_old = offsetof(struct kcopyd_fd_info, is_remote);
+	size_t in_new = sizeof(struct kcopyd_fd_info) + SIZED_EXTRA;
+
+	check(kcopyd_client_create(32, &kc) == 0, "sized: create");
+
+	/* Stats: older and smaller. */
+	memset(u.b, GUARD, sizeof(u.b));
+	u.st.struct_size = (uint32_t)st_old;
+	check(kcopyd_get_stats(kc, &u.st) == 0 &&
+	      u.st.struct_size == st_old && u.st.pages_budget == 32 &&
+	      u.st.subjob_size > 0 && u.st.jobs_submitted == 0 &&
+	      KCOPYD_HAS_FIELD(struct kcopyd_stats, &u.st, subjob_size) &&
+	      !KCOPYD_HAS_FIELD(struct kcopyd_stats, &u.st, bytes_zeroed),
+	      "sized: stats of an older size: size %u budget %u",
+	      u.st.struct_size, u.st.pages_budget);
+	check(guard_intact(u.b, st_old, sizeof(u.b)),
+	      "sized: stats written past an older size");
+	/* Newer and larger: taken, the tail zeroed, no byte past it. */
+	memset(u.b, GUARD, sizeof(u.b));
+	u.st.struct_size = (uint32_t)st_new;
+	check(kcopyd_get_stats(kc, &u.st) == 0 &&
+	      u.st.struct_size == sizeof(struct kcopyd_stats) &&
+	      u.st.pages_budget == 32 && u.st.held_back[31] == 0 &&
+	      KCOPYD_HAS_FIELD(struct kcopyd_stats, &u.st, held_back),
+	      "sized: stats of a larger size: size %u", u.st.struct_size);
+	check(all_zero_mem(u.b + sizeof(struct kcopyd_stats), SIZED_EXTRA) &&
+	      guard_intact(u.b, st_new, sizeof(u.b)),
+	      "sized: stats: the unknown tail not zeroed, or written past");
+	/* Unset: refused, nothing written. */
+	memset(u.b, GUARD, sizeof(u.b));
+	u.st.struct_size = 0;
+	check(kcopyd_get_stats(kc, &u.st) == -EINVAL &&
+	      u.st.struct_size == 0 &&
+	      guard_intact(u.b, sizeof(u.st.struct_size), sizeof(u.b)),
+	      "sized: stats of size 0");
+
+	/* fd_info, the same three ways. */
+	memset(u.b, GUARD, sizeof(u.b));
+	u.info.struct_size = (uint32_t)in_old;
+	check(kcopyd_probe_fd(kc, src, &u.info) == 0 &&
+	      u.info.struct_size == in_old && u.info.size == MiB &&
+	      u.info.logical_block_size == 512 && !u.info.is_blockdev,
+	      "sized: probe of an older size: size %u", u.info.struct_size);
+	check(guard_intact(u.b, in_old, sizeof(u.b)),
+	      "sized: probe written past an older size");
+	memset(u.b, GUARD, sizeof(u.b));
+	u.info.struct_size = (uint32_t)in_new;
+	check(kcopyd_probe_fd(kc, src, &u.info) == 0 &&
+	      u.info.struct_size == sizeof(struct kcopyd_fd_info) &&
+	      u.info.size == MiB && !u.info.is_remote && !u.info.is_stream &&
+	      KCOPYD_HAS_FIELD(struct kcopyd_fd_info, &u.info, is_stream),
+	      "sized: probe of a larger size: size %u", u.info.struct_size);
+	check(all_zero_mem(u.b + sizeof(struct kcopyd_fd_info), SIZED_EXTRA) &&
+	      guard_intact(u.b, in_new, sizeof(u.b)),
+	      "sized: probe: the unknown tail not zeroed, or written past");
+	memset(u.b, GUARD, sizeof(u.b));
+	u.info.struct_size = 0;
+	check(kcopyd_probe_fd(kc, src, &u.info) == -EINVAL &&
+	      guard_intact(u.b, sizeof(u.info.struct_size), sizeof(u.b)),
+	      "sized: probe of size 0");
+	/* The caller's own errors come first. */
+	u.info.struct_size = sizeof(u.info);
+	check(kcopyd_probe_fd(kc, -1, &u.info) < 0, "sized: probe of fd -1");
+
+	kcopyd_client_destroy(kc);
+	close(src);
+}
+
 static void test_append(void)
 {
 	char path[256];
@@ -141,7 +252,7 @@ static void test_budgets(void)
 
 	for (b = 0; b < sizeof(budgets) / sizeof(budgets[0]); b++) {
 		struct kcopyd_client *kc;
-		struct kcopyd_stats st;
+		struct kcopyd_stats st = { .struct_size = sizeof(st) };
 		struct result res = RESULT_INIT;
 		int d0 = make_file("budget-d0", 0, 0);
 		int d1 = make_file("budget-d1", 0, 0);
@@ -202,7 +313,7 @@ static void test_concurrent(void)
 {
 	enum { JOBS = 8 };
 	struct kcopyd_client *kc;
-	struct kcopyd_stats st;
+	struct kcopyd_stats st = { .struct_size = sizeof(st) };
 	struct result res = RESULT_INIT;
 	struct thread_arg args[JOBS];
 	pthread_t t[JOBS];
@@ -309,7 +420,7 @@ static void test_zero_and_flags(void)
 	int d0 = make_file("zero-d0", 2 * MiB, 11);
 	int d1 = make_file("zero-d1", 2 * MiB, 13);
 	struct io_region to[2] = { { d0, 8, 2048 }, { d1, 0, 2048 } };
-	struct kcopyd_fd_info info;
+	struct kcopyd_fd_info info = { .struct_size = sizeof(info) };
 
 	check(kcopyd_client_create(32, &kc) == 0, "create");
 	check(kcopyd_zero(kc, 2, to, 0, notify, &res) == 0, "zero");
@@ -653,7 +764,7 @@ static void test_files_released(void)
 	char path[256];
 	struct kcopyd_client *kc;
 	struct result res = RESULT_INIT;
-	struct kcopyd_fd_info info;
+	struct kcopyd_fd_info info = { .struct_size = sizeof(info) };
 	struct stat st;
 	int src = make_file("rel-src", MiB, 17);
 	int dst = make_file("rel-dst", 0, 0);
@@ -819,8 +930,8 @@ struct observer {
 static void *observe(void *p)
 {
 	struct observer *o = p;
-	struct kcopyd_stats st;
-	struct kcopyd_fd_info info;
+	struct kcopyd_stats st = { .struct_size = sizeof(st) };
+	struct kcopyd_fd_info info = { .struct_size = sizeof(info) };
 	struct io_region *bad;
 	size_t n;
 
@@ -939,6 +1050,7 @@ static void sparse_copy(const char *name, int src, int dst, unsigned int flags,
 	check(kcopyd_copy(kc, &from, dst < 0 ? 0 : 1, dst < 0 ? NULL : &to,
 			  flags, notify, &res) == 0, "%s: copy", name);
 	kcopyd_wait(kc);
+	st->struct_size = sizeof(*st);
 	kcopyd_get_stats(kc, st);
 	check(res.calls == 1 && !res.read_err && !res.write_err,
 	      "%s: calls %d read_err %d write_err %u", name, res.calls,
@@ -957,7 +1069,8 @@ static void sparse_copy(const char *name, int src, int dst, unsigned int flags,
 static void test_sparse(void)
 {
 	struct kcopyd_client *kc;
-	struct kcopyd_stats st, def;
+	struct kcopyd_stats st = { .struct_size = sizeof(st) };
+	struct kcopyd_stats def = { .struct_size = sizeof(def) };
 	struct shadow sh = { malloc(SP_SIZE), 0 };
 	char *want = malloc(SP_SIZE);
 	int src = make_sparse_source(), dst;
@@ -1242,7 +1355,7 @@ static void test_many_connections(void)
 	}
 	check(r == 0, "open %s: %s", uri_b, strerror(-r));
 	for (n = 0; r == 0 && n < MANY_EXPORTS; n++) {
-		struct kcopyd_fd_info info;
+		struct kcopyd_fd_info info = { .struct_size = sizeof(info) };
 
 		r = kcopyd_open_uri(kc, uri_a, O_RDWR, &fa[n]);
 		check(r == 0, "open export %d: %s", n, strerror(-r));
@@ -1314,7 +1427,7 @@ static void tail_stream(struct kcopyd_client *kc, const char *name,
 	struct result res = RESULT_INIT, ores = RESULT_INIT;
 	struct io_region whole = { ref, 0, TAIL_SIZE / 512 };
 	struct io_region in, to = { exp, 0, TAIL_SIZE / 512 };
-	struct kcopyd_stats st;
+	struct kcopyd_stats st = { .struct_size = sizeof(st) };
 	char buf[TAIL_SIZE];
 	int p[2], out;
 
@@ -1348,7 +1461,7 @@ static void tail_stream(struct kcopyd_client *kc, const char *name,
 	      same(ref, (off_t)len, out, (off_t)len, TAIL_SIZE - len),
 	      "%s: not only the stream's %zu bytes changed", name, len);
 	close(out);
-	kcopyd_get_stats(kc, &st);
+	check(kcopyd_get_stats(kc, &st) == 0, "%s: stats", name);
 	check(st.pages_peak <= pages && st.pages_budget == pages,
 	      "%s: peak %u pages of %u", name, st.pages_peak, pages);
 }
@@ -1460,6 +1573,7 @@ int main(void)
 {
 	test_dir_create();
 	test_arguments();
+	test_struct_sizes();
 	test_append();
 	test_budgets();
 	test_concurrent();

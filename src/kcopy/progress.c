@@ -90,7 +90,7 @@ static unsigned int slowest_dest(const struct kcopy *k,
 static void take(struct kcopy *k, bool final, struct snapshot *s)
 {
 	struct progress *pg = &k->progress;
-	struct kcopyd_stats st;
+	struct kcopyd_stats st = { .struct_size = sizeof(st) };
 	double now = now_seconds(), dt;
 
 	kcopyd_get_stats(k->kc, &st);
@@ -219,7 +219,7 @@ static void status_line(void *arg)
 	char done[KC_FORMAT_SIZE_LEN], rate[KC_FORMAT_SIZE_LEN], total[32];
 	char slow[48] = "";
 	unsigned int slowest;
-	struct kcopyd_stats st;
+	struct kcopyd_stats st = { .struct_size = sizeof(st) };
 	double elapsed = now_seconds() - k->start;
 
 	kcopyd_get_stats(k->kc, &st);

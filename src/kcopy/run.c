@@ -391,7 +391,7 @@ void run_wait(struct kcopy *k, bool ticks)
  * refused them, after saying so; then nothing was written. */
 int run_copy(struct kcopy *k)
 {
-	struct kcopyd_stats st;
+	struct kcopyd_stats st = { .struct_size = sizeof(st) };
 	int r;
 
 	k->start = now_seconds();

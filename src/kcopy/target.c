@@ -51,7 +51,7 @@ static int setup_error(struct kcopy *k, const struct target *t, int err,
  * I/O), and what only the tool needs (identity, zoned). */
 static int probe_open(struct kcopy *k, struct target *t)
 {
-	struct kcopyd_fd_info info;
+	struct kcopyd_fd_info info = { .struct_size = sizeof(info) };
 	struct stat st;
 	int r;
 
@@ -104,6 +104,7 @@ static int open_remote(struct kcopy *k, struct target *t, int flags)
 				   strerror(-r));
 	t->is_remote = true;
 	t->exists = true;
+	t->info.struct_size = sizeof(t->info);
 	r = kcopyd_probe_fd(k->kc, t->fd, &t->info);
 	if (r < 0)
 		return setup_error(k, t, r, "cannot probe the NBD export: %s",
@@ -148,6 +149,7 @@ static int open_std(struct kcopy *k, struct target *t, int fd)
 	if (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode))
 		return setup_error(k, t, -EINVAL, "standard %s is not a pipe, "
 				   "a socket or a file (a terminal?)", which);
+	t->info.struct_size = sizeof(t->info);
 	r = kcopyd_probe_fd(k->kc, fd, &t->info);
 	if (r < 0)
 		return setup_error(k, t, r, "standard %s: %s", which,
@@ -537,7 +539,7 @@ static int reads_zero(struct kcopy *k, struct target *t)
 
 static int create_dest(struct kcopy *k, struct target *t)
 {
-	struct kcopyd_fd_info info;
+	struct kcopyd_fd_info info = { .struct_size = sizeof(info) };
 	struct stat st;
 	struct target *d;
 	int r;

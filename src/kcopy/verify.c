@@ -62,7 +62,7 @@ static void record(int src_fd, uint64_t sector, uint64_t count,
 int verify_init(struct kcopy *k)
 {
 	struct verify *vf = &k->verify;
-	struct kcopyd_stats st;
+	struct kcopyd_stats st = { .struct_size = sizeof(st) };
 	int r;
 
 	kcopyd_get_stats(k->kc, &st);
