@@ -23,6 +23,10 @@
  *   mapfmt.c    the mapfile's text, parsed and written (mapfmt.h, pure)
  *   rangemap.c  a map of byte ranges to a status (rangemap.h, pure)
  *   output.c    the one way messages reach stderr
+ *   files.c     kcopy's own files read, written, replaced atomically
+ *               (files.h)
+ *   clock.c     the monotonic clock
+ *   format.c    sizes and durations as people read them (format.h, pure)
  *   spec.c      pure parsers of sizes, specs, numbers (spec.h)
  *
  *   main -> options, target, run, verify, plan, report, signals, progress,
@@ -30,8 +34,8 @@
  *   target -> storage;  report -> target, storage, hash;  options -> hash
  *   run -> signals, progress, mapfile;  verify -> run, hash
  *   signals -> progress;  mapfile -> target, storage, report, progress,
- *   mapfmt;  mapfmt -> rangemap
- *   everything -> output, spec
+ *   mapfmt, files;  mapfmt -> rangemap;  report -> files
+ *   everything -> output, spec, format, clock
  *
  * Error convention: functions return 0 or a negative errno; the message is
  * printed, through output.c, by the function that decides it is an error,
@@ -48,6 +52,7 @@
 #include <sys/types.h>
 
 #include "kcopyd.h"
+#include "format.h"
 #include "spec.h"
 
 /* Exit status, fsck style (kcopy(1), EXIT STATUS). */
@@ -367,8 +372,10 @@ int signals_block(void);
 /* Answer the signals that came in; true once the run is to stop. */
 bool signals_poll(struct kcopy *k);
 
+/* clock.c: the monotonic clock, in seconds. */
+double clock_now(void);
+
 /* progress.c */
-double now_seconds(void);
 void progress_start(struct kcopy *k);
 void progress_tick(struct kcopy *k, bool final);
 void progress_status_line(struct kcopy *k);
@@ -423,11 +430,6 @@ int report_write(struct kcopy *k, int status);
 /* Remove the temporary file, and the placeholder if no report replaced it. */
 void report_free(struct kcopy *k);
 void report_closing_line(struct kcopy *k, int status);
-/* Replace path with len bytes of buf atomically: a temporary file beside
- * it (named prefix and six random characters) is written, flushed and
- * renamed over it, then the directory is flushed.  0 or -errno. */
-int replace_file(const char *path, const char *prefix, const char *buf,
-		 size_t len, mode_t mode);
 
 /* Jobs of a --mapfile copy kept in flight (run.c): the engine never idles
  * between one and the next. */

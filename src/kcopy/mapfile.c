@@ -32,6 +32,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "kcopy.h"
 #include "mapfmt.h"
 #include "rangemap.h"
@@ -176,7 +177,7 @@ static int map_write(struct kcopy *k)
 	}
 	mapfmt_free(&f);
 	if (r == 0)
-		r = replace_file(k->opt.mapfile, ".kcopy-map.", buf, len,
+		r = files_replace(k->opt.mapfile, ".kcopy-map.", buf, len,
 				 m->mode);
 	free(buf);
 	if (r == 0) {
@@ -186,7 +187,7 @@ static int map_write(struct kcopy *k)
 		say(&k->out, MSG_ERROR, "cannot write the mapfile '%s': %s",
 		    k->opt.mapfile, strerror(-r));
 	}
-	m->next_checkpoint = now_seconds() + k->opt.mapfile_interval;
+	m->next_checkpoint = clock_now() + k->opt.mapfile_interval;
 	return r;
 }
 
@@ -398,47 +399,6 @@ static int take_failed(struct kcopy *k, const struct mapfmt *f,
 	return 0;
 }
 
-static int read_all(const char *path, char **text, size_t *len)
-{
-	FILE *f = fopen(path, "re");
-	size_t cap = 1 << 16, n;
-	char *buf = NULL, *nb;
-	int r = 0;
-
-	*text = NULL;
-	*len = 0;
-	if (!f)
-		return -errno;
-	for (;;) {
-		nb = realloc(buf, cap + 1);
-		if (!nb) {
-			r = -ENOMEM;
-			break;
-		}
-		buf = nb;
-		n = fread(buf + *len, 1, cap - *len, f);
-		*len += n;
-		if (*len < cap) {
-			if (ferror(f))
-				r = -EIO;
-			break;
-		}
-		if (cap >= MAP_MAX_BYTES) {
-			r = -EFBIG;
-			break;
-		}
-		cap *= 2;
-	}
-	fclose(f);
-	if (r < 0) {
-		free(buf);
-		return r;
-	}
-	buf[*len] = 0;
-	*text = buf;
-	return 0;
-}
-
 /* The mapfile that exists into the map.  0, or -errno after saying why. */
 static int load(struct kcopy *k)
 {
@@ -450,7 +410,7 @@ static int load(struct kcopy *k)
 	const char *what = NULL;
 	unsigned int line_no;
 	size_t len;
-	int r = read_all(path, &text, &len), over = 0;
+	int r = files_read_all(path, MAP_MAX_BYTES, &text, &len), over = 0;
 
 	if (r < 0) {
 		say(&k->out, MSG_ERROR, "--mapfile '%s': cannot read it: %s",
@@ -565,7 +525,6 @@ int mapfile_open(struct kcopy *k)
 {
 	struct mapfile *m;
 	struct stat st;
-	mode_t mask;
 	unsigned int i;
 	int r;
 
@@ -599,9 +558,7 @@ int mapfile_open(struct kcopy *k)
 	for (i = 0; i < k->num_dests; i++)
 		if (k->dests[i].lbs > m->align)
 			m->align = k->dests[i].lbs;
-	mask = umask(0);
-	umask(mask);
-	m->mode = 0666 & ~mask;
+	m->mode = files_new_mode();
 	if (rangemap_init(&m->map, m->begin, m->end, '?') < 0 ||
 	    rangemap_init(&m->bad, m->begin, m->end, ' ') < 0) {
 		say(&k->out, MSG_ERROR, "--mapfile: %s", strerror(ENOMEM));
@@ -787,7 +744,7 @@ void mapfile_checkpoint(struct kcopy *k, bool now)
 {
 	struct mapfile *m = k->map;
 
-	if (m && m->dirty && (now || now_seconds() >= m->next_checkpoint))
+	if (m && m->dirty && (now || clock_now() >= m->next_checkpoint))
 		map_write(k);
 }
 

@@ -9,20 +9,11 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "kcopy.h"
 
 #define BAR_WIDTH 24
-
-double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Decide the mode (a bar only on a terminal) and start the clock. */
 void progress_start(struct kcopy *k)
@@ -48,18 +39,6 @@ static unsigned int failed_dests(struct kcopy *k)
 	n = (unsigned int)__builtin_popcount(k->write_err);
 	pthread_mutex_unlock(&k->lock);
 	return n;
-}
-
-static void format_eta(double seconds, char *buf, size_t len)
-{
-	unsigned long s;
-
-	if (seconds < 0 || seconds > 359999) {
-		snprintf(buf, len, "--:--:--");
-		return;
-	}
-	s = (unsigned long)(seconds + 0.5);
-	snprintf(buf, len, "%lu:%02lu:%02lu", s / 3600, s / 60 % 60, s % 60);
 }
 
 struct snapshot {
@@ -91,7 +70,7 @@ static void take(struct kcopy *k, bool final, struct snapshot *s)
 {
 	struct progress *pg = &k->progress;
 	struct kcopyd_stats st;
-	double now = now_seconds(), dt;
+	double now = clock_now(), dt;
 
 	kcopyd_get_stats(k->kc, &st);
 	if (final)
@@ -140,7 +119,7 @@ static void draw(void *arg)
 	kc_format_size(s.done, done, sizeof(done));
 	kc_format_size(s.total, total, sizeof(total));
 	kc_format_size((uint64_t)s.rate, rate, sizeof(rate));
-	format_eta(final ? s.elapsed : s.eta, eta, sizeof(eta));
+	kc_format_eta(final ? s.elapsed : s.eta, eta, sizeof(eta));
 
 	if (!s.total) {
 		/* A stream without a COUNT: its length is known at its end. */
@@ -220,7 +199,7 @@ static void status_line(void *arg)
 	char slow[48] = "";
 	unsigned int slowest;
 	struct kcopyd_stats st;
-	double elapsed = now_seconds() - k->start;
+	double elapsed = clock_now() - k->start;
 
 	kcopyd_get_stats(k->kc, &st);
 	kc_format_size(elapsed > 0 ? (uint64_t)((double)st.bytes_done / elapsed)

@@ -8,8 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "kcopy.h"
 
 /* The length of the valid UTF-8 sequence at p (1 to 4), or 0 if p starts
@@ -262,21 +261,6 @@ static int render(struct kcopy *k, int status, bool done, char **buf,
 	return 0;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Print a setup error as "--report 'PATH': ..." and return err. */
 static int report_error(struct kcopy *k, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -312,92 +296,11 @@ static int check_not_a_region(struct kcopy *k, const struct stat *st,
 	return 0;
 }
 
-/* Where the symbolic links path may be (dangling ones, as the path does not
- * exist) lead: a path that is not a link; NULL with errno set. */
-static char *follow_links(const char *path)
-{
-	char link[PATH_MAX], *cur = strdup(path), *next, *d;
-	int depth;
-	ssize_t n;
-
-	for (depth = 0; cur && depth < 40; depth++) {
-		n = readlink(cur, link, sizeof(link) - 1);
-		if (n < 0)
-			return cur;
-		link[n] = 0;
-		d = strdup(cur);
-		if (link[0] == '/')
-			next = strdup(link);
-		else if (!d || asprintf(&next, "%s/%s", dirname(d), link) < 0)
-			next = NULL;
-		free(d);
-		free(cur);
-		cur = next;
-	}
-	if (cur)
-		errno = ELOOP;
-	free(cur);
-	return NULL;
-}
-
-/* A path that does not exist, as its real directory and its last name,
- * however it is spelled and through whatever links: "/dir/name".  NULL
- * with errno set. */
-static char *resolve_new(const char *path)
-{
-	char *d = follow_links(path), *b = d ? strdup(d) : NULL;
-	char *dir = NULL, *res = NULL;
-	const char *name;
-
-	if (!d || !b)
-		goto out;
-	name = basename(b);
-	if (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, "/")) {
-		errno = EISDIR;
-		goto out;
-	}
-	dir = realpath(dirname(d), NULL);
-	if (dir && asprintf(&res, "%s/%s", strcmp(dir, "/") ? dir : "",
-			    name) < 0)
-		res = NULL;
-out:
-	free(d);
-	free(b);
-	free(dir);
-	return res;
-}
-
-/* A temporary file beside path, named prefix and six random characters,
- * to be renamed over it: 0 or -errno. */
-static int make_temp_beside(const char *path, const char *prefix,
-			    char **tmp, int *fd)
-{
-	char *d = strdup(path);
-
-	*tmp = NULL;
-	if (!d)
-		return -ENOMEM;
-	if (asprintf(tmp, "%s/%sXXXXXX", dirname(d), prefix) < 0)
-		*tmp = NULL;
-	free(d);
-	if (!*tmp)
-		return -ENOMEM;
-	*fd = mkostemp(*tmp, O_CLOEXEC);
-	if (*fd < 0) {
-		int err = -errno;
-
-		free(*tmp);
-		*tmp = NULL;
-		return err;
-	}
-	return 0;
-}
-
 /* A temporary file beside the report, to be renamed over it: 0 or -errno. */
 static int make_temp(struct report *rp)
 {
 	free(rp->tmp);
-	return make_temp_beside(rp->path, ".kcopy-report.", &rp->tmp,
+	return files_temp_beside(rp->path, ".kcopy-report.", &rp->tmp,
 				&rp->tmp_fd);
 }
 
@@ -412,44 +315,10 @@ static void drop_temp(struct report *rp)
 	rp->tmp = NULL;
 }
 
-/* Write buf to the temporary file tmp (open on fd), flush it, rename it
- * over path and flush the directory: a reader sees the old file or the new
- * one, whole.  *renamed tells whether the rename was done; the caller
- * closes fd, and removes tmp if it was not.  0 or -errno. */
-static int publish_temp(int fd, const char *tmp, const char *path,
-			mode_t mode, const char *buf, size_t len,
-			bool *renamed)
-{
-	char *d;
-	int r, dfd;
-
-	*renamed = false;
-	r = write_all(fd, buf, len);
-	if (r == 0 && fchmod(fd, mode) < 0)
-		r = -errno;
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
-		return r;
-	*renamed = true;
-	d = strdup(path);
-	if (!d)
-		return -ENOMEM;
-	dfd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) < 0)
-		r = -errno;
-	if (dfd >= 0)
-		close(dfd);
-	free(d);
-	return r;
-}
-
 /* The report's temporary file made the report; it is gone afterwards. */
 static int publish(struct report *rp, const char *buf, size_t len)
 {
-	int r = publish_temp(rp->tmp_fd, rp->tmp, rp->path, rp->mode, buf,
+	int r = files_publish_temp(rp->tmp_fd, rp->tmp, rp->path, rp->mode, buf,
 			     len, &rp->renamed);
 
 	if (!rp->renamed) {
@@ -459,23 +328,6 @@ static int publish(struct report *rp, const char *buf, size_t len)
 	close(rp->tmp_fd);
 	free(rp->tmp);
 	rp->tmp = NULL;
-	return r;
-}
-
-int replace_file(const char *path, const char *prefix, const char *buf,
-		 size_t len, mode_t mode)
-{
-	char *tmp;
-	bool renamed;
-	int fd, r = make_temp_beside(path, prefix, &tmp, &fd);
-
-	if (r < 0)
-		return r;
-	r = publish_temp(fd, tmp, path, mode, buf, len, &renamed);
-	close(fd);
-	if (!renamed)
-		unlink(tmp);
-	free(tmp);
 	return r;
 }
 
@@ -508,7 +360,6 @@ int report_open(struct kcopy *k)
 	const char *path = k->opt.report;
 	struct stat st;
 	int i;
-	mode_t mask;
 	int r;
 
 	if (!path)
@@ -530,10 +381,8 @@ int report_open(struct kcopy *k)
 		rp->earlier = true;
 		rp->path = realpath(path, NULL);
 	} else if (errno == ENOENT) {
-		mask = umask(0);
-		umask(mask);
-		rp->mode = 0666 & ~mask;
-		rp->path = resolve_new(path);
+		rp->mode = files_new_mode();
+		rp->path = files_resolve_new(path);
 	} else {
 		return report_error(k, -errno, "%s", strerror(errno));
 	}
@@ -586,7 +435,7 @@ int report_write(struct kcopy *k, int status)
 	r = render(k, status, true, &buf, &len);
 	if (r == 0 && !rp->path) {
 		fflush(stdout);
-		r = write_all(STDOUT_FILENO, buf, len);
+		r = files_write_all(STDOUT_FILENO, buf, len);
 	} else if (r == 0) {
 		r = make_temp(rp);
 		if (r == 0)
