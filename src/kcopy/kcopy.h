@@ -25,6 +25,8 @@
  *   output.c    the one way messages reach stderr
  *   files.c     kcopy's own files read, written, replaced atomically
  *               (files.h)
+ *   json.c      the one JSON writer, for the report and --progress=json
+ *               (json.h)
  *   clock.c     the monotonic clock
  *   format.c    sizes and durations as people read them (format.h, pure)
  *   spec.c      pure parsers of sizes, specs, numbers (spec.h)
@@ -34,7 +36,8 @@
  *   target -> storage;  report -> target, storage, hash;  options -> hash
  *   run -> signals, progress, mapfile;  verify -> run, hash
  *   signals -> progress;  mapfile -> target, storage, report, progress,
- *   mapfmt, files;  mapfmt -> rangemap;  report -> files
+ *   mapfmt, files;  mapfmt -> rangemap;  report -> files, json;
+ *   progress -> json
  *   everything -> output, spec, format, clock
  *
  * Error convention: functions return 0 or a negative errno; the message is

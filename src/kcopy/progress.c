@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "kcopy.h"
 
 #define BAR_WIDTH 24
@@ -100,6 +101,40 @@ static void take(struct kcopy *k, bool final, struct snapshot *s)
 	s->slowest = slowest_dest(k, &st);
 }
 
+/* --progress=json: one object a line.  Of a stream without a COUNT (no
+ * total yet) only what is known. */
+static void json_line(const struct snapshot *s, bool final)
+{
+	struct json o;
+
+	json_open(&o, NULL, NULL, stderr, '{', "", ", ", "");
+	json_u64(&o, "bytes", s->done);
+	if (s->total) {
+		json_u64(&o, "total", s->total);
+		json_double(&o, "percent", s->percent, 1);
+	} else {
+		json_null(&o, "total");
+		json_null(&o, "percent");
+	}
+	json_double(&o, "rate", s->rate, 0);
+	if (!s->total)
+		json_null(&o, "eta");
+	else
+		json_double(&o, "eta", final ? 0.0 : s->eta, 1);
+	json_double(&o, "elapsed", s->elapsed, 3);
+	json_u64(&o, "failed", s->failed);
+	if (s->total) {
+		json_u64(&o, "read", s->read);
+		json_u64(&o, "written", s->written);
+		json_u64(&o, "zeroed", s->zeroed);
+		json_u64(&o, "skipped", s->skipped);
+		json_u64(&o, "slowest", s->slowest);
+	}
+	json_bool(&o, "final", final);
+	json_close(&o);
+	fputc('\n', stderr);
+}
+
 struct tick {
 	struct kcopy *k;
 	bool final;
@@ -124,11 +159,7 @@ static void draw(void *arg)
 	if (!s.total) {
 		/* A stream without a COUNT: its length is known at its end. */
 		if (pg->mode == PROGRESS_JSON)
-			fprintf(stderr, "{\"bytes\": %" PRIu64 ", \"total\": "
-				"null, \"percent\": null, \"rate\": %.0f, "
-				"\"eta\": null, \"elapsed\": %.3f, \"failed\": "
-				"%u, \"final\": %s}\n", s.done, s.rate,
-				s.elapsed, s.failed, final ? "true" : "false");
+			json_line(&s, final);
 		else
 			fprintf(stderr, "%skcopy: %s, %s/s, %s %.1f s, %u "
 				"failed%s", pg->bar ? "\r\033[K" : "", done,
@@ -136,16 +167,7 @@ static void draw(void *arg)
 				s.failed, pg->bar && !final ? "" : "\n");
 		k->out.bar_drawn = pg->bar && !final;
 	} else if (pg->mode == PROGRESS_JSON) {
-		fprintf(stderr, "{\"bytes\": %" PRIu64 ", \"total\": %" PRIu64
-			", \"percent\": %.1f, \"rate\": %.0f, \"eta\": %.1f, "
-			"\"elapsed\": %.3f, \"failed\": %u, \"read\": %" PRIu64
-			", \"written\": %" PRIu64 ", \"zeroed\": %" PRIu64
-			", \"skipped\": %" PRIu64 ", \"slowest\": %u, "
-			"\"final\": %s}\n",
-			s.done, s.total, s.percent, s.rate,
-			final ? 0.0 : s.eta, s.elapsed, s.failed, s.read,
-			s.written, s.zeroed, s.skipped, s.slowest,
-			final ? "true" : "false");
+		json_line(&s, final);
 	} else if (pg->bar) {
 		char bar[BAR_WIDTH + 1];
 		int fill = (int)(s.percent * BAR_WIDTH / 100.0), i;
