@@ -76,8 +76,8 @@ enum msg_level {
 struct output {
 	pthread_mutex_t lock;	/* serializes every write to stderr and
 				   guards bar_drawn */
-	bool quiet;
-	int verbose;
+	bool quiet;		/* --quiet, set by options.c */
+	int verbose;		/* how many --verbose, set by options.c */
 	bool bar_drawn;		/* a progress bar is on the screen now */
 };
 
@@ -121,8 +121,6 @@ struct options {
 	bool retry_failed;		/* write to failed destinations again */
 	bool force;
 	bool dry_run;
-	bool quiet;
-	int verbose;
 };
 
 /* ------------------------------------------------------------- hash.c */
@@ -173,18 +171,16 @@ struct target {
 	int fd;
 	bool exists;
 	bool created;			/* created by this run */
-	bool is_blockdev;
+	/* What the library probed: is_blockdev, logical_block_size (512
+	 * for a file, new or not, and for a stream), size (0 for a file
+	 * that is new, or a stream), can_direct (direct I/O was possible),
+	 * is_remote (an NBD export: fd is the library's stand-in, closed by
+	 * the library; set before the probe), is_stream (a pipe or socket:
+	 * in order, of a length known at its end). */
+	struct kcopyd_fd_info info;
 	dev_t rdev;			/* of a block device */
-	unsigned int lbs;		/* logical block size, bytes */
-	uint64_t size;			/* bytes; 0 for a file that is new */
-	bool direct;			/* direct I/O was possible */
-	bool is_remote;			/* an NBD export: fd is the library's
-					   stand-in, closed by the library */
 	bool is_std;			/* "-": standard input or output, not
 					   ours to close */
-	bool is_stream;			/* a pipe or socket: in order, of a
-					   length known at its end */
-	struct kcopyd_fd_info info;	/* what the library probed */
 	bool zoned;			/* a host-managed zoned block device */
 	struct storage_id id;
 	uint64_t sector, count;		/* the region, resolved */

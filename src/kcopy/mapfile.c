@@ -69,7 +69,7 @@ struct mapfile {
  * where it has none (an NBD URI, a file not made yet). */
 static char *side_path(const struct target *t)
 {
-	char *real = t->is_remote ? NULL : realpath(t->spec.path, NULL);
+	char *real = t->info.is_remote ? NULL : realpath(t->spec.path, NULL);
 
 	return real ? real : strdup(t->spec.path);
 }
@@ -77,7 +77,7 @@ static char *side_path(const struct target *t)
 /* What the kernel says the side is (mapfmt.h, ID). */
 static void side_id(const struct target *t, char *buf, size_t len)
 {
-	if (t->is_remote || !t->exists)
+	if (t->info.is_remote || !t->exists)
 		snprintf(buf, len, "-");
 	else if (t->id.is_file)
 		snprintf(buf, len, "file:%u:%u:%ju:%" PRIu64,
@@ -92,7 +92,7 @@ static void side_id(const struct target *t, char *buf, size_t len)
  * written? */
 static bool side_is_file(const struct target *t)
 {
-	return !t->is_remote && !t->is_blockdev;
+	return !t->info.is_remote && !t->info.is_blockdev;
 }
 
 /* The side's size now: a file's as it stands, else the device's. */
@@ -102,7 +102,7 @@ static uint64_t side_size(const struct target *t)
 
 	if (side_is_file(t) && t->fd >= 0 && fstat(t->fd, &st) == 0)
 		return (uint64_t)st.st_size;
-	return t->size;
+	return t->info.size;
 }
 
 static int side_record(const struct target *t, struct mapfmt_side *s)
@@ -204,7 +204,7 @@ static const char *mismatch(struct kcopy *k, const struct mapfmt *f,
 	same = p && !strcmp(p, f->src.path);
 	free(p);
 	if (!same || f->src.sector != k->src.sector ||
-	    f->src.count != k->src.count || f->src.size != k->src.size) {
+	    f->src.count != k->src.count || f->src.size != k->src.info.size) {
 		snprintf(why, len, "it is of another source (%s, sector %"
 			 PRIu64 ", %" PRIu64 " sectors, %" PRIu64 " bytes)",
 			 f->src.path, f->src.sector, f->src.count,
@@ -530,13 +530,13 @@ int mapfile_open(struct kcopy *k)
 
 	if (!k->opt.mapfile)
 		return 0;
-	if (k->src.is_stream) {
+	if (k->src.info.is_stream) {
 		say(&k->out, MSG_ERROR, "--mapfile: the source '%s' is a "
 		    "stream: it cannot be resumed", k->src.spec.path);
 		return -EINVAL;
 	}
 	for (i = 0; i < k->num_dests; i++) {
-		if (k->dests[i].is_stream) {
+		if (k->dests[i].info.is_stream) {
 			say(&k->out, MSG_ERROR, "--mapfile: destination %u "
 			    "'%s' is a stream: it cannot be resumed", i + 1,
 			    k->dests[i].spec.path);
@@ -554,10 +554,12 @@ int mapfile_open(struct kcopy *k)
 	k->map = m;
 	m->begin = k->src.sector * KC_SECTOR_SIZE;
 	m->end = m->begin + k->src.count * KC_SECTOR_SIZE;
-	m->align = k->src.lbs ? k->src.lbs : KC_SECTOR_SIZE;
+	m->align = k->src.info.logical_block_size;
+	if (!m->align)
+		m->align = KC_SECTOR_SIZE;
 	for (i = 0; i < k->num_dests; i++)
-		if (k->dests[i].lbs > m->align)
-			m->align = k->dests[i].lbs;
+		if (k->dests[i].info.logical_block_size > m->align)
+			m->align = k->dests[i].info.logical_block_size;
 	m->mode = files_new_mode();
 	if (rangemap_init(&m->map, m->begin, m->end, '?') < 0 ||
 	    rangemap_init(&m->bad, m->begin, m->end, ' ') < 0) {

@@ -435,7 +435,7 @@ void run_trim_created(struct kcopy *k)
 {
 	unsigned int i;
 
-	if (!k->src.is_stream || k->tail_bytes == KC_SECTOR_SIZE)
+	if (!k->src.info.is_stream || k->tail_bytes == KC_SECTOR_SIZE)
 		return;
 	for (i = 0; i < k->num_dests; i++) {
 		struct target *t = &k->dests[i];
@@ -443,12 +443,12 @@ void run_trim_created(struct kcopy *k)
 				    (KC_SECTOR_SIZE - k->tail_bytes));
 		struct stat st;
 
-		if (!(t->created || t->is_std) || t->is_stream ||
-		    t->is_blockdev || t->is_remote ||
+		if (!(t->created || t->is_std) || t->info.is_stream ||
+		    t->info.is_blockdev || t->info.is_remote ||
 		    ((k->write_err >> i) & 1))
 			continue;
-		if (end < (off_t)t->size)
-			end = (off_t)t->size;
+		if (end < (off_t)t->info.size)
+			end = (off_t)t->info.size;
 		if (fstat(t->fd, &st) == 0 && st.st_size <= end)
 			continue;	/* nothing past it of this run's */
 		if (ftruncate(t->fd, end) < 0 || fdatasync(t->fd) < 0) {
