@@ -19,26 +19,29 @@
  *   progress.c  the progress bar and lines, the SIGUSR1 status line
  *   plan.c      the --dry-run plan
  *   report.c    the JSON report and the closing line
- *   mapfile.c   --mapfile: the state of the copy, its pieces, resuming
+ *   mapfile.c   --mapfile: the state of the copy, what is left to do, its
+ *               pieces, the checkpoints
+ *   resume.c    --mapfile: whether a mapfile that exists may be resumed
+ *               from (the sides against the ones it recorded)
  *   mapfmt.c    the mapfile's text, parsed and written (mapfmt.h, pure)
  *   rangemap.c  a map of byte ranges to a status (rangemap.h, pure)
- *   output.c    the one way messages reach stderr
- *   files.c     kcopy's own files read, written, replaced atomically
- *               (files.h)
  *   json.c      the one JSON writer, for the report and --progress=json
  *               (json.h)
+ *   files.c     kcopy's own files read, written, replaced atomically
+ *               (files.h)
+ *   output.c    the one way messages reach stderr
  *   clock.c     the monotonic clock
  *   format.c    sizes and durations as people read them (format.h, pure)
  *   spec.c      pure parsers of sizes, specs, numbers (spec.h)
  *
- *   main -> options, target, run, verify, plan, report, signals, progress,
- *           hash, mapfile
- *   target -> storage;  report -> target, storage, hash;  options -> hash
- *   run -> signals, progress, mapfile;  verify -> run, hash
- *   signals -> progress;  mapfile -> target, storage, report, progress,
- *   mapfmt, files;  mapfmt -> rangemap;  report -> files, json;
- *   progress -> json
- *   everything -> output, spec, format, clock
+ *   main -> options, target, run, verify, plan, report, signals, hash,
+ *           mapfile
+ *   options -> hash;  target -> storage;  verify -> run, hash
+ *   run -> signals, progress, mapfile;  signals -> progress
+ *   report -> target, hash, json, files;  progress -> json
+ *   mapfile -> resume, target, storage, mapfmt, rangemap, files
+ *   resume -> mapfmt;  mapfmt -> rangemap
+ *   any of them -> output, spec, format, clock
  *
  * Error convention: functions return 0 or a negative errno; the message is
  * printed, through output.c, by the function that decides it is an error,
@@ -453,5 +456,29 @@ void mapfile_checkpoint(struct kcopy *k, bool now);
  * (bytes, read_err, bad ranges) into k for the report and exit status. */
 int mapfile_finish(struct kcopy *k);
 void mapfile_free(struct kcopy *k);
+
+/* resume.c: may a mapfile that exists be resumed from? */
+struct mapfmt;
+struct mapfmt_side;
+enum {
+	RESUME_BLOCKS,		/* its blocks are this copy's progress */
+	RESUME_OVER,		/* start over, but take its failures */
+	RESUME_NOTHING,		/* start over, taking nothing of it */
+};
+/* Parse the mapfile's text (len bytes at text) into f (the caller frees
+ * it with mapfmt_free), and check it is this copy's (source region
+ * [begin, end) in bytes) and, if it holds progress, that the sides are
+ * what it recorded; --force overrides.  fresh[i]: destination i is not
+ * what the progress was written to.  RESUME_*, or -errno after a setup
+ * error. */
+int resume_check(struct kcopy *k, char *text, size_t len, uint64_t begin,
+		 uint64_t end, struct mapfmt *f, bool *fresh);
+/* Fail again the destinations f lists as failed (not the fresh ones):
+ * 0; or 1 with --retry-failed: the whole region is to be copied again. */
+int resume_take_failed(struct kcopy *k, const struct mapfmt *f,
+		       const bool *fresh);
+/* Side t as the mapfile records it (its path, region, identity, size):
+ * 0 or -ENOMEM. */
+int resume_side_record(const struct target *t, struct mapfmt_side *s);
 
 #endif /* KCOPY_H */
