@@ -331,6 +331,9 @@ int target_create_dests(struct kcopy *k);
  * the same directory entry. */
 int target_side_of(const struct kcopy *k, const char *path,
 		   const struct stat *st);
+/* "the source" or "destination N", for side as target_side_of() gives
+ * it (0 or more); buf holds the latter. */
+const char *target_side_name(int side, char *buf, size_t len);
 void target_remove_created(struct kcopy *k);
 
 /* storage.c: identity from the kernel, not from path text. */

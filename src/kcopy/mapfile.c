@@ -60,6 +60,13 @@ struct mapfile {
 	bool lost;
 };
 
+/* Say that there is no memory for the map: -ENOMEM. */
+static int no_memory(struct kcopy *k)
+{
+	say(&k->out, MSG_ERROR, "--mapfile: %s", strerror(ENOMEM));
+	return -ENOMEM;
+}
+
 /* ------------------------------------------------------------ writing */
 
 /* The header of the mapfile this run writes: its sides and failures. */
@@ -196,22 +203,20 @@ static int check_path(struct kcopy *k, struct stat *st)
 	const char *report = k->report.path;
 	bool exists = stat(path, st) == 0;
 	struct stat rs;
+	char name[32];
 	int side;
 
 	if (!exists && errno != ENOENT) {
+		int err = -errno;
+
 		say(&k->out, MSG_ERROR, "--mapfile '%s': %s", path,
-		    strerror(errno));
-		return -errno;
+		    strerror(-err));
+		return err;
 	}
 	side = target_side_of(k, path, exists ? st : NULL);
-	if (side == 0) {
-		say(&k->out, MSG_ERROR, "--mapfile '%s': the same file as the "
-		    "source", path);
-		return -EINVAL;
-	}
-	if (side > 0) {
-		say(&k->out, MSG_ERROR, "--mapfile '%s': the same file as "
-		    "destination %d", path, side);
+	if (side >= 0) {
+		say(&k->out, MSG_ERROR, "--mapfile '%s': the same file as %s",
+		    path, target_side_name(side, name, sizeof(name)));
 		return -EINVAL;
 	}
 	if (report && (exists ? stat(report, &rs) == 0 &&
@@ -255,10 +260,8 @@ int mapfile_open(struct kcopy *k)
 	if (r < 0)
 		return r;
 	m = calloc(1, sizeof(*m));
-	if (!m) {
-		say(&k->out, MSG_ERROR, "--mapfile: %s", strerror(ENOMEM));
-		return -ENOMEM;
-	}
+	if (!m)
+		return no_memory(k);
 	k->map = m;
 	m->begin = k->src.sector * KC_SECTOR_SIZE;
 	m->end = m->begin + k->src.count * KC_SECTOR_SIZE;
@@ -270,10 +273,8 @@ int mapfile_open(struct kcopy *k)
 			m->align = k->dests[i].info.logical_block_size;
 	m->mode = files_new_mode();
 	if (rangemap_init(&m->map, m->begin, m->end, '?') < 0 ||
-	    rangemap_init(&m->bad, m->begin, m->end, ' ') < 0) {
-		say(&k->out, MSG_ERROR, "--mapfile: %s", strerror(ENOMEM));
-		return -ENOMEM;
-	}
+	    rangemap_init(&m->bad, m->begin, m->end, ' ') < 0)
+		return no_memory(k);
 	if (r == 1)
 		return 0;	/* a new mapfile */
 	m->mode = st.st_mode & 07777;
@@ -285,7 +286,6 @@ int mapfile_open(struct kcopy *k)
 static int todo_add(struct mapfile *m, uint64_t pos, uint64_t size)
 {
 	uint64_t s = pos - (pos - m->begin) % m->align, e = pos + size;
-	struct rangemap_block *nb;
 
 	if ((e - m->begin) % m->align)
 		e += m->align - (e - m->begin) % m->align;
@@ -300,17 +300,8 @@ static int todo_add(struct mapfile *m, uint64_t pos, uint64_t size)
 			return 0;
 		}
 	}
-	if (m->num_todo == m->cap_todo) {
-		size_t cap = m->cap_todo ? 2 * m->cap_todo : 64;
-
-		nb = realloc(m->todo, cap * sizeof(*nb));
-		if (!nb)
-			return -ENOMEM;
-		m->todo = nb;
-		m->cap_todo = cap;
-	}
-	m->todo[m->num_todo++] = (struct rangemap_block){ s, e - s, '?' };
-	return 0;
+	return rangemap_list_add(&m->todo, &m->num_todo, &m->cap_todo,
+				 &(struct rangemap_block){ s, e - s, '?' });
 }
 
 struct todo_walk {
@@ -486,10 +477,8 @@ int mapfile_finish(struct kcopy *k)
 	free(k->bad);
 	k->num_bad = 0;
 	k->bad = calloc(n ? n : 1, sizeof(*k->bad));
-	if (!k->bad) {
-		say(&k->out, MSG_ERROR, "--mapfile: %s", strerror(ENOMEM));
-		return -ENOMEM;
-	}
+	if (!k->bad)
+		return no_memory(k);
 	rangemap_walk(&m->map, m->begin, m->end, count_bad, k);
 	if (n)
 		k->read_err = 1;

@@ -1,5 +1,6 @@
 /* options.c - the command line: the option table, its parsing into struct
- * options, and the region specs into the source and destination targets.
+ * options (--quiet and --verbose into struct output), and the region
+ * specs into the source and destination targets.
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later

@@ -67,6 +67,15 @@ static unsigned int slowest_dest(const struct kcopy *k,
 	return best;
 }
 
+/* "; slowest: destination N" in buf, or "" where none is known. */
+static const char *slowest_text(unsigned int slowest, char *buf, size_t len)
+{
+	if (!slowest)
+		return "";
+	snprintf(buf, len, "; slowest: destination %u", slowest);
+	return buf;
+}
+
 static void take(struct kcopy *k, bool final, struct snapshot *s)
 {
 	struct progress *pg = &k->progress;
@@ -189,18 +198,16 @@ static void draw(void *arg)
 		char rd[KC_FORMAT_SIZE_LEN], wr[KC_FORMAT_SIZE_LEN];
 		char zd[KC_FORMAT_SIZE_LEN], sk[KC_FORMAT_SIZE_LEN];
 
-		char slow[48] = "";
+		char slow[48];
 
-		if (s.slowest)
-			snprintf(slow, sizeof(slow), "; slowest: destination %u",
-				 s.slowest);
 		fprintf(stderr, "kcopy: %s / %s (%.1f%%), %s/s, %s %s, %u "
 			"failed; read %s, written %s, zeroed %s, skipped %s%s\n",
 			done, total, s.percent, rate, final ? "took" : "ETA",
 			eta, s.failed, kc_format_size(s.read, rd, sizeof(rd)),
 			kc_format_size(s.written, wr, sizeof(wr)),
 			kc_format_size(s.zeroed, zd, sizeof(zd)),
-			kc_format_size(s.skipped, sk, sizeof(sk)), slow);
+			kc_format_size(s.skipped, sk, sizeof(sk)),
+			slowest_text(s.slowest, slow, sizeof(slow)));
 	}
 	fflush(stderr);
 }
@@ -218,8 +225,7 @@ static void status_line(void *arg)
 {
 	struct kcopy *k = arg;
 	char done[KC_FORMAT_SIZE_LEN], rate[KC_FORMAT_SIZE_LEN], total[32];
-	char slow[48] = "";
-	unsigned int slowest;
+	char slow[48];
 	struct kcopyd_stats st;
 	double elapsed = clock_now() - k->start;
 
@@ -227,10 +233,6 @@ static void status_line(void *arg)
 	kc_format_size(elapsed > 0 ? (uint64_t)((double)st.bytes_done / elapsed)
 				   : 0, rate, sizeof(rate));
 	output_clear_bar(&k->out);
-	slowest = slowest_dest(k, &st);
-	if (slowest)
-		snprintf(slow, sizeof(slow), "; slowest: destination %u",
-			 slowest);
 	/* A stream without a COUNT has no total until its end. */
 	if (k->bytes)
 		snprintf(total, sizeof(total), " of %" PRIu64, k->bytes);
@@ -243,7 +245,8 @@ static void status_line(void *arg)
 		st.bytes_done, kc_format_size(st.bytes_done, done, sizeof(done)),
 		total, elapsed, rate, failed_dests(k), k->num_dests,
 		st.bytes_read, st.bytes_written, st.bytes_zeroed,
-		st.bytes_skipped, slow);
+		st.bytes_skipped,
+		slowest_text(slowest_dest(k, &st), slow, sizeof(slow)));
 	fflush(stderr);
 }
 

@@ -228,13 +228,11 @@ static int check_not_a_region(struct kcopy *k, const struct stat *st,
 			      const char *what)
 {
 	int i = target_side_of(k, NULL, st);
+	char name[32];
 
-	if (i == 0)
-		return report_error(k, -EINVAL, "%sthe same file as the "
-				    "source", what);
-	if (i > 0)
-		return report_error(k, -EINVAL, "%sthe same file as "
-				    "destination %d", what, i);
+	if (i >= 0)
+		return report_error(k, -EINVAL, "%sthe same file as %s", what,
+				    target_side_name(i, name, sizeof(name)));
 	return 0;
 }
 
@@ -300,6 +298,7 @@ int report_open(struct kcopy *k)
 {
 	struct report *rp = &k->report;
 	const char *path = k->opt.report;
+	char name[32];
 	struct stat st;
 	int i;
 	int r;
@@ -333,8 +332,8 @@ int report_open(struct kcopy *k)
 				    strerror(errno));
 	i = target_side_of(k, rp->path, NULL);
 	if (i >= 0)
-		return report_error(k, -EINVAL, "the same file as "
-				    "destination %d", i);
+		return report_error(k, -EINVAL, "the same file as %s",
+				    target_side_name(i, name, sizeof(name)));
 	r = make_temp(rp);
 	if (r < 0)
 		return report_error(k, r, "cannot create a file beside it: %s",

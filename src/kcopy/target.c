@@ -643,6 +643,14 @@ int target_lock_regions(struct kcopy *k)
 	return r;
 }
 
+const char *target_side_name(int side, char *buf, size_t len)
+{
+	if (side == 0)
+		return "the source";
+	snprintf(buf, len, "destination %d", side);
+	return buf;
+}
+
 int target_side_of(const struct kcopy *k, const char *path,
 		   const struct stat *st)
 {
