@@ -137,11 +137,11 @@ static const char *changed(const struct target *t,
 }
 
 /* The sides as they are against the mapfile's record of them, for a
- * mapfile that holds progress.  0: resume; 1: start over (the progress is
- * not on a side); -EINVAL after a setup error.  A side created by this
- * run (it was deleted) starts the copy over; one that changed is refused,
- * unless --force, which starts over.  fresh[i]: destination i is not
- * what the mapfile's progress was written to. */
+ * mapfile that holds progress.  RESUME_BLOCKS: resume; RESUME_OVER: start
+ * over (the progress is not on a side); -EINVAL after a setup error.  A
+ * side created by this run (it was deleted) starts the copy over; one that
+ * changed is refused, unless --force, which starts over.  fresh[i]:
+ * destination i is not what the mapfile's progress was written to. */
 static int check_sides(struct kcopy *k, const struct mapfmt *f, bool *fresh)
 {
 	const char *path = k->opt.mapfile;
