@@ -5,7 +5,7 @@ set -e
 cd "$(dirname "$0")"
 
 debian_packages="build-essential autoconf automake libtool pkg-config \
-libaio-dev liburing-dev libpopt-dev libxxhash-dev libfuse3-dev fuse3 bash-completion \
+libaio-dev liburing-dev libpopt-dev libxxhash-dev libmount-dev libfuse3-dev fuse3 bash-completion \
 util-linux mount e2fsprogs gddrescue clang libclang-rt-dev python3 xxd jq
 groff-base man-db libnbd-dev libnbd-bin nbdkit qemu-utils libssl-dev xz-utils"
 

@@ -5,7 +5,7 @@
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * fuzz-sources: src/kcopy/spec.c
+ * fuzz-sources: src/kcopy/spec.c src/kcopy/format.c
  * fuzz-options: -max_len=128
  *
  * Input: one control byte, then the string (cut at its first NUL).  The
@@ -19,6 +19,7 @@
  * fuzz, make check).
  */
 #include "fuzz.h"
+#include "format.h"
 #include "spec.h"
 
 #include <errno.h>

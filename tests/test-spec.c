@@ -10,6 +10,7 @@
 #include <config.h>
 #endif
 
+#include "format.h"
 #include "spec.h"
 
 #include <errno.h>

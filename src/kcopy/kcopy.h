@@ -19,19 +19,29 @@
  *   progress.c  the progress bar and lines, the SIGUSR1 status line
  *   plan.c      the --dry-run plan
  *   report.c    the JSON report and the closing line
- *   mapfile.c   --mapfile: the state of the copy, its pieces, resuming
+ *   mapfile.c   --mapfile: the state of the copy, what is left to do, its
+ *               pieces, the checkpoints
+ *   resume.c    --mapfile: whether a mapfile that exists may be resumed
+ *               from (the sides against the ones it recorded)
  *   mapfmt.c    the mapfile's text, parsed and written (mapfmt.h, pure)
  *   rangemap.c  a map of byte ranges to a status (rangemap.h, pure)
+ *   json.c      the one JSON writer, for the report and --progress=json
+ *               (json.h)
+ *   files.c     kcopy's own files read, written, replaced atomically
+ *               (files.h)
  *   output.c    the one way messages reach stderr
+ *   clock.c     the monotonic clock
+ *   format.c    sizes and durations as people read them (format.h, pure)
  *   spec.c      pure parsers of sizes, specs, numbers (spec.h)
  *
- *   main -> options, target, run, verify, plan, report, signals, progress,
- *           hash, mapfile
- *   target -> storage;  report -> target, storage, hash;  options -> hash
- *   run -> signals, progress, mapfile;  verify -> run, hash
- *   signals -> progress;  mapfile -> target, storage, report, progress,
- *   mapfmt;  mapfmt -> rangemap
- *   everything -> output, spec
+ *   main -> options, target, run, verify, plan, report, signals, hash,
+ *           mapfile
+ *   options -> hash;  target -> storage;  verify -> run, hash
+ *   run -> signals, progress, mapfile;  signals -> progress
+ *   report -> target, hash, json, files;  progress -> json
+ *   mapfile -> resume, target, storage, mapfmt, rangemap, files
+ *   resume -> mapfmt;  mapfmt -> rangemap
+ *   any of them -> output, spec, format, clock
  *
  * Error convention: functions return 0 or a negative errno; the message is
  * printed, through output.c, by the function that decides it is an error,
@@ -48,6 +58,7 @@
 #include <sys/types.h>
 
 #include "kcopyd.h"
+#include "format.h"
 #include "spec.h"
 
 /* Exit status, fsck style (kcopy(1), EXIT STATUS). */
@@ -68,8 +79,8 @@ enum msg_level {
 struct output {
 	pthread_mutex_t lock;	/* serializes every write to stderr and
 				   guards bar_drawn */
-	bool quiet;
-	int verbose;
+	bool quiet;		/* --quiet, set by options.c */
+	int verbose;		/* how many --verbose, set by options.c */
 	bool bar_drawn;		/* a progress bar is on the screen now */
 };
 
@@ -113,8 +124,6 @@ struct options {
 	bool retry_failed;		/* write to failed destinations again */
 	bool force;
 	bool dry_run;
-	bool quiet;
-	int verbose;
 };
 
 /* ------------------------------------------------------------- hash.c */
@@ -165,18 +174,16 @@ struct target {
 	int fd;
 	bool exists;
 	bool created;			/* created by this run */
-	bool is_blockdev;
+	/* What the library probed: is_blockdev, logical_block_size (512
+	 * for a file, new or not, and for a stream), size (0 for a file
+	 * that is new, or a stream), can_direct (direct I/O was possible),
+	 * is_remote (an NBD export: fd is the library's stand-in, closed by
+	 * the library; set before the probe), is_stream (a pipe or socket:
+	 * in order, of a length known at its end). */
+	struct kcopyd_fd_info info;
 	dev_t rdev;			/* of a block device */
-	unsigned int lbs;		/* logical block size, bytes */
-	uint64_t size;			/* bytes; 0 for a file that is new */
-	bool direct;			/* direct I/O was possible */
-	bool is_remote;			/* an NBD export: fd is the library's
-					   stand-in, closed by the library */
 	bool is_std;			/* "-": standard input or output, not
 					   ours to close */
-	bool is_stream;			/* a pipe or socket: in order, of a
-					   length known at its end */
-	struct kcopyd_fd_info info;	/* what the library probed */
 	bool zoned;			/* a host-managed zoned block device */
 	struct storage_id id;
 	uint64_t sector, count;		/* the region, resolved */
@@ -324,6 +331,9 @@ int target_create_dests(struct kcopy *k);
  * the same directory entry. */
 int target_side_of(const struct kcopy *k, const char *path,
 		   const struct stat *st);
+/* "the source" or "destination N", for side as target_side_of() gives
+ * it (0 or more); buf holds the latter. */
+const char *target_side_name(int side, char *buf, size_t len);
 void target_remove_created(struct kcopy *k);
 
 /* storage.c: identity from the kernel, not from path text. */
@@ -367,8 +377,10 @@ int signals_block(void);
 /* Answer the signals that came in; true once the run is to stop. */
 bool signals_poll(struct kcopy *k);
 
+/* clock.c: the monotonic clock, in seconds. */
+double clock_now(void);
+
 /* progress.c */
-double now_seconds(void);
 void progress_start(struct kcopy *k);
 void progress_tick(struct kcopy *k, bool final);
 void progress_status_line(struct kcopy *k);
@@ -423,11 +435,6 @@ int report_write(struct kcopy *k, int status);
 /* Remove the temporary file, and the placeholder if no report replaced it. */
 void report_free(struct kcopy *k);
 void report_closing_line(struct kcopy *k, int status);
-/* Replace path with len bytes of buf atomically: a temporary file beside
- * it (named prefix and six random characters) is written, flushed and
- * renamed over it, then the directory is flushed.  0 or -errno. */
-int replace_file(const char *path, const char *prefix, const char *buf,
-		 size_t len, mode_t mode);
 
 /* Jobs of a --mapfile copy kept in flight (run.c): the engine never idles
  * between one and the next. */
@@ -452,5 +459,29 @@ void mapfile_checkpoint(struct kcopy *k, bool now);
  * (bytes, read_err, bad ranges) into k for the report and exit status. */
 int mapfile_finish(struct kcopy *k);
 void mapfile_free(struct kcopy *k);
+
+/* resume.c: may a mapfile that exists be resumed from? */
+struct mapfmt;
+struct mapfmt_side;
+enum {
+	RESUME_BLOCKS,		/* its blocks are this copy's progress */
+	RESUME_OVER,		/* start over, but take its failures */
+	RESUME_NOTHING,		/* start over, taking nothing of it */
+};
+/* Parse the mapfile's text (len bytes at text) into f (the caller frees
+ * it with mapfmt_free), and check it is this copy's (source region
+ * [begin, end) in bytes) and, if it holds progress, that the sides are
+ * what it recorded; --force overrides.  fresh[i]: destination i is not
+ * what the progress was written to.  RESUME_*, or -errno after a setup
+ * error. */
+int resume_check(struct kcopy *k, char *text, size_t len, uint64_t begin,
+		 uint64_t end, struct mapfmt *f, bool *fresh);
+/* Fail again the destinations f lists as failed (not the fresh ones):
+ * 0; or 1 with --retry-failed: the whole region is to be copied again. */
+int resume_take_failed(struct kcopy *k, const struct mapfmt *f,
+		       const bool *fresh);
+/* Side t as the mapfile records it (its path, region, identity, size):
+ * 0 or -ENOMEM. */
+int resume_side_record(const struct target *t, struct mapfmt_side *s);
 
 #endif /* KCOPY_H */

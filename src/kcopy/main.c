@@ -30,7 +30,7 @@ int kcopy_init(struct kcopy *k)
 static void target_free(struct target *t)
 {
 	/* The library closes exports; 0 and 1 are not ours. */
-	if (t->fd >= 0 && !t->is_remote && !t->is_std)
+	if (t->fd >= 0 && !t->info.is_remote && !t->is_std)
 		close(t->fd);
 	kc_spec_free(&t->spec);
 	free(t->arg);
@@ -130,7 +130,7 @@ static void stream_regions(struct kcopy *k)
 	unsigned int i;
 
 	/* A COUNT the stream fell short of counts what came too. */
-	if (!k->src.is_stream ||
+	if (!k->src.info.is_stream ||
 	    (k->src.count && k->bytes_done >= k->src.count * KC_SECTOR_SIZE))
 		return;
 	if (k->bytes_done % KC_SECTOR_SIZE)

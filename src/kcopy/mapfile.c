@@ -1,18 +1,17 @@
 /* mapfile.c - --mapfile FILE: the state of the copy in GNU ddrescue's
  * mapfile format, read at setup, kept as the pieces of the copy end, and
  * written atomically at checkpoints and at every stop; what a resumed run
- * has left to copy.
+ * has left to copy.  Whether a mapfile that exists may be resumed from is
+ * resume.c's to say.
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * The map covers the source region, in bytes of the source: '+' copied to
  * every live destination and flushed, '-' unreadable, '?' not done.  The
- * text (mapfmt.c) also records the sides of the copy: their paths and
- * regions, by which a copy is recognized, and what the kernel says each
- * one is (device and inode, the file behind a loop device, the disk and
- * where a partition starts on it) and its size, by which a resumed run
- * finds a side that is no longer what it was (kcopy(1), RESUME).
+ * text (mapfmt.c) also records the sides of the copy (resume.c), by which
+ * a copy is recognized and a resumed run finds a side that is no longer
+ * what it was.
  *
  * The map is a rangemap: every update is O(log n) in the number of its
  * blocks, and the bad ranges are taken from the library as they are found
@@ -25,13 +24,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "kcopy.h"
 #include "mapfmt.h"
 #include "rangemap.h"
@@ -62,57 +60,11 @@ struct mapfile {
 	bool lost;
 };
 
-/* -------------------------------------------------------------- sides */
-
-/* The path a side is known by in the mapfile: its real path, or as given
- * where it has none (an NBD URI, a file not made yet). */
-static char *side_path(const struct target *t)
+/* Say that there is no memory for the map: -ENOMEM. */
+static int no_memory(struct kcopy *k)
 {
-	char *real = t->is_remote ? NULL : realpath(t->spec.path, NULL);
-
-	return real ? real : strdup(t->spec.path);
-}
-
-/* What the kernel says the side is (mapfmt.h, ID). */
-static void side_id(const struct target *t, char *buf, size_t len)
-{
-	if (t->is_remote || !t->exists)
-		snprintf(buf, len, "-");
-	else if (t->id.is_file)
-		snprintf(buf, len, "file:%u:%u:%ju:%" PRIu64,
-			 major(t->id.dev), minor(t->id.dev),
-			 (uintmax_t)t->id.ino, t->id.base);
-	else
-		snprintf(buf, len, "disk:%u:%u:%" PRIu64, major(t->id.dev),
-			 minor(t->id.dev), t->id.base);
-}
-
-/* Is the side a regular file, which may grow (never shrink) as it is
- * written? */
-static bool side_is_file(const struct target *t)
-{
-	return !t->is_remote && !t->is_blockdev;
-}
-
-/* The side's size now: a file's as it stands, else the device's. */
-static uint64_t side_size(const struct target *t)
-{
-	struct stat st;
-
-	if (side_is_file(t) && t->fd >= 0 && fstat(t->fd, &st) == 0)
-		return (uint64_t)st.st_size;
-	return t->size;
-}
-
-static int side_record(const struct target *t, struct mapfmt_side *s)
-{
-	s->sector = t->sector;
-	s->count = t->count;
-	s->size = side_size(t);
-	s->has_size = true;
-	side_id(t, s->id, sizeof(s->id));
-	s->path = side_path(t);
-	return s->path ? 0 : -ENOMEM;
+	say(&k->out, MSG_ERROR, "--mapfile: %s", strerror(ENOMEM));
+	return -ENOMEM;
 }
 
 /* ------------------------------------------------------------ writing */
@@ -126,9 +78,9 @@ static int header(struct kcopy *k, struct mapfmt *f)
 
 	f->kcopy = true;
 	f->version = MAPFMT_VERSION;
-	r = side_record(&k->src, &f->src);
+	r = resume_side_record(&k->src, &f->src);
 	for (i = 0; r == 0 && i < k->num_dests; i++) {
-		r = side_record(&k->dests[i], &f->dests[i]);
+		r = resume_side_record(&k->dests[i], &f->dests[i]);
 		f->num_dests = i + 1;
 	}
 	if (r < 0)
@@ -176,7 +128,7 @@ static int map_write(struct kcopy *k)
 	}
 	mapfmt_free(&f);
 	if (r == 0)
-		r = replace_file(k->opt.mapfile, ".kcopy-map.", buf, len,
+		r = files_replace(k->opt.mapfile, ".kcopy-map.", buf, len,
 				 m->mode);
 	free(buf);
 	if (r == 0) {
@@ -186,144 +138,13 @@ static int map_write(struct kcopy *k)
 		say(&k->out, MSG_ERROR, "cannot write the mapfile '%s': %s",
 		    k->opt.mapfile, strerror(-r));
 	}
-	m->next_checkpoint = now_seconds() + k->opt.mapfile_interval;
+	m->next_checkpoint = clock_now() + k->opt.mapfile_interval;
 	return r;
 }
 
 /* ------------------------------------------------------------ reading */
 
-/* Is the parsed mapfile this copy's?  NULL, or what differs. */
-static const char *mismatch(struct kcopy *k, const struct mapfmt *f,
-			    char *why, size_t len)
-{
-	char *p = side_path(&k->src);
-	unsigned int i;
-	bool same;
-
-	same = p && !strcmp(p, f->src.path);
-	free(p);
-	if (!same || f->src.sector != k->src.sector ||
-	    f->src.count != k->src.count || f->src.size != k->src.size) {
-		snprintf(why, len, "it is of another source (%s, sector %"
-			 PRIu64 ", %" PRIu64 " sectors, %" PRIu64 " bytes)",
-			 f->src.path, f->src.sector, f->src.count,
-			 f->src.size);
-		return why;
-	}
-	if (f->num_dests != k->num_dests) {
-		snprintf(why, len, "it is of a copy to %u destination(s), not "
-			 "%u", f->num_dests, k->num_dests);
-		return why;
-	}
-	for (i = 0; i < k->num_dests; i++) {
-		p = side_path(&k->dests[i]);
-		same = p && !strcmp(p, f->dests[i].path);
-		free(p);
-		if (!same || f->dests[i].sector != k->dests[i].sector ||
-		    f->dests[i].count != k->dests[i].count) {
-			snprintf(why, len, "its destination %u is another "
-				 "(%s, sector %" PRIu64 ", %" PRIu64
-				 " sectors)", i + 1, f->dests[i].path,
-				 f->dests[i].sector, f->dests[i].count);
-			return why;
-		}
-	}
-	return NULL;
-}
-
-/* Has side t changed since the mapfile recorded it as s?  NULL, or what
- * changed, in why. */
-static const char *changed(const struct target *t,
-			   const struct mapfmt_side *s, char *why, size_t len)
-{
-	char id[MAPFMT_ID_MAX];
-	uint64_t now = side_size(t);
-
-	side_id(t, id, sizeof(id));
-	if (s->id[0] && strcmp(s->id, id)) {
-		snprintf(why, len, "is not the %s it was (%s then, %s now: "
-			 "replaced, or renumbered by a reboot)",
-			 side_is_file(t) ? "file" : "device", s->id, id);
-		return why;
-	}
-	if (s->has_size && (side_is_file(t) ? now < s->size : now != s->size)) {
-		snprintf(why, len, "is %" PRIu64 " bytes, %" PRIu64 " when the "
-			 "mapfile was written (%s)", now, s->size,
-			 now < s->size ? "emptied or cut short" : "resized");
-		return why;
-	}
-	return NULL;
-}
-
-/* The sides as they are against the mapfile's record of them, for a
- * mapfile that holds progress.  0: resume; 1: start over (the progress is
- * not on a side); -EINVAL after a setup error.  A side created by this
- * run (it was deleted) starts the copy over; one that changed is refused,
- * unless --force, which starts over.  fresh[i]: destination i is not
- * what the mapfile's progress was written to. */
-static int check_sides(struct kcopy *k, const struct mapfmt *f, bool *fresh)
-{
-	const char *path = k->opt.mapfile;
-	char why[512];
-	unsigned int i;
-	int over = 0;
-
-	if (f->version < 2) {
-		say(&k->out, MSG_NOTE, "--mapfile '%s' was written by an "
-		    "earlier kcopy: what the source and destinations are was "
-		    "not recorded, and is not checked", path);
-		return 0;
-	}
-	if (changed(&k->src, &f->src, why, sizeof(why))) {
-		if (!k->opt.force) {
-			say(&k->out, MSG_ERROR, "--mapfile '%s': the source "
-			    "'%s' %s; refusing to resume (--force to copy "
-			    "everything again)", path, k->src.arg, why);
-			return -EINVAL;
-		}
-		say(&k->out, MSG_NOTE, "--mapfile '%s': the source '%s' %s; "
-		    "--force: copying everything again", path, k->src.arg, why);
-		over = 1;
-	}
-	for (i = 0; i < k->num_dests; i++) {
-		const struct target *t = &k->dests[i];
-
-		if (!t->exists) {
-			say(&k->out, MSG_NOTE, "--mapfile '%s': destination %u "
-			    "'%s' does not exist any more: copying everything "
-			    "again", path, i + 1, t->arg);
-			fresh[i] = true;
-			over = 1;
-			continue;
-		}
-		if (!changed(t, &f->dests[i], why, sizeof(why)))
-			continue;
-		if (!k->opt.force) {
-			say(&k->out, MSG_ERROR, "--mapfile '%s': destination %u "
-			    "'%s' %s; refusing to resume (--force to copy "
-			    "everything again)", path, i + 1, t->arg, why);
-			return -EINVAL;
-		}
-		say(&k->out, MSG_NOTE, "--mapfile '%s': destination %u '%s' %s; "
-		    "--force: copying everything again", path, i + 1, t->arg,
-		    why);
-		fresh[i] = true;
-		over = 1;
-	}
-	return over;
-}
-
-/* Does the mapfile say anything of the region but "not done"? */
-static bool has_progress(const struct mapfile *m, const struct mapfmt *f)
-{
-	size_t i;
-
-	for (i = 0; i < f->n; i++)
-		if (f->b[i].st != '?' && f->b[i].pos < m->end &&
-		    f->b[i].pos + f->b[i].size > m->begin)
-			return true;
-	return false;
-}
+/* ------------------------------------------------------------ reading */
 
 /* The blocks read into the map, within the region: '*' and '/' (not
  * trimmed, not scraped: ddrescue found bad sectors there) count as '-'. */
@@ -337,178 +158,32 @@ static int take_blocks(struct mapfile *m, struct mapfmt *f)
 	return rangemap_load(&m->map, f->b, f->n, '?');
 }
 
-/* The operation a kcopy-failed line names, as the run names it (a
- * string that lives as long as the run). */
-static const char *op_name(const char *word)
-{
-	static const char *const ops[] = { "write", "flush", "zero",
-					   "truncate", "verify", "verify read" };
-	size_t i, j;
-
-	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-		for (j = 0; ops[i][j] && (word[j] == ops[i][j] ||
-					  (word[j] == '-' && ops[i][j] == ' '));
-		     j++)
-			;
-		if (!ops[i][j] && !word[j])
-			return ops[i];
-	}
-	return "write";
-}
-
-/* The failed destinations the mapfile lists are failed again, with their
- * errors; unless --retry-failed: then what was copied while they were
- * failed is not on them, and everything is copied again.  Only for a
- * mapfile of this copy's destinations (same count: its numbers are this
- * run's), and not for a destination that is new (fresh). */
-static int take_failed(struct kcopy *k, const struct mapfmt *f,
-		       const bool *fresh)
-{
-	struct mapfile *m = k->map;
-	unsigned int i;
-
-	if (!f->num_failed)
-		return 0;
-	if (f->num_dests != k->num_dests) {
-		say(&k->out, MSG_NOTE, "--mapfile '%s': the failures it lists "
-		    "are of another copy's destinations: not taken",
-		    k->opt.mapfile);
-		return 0;
-	}
-	if (k->opt.retry_failed) {
-		say(&k->out, MSG_NOTE, "--retry-failed: copying the whole "
-		    "region again, to every destination");
-		return rangemap_set(&m->map, m->begin, m->end - m->begin, '?');
-	}
-	for (i = 0; i < f->num_failed; i++) {
-		const struct mapfmt_failed *x = &f->failed[i];
-		struct target *t;
-
-		if (x->dest >= k->num_dests || fresh[x->dest])
-			continue;
-		t = &k->dests[x->dest];
-		k->write_err |= 1u << x->dest;
-		t->error = x->err;
-		t->error_op = op_name(x->op);
-		say(&k->out, MSG_NOTE, "destination %u '%s' failed in an "
-		    "earlier run (%s: %s): not written (--retry-failed to "
-		    "write it again)", x->dest + 1, t->arg, t->error_op,
-		    strerror(-t->error));
-	}
-	return 0;
-}
-
-static int read_all(const char *path, char **text, size_t *len)
-{
-	FILE *f = fopen(path, "re");
-	size_t cap = 1 << 16, n;
-	char *buf = NULL, *nb;
-	int r = 0;
-
-	*text = NULL;
-	*len = 0;
-	if (!f)
-		return -errno;
-	for (;;) {
-		nb = realloc(buf, cap + 1);
-		if (!nb) {
-			r = -ENOMEM;
-			break;
-		}
-		buf = nb;
-		n = fread(buf + *len, 1, cap - *len, f);
-		*len += n;
-		if (*len < cap) {
-			if (ferror(f))
-				r = -EIO;
-			break;
-		}
-		if (cap >= MAP_MAX_BYTES) {
-			r = -EFBIG;
-			break;
-		}
-		cap *= 2;
-	}
-	fclose(f);
-	if (r < 0) {
-		free(buf);
-		return r;
-	}
-	buf[*len] = 0;
-	*text = buf;
-	return 0;
-}
-
-/* The mapfile that exists into the map.  0, or -errno after saying why. */
+/* The mapfile that exists into the map, as far as resume.c says it may
+ * be resumed from.  0, or -errno after saying why. */
 static int load(struct kcopy *k)
 {
 	struct mapfile *m = k->map;
 	struct mapfmt f = { 0 };
 	const char *path = k->opt.mapfile;
 	bool fresh[KCOPYD_MAX_DESTS] = { false };
-	char why[512], *text;
-	const char *what = NULL;
-	unsigned int line_no;
+	char *text;
 	size_t len;
-	int r = read_all(path, &text, &len), over = 0;
+	int r = files_read_all(path, MAP_MAX_BYTES, &text, &len), how;
 
 	if (r < 0) {
 		say(&k->out, MSG_ERROR, "--mapfile '%s': cannot read it: %s",
 		    path, strerror(-r));
 		return r;
 	}
-	r = mapfmt_parse(text, len, &f, &line_no);
+	how = resume_check(k, text, len, m->begin, m->end, &f, fresh);
 	free(text);
-	if (r == -EINVAL && line_no)
-		snprintf(why, sizeof(why), "line %u is not a mapfile's",
-			 line_no);
-	else if (r == -EINVAL)
-		snprintf(why, sizeof(why), "not a mapfile, or cut short");
-	else if (r < 0)
-		snprintf(why, sizeof(why), "%s", strerror(-r));
-	else if (f.kcopy)
-		what = mismatch(k, &f, why, sizeof(why));
-	if (r == 0 && f.kcopy && !what &&
-	    (!f.n || f.b[0].pos != m->begin ||
-	     f.b[f.n - 1].pos + f.b[f.n - 1].size != m->end)) {
-		snprintf(why, sizeof(why), "its blocks do not cover the region "
-			 "(cut short?)");
-		what = why;
-	}
-	if ((r < 0 && r != -ENOMEM) || what) {
-		if (!k->opt.force) {
-			say(&k->out, MSG_ERROR, "--mapfile '%s': %s; refusing "
-			    "to resume from it (--force to %s)", path,
-			    r < 0 ? why : what, r < 0 ? "start over"
-						      : "use it all the same");
-			mapfmt_free(&f);
-			return -EINVAL;
-		}
-		say(&k->out, MSG_NOTE, "--mapfile '%s': %s; --force: %s",
-		    path, r < 0 ? why : what, r < 0 ? "starting over"
-						    : "using it all the same");
-		if (r < 0) {
-			mapfmt_free(&f);
-			return 0;
-		}
-	} else if (r < 0) {
-		say(&k->out, MSG_ERROR, "--mapfile '%s': %s", path, why);
+	if (how < 0 || how == RESUME_NOTHING) {
 		mapfmt_free(&f);
-		return r;
+		return how < 0 ? how : 0;
 	}
-	if (!f.kcopy)
-		say(&k->out, MSG_NOTE, "--mapfile '%s' has no kcopy lines (GNU "
-		    "ddrescue's?): its rescued areas are taken as already on "
-		    "every destination", path);
-	if (f.kcopy && !what && has_progress(m, &f))
-		over = check_sides(k, &f, fresh);
-	if (over < 0) {
-		mapfmt_free(&f);
-		return over;
-	}
-	r = over ? 0 : take_blocks(m, &f);
-	if (r == 0)
-		r = take_failed(k, &f, fresh);
+	r = how == RESUME_BLOCKS ? take_blocks(m, &f) : 0;
+	if (r == 0 && resume_take_failed(k, &f, fresh))
+		r = rangemap_set(&m->map, m->begin, m->end - m->begin, '?');
 	mapfmt_free(&f);
 	if (r < 0)
 		say(&k->out, MSG_ERROR, "--mapfile '%s': %s", path,
@@ -528,22 +203,20 @@ static int check_path(struct kcopy *k, struct stat *st)
 	const char *report = k->report.path;
 	bool exists = stat(path, st) == 0;
 	struct stat rs;
+	char name[32];
 	int side;
 
 	if (!exists && errno != ENOENT) {
+		int err = -errno;
+
 		say(&k->out, MSG_ERROR, "--mapfile '%s': %s", path,
-		    strerror(errno));
-		return -errno;
+		    strerror(-err));
+		return err;
 	}
 	side = target_side_of(k, path, exists ? st : NULL);
-	if (side == 0) {
-		say(&k->out, MSG_ERROR, "--mapfile '%s': the same file as the "
-		    "source", path);
-		return -EINVAL;
-	}
-	if (side > 0) {
-		say(&k->out, MSG_ERROR, "--mapfile '%s': the same file as "
-		    "destination %d", path, side);
+	if (side >= 0) {
+		say(&k->out, MSG_ERROR, "--mapfile '%s': the same file as %s",
+		    path, target_side_name(side, name, sizeof(name)));
 		return -EINVAL;
 	}
 	if (report && (exists ? stat(report, &rs) == 0 &&
@@ -565,19 +238,18 @@ int mapfile_open(struct kcopy *k)
 {
 	struct mapfile *m;
 	struct stat st;
-	mode_t mask;
 	unsigned int i;
 	int r;
 
 	if (!k->opt.mapfile)
 		return 0;
-	if (k->src.is_stream) {
+	if (k->src.info.is_stream) {
 		say(&k->out, MSG_ERROR, "--mapfile: the source '%s' is a "
 		    "stream: it cannot be resumed", k->src.spec.path);
 		return -EINVAL;
 	}
 	for (i = 0; i < k->num_dests; i++) {
-		if (k->dests[i].is_stream) {
+		if (k->dests[i].info.is_stream) {
 			say(&k->out, MSG_ERROR, "--mapfile: destination %u "
 			    "'%s' is a stream: it cannot be resumed", i + 1,
 			    k->dests[i].spec.path);
@@ -588,25 +260,21 @@ int mapfile_open(struct kcopy *k)
 	if (r < 0)
 		return r;
 	m = calloc(1, sizeof(*m));
-	if (!m) {
-		say(&k->out, MSG_ERROR, "--mapfile: %s", strerror(ENOMEM));
-		return -ENOMEM;
-	}
+	if (!m)
+		return no_memory(k);
 	k->map = m;
 	m->begin = k->src.sector * KC_SECTOR_SIZE;
 	m->end = m->begin + k->src.count * KC_SECTOR_SIZE;
-	m->align = k->src.lbs ? k->src.lbs : KC_SECTOR_SIZE;
+	m->align = k->src.info.logical_block_size;
+	if (!m->align)
+		m->align = KC_SECTOR_SIZE;
 	for (i = 0; i < k->num_dests; i++)
-		if (k->dests[i].lbs > m->align)
-			m->align = k->dests[i].lbs;
-	mask = umask(0);
-	umask(mask);
-	m->mode = 0666 & ~mask;
+		if (k->dests[i].info.logical_block_size > m->align)
+			m->align = k->dests[i].info.logical_block_size;
+	m->mode = files_new_mode();
 	if (rangemap_init(&m->map, m->begin, m->end, '?') < 0 ||
-	    rangemap_init(&m->bad, m->begin, m->end, ' ') < 0) {
-		say(&k->out, MSG_ERROR, "--mapfile: %s", strerror(ENOMEM));
-		return -ENOMEM;
-	}
+	    rangemap_init(&m->bad, m->begin, m->end, ' ') < 0)
+		return no_memory(k);
 	if (r == 1)
 		return 0;	/* a new mapfile */
 	m->mode = st.st_mode & 07777;
@@ -618,7 +286,6 @@ int mapfile_open(struct kcopy *k)
 static int todo_add(struct mapfile *m, uint64_t pos, uint64_t size)
 {
 	uint64_t s = pos - (pos - m->begin) % m->align, e = pos + size;
-	struct rangemap_block *nb;
 
 	if ((e - m->begin) % m->align)
 		e += m->align - (e - m->begin) % m->align;
@@ -633,17 +300,8 @@ static int todo_add(struct mapfile *m, uint64_t pos, uint64_t size)
 			return 0;
 		}
 	}
-	if (m->num_todo == m->cap_todo) {
-		size_t cap = m->cap_todo ? 2 * m->cap_todo : 64;
-
-		nb = realloc(m->todo, cap * sizeof(*nb));
-		if (!nb)
-			return -ENOMEM;
-		m->todo = nb;
-		m->cap_todo = cap;
-	}
-	m->todo[m->num_todo++] = (struct rangemap_block){ s, e - s, '?' };
-	return 0;
+	return rangemap_list_add(&m->todo, &m->num_todo, &m->cap_todo,
+				 &(struct rangemap_block){ s, e - s, '?' });
 }
 
 struct todo_walk {
@@ -787,7 +445,7 @@ void mapfile_checkpoint(struct kcopy *k, bool now)
 {
 	struct mapfile *m = k->map;
 
-	if (m && m->dirty && (now || now_seconds() >= m->next_checkpoint))
+	if (m && m->dirty && (now || clock_now() >= m->next_checkpoint))
 		map_write(k);
 }
 
@@ -819,10 +477,8 @@ int mapfile_finish(struct kcopy *k)
 	free(k->bad);
 	k->num_bad = 0;
 	k->bad = calloc(n ? n : 1, sizeof(*k->bad));
-	if (!k->bad) {
-		say(&k->out, MSG_ERROR, "--mapfile: %s", strerror(ENOMEM));
-		return -ENOMEM;
-	}
+	if (!k->bad)
+		return no_memory(k);
 	rangemap_walk(&m->map, m->begin, m->end, count_bad, k);
 	if (n)
 		k->read_err = 1;

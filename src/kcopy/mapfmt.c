@@ -6,7 +6,7 @@
  * The parser takes GNU ddrescue's own mapfiles too (no kcopy lines; a
  * status line with or without its pass; positions in hex or decimal) and
  * is strict about everything else: the text is untrusted, and every number
- * in it is checked here for what the format allows and by mapfile.c
+ * in it is checked here for what the format allows and by resume.c
  * against the run.  One pass, linear in the length of the text.
  */
 
@@ -295,22 +295,10 @@ static int parse_block(const char *line, struct rangemap_block *b,
 
 static int add_block(struct mapfmt *f, const struct rangemap_block *b)
 {
-	struct rangemap_block *nb;
-
 	if (b->size == 0 || b->pos + b->size < b->pos ||
 	    (f->n && f->b[f->n - 1].pos + f->b[f->n - 1].size != b->pos))
 		return -EINVAL;
-	if (f->n == f->cap) {
-		size_t cap = f->cap ? 2 * f->cap : 64;
-
-		nb = realloc(f->b, cap * sizeof(*nb));
-		if (!nb)
-			return -ENOMEM;
-		f->b = nb;
-		f->cap = cap;
-	}
-	f->b[f->n++] = *b;
-	return 0;
+	return rangemap_list_add(&f->b, &f->n, &f->cap, b);
 }
 
 int mapfmt_parse(char *text, size_t len, struct mapfmt *f,

@@ -1,5 +1,6 @@
 /* options.c - the command line: the option table, its parsing into struct
- * options, and the region specs into the source and destination targets.
+ * options (--quiet and --verbose into struct output), and the region
+ * specs into the source and destination targets.
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -245,8 +246,8 @@ static int take_option(struct kcopy *k, int code, const char *arg)
 	case OPT_NO_ZERO_DETECT: o->no_zero_detect = true; return 0;
 	case OPT_FORCE:		o->force = true; return 0;
 	case OPT_DRY_RUN:	o->dry_run = true; return 0;
-	case OPT_QUIET:		o->quiet = true; return 0;
-	case OPT_VERBOSE:	o->verbose++; return 0;
+	case OPT_QUIET:		k->out.quiet = true; return 0;
+	case OPT_VERBOSE:	k->out.verbose++; return 0;
 	}
 	return usage_error(k, "internal error: option %d", code);
 }
@@ -395,9 +396,7 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 		ret = usage_error(k, "%s: %s",
 				  poptBadOption(pc, POPT_BADOPTION_NOALIAS),
 				  poptStrerror(rc));
-	k->out.quiet = o->quiet;
-	k->out.verbose = o->verbose;
-	if (ret == 0 && o->quiet && o->progress)
+	if (ret == 0 && k->out.quiet && o->progress)
 		ret = usage_error(k, "--quiet and --progress contradict each "
 				  "other");
 	if (ret == 0 && o->zero && o->verify)

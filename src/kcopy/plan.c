@@ -28,13 +28,14 @@ static void print_region(const char *what, const struct target *t)
 	else
 		printf("  region       sector %" PRIu64 ", to the end of the "
 		       "stream\n", t->sector);
-	if (t->is_stream)
+	if (t->info.is_stream)
 		printf("  storage      stream (a pipe or a socket), in order\n");
-	else if (t->is_remote)
+	else if (t->info.is_remote)
 		printf("  storage      NBD export, %" PRIu64 " bytes (%s), "
 		       "block %u bytes (preferred %u), %u connection(s)%s%s%s"
-		       "%s\n", t->size,
-		       kc_format_size(t->size, dsize, sizeof(dsize)), t->lbs,
+		       "%s\n", t->info.size,
+		       kc_format_size(t->info.size, dsize, sizeof(dsize)),
+		       t->info.logical_block_size,
 		       t->info.preferred_block_size, t->info.connections,
 		       t->info.can_multi_conn ? ", multi-conn" : "",
 		       t->info.can_zero ? ", write zeroes" : "",
@@ -43,15 +44,18 @@ static void print_region(const char *what, const struct target *t)
 	else if (t->exists)
 		printf("  storage      %s, %" PRIu64 " bytes (%s), logical "
 		       "block %u bytes%s\n",
-		       t->is_blockdev ? "block device" : "regular file",
-		       t->size, kc_format_size(t->size, dsize, sizeof(dsize)),
-		       t->lbs, t->zoned ? ", host-managed zoned" : "");
+		       t->info.is_blockdev ? "block device" : "regular file",
+		       t->info.size,
+		       kc_format_size(t->info.size, dsize, sizeof(dsize)),
+		       t->info.logical_block_size,
+		       t->zoned ? ", host-managed zoned" : "");
 	else
 		printf("  storage      regular file, to be created\n");
-	printf("  I/O          %s\n", t->is_stream ? "non-blocking, in order" :
-	       t->is_remote ? "NBD, asynchronous" :
+	printf("  I/O          %s\n",
+	       t->info.is_stream ? "non-blocking, in order" :
+	       t->info.is_remote ? "NBD, asynchronous" :
 	       !t->exists ? "direct if the file system takes it" :
-	       t->direct ? "direct" : "buffered");
+	       t->info.can_direct ? "direct" : "buffered");
 }
 
 /* The source's map, as the library finds it (kcopyd_map: SEEK_DATA and

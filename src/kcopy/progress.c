@@ -9,20 +9,12 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "kcopy.h"
 
 #define BAR_WIDTH 24
-
-double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Decide the mode (a bar only on a terminal) and start the clock. */
 void progress_start(struct kcopy *k)
@@ -50,18 +42,6 @@ static unsigned int failed_dests(struct kcopy *k)
 	return n;
 }
 
-static void format_eta(double seconds, char *buf, size_t len)
-{
-	unsigned long s;
-
-	if (seconds < 0 || seconds > 359999) {
-		snprintf(buf, len, "--:--:--");
-		return;
-	}
-	s = (unsigned long)(seconds + 0.5);
-	snprintf(buf, len, "%lu:%02lu:%02lu", s / 3600, s / 60 % 60, s % 60);
-}
-
 struct snapshot {
 	uint64_t done, total;
 	uint64_t read, written, zeroed, skipped;
@@ -87,11 +67,20 @@ static unsigned int slowest_dest(const struct kcopy *k,
 	return best;
 }
 
+/* "; slowest: destination N" in buf, or "" where none is known. */
+static const char *slowest_text(unsigned int slowest, char *buf, size_t len)
+{
+	if (!slowest)
+		return "";
+	snprintf(buf, len, "; slowest: destination %u", slowest);
+	return buf;
+}
+
 static void take(struct kcopy *k, bool final, struct snapshot *s)
 {
 	struct progress *pg = &k->progress;
 	struct kcopyd_stats st = { .struct_size = sizeof(st) };
-	double now = now_seconds(), dt;
+	double now = clock_now(), dt;
 
 	kcopyd_get_stats(k->kc, &st);
 	if (final)
@@ -121,6 +110,40 @@ static void take(struct kcopy *k, bool final, struct snapshot *s)
 	s->slowest = slowest_dest(k, &st);
 }
 
+/* --progress=json: one object a line.  Of a stream without a COUNT (no
+ * total yet) only what is known. */
+static void json_line(const struct snapshot *s, bool final)
+{
+	struct json o;
+
+	json_open(&o, NULL, NULL, stderr, '{', "", ", ", "");
+	json_u64(&o, "bytes", s->done);
+	if (s->total) {
+		json_u64(&o, "total", s->total);
+		json_double(&o, "percent", s->percent, 1);
+	} else {
+		json_null(&o, "total");
+		json_null(&o, "percent");
+	}
+	json_double(&o, "rate", s->rate, 0);
+	if (!s->total)
+		json_null(&o, "eta");
+	else
+		json_double(&o, "eta", final ? 0.0 : s->eta, 1);
+	json_double(&o, "elapsed", s->elapsed, 3);
+	json_u64(&o, "failed", s->failed);
+	if (s->total) {
+		json_u64(&o, "read", s->read);
+		json_u64(&o, "written", s->written);
+		json_u64(&o, "zeroed", s->zeroed);
+		json_u64(&o, "skipped", s->skipped);
+		json_u64(&o, "slowest", s->slowest);
+	}
+	json_bool(&o, "final", final);
+	json_close(&o);
+	fputc('\n', stderr);
+}
+
 struct tick {
 	struct kcopy *k;
 	bool final;
@@ -140,16 +163,12 @@ static void draw(void *arg)
 	kc_format_size(s.done, done, sizeof(done));
 	kc_format_size(s.total, total, sizeof(total));
 	kc_format_size((uint64_t)s.rate, rate, sizeof(rate));
-	format_eta(final ? s.elapsed : s.eta, eta, sizeof(eta));
+	kc_format_eta(final ? s.elapsed : s.eta, eta, sizeof(eta));
 
 	if (!s.total) {
 		/* A stream without a COUNT: its length is known at its end. */
 		if (pg->mode == PROGRESS_JSON)
-			fprintf(stderr, "{\"bytes\": %" PRIu64 ", \"total\": "
-				"null, \"percent\": null, \"rate\": %.0f, "
-				"\"eta\": null, \"elapsed\": %.3f, \"failed\": "
-				"%u, \"final\": %s}\n", s.done, s.rate,
-				s.elapsed, s.failed, final ? "true" : "false");
+			json_line(&s, final);
 		else
 			fprintf(stderr, "%skcopy: %s, %s/s, %s %.1f s, %u "
 				"failed%s", pg->bar ? "\r\033[K" : "", done,
@@ -157,16 +176,7 @@ static void draw(void *arg)
 				s.failed, pg->bar && !final ? "" : "\n");
 		k->out.bar_drawn = pg->bar && !final;
 	} else if (pg->mode == PROGRESS_JSON) {
-		fprintf(stderr, "{\"bytes\": %" PRIu64 ", \"total\": %" PRIu64
-			", \"percent\": %.1f, \"rate\": %.0f, \"eta\": %.1f, "
-			"\"elapsed\": %.3f, \"failed\": %u, \"read\": %" PRIu64
-			", \"written\": %" PRIu64 ", \"zeroed\": %" PRIu64
-			", \"skipped\": %" PRIu64 ", \"slowest\": %u, "
-			"\"final\": %s}\n",
-			s.done, s.total, s.percent, s.rate,
-			final ? 0.0 : s.eta, s.elapsed, s.failed, s.read,
-			s.written, s.zeroed, s.skipped, s.slowest,
-			final ? "true" : "false");
+		json_line(&s, final);
 	} else if (pg->bar) {
 		char bar[BAR_WIDTH + 1];
 		int fill = (int)(s.percent * BAR_WIDTH / 100.0), i;
@@ -188,18 +198,16 @@ static void draw(void *arg)
 		char rd[KC_FORMAT_SIZE_LEN], wr[KC_FORMAT_SIZE_LEN];
 		char zd[KC_FORMAT_SIZE_LEN], sk[KC_FORMAT_SIZE_LEN];
 
-		char slow[48] = "";
+		char slow[48];
 
-		if (s.slowest)
-			snprintf(slow, sizeof(slow), "; slowest: destination %u",
-				 s.slowest);
 		fprintf(stderr, "kcopy: %s / %s (%.1f%%), %s/s, %s %s, %u "
 			"failed; read %s, written %s, zeroed %s, skipped %s%s\n",
 			done, total, s.percent, rate, final ? "took" : "ETA",
 			eta, s.failed, kc_format_size(s.read, rd, sizeof(rd)),
 			kc_format_size(s.written, wr, sizeof(wr)),
 			kc_format_size(s.zeroed, zd, sizeof(zd)),
-			kc_format_size(s.skipped, sk, sizeof(sk)), slow);
+			kc_format_size(s.skipped, sk, sizeof(sk)),
+			slowest_text(s.slowest, slow, sizeof(slow)));
 	}
 	fflush(stderr);
 }
@@ -217,19 +225,14 @@ static void status_line(void *arg)
 {
 	struct kcopy *k = arg;
 	char done[KC_FORMAT_SIZE_LEN], rate[KC_FORMAT_SIZE_LEN], total[32];
-	char slow[48] = "";
-	unsigned int slowest;
+	char slow[48];
 	struct kcopyd_stats st = { .struct_size = sizeof(st) };
-	double elapsed = now_seconds() - k->start;
+	double elapsed = clock_now() - k->start;
 
 	kcopyd_get_stats(k->kc, &st);
 	kc_format_size(elapsed > 0 ? (uint64_t)((double)st.bytes_done / elapsed)
 				   : 0, rate, sizeof(rate));
 	output_clear_bar(&k->out);
-	slowest = slowest_dest(k, &st);
-	if (slowest)
-		snprintf(slow, sizeof(slow), "; slowest: destination %u",
-			 slowest);
 	/* A stream without a COUNT has no total until its end. */
 	if (k->bytes)
 		snprintf(total, sizeof(total), " of %" PRIu64, k->bytes);
@@ -242,7 +245,8 @@ static void status_line(void *arg)
 		st.bytes_done, kc_format_size(st.bytes_done, done, sizeof(done)),
 		total, elapsed, rate, failed_dests(k), k->num_dests,
 		st.bytes_read, st.bytes_written, st.bytes_zeroed,
-		st.bytes_skipped, slow);
+		st.bytes_skipped,
+		slowest_text(slowest_dest(k, &st), slow, sizeof(slow)));
 	fflush(stderr);
 }
 

@@ -350,3 +350,19 @@ int rangemap_walk(const struct rangemap *m, uint64_t from, uint64_t to,
 {
 	return walk(m->root, from, to, fn, ctx);
 }
+
+int rangemap_list_add(struct rangemap_block **v, size_t *n, size_t *cap,
+		      const struct rangemap_block *b)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? 2 * *cap : 64;
+		struct rangemap_block *nv = realloc(*v, c * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = c;
+	}
+	(*v)[(*n)++] = *b;
+	return 0;
+}

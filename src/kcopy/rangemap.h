@@ -41,6 +41,12 @@ struct rangemap_block {
 	char st;
 };
 
+/* A list of blocks, not a map: append b to the *n blocks of *v, which has
+ * room for *cap and grows as it fills.  0 or -ENOMEM (the list then
+ * unchanged). */
+int rangemap_list_add(struct rangemap_block **v, size_t *n, size_t *cap,
+		      const struct rangemap_block *b);
+
 /* The whole map, at once, from n blocks in order that do not overlap:
  * each clipped to the map, the parts of the map between them (and around
  * them) of status fill.  O(n), for loading a mapfile: n updates would

@@ -8,8 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,58 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "files.h"
+#include "json.h"
 #include "kcopy.h"
-
-/* The length of the valid UTF-8 sequence at p (1 to 4), or 0 if p starts
- * an invalid one: an overlong form, a surrogate, past U+10FFFF, cut short. */
-static size_t utf8_len(const unsigned char *p)
-{
-	unsigned int cp, min, n, i;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		n = 2, cp = p[0] & 0x1fu, min = 0x80;
-	} else if ((p[0] & 0xf0) == 0xe0) {
-		n = 3, cp = p[0] & 0x0fu, min = 0x800;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		n = 4, cp = p[0] & 0x07u, min = 0x10000;
-	} else {
-		return 0;
-	}
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)	/* the final NUL too */
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3fu);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-/* s as a JSON string, quotes and all, of any length.  Valid UTF-8 goes as
- * it is, with JSON's escapes for '"', '\\' and control characters; each
- * byte of an invalid sequence becomes \udcXX, Python's surrogateescape, so
- * that json.loads() and os.fsencode() give the bytes of any path back. */
-static void json_string(FILE *f, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	fputc('"', f);
-	while (*p) {
-		size_t n = utf8_len(p);
-
-		if (n == 0)
-			fprintf(f, "\\udc%02x", *p++);
-		else if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p++);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p++);
-		else
-			fwrite(p, 1, n, f), p += n;
-	}
-	fputc('"', f);
-}
 
 static const char *dest_error_text(const struct target *t, char *buf,
 				   size_t len)
@@ -97,146 +46,138 @@ static const char *name_of_fd(struct kcopy *k, int fd)
 }
 
 /* A number, or null in the placeholder of a run that is not over. */
-static void json_u64(FILE *f, const char *key, uint64_t v, bool done)
+static void u64_or_null(struct json *j, const char *key, uint64_t v,
+			bool done)
 {
 	if (done)
-		fprintf(f, "\"%s\": %" PRIu64, key, v);
+		json_u64(j, key, v);
 	else
-		fprintf(f, "\"%s\": null", key);
+		json_null(j, key);
 }
 
-static void json_bool(FILE *f, const char *key, bool v, bool done)
+static void bool_or_null(struct json *j, const char *key, bool v, bool done)
 {
-	fprintf(f, "\"%s\": %s", key, !done ? "null" : v ? "true" : "false");
+	if (done)
+		json_bool(j, key, v);
+	else
+		json_null(j, key);
 }
 
 /* --hash: "hashes": {"ALG": "hex", ...}, or null where there are none (a
  * region not read to its end, a run not over). */
-static void json_hashes(FILE *f, const struct hash_set *h, bool done)
+static void hashes(struct json *j, const struct hash_set *h, bool done)
 {
+	struct json o;
 	unsigned int a;
-	bool first = true;
 
-	fprintf(f, "\"hashes\": ");
 	if (!done || !h->done) {
-		fprintf(f, "null");
+		json_null(j, "hashes");
 		return;
 	}
-	fprintf(f, "{");
-	for (a = 0; a < HASH_NUM_ALGS; a++) {
-		if (!h->hex[a])
-			continue;
-		fprintf(f, "%s\"%s\": \"%s\"", first ? "" : ", ",
-			hash_name(a), h->hex[a]);
-		first = false;
+	json_open(&o, j, "hashes", NULL, '{', "", ", ", "");
+	for (a = 0; a < HASH_NUM_ALGS; a++)
+		if (h->hex[a])
+			json_string(&o, hash_name(a), h->hex[a]);
+	json_close(&o);
+}
+
+static void destination(struct kcopy *k, struct json *list, unsigned int i,
+			bool done)
+{
+	struct target *t = &k->dests[i];
+	struct json o, m, x;
+	char err[256];
+	size_t n;
+
+	json_open(&o, list, NULL, NULL, '{', "", ", ", "");
+	json_u64(&o, "index", i + 1);
+	json_string(&o, "path", t->spec.path);
+	json_u64(&o, "sector", t->sector);
+	json_u64(&o, "count", t->count);
+	json_bool(&o, "created", t->created);
+	/* Sub-jobs whose writes ended last here: the destination holding
+	 * the copy back has the most (see progress.c). */
+	if (done && k->num_dests > 1 && !(k->opt.mapfile && k->write_err))
+		json_u64(&o, "held_back", k->stats.held_back[i]);
+	bool_or_null(&o, "write_err", (k->write_err >> i) & 1, done);
+	json_string(&o, "error", dest_error_text(t, err, sizeof(err)));
+	json_open(&m, &o, "mismatches", NULL, '[', "", ", ", "");
+	for (n = 0; n < t->num_mismatches; n++) {
+		json_open(&x, &m, NULL, NULL, '{', "", ", ", "");
+		json_u64(&x, "sector", t->mismatches[n].sector);
+		json_u64(&x, "count", t->mismatches[n].count);
+		json_close(&x);
 	}
-	fprintf(f, "}");
+	json_close(&m);
+	if (k->opt.hash_algs && k->opt.verify)
+		hashes(&o, &t->hash, done);
+	json_close(&o);
 }
 
 /* The report of a run that is over (done), or the placeholder of one that
  * is starting: the same keys, null where the outcome is not known yet. */
 static void write_report(struct kcopy *k, FILE *f, int status, bool done)
 {
-	char err[256];
+	struct json top, o, list;
 	unsigned int i;
-	size_t j;
+	size_t n;
 
-	fprintf(f, "{\n  \"version\": \"%s\",\n", PACKAGE_VERSION);
-	fprintf(f, "  \"state\": \"%s\",\n  \"pid\": %ld,\n",
-		done ? "done" : "running", (long)getpid());
-	fprintf(f, "  \"operation\": \"%s\",\n", k->opt.zero ? "zero" : "copy");
-	fprintf(f, "  \"source\": ");
+	json_open(&top, NULL, NULL, f, '{', "\n  ", ",", "\n");
+	json_string(&top, "version", PACKAGE_VERSION);
+	json_string(&top, "state", done ? "done" : "running");
+	json_u64(&top, "pid", (uint64_t)getpid());
+	json_string(&top, "operation", k->opt.zero ? "zero" : "copy");
 	if (k->opt.zero) {
-		fprintf(f, "null");
+		json_null(&top, "source");
 	} else {
-		fprintf(f, "{\"path\": ");
-		json_string(f, k->src.spec.path);
-		fprintf(f, ", \"sector\": %" PRIu64 ", \"count\": %" PRIu64
-			", ", k->src.sector, k->src.count);
-		json_bool(f, "read_err", k->read_err, done);
-		fprintf(f, "}");
+		json_open(&o, &top, "source", NULL, '{', "", ", ", "");
+		json_string(&o, "path", k->src.spec.path);
+		json_u64(&o, "sector", k->src.sector);
+		json_u64(&o, "count", k->src.count);
+		bool_or_null(&o, "read_err", k->read_err, done);
+		json_close(&o);
 	}
-	fprintf(f, ",\n  \"destinations\": [\n");
-	for (i = 0; i < k->num_dests; i++) {
-		struct target *t = &k->dests[i];
-		const char *e = dest_error_text(t, err, sizeof(err));
-
-		fprintf(f, "    {\"index\": %u, \"path\": ", i + 1);
-		json_string(f, t->spec.path);
-		fprintf(f, ", \"sector\": %" PRIu64 ", \"count\": %" PRIu64
-			", \"created\": %s, ", t->sector, t->count,
-			t->created ? "true" : "false");
-		/* Sub-jobs whose writes ended last here: the destination
-		 * holding the copy back has the most (see progress.c). */
-		if (done && k->num_dests > 1 &&
-		    !(k->opt.mapfile && k->write_err))
-			fprintf(f, "\"held_back\": %" PRIu64 ", ",
-				k->stats.held_back[i]);
-		json_bool(f, "write_err", (k->write_err >> i) & 1, done);
-		fprintf(f, ", \"error\": ");
-		if (e)
-			json_string(f, e);
-		else
-			fprintf(f, "null");
-		fprintf(f, ", \"mismatches\": [");
-		for (j = 0; j < t->num_mismatches; j++)
-			fprintf(f, "%s{\"sector\": %" PRIu64 ", \"count\": %"
-				PRIu64 "}", j ? ", " : "",
-				t->mismatches[j].sector,
-				t->mismatches[j].count);
-		fprintf(f, "]");
-		if (k->opt.hash_algs && k->opt.verify) {
-			fprintf(f, ", ");
-			json_hashes(f, &t->hash, done);
-		}
-		fprintf(f, "}%s\n", i + 1 < k->num_dests ? "," : "");
-	}
-	fprintf(f, "  ],\n  ");
-	json_u64(f, "read_err", (uint64_t)k->read_err, done);
-	fprintf(f, ",\n  ");
-	json_u64(f, "write_err", k->write_err, done);
-	fprintf(f, ",\n  ");
-	json_u64(f, "exit_status", (uint64_t)status, done);
-	fprintf(f, ",\n  ");
-	json_u64(f, "signal", (uint64_t)k->signal, done);
-	fprintf(f, ",\n  ");
-	json_u64(f, "bytes", k->bytes_done, done);
-	fprintf(f, ",\n  \"bytes_total\": %" PRIu64 ",\n  ", k->bytes);
+	json_open(&list, &top, "destinations", NULL, '[', "\n    ", ",",
+		  "\n  ");
+	for (i = 0; i < k->num_dests; i++)
+		destination(k, &list, i, done);
+	json_close(&list);
+	u64_or_null(&top, "read_err", (uint64_t)k->read_err, done);
+	u64_or_null(&top, "write_err", k->write_err, done);
+	u64_or_null(&top, "exit_status", (uint64_t)status, done);
+	u64_or_null(&top, "signal", (uint64_t)k->signal, done);
+	u64_or_null(&top, "bytes", k->bytes_done, done);
+	json_u64(&top, "bytes_total", k->bytes);
 	/* the copy's traffic: bytes read from the source, written to and
 	 * zeroed on the destinations (summed over them), zero ranges left
 	 * alone (already zeros), and the source's holes, not read */
-	json_u64(f, "bytes_read", k->stats.bytes_read, done);
-	fprintf(f, ",\n  ");
-	json_u64(f, "bytes_written", k->stats.bytes_written, done);
-	fprintf(f, ",\n  ");
-	json_u64(f, "bytes_zeroed", k->stats.bytes_zeroed, done);
-	fprintf(f, ",\n  ");
-	json_u64(f, "bytes_skipped", k->stats.bytes_skipped, done);
-	fprintf(f, ",\n  ");
-	json_u64(f, "bytes_holes", k->stats.bytes_holes, done);
-	fprintf(f, ",\n  ");
+	u64_or_null(&top, "bytes_read", k->stats.bytes_read, done);
+	u64_or_null(&top, "bytes_written", k->stats.bytes_written, done);
+	u64_or_null(&top, "bytes_zeroed", k->stats.bytes_zeroed, done);
+	u64_or_null(&top, "bytes_skipped", k->stats.bytes_skipped, done);
+	u64_or_null(&top, "bytes_holes", k->stats.bytes_holes, done);
 	if (done)
-		fprintf(f, "\"seconds\": %.3f", k->seconds);
+		json_double(&top, "seconds", k->seconds, 3);
 	else
-		fprintf(f, "\"seconds\": null");
-	fprintf(f, ",\n  ");
-	json_bool(f, "verified", k->verified, done);
+		json_null(&top, "seconds");
+	bool_or_null(&top, "verified", k->verified, done);
 	if (k->opt.hash_algs) {
-		fprintf(f, ",\n  ");
-		json_hashes(f, &k->src.hash, done);
-		if (done && k->hash_missing[0]) {
-			fprintf(f, ",\n  \"hashes_missing\": ");
-			json_string(f, k->hash_missing);
-		}
+		hashes(&top, &k->src.hash, done);
+		if (done && k->hash_missing[0])
+			json_string(&top, "hashes_missing", k->hash_missing);
 	}
-	fprintf(f, ",\n  \"bad_ranges\": [");
-	for (j = 0; j < k->num_bad; j++) {
-		fprintf(f, "%s\n    {\"device\": ", j ? "," : "");
-		json_string(f, name_of_fd(k, k->bad[j].fd));
-		fprintf(f, ", \"sector\": %" PRIu64 ", \"count\": %" PRIu64 "}",
-			k->bad[j].sector, k->bad[j].count);
+	json_open(&list, &top, "bad_ranges", NULL, '[', "\n    ", ",",
+		  "\n  ");
+	for (n = 0; n < k->num_bad; n++) {
+		json_open(&o, &list, NULL, NULL, '{', "", ", ", "");
+		json_string(&o, "device", name_of_fd(k, k->bad[n].fd));
+		json_u64(&o, "sector", k->bad[n].sector);
+		json_u64(&o, "count", k->bad[n].count);
+		json_close(&o);
 	}
-	fprintf(f, "%s]\n}\n", k->num_bad ? "\n  " : "");
+	json_close(&list);
+	json_close(&top);
+	fputc('\n', f);
 }
 
 /* The report, whole, in memory: 0, or -errno. */
@@ -258,21 +199,6 @@ static int render(struct kcopy *k, int status, bool done, char **buf,
 		free(*buf);
 		*buf = NULL;
 		return -ENOMEM;
-	}
-	return 0;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
 	}
 	return 0;
 }
@@ -302,94 +228,11 @@ static int check_not_a_region(struct kcopy *k, const struct stat *st,
 			      const char *what)
 {
 	int i = target_side_of(k, NULL, st);
+	char name[32];
 
-	if (i == 0)
-		return report_error(k, -EINVAL, "%sthe same file as the "
-				    "source", what);
-	if (i > 0)
-		return report_error(k, -EINVAL, "%sthe same file as "
-				    "destination %d", what, i);
-	return 0;
-}
-
-/* Where the symbolic links path may be (dangling ones, as the path does not
- * exist) lead: a path that is not a link; NULL with errno set. */
-static char *follow_links(const char *path)
-{
-	char link[PATH_MAX], *cur = strdup(path), *next, *d;
-	int depth;
-	ssize_t n;
-
-	for (depth = 0; cur && depth < 40; depth++) {
-		n = readlink(cur, link, sizeof(link) - 1);
-		if (n < 0)
-			return cur;
-		link[n] = 0;
-		d = strdup(cur);
-		if (link[0] == '/')
-			next = strdup(link);
-		else if (!d || asprintf(&next, "%s/%s", dirname(d), link) < 0)
-			next = NULL;
-		free(d);
-		free(cur);
-		cur = next;
-	}
-	if (cur)
-		errno = ELOOP;
-	free(cur);
-	return NULL;
-}
-
-/* A path that does not exist, as its real directory and its last name,
- * however it is spelled and through whatever links: "/dir/name".  NULL
- * with errno set. */
-static char *resolve_new(const char *path)
-{
-	char *d = follow_links(path), *b = d ? strdup(d) : NULL;
-	char *dir = NULL, *res = NULL;
-	const char *name;
-
-	if (!d || !b)
-		goto out;
-	name = basename(b);
-	if (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, "/")) {
-		errno = EISDIR;
-		goto out;
-	}
-	dir = realpath(dirname(d), NULL);
-	if (dir && asprintf(&res, "%s/%s", strcmp(dir, "/") ? dir : "",
-			    name) < 0)
-		res = NULL;
-out:
-	free(d);
-	free(b);
-	free(dir);
-	return res;
-}
-
-/* A temporary file beside path, named prefix and six random characters,
- * to be renamed over it: 0 or -errno. */
-static int make_temp_beside(const char *path, const char *prefix,
-			    char **tmp, int *fd)
-{
-	char *d = strdup(path);
-
-	*tmp = NULL;
-	if (!d)
-		return -ENOMEM;
-	if (asprintf(tmp, "%s/%sXXXXXX", dirname(d), prefix) < 0)
-		*tmp = NULL;
-	free(d);
-	if (!*tmp)
-		return -ENOMEM;
-	*fd = mkostemp(*tmp, O_CLOEXEC);
-	if (*fd < 0) {
-		int err = -errno;
-
-		free(*tmp);
-		*tmp = NULL;
-		return err;
-	}
+	if (i >= 0)
+		return report_error(k, -EINVAL, "%sthe same file as %s", what,
+				    target_side_name(i, name, sizeof(name)));
 	return 0;
 }
 
@@ -397,7 +240,7 @@ static int make_temp_beside(const char *path, const char *prefix,
 static int make_temp(struct report *rp)
 {
 	free(rp->tmp);
-	return make_temp_beside(rp->path, ".kcopy-report.", &rp->tmp,
+	return files_temp_beside(rp->path, ".kcopy-report.", &rp->tmp,
 				&rp->tmp_fd);
 }
 
@@ -412,44 +255,10 @@ static void drop_temp(struct report *rp)
 	rp->tmp = NULL;
 }
 
-/* Write buf to the temporary file tmp (open on fd), flush it, rename it
- * over path and flush the directory: a reader sees the old file or the new
- * one, whole.  *renamed tells whether the rename was done; the caller
- * closes fd, and removes tmp if it was not.  0 or -errno. */
-static int publish_temp(int fd, const char *tmp, const char *path,
-			mode_t mode, const char *buf, size_t len,
-			bool *renamed)
-{
-	char *d;
-	int r, dfd;
-
-	*renamed = false;
-	r = write_all(fd, buf, len);
-	if (r == 0 && fchmod(fd, mode) < 0)
-		r = -errno;
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
-		return r;
-	*renamed = true;
-	d = strdup(path);
-	if (!d)
-		return -ENOMEM;
-	dfd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) < 0)
-		r = -errno;
-	if (dfd >= 0)
-		close(dfd);
-	free(d);
-	return r;
-}
-
 /* The report's temporary file made the report; it is gone afterwards. */
 static int publish(struct report *rp, const char *buf, size_t len)
 {
-	int r = publish_temp(rp->tmp_fd, rp->tmp, rp->path, rp->mode, buf,
+	int r = files_publish_temp(rp->tmp_fd, rp->tmp, rp->path, rp->mode, buf,
 			     len, &rp->renamed);
 
 	if (!rp->renamed) {
@@ -459,23 +268,6 @@ static int publish(struct report *rp, const char *buf, size_t len)
 	close(rp->tmp_fd);
 	free(rp->tmp);
 	rp->tmp = NULL;
-	return r;
-}
-
-int replace_file(const char *path, const char *prefix, const char *buf,
-		 size_t len, mode_t mode)
-{
-	char *tmp;
-	bool renamed;
-	int fd, r = make_temp_beside(path, prefix, &tmp, &fd);
-
-	if (r < 0)
-		return r;
-	r = publish_temp(fd, tmp, path, mode, buf, len, &renamed);
-	close(fd);
-	if (!renamed)
-		unlink(tmp);
-	free(tmp);
 	return r;
 }
 
@@ -506,9 +298,9 @@ int report_open(struct kcopy *k)
 {
 	struct report *rp = &k->report;
 	const char *path = k->opt.report;
+	char name[32];
 	struct stat st;
 	int i;
-	mode_t mask;
 	int r;
 
 	if (!path)
@@ -530,10 +322,8 @@ int report_open(struct kcopy *k)
 		rp->earlier = true;
 		rp->path = realpath(path, NULL);
 	} else if (errno == ENOENT) {
-		mask = umask(0);
-		umask(mask);
-		rp->mode = 0666 & ~mask;
-		rp->path = resolve_new(path);
+		rp->mode = files_new_mode();
+		rp->path = files_resolve_new(path);
 	} else {
 		return report_error(k, -errno, "%s", strerror(errno));
 	}
@@ -542,8 +332,8 @@ int report_open(struct kcopy *k)
 				    strerror(errno));
 	i = target_side_of(k, rp->path, NULL);
 	if (i >= 0)
-		return report_error(k, -EINVAL, "the same file as "
-				    "destination %d", i);
+		return report_error(k, -EINVAL, "the same file as %s",
+				    target_side_name(i, name, sizeof(name)));
 	r = make_temp(rp);
 	if (r < 0)
 		return report_error(k, r, "cannot create a file beside it: %s",
@@ -586,7 +376,7 @@ int report_write(struct kcopy *k, int status)
 	r = render(k, status, true, &buf, &len);
 	if (r == 0 && !rp->path) {
 		fflush(stdout);
-		r = write_all(STDOUT_FILENO, buf, len);
+		r = files_write_all(STDOUT_FILENO, buf, len);
 	} else if (r == 0) {
 		r = make_temp(rp);
 		if (r == 0)

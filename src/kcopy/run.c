@@ -361,7 +361,7 @@ void run_wait(struct kcopy *k, bool ticks)
 		int timeout = -1;
 
 		if (ticks) {
-			double wait = next_tick - now_seconds();
+			double wait = next_tick - clock_now();
 
 			timeout = wait > 0 ? (int)(wait * 1000) + 1 : 0;
 		}
@@ -377,11 +377,11 @@ void run_wait(struct kcopy *k, bool ticks)
 			if (k->map)
 				refill(k);
 		}
-		if (ticks && now_seconds() >= next_tick) {
+		if (ticks && clock_now() >= next_tick) {
 			progress_tick(k, false);
 			next_tick += interval;
-			if (next_tick < now_seconds())
-				next_tick = now_seconds() + interval;
+			if (next_tick < clock_now())
+				next_tick = clock_now() + interval;
 		}
 	}
 }
@@ -394,7 +394,7 @@ int run_copy(struct kcopy *k)
 	struct kcopyd_stats st = { .struct_size = sizeof(st) };
 	int r;
 
-	k->start = now_seconds();
+	k->start = clock_now();
 	progress_start(k);
 	r = submit(k);
 	if (r < 0) {
@@ -417,7 +417,7 @@ int run_copy(struct kcopy *k)
 	if (r < 0)
 		say(&k->out, MSG_ERROR, "cannot list the bad ranges: %s",
 		    strerror(-r));
-	k->seconds = now_seconds() - k->start;
+	k->seconds = clock_now() - k->start;
 	if (k->opt.progress)
 		progress_tick(k, true);
 	return 0;
@@ -435,7 +435,7 @@ void run_trim_created(struct kcopy *k)
 {
 	unsigned int i;
 
-	if (!k->src.is_stream || k->tail_bytes == KC_SECTOR_SIZE)
+	if (!k->src.info.is_stream || k->tail_bytes == KC_SECTOR_SIZE)
 		return;
 	for (i = 0; i < k->num_dests; i++) {
 		struct target *t = &k->dests[i];
@@ -443,12 +443,12 @@ void run_trim_created(struct kcopy *k)
 				    (KC_SECTOR_SIZE - k->tail_bytes));
 		struct stat st;
 
-		if (!(t->created || t->is_std) || t->is_stream ||
-		    t->is_blockdev || t->is_remote ||
+		if (!(t->created || t->is_std) || t->info.is_stream ||
+		    t->info.is_blockdev || t->info.is_remote ||
 		    ((k->write_err >> i) & 1))
 			continue;
-		if (end < (off_t)t->size)
-			end = (off_t)t->size;
+		if (end < (off_t)t->info.size)
+			end = (off_t)t->info.size;
 		if (fstat(t->fd, &st) == 0 && st.st_size <= end)
 			continue;	/* nothing past it of this run's */
 		if (ftruncate(t->fd, end) < 0 || fdatasync(t->fd) < 0) {

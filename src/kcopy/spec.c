@@ -417,34 +417,3 @@ int kc_parse_seconds(const char *s, double *out)
 	*out = (double)ip + (double)frac / (double)scale;
 	return 0;
 }
-
-char *kc_format_size(uint64_t bytes, char *buf, size_t len)
-{
-	static const char *const units[] = {
-		"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"
-	};
-	unsigned k = 1;
-	uint64_t tenths;
-
-	if (!buf || len == 0)
-		return buf;
-	if (bytes < 1024) {
-		snprintf(buf, len, "%u B", (unsigned)bytes);
-		return buf;
-	}
-	/* smallest unit whose rounded value stays below 1024.0 */
-	for (;;) {
-		unsigned shift = 10 * k;
-		uint64_t q = bytes >> shift;
-		uint64_t r = bytes & ((UINT64_C(1) << shift) - 1);
-
-		/* r < 2^60 and q <= 15 for k = 6: neither product overflows */
-		tenths = q * 10 + ((r * 10 + (UINT64_C(1) << (shift - 1))) >> shift);
-		if (tenths < 10240 || k == 6)
-			break;
-		k++;
-	}
-	snprintf(buf, len, "%u.%u %s", (unsigned)(tenths / 10),
-		 (unsigned)(tenths % 10), units[k]);
-	return buf;
-}

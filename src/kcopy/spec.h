@@ -41,9 +41,6 @@
  * in a uint64_t.  A SECTOR+COUNT region must end at or below it too. */
 #define KC_MAX_SECTORS		(UINT64_MAX / KC_SECTOR_SIZE)
 
-/* A buffer this long always holds kc_format_size's result. */
-#define KC_FORMAT_SIZE_LEN	16
-
 /*
  * A size: digits with an optional suffix (table above).  *bytes receives
  * the value; *had_suffix (may be NULL) is set to 1 if a suffix was present,
@@ -151,14 +148,5 @@ int kc_parse_uint(const char *s, unsigned long max, unsigned long *out);
  * -ERANGE for zero or for 1000000000 seconds or more.
  */
 int kc_parse_seconds(const char *s, double *out);
-
-/*
- * Human-readable size in binary units into buf: "512 B" below 1 KiB,
- * otherwise one decimal and the largest unit that keeps the value below
- * 1024 ("1.5 GiB", "1.0 KiB", "16.0 EiB"), rounded to nearest.  Output is
- * truncated (always NUL-terminated) if len is short; KC_FORMAT_SIZE_LEN
- * always suffices.  Returns buf.
- */
-char *kc_format_size(uint64_t bytes, char *buf, size_t len);
 
 #endif /* KCOPY_SPEC_H */

@@ -1,7 +1,8 @@
 /* storage.c - what storage a path or device really is, asked of the kernel
  * rather than read from path text: the disk behind a partition, the file
  * or device behind a loop device (LOOP_GET_STATUS64), the loop devices in
- * use over a file, whether a directory is on devtmpfs, zoned devices.
+ * use over a file, whether a directory is on devtmpfs (the mount table,
+ * by libmount), zoned devices.
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -25,6 +26,8 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
+
+#include <libmount.h>
 
 #include "kcopy.h"
 
@@ -294,27 +297,20 @@ int storage_busy_loop_over(dev_t dev, ino_t ino, const dev_t *ours,
 
 int storage_is_devtmpfs(dev_t dev)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char *line = NULL;
-	size_t cap = 0;
+	struct libmnt_table *tb = mnt_new_table();
+	struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+	struct libmnt_fs *fs;
+	int r = tb && it ? mnt_table_parse_file(tb, "/proc/self/mountinfo")
+			 : -ENOMEM;
 	int found = 0;
 
-	if (!f)
-		return -errno;
-	while (!found && getline(&line, &cap, f) > 0) {
-		unsigned int maj, min;
-		const char *sep = strstr(line, " - ");
-		char type[32];
-
-		/* "36 35 98:0 / /mnt rw ... - devtmpfs devtmpfs rw" */
-		if (sscanf(line, "%*u %*u %u:%u", &maj, &min) == 2 && sep &&
-		    sscanf(sep, " - %31s", type) == 1 &&
-		    makedev(maj, min) == dev && !strcmp(type, "devtmpfs"))
-			found = 1;
-	}
-	free(line);
-	fclose(f);
-	return found;
+	while (r == 0 && !found && mnt_table_next_fs(tb, it, &fs) == 0)
+		found = mnt_fs_get_devno(fs) == dev &&
+			mnt_fs_get_fstype(fs) &&
+			!strcmp(mnt_fs_get_fstype(fs), "devtmpfs");
+	mnt_free_iter(it);
+	mnt_unref_table(tb);
+	return r < 0 ? r : r > 0 ? -EIO : found;
 }
 
 /* Do paths a and b name the same directory entry?  For files that do not

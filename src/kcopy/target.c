@@ -66,11 +66,7 @@ static int probe_open(struct kcopy *k, struct target *t)
 				   S_ISBLK(st.st_mode) ? "device" : "file",
 				   strerror(-r));
 	t->info = info;
-	t->is_blockdev = info.is_blockdev;
-	t->lbs = info.logical_block_size;
-	t->size = info.size;
-	t->direct = info.can_direct;
-	if (t->is_blockdev) {
+	if (info.is_blockdev) {
 		char why[160];
 
 		t->rdev = st.st_rdev;
@@ -89,6 +85,7 @@ static int probe_open(struct kcopy *k, struct target *t)
 /* An NBD export, connected and probed through the library. */
 static int open_remote(struct kcopy *k, struct target *t, int flags)
 {
+	struct kcopyd_fd_info info = { .struct_size = sizeof(info) };
 	int r = kcopyd_open_uri(k->kc, t->spec.path, flags, &t->fd);
 
 	if (r == -EPROTONOSUPPORT)
@@ -102,16 +99,15 @@ static int open_remote(struct kcopy *k, struct target *t, int flags)
 	if (r < 0)
 		return setup_error(k, t, r, "cannot open the NBD export: %s",
 				   strerror(-r));
-	t->is_remote = true;
+	/* Before the probe: the descriptor is the library's to close. */
+	t->info.is_remote = true;
 	t->exists = true;
-	t->info.struct_size = sizeof(t->info);
-	r = kcopyd_probe_fd(k->kc, t->fd, &t->info);
+	r = kcopyd_probe_fd(k->kc, t->fd, &info);
 	if (r < 0)
 		return setup_error(k, t, r, "cannot probe the NBD export: %s",
 				   strerror(-r));
-	t->lbs = t->info.logical_block_size;
-	t->size = t->info.size;
-	t->direct = false;
+	t->info = info;
+	t->info.is_remote = true;
 	t->id = (struct storage_id){ false, 0, 0, 0 };
 	return 0;
 }
@@ -154,8 +150,10 @@ static int open_std(struct kcopy *k, struct target *t, int fd)
 	if (r < 0)
 		return setup_error(k, t, r, "standard %s: %s", which,
 				   strerror(-r));
-	t->is_stream = true;
-	t->lbs = KC_SECTOR_SIZE;
+	/* What the tool decided, whatever the probe says. */
+	t->info.is_stream = true;
+	t->info.logical_block_size = KC_SECTOR_SIZE;
+	t->info.size = 0;
 	t->id = (struct storage_id){ false, 0, 0, 0 };
 	if (t->spec.sector)
 		return setup_error(k, t, -EINVAL, "a stream is %s where it "
@@ -183,37 +181,38 @@ static int check_addressable(struct kcopy *k, struct target *t)
  * block size. */
 static int check_region(struct kcopy *k, struct target *t, bool may_extend)
 {
-	uint64_t lbs_sectors = t->lbs / KC_SECTOR_SIZE;
+	uint64_t lbs_sectors = t->info.logical_block_size / KC_SECTOR_SIZE;
 	uint64_t end = t->sector + t->count;
 	int r = check_addressable(k, t);
 
 	if (r < 0)
 		return r;
-	if ((t->is_blockdev || t->is_remote) &&
+	if ((t->info.is_blockdev || t->info.is_remote) &&
 	    (t->sector % lbs_sectors || t->count % lbs_sectors))
 		return setup_error(k, t, -EINVAL, "region (sector %" PRIu64
 				   ", %" PRIu64 " sectors) is not aligned to "
 				   "the logical block size of %u bytes",
-				   t->sector, t->count, t->lbs);
-	if (!may_extend && end > t->size / KC_SECTOR_SIZE)
+				   t->sector, t->count,
+				   t->info.logical_block_size);
+	if (!may_extend && end > t->info.size / KC_SECTOR_SIZE)
 		return setup_error(k, t, -EINVAL, "region (sector %" PRIu64
 				   ", %" PRIu64 " sectors) ends past the end "
 				   "of the %s (%" PRIu64 " sectors)",
 				   t->sector, t->count,
-				   t->is_remote ? "NBD export" :
-				   t->is_blockdev ? "device" : "file",
-				   t->size / KC_SECTOR_SIZE);
+				   t->info.is_remote ? "NBD export" :
+				   t->info.is_blockdev ? "device" : "file",
+				   t->info.size / KC_SECTOR_SIZE);
 	return 0;
 }
 
 /* A region without COUNT: from SECTOR to the end of the device or file. */
 static int count_to_end(struct kcopy *k, struct target *t)
 {
-	if (t->sector >= t->size / KC_SECTOR_SIZE)
+	if (t->sector >= t->info.size / KC_SECTOR_SIZE)
 		return setup_error(k, t, -EINVAL, "sector %" PRIu64 " is at or "
 				   "past the end (%" PRIu64 " sectors)",
-				   t->sector, t->size / KC_SECTOR_SIZE);
-	t->count = t->size / KC_SECTOR_SIZE - t->sector;
+				   t->sector, t->info.size / KC_SECTOR_SIZE);
+	t->count = t->info.size / KC_SECTOR_SIZE - t->sector;
 	return 0;
 }
 
@@ -231,8 +230,8 @@ static int lock_region(struct kcopy *k, struct target *t, bool write)
 		.l_len = (off_t)(t->count * KC_SECTOR_SIZE),
 	};
 
-	if (t->is_blockdev || t->is_remote || t->is_stream || k->opt.force ||
-	    fcntl(t->fd, F_OFD_SETLK, &fl) == 0)
+	if (t->info.is_blockdev || t->info.is_remote || t->info.is_stream ||
+	    k->opt.force || fcntl(t->fd, F_OFD_SETLK, &fl) == 0)
 		return 0;
 	if (errno == EAGAIN || errno == EACCES)
 		return setup_error(k, t, -EBUSY, "region is in use by another "
@@ -265,10 +264,10 @@ static int source_region(struct kcopy *k, struct target *t)
 	if (t->spec.has_count) {
 		t->count = t->spec.count;
 	} else {
-		if (t->size % KC_SECTOR_SIZE)
+		if (t->info.size % KC_SECTOR_SIZE)
 			return setup_error(k, t, -EINVAL, "size %" PRIu64
 					   " bytes is not a multiple of 512: "
-					   "give a COUNT", t->size);
+					   "give a COUNT", t->info.size);
 		r = count_to_end(k, t);
 		if (r < 0)
 			return r;
@@ -286,7 +285,7 @@ int target_open_source(struct kcopy *k, struct target *t)
 	}
 	if (names_std(t)) {
 		r = open_std(k, t, STDIN_FILENO);
-		if (r < 0 || !t->is_stream)
+		if (r < 0 || !t->info.is_stream)
 			return r < 0 ? r : source_region(k, t);
 		/* Without a COUNT, to the end of the stream (count 0). */
 		t->count = t->spec.has_count ? t->spec.count : 0;
@@ -321,7 +320,7 @@ static int reuse_exclusive(struct kcopy *k, struct target *t, dev_t rdev)
 	struct target *d;
 
 	for (d = k->dests; d < t; d++)
-		if (d->is_blockdev && d->rdev == rdev)
+		if (d->info.is_blockdev && d->rdev == rdev)
 			return fcntl(d->fd, F_DUPFD_CLOEXEC, 0);
 	return -1;
 }
@@ -334,10 +333,10 @@ static int dest_count(struct kcopy *k, struct target *t, uint64_t want)
 {
 	int r;
 
-	if (k->src.is_stream) {
+	if (k->src.info.is_stream) {
 		if (t->spec.has_count)
 			t->count = t->spec.count;
-		else if (t->is_blockdev || t->is_remote)
+		else if (t->info.is_blockdev || t->info.is_remote)
 			return count_to_end(k, t);
 		else
 			t->count = 0;
@@ -399,7 +398,7 @@ static int prepare_new_dest(struct kcopy *k, struct target *t, uint64_t want)
 	if (k->opt.zero && !t->spec.has_count)
 		return setup_error(k, t, -EINVAL, "does not exist: give a "
 				   "COUNT");
-	t->lbs = KC_SECTOR_SIZE;
+	t->info.logical_block_size = KC_SECTOR_SIZE;
 	r = dest_count(k, t, want);
 	return r < 0 ? r : check_addressable(k, t);
 }
@@ -419,7 +418,7 @@ static int check_file_in_use(struct kcopy *k, struct target *t,
 		return 0;
 	/* The block devices opened before, with O_EXCL: ours, not busy. */
 	for (d = k->dests; d < t; d++)
-		if (d->is_blockdev)
+		if (d->info.is_blockdev)
 			ours[n++] = d->rdev;
 	r = storage_busy_loop_over(st->st_dev, st->st_ino, ours, n, loop,
 				   sizeof(loop));
@@ -459,17 +458,17 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 	}
 	if (names_std(t)) {
 		r = open_std(k, t, STDOUT_FILENO);
-		if (r == 0 && t->is_stream)
+		if (r == 0 && t->info.is_stream)
 			t->count = t->spec.has_count ? t->spec.count
-				   : k->src.is_stream ? 0 : want;
+				   : k->src.info.is_stream ? 0 : want;
 		else if (r == 0)
 			r = dest_count(k, t, want);
-		if (r == 0 && t->is_stream && want && t->count != want)
+		if (r == 0 && t->info.is_stream && want && t->count != want)
 			return setup_error(k, t, -EINVAL, "COUNT %" PRIu64
 					   " differs from the source region's %"
 					   PRIu64 " sectors", t->count, want);
-		return r < 0 || t->is_stream ? r
-		       : check_region(k, t, !t->is_blockdev);
+		return r < 0 || t->info.is_stream ? r
+		       : check_region(k, t, !t->info.is_blockdev);
 	}
 	if (stat(t->spec.path, &st) < 0) {
 		if (errno != ENOENT)
@@ -501,12 +500,12 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 				   strerror(errno));
 	}
 	r = probe_open(k, t);
-	if (r == 0 && t->is_blockdev)
+	if (r == 0 && t->info.is_blockdev)
 		r = check_read_only(k, t);
 	if (r == 0)
 		r = dest_count(k, t, want);
 	if (r == 0)
-		r = check_region(k, t, !t->is_blockdev);
+		r = check_region(k, t, !t->info.is_blockdev);
 	return r;
 }
 
@@ -514,10 +513,10 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
  * exports by their URI. */
 static bool same_storage(const struct target *a, const struct target *b)
 {
-	if (a->is_stream || b->is_stream)
+	if (a->info.is_stream || b->info.is_stream)
 		return false;	/* in order: no place to overlap */
-	if (a->is_remote || b->is_remote)
-		return a->is_remote && b->is_remote &&
+	if (a->info.is_remote || b->info.is_remote)
+		return a->info.is_remote && b->info.is_remote &&
 		       !strcmp(a->spec.path, b->spec.path);
 	if (!a->exists || !b->exists)
 		return !a->exists && !b->exists &&
@@ -553,7 +552,7 @@ static int create_dest(struct kcopy *k, struct target *t)
 						   strerror(errno));
 			t->exists = true;
 			t->id = d->id;
-			t->direct = d->direct;
+			t->info.can_direct = d->info.can_direct;
 			return reads_zero(k, t);
 		}
 	}
@@ -569,7 +568,7 @@ static int create_dest(struct kcopy *k, struct target *t)
 	if (r < 0)
 		return setup_error(k, t, r, "cannot probe '%s': %s",
 				   t->spec.path, strerror(-r));
-	t->direct = info.can_direct;
+	t->info.can_direct = info.can_direct;
 	r = reads_zero(k, t);
 	return r < 0 ? r : lock_region(k, t, true);
 }
@@ -645,6 +644,14 @@ int target_lock_regions(struct kcopy *k)
 	return r;
 }
 
+const char *target_side_name(int side, char *buf, size_t len)
+{
+	if (side == 0)
+		return "the source";
+	snprintf(buf, len, "destination %d", side);
+	return buf;
+}
+
 int target_side_of(const struct kcopy *k, const char *path,
 		   const struct stat *st)
 {
@@ -656,13 +663,13 @@ int target_side_of(const struct kcopy *k, const char *path,
 
 		if (!i && k->opt.zero)
 			continue;
-		if (st && ((t->fd >= 0 && !t->is_remote &&
+		if (st && ((t->fd >= 0 && !t->info.is_remote &&
 			    fstat(t->fd, &ts) == 0 &&
 			    ts.st_dev == st->st_dev && ts.st_ino == st->st_ino) ||
 			   (t->id.is_file && t->id.dev == st->st_dev &&
 			    t->id.ino == st->st_ino)))
 			return (int)i;
-		if (!st && path && !t->exists && !t->is_remote &&
+		if (!st && path && !t->exists && !t->info.is_remote &&
 		    !t->is_std && storage_same_entry(t->spec.path, path))
 			return (int)i;
 	}

@@ -340,7 +340,8 @@ void verify_dests(struct kcopy *k)
 	pthread_mutex_unlock(&k->lock);
 	for (i = 0; i < k->num_dests; i++) {
 		struct target *t = &k->dests[i];
-		uint64_t lbs_sectors = t->lbs / KC_SECTOR_SIZE;
+		uint64_t lbs_sectors = t->info.logical_block_size /
+				       KC_SECTOR_SIZE;
 		struct io_region r = { t->fd, t->sector, t->count };
 		int ret;
 
@@ -350,8 +351,8 @@ void verify_dests(struct kcopy *k)
 		 * the library cannot read: verify_tail() reads it. */
 		if (lbs_sectors > 1 && r.count % lbs_sectors)
 			r.count += lbs_sectors - r.count % lbs_sectors;
-		if (k->src.is_stream && k->tail_bytes < KC_SECTOR_SIZE &&
-		    !t->is_blockdev && !t->is_remote && r.count) {
+		if (k->src.info.is_stream && k->tail_bytes < KC_SECTOR_SIZE &&
+		    !t->info.is_blockdev && !t->info.is_remote && r.count) {
 			vf->tail_dests |= 1u << i;
 			r.count--;
 		}
