@@ -157,15 +157,14 @@ static int check_counts(struct kc_job *job, uint64_t count)
 {
 	unsigned int i;
 
-	job->stream_src = job->src.file && job->src.file->is_stream;
+	job->stream_src = job->src.file && job->src.file->in_order;
 	for (i = 0; i < job->num_dests; i++) {
 		const struct kc_region *d = &job->dests[i];
 
-		if (d->file->is_stream)
+		if (d->file->in_order)
 			job->flags |= KCOPYD_WRITE_SEQ;
-		if (job->stream_src || (d->file->is_stream && d->count == 0)) {
-			if (d->count == 0 && (d->file->is_blockdev ||
-					      d->file->is_remote))
+		if (job->stream_src || (d->file->in_order && d->count == 0)) {
+			if (d->count == 0 && d->file->fixed_size)
 				return -EINVAL;	/* no limit on a device */
 			continue;
 		}

@@ -429,8 +429,7 @@ static size_t write_len(struct kcopyd_client *kc, struct kc_subjob *sj,
 	if (!job->stream_src)
 		return len;
 	len = sj->bytes;
-	if ((d->file->is_blockdev || d->file->is_remote) &&
-	    sj->bytes % d->file->lbs) {
+	if (d->file->needs_whole_blocks && sj->bytes % d->file->lbs) {
 		len = sj->bytes - sj->bytes % d->file->lbs + d->file->lbs;
 		*merge = true;
 	}
@@ -524,7 +523,7 @@ static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj)
 		if (job->is_zero) {
 			io_start(kc, sj, true, i, &job->dests[i], sj->offset,
 				 sj->count << SECTOR_SHIFT, sj->buf);
-		} else if (job->stream_src || job->dests[i].file->is_stream) {
+		} else if (job->stream_src || job->dests[i].file->in_order) {
 			/* Streams: the data as it is, in one request (no zero
 			 * ranges to skip in order, nor from a stream). */
 			sj->next_block[i] = sj->num_blocks;
@@ -574,8 +573,6 @@ static void sj_write_in_turn(struct kcopyd_client *kc, struct kc_subjob *sj)
 }
 
 /* ------------------------------------------- sparse and zero-aware copies */
-
-static const char zero_sector[1u << SECTOR_SHIFT];
 
 /* Are the len bytes at p all zero?  Stops at the first byte that is not:
  * the first 16 bytes one by one, then each byte against the one 16 before
@@ -637,12 +634,12 @@ static void sj_source_span(struct kcopyd_client *kc, struct kc_subjob *sj)
 					KC_ZERO_BLOCK);
 	memset(sj->zero_map, 0, (sj->num_blocks + 63) / 64 *
 				sizeof(sj->zero_map[0]));
-	if (!f->ops->extents || f->map_unknown)
+	if (!f->can_extents)
 		return;
 	while (pos < len) {
 		r = f->ops->extents(kc, f, base + pos, len - pos, &run);
 		if (r < 0 || run == 0 || run > len - pos) {
-			f->map_unknown = true;
+			f->can_extents = false;
 			memset(sj->zero_map, 0, (sj->num_blocks + 63) / 64 *
 						sizeof(sj->zero_map[0]));
 			return;
@@ -711,58 +708,22 @@ static void sj_zero_map(struct kc_subjob *sj)
 	}
 }
 
-/* A local file destination ends at least where its region does: a zero
- * range that was punched or skipped past the end of the file does not
- * extend it, so where such a range ends the region, its last sector is
- * written (zeros; the file stays sparse before it).  Ranges before the
- * region's end need nothing: the end makes the file long enough.  0 or a
- * negative errno.  Drops kc->lock around the calls. */
+/* A destination that can grow (a file) ends at least where its region
+ * does: a zero range that was punched or skipped past its end does not
+ * extend it, so where such a range ends the region, the backend extends
+ * it.  Ranges before the region's end need nothing: the end makes the
+ * file long enough.  0 or a negative errno.  Drops kc->lock. */
 static int dest_extend(struct kcopyd_client *kc, const struct kc_region *d,
 		       uint64_t end)
 {
 	struct kc_file *f = d->file;
-	struct stat st;
-	ssize_t n;
-	int ret = 0;
 
-	if (f->is_blockdev || f->is_remote ||
+	if (!f->can_extend ||
 	    end != (d->sector + d->count) << SECTOR_SHIFT)
 		return 0;
-	pthread_mutex_unlock(&kc->lock);
-	if (fstat(f->fd, &st) < 0) {
-		ret = -errno;
-	} else if ((uint64_t)st.st_size < end) {
-		n = pwrite(f->fd, zero_sector, sizeof(zero_sector),
-			   (off_t)(end - sizeof(zero_sector)));
-		ret = n < 0 ? -errno : n < (ssize_t)sizeof(zero_sector) ? -EIO
-									 : 0;
-	}
-	pthread_mutex_lock(&kc->lock);
-	return ret;
+	return f->ops->extend(kc, f, end);
 }
 
-/* FALLOC_FL_PUNCH_HOLE on a file: 1 done, 0 refused (and remembered),
- * negative errno a write error.  Drops kc->lock around the call. */
-static int dest_punch(struct kcopyd_client *kc, struct kc_file *f,
-		      uint64_t pos, uint64_t len)
-{
-	int ret;
-
-	pthread_mutex_unlock(&kc->lock);
-	ret = fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			(off_t)pos, (off_t)len) < 0 ? -errno : 1;
-	pthread_mutex_lock(&kc->lock);
-	if (ret == -EOPNOTSUPP || ret == -ENOSYS || ret == -EINVAL) {
-		f->no_punch = true;
-		return 0;
-	}
-	if (ret == 1)
-		f->punch_ok = true;
-	return ret;
-}
-
-static int zero_offload(struct kcopyd_client *kc, struct kc_file *f,
-			uint64_t pos, uint64_t len);
 
 /* The zero calls of adjacent ranges gathered into one, at most this long:
  * it holds the engine (not the I/O in flight) for its duration.  Measured
@@ -774,23 +735,19 @@ static int zero_offload(struct kcopyd_client *kc, struct kc_file *f,
  * stalls short. */
 #define KC_ZERO_GATHER (64ull << 20)
 
-/* Zero len bytes at pos of destination i (a local file or device) the way
- * found for it: a punched hole, else BLKZEROOUT or FALLOC_FL_ZERO_RANGE.
- * 1 done, 0 to be written as zeros, or a negative errno. */
+/* Zero len bytes at pos of destination i synchronously, through its
+ * backend's zero (a hole where the storage keeps one, extended to the
+ * region's end).  1 done, 0 to be written as zeros, or a negative errno. */
 static int zero_local(struct kcopyd_client *kc, struct kc_job *job,
 		      unsigned int i, uint64_t pos, uint64_t len)
 {
 	struct kc_region *d = &job->dests[i];
 	struct kc_file *f = d->file;
-	int r = 0;
+	int r;
 
-	if (!f->is_blockdev && !f->no_punch) {
-		r = dest_punch(kc, f, pos, len);
-		if (r == 1)
-			r = dest_extend(kc, d, pos + len) < 0 ? -EIO : 1;
-	}
-	if (r == 0)
-		r = zero_offload(kc, f, pos, len);
+	r = f->ops->zero(kc, f, pos, len, true);
+	if (r == 1)
+		r = dest_extend(kc, d, pos + len) < 0 ? -EIO : 1;
 	if (r == 1)
 		kc->stats.bytes_zeroed += len;
 	return r;
@@ -895,10 +852,7 @@ static int zero_gather(struct kcopyd_client *kc, struct kc_job *job,
 	uint64_t *gp = &job->zero_pos[i], *gl = &job->zero_len[i];
 	int r;
 
-	if ((job->flags & KCOPYD_WRITE_SEQ) ||
-	    !(f->is_blockdev ? f->zero_mode == KC_ZERO_OFFLOAD
-	      : f->punch_ok || (f->no_punch &&
-				f->zero_mode == KC_ZERO_OFFLOAD)))
+	if ((job->flags & KCOPYD_WRITE_SEQ) || !f->zero_sure)
 		return 0;
 	if (job->zero_pend & (1u << i)) {
 		if (*gl + len <= KC_ZERO_GATHER && *gp + *gl == pos) {
@@ -924,11 +878,11 @@ static int zero_gather(struct kcopyd_client *kc, struct kc_job *job,
 
 /* Zero len bytes at start of the sub-job on destination i without writing
  * data where its storage allows, cheapest first: nothing where it reads as
- * zeros already; a punched hole in a file (it stays sparse); BLKZEROOUT on
- * a block device (not a punch, WRITE_ZEROES that may unmap: on a loop
- * device over ext4 punching 1 GiB took 0.4 s, BLKZEROOUT 1 ms), or
- * FALLOC_FL_ZERO_RANGE on a file that cannot punch, each gathered with the adjacent ranges of other sub-jobs into one call; an
- * NBD WRITE_ZEROES request (*request set: the caller queues it).  Returns
+ * zeros already; the backend's synchronous zero (ops->zero: a hole, or
+ * BLKZEROOUT, FALLOC_FL_ZERO_RANGE), gathered with the adjacent ranges of
+ * other sub-jobs into one call once it is known to work; else a request
+ * that zeroes without data (NBD WRITE_ZEROES; *request set: the caller
+ * queues it) where the storage can.  Returns
  * 1 done, 0 to be written (as a request or, last resort, zeros from the
  * buffer), or a negative errno for the bytes *err_pos, *err_len of the
  * destination's file. */
@@ -950,8 +904,8 @@ static int dest_zero(struct kcopyd_client *kc, struct kc_subjob *sj,
 			kc->stats.bytes_skipped += len;
 		return r < 0 ? r : 1;
 	}
-	if (f->is_remote) {
-		*request = f->zero_mode != KC_ZERO_WRITE;
+	if (!f->ops->zero) {
+		*request = f->can_zero;
 		return 0;
 	}
 	r = zero_gather(kc, job, i, pos, len, err_pos, err_len);
@@ -1187,34 +1141,6 @@ static void sj_reread_done(struct kcopyd_client *kc, struct kc_subjob *sj,
 	isolate_next(kc, sj);
 }
 
-/* Zero len bytes at pos of f with BLKZEROOUT or FALLOC_FL_ZERO_RANGE.  Three outcomes: 1 done; 0 not offloaded, write
- * zeros instead (and the file remembers it); negative errno a write error. */
-static int zero_offload(struct kcopyd_client *kc, struct kc_file *f,
-			uint64_t pos, uint64_t len)
-{
-	uint64_t range[2] = { pos, len };
-	int ret;
-
-	if (f->zero_mode == KC_ZERO_WRITE)
-		return 0;
-	pthread_mutex_unlock(&kc->lock);
-	if (f->is_blockdev)
-		ret = ioctl(f->fd, BLKZEROOUT, range);
-	else
-		ret = fallocate(f->fd, FALLOC_FL_ZERO_RANGE, (off_t)range[0],
-				(off_t)range[1]);
-	ret = ret < 0 ? -errno : 1;
-	pthread_mutex_lock(&kc->lock);
-	if (ret == -EOPNOTSUPP || ret == -ENOTTY ||
-	    (ret == -EINVAL && !f->is_blockdev)) {
-		f->zero_mode = KC_ZERO_WRITE;
-		return 0;
-	}
-	if (ret == 1)
-		f->zero_mode = KC_ZERO_OFFLOAD;
-	return ret;
-}
-
 static void sj_zero(struct kcopyd_client *kc, struct kc_subjob *sj)
 {
 	struct kc_job *job = sj->job;
@@ -1225,15 +1151,19 @@ static void sj_zero(struct kcopyd_client *kc, struct kc_subjob *sj)
 		struct kc_file *f = job->dests[i].file;
 		int r;
 
-		if (f->is_remote && f->zero_mode != KC_ZERO_WRITE) {
-			/* WRITE_ZEROES, asynchronous; the zeroed buffer is
-			 * there if the server refuses it. */
+		if (!f->ops->zero && f->can_zero) {
+			/* A request that zeroes without data (WRITE_ZEROES),
+			 * asynchronous; the zeroed buffer is there if the
+			 * storage refuses it. */
 			sj->zero_requests |= 1u << i;
 			need_buffer = true;
 			continue;
 		}
-		r = zero_offload(kc, f, (job->dests[i].sector + sj->offset)
-				 << SECTOR_SHIFT, sj->count << SECTOR_SHIFT);
+		/* Allocated zeros (no hole), as the kernel's dm_kcopyd_zero */
+		r = f->ops->zero ? f->ops->zero(kc, f, (job->dests[i].sector +
+							sj->offset) << SECTOR_SHIFT,
+						sj->count << SECTOR_SHIFT, false)
+				 : 0;
 		if (r == 1) {
 			kc->stats.bytes_written += sj->count << SECTOR_SHIFT;
 			sj->zeroed |= 1u << i;

@@ -23,11 +23,17 @@
  *
  * Layers, each calling only the ones below it:
  *   client.c   the public calls; starts and stops the engine
- *   engine.c   the engine thread's loop
- *   job.c      jobs, sub-jobs and their state machine
+ *   engine.c   the engine thread's loop; polls and submits the open
+ *              files' backends through their ops tables
+ *   job.c      jobs, sub-jobs and their state machine; reaches storage
+ *              only through a file's ops table and capabilities
+ *   region.c   the file table: descriptors probed (by local.c or
+ *              stream.c), regions checked; pages.c the page budget
+ *   backends (struct kc_file_ops), called through the table and never by
+ *   name but to open: local.c (files and block devices), nbd.c (NBD
+ *   exports), stream.c (pipes and sockets)
  *   io.c       local requests: queue, submit, reap, then iocb->end_io
  *   io-uring.c, io-aio.c   the kernel interfaces io.c submits through
- *   region.c, pages.c   descriptors and the page budget
  */
 #ifndef KCOPYD_PRIVATE_H
 #define KCOPYD_PRIVATE_H
@@ -38,6 +44,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -125,23 +132,31 @@ static inline int kc_ms_of_us(uint64_t us)
  * a job holds one until the job's callback has returned, so jobs may point
  * to it.  Keyed by fd and the identity of what it refers to, so that a
  * number reused by the caller for another file is probed afresh. */
-enum kc_zero_mode { KC_ZERO_UNKNOWN, KC_ZERO_OFFLOAD, KC_ZERO_WRITE };
-
 struct kc_iocb;
 struct kc_file;
 struct kc_nbd;
 struct kc_nbd_lib;
 
-/* What one kind of storage does for the job code: io.c carries local
- * descriptors through libaio, nbd.c NBD exports through libnbd.  Members
- * are called on the engine thread with kc->lock held. */
+/* A backend: what one kind of storage does for the job code, which asks
+ * through this table and a file's capabilities (struct kc_file) and never
+ * about the kind of storage.  local.c carries local files and block devices
+ * (through io.c's queue), nbd.c NBD exports (libnbd), stream.c pipes and
+ * sockets.  Members are called on the engine thread with kc->lock held
+ * unless their contract says otherwise; a NULL member is a capability the
+ * storage does not have, as its contract says.  A file's kind is its ops
+ * pointer and its private data (kc_file.priv), nothing else. */
 struct kc_file_ops {
 	const char *name;
-	/* Start io: read or write io->len - io->done bytes at io->pos +
-	 * io->done from or into io->buf.  Its end comes back through
-	 * io->end_io on the engine thread, with 0 once every byte was
-	 * transferred or a negative errno, and never before this returns.
-	 * An is_zero write may be carried out without reading io->buf. */
+	/* Read, write or flush: start io, a read or write of io->len -
+	 * io->done bytes at io->pos + io->done from or into io->buf, or a
+	 * flush (KC_IO_FLUSH: the data written so far made stable).  Its end
+	 * comes back through io->end_io on the engine thread, with 0 once
+	 * every byte was transferred (a read may end short at the end of an
+	 * in_order file: io->done tells) or a negative errno, and never
+	 * before this returns.  An is_zero write may be carried out without
+	 * reading io->buf (NBD WRITE_ZEROES) where f->can_zero; if the
+	 * storage refuses it, it is written from io->buf and can_zero is
+	 * switched off. */
 	void (*queue)(struct kcopyd_client *kc, struct kc_iocb *io);
 	/* The job using f stopped: end what is queued on f without waiting
 	 * for the storage (a stream's stalled pipe).  NULL where requests
@@ -152,13 +167,62 @@ struct kc_file_ops {
 	 * bytes at pos are data, 0 if they are a hole (they read as zeros),
 	 * and sets *run to how many bytes from pos are alike (1..len); a
 	 * negative errno if the storage cannot tell, after which the caller
-	 * takes every byte of f for data and need not ask again.  Synchronous
-	 * and cheap (the answer may be remembered in f).  NULL: never known. */
+	 * switches f->can_extents off, takes every byte of f for data and
+	 * does not ask again.  Synchronous and cheap (the answer may be
+	 * remembered in f); asked only while f->can_extents. */
 	int (*extents)(struct kcopyd_client *kc, struct kc_file *f,
 		       uint64_t pos, uint64_t len, uint64_t *run);
+	/* Zeroing without data, synchronous: make the len bytes at pos of f
+	 * read as zeros, the cheapest way the storage has: with punch, a
+	 * hole where it can keep one (FALLOC_FL_PUNCH_HOLE), else
+	 * BLKZEROOUT or FALLOC_FL_ZERO_RANGE.  May run on a zeroing thread
+	 * (zero.c); drops kc->lock around its system calls.  Returns 1
+	 * done, 0 not done (the storage refused: the caller writes zeros;
+	 * the refusal switches off f->can_punch or f->can_zero, so that the
+	 * next call does not try again), or a negative errno (a write
+	 * error).  Sets f->zero_sure once a way has worked.  NULL: the
+	 * storage zeroes through queue (an is_zero write) where
+	 * f->can_zero, else only by writing zeros. */
+	int (*zero)(struct kcopyd_client *kc, struct kc_file *f,
+		    uint64_t pos, uint64_t len, bool punch);
+	/* Make f at least end bytes long without changing what it holds (a
+	 * hole punched or skipped at the end of a region did not extend it);
+	 * only where f->can_extend.  Drops kc->lock around its system
+	 * calls.  0 or a negative errno. */
+	int (*extend)(struct kcopyd_client *kc, struct kc_file *f,
+		      uint64_t end);
+	/* Is err, a request's failure on f, the loss of f's connection (beside
+	 * the losses of any storage: kc_err_lost)?  NULL: never. */
+	bool (*lost)(int err);
+	/* Descriptors f may need in the engine's poll set at once (its
+	 * connections).  NULL: none; its requests end through the engine's
+	 * I/O queue (io.c), which signals kc->wake_fd. */
+	unsigned int (*poll_fds)(const struct kc_file *f);
+	/* For all the client's files of this backend: fill pfds (at most
+	 * max) with the descriptors that have requests to wait for, and
+	 * polled[i] with what poll_done needs to know of pfds[i]; lower
+	 * *timeout_ms to the next deadline (0 if a request can end at
+	 * once) and drop connections whose oldest request is overdue.
+	 * Returns how many.  Called once a round of the engine per backend
+	 * with open files, with poll_done after the poll. */
+	unsigned int (*poll_prepare)(struct kcopyd_client *kc,
+				     struct pollfd *pfds, void **polled,
+				     unsigned int max, int *timeout_ms);
+	/* What poll found for the n descriptors prepared: carry the
+	 * requests on; they end (io->end_io) from inside. */
+	void (*poll_done)(struct kcopyd_client *kc, const struct pollfd *pfds,
+			  void *const *polled, unsigned int n);
+	/* Issue what queue took since the last call: once a round of the
+	 * engine, before it sleeps.  Sets kc->kick if requests ended or
+	 * were queued meanwhile (the engine must not sleep on them).
+	 * NULL: queue issues at once, or the engine's I/O queue does. */
+	void (*submit)(struct kcopyd_client *kc);
+	/* The last reference to f is gone: free the backend's private data
+	 * (f->priv) and close what it opened.  NULL: nothing to free. */
+	void (*release)(struct kc_file *f);
 };
 
-extern const struct kc_file_ops kc_aio_ops;	/* io.c */
+extern const struct kc_file_ops kc_local_ops;	/* local.c */
 
 /* One request's end as the kernel reported it: bytes transferred (a flush:
  * 0) or a negative errno. */
@@ -214,38 +278,53 @@ struct kc_stream;
 
 struct kc_file {
 	struct kc_file *next;
+	/* The kind of storage: its backend, and the backend's own data (a
+	 * stream's queue, an export's connections; NULL for a local file) */
 	const struct kc_file_ops *ops;
-	struct kc_stream *stream;	/* a pipe or socket (stream.c), read or
-				   written in order; NULL for others */
-	struct kc_nbd *nbd;	/* an NBD export's connections (nbd.c), which
-				   hold a reference until kcopyd_close_uri;
-				   NULL for a local descriptor */
+	void *priv;
 	unsigned int refs;	/* regions of live jobs, and probes under way */
-	int fd;			/* the caller's, used for buffered I/O */
-	int direct_fd;		/* our O_DIRECT reopen of it, or -1 */
-	int map_fd;		/* io.c: our reopen for SEEK_DATA/SEEK_HOLE
+	int fd;			/* the caller's, used for buffered I/O; an
+				   export's stand-in number */
+	int direct_fd;		/* local: our O_DIRECT reopen of it, or -1 */
+	int map_fd;		/* local: our reopen for SEEK_DATA/SEEK_HOLE
 				   where there is no direct_fd, or -1 */
 	dev_t dev, rdev;
 	ino_t ino;
 	int accmode;		/* O_RDONLY, O_WRONLY or O_RDWR */
-	bool is_blockdev;
 	unsigned int lbs;	/* logical block size (512 for files) */
 	unsigned int dio_align;	/* offset/length alignment of direct_fd */
 	uint64_t size;		/* bytes, at the last lookup */
-	enum kc_zero_mode zero_mode;
-	/* sparse and zero-aware copies */
-	bool reads_zero;	/* KCOPYD_FD_READS_ZERO, from kc->fd_hints */
-	bool no_punch;		/* FALLOC_FL_PUNCH_HOLE was refused */
-	bool punch_ok;		/* ... or worked */
-	bool map_unknown;	/* extents said the storage cannot tell */
-	uint64_t map_pos, map_end;	/* io.c: the last extent found, */
+	uint64_t map_pos, map_end;	/* local: the last extent found, */
 	bool map_data;			/* and whether it is data */
-	/* remembered capabilities, for kcopyd_probe_fd */
-	bool is_remote;		/* an NBD export: fixed size, aligned to lbs */
-	bool is_stream;		/* a pipe or socket: no size, no offsets */
-	bool read_only;
+	bool reads_zero;	/* KCOPYD_FD_READS_ZERO, from kc->fd_hints */
+	/* Capabilities, set by the backend when the file is opened or
+	 * probed and remembered; those marked "off" are switched off at the
+	 * first refusal (EOPNOTSUPP and the like) and not tried again. */
+	bool needs_whole_blocks; /* written in whole logical blocks (a block
+				   device, an export): a stream's last
+				   partial block is merged */
+	bool fixed_size;	/* cannot grow: a region fits within size */
+	bool standin_fd;	/* fd is a number the library made (an
+				   export's eventfd), found by number alone;
+				   accmode is its open's */
+	bool in_order;		/* read or written in order only (a stream):
+				   no offsets, no zero ranges skipped, no
+				   re-reads, a short read is its end */
+	bool can_extend;	/* ops->extend grows it (a regular file) */
+	bool can_zero;		/* off: zeroing without data may work */
+	bool can_punch;		/* off: ops->zero may leave holes */
+	bool zero_sure;		/* ops->zero has worked (or is sure to), so
+				   that its failure is an error, not a
+				   reason to write zeros */
+	bool can_extents;	/* off: ops->extents may tell the map */
+	bool can_direct;	/* an O_DIRECT path (direct_fd) */
+	bool punched;		/* local: a hole was punched */
+	bool zero_ok;		/* local: BLKZEROOUT or ZERO_RANGE worked */
 	bool can_flush;
 	bool can_multi_conn;
+	/* remembered for kcopyd_probe_fd */
+	bool is_blockdev;	/* local: a block device */
+	bool read_only;
 	unsigned int connections;
 	unsigned int pref_block;	/* bytes */
 };
@@ -496,17 +575,15 @@ struct kcopyd_client {
 	struct kc_iocb **nbd_tail;
 	struct kc_iocb *nbd_done;	/* ended, owners not yet told */
 	struct kc_iocb **nbd_done_tail;
-	void **nbd_polled;		/* connections of the last poll_prepare */
-	unsigned int nbd_polled_cap;
 	uint64_t nbd_timeout_us;	/* kcopyd_set_timeout; 0 = none */
 	pthread_cond_t nbd_map_cond;	/* an export's map fetch ended */
 	struct kc_nbd_lib *nbd_lib;	/* libnbd, loaded by the first open */
 
 	/* the engine's poll set (engine.c): pfd[0] the eventfd, then the
 	 * NBD connections and streams with requests, grown to what is open;
-	 * polled[i] the stream of each stream entry */
+	 * polled[i] what its backend's poll_done is to know of pfd[i + 1] */
 	struct pollfd *pfd;
-	struct kc_file **polled;
+	void **polled;
 	unsigned int poll_cap;
 	/* A request ended where the engine does not look for ends (refused
 	 * at submission, an NBD command that could not be sent): the engine
@@ -579,32 +656,17 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms);
 bool kc_jobs_run_callbacks(struct kcopyd_client *kc);
 void kc_job_free(struct kcopyd_client *kc, struct kc_job *job);
 
-/* nbd.c: NBD exports; every call with kc->lock held but open/close */
-/* Fill pfds (at most max) with the connections that have something to
- * wait for, lower *timeout_ms to the next request deadline, and drop the
- * connections whose oldest request is overdue.  Returns how many. */
-unsigned int kc_nbd_poll_prepare(struct kcopyd_client *kc, struct pollfd *pfds,
-				 unsigned int max, int *timeout_ms);
-/* Tell libnbd what poll found for the n connections prepared; requests
- * complete (io->end_io) from inside. */
-void kc_nbd_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
-		      unsigned int n);
-/* Issue the requests queued since the last call. */
-void kc_nbd_submit(struct kcopyd_client *kc);
-/* At destroy: close the exports the caller did not close.  No jobs. */
+/* nbd.c: NBD exports; with kc->lock held.  At destroy: close the exports
+ * the caller did not close.  No jobs. */
 void kc_nbd_close_all(struct kcopyd_client *kc);
 
-/* stream.c: pipes and sockets; with kc->lock held but open/close */
+/* stream.c: pipes and sockets; f->ops and f->priv set, or an error */
 int kc_stream_open(struct kc_file *f, int fd, bool is_socket);
-void kc_stream_close(struct kc_file *f);
-/* Fill pfds and polled (at most max) with the streams that have requests;
- * *timeout_ms 0 if one can end at once.  Returns how many. */
-unsigned int kc_stream_poll_prepare(struct kcopyd_client *kc,
-				    struct pollfd *pfds, unsigned int max,
-				    struct kc_file **polled, int *timeout_ms);
-/* Carry their requests as far as the descriptors let them. */
-void kc_stream_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
-			 struct kc_file **polled, unsigned int n);
+
+/* local.c: local files and block devices: probe what fd (whose status is
+ * st) is, fill in f (ops, capabilities, the O_DIRECT reopen); -EINVAL for
+ * what is not a file or a block device. */
+int kc_local_open(struct kc_file *f, int fd, const struct stat *st);
 
 /* engine.c */
 int kc_engine_init(struct kcopyd_client *kc);
@@ -627,12 +689,8 @@ static inline bool kc_err_lost(const struct kc_file *f, int err)
 	case ECONNABORTED:
 	case ENOLINK:
 		return true;
-	case EPIPE:		/* a stream's reader, an NBD socket */
-		return f->is_stream || f->is_remote;
-	case ETIMEDOUT:
-		return f->is_remote;
-	default:
-		return false;
+	default:		/* EPIPE of a stream or a socket, ... */
+		return f->ops->lost && f->ops->lost(err);
 	}
 }
 
