@@ -21,12 +21,39 @@
  * then has no iocb queued, in flight or being reaped), a caller's thread
  * holding kc->lock may replace the queue with one of another size.
  *
+ * Which fields of struct kcopyd_client each file writes (all under
+ * kc->lock, but the I/O queue's, which is the engine's as said above):
+ *   new_jobs, new_tail       client.c adds; schedule.c takes them
+ *   jobs (the order)         schedule.c (round robin); job.c takes
+ *                            finished jobs off it
+ *   a job's sub-job state    subjob.c (issued, seqs, parked lists,
+ *                            in_flight, stopped, eof, read_err,
+ *                            write_err, dropped); sparse.c (zero_pend,
+ *                            zero_pos, zero_len, zero_in_flight); job.c
+ *                            (flush_io, flush_started, flush_pending)
+ *   isolating, isolate_wait  isolate.c
+ *   bad, num_bad, cap_bad, bad_lost   isolate.c adds; client.c takes
+ *   throttle, thr_*, rate*   throttle.c accounts; client.c sets
+ *   iocbs_reserved           subjob.c (a sub-job's), job.c (flushes)
+ *   slots, free_slots        pages.c, through subjob.c
+ *   files and their caps     region.c and the backends; a capability is
+ *                            switched off by its backend, but
+ *                            can_extents, by sparse.c when extents fails
+ *   stats                    the backends and io.c (bytes moved),
+ *                            subjob.c and sparse.c (bytes zeroed,
+ *                            skipped, done), isolate.c (errors)
+ *   nbd_*                    nbd.c;  zero_*  zero.c
+ *   pfd, polled, poll_cap    engine.c;  kick  engine.c clears, the
+ *                            backends and io.c set
+ *
  * Layers, each calling only the ones below it:
  *   client.c   the public calls; starts and stops the engine
  *   engine.c   the engine thread's loop; polls and submits the open
  *              files' backends through their ops tables
- *   job.c      jobs, sub-jobs and their state machine; reaches storage
- *              only through a file's ops table and capabilities
+ *   schedule.c, subjob.c, sparse.c, isolate.c, throttle.c, job.c
+ *              jobs, sub-jobs and their state machine (layered: below);
+ *              they reach storage only through a file's ops table and
+ *              capabilities
  *   region.c   the file table: descriptors probed (by local.c or
  *              stream.c), regions checked; pages.c the page budget
  *   backends (struct kc_file_ops), called through the table and never by
@@ -368,7 +395,7 @@ struct kc_job {
 
 	/* Zero ranges of destination i not yet zeroed (bit i of zero_pend):
 	 * bytes [zero_pos[i], zero_pos[i] + zero_len[i]) of its file, the
-	 * adjacent zero runs of sub-jobs gathered into one call (job.c,
+	 * adjacent zero runs of sub-jobs gathered into one call (sparse.c,
 	 * zero_gather); done before the job's flush and callback. */
 	unsigned int zero_pend;
 	uint64_t zero_pos[KCOPYD_MAX_DESTS];
@@ -438,7 +465,7 @@ struct kc_iocb {
 					   reopen) */
 };
 
-/* Steps of the merge of a stream's last block (job.c, dest_tail). */
+/* Steps of the merge of a stream's last block (subjob.c, dest_tail). */
 enum kc_tail_step {
 	KC_TAIL_NONE,		/* no merge under way */
 	KC_TAIL_START,		/* to start */
@@ -465,7 +492,7 @@ struct kc_subjob {
 	bool written;			/* some destination took the data */
 	/* The end of a stream on storage written in whole blocks (a block
 	 * device, an export): destination i's last block, read, merged with
-	 * the stream's last bytes and written back (job.c, dest_tail); the
+	 * the stream's last bytes and written back (subjob.c, dest_tail); the
 	 * step it is at, and the block, allocated for it. */
 	unsigned char tail_step[KCOPYD_MAX_DESTS];	/* enum kc_tail_step */
 	char *tail_buf[KCOPYD_MAX_DESTS];
@@ -651,8 +678,95 @@ void kc_io_submit(struct kcopyd_client *kc);
 void kc_io_reap(struct kcopyd_client *kc, unsigned int min_nr,
 		int timeout_ms);
 
-/* job.c: the sub-job state machine, run by the engine under kc->lock */
+/* The job code, on the engine thread under kc->lock, in layers that call
+ * only downwards (tests/layout.sh):
+ *   schedule.c  the scheduler          -> subjob, sparse, throttle, job
+ *   subjob.c    the sub-job machine    -> sparse, isolate, throttle, job
+ *   sparse.c    maps and zeroing       -> isolate (the error hook), job,
+ *                                         zero.c
+ *   isolate.c   bisection, bad ranges, the error hook
+ *   throttle.c  throttle and rate
+ *   job.c       predicates, flushes, callbacks -> isolate
+ * A lower layer calls back up only through function pointers its caller
+ * gives: kc_dest_fail_fn (sparse.c), struct kc_isolate_ops (isolate.c). */
+
+/* schedule.c: a round of the engine: take new jobs, start sub-jobs, let the
+ * data hook through across jobs, zero gathered ranges, queue flushes */
 void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms);
+
+/* subjob.c */
+/* Start a sub-job of sectors at job->issued; a slot is free and the
+ * iocbs fit the ring. */
+void kc_sj_start(struct kcopyd_client *kc, struct kc_job *job,
+		 uint64_t sectors);
+/* The data of sj is in its buffer: the data hook (in turn under
+ * KCOPYD_DATA_IN_ORDER), then the writes. */
+void kc_sj_data_ready(struct kcopyd_client *kc, struct kc_subjob *sj);
+/* Start no new sub-jobs of job; end those parked (WRITE_SEQ, DATA_IN_ORDER)
+ * and the reads queued on its source's stream. */
+void kc_job_stop(struct kcopyd_client *kc, struct kc_job *job);
+/* Destination dest of job failed with err (reported already): mark it,
+ * drop it or stop the job, as the job's flags say. */
+void kc_job_write_failed(struct kcopyd_client *kc, struct kc_job *job,
+			 unsigned int dest, int err);
+
+/* A destination's write failed (reported already): what the caller of a
+ * lower layer does about it (subjob.c's kc_job_write_failed). */
+typedef void (*kc_dest_fail_fn)(struct kcopyd_client *kc, struct kc_job *job,
+				unsigned int dest, int err);
+
+/* sparse.c */
+void kc_sj_source_span(struct kcopyd_client *kc, struct kc_subjob *sj);
+void kc_sj_fill_holes(struct kc_subjob *sj);
+void kc_sj_zero_map(struct kc_subjob *sj);
+bool kc_block_is_zero(const struct kc_subjob *sj, unsigned int b);
+unsigned int kc_run_end(const struct kc_subjob *sj, unsigned int b);
+int kc_dest_zero(struct kcopyd_client *kc, struct kc_subjob *sj,
+		 unsigned int i, uint64_t start, uint64_t len, bool *request,
+		 uint64_t *err_pos, uint64_t *err_len, kc_dest_fail_fn fail);
+void kc_jobs_zero_pending(struct kcopyd_client *kc, kc_dest_fail_fn fail);
+
+/* isolate.c: what the isolation of a sub-job's bad blocks asks of the
+ * sub-job code.  read: queue the read of count sectors at offset (from
+ * the sub-job's start) of the source into the buffer, whose end comes
+ * back to kc_isolate_reread_done; over: the isolation of sj is over,
+ * its buffer holds what could be read and zeros; lost: the source's
+ * connection was lost, sj cannot be read (the job stops, sj ends). */
+struct kc_isolate_ops {
+	void (*read)(struct kcopyd_client *kc, struct kc_subjob *sj,
+		     uint64_t offset, uint64_t count);
+	void (*over)(struct kcopyd_client *kc, struct kc_subjob *sj);
+	void (*lost)(struct kcopyd_client *kc, struct kc_subjob *sj);
+};
+/* The read of sj failed: isolate its unreadable blocks, now or when the
+ * sub-job isolating has done. */
+void kc_isolate_start(struct kcopyd_client *kc, struct kc_subjob *sj,
+		      const struct kc_isolate_ops *ops);
+/* The end of a re-read that ops->read queued. */
+void kc_isolate_reread_done(struct kcopyd_client *kc, struct kc_subjob *sj,
+			    struct kc_iocb *io, int err,
+			    const struct kc_isolate_ops *ops);
+/* Count a failed request and tell the error hook (kc->lock dropped
+ * around it).  dest: of a write or flush. */
+void kc_report_error(struct kcopyd_client *kc, const struct kc_file *f,
+		     enum kc_io_op op, unsigned int dest, uint64_t pos,
+		     uint64_t len, int err);
+
+/* throttle.c */
+void kc_throttle_update(struct kcopyd_client *kc);
+bool kc_throttle_may_start(struct kcopyd_client *kc, uint64_t bytes,
+			   int *timeout_ms);
+
+/* job.c */
+uint64_t kc_job_sectors(const struct kc_job *job);
+bool kc_job_runnable(const struct kc_job *job);
+unsigned int kc_job_iocbs(const struct kc_job *job);
+unsigned int kc_job_all_dests(const struct kc_job *job);
+bool kc_job_over(const struct kc_job *job);
+bool kc_job_behind_earlier(const struct kcopyd_client *kc,
+			   const struct kc_job *job, bool start);
+void kc_job_cancel(struct kcopyd_client *kc, struct kc_job *job, bool dests);
+void kc_jobs_flush(struct kcopyd_client *kc);
 bool kc_jobs_run_callbacks(struct kcopyd_client *kc);
 void kc_job_free(struct kcopyd_client *kc, struct kc_job *job);
 
