@@ -157,13 +157,13 @@ static int check_counts(struct kc_job *job, uint64_t count)
 {
 	unsigned int i;
 
-	job->stream_src = job->src.file && job->src.file->in_order;
+	job->src_in_order = job->src.file && job->src.file->in_order;
 	for (i = 0; i < job->num_dests; i++) {
 		const struct kc_region *d = &job->dests[i];
 
 		if (d->file->in_order)
 			job->flags |= KCOPYD_WRITE_SEQ;
-		if (job->stream_src || (d->file->in_order && d->count == 0)) {
+		if (job->src_in_order || (d->file->in_order && d->count == 0)) {
 			if (d->count == 0 && d->file->fixed_size)
 				return -EINVAL;	/* no limit on a device */
 			continue;

@@ -130,11 +130,13 @@ void kc_io_exit(struct kcopyd_client *kc)
 	kc->events = NULL;
 }
 
-/* May a request of len bytes at pos use f's O_DIRECT reopen? */
-static bool can_direct(const struct kc_file *f, uint64_t pos, size_t len)
+/* May a request of len bytes at pos from or into buf use the O_DIRECT
+ * reopen of l, a local file's (local.c)? */
+static bool can_direct(const struct kc_local *l, uint64_t pos, size_t len,
+		       const char *buf)
 {
-	return f->direct_fd >= 0 && pos % f->dio_align == 0 &&
-	       len % f->dio_align == 0;
+	return l->direct_fd >= 0 && pos % l->dio_align == 0 &&
+	       len % l->dio_align == 0 && (uintptr_t)buf % l->dio_align == 0;
 }
 
 /* Queue io, the part not yet transferred, for submission: through the
@@ -143,12 +145,14 @@ static bool can_direct(const struct kc_file *f, uint64_t pos, size_t len)
  * and the page cache. */
 void kc_io_queue(struct kcopyd_client *kc, struct kc_iocb *io)
 {
+	const struct kc_local *l = io->file->priv;
+
 	assert(kc->submit_n + kc->io_in_flight < kc->ring_size);
 	io->fd = io->file->fd;
 	if (io->op != KC_IO_FLUSH && io->may_direct &&
-	    can_direct(io->file, io->pos + io->done, io->len - io->done) &&
-	    (uintptr_t)(io->buf + io->done) % io->file->dio_align == 0)
-		io->fd = io->file->direct_fd;
+	    can_direct(l, io->pos + io->done, io->len - io->done,
+		       io->buf + io->done))
+		io->fd = l->direct_fd;
 	kc->submit_q[kc->submit_n++] = io;
 }
 

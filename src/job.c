@@ -29,7 +29,7 @@ uint64_t kc_job_sectors(const struct kc_job *job)
 {
 	if (job->is_zero)
 		return job->dests[0].count;
-	if (job->stream_src && job->src.count == 0)
+	if (job->src_in_order && job->src.count == 0)
 		return KC_MAX_SECTORS;
 	return job->src.count;
 }

@@ -247,9 +247,10 @@ struct kc_file_ops {
 	/* The last reference to f is gone: free the backend's private data
 	 * (f->priv) and close what it opened.  NULL: nothing to free. */
 	void (*release)(struct kc_file *f);
+	/* Fill in the kind of storage in kcopyd_probe_fd's answer (is_blockdev,
+	 * is_remote, is_stream), all of them 0 before. */
+	void (*describe)(const struct kc_file *f, struct kcopyd_fd_info *info);
 };
-
-extern const struct kc_file_ops kc_local_ops;	/* local.c */
 
 /* One request's end as the kernel reported it: bytes transferred (a flush:
  * 0) or a negative errno. */
@@ -299,9 +300,22 @@ extern const struct kc_ring_ops kc_ring_aio;	/* io-aio.c */
 #ifdef HAVE_LIBURING
 extern const struct kc_ring_ops kc_ring_uring;	/* io-uring.c */
 #endif
-extern const struct kc_file_ops kc_nbd_ops;	/* nbd.c */
-extern const struct kc_file_ops kc_stream_ops;	/* stream.c */
 struct kc_stream;
+
+/* local.c's own of a local file (kc_file.priv).  io.c, the local
+ * backend's I/O engine, reads direct_fd and dio_align to choose the
+ * descriptor of each request. */
+struct kc_local {
+	int direct_fd;		/* our O_DIRECT reopen of the file, or -1 */
+	unsigned int dio_align;	/* offset/length alignment of direct_fd */
+	int map_fd;		/* our reopen for SEEK_DATA/SEEK_HOLE where
+				   there is no direct_fd, or -1 */
+	uint64_t map_pos, map_end;	/* the last extent found, */
+	bool map_data;			/* and whether it is data */
+	bool is_blockdev;
+	bool punched;		/* a hole was punched */
+	bool zero_ok;		/* BLKZEROOUT or ZERO_RANGE worked */
+};
 
 struct kc_file {
 	struct kc_file *next;
@@ -312,17 +326,11 @@ struct kc_file {
 	unsigned int refs;	/* regions of live jobs, and probes under way */
 	int fd;			/* the caller's, used for buffered I/O; an
 				   export's stand-in number */
-	int direct_fd;		/* local: our O_DIRECT reopen of it, or -1 */
-	int map_fd;		/* local: our reopen for SEEK_DATA/SEEK_HOLE
-				   where there is no direct_fd, or -1 */
 	dev_t dev, rdev;
 	ino_t ino;
 	int accmode;		/* O_RDONLY, O_WRONLY or O_RDWR */
 	unsigned int lbs;	/* logical block size (512 for files) */
-	unsigned int dio_align;	/* offset/length alignment of direct_fd */
 	uint64_t size;		/* bytes, at the last lookup */
-	uint64_t map_pos, map_end;	/* local: the last extent found, */
-	bool map_data;			/* and whether it is data */
 	bool reads_zero;	/* KCOPYD_FD_READS_ZERO, from kc->fd_hints */
 	/* Capabilities, set by the backend when the file is opened or
 	 * probed and remembered; those marked "off" are switched off at the
@@ -345,12 +353,9 @@ struct kc_file {
 				   reason to write zeros */
 	bool can_extents;	/* off: ops->extents may tell the map */
 	bool can_direct;	/* an O_DIRECT path (direct_fd) */
-	bool punched;		/* local: a hole was punched */
-	bool zero_ok;		/* local: BLKZEROOUT or ZERO_RANGE worked */
 	bool can_flush;
 	bool can_multi_conn;
 	/* remembered for kcopyd_probe_fd */
-	bool is_blockdev;	/* local: a block device */
 	bool read_only;
 	unsigned int connections;
 	unsigned int pref_block;	/* bytes */
@@ -383,10 +388,11 @@ struct kc_job {
 					   that turn (sorted by seq) */
 	unsigned int in_flight;		/* sub-jobs not yet finished */
 	bool stopped;			/* start no new sub-jobs */
-	/* A stream source: src.count 0 reads to its end; a read that came
-	 * back short found it, and no sub-job starts after it.  Destination
-	 * counts are then capacities (0: no limit, files and streams). */
-	bool stream_src;
+	/* An in_order source (a stream): src.count 0 reads to its end; a
+	 * read that came back short found it, and no sub-job starts after
+	 * it.  Destination counts are then capacities (0: no limit, for
+	 * storage that is not fixed_size). */
+	bool src_in_order;
 	bool eof;
 
 	int read_err;
@@ -774,12 +780,14 @@ void kc_job_free(struct kcopyd_client *kc, struct kc_job *job);
  * the caller did not close.  No jobs. */
 void kc_nbd_close_all(struct kcopyd_client *kc);
 
-/* stream.c: pipes and sockets; f->ops and f->priv set, or an error */
+/* The backends' openers, called by region.c's probe of a descriptor (an
+ * NBD export is opened by kcopyd_open_uri).  Each fills in f: ops, priv,
+ * lbs, size and the capabilities; 0, or a negative errno with nothing
+ * left to free. */
+/* stream.c: a pipe, a FIFO or a socket */
 int kc_stream_open(struct kc_file *f, int fd, bool is_socket);
-
-/* local.c: local files and block devices: probe what fd (whose status is
- * st) is, fill in f (ops, capabilities, the O_DIRECT reopen); -EINVAL for
- * what is not a file or a block device. */
+/* local.c: a regular file or a block device, whose status is st (the
+ * O_DIRECT reopen made); -EINVAL for anything else */
 int kc_local_open(struct kc_file *f, int fd, const struct stat *st);
 
 /* engine.c */

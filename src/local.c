@@ -21,11 +21,14 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "kcopyd-private.h"
+
+static const struct kc_file_ops kc_local_ops;
 
 static int reopen_direct(int fd)
 {
@@ -59,50 +62,82 @@ static unsigned int file_dio_align(int fd)
  * itself)? */
 static void zero_sure_update(struct kc_file *f)
 {
-	f->zero_sure = f->punched || (!f->can_punch && f->zero_ok);
+	const struct kc_local *l = f->priv;
+
+	f->zero_sure = l->punched || (!f->can_punch && l->zero_ok);
 }
 
-int kc_local_open(struct kc_file *f, int fd, const struct stat *st)
+/* Probe fd into f and l; 0 or a negative errno. */
+static int probe(struct kc_file *f, struct kc_local *l, int fd,
+		 const struct stat *st)
 {
-	f->ops = &kc_local_ops;
 	f->can_flush = true;
 	f->can_zero = true;
 	if (S_ISBLK(st->st_mode)) {
 		int lbs;
 
-		f->is_blockdev = true;
+		l->is_blockdev = true;
 		f->needs_whole_blocks = true;
 		f->fixed_size = true;
-		f->zero_ok = true;	/* BLKZEROOUT falls back itself */
+		l->zero_ok = true;	/* BLKZEROOUT falls back itself */
 		if (ioctl(fd, BLKSSZGET, &lbs) < 0)
 			return -errno;
 		if (ioctl(fd, BLKGETSIZE64, &f->size) < 0)
 			return -errno;
 		f->lbs = (unsigned int)lbs;
-		f->dio_align = f->lbs;
+		l->dio_align = f->lbs;
 	} else if (S_ISREG(st->st_mode)) {
 		f->lbs = KCOPYD_SECTOR_SIZE;
 		f->size = (uint64_t)st->st_size;
-		f->dio_align = file_dio_align(fd);
+		l->dio_align = file_dio_align(fd);
 		f->can_extend = true;
 		f->can_punch = true;
 		f->can_extents = true;
 	} else {
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int kc_local_open(struct kc_file *f, int fd, const struct stat *st)
+{
+	struct kc_local *l = calloc(1, sizeof(*l));
+	int r;
+
+	if (!l)
+		return -ENOMEM;
+	l->direct_fd = l->map_fd = -1;
+	r = probe(f, l, fd, st);
+	if (r < 0) {
+		free(l);
+		return r;
+	}
+	f->ops = &kc_local_ops;
+	f->priv = l;
 	zero_sure_update(f);
-	f->direct_fd = reopen_direct(fd);
-	f->can_direct = f->direct_fd >= 0;
+	l->direct_fd = reopen_direct(fd);
+	f->can_direct = l->direct_fd >= 0;
 	return 0;
 }
 
 static void local_release(struct kc_file *f)
 {
-	if (f->direct_fd >= 0)
-		close(f->direct_fd);
-	if (f->map_fd >= 0)
-		close(f->map_fd);
-	f->direct_fd = f->map_fd = -1;
+	struct kc_local *l = f->priv;
+
+	if (l->direct_fd >= 0)
+		close(l->direct_fd);
+	if (l->map_fd >= 0)
+		close(l->map_fd);
+	free(l);
+	f->priv = NULL;
+}
+
+static void local_describe(const struct kc_file *f,
+			   struct kcopyd_fd_info *info)
+{
+	const struct kc_local *l = f->priv;
+
+	info->is_blockdev = l->is_blockdev;
 }
 
 /* A descriptor of our own on f for lseek: its O_DIRECT reopen, else a
@@ -112,17 +147,18 @@ static void local_release(struct kc_file *f)
  * there is none. */
 static int map_fd(struct kc_file *f)
 {
+	struct kc_local *l = f->priv;
 	char path[64];
 
-	if (f->direct_fd >= 0)
-		return f->direct_fd;
-	if (f->map_fd < 0) {
+	if (l->direct_fd >= 0)
+		return l->direct_fd;
+	if (l->map_fd < 0) {
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
-		f->map_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-		if (f->map_fd < 0)
+		l->map_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (l->map_fd < 0)
 			return -errno;
 	}
-	return f->map_fd;
+	return l->map_fd;
 }
 
 /* The source's map of a local file: SEEK_DATA and SEEK_HOLE on our own
@@ -133,6 +169,7 @@ static int map_fd(struct kc_file *f)
 static int local_extents(struct kcopyd_client *kc, struct kc_file *f,
 			 uint64_t pos, uint64_t len, uint64_t *run)
 {
+	struct kc_local *l = f->priv;
 	int fd;
 	off_t data, hole;
 
@@ -140,31 +177,31 @@ static int local_extents(struct kcopyd_client *kc, struct kc_file *f,
 	fd = map_fd(f);
 	if (fd < 0)
 		return -EOPNOTSUPP;
-	if (pos < f->map_pos || pos >= f->map_end) {
+	if (pos < l->map_pos || pos >= l->map_end) {
 		data = lseek(fd, (off_t)pos, SEEK_DATA);
 		if (data < 0 && errno == ENXIO) {
 			/* no data from pos to the end of the file */
-			f->map_pos = pos;
-			f->map_end = UINT64_MAX;
-			f->map_data = false;
+			l->map_pos = pos;
+			l->map_end = UINT64_MAX;
+			l->map_data = false;
 		} else if (data < 0) {
 			return -errno;
 		} else if ((uint64_t)data > pos) {
-			f->map_pos = pos;
-			f->map_end = (uint64_t)data;
-			f->map_data = false;
+			l->map_pos = pos;
+			l->map_end = (uint64_t)data;
+			l->map_data = false;
 		} else {
 			hole = lseek(fd, (off_t)pos, SEEK_HOLE);
 			if (hole < 0)
 				return -errno;
-			f->map_pos = pos;
-			f->map_end = (uint64_t)hole > pos ? (uint64_t)hole
+			l->map_pos = pos;
+			l->map_end = (uint64_t)hole > pos ? (uint64_t)hole
 							  : UINT64_MAX;
-			f->map_data = true;
+			l->map_data = true;
 		}
 	}
-	*run = f->map_end - pos < len ? f->map_end - pos : len;
-	return f->map_data;
+	*run = l->map_end - pos < len ? l->map_end - pos : len;
+	return l->map_data;
 }
 
 /* FALLOC_FL_PUNCH_HOLE: 1 done, 0 refused (and remembered), negative errno
@@ -172,6 +209,7 @@ static int local_extents(struct kcopyd_client *kc, struct kc_file *f,
 static int punch(struct kcopyd_client *kc, struct kc_file *f, uint64_t pos,
 		 uint64_t len)
 {
+	struct kc_local *l = f->priv;
 	int ret;
 
 	pthread_mutex_unlock(&kc->lock);
@@ -183,7 +221,7 @@ static int punch(struct kcopyd_client *kc, struct kc_file *f, uint64_t pos,
 		return 0;
 	}
 	if (ret == 1)
-		f->punched = true;
+		l->punched = true;
 	return ret;
 }
 
@@ -194,13 +232,14 @@ static int punch(struct kcopyd_client *kc, struct kc_file *f, uint64_t pos,
 static int offload(struct kcopyd_client *kc, struct kc_file *f, uint64_t pos,
 		   uint64_t len)
 {
+	struct kc_local *l = f->priv;
 	uint64_t range[2] = { pos, len };
 	int ret;
 
 	if (!f->can_zero)
 		return 0;
 	pthread_mutex_unlock(&kc->lock);
-	if (f->is_blockdev)
+	if (l->is_blockdev)
 		ret = ioctl(f->fd, BLKZEROOUT, range);
 	else
 		ret = fallocate(f->fd, FALLOC_FL_ZERO_RANGE, (off_t)range[0],
@@ -208,13 +247,13 @@ static int offload(struct kcopyd_client *kc, struct kc_file *f, uint64_t pos,
 	ret = ret < 0 ? -errno : 1;
 	pthread_mutex_lock(&kc->lock);
 	if (ret == -EOPNOTSUPP || ret == -ENOTTY ||
-	    (ret == -EINVAL && !f->is_blockdev)) {
+	    (ret == -EINVAL && !l->is_blockdev)) {
 		f->can_zero = false;
-		f->zero_ok = false;
+		l->zero_ok = false;
 		return 0;
 	}
 	if (ret == 1)
-		f->zero_ok = true;
+		l->zero_ok = true;
 	return ret;
 }
 
@@ -256,11 +295,12 @@ static int local_extend(struct kcopyd_client *kc, struct kc_file *f,
 /* Local files and block devices: reads, writes and flushes through the
  * engine's I/O queue (io.c), which the engine submits and reaps (no
  * submit, no poll members: completions signal kc->wake_fd). */
-const struct kc_file_ops kc_local_ops = {
+static const struct kc_file_ops kc_local_ops = {
 	.name = "local",
 	.queue = kc_io_queue,
 	.extents = local_extents,
 	.zero = local_zero,
 	.extend = local_extend,
 	.release = local_release,
+	.describe = local_describe,
 };

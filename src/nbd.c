@@ -268,10 +268,16 @@ static unsigned int nbd_poll_fds(const struct kc_file *f)
 	return f->connections;
 }
 
+static void nbd_describe(const struct kc_file *f, struct kcopyd_fd_info *info)
+{
+	(void)f;
+	info->is_remote = 1;
+}
+
 /* NBD exports: reads, writes (is_zero: WRITE_ZEROES), flushes (where the
  * server offers them) and the map (block status) over libnbd; no zero
  * member: zeroing is an is_zero request. */
-const struct kc_file_ops kc_nbd_ops = {
+static const struct kc_file_ops kc_nbd_ops = {
 	.name = "nbd",
 	.queue = nbd_queue,
 	.extents = nbd_extents,
@@ -280,6 +286,7 @@ const struct kc_file_ops kc_nbd_ops = {
 	.poll_prepare = nbd_poll_prepare,
 	.poll_done = nbd_poll_done,
 	.submit = nbd_submit,
+	.describe = nbd_describe,
 };
 
 /* The live connection with the fewest commands in flight, or NULL. */
@@ -780,8 +787,6 @@ int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 	f->fixed_size = true;
 	f->standin_fd = true;
 	f->can_extents = x->can_extents;
-	f->direct_fd = -1;
-	f->map_fd = -1;
 	f->accmode = flags & O_ACCMODE;
 	f->connections = x->num_conns;
 	f->refs = 1;	/* the open's, until kcopyd_close_uri */
@@ -860,19 +865,7 @@ void kc_nbd_close_all(struct kcopyd_client *kc)
 
 #else /* !HAVE_LIBNBD */
 
-/* Built without libnbd: no export can be opened, so none is ever used. */
-static void nbd_queue(struct kcopyd_client *kc, struct kc_iocb *io)
-{
-	(void)kc;
-	(void)io;
-	abort();
-}
-
-const struct kc_file_ops kc_nbd_ops = {
-	.name = "nbd",
-	.queue = nbd_queue,
-};
-
+/* Built without libnbd: no export can be opened. */
 void kc_nbd_close_all(struct kcopyd_client *kc)
 {
 	(void)kc;

@@ -54,8 +54,6 @@ static int probe(int fd, const struct stat *st, struct kc_file *f)
 {
 	f->fd = fd;
 	f->connections = 1;
-	f->direct_fd = -1;
-	f->map_fd = -1;
 	f->dev = st->st_dev;
 	f->ino = st->st_ino;
 	f->rdev = st->st_rdev;
@@ -187,19 +185,19 @@ int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
 	pthread_mutex_lock(&kc->lock);
 	r = file_get(kc, fd, &f, &status);
 	if (r == 0) {
-		info->is_blockdev = f->is_blockdev;
 		info->logical_block_size = f->lbs;
 		info->size = f->size;
 		info->can_direct = f->can_direct;
 		info->can_zero = f->can_zero;
-		info->is_remote = f->ops == &kc_nbd_ops;
 		info->read_only = f->read_only;
 		info->can_flush = f->can_flush;
 		info->can_multi_conn = f->can_multi_conn;
 		info->connections = f->connections;
 		info->preferred_block_size = f->pref_block ? f->pref_block
 							   : f->lbs;
-		info->is_stream = f->ops == &kc_stream_ops;
+		info->is_blockdev = info->is_remote = info->is_stream = 0;
+		if (f->ops->describe)
+			f->ops->describe(f, info);
 		file_put(kc, f);
 	}
 	pthread_mutex_unlock(&kc->lock);

@@ -31,6 +31,8 @@
 
 #include "kcopyd-private.h"
 
+static const struct kc_file_ops kc_stream_ops;
+
 struct kc_stream {
 	int fd;			/* non-blocking: our reopen, or the caller's
 				   socket (used with MSG_DONTWAIT) */
@@ -220,10 +222,17 @@ static unsigned int stream_poll_fds(const struct kc_file *f)
 	return 1;
 }
 
+static void stream_describe(const struct kc_file *f,
+			    struct kcopyd_fd_info *info)
+{
+	(void)f;
+	info->is_stream = 1;
+}
+
 /* Pipes and sockets: reads and writes in order, carried from the engine's
  * poll; a flush ends at once (nothing to make stable); no map, no zeroing
  * but writing zeros. */
-const struct kc_file_ops kc_stream_ops = {
+static const struct kc_file_ops kc_stream_ops = {
 	.name = "stream",
 	.queue = stream_queue,
 	.cancel = stream_cancel,
@@ -232,4 +241,5 @@ const struct kc_file_ops kc_stream_ops = {
 	.poll_prepare = stream_poll_prepare,
 	.poll_done = stream_poll_done,
 	.release = stream_release,
+	.describe = stream_describe,
 };

@@ -168,7 +168,7 @@ static size_t write_len(struct kcopyd_client *kc, struct kc_subjob *sj,
 	uint64_t room;
 
 	*merge = false;
-	if (!job->stream_src)
+	if (!job->src_in_order)
 		return len;
 	len = sj->bytes;
 	if (d->file->needs_whole_blocks && sj->bytes % d->file->lbs) {
@@ -261,7 +261,7 @@ static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj)
 		if (job->is_zero) {
 			io_start(kc, sj, true, i, &job->dests[i], sj->offset,
 				 sj->count << SECTOR_SHIFT, sj->buf);
-		} else if (job->stream_src || job->dests[i].file->in_order) {
+		} else if (job->src_in_order || job->dests[i].file->in_order) {
 			/* Streams: the data as it is, in one request (no zero
 			 * ranges to skip in order, nor from a stream). */
 			sj->next_block[i] = sj->num_blocks;
@@ -405,7 +405,7 @@ void kc_sj_data_ready(struct kcopyd_client *kc, struct kc_subjob *sj)
 		}
 		/* Zero ranges after the hook saw the data; streams are
 		 * written as they come. */
-		if (job->num_dests && !job->stream_src)
+		if (job->num_dests && !job->src_in_order)
 			kc_sj_zero_map(sj);
 		sj_write_in_turn(kc, sj);
 		if (!in_order)
@@ -460,7 +460,7 @@ static void sj_read_done(struct kcopyd_client *kc, struct kc_subjob *sj,
 	/* A stream cannot be read again: its errors always stop the job.
 	 * Nor is a lost connection a bad sector: every re-read would fail,
 	 * and nothing of the sub-job was read. */
-	if (!(job->flags & KCOPYD_IGNORE_ERROR) || job->stream_src ||
+	if (!(job->flags & KCOPYD_IGNORE_ERROR) || job->src_in_order ||
 	    kc_err_lost(job->src.file, err)) {
 		job->read_err = 1;
 		kc_job_stop(kc, job);
@@ -562,7 +562,7 @@ static bool stream_ended(struct kcopyd_client *kc, struct kc_subjob *sj,
 	size_t pad = (KCOPYD_PAGE_SIZE - io->done % KCOPYD_PAGE_SIZE) %
 		     KCOPYD_PAGE_SIZE;
 
-	assert(sj->job->stream_src);
+	assert(sj->job->src_in_order);
 	sj->job->eof = true;
 	sj->bytes = io->done;
 	if (!sj->bytes) {
