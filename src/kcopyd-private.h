@@ -300,7 +300,6 @@ extern const struct kc_ring_ops kc_ring_aio;	/* io-aio.c */
 #ifdef HAVE_LIBURING
 extern const struct kc_ring_ops kc_ring_uring;	/* io-uring.c */
 #endif
-struct kc_stream;
 
 /* local.c's own of a local file (kc_file.priv).  io.c, the local
  * backend's I/O engine, reads direct_fd and dio_align to choose the
@@ -319,8 +318,9 @@ struct kc_local {
 
 struct kc_file {
 	struct kc_file *next;
-	/* The kind of storage: its backend, and the backend's own data (a
-	 * stream's queue, an export's connections; NULL for a local file) */
+	/* The kind of storage, encoded here only: its backend, and the
+	 * backend's own data (struct kc_local, a stream's queue, an
+	 * export's connections) */
 	const struct kc_file_ops *ops;
 	void *priv;
 	unsigned int refs;	/* regions of live jobs, and probes under way */
