@@ -157,15 +157,14 @@ static int check_counts(struct kc_job *job, uint64_t count)
 {
 	unsigned int i;
 
-	job->stream_src = job->src.file && job->src.file->is_stream;
+	job->src_in_order = job->src.file && job->src.file->in_order;
 	for (i = 0; i < job->num_dests; i++) {
 		const struct kc_region *d = &job->dests[i];
 
-		if (d->file->is_stream)
+		if (d->file->in_order)
 			job->flags |= KCOPYD_WRITE_SEQ;
-		if (job->stream_src || (d->file->is_stream && d->count == 0)) {
-			if (d->count == 0 && (d->file->is_blockdev ||
-					      d->file->is_remote))
+		if (job->src_in_order || (d->file->in_order && d->count == 0)) {
+			if (d->count == 0 && d->file->fixed_size)
 				return -EINVAL;	/* no limit on a device */
 			continue;
 		}
@@ -177,7 +176,7 @@ static int check_counts(struct kc_job *job, uint64_t count)
 
 /* From a stream source, the last block of a destination written in whole
  * logical blocks is merged through a block of the budget beside the
- * stream's last bytes (job.c, tail_area): a logical block of more than
+ * stream's last bytes (subjob.c, tail_area): a logical block of more than
  * half a slot may need a second slot, lent, and -EINVAL if the budget is
  * one slot (kcopyd_client_create(1) and 4096-byte blocks). */
 static int check_tail(struct kcopyd_client *kc, struct kc_job *job)
@@ -185,11 +184,10 @@ static int check_tail(struct kcopyd_client *kc, struct kc_job *job)
 	size_t slot = (size_t)kc->slot_pages * KCOPYD_PAGE_SIZE;
 	unsigned int i;
 
-	for (i = 0; job->stream_src && i < job->num_dests; i++) {
+	for (i = 0; job->src_in_order && i < job->num_dests; i++) {
 		const struct kc_file *f = job->dests[i].file;
 
-		if ((f->is_blockdev || f->is_remote) &&
-		    2 * (size_t)f->lbs > slot)
+		if (f->needs_whole_blocks && 2 * (size_t)f->lbs > slot)
 			job->tail_borrow = true;
 	}
 	return job->tail_borrow && kc->num_slots < 2 ? -EINVAL : 0;

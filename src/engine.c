@@ -3,8 +3,9 @@
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * The engine sleeps in poll() on one eventfd and the sockets of the NBD
- * connections and streams that have requests (nbd.c, stream.c); with only
+ * The engine sleeps in poll() on one eventfd and the descriptors of the
+ * open files' backends that have requests (struct kc_file_ops: poll_prepare
+ * and poll_done; NBD connections, streams), asked in turn; with only
  * local requests in flight, in the I/O queue's wait for a batch of them
  * (io_getevents, io_uring_wait_cqes).  The kernel signals the eventfd for
  * every completed iocb (io.c), and callers' threads signal it when they
@@ -47,11 +48,11 @@ static unsigned int poll_fit(struct kcopyd_client *kc, int *timeout_ms)
 	struct kc_file *f;
 
 	for (f = kc->files; f; f = f->next)
-		want += f->nbd ? f->connections : f->stream ? 1 : 0;
+		want += f->ops->poll_fds ? f->ops->poll_fds(f) : 0;
 	if (want > kc->poll_cap) {
 		unsigned int cap = want + 16;
 		struct pollfd *pfd = realloc(kc->pfd, cap * sizeof(*pfd));
-		struct kc_file **polled;
+		void **polled;
 
 		if (pfd)
 			kc->pfd = pfd;
@@ -65,6 +66,25 @@ static unsigned int poll_fit(struct kcopyd_client *kc, int *timeout_ms)
 		}
 	}
 	return kc->poll_cap - 1;
+}
+
+/* The backends of the files the client has open, each once, in the
+ * order their first files were opened: at most KC_MAX_BACKENDS (there
+ * are three).  Returns how many. */
+#define KC_MAX_BACKENDS 8
+static unsigned int open_backends(const struct kcopyd_client *kc,
+				  const struct kc_file_ops **ops)
+{
+	unsigned int n = 0, i;
+	const struct kc_file *f;
+
+	for (f = kc->files; f; f = f->next) {
+		for (i = 0; i < n && ops[i] != f->ops; i++)
+			;
+		if (i == n && n < KC_MAX_BACKENDS)
+			ops[n++] = f->ops;
+	}
+	return n;
 }
 
 static void *engine_main(void *arg)
@@ -81,15 +101,20 @@ static void *engine_main(void *arg)
 
 	pthread_mutex_lock(&kc->lock);
 	for (;;) {
+		const struct kc_file_ops *ops[KC_MAX_BACKENDS];
+		unsigned int first[KC_MAX_BACKENDS + 1];
 		int timeout = -1;
-		unsigned int n, ns, max;
+		unsigned int n, nb, b, max;
 		struct pollfd *pfd;
 		uint64_t count;
 
 		kc_zero_reap(kc);
 		kc_jobs_schedule(kc, &timeout);
 		kc_io_submit(kc);
-		kc_nbd_submit(kc);
+		nb = open_backends(kc, ops);
+		for (b = 0; b < nb; b++)
+			if (ops[b]->submit)
+				ops[b]->submit(kc);
 		if (kc_jobs_run_callbacks(kc))
 			continue;	/* callbacks may have added jobs */
 		if ((kc->shutting_down || kc->free_deferred) &&
@@ -97,17 +122,23 @@ static void *engine_main(void *arg)
 			break;
 		if (kc->submit_n && (timeout < 0 || timeout > 1))
 			timeout = 1;	/* ring was full */
-		if (kc->new_jobs || kc->nbd_queue || kc->kick)
-			timeout = 0;	/* or requests queued by hand_back, or
-					   ended at submission */
+		if (kc->new_jobs || kc->kick)
+			timeout = 0;	/* or requests queued or ended at
+					   submission */
 		kc->kick = false;
 
 		max = poll_fit(kc, &timeout);
 		pfd = kc->pfd;
-		n = kc_nbd_poll_prepare(kc, pfd + 1, max, &timeout);
-		ns = kc_stream_poll_prepare(kc, pfd + 1 + n, max - n,
-					    kc->polled, &timeout);
-		if (n + ns == 0 && kc->io_in_flight >= 2 && timeout != 0) {
+		nb = open_backends(kc, ops);	/* callbacks may have closed */
+		for (b = 0, n = 0; b < nb; b++) {
+			first[b] = n;
+			if (ops[b]->poll_prepare)
+				n += ops[b]->poll_prepare(kc, pfd + 1 + n,
+							  kc->polled + n,
+							  max - n, &timeout);
+		}
+		first[nb] = n;
+		if (n == 0 && kc->io_in_flight >= 2 && timeout != 0) {
 			/* Only local I/O to wait for: sleep in the queue's
 			 * wait until half of it has completed, a wake-up per
 			 * several completions instead of one per one or
@@ -124,14 +155,17 @@ static void *engine_main(void *arg)
 		pfd[0] = (struct pollfd){ .fd = kc->wake_fd, .events = POLLIN };
 
 		pthread_mutex_unlock(&kc->lock);
-		if (poll(pfd, 1 + n + ns, timeout) > 0 &&
+		if (poll(pfd, 1 + n, timeout) > 0 &&
 		    (pfd[0].revents & POLLIN) &&
 		    read(kc->wake_fd, &count, sizeof(count)) < 0)
 			count = 0;	/* EAGAIN: somebody else drained it */
 		pthread_mutex_lock(&kc->lock);
 		kc_io_reap(kc, 0, 0);
-		kc_nbd_poll_done(kc, pfd + 1, n);
-		kc_stream_poll_done(kc, pfd + 1 + n, kc->polled, ns);
+		for (b = 0; b < nb; b++)
+			if (ops[b]->poll_done)
+				ops[b]->poll_done(kc, pfd + 1 + first[b],
+						  kc->polled + first[b],
+						  first[b + 1] - first[b]);
 	}
 	pthread_mutex_unlock(&kc->lock);
 	if (kc->free_deferred) {

@@ -130,11 +130,13 @@ void kc_io_exit(struct kcopyd_client *kc)
 	kc->events = NULL;
 }
 
-/* May a request of len bytes at pos use f's O_DIRECT reopen? */
-static bool can_direct(const struct kc_file *f, uint64_t pos, size_t len)
+/* May a request of len bytes at pos from or into buf use the O_DIRECT
+ * reopen of l, a local file's (local.c)? */
+static bool can_direct(const struct kc_local *l, uint64_t pos, size_t len,
+		       const char *buf)
 {
-	return f->direct_fd >= 0 && pos % f->dio_align == 0 &&
-	       len % f->dio_align == 0;
+	return l->direct_fd >= 0 && pos % l->dio_align == 0 &&
+	       len % l->dio_align == 0 && (uintptr_t)buf % l->dio_align == 0;
 }
 
 /* Queue io, the part not yet transferred, for submission: through the
@@ -143,12 +145,14 @@ static bool can_direct(const struct kc_file *f, uint64_t pos, size_t len)
  * and the page cache. */
 void kc_io_queue(struct kcopyd_client *kc, struct kc_iocb *io)
 {
+	const struct kc_local *l = io->file->priv;
+
 	assert(kc->submit_n + kc->io_in_flight < kc->ring_size);
 	io->fd = io->file->fd;
 	if (io->op != KC_IO_FLUSH && io->may_direct &&
-	    can_direct(io->file, io->pos + io->done, io->len - io->done) &&
-	    (uintptr_t)(io->buf + io->done) % io->file->dio_align == 0)
-		io->fd = io->file->direct_fd;
+	    can_direct(l, io->pos + io->done, io->len - io->done,
+		       io->buf + io->done))
+		io->fd = l->direct_fd;
 	kc->submit_q[kc->submit_n++] = io;
 }
 
@@ -323,73 +327,3 @@ void kc_io_reap(struct kcopyd_client *kc, unsigned int min_nr, int timeout_ms)
 			return;
 	}
 }
-
-/* A descriptor of our own on f for lseek: its O_DIRECT reopen, else a
- * reopen for the purpose (a new open file description, whose offset is
- * ours: a dup would share the caller's), kept until f is released.
- * Never the caller's: the library leaves its offset alone.  -errno if
- * there is none. */
-static int map_fd(struct kc_file *f)
-{
-	char path[64];
-
-	if (f->direct_fd >= 0)
-		return f->direct_fd;
-	if (f->map_fd < 0) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
-		f->map_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-		if (f->map_fd < 0)
-			return -errno;
-	}
-	return f->map_fd;
-}
-
-/* The source's map of a local file: SEEK_DATA and SEEK_HOLE on our own
- * descriptor (map_fd), the last extent remembered, since sub-jobs ask in
- * ascending order.  A block device, a file that cannot be reopened, or a
- * file system without them (EINVAL, and those that answer "all data"
- * anyway cost only the calls) cannot tell. */
-static int aio_extents(struct kcopyd_client *kc, struct kc_file *f,
-		       uint64_t pos, uint64_t len, uint64_t *run)
-{
-	int fd;
-	off_t data, hole;
-
-	(void)kc;
-	if (f->is_blockdev)
-		return -EOPNOTSUPP;
-	fd = map_fd(f);
-	if (fd < 0)
-		return -EOPNOTSUPP;
-	if (pos < f->map_pos || pos >= f->map_end) {
-		data = lseek(fd, (off_t)pos, SEEK_DATA);
-		if (data < 0 && errno == ENXIO) {
-			/* no data from pos to the end of the file */
-			f->map_pos = pos;
-			f->map_end = UINT64_MAX;
-			f->map_data = false;
-		} else if (data < 0) {
-			return -errno;
-		} else if ((uint64_t)data > pos) {
-			f->map_pos = pos;
-			f->map_end = (uint64_t)data;
-			f->map_data = false;
-		} else {
-			hole = lseek(fd, (off_t)pos, SEEK_HOLE);
-			if (hole < 0)
-				return -errno;
-			f->map_pos = pos;
-			f->map_end = (uint64_t)hole > pos ? (uint64_t)hole
-							  : UINT64_MAX;
-			f->map_data = true;
-		}
-	}
-	*run = f->map_end - pos < len ? f->map_end - pos : len;
-	return f->map_data;
-}
-
-const struct kc_file_ops kc_aio_ops = {
-	.name = "local",
-	.queue = kc_io_queue,
-	.extents = aio_extents,
-};

@@ -21,13 +21,46 @@
  * then has no iocb queued, in flight or being reaped), a caller's thread
  * holding kc->lock may replace the queue with one of another size.
  *
+ * Which fields of struct kcopyd_client each file writes (all under
+ * kc->lock, but the I/O queue's, which is the engine's as said above):
+ *   new_jobs, new_tail       client.c adds; schedule.c takes them
+ *   jobs (the order)         schedule.c (round robin); job.c takes
+ *                            finished jobs off it
+ *   a job's sub-job state    subjob.c (issued, seqs, parked lists,
+ *                            in_flight, stopped, eof, read_err,
+ *                            write_err, dropped); sparse.c (zero_pend,
+ *                            zero_pos, zero_len, zero_in_flight); job.c
+ *                            (flush_io, flush_started, flush_pending)
+ *   isolating, isolate_wait  isolate.c
+ *   bad, num_bad, cap_bad, bad_lost   isolate.c adds; client.c takes
+ *   throttle, thr_*, rate*   throttle.c accounts; client.c sets
+ *   iocbs_reserved           subjob.c (a sub-job's), job.c (flushes)
+ *   slots, free_slots        pages.c, through subjob.c
+ *   files and their caps     region.c and the backends; a capability is
+ *                            switched off by its backend, but
+ *                            can_extents, by sparse.c when extents fails
+ *   stats                    the backends and io.c (bytes moved),
+ *                            subjob.c and sparse.c (bytes zeroed,
+ *                            skipped, done), isolate.c (errors)
+ *   nbd_*                    nbd.c;  zero_*  zero.c
+ *   pfd, polled, poll_cap    engine.c;  kick  engine.c clears, the
+ *                            backends and io.c set
+ *
  * Layers, each calling only the ones below it:
  *   client.c   the public calls; starts and stops the engine
- *   engine.c   the engine thread's loop
- *   job.c      jobs, sub-jobs and their state machine
+ *   engine.c   the engine thread's loop; polls and submits the open
+ *              files' backends through their ops tables
+ *   schedule.c, subjob.c, sparse.c, isolate.c, throttle.c, job.c
+ *              jobs, sub-jobs and their state machine (layered: below);
+ *              they reach storage only through a file's ops table and
+ *              capabilities
+ *   region.c   the file table: descriptors probed (by local.c or
+ *              stream.c), regions checked; pages.c the page budget
+ *   backends (struct kc_file_ops), called through the table and never by
+ *   name but to open: local.c (files and block devices), nbd.c (NBD
+ *   exports), stream.c (pipes and sockets)
  *   io.c       local requests: queue, submit, reap, then iocb->end_io
  *   io-uring.c, io-aio.c   the kernel interfaces io.c submits through
- *   region.c, pages.c   descriptors and the page budget
  */
 #ifndef KCOPYD_PRIVATE_H
 #define KCOPYD_PRIVATE_H
@@ -39,6 +72,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -126,23 +160,31 @@ static inline int kc_ms_of_us(uint64_t us)
  * a job holds one until the job's callback has returned, so jobs may point
  * to it.  Keyed by fd and the identity of what it refers to, so that a
  * number reused by the caller for another file is probed afresh. */
-enum kc_zero_mode { KC_ZERO_UNKNOWN, KC_ZERO_OFFLOAD, KC_ZERO_WRITE };
-
 struct kc_iocb;
 struct kc_file;
 struct kc_nbd;
 struct kc_nbd_lib;
 
-/* What one kind of storage does for the job code: io.c carries local
- * descriptors through libaio, nbd.c NBD exports through libnbd.  Members
- * are called on the engine thread with kc->lock held. */
+/* A backend: what one kind of storage does for the job code, which asks
+ * through this table and a file's capabilities (struct kc_file) and never
+ * about the kind of storage.  local.c carries local files and block devices
+ * (through io.c's queue), nbd.c NBD exports (libnbd), stream.c pipes and
+ * sockets.  Members are called on the engine thread with kc->lock held
+ * unless their contract says otherwise; a NULL member is a capability the
+ * storage does not have, as its contract says.  A file's kind is its ops
+ * pointer and its private data (kc_file.priv), nothing else. */
 struct kc_file_ops {
 	const char *name;
-	/* Start io: read or write io->len - io->done bytes at io->pos +
-	 * io->done from or into io->buf.  Its end comes back through
-	 * io->end_io on the engine thread, with 0 once every byte was
-	 * transferred or a negative errno, and never before this returns.
-	 * An is_zero write may be carried out without reading io->buf. */
+	/* Read, write or flush: start io, a read or write of io->len -
+	 * io->done bytes at io->pos + io->done from or into io->buf, or a
+	 * flush (KC_IO_FLUSH: the data written so far made stable).  Its end
+	 * comes back through io->end_io on the engine thread, with 0 once
+	 * every byte was transferred (a read may end short at the end of an
+	 * in_order file: io->done tells) or a negative errno, and never
+	 * before this returns.  An is_zero write may be carried out without
+	 * reading io->buf (NBD WRITE_ZEROES) where f->can_zero; if the
+	 * storage refuses it, it is written from io->buf and can_zero is
+	 * switched off. */
 	void (*queue)(struct kcopyd_client *kc, struct kc_iocb *io);
 	/* The job using f stopped: end what is queued on f without waiting
 	 * for the storage (a stream's stalled pipe).  NULL where requests
@@ -153,13 +195,63 @@ struct kc_file_ops {
 	 * bytes at pos are data, 0 if they are a hole (they read as zeros),
 	 * and sets *run to how many bytes from pos are alike (1..len); a
 	 * negative errno if the storage cannot tell, after which the caller
-	 * takes every byte of f for data and need not ask again.  Synchronous
-	 * and cheap (the answer may be remembered in f).  NULL: never known. */
+	 * switches f->can_extents off, takes every byte of f for data and
+	 * does not ask again.  Synchronous and cheap (the answer may be
+	 * remembered in f); asked only while f->can_extents. */
 	int (*extents)(struct kcopyd_client *kc, struct kc_file *f,
 		       uint64_t pos, uint64_t len, uint64_t *run);
+	/* Zeroing without data, synchronous: make the len bytes at pos of f
+	 * read as zeros, the cheapest way the storage has: with punch, a
+	 * hole where it can keep one (FALLOC_FL_PUNCH_HOLE), else
+	 * BLKZEROOUT or FALLOC_FL_ZERO_RANGE.  May run on a zeroing thread
+	 * (zero.c); drops kc->lock around its system calls.  Returns 1
+	 * done, 0 not done (the storage refused: the caller writes zeros;
+	 * the refusal switches off f->can_punch or f->can_zero, so that the
+	 * next call does not try again), or a negative errno (a write
+	 * error).  Sets f->zero_sure once a way has worked.  NULL: the
+	 * storage zeroes through queue (an is_zero write) where
+	 * f->can_zero, else only by writing zeros. */
+	int (*zero)(struct kcopyd_client *kc, struct kc_file *f,
+		    uint64_t pos, uint64_t len, bool punch);
+	/* Make f at least end bytes long without changing what it holds (a
+	 * hole punched or skipped at the end of a region did not extend it);
+	 * only where f->can_extend.  Drops kc->lock around its system
+	 * calls.  0 or a negative errno. */
+	int (*extend)(struct kcopyd_client *kc, struct kc_file *f,
+		      uint64_t end);
+	/* Is err, a request's failure on f, the loss of f's connection (beside
+	 * the losses of any storage: kc_err_lost)?  NULL: never. */
+	bool (*lost)(int err);
+	/* Descriptors f may need in the engine's poll set at once (its
+	 * connections).  NULL: none; its requests end through the engine's
+	 * I/O queue (io.c), which signals kc->wake_fd. */
+	unsigned int (*poll_fds)(const struct kc_file *f);
+	/* For all the client's files of this backend: fill pfds (at most
+	 * max) with the descriptors that have requests to wait for, and
+	 * polled[i] with what poll_done needs to know of pfds[i]; lower
+	 * *timeout_ms to the next deadline (0 if a request can end at
+	 * once) and drop connections whose oldest request is overdue.
+	 * Returns how many.  Called once a round of the engine per backend
+	 * with open files, with poll_done after the poll. */
+	unsigned int (*poll_prepare)(struct kcopyd_client *kc,
+				     struct pollfd *pfds, void **polled,
+				     unsigned int max, int *timeout_ms);
+	/* What poll found for the n descriptors prepared: carry the
+	 * requests on; they end (io->end_io) from inside. */
+	void (*poll_done)(struct kcopyd_client *kc, const struct pollfd *pfds,
+			  void *const *polled, unsigned int n);
+	/* Issue what queue took since the last call: once a round of the
+	 * engine, before it sleeps.  Sets kc->kick if requests ended or
+	 * were queued meanwhile (the engine must not sleep on them).
+	 * NULL: queue issues at once, or the engine's I/O queue does. */
+	void (*submit)(struct kcopyd_client *kc);
+	/* The last reference to f is gone: free the backend's private data
+	 * (f->priv) and close what it opened.  NULL: nothing to free. */
+	void (*release)(struct kc_file *f);
+	/* Fill in the kind of storage in kcopyd_probe_fd's answer (is_blockdev,
+	 * is_remote, is_stream), all of them 0 before. */
+	void (*describe)(const struct kc_file *f, struct kcopyd_fd_info *info);
 };
-
-extern const struct kc_file_ops kc_aio_ops;	/* io.c */
 
 /* One request's end as the kernel reported it: bytes transferred (a flush:
  * 0) or a negative errno. */
@@ -209,44 +301,63 @@ extern const struct kc_ring_ops kc_ring_aio;	/* io-aio.c */
 #ifdef HAVE_LIBURING
 extern const struct kc_ring_ops kc_ring_uring;	/* io-uring.c */
 #endif
-extern const struct kc_file_ops kc_nbd_ops;	/* nbd.c */
-extern const struct kc_file_ops kc_stream_ops;	/* stream.c */
-struct kc_stream;
+
+/* local.c's own of a local file (kc_file.priv).  io.c, the local
+ * backend's I/O engine, reads direct_fd and dio_align to choose the
+ * descriptor of each request. */
+struct kc_local {
+	int direct_fd;		/* our O_DIRECT reopen of the file, or -1 */
+	unsigned int dio_align;	/* offset/length alignment of direct_fd */
+	int map_fd;		/* our reopen for SEEK_DATA/SEEK_HOLE where
+				   there is no direct_fd, or -1 */
+	uint64_t map_pos, map_end;	/* the last extent found, */
+	bool map_data;			/* and whether it is data */
+	bool is_blockdev;
+	bool punched;		/* a hole was punched */
+	bool zero_ok;		/* BLKZEROOUT or ZERO_RANGE worked */
+};
 
 struct kc_file {
 	struct kc_file *next;
+	/* The kind of storage, encoded here only: its backend, and the
+	 * backend's own data (struct kc_local, a stream's queue, an
+	 * export's connections) */
 	const struct kc_file_ops *ops;
-	struct kc_stream *stream;	/* a pipe or socket (stream.c), read or
-				   written in order; NULL for others */
-	struct kc_nbd *nbd;	/* an NBD export's connections (nbd.c), which
-				   hold a reference until kcopyd_close_uri;
-				   NULL for a local descriptor */
+	void *priv;
 	unsigned int refs;	/* regions of live jobs, and probes under way */
-	int fd;			/* the caller's, used for buffered I/O */
-	int direct_fd;		/* our O_DIRECT reopen of it, or -1 */
-	int map_fd;		/* io.c: our reopen for SEEK_DATA/SEEK_HOLE
-				   where there is no direct_fd, or -1 */
+	int fd;			/* the caller's, used for buffered I/O; an
+				   export's stand-in number */
 	dev_t dev, rdev;
 	ino_t ino;
 	int accmode;		/* O_RDONLY, O_WRONLY or O_RDWR */
-	bool is_blockdev;
 	unsigned int lbs;	/* logical block size (512 for files) */
-	unsigned int dio_align;	/* offset/length alignment of direct_fd */
 	uint64_t size;		/* bytes, at the last lookup */
-	enum kc_zero_mode zero_mode;
-	/* sparse and zero-aware copies */
 	bool reads_zero;	/* KCOPYD_FD_READS_ZERO, from kc->fd_hints */
-	bool no_punch;		/* FALLOC_FL_PUNCH_HOLE was refused */
-	bool punch_ok;		/* ... or worked */
-	bool map_unknown;	/* extents said the storage cannot tell */
-	uint64_t map_pos, map_end;	/* io.c: the last extent found, */
-	bool map_data;			/* and whether it is data */
-	/* remembered capabilities, for kcopyd_probe_fd */
-	bool is_remote;		/* an NBD export: fixed size, aligned to lbs */
-	bool is_stream;		/* a pipe or socket: no size, no offsets */
-	bool read_only;
+	/* Capabilities, set by the backend when the file is opened or
+	 * probed and remembered; those marked "off" are switched off at the
+	 * first refusal (EOPNOTSUPP and the like) and not tried again. */
+	bool needs_whole_blocks; /* written in whole logical blocks (a block
+				   device, an export): a stream's last
+				   partial block is merged */
+	bool fixed_size;	/* cannot grow: a region fits within size */
+	bool standin_fd;	/* fd is a number the library made (an
+				   export's eventfd), found by number alone;
+				   accmode is its open's */
+	bool in_order;		/* read or written in order only (a stream):
+				   no offsets, no zero ranges skipped, no
+				   re-reads, a short read is its end */
+	bool can_extend;	/* ops->extend grows it (a regular file) */
+	bool can_zero;		/* off: zeroing without data may work */
+	bool can_punch;		/* off: ops->zero may leave holes */
+	bool zero_sure;		/* ops->zero has worked (or is sure to), so
+				   that its failure is an error, not a
+				   reason to write zeros */
+	bool can_extents;	/* off: ops->extents may tell the map */
+	bool can_direct;	/* an O_DIRECT path (direct_fd) */
 	bool can_flush;
 	bool can_multi_conn;
+	/* remembered for kcopyd_probe_fd */
+	bool read_only;
 	unsigned int connections;
 	unsigned int pref_block;	/* bytes */
 };
@@ -278,14 +389,15 @@ struct kc_job {
 					   that turn (sorted by seq) */
 	unsigned int in_flight;		/* sub-jobs not yet finished */
 	bool stopped;			/* start no new sub-jobs */
-	/* A stream source: src.count 0 reads to its end; a read that came
-	 * back short found it, and no sub-job starts after it.  Destination
-	 * counts are then capacities (0: no limit, files and streams). */
-	bool stream_src;
+	/* An in_order source (a stream): src.count 0 reads to its end; a
+	 * read that came back short found it, and no sub-job starts after
+	 * it.  Destination counts are then capacities (0: no limit, for
+	 * storage that is not fixed_size). */
+	bool src_in_order;
 	bool eof;
 	/* From a stream source, a destination's logical block is more than
 	 * half a slot: the merge of its last block may need a slot lent
-	 * (job.c, tail_area), so that fewer of its sub-jobs than there are
+	 * (subjob.c, tail_area), so that fewer of its sub-jobs than there are
 	 * slots may hold one (kc->tail_own). */
 	bool tail_borrow;
 
@@ -295,7 +407,7 @@ struct kc_job {
 
 	/* Zero ranges of destination i not yet zeroed (bit i of zero_pend):
 	 * bytes [zero_pos[i], zero_pos[i] + zero_len[i]) of its file, the
-	 * adjacent zero runs of sub-jobs gathered into one call (job.c,
+	 * adjacent zero runs of sub-jobs gathered into one call (sparse.c,
 	 * zero_gather); done before the job's flush and callback. */
 	unsigned int zero_pend;
 	uint64_t zero_pos[KCOPYD_MAX_DESTS];
@@ -366,7 +478,7 @@ struct kc_iocb {
 					   reopen) */
 };
 
-/* Steps of the merge of a stream's last block (job.c, dest_tail). */
+/* Steps of the merge of a stream's last block (subjob.c, dest_tail). */
 enum kc_tail_step {
 	KC_TAIL_NONE,		/* no merge under way */
 	KC_TAIL_READ,		/* the destination's block being read */
@@ -391,7 +503,7 @@ struct kc_subjob {
 	bool written;			/* some destination took the data */
 	/* The end of a stream on storage written in whole blocks (a block
 	 * device, an export): each such destination's last block is read,
-	 * merged with the stream's last bytes and written back (job.c,
+	 * merged with the stream's last bytes and written back (subjob.c,
 	 * dest_tail), one destination after another once every write of the
 	 * sub-job has ended, through tail_buf: a block of the budget, in this
 	 * slot or in tail_slot, lent (tail_area).  Nothing is allocated. */
@@ -463,7 +575,7 @@ struct kcopyd_client {
 	struct kc_subjob *free_slots;
 	unsigned int slots_in_use;
 	/* Sub-jobs waiting for a slot lent for their merge, first come first
-	 * served: a slot freed goes to them before any new sub-job (job.c,
+	 * served: a slot freed goes to them before any new sub-job (subjob.c,
 	 * tail_lend); and the slots held by sub-jobs of tail_borrow jobs. */
 	struct kc_subjob *tail_wait;
 	unsigned int tail_own;
@@ -511,17 +623,15 @@ struct kcopyd_client {
 	struct kc_iocb **nbd_tail;
 	struct kc_iocb *nbd_done;	/* ended, owners not yet told */
 	struct kc_iocb **nbd_done_tail;
-	void **nbd_polled;		/* connections of the last poll_prepare */
-	unsigned int nbd_polled_cap;
 	uint64_t nbd_timeout_us;	/* kcopyd_set_timeout; 0 = none */
 	pthread_cond_t nbd_map_cond;	/* an export's map fetch ended */
 	struct kc_nbd_lib *nbd_lib;	/* libnbd, loaded by the first open */
 
 	/* the engine's poll set (engine.c): pfd[0] the eventfd, then the
 	 * NBD connections and streams with requests, grown to what is open;
-	 * polled[i] the stream of each stream entry */
+	 * polled[i] what its backend's poll_done is to know of pfd[i + 1] */
 	struct pollfd *pfd;
-	struct kc_file **polled;
+	void **polled;
 	unsigned int poll_cap;
 	/* A request ended where the engine does not look for ends (refused
 	 * at submission, an NBD command that could not be sent): the engine
@@ -589,37 +699,111 @@ void kc_io_submit(struct kcopyd_client *kc);
 void kc_io_reap(struct kcopyd_client *kc, unsigned int min_nr,
 		int timeout_ms);
 
-/* job.c: the sub-job state machine, run by the engine under kc->lock */
+/* The job code, on the engine thread under kc->lock, in layers that call
+ * only downwards (tests/layout.sh):
+ *   schedule.c  the scheduler          -> subjob, sparse, throttle, job
+ *   subjob.c    the sub-job machine    -> sparse, isolate, throttle, job
+ *   sparse.c    maps and zeroing       -> isolate (the error hook), job,
+ *                                         zero.c
+ *   isolate.c   bisection, bad ranges, the error hook
+ *   throttle.c  throttle and rate
+ *   job.c       predicates, flushes, callbacks -> isolate
+ * A lower layer calls back up only through function pointers its caller
+ * gives: kc_dest_fail_fn (sparse.c), struct kc_isolate_ops (isolate.c). */
+
+/* schedule.c: a round of the engine: take new jobs, start sub-jobs, let the
+ * data hook through across jobs, zero gathered ranges, queue flushes */
 void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms);
+
+/* subjob.c */
+/* Start a sub-job of sectors at job->issued; a slot is free and the
+ * iocbs fit the ring. */
+void kc_sj_start(struct kcopyd_client *kc, struct kc_job *job,
+		 uint64_t sectors);
+/* The data of sj is in its buffer: the data hook (in turn under
+ * KCOPYD_DATA_IN_ORDER), then the writes. */
+void kc_sj_data_ready(struct kcopyd_client *kc, struct kc_subjob *sj);
+/* Start no new sub-jobs of job; end those parked (WRITE_SEQ, DATA_IN_ORDER)
+ * and the reads queued on its source's stream. */
+void kc_job_stop(struct kcopyd_client *kc, struct kc_job *job);
+/* Destination dest of job failed with err (reported already): mark it,
+ * drop it or stop the job, as the job's flags say. */
+void kc_job_write_failed(struct kcopyd_client *kc, struct kc_job *job,
+			 unsigned int dest, int err);
+
+/* A destination's write failed (reported already): what the caller of a
+ * lower layer does about it (subjob.c's kc_job_write_failed). */
+typedef void (*kc_dest_fail_fn)(struct kcopyd_client *kc, struct kc_job *job,
+				unsigned int dest, int err);
+
+/* sparse.c */
+void kc_sj_source_span(struct kcopyd_client *kc, struct kc_subjob *sj);
+void kc_sj_fill_holes(struct kc_subjob *sj);
+void kc_sj_zero_map(struct kc_subjob *sj);
+bool kc_block_is_zero(const struct kc_subjob *sj, unsigned int b);
+unsigned int kc_run_end(const struct kc_subjob *sj, unsigned int b);
+int kc_dest_zero(struct kcopyd_client *kc, struct kc_subjob *sj,
+		 unsigned int i, uint64_t start, uint64_t len, bool *request,
+		 uint64_t *err_pos, uint64_t *err_len, kc_dest_fail_fn fail);
+void kc_jobs_zero_pending(struct kcopyd_client *kc, kc_dest_fail_fn fail);
+
+/* isolate.c: what the isolation of a sub-job's bad blocks asks of the
+ * sub-job code.  read: queue the read of count sectors at offset (from
+ * the sub-job's start) of the source into the buffer, whose end comes
+ * back to kc_isolate_reread_done; over: the isolation of sj is over,
+ * its buffer holds what could be read and zeros; lost: the source's
+ * connection was lost, sj cannot be read (the job stops, sj ends). */
+struct kc_isolate_ops {
+	void (*read)(struct kcopyd_client *kc, struct kc_subjob *sj,
+		     uint64_t offset, uint64_t count);
+	void (*over)(struct kcopyd_client *kc, struct kc_subjob *sj);
+	void (*lost)(struct kcopyd_client *kc, struct kc_subjob *sj);
+};
+/* The read of sj failed: isolate its unreadable blocks, now or when the
+ * sub-job isolating has done. */
+void kc_isolate_start(struct kcopyd_client *kc, struct kc_subjob *sj,
+		      const struct kc_isolate_ops *ops);
+/* The end of a re-read that ops->read queued. */
+void kc_isolate_reread_done(struct kcopyd_client *kc, struct kc_subjob *sj,
+			    struct kc_iocb *io, int err,
+			    const struct kc_isolate_ops *ops);
+/* Count a failed request and tell the error hook (kc->lock dropped
+ * around it).  dest: of a write or flush. */
+void kc_report_error(struct kcopyd_client *kc, const struct kc_file *f,
+		     enum kc_io_op op, unsigned int dest, uint64_t pos,
+		     uint64_t len, int err);
+
+/* throttle.c */
+void kc_throttle_update(struct kcopyd_client *kc);
+bool kc_throttle_may_start(struct kcopyd_client *kc, uint64_t bytes,
+			   int *timeout_ms);
+
+/* job.c */
+uint64_t kc_job_sectors(const struct kc_job *job);
+bool kc_job_runnable(const struct kc_job *job);
+unsigned int kc_job_iocbs(const struct kc_job *job);
+unsigned int kc_job_all_dests(const struct kc_job *job);
+bool kc_job_over(const struct kc_job *job);
+bool kc_job_behind_earlier(const struct kcopyd_client *kc,
+			   const struct kc_job *job, bool start);
+void kc_job_cancel(struct kcopyd_client *kc, struct kc_job *job, bool dests);
+void kc_jobs_flush(struct kcopyd_client *kc);
 bool kc_jobs_run_callbacks(struct kcopyd_client *kc);
 void kc_job_free(struct kcopyd_client *kc, struct kc_job *job);
 
-/* nbd.c: NBD exports; every call with kc->lock held but open/close */
-/* Fill pfds (at most max) with the connections that have something to
- * wait for, lower *timeout_ms to the next request deadline, and drop the
- * connections whose oldest request is overdue.  Returns how many. */
-unsigned int kc_nbd_poll_prepare(struct kcopyd_client *kc, struct pollfd *pfds,
-				 unsigned int max, int *timeout_ms);
-/* Tell libnbd what poll found for the n connections prepared; requests
- * complete (io->end_io) from inside. */
-void kc_nbd_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
-		      unsigned int n);
-/* Issue the requests queued since the last call. */
-void kc_nbd_submit(struct kcopyd_client *kc);
-/* At destroy: close the exports the caller did not close.  No jobs. */
+/* nbd.c: NBD exports; with kc->lock held.  At destroy: close the exports
+ * the caller did not close.  No jobs. */
 void kc_nbd_close_all(struct kcopyd_client *kc);
 
-/* stream.c: pipes and sockets; with kc->lock held but open/close */
+/* The backends' openers, called by region.c's probe of a descriptor (an
+ * NBD export is opened by kcopyd_open_uri).  Each fills in f: ops, priv,
+ * lbs, size and the capabilities; 0, or a negative errno with nothing
+ * left to free. */
+/* stream.c: a pipe, a FIFO or a socket */
 int kc_stream_open(struct kc_file *f, int fd, bool is_socket);
-void kc_stream_close(struct kc_file *f);
-/* Fill pfds and polled (at most max) with the streams that have requests;
- * *timeout_ms 0 if one can end at once.  Returns how many. */
-unsigned int kc_stream_poll_prepare(struct kcopyd_client *kc,
-				    struct pollfd *pfds, unsigned int max,
-				    struct kc_file **polled, int *timeout_ms);
-/* Carry their requests as far as the descriptors let them. */
-void kc_stream_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
-			 struct kc_file **polled, unsigned int n);
+/* local.c: a regular file or a block device, whose status is st (the
+ * O_DIRECT reopen made); -EINVAL for anything else */
+int kc_local_open(struct kc_file *f, int fd, const struct stat *st);
 
 /* engine.c */
 int kc_engine_init(struct kcopyd_client *kc);
@@ -642,12 +826,8 @@ static inline bool kc_err_lost(const struct kc_file *f, int err)
 	case ECONNABORTED:
 	case ENOLINK:
 		return true;
-	case EPIPE:		/* a stream's reader, an NBD socket */
-		return f->is_stream || f->is_remote;
-	case ETIMEDOUT:
-		return f->is_remote;
-	default:
-		return false;
+	default:		/* EPIPE of a stream or a socket, ... */
+		return f->ops->lost && f->ops->lost(err);
 	}
 }
 

@@ -10,10 +10,10 @@
  * eventfd) the caller puts in its io_regions.  From then on only the
  * engine thread touches the handles, with kc->lock held: requests are
  * queued by the job code (kc_nbd_ops.queue), issued in the engine's
- * submission step (kc_nbd_submit: libnbd may run a completion from inside
+ * submission step (kc_nbd_ops.submit: libnbd may run a completion from inside
  * any call, and the job code must never see its own request end before
  * queue returns), and their sockets are polled beside the engine's eventfd
- * (kc_nbd_poll_prepare / kc_nbd_poll_done).  libnbd runs its completion
+ * (kc_nbd_ops.poll_prepare / poll_done).  libnbd runs its completion
  * callbacks inside its own calls, with the handle's lock held: they only
  * put the request on kc->nbd_done, and its io->end_io is called once libnbd
  * has returned, so that the job code (which drops and takes kc->lock
@@ -219,7 +219,7 @@ static int part_done(void *user_data, int *error)
 				    io->nbd.err == -EINVAL)) {
 			/* Zeroing refused after all: remember, and write
 			 * the zeroed buffer instead. */
-			io->file->zero_mode = KC_ZERO_WRITE;
+			io->file->can_zero = false;
 			io->is_zero = false;
 			nbd_queue(kc, io);
 			return 1;
@@ -247,11 +247,46 @@ static void nbd_queue(struct kcopyd_client *kc, struct kc_iocb *io)
 
 static int nbd_extents(struct kcopyd_client *kc, struct kc_file *f,
 		       uint64_t pos, uint64_t len, uint64_t *run);
+static unsigned int nbd_poll_fds(const struct kc_file *f);
+static unsigned int nbd_poll_prepare(struct kcopyd_client *kc,
+				     struct pollfd *pfds, void **polled,
+				     unsigned int max, int *timeout_ms);
+static void nbd_poll_done(struct kcopyd_client *kc,
+			  const struct pollfd *pfds, void *const *polled,
+			  unsigned int n);
+static void nbd_submit(struct kcopyd_client *kc);
 
-const struct kc_file_ops kc_nbd_ops = {
+/* A socket's EPIPE, and a connection dropped for silence (ETIMEDOUT: on a
+ * local device a timed-out command is a request's failure). */
+static bool nbd_lost(int err)
+{
+	return err == -EPIPE || err == -ETIMEDOUT;
+}
+
+static unsigned int nbd_poll_fds(const struct kc_file *f)
+{
+	return f->connections;
+}
+
+static void nbd_describe(const struct kc_file *f, struct kcopyd_fd_info *info)
+{
+	(void)f;
+	info->is_remote = 1;
+}
+
+/* NBD exports: reads, writes (is_zero: WRITE_ZEROES), flushes (where the
+ * server offers them) and the map (block status) over libnbd; no zero
+ * member: zeroing is an is_zero request. */
+static const struct kc_file_ops kc_nbd_ops = {
 	.name = "nbd",
 	.queue = nbd_queue,
 	.extents = nbd_extents,
+	.lost = nbd_lost,
+	.poll_fds = nbd_poll_fds,
+	.poll_prepare = nbd_poll_prepare,
+	.poll_done = nbd_poll_done,
+	.submit = nbd_submit,
+	.describe = nbd_describe,
 };
 
 /* The live connection with the fewest commands in flight, or NULL. */
@@ -312,7 +347,7 @@ static void send_part(struct conn *c, struct kc_iocb *io, uint64_t off,
  * io early. */
 static void issue(struct kcopyd_client *kc, struct kc_iocb *io)
 {
-	struct kc_nbd *x = io->file->nbd;
+	struct kc_nbd *x = io->file->priv;
 	struct conn *c = pick_conn(x);
 	uint64_t off = io->done;
 
@@ -337,7 +372,7 @@ static void issue(struct kcopyd_client *kc, struct kc_iocb *io)
 
 /* Requests that end here (no connection left, a command libnbd would not
  * take) end outside the engine's poll: it is kicked to go round again. */
-void kc_nbd_submit(struct kcopyd_client *kc)
+static void nbd_submit(struct kcopyd_client *kc)
 {
 	while (kc->nbd_queue) {
 		struct kc_iocb *io = kc->nbd_queue;
@@ -350,6 +385,8 @@ void kc_nbd_submit(struct kcopyd_client *kc)
 	if (kc->nbd_done)
 		kc->kick = true;
 	hand_back(kc);
+	if (kc->nbd_queue)
+		kc->kick = true;	/* queued by the owners told */
 }
 
 /* Drop a connection that stopped answering: libnbd sees the end of the
@@ -364,23 +401,9 @@ static void drop(struct conn *c)
 		shutdown(fd, SHUT_RDWR);
 }
 
-static bool want_polled(struct kcopyd_client *kc, unsigned int n)
-{
-	void **p;
-
-	if (n < kc->nbd_polled_cap)
-		return true;
-	p = realloc(kc->nbd_polled, (n + 16) * sizeof(*p));
-	if (!p)
-		return false;
-	kc->nbd_polled = p;
-	kc->nbd_polled_cap = n + 16;
-	return true;
-}
-
-unsigned int kc_nbd_poll_prepare(struct kcopyd_client *kc,
-				 struct pollfd *pfds, unsigned int max,
-				 int *timeout_ms)
+static unsigned int nbd_poll_prepare(struct kcopyd_client *kc,
+				     struct pollfd *pfds, void **polled,
+				     unsigned int max, int *timeout_ms)
 {
 	const struct kc_nbd_lib *lib = kc->nbd_lib;
 	uint64_t now = kc_now_us();
@@ -388,10 +411,12 @@ unsigned int kc_nbd_poll_prepare(struct kcopyd_client *kc,
 	struct kc_file *f;
 
 	for (f = kc->files; f; f = f->next) {
-		if (!f->nbd)
+		struct kc_nbd *x = f->priv;
+
+		if (f->ops != &kc_nbd_ops)
 			continue;
-		for (i = 0; i < f->nbd->num_conns && n < max; i++) {
-			struct conn *c = &f->nbd->conns[i];
+		for (i = 0; i < x->num_conns && n < max; i++) {
+			struct conn *c = &x->conns[i];
 			unsigned int dir;
 			int fd;
 
@@ -401,7 +426,7 @@ unsigned int kc_nbd_poll_prepare(struct kcopyd_client *kc,
 			    now - c->last_us > kc->nbd_timeout_us)
 				drop(c);
 			fd = lib->aio_get_fd(c->h);
-			if (fd < 0 || !want_polled(kc, n))
+			if (fd < 0)
 				continue;
 			dir = lib->aio_get_direction(c->h);
 			pfds[n].fd = fd;
@@ -410,7 +435,7 @@ unsigned int kc_nbd_poll_prepare(struct kcopyd_client *kc,
 					 (dir & LIBNBD_AIO_DIRECTION_WRITE
 					  ? POLLOUT : 0);
 			pfds[n].revents = 0;
-			kc->nbd_polled[n++] = c;
+			polled[n++] = c;
 			if (kc->nbd_timeout_us) {
 				uint64_t left = c->last_us + kc->nbd_timeout_us
 						- now;
@@ -424,14 +449,15 @@ unsigned int kc_nbd_poll_prepare(struct kcopyd_client *kc,
 	return n;
 }
 
-void kc_nbd_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
-		      unsigned int n)
+static void nbd_poll_done(struct kcopyd_client *kc,
+			  const struct pollfd *pfds, void *const *polled,
+			  unsigned int n)
 {
 	const struct kc_nbd_lib *lib = kc->nbd_lib;
 	unsigned int i;
 
 	for (i = 0; i < n; i++) {
-		struct conn *c = kc->nbd_polled[i];
+		struct conn *c = polled[i];
 		short ev = pfds[i].revents;
 
 		/* A failed notify means the connection is dead: libnbd has
@@ -550,7 +576,7 @@ static int map_fetch(struct kcopyd_client *kc, struct kc_file *f,
 		     uint64_t pos, uint64_t len)
 {
 	const struct kc_nbd_lib *lib = kc->nbd_lib;
-	struct kc_nbd *x = f->nbd;
+	struct kc_nbd *x = f->priv;
 	nbd_extent_callback cb = { .callback = map_part, .user_data = x };
 	uint64_t count = len > NBD_MAP_WINDOW ? len : NBD_MAP_WINDOW;
 	uint64_t deadline = kc->nbd_timeout_us
@@ -599,7 +625,7 @@ static int map_fetch(struct kcopyd_client *kc, struct kc_file *f,
 static int nbd_extents(struct kcopyd_client *kc, struct kc_file *f,
 		       uint64_t pos, uint64_t len, uint64_t *run)
 {
-	struct kc_nbd *x = f->nbd;
+	struct kc_nbd *x = f->priv;
 	const struct extent *e;
 	int r;
 
@@ -695,7 +721,7 @@ static int probe(const struct kc_nbd_lib *lib, struct nbd_handle *h,
 	f->pref_block = pref > 0 ? (unsigned int)pref : 0;
 	f->can_flush = lib->can_flush(h) > 0;
 	f->can_multi_conn = lib->can_multi_conn(h) > 0;
-	f->zero_mode = lib->can_zero(h) > 0 ? KC_ZERO_OFFLOAD : KC_ZERO_WRITE;
+	f->can_zero = lib->can_zero(h) > 0;
 	*max_request = max > 0 && (uint64_t)max < NBD_DEFAULT_MAX_REQUEST
 		       ? (uint64_t)max : NBD_DEFAULT_MAX_REQUEST;
 	/* Keep every command a multiple of the logical block. */
@@ -756,10 +782,11 @@ int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 		return r;
 	}
 	f->ops = &kc_nbd_ops;
-	f->nbd = x;
-	f->is_remote = true;
-	f->direct_fd = -1;
-	f->map_fd = -1;
+	f->priv = x;
+	f->needs_whole_blocks = true;
+	f->fixed_size = true;
+	f->standin_fd = true;
+	f->can_extents = x->can_extents;
 	f->accmode = flags & O_ACCMODE;
 	f->connections = x->num_conns;
 	f->refs = 1;	/* the open's, until kcopyd_close_uri */
@@ -784,7 +811,7 @@ static int unlink_export(struct kcopyd_client *kc, int fd,
 	struct kc_file **p;
 
 	for (p = &kc->files; *p; p = &(*p)->next) {
-		if ((*p)->is_remote && (*p)->fd == fd) {
+		if ((*p)->standin_fd && (*p)->fd == fd) {
 			if ((*p)->refs > 1)
 				return -EBUSY;
 			*out = *p;
@@ -797,7 +824,7 @@ static int unlink_export(struct kcopyd_client *kc, int fd,
 
 static void close_export(struct kc_file *f)
 {
-	export_free(f->nbd);
+	export_free(f->priv);
 	close(f->fd);
 	free(f);
 }
@@ -822,15 +849,13 @@ void kc_nbd_close_all(struct kcopyd_client *kc)
 	struct kc_file **p = &kc->files, *f;
 
 	while ((f = *p)) {
-		if (f->is_remote) {
+		if (f->ops == &kc_nbd_ops) {
 			*p = f->next;
 			close_export(f);
 		} else {
 			p = &f->next;
 		}
 	}
-	free(kc->nbd_polled);
-	kc->nbd_polled = NULL;
 	if (kc->nbd_lib) {
 		dlclose(kc->nbd_lib->so);
 		free(kc->nbd_lib);
@@ -840,38 +865,7 @@ void kc_nbd_close_all(struct kcopyd_client *kc)
 
 #else /* !HAVE_LIBNBD */
 
-/* Built without libnbd: no export can be opened, so none is ever used. */
-static void nbd_queue(struct kcopyd_client *kc, struct kc_iocb *io)
-{
-	(void)kc;
-	(void)io;
-	abort();
-}
-
-const struct kc_file_ops kc_nbd_ops = {
-	.name = "nbd",
-	.queue = nbd_queue,
-};
-
-unsigned int kc_nbd_poll_prepare(struct kcopyd_client *kc,
-				 struct pollfd *pfds, unsigned int max,
-				 int *timeout_ms)
-{
-	(void)kc; (void)pfds; (void)max; (void)timeout_ms;
-	return 0;
-}
-
-void kc_nbd_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
-		      unsigned int n)
-{
-	(void)kc; (void)pfds; (void)n;
-}
-
-void kc_nbd_submit(struct kcopyd_client *kc)
-{
-	(void)kc;
-}
-
+/* Built without libnbd: no export can be opened. */
 void kc_nbd_close_all(struct kcopyd_client *kc)
 {
 	(void)kc;

@@ -31,32 +31,6 @@
 
 #include "kcopyd-private.h"
 
-static int reopen_direct(int fd)
-{
-	char path[64];
-	int flags = fcntl(fd, F_GETFL);
-
-	if (flags < 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	return open(path, (flags & O_ACCMODE) | O_DIRECT | O_CLOEXEC);
-}
-
-/* Offset and length alignment of direct I/O on a regular file: what statx
- * says where the kernel knows it, else the page size, which every file
- * system that takes O_DIRECT accepts. */
-static unsigned int file_dio_align(int fd)
-{
-#ifdef STATX_DIOALIGN
-	struct statx stx;
-
-	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
-	    (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align)
-		return stx.stx_dio_offset_align;
-#endif
-	return KCOPYD_PAGE_SIZE;
-}
-
 static bool hint_is_of(const struct kc_fd_hint *h, int fd,
 		       const struct stat *st)
 {
@@ -75,46 +49,17 @@ static unsigned int hints_of(const struct kcopyd_client *kc, int fd,
 	return 0;
 }
 
+/* What fd is: a stream (a pipe, a FIFO or a socket) or local storage. */
 static int probe(int fd, const struct stat *st, struct kc_file *f)
 {
 	f->fd = fd;
-	f->ops = &kc_aio_ops;
-	f->can_flush = true;
 	f->connections = 1;
-	f->direct_fd = -1;
-	f->map_fd = -1;
 	f->dev = st->st_dev;
 	f->ino = st->st_ino;
 	f->rdev = st->st_rdev;
-	f->zero_mode = KC_ZERO_UNKNOWN;
-
-	if (S_ISBLK(st->st_mode)) {
-		int lbs;
-
-		f->is_blockdev = true;
-		if (ioctl(fd, BLKSSZGET, &lbs) < 0)
-			return -errno;
-		if (ioctl(fd, BLKGETSIZE64, &f->size) < 0)
-			return -errno;
-		f->lbs = (unsigned int)lbs;
-		f->dio_align = f->lbs;
-		f->zero_mode = KC_ZERO_OFFLOAD; /* BLKZEROOUT falls back itself */
-	} else if (S_ISREG(st->st_mode)) {
-		f->lbs = KCOPYD_SECTOR_SIZE;
-		f->size = (uint64_t)st->st_size;
-		f->dio_align = file_dio_align(fd);
-	} else if (S_ISFIFO(st->st_mode) || S_ISSOCK(st->st_mode)) {
-		f->ops = &kc_stream_ops;
-		f->is_stream = true;
-		f->can_flush = false;
-		f->lbs = KCOPYD_SECTOR_SIZE;
-		f->zero_mode = KC_ZERO_WRITE;
+	if (S_ISFIFO(st->st_mode) || S_ISSOCK(st->st_mode))
 		return kc_stream_open(f, fd, S_ISSOCK(st->st_mode));
-	} else {
-		return -EINVAL;
-	}
-	f->direct_fd = reopen_direct(fd);
-	return 0;
+	return kc_local_open(f, fd, st);
 }
 
 /* Find or probe fd, and take a reference on it (file_put() drops it);
@@ -133,14 +78,14 @@ static int file_get(struct kcopyd_client *kc, int fd, struct kc_file **result,
 	accmode = *status & O_ACCMODE;
 	for (f = kc->files; f; f = f->next) {
 		/* An export's stand-in descriptor: by number alone. */
-		if (f->is_remote && f->fd == fd) {
+		if (f->standin_fd && f->fd == fd) {
 			f->refs++;
 			*result = f;
 			return 0;
 		}
 		if (f->fd == fd && f->dev == st.st_dev && f->ino == st.st_ino &&
 		    f->rdev == st.st_rdev && f->accmode == accmode) {
-			if (!f->is_blockdev)
+			if (!f->fixed_size)
 				f->size = (uint64_t)st.st_size;
 			f->refs++;
 			*result = f;
@@ -154,8 +99,6 @@ static int file_get(struct kcopyd_client *kc, int fd, struct kc_file **result,
 	f->accmode = accmode;
 	f->reads_zero = hints_of(kc, fd, &st) & KCOPYD_FD_READS_ZERO;
 	if (r < 0) {
-		if (f->direct_fd >= 0)
-			close(f->direct_fd);
 		free(f);
 		return r;
 	}
@@ -178,11 +121,8 @@ static void file_put(struct kcopyd_client *kc, struct kc_file *f)
 	for (p = &kc->files; *p != f; p = &(*p)->next)
 		assert(*p);
 	*p = f->next;
-	if (f->direct_fd >= 0)
-		close(f->direct_fd);
-	if (f->map_fd >= 0)
-		close(f->map_fd);
-	kc_stream_close(f);
+	if (f->ops->release)
+		f->ops->release(f);
 	free(f);
 }
 
@@ -206,13 +146,14 @@ int kc_region_check(struct kcopyd_client *kc, const struct io_region *r,
 	if (ret < 0)
 		return ret;
 	lbs_sectors = f->lbs >> SECTOR_SHIFT;
-	if ((f->is_stream && r->sector) ||	/* where it stands, in order */
+	if ((f->in_order && r->sector) ||	/* where it stands, in order */
 	    (is_dest && (status & O_APPEND)) ||
-	    (is_dest && f->is_remote && f->accmode == O_RDONLY) ||
+	    /* a stand-in's access mode is its open's */
+	    (is_dest && f->standin_fd && f->accmode == O_RDONLY) ||
 	    f->lbs > kc->slot_pages * KCOPYD_PAGE_SIZE ||
-	    ((f->is_blockdev || f->is_remote) &&
+	    (f->needs_whole_blocks &&
 	     (r->sector % lbs_sectors || r->count % lbs_sectors)) ||
-	    ((f->is_blockdev || f->is_remote || (!is_dest && !f->is_stream)) &&
+	    ((f->fixed_size || (!is_dest && !f->in_order)) &&
 	     (r->sector + r->count) << SECTOR_SHIFT > f->size)) {
 		file_put(kc, f);
 		return -EINVAL;
@@ -246,19 +187,19 @@ int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
 	pthread_mutex_lock(&kc->lock);
 	r = file_get(kc, fd, &f, &status);
 	if (r == 0) {
-		info->is_blockdev = f->is_blockdev;
 		info->logical_block_size = f->lbs;
 		info->size = f->size;
-		info->can_direct = f->direct_fd >= 0;
-		info->can_zero = f->zero_mode != KC_ZERO_WRITE;
-		info->is_remote = f->is_remote;
+		info->can_direct = f->can_direct;
+		info->can_zero = f->can_zero;
 		info->read_only = f->read_only;
 		info->can_flush = f->can_flush;
 		info->can_multi_conn = f->can_multi_conn;
 		info->connections = f->connections;
 		info->preferred_block_size = f->pref_block ? f->pref_block
 							   : f->lbs;
-		info->is_stream = f->is_stream;
+		info->is_blockdev = info->is_remote = info->is_stream = 0;
+		if (f->ops->describe)
+			f->ops->describe(f, info);
 		file_put(kc, f);
 	}
 	pthread_mutex_unlock(&kc->lock);
@@ -340,7 +281,7 @@ int kcopyd_set_fd_hints(struct kcopyd_client *kc, int fd, unsigned int hints)
 			kc->fd_hints[i] = kc->fd_hints[--kc->num_fd_hints];
 	}
 	for (f = kc->files; f; f = f->next)
-		if (!f->is_remote && f->fd == fd && f->dev == st.st_dev &&
+		if (!f->standin_fd && f->fd == fd && f->dev == st.st_dev &&
 		    f->ino == st.st_ino && f->rdev == st.st_rdev)
 			f->reads_zero = hints & KCOPYD_FD_READS_ZERO;
 out:

@@ -31,6 +31,8 @@
 
 #include "kcopyd-private.h"
 
+static const struct kc_file_ops kc_stream_ops;
+
 struct kc_stream {
 	int fd;			/* non-blocking: our reopen, or the caller's
 				   socket (used with MSG_DONTWAIT) */
@@ -68,13 +70,16 @@ int kc_stream_open(struct kc_file *f, int fd, bool is_socket)
 		}
 		s->own_fd = true;
 	}
-	f->stream = s;
+	f->ops = &kc_stream_ops;
+	f->priv = s;
+	f->in_order = true;
+	f->lbs = KCOPYD_SECTOR_SIZE;
 	return 0;
 }
 
-void kc_stream_close(struct kc_file *f)
+static void stream_release(struct kc_file *f)
 {
-	struct kc_stream *s = f->stream;
+	struct kc_stream *s = f->priv;
 
 	if (!s)
 		return;
@@ -82,12 +87,12 @@ void kc_stream_close(struct kc_file *f)
 	if (s->own_fd)
 		close(s->fd);
 	free(s);
-	f->stream = NULL;
+	f->priv = NULL;
 }
 
 static void stream_queue(struct kcopyd_client *kc, struct kc_iocb *io)
 {
-	struct kc_stream *s = io->file->stream;
+	struct kc_stream *s = io->file->priv;
 
 	(void)kc;
 	io->qnext = NULL;
@@ -98,15 +103,12 @@ static void stream_queue(struct kcopyd_client *kc, struct kc_iocb *io)
 static void stream_cancel(struct kcopyd_client *kc, struct kc_file *f)
 {
 	(void)kc;
-	if (f->stream)
-		f->stream->cancelled = true;
+	struct kc_stream *s = f->priv;
+
+	if (s)
+		s->cancelled = true;
 }
 
-const struct kc_file_ops kc_stream_ops = {
-	.name = "stream",
-	.queue = stream_queue,
-	.cancel = stream_cancel,
-};
 
 /* Can the head request end without the descriptor: a read after the end
  * or after a stop, a write after a stop? */
@@ -116,17 +118,17 @@ static bool ends_now(const struct kc_stream *s)
 			   (s->eof && s->head->op == KC_IO_READ));
 }
 
-unsigned int kc_stream_poll_prepare(struct kcopyd_client *kc,
-				    struct pollfd *pfds, unsigned int max,
-				    struct kc_file **polled, int *timeout_ms)
+static unsigned int stream_poll_prepare(struct kcopyd_client *kc,
+					struct pollfd *pfds, void **polled,
+					unsigned int max, int *timeout_ms)
 {
 	unsigned int n = 0;
 	struct kc_file *f;
 
 	for (f = kc->files; f && n < max; f = f->next) {
-		struct kc_stream *s = f->stream;
+		struct kc_stream *s = f->priv;
 
-		if (!s || !s->head)
+		if (f->ops != &kc_stream_ops || !s || !s->head)
 			continue;
 		if (ends_now(s))
 			*timeout_ms = 0;
@@ -134,7 +136,7 @@ unsigned int kc_stream_poll_prepare(struct kcopyd_client *kc,
 			.fd = s->fd,
 			.events = s->head->op == KC_IO_READ ? POLLIN : POLLOUT,
 		};
-		polled[n++] = f;
+		polled[n++] = s;
 	}
 	return n;
 }
@@ -194,15 +196,50 @@ static void run_queue(struct kcopyd_client *kc, struct kc_stream *s)
 	}
 }
 
-void kc_stream_poll_done(struct kcopyd_client *kc, const struct pollfd *pfds,
-			 struct kc_file **polled, unsigned int n)
+static void stream_poll_done(struct kcopyd_client *kc,
+			     const struct pollfd *pfds, void *const *polled,
+			     unsigned int n)
 {
 	unsigned int i;
 
 	for (i = 0; i < n; i++) {
-		struct kc_stream *s = polled[i]->stream;
+		struct kc_stream *s = polled[i];
 
 		if (s && (pfds[i].revents || ends_now(s)))
 			run_queue(kc, s);
 	}
 }
+
+/* A reader gone (EPIPE) is the end of the stream, not a bad request. */
+static bool stream_lost(int err)
+{
+	return err == -EPIPE;
+}
+
+static unsigned int stream_poll_fds(const struct kc_file *f)
+{
+	(void)f;
+	return 1;
+}
+
+static void stream_describe(const struct kc_file *f,
+			    struct kcopyd_fd_info *info)
+{
+	(void)f;
+	info->is_stream = 1;
+}
+
+/* Pipes and sockets: reads and writes in order, carried from the engine's
+ * poll; a flush ends at once (nothing to make stable); no map, no zeroing
+ * but writing zeros. */
+static const struct kc_file_ops kc_stream_ops = {
+	.name = "stream",
+	.queue = stream_queue,
+	.cancel = stream_cancel,
+	.lost = stream_lost,
+	.poll_fds = stream_poll_fds,
+	.poll_prepare = stream_poll_prepare,
+	.poll_done = stream_poll_done,
+	.release = stream_release,
+	.describe = stream_describe,
+};
