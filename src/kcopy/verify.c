@@ -338,6 +338,17 @@ void verify_dests(struct kcopy *k)
 	k->jobs_left = 0;
 	failed = k->write_err;
 	pthread_mutex_unlock(&k->lock);
+	/* A regular file may end within a stream's last sector, which the
+	 * library cannot read: verify_tail() reads it.  Decided for every
+	 * destination before the first read job: compare() reads it on the
+	 * engine thread. */
+	for (i = 0; i < k->num_dests; i++) {
+		const struct target *t = &k->dests[i];
+
+		if (k->src.info.is_stream && k->tail_bytes < KC_SECTOR_SIZE &&
+		    !t->info.is_blockdev && !t->info.is_remote && t->count)
+			vf->tail_dests |= 1u << i;
+	}
 	for (i = 0; i < k->num_dests; i++) {
 		struct target *t = &k->dests[i];
 		uint64_t lbs_sectors = t->info.logical_block_size /
@@ -346,16 +357,11 @@ void verify_dests(struct kcopy *k)
 		int ret;
 
 		/* Whole logical blocks: a stream's end need not be at the end
-		 * of one (compare() looks at the region's bytes only).  A
-		 * regular file may end within a stream's last sector, which
-		 * the library cannot read: verify_tail() reads it. */
+		 * of one (compare() looks at the region's bytes only). */
 		if (lbs_sectors > 1 && r.count % lbs_sectors)
 			r.count += lbs_sectors - r.count % lbs_sectors;
-		if (k->src.info.is_stream && k->tail_bytes < KC_SECTOR_SIZE &&
-		    !t->info.is_blockdev && !t->info.is_remote && r.count) {
-			vf->tail_dests |= 1u << i;
+		if ((vf->tail_dests >> i) & 1)
 			r.count--;
-		}
 
 		if ((failed >> i) & 1)
 			continue;
