@@ -37,7 +37,7 @@ static int resize(struct kcopyd_client *kc, unsigned int bytes)
 /* Everything but the engine thread, which is not running. */
 static void client_free(struct kcopyd_client *kc)
 {
-	kc_nbd_close_all(kc);	/* the exports the caller left open */
+	kc_backends_destroy(kc);	/* and what the caller left open */
 	assert(!kc->files);	/* every job has been freed */
 	kc_pages_exit(kc);
 	kc_io_exit(kc);
@@ -48,7 +48,6 @@ static void client_free(struct kcopyd_client *kc)
 	free(kc->pfd);
 	free(kc->polled);
 	pthread_cond_destroy(&kc->zero_cond);
-	pthread_cond_destroy(&kc->nbd_map_cond);
 	pthread_cond_destroy(&kc->idle);
 	pthread_mutex_destroy(&kc->lock);
 	free(kc);
@@ -67,14 +66,10 @@ int kcopyd_client_create(unsigned int num_pages, struct kcopyd_client **result)
 	pthread_mutex_init(&kc->lock, NULL);
 	pthread_cond_init(&kc->idle, NULL);
 	pthread_cond_init(&kc->zero_cond, NULL);
-	pthread_cond_init(&kc->nbd_map_cond, NULL);
 	kc->zero_tail = &kc->zero_queue;
 	kc->zero_done_tail = &kc->zero_done;
 	kc->wake_fd = -1;
 	kc->new_tail = &kc->new_jobs;
-	kc->nbd_tail = &kc->nbd_queue;
-	kc->nbd_done_tail = &kc->nbd_done;
-	kc->nbd_timeout_us = KC_NBD_DEFAULT_TIMEOUT_S * 1000000ull;
 	kc->throttle = 100;
 	kc->ring_dests = KC_RING_MIN_DESTS;
 

@@ -69,9 +69,8 @@ static unsigned int poll_fit(struct kcopyd_client *kc, int *timeout_ms)
 }
 
 /* The backends of the files the client has open, each once, in the
- * order their first files were opened: at most KC_MAX_BACKENDS (there
- * are three).  Returns how many. */
-#define KC_MAX_BACKENDS 8
+ * order their first files were opened: at most KC_MAX_BACKENDS.  Returns
+ * how many. */
 static unsigned int open_backends(const struct kcopyd_client *kc,
 				  const struct kc_file_ops **ops)
 {

@@ -42,7 +42,9 @@
  *   stats                    the backends and io.c (bytes moved),
  *                            subjob.c and sparse.c (bytes zeroed,
  *                            skipped, done), isolate.c (errors)
- *   nbd_*                    nbd.c;  zero_*  zero.c
+ *   backends, num_backends   backend.c (a backend's client-wide
+ *                            part: its own, guarded by lock too);
+ *                            zero_*  zero.c
  *   pfd, polled, poll_cap    engine.c;  kick  engine.c clears, the
  *                            backends and io.c set
  *
@@ -59,6 +61,9 @@
  *   backends (struct kc_file_ops), called through the table and never by
  *   name but to open: local.c (files and block devices), nbd.c (NBD
  *   exports), stream.c (pipes and sockets)
+ *   backend.c  the backends' client-wide parts (struct kc_backend): made
+ *              at a backend's first use, destroyed with the client
+ *              without naming any
  *   io.c       local requests: queue, submit, reap, then iocb->end_io
  *   io-uring.c, io-aio.c   the kernel interfaces io.c submits through
  */
@@ -87,6 +92,9 @@
  * flight) throughput is flat, and 128 leaves headroom for small sub-jobs. */
 #define KC_MAX_SLOTS 128
 
+/* Backends a client may use at once (there are three). */
+#define KC_MAX_BACKENDS 8
+
 /* iocbs each sub-job owns: one per destination for the writes; the read and
  * the re-reads of an isolating read (one at a time) use the first, since a
  * sub-job never reads and writes at once.  A sub-job of a job with n
@@ -103,12 +111,6 @@
  * of the system-wide fs.aio-max-nr (65536 by default); the most it ever
  * takes is 128 slots * 32 destinations = 4096. */
 #define KC_RING_MIN_DESTS 4u
-
-/* kcopyd_set_timeout's default: a request to an NBD export that has not
- * completed in a minute means a dead server or network, not a slow one
- * (nbdkit's and qemu-nbd's requests of 32 MiB take well under a second on
- * any link kcopy is for). */
-#define KC_NBD_DEFAULT_TIMEOUT_S 60
 
 /* Bisection of a failed read pushes two halves for each range it pops, so
  * the stack never holds more than log2(sectors of a sub-job) + 1 ranges:
@@ -162,8 +164,6 @@ static inline int kc_ms_of_us(uint64_t us)
  * number reused by the caller for another file is probed afresh. */
 struct kc_iocb;
 struct kc_file;
-struct kc_nbd;
-struct kc_nbd_lib;
 
 /* A backend: what one kind of storage does for the job code, which asks
  * through this table and a file's capabilities (struct kc_file) and never
@@ -172,7 +172,22 @@ struct kc_nbd_lib;
  * sockets.  Members are called on the engine thread with kc->lock held
  * unless their contract says otherwise; a NULL member is a capability the
  * storage does not have, as its contract says.  A file's kind is its ops
- * pointer and its private data (kc_file.priv), nothing else. */
+ * pointer and its private data (kc_file.priv), nothing else; what a
+ * backend keeps for the whole client is its struct kc_backend's part.
+ *
+ * What adding a fourth backend touches:
+ *   - a new file (src/<name>.c) with its struct kc_file_ops and, if it
+ *     keeps anything client-wide, its struct kc_backend, both static to
+ *     it; its per-request data fits kc_iocb.own;
+ *   - the one entry where backends are found: for storage reached
+ *     through a descriptor, region.c's probe, with the opener declared
+ *     below beside kc_stream_open and kc_local_open; for storage named
+ *     otherwise, a public open call of its own (kcopyd.h and
+ *     libkcopyd.sym, as kcopyd_open_uri in nbd.c);
+ *   - Makefile.am (src_libkcopyd_la_SOURCES).
+ * Nothing else: the engine, the job code and client.c reach a backend
+ * through these tables only, and destroy its client-wide part with the
+ * client without naming it. */
 struct kc_file_ops {
 	const char *name;
 	/* Read, write or flush: start io, a read or write of io->len -
@@ -251,6 +266,23 @@ struct kc_file_ops {
 	/* Fill in the kind of storage in kcopyd_probe_fd's answer (is_blockdev,
 	 * is_remote, is_stream), all of them 0 before. */
 	void (*describe)(const struct kc_file *f, struct kcopyd_fd_info *info);
+};
+
+/* A backend's client-wide part: state it keeps for all of a client's
+ * files of its kind (nbd.c: libnbd loaded, the requests queued and ended,
+ * the timeout), made at the backend's first use (kc_backend_use, e.g. its
+ * public open call) and destroyed with the client (kc_backends_destroy),
+ * which names no backend.  A backend with nothing client-wide has none. */
+struct kc_backend {
+	const char *name;
+	/* Make the part, into *state: 0 or a negative errno.  Called with
+	 * kc->lock held, on any thread. */
+	int (*client_create)(struct kcopyd_client *kc, void **state);
+	/* The client is being freed: no job is outstanding, the engine has
+	 * stopped (or is ending, if destroyed from a callback), kc->lock is
+	 * not held.  Close the files of this backend the caller left open
+	 * (taking them off kc->files) and free state. */
+	void (*client_destroy)(struct kcopyd_client *kc, void *state);
 };
 
 /* One request's end as the kernel reported it: bytes transferred (a flush:
@@ -451,11 +483,14 @@ enum kc_io_op { KC_IO_READ, KC_IO_WRITE, KC_IO_FLUSH };
 struct kc_iocb {
 	union {
 		struct iocb cb;		/* io-aio.c's */
-		struct {		/* nbd.c's */
-			void *conn;		/* the connection it went to */
-			unsigned int parts;	/* commands outstanding */
-			int err;		/* the first one's error */
-		} nbd;
+		/* A backend's own while it holds the request (nbd.c: the
+		 * connection it went to, commands outstanding, the first
+		 * one's error). */
+		struct {
+			void *ptr;
+			unsigned int count;
+			int err;
+		} own;
 	};
 	struct kc_iocb *qnext;		/* in its backend's queue (nbd.c,
 					   stream.c; io.c: the requests in
@@ -618,14 +653,13 @@ struct kcopyd_client {
 	kcopyd_data_fn data_fn;
 	void *data_ctx;
 
-	/* NBD (nbd.c; guarded by lock) */
-	struct kc_iocb *nbd_queue;	/* requests not yet issued */
-	struct kc_iocb **nbd_tail;
-	struct kc_iocb *nbd_done;	/* ended, owners not yet told */
-	struct kc_iocb **nbd_done_tail;
-	uint64_t nbd_timeout_us;	/* kcopyd_set_timeout; 0 = none */
-	pthread_cond_t nbd_map_cond;	/* an export's map fetch ended */
-	struct kc_nbd_lib *nbd_lib;	/* libnbd, loaded by the first open */
+	/* The client-wide parts of the backends used so far, in the order
+	 * of their first use (backend.c; guarded by lock) */
+	struct kc_backend_use {
+		const struct kc_backend *backend;
+		void *state;		/* the backend's own */
+	} backends[KC_MAX_BACKENDS];
+	unsigned int num_backends;
 
 	/* the engine's poll set (engine.c): pfd[0] the eventfd, then the
 	 * NBD connections and streams with requests, grown to what is open;
@@ -791,9 +825,17 @@ void kc_jobs_flush(struct kcopyd_client *kc);
 bool kc_jobs_run_callbacks(struct kcopyd_client *kc);
 void kc_job_free(struct kcopyd_client *kc, struct kc_job *job);
 
-/* nbd.c: NBD exports; with kc->lock held.  At destroy: close the exports
- * the caller did not close.  No jobs. */
-void kc_nbd_close_all(struct kcopyd_client *kc);
+/* backend.c, with kc->lock held: the client-wide part of backend b, or
+ * NULL while b has not been used */
+void *kc_backend_state(const struct kcopyd_client *kc,
+		       const struct kc_backend *b);
+/* The same, made (b->client_create) at b's first use: 0 and *state, or
+ * a negative errno */
+int kc_backend_use(struct kcopyd_client *kc, const struct kc_backend *b,
+		   void **state);
+/* At destroy, without kc->lock and with no jobs: every backend used
+ * destroys its part, in the reverse order of their first use */
+void kc_backends_destroy(struct kcopyd_client *kc);
 
 /* The backends' openers, called by region.c's probe of a descriptor (an
  * NBD export is opened by kcopyd_open_uri).  Each fills in f: ops, priv,

@@ -15,15 +15,20 @@
  * queue returns), and their sockets are polled beside the engine's eventfd
  * (kc_nbd_ops.poll_prepare / poll_done).  libnbd runs its completion
  * callbacks inside its own calls, with the handle's lock held: they only
- * put the request on kc->nbd_done, and its io->end_io is called once libnbd
- * has returned, so that the job code (which drops and takes kc->lock
+ * put the request on the client's done list (struct kc_nbd_client), and
+ * its io->end_io is called once libnbd has returned, so that the job code (which drops and takes kc->lock
  * around its hooks) never runs under a handle's lock.
  *
  * A connection is only polled while it has requests: an export no job uses
  * is idle, so kcopyd_close_uri may close it from the caller's thread.  A
- * request outstanding longer than kc->nbd_timeout_us drops its connection
+ * request outstanding longer than the client's timeout drops its connection
  * (shutdown of the socket): libnbd then fails every request in flight on
  * it, so a dead or stalled server is an error, never a hang.
+ *
+ * What NBD keeps for the whole client (libnbd, the queues, the timeout)
+ * is its backend's client-wide part, struct kc_nbd_client, made by the
+ * first kcopyd_open_uri or kcopyd_set_timeout and freed with the client
+ * (kc_nbd_backend.client_destroy), which closes the exports left open.
  */
 #include <config.h>
 
@@ -42,6 +47,12 @@
 #ifdef HAVE_LIBNBD
 #include <dlfcn.h>
 #include <libnbd.h>
+
+/* kcopyd_set_timeout's default: a request to an NBD export that has not
+ * completed in a minute means a dead server or network, not a slow one
+ * (nbdkit's and qemu-nbd's requests of 32 MiB take well under a second on
+ * any link kcopy is for). */
+#define NBD_DEFAULT_TIMEOUT_S 60
 
 /* libnbd is loaded with the first export a client opens, not with
  * libkcopyd: it and what it needs (gnutls, libxml2 with ICU and libstdc++,
@@ -65,16 +76,29 @@ struct kc_nbd_lib {
 #undef NBD_FN
 };
 
+/* NBD's client-wide part (kc_nbd_backend), guarded by kc->lock. */
+struct kc_nbd_client {
+	struct kc_nbd_lib *lib;		/* libnbd, loaded by the first open */
+	struct kc_iocb *queue;		/* requests not yet issued */
+	struct kc_iocb **tail;
+	struct kc_iocb *done;		/* ended, owners not yet told */
+	struct kc_iocb **done_tail;
+	uint64_t timeout_us;		/* kcopyd_set_timeout; 0 = none */
+	pthread_cond_t map_cond;	/* an export's map fetch ended */
+};
+
+static const struct kc_backend kc_nbd_backend;
+
 /* The soname of the libnbd the library was built against. */
 #define LIBNBD_SONAME "libnbd.so.0"
 
-/* Load libnbd for kc, once: 0, or -ELIBACC if it cannot be (not
+/* Load libnbd for nc, once: 0, or -ELIBACC if it cannot be (not
  * installed: the message is in the caller's errno-less world). */
-static int lib_load(struct kcopyd_client *kc)
+static int lib_load(struct kc_nbd_client *nc)
 {
 	struct kc_nbd_lib *lib;
 
-	if (kc->nbd_lib)
+	if (nc->lib)
 		return 0;
 	lib = calloc(1, sizeof(*lib));
 	if (!lib)
@@ -90,7 +114,7 @@ static int lib_load(struct kcopyd_client *kc)
 		goto missing;
 	NBD_FUNCS(NBD_FN)
 #undef NBD_FN
-	kc->nbd_lib = lib;
+	nc->lib = lib;
 	return 0;
 missing:
 	dlclose(lib->so);
@@ -127,6 +151,7 @@ struct conn {
 
 struct kc_nbd {
 	struct kcopyd_client *kc;
+	struct kc_nbd_client *nc;	/* kc's NBD part */
 	struct conn conns[NBD_CONNS];
 	unsigned int num_conns;
 	uint64_t max_request;		/* bytes per command */
@@ -155,11 +180,11 @@ static int nbd_err(const struct kc_nbd_lib *lib)
 static void nbd_queue(struct kcopyd_client *kc, struct kc_iocb *io);
 
 /* io is over: its owner hears of it in hand_back(). */
-static void ended(struct kcopyd_client *kc, struct kc_iocb *io)
+static void ended(struct kc_nbd_client *nc, struct kc_iocb *io)
 {
 	io->qnext = NULL;
-	*kc->nbd_done_tail = io;
-	kc->nbd_done_tail = &io->qnext;
+	*nc->done_tail = io;
+	nc->done_tail = &io->qnext;
 }
 
 static struct conn *pick_conn(struct kc_nbd *x);
@@ -169,7 +194,7 @@ static struct conn *pick_conn(struct kc_nbd *x);
  * callbacks, which run under the handle's lock. */
 static bool conn_lost(const struct conn *c)
 {
-	const struct kc_nbd_lib *lib = c->export->kc->nbd_lib;
+	const struct kc_nbd_lib *lib = c->export->nc->lib;
 
 	return c->dropped || lib->aio_is_dead(c->h) > 0 ||
 	       lib->aio_is_closed(c->h) > 0;
@@ -181,23 +206,23 @@ static bool conn_lost(const struct conn *c)
  * an error the job code takes for a lost connection (kc_err_lost):
  * -ETIMEDOUT for a connection dropped for silence, -ENOTCONN otherwise,
  * whatever libnbd said, never mistaken for a bad sector. */
-static void hand_back(struct kcopyd_client *kc)
+static void hand_back(struct kcopyd_client *kc, struct kc_nbd_client *nc)
 {
-	while (kc->nbd_done) {
-		struct kc_iocb *io = kc->nbd_done;
-		struct conn *c = io->nbd.conn;
+	while (nc->done) {
+		struct kc_iocb *io = nc->done;
+		struct conn *c = io->own.ptr;
 
-		kc->nbd_done = io->qnext;
-		if (!kc->nbd_done)
-			kc->nbd_done_tail = &kc->nbd_done;
-		if (io->nbd.err && c && conn_lost(c)) {
+		nc->done = io->qnext;
+		if (!nc->done)
+			nc->done_tail = &nc->done;
+		if (io->own.err && c && conn_lost(c)) {
 			if (pick_conn(c->export)) {
 				nbd_queue(kc, io);
 				continue;
 			}
-			io->nbd.err = c->dropped ? -ETIMEDOUT : -ENOTCONN;
+			io->own.err = c->dropped ? -ETIMEDOUT : -ENOTCONN;
 		}
-		io->end_io(kc, io, io->nbd.err);
+		io->end_io(kc, io, io->own.err);
 	}
 }
 
@@ -205,18 +230,18 @@ static void hand_back(struct kcopyd_client *kc)
 static int part_done(void *user_data, int *error)
 {
 	struct kc_iocb *io = user_data;
-	struct conn *c = io->nbd.conn;
+	struct conn *c = io->own.ptr;
 	struct kcopyd_client *kc = c->export->kc;
 
-	assert(c->in_flight > 0 && io->nbd.parts > 0);
+	assert(c->in_flight > 0 && io->own.count > 0);
 	c->in_flight--;
 	c->last_us = kc_now_us();
-	if (*error && !io->nbd.err)
-		io->nbd.err = c->dropped ? -ETIMEDOUT : -*error;
-	if (--io->nbd.parts == 0) {
-		if (io->is_zero && (io->nbd.err == -ENOTSUP ||
-				    io->nbd.err == -EOPNOTSUPP ||
-				    io->nbd.err == -EINVAL)) {
+	if (*error && !io->own.err)
+		io->own.err = c->dropped ? -ETIMEDOUT : -*error;
+	if (--io->own.count == 0) {
+		if (io->is_zero && (io->own.err == -ENOTSUP ||
+				    io->own.err == -EOPNOTSUPP ||
+				    io->own.err == -EINVAL)) {
 			/* Zeroing refused after all: remember, and write
 			 * the zeroed buffer instead. */
 			io->file->can_zero = false;
@@ -224,7 +249,7 @@ static int part_done(void *user_data, int *error)
 			nbd_queue(kc, io);
 			return 1;
 		}
-		if (!io->nbd.err) {
+		if (!io->own.err) {
 			if (io->op == KC_IO_WRITE)
 				kc->stats.bytes_written += io->len - io->done;
 			else if (io->op == KC_IO_FLUSH)
@@ -233,16 +258,19 @@ static int part_done(void *user_data, int *error)
 				kc->stats.bytes_read += io->len - io->done;
 			io->done = io->len;
 		}
-		ended(kc, io);
+		ended(c->export->nc, io);
 	}
 	return 1;	/* retire the command */
 }
 
 static void nbd_queue(struct kcopyd_client *kc, struct kc_iocb *io)
 {
+	struct kc_nbd *x = io->file->priv;
+
+	(void)kc;
 	io->qnext = NULL;
-	*kc->nbd_tail = io;
-	kc->nbd_tail = &io->qnext;
+	*x->nc->tail = io;
+	x->nc->tail = &io->qnext;
 }
 
 static int nbd_extents(struct kcopyd_client *kc, struct kc_file *f,
@@ -292,7 +320,7 @@ static const struct kc_file_ops kc_nbd_ops = {
 /* The live connection with the fewest commands in flight, or NULL. */
 static struct conn *pick_conn(struct kc_nbd *x)
 {
-	const struct kc_nbd_lib *lib = x->kc->nbd_lib;
+	const struct kc_nbd_lib *lib = x->nc->lib;
 	struct conn *best = NULL;
 	unsigned int i;
 
@@ -312,7 +340,7 @@ static struct conn *pick_conn(struct kc_nbd *x)
 static void send_part(struct conn *c, struct kc_iocb *io, uint64_t off,
 		      size_t len)
 {
-	const struct kc_nbd_lib *lib = c->export->kc->nbd_lib;
+	const struct kc_nbd_lib *lib = c->export->nc->lib;
 	nbd_completion_callback cb = { .callback = part_done,
 				       .user_data = io };
 	int64_t cookie;
@@ -320,7 +348,7 @@ static void send_part(struct conn *c, struct kc_iocb *io, uint64_t off,
 	if (c->in_flight == 0)
 		c->last_us = kc_now_us();
 	c->in_flight++;
-	io->nbd.parts++;
+	io->own.count++;
 	if (io->op == KC_IO_FLUSH)
 		cookie = lib->aio_flush(c->h, cb, 0);
 	else if (io->is_zero)
@@ -334,8 +362,8 @@ static void send_part(struct conn *c, struct kc_iocb *io, uint64_t off,
 	if (cookie < 0) {
 		/* Not issued: the callback will not run. */
 		c->in_flight--;
-		io->nbd.parts--;
-		io->nbd.err = nbd_err(lib);
+		io->own.count--;
+		io->own.err = nbd_err(lib);
 	}
 }
 
@@ -351,41 +379,43 @@ static void issue(struct kcopyd_client *kc, struct kc_iocb *io)
 	struct conn *c = pick_conn(x);
 	uint64_t off = io->done;
 
-	io->nbd.err = c ? 0 : -ENOTCONN;
-	io->nbd.parts = 1;
-	io->nbd.conn = c;
+	io->own.err = c ? 0 : -ENOTCONN;
+	io->own.count = 1;
+	io->own.ptr = c;
 	if (c && io->op == KC_IO_FLUSH) {
 		if (io->file->can_flush)
 			send_part(c, io, 0, 0);
 		c = NULL;
 	}
-	while (c && off < io->len && !io->nbd.err) {
+	while (c && off < io->len && !io->own.err) {
 		size_t len = io->len - off < x->max_request
 			     ? io->len - off : x->max_request;
 
 		send_part(c, io, off, len);
 		off += len;
 	}
-	if (--io->nbd.parts == 0)
-		ended(kc, io);
+	if (--io->own.count == 0)
+		ended(x->nc, io);
 }
 
 /* Requests that end here (no connection left, a command libnbd would not
  * take) end outside the engine's poll: it is kicked to go round again. */
 static void nbd_submit(struct kcopyd_client *kc)
 {
-	while (kc->nbd_queue) {
-		struct kc_iocb *io = kc->nbd_queue;
+	struct kc_nbd_client *nc = kc_backend_state(kc, &kc_nbd_backend);
 
-		kc->nbd_queue = io->qnext;
-		if (!kc->nbd_queue)
-			kc->nbd_tail = &kc->nbd_queue;
+	while (nc->queue) {
+		struct kc_iocb *io = nc->queue;
+
+		nc->queue = io->qnext;
+		if (!nc->queue)
+			nc->tail = &nc->queue;
 		issue(kc, io);
 	}
-	if (kc->nbd_done)
+	if (nc->done)
 		kc->kick = true;
-	hand_back(kc);
-	if (kc->nbd_queue)
+	hand_back(kc, nc);
+	if (nc->queue)
 		kc->kick = true;	/* queued by the owners told */
 }
 
@@ -393,7 +423,7 @@ static void nbd_submit(struct kcopyd_client *kc)
  * socket on the next notify and fails what is in flight on it. */
 static void drop(struct conn *c)
 {
-	const struct kc_nbd_lib *lib = c->export->kc->nbd_lib;
+	const struct kc_nbd_lib *lib = c->export->nc->lib;
 	int fd = lib->aio_get_fd(c->h);
 
 	c->dropped = true;
@@ -405,7 +435,9 @@ static unsigned int nbd_poll_prepare(struct kcopyd_client *kc,
 				     struct pollfd *pfds, void **polled,
 				     unsigned int max, int *timeout_ms)
 {
-	const struct kc_nbd_lib *lib = kc->nbd_lib;
+	const struct kc_nbd_client *nc = kc_backend_state(kc, &kc_nbd_backend);
+	const struct kc_nbd_lib *lib = nc->lib;
+	uint64_t timeout_us = nc->timeout_us;
 	uint64_t now = kc_now_us();
 	unsigned int n = 0, i;
 	struct kc_file *f;
@@ -422,8 +454,8 @@ static unsigned int nbd_poll_prepare(struct kcopyd_client *kc,
 
 			if (!c->in_flight)
 				continue;
-			if (kc->nbd_timeout_us && !c->dropped &&
-			    now - c->last_us > kc->nbd_timeout_us)
+			if (timeout_us && !c->dropped &&
+			    now - c->last_us > timeout_us)
 				drop(c);
 			fd = lib->aio_get_fd(c->h);
 			if (fd < 0)
@@ -436,9 +468,8 @@ static unsigned int nbd_poll_prepare(struct kcopyd_client *kc,
 					  ? POLLOUT : 0);
 			pfds[n].revents = 0;
 			polled[n++] = c;
-			if (kc->nbd_timeout_us) {
-				uint64_t left = c->last_us + kc->nbd_timeout_us
-						- now;
+			if (timeout_us) {
+				uint64_t left = c->last_us + timeout_us - now;
 				int ms = c->dropped ? 100 : kc_ms_of_us(left);
 
 				if (*timeout_ms < 0 || ms < *timeout_ms)
@@ -453,7 +484,8 @@ static void nbd_poll_done(struct kcopyd_client *kc,
 			  const struct pollfd *pfds, void *const *polled,
 			  unsigned int n)
 {
-	const struct kc_nbd_lib *lib = kc->nbd_lib;
+	struct kc_nbd_client *nc = kc_backend_state(kc, &kc_nbd_backend);
+	const struct kc_nbd_lib *lib = nc->lib;
 	unsigned int i;
 
 	for (i = 0; i < n; i++) {
@@ -469,7 +501,7 @@ static void nbd_poll_done(struct kcopyd_client *kc,
 		else if (c->dropped)
 			lib->aio_notify_read(c->h);
 	}
-	hand_back(kc);
+	hand_back(kc, nc);
 }
 
 /* ------------------------------------------------------------ the map */
@@ -533,7 +565,7 @@ static int map_part(void *user_data, const char *metacontext,
 static int map_wait(struct kcopyd_client *kc, struct conn *c, int64_t cookie,
 		    uint64_t deadline)
 {
-	const struct kc_nbd_lib *lib = kc->nbd_lib;
+	const struct kc_nbd_lib *lib = c->export->nc->lib;
 
 	for (;;) {
 		int r = lib->aio_command_completed(c->h, (uint64_t)cookie);
@@ -575,18 +607,18 @@ static int map_wait(struct kcopyd_client *kc, struct conn *c, int64_t cookie,
 static int map_fetch(struct kcopyd_client *kc, struct kc_file *f,
 		     uint64_t pos, uint64_t len)
 {
-	const struct kc_nbd_lib *lib = kc->nbd_lib;
 	struct kc_nbd *x = f->priv;
+	struct kc_nbd_client *nc = x->nc;
+	const struct kc_nbd_lib *lib = nc->lib;
 	nbd_extent_callback cb = { .callback = map_part, .user_data = x };
 	uint64_t count = len > NBD_MAP_WINDOW ? len : NBD_MAP_WINDOW;
-	uint64_t deadline = kc->nbd_timeout_us
-			    ? kc_now_us() + kc->nbd_timeout_us : 0;
+	uint64_t deadline = nc->timeout_us ? kc_now_us() + nc->timeout_us : 0;
 	struct conn *c;
 	int64_t cookie;
 	int r = 0;
 
 	while (x->map_busy)
-		pthread_cond_wait(&kc->nbd_map_cond, &kc->lock);
+		pthread_cond_wait(&nc->map_cond, &kc->lock);
 	c = pick_conn(x);
 	if (!c)
 		return -ENOTCONN;
@@ -611,8 +643,8 @@ static int map_fetch(struct kcopyd_client *kc, struct kc_file *f,
 	if (r < 0)
 		x->num_map = 0;
 	x->map_busy = false;
-	pthread_cond_broadcast(&kc->nbd_map_cond);
-	if ((kc->nbd_done || kc->nbd_queue) &&
+	pthread_cond_broadcast(&nc->map_cond);
+	if ((nc->done || nc->queue) &&
 	    !pthread_equal(pthread_self(), kc->engine))
 		kc_engine_wake(kc);
 	return r < 0 ? r : 0;
@@ -688,7 +720,7 @@ static int connect_one(const struct kc_nbd_lib *lib, const char *uri,
 
 static void export_free(struct kc_nbd *x)
 {
-	const struct kc_nbd_lib *lib = x->kc->nbd_lib;
+	const struct kc_nbd_lib *lib = x->nc->lib;
 	unsigned int i;
 
 	for (i = 0; i < x->num_conns; i++) {
@@ -732,10 +764,11 @@ static int probe(const struct kc_nbd_lib *lib, struct nbd_handle *h,
 int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 		    int *fd)
 {
-	const struct kc_nbd_lib *lib;
+	const struct kc_nbd_lib *lib = NULL;
 	struct kc_nbd *x;
 	struct kc_file *f;
-	uint64_t timeout_us;
+	uint64_t timeout_us = 0;
+	void *state;
 	unsigned int i;
 	int r;
 
@@ -751,9 +784,13 @@ int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 	}
 	x->kc = kc;
 	pthread_mutex_lock(&kc->lock);
-	timeout_us = kc->nbd_timeout_us;
-	r = lib_load(kc);
-	lib = kc->nbd_lib;
+	r = kc_backend_use(kc, &kc_nbd_backend, &state);
+	if (r == 0) {
+		x->nc = state;
+		timeout_us = x->nc->timeout_us;
+		r = lib_load(x->nc);
+		lib = x->nc->lib;
+	}
 	pthread_mutex_unlock(&kc->lock);
 	if (r < 0)
 		goto fail_free;
@@ -844,8 +881,43 @@ int kcopyd_close_uri(struct kcopyd_client *kc, int fd)
 	return r;
 }
 
-void kc_nbd_close_all(struct kcopyd_client *kc)
+int kcopyd_set_timeout(struct kcopyd_client *kc, unsigned int seconds)
 {
+	struct kc_nbd_client *nc;
+	void *state;
+	int r;
+
+	if (!kc)
+		return -EINVAL;
+	pthread_mutex_lock(&kc->lock);
+	r = kc_backend_use(kc, &kc_nbd_backend, &state);
+	if (r == 0) {
+		nc = state;
+		nc->timeout_us = (uint64_t)seconds * 1000000;
+	}
+	pthread_mutex_unlock(&kc->lock);
+	return r;
+}
+
+static int nbd_client_create(struct kcopyd_client *kc, void **state)
+{
+	struct kc_nbd_client *nc = calloc(1, sizeof(*nc));
+
+	(void)kc;
+	if (!nc)
+		return -ENOMEM;
+	nc->tail = &nc->queue;
+	nc->done_tail = &nc->done;
+	nc->timeout_us = NBD_DEFAULT_TIMEOUT_S * 1000000ull;
+	pthread_cond_init(&nc->map_cond, NULL);
+	*state = nc;
+	return 0;
+}
+
+/* The exports the caller left open are closed, libnbd unloaded. */
+static void nbd_client_destroy(struct kcopyd_client *kc, void *state)
+{
+	struct kc_nbd_client *nc = state;
 	struct kc_file **p = &kc->files, *f;
 
 	while ((f = *p)) {
@@ -856,19 +928,28 @@ void kc_nbd_close_all(struct kcopyd_client *kc)
 			p = &f->next;
 		}
 	}
-	if (kc->nbd_lib) {
-		dlclose(kc->nbd_lib->so);
-		free(kc->nbd_lib);
-		kc->nbd_lib = NULL;
+	if (nc->lib) {
+		dlclose(nc->lib->so);
+		free(nc->lib);
 	}
+	pthread_cond_destroy(&nc->map_cond);
+	free(nc);
 }
+
+static const struct kc_backend kc_nbd_backend = {
+	.name = "nbd",
+	.client_create = nbd_client_create,
+	.client_destroy = nbd_client_destroy,
+};
 
 #else /* !HAVE_LIBNBD */
 
-/* Built without libnbd: no export can be opened. */
-void kc_nbd_close_all(struct kcopyd_client *kc)
+/* Built without libnbd: no export can be opened, and the timeout of
+ * requests to one has nothing to apply to. */
+int kcopyd_set_timeout(struct kcopyd_client *kc, unsigned int seconds)
 {
-	(void)kc;
+	(void)seconds;
+	return kc ? 0 : -EINVAL;
 }
 
 int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
@@ -885,13 +966,3 @@ int kcopyd_close_uri(struct kcopyd_client *kc, int fd)
 }
 
 #endif /* HAVE_LIBNBD */
-
-int kcopyd_set_timeout(struct kcopyd_client *kc, unsigned int seconds)
-{
-	if (!kc)
-		return -EINVAL;
-	pthread_mutex_lock(&kc->lock);
-	kc->nbd_timeout_us = (uint64_t)seconds * 1000000;
-	pthread_mutex_unlock(&kc->lock);
-	return 0;
-}
