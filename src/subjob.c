@@ -643,7 +643,7 @@ void kc_sj_start(struct kcopyd_client *kc, struct kc_job *job,
 /* A read of a stream source came back short: the stream ended in it.  The
  * sub-job keeps what was read, zeroed to the page past it (a logical block
  * of any destination); true if nothing was, and the sub-job is over. */
-static bool stream_ended(struct kcopyd_client *kc, struct kc_subjob *sj,
+static bool source_ended(struct kcopyd_client *kc, struct kc_subjob *sj,
 			 const struct kc_iocb *io)
 {
 	size_t pad = (KCOPYD_PAGE_SIZE - io->done % KCOPYD_PAGE_SIZE) %
@@ -685,7 +685,7 @@ static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 	switch (sj->state) {
 	case KC_SJ_READING:
 		assert(sj->pending == 0);
-		if (!err && io->done < io->len && stream_ended(kc, sj, io))
+		if (!err && io->done < io->len && source_ended(kc, sj, io))
 			break;
 		sj_read_done(kc, sj, err);
 		break;
