@@ -7,6 +7,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -160,11 +161,15 @@ static int check_counts(struct kc_job *job, uint64_t count)
 			job->flags |= KCOPYD_WRITE_SEQ;
 		if (job->src_in_order || (d->file->in_order && d->count == 0)) {
 			if (d->count == 0 && d->file->fixed_size)
-				return -EINVAL;	/* no limit on a device */
+				return kc_set_error(-EINVAL, "destination %u: "
+						    "no COUNT, on storage of "
+						    "a fixed size", i + 1);
 			continue;
 		}
 		if (d->count != count)
-			return -EINVAL;
+			return kc_set_error(-EINVAL, "destination %u: %" PRIu64
+					    " sectors, not the source's %"
+					    PRIu64, i + 1, d->count, count);
 	}
 	return 0;
 }
@@ -185,7 +190,10 @@ static int check_tail(struct kcopyd_client *kc, struct kc_job *job)
 		if (f->needs_whole_blocks && 2 * (size_t)f->lbs > slot)
 			job->tail_borrow = true;
 	}
-	return job->tail_borrow && kc->num_slots < 2 ? -EINVAL : 0;
+	if (job->tail_borrow && kc->num_slots < 2)
+		return kc_set_error(-EINVAL, "a stream's last block needs a "
+				    "second slot, and the budget has one");
+	return 0;
 }
 
 static int submit(struct kcopyd_client *kc, const struct io_region *from,
@@ -197,10 +205,11 @@ static int submit(struct kcopyd_client *kc, const struct io_region *from,
 	int ret = 0;
 
 	/* No destinations: a read job, of a source only. */
+	kc_clear_error();
 	if (!kc || !fn || (num_dests == 0) != !dests ||
 	    (num_dests == 0 && !from) ||
 	    num_dests > KCOPYD_MAX_DESTS || (flags & ~KCOPYD_FLAGS_MASK))
-		return -EINVAL;
+		return kc_fail(-EINVAL);
 	job = calloc(1, sizeof(*job));
 	if (job && (flags & KCOPYD_FLUSH) && num_dests) {
 		job->flush_io = calloc(num_dests, sizeof(*job->flush_io));
@@ -210,7 +219,7 @@ static int submit(struct kcopyd_client *kc, const struct io_region *from,
 		}
 	}
 	if (!job)
-		return -ENOMEM;
+		return kc_fail(-ENOMEM);
 	job->flags = flags;
 	job->is_zero = !from;
 	job->num_dests = num_dests;
@@ -218,10 +227,14 @@ static int submit(struct kcopyd_client *kc, const struct io_region *from,
 	job->context = context;
 
 	pthread_mutex_lock(&kc->lock);
-	if (from)
-		ret = kc_region_check(kc, from, false, &job->src);
+	if (from && (ret = kc_region_check(kc, from, KCOPYD_REGION_SOURCE,
+					   &job->src)) < 0)
+		kc_prefix_error("source");
 	for (i = 0; ret == 0 && i < num_dests; i++)
-		ret = kc_region_check(kc, &dests[i], true, &job->dests[i]);
+		if ((ret = kc_region_check(kc, &dests[i], KCOPYD_REGION_DEST |
+					   KCOPYD_REGION_MAY_EXTEND,
+					   &job->dests[i])) < 0)
+			kc_prefix_error("destination %u", i + 1);
 	if (ret == 0)
 		ret = check_counts(job, from ? from->count : dests[0].count);
 	if (ret == 0)
@@ -229,7 +242,7 @@ static int submit(struct kcopyd_client *kc, const struct io_region *from,
 	if (ret < 0) {
 		kc_job_free(kc, job);
 		pthread_mutex_unlock(&kc->lock);
-		return ret;
+		return kc_fail(ret);
 	}
 	/* More destinations than the ring is sized for: grow it while the
 	 * engine is idle, else (or if the system's limit refuses) the job
@@ -251,8 +264,10 @@ int kcopyd_copy(struct kcopyd_client *kc, struct io_region *from,
 		unsigned int num_dests, struct io_region *dests,
 		unsigned int flags, kcopyd_notify_fn fn, void *context)
 {
-	if (!from)
-		return -EINVAL;
+	if (!from) {
+		kc_clear_error();
+		return kc_fail(-EINVAL);
+	}
 	return submit(kc, from, num_dests, dests, flags, fn, context);
 }
 

@@ -720,9 +720,20 @@ void kc_pages_exit(struct kcopyd_client *kc);
 struct kc_subjob *kc_slot_get(struct kcopyd_client *kc);
 void kc_slot_put(struct kcopyd_client *kc, struct kc_subjob *sj);
 
+/* error.c: this thread's reason for the call that fails.  A public call
+ * that can say why clears it first (kc_clear_error), a refusal sets it
+ * (kc_set_error, returning err), and the call returns through kc_fail(err),
+ * which gives an error without a reason of its own strerror's words. */
+int kc_set_error(int err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int kc_prefix_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+int kc_fail(int err);
+void kc_clear_error(void);
+
 /* region.c */
 int kc_region_check(struct kcopyd_client *kc, const struct io_region *r,
-		    bool is_dest, struct kc_region *out);
+		    unsigned int how, struct kc_region *out);
 void kc_region_put(struct kcopyd_client *kc, struct kc_region *r);
 
 /* io.c: called with kc->lock held */

@@ -341,6 +341,30 @@ int kcopyd_close_uri(struct kcopyd_client *kc, int fd);
  * default is 60 seconds. */
 int kcopyd_set_timeout(struct kcopyd_client *kc, unsigned int seconds);
 
+/* Why the last call of this thread that failed with a reason failed: a
+ * one-line message without a trailing newline (for a refused region, such
+ * as "region (sector 1, 8 sectors) is not aligned to the logical block size
+ * of 4096 bytes"), or NULL if none has failed on this thread.  Thread-local,
+ * as libnbd's nbd_get_error(): set by kcopyd_copy, kcopyd_zero and
+ * kcopyd_check_region when they fail, left as it is when they succeed;
+ * valid until the thread's next failed call. */
+const char *kcopyd_get_error(void);
+/* The error (a positive errno value) of that call, 0 if none. */
+int kcopyd_get_errno(void);
+
+/* Check a region as kcopyd_copy() and kcopyd_zero() would (the same code),
+ * before anything is created or written: 0, or -EBADF (fd not open) or
+ * -EINVAL with the reason in kcopyd_get_error().  how is one of: */
+#define KCOPYD_REGION_SOURCE	0u	/* read from */
+#define KCOPYD_REGION_DEST	(1u << 0)	/* written to */
+/* ... or'ed to KCOPYD_REGION_DEST: a destination region may end past the
+ * end of a file that grows (as in kcopyd_copy); without it the region must
+ * lie inside the storage as it is now. */
+#define KCOPYD_REGION_MAY_EXTEND	(1u << 1)
+#define KCOPYD_REGION_MASK	((1u << 2) - 1)
+int kcopyd_check_region(struct kcopyd_client *kc, const struct io_region *r,
+			unsigned int how);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,6 +21,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,42 +127,115 @@ static void file_put(struct kcopyd_client *kc, struct kc_file *f)
 	free(f);
 }
 
-/* Validate r and resolve it.  Three outcomes: 0 and *out filled, holding a
- * reference on its file until kc_region_put(); -EBADF for a descriptor that
- * is not open; -EINVAL for a region that is not aligned to a block device's
- * logical block size, lies past the end of a block device or of a source
- * file, or has a logical block larger than a sub-job, and for a destination
- * opened with O_APPEND, where the kernel would write every request at the
- * end of the file whatever its offset.  Called with kc->lock held. */
+/* The largest byte offset the kernel can address is that of an off_t. */
+#define MAX_ADDRESSABLE_SECTORS ((uint64_t)INT64_MAX >> SECTOR_SHIFT)
+
+/* What f is, in words, for a region past its end. */
+static const char *noun_of(const struct kc_file *f)
+{
+	struct kcopyd_fd_info info = { .struct_size = sizeof(info) };
+
+	if (f->ops->describe)
+		f->ops->describe(f, &info);
+	return info.is_remote ? "NBD export" : info.is_blockdev ? "device"
+								 : "file";
+}
+
+/* Why f (whose file status flags are status) cannot hold r as how says, in
+ * kc_set_error()'s words, or 0 if it can. */
+static int refuse(struct kcopyd_client *kc, const struct io_region *r,
+		  unsigned int how, const struct kc_file *f, int status)
+{
+	bool is_dest = how & KCOPYD_REGION_DEST;
+	bool may_extend = is_dest && (how & KCOPYD_REGION_MAY_EXTEND);
+	uint64_t lbs_sectors = f->lbs >> SECTOR_SHIFT;
+	size_t slot = (size_t)kc->slot_pages * KCOPYD_PAGE_SIZE;
+
+	if (f->in_order && r->sector)
+		return kc_set_error(-EINVAL, "a stream is %s where it stands: "
+				    "no SECTOR", is_dest ? "written" : "read");
+	if (is_dest && (status & O_APPEND))
+		return kc_set_error(-EINVAL, "descriptor %d is open for "
+				    "appending (O_APPEND): every write would "
+				    "land at the end of the file", r->fd);
+	/* a stand-in's access mode is its open's */
+	if (is_dest && f->standin_fd && f->accmode == O_RDONLY)
+		return kc_set_error(-EINVAL, "the NBD export was opened "
+				    "read-only");
+	if (f->lbs > slot)
+		return kc_set_error(-EINVAL, "the logical block size of %u "
+				    "bytes is larger than a sub-job (%zu "
+				    "bytes)", f->lbs, slot);
+	if (f->needs_whole_blocks &&
+	    (r->sector % lbs_sectors || r->count % lbs_sectors))
+		return kc_set_error(-EINVAL, "region (sector %" PRIu64 ", %"
+				    PRIu64 " sectors) is not aligned to the "
+				    "logical block size of %u bytes",
+				    r->sector, r->count, f->lbs);
+	if (!f->in_order && (f->fixed_size || !may_extend) &&
+	    (r->sector + r->count) << SECTOR_SHIFT > f->size)
+		return kc_set_error(-EINVAL, "region (sector %" PRIu64 ", %"
+				    PRIu64 " sectors) ends past the end of "
+				    "the %s (%" PRIu64 " sectors)", r->sector,
+				    r->count, noun_of(f),
+				    f->size >> SECTOR_SHIFT);
+	return 0;
+}
+
+/* Validate r and resolve it.  Three outcomes: 0 and *out filled (if out is
+ * not NULL), holding a reference on its file until kc_region_put(); -EBADF
+ * for a descriptor that is not open; -EINVAL for a region that ends past
+ * the largest offset the kernel can address, is not aligned to a block
+ * device's logical block size, lies past the end of a block device or of a
+ * source file, or has a logical block larger than a sub-job, and for a
+ * destination opened with O_APPEND, where the kernel would write every
+ * request at the end of the file whatever its offset.  A refusal says why
+ * (kc_set_error).  how is KCOPYD_REGION_SOURCE or KCOPYD_REGION_DEST, with
+ * KCOPYD_REGION_MAY_EXTEND for a destination that a copy may grow.  Called
+ * with kc->lock held. */
 int kc_region_check(struct kcopyd_client *kc, const struct io_region *r,
-		    bool is_dest, struct kc_region *out)
+		    unsigned int how, struct kc_region *out)
 {
 	struct kc_file *f;
-	uint64_t lbs_sectors;
 	int ret, status;
 
-	if (r->count > KC_MAX_SECTORS || r->sector > KC_MAX_SECTORS - r->count)
-		return -EINVAL;
+	if (r->count > MAX_ADDRESSABLE_SECTORS ||
+	    r->sector > MAX_ADDRESSABLE_SECTORS - r->count)
+		return kc_set_error(-EINVAL, "region (sector %" PRIu64 ", %"
+				    PRIu64 " sectors) ends past the largest "
+				    "offset the kernel can address (8 EiB)",
+				    r->sector, r->count);
 	ret = file_get(kc, r->fd, &f, &status);
+	if (ret == -EBADF)
+		return kc_set_error(ret, "descriptor %d is not open", r->fd);
 	if (ret < 0)
-		return ret;
-	lbs_sectors = f->lbs >> SECTOR_SHIFT;
-	if ((f->in_order && r->sector) ||	/* where it stands, in order */
-	    (is_dest && (status & O_APPEND)) ||
-	    /* a stand-in's access mode is its open's */
-	    (is_dest && f->standin_fd && f->accmode == O_RDONLY) ||
-	    f->lbs > kc->slot_pages * KCOPYD_PAGE_SIZE ||
-	    (f->needs_whole_blocks &&
-	     (r->sector % lbs_sectors || r->count % lbs_sectors)) ||
-	    ((f->fixed_size || (!is_dest && !f->in_order)) &&
-	     (r->sector + r->count) << SECTOR_SHIFT > f->size)) {
+		return kc_set_error(ret, "cannot probe descriptor %d: %s",
+				    r->fd, strerror(-ret));
+	ret = refuse(kc, r, how, f, status);
+	if (ret < 0 || !out) {
 		file_put(kc, f);
-		return -EINVAL;
+		return ret;
 	}
 	out->file = f;
 	out->sector = r->sector;
 	out->count = r->count;
 	return 0;
+}
+
+/* kcopyd_copy's check of one region, alone. */
+int kcopyd_check_region(struct kcopyd_client *kc, const struct io_region *r,
+			unsigned int how)
+{
+	int ret;
+
+	kc_clear_error();
+	if (!kc || !r || (how & ~KCOPYD_REGION_MASK) ||
+	    ((how & KCOPYD_REGION_MAY_EXTEND) && !(how & KCOPYD_REGION_DEST)))
+		return kc_fail(-EINVAL);
+	pthread_mutex_lock(&kc->lock);
+	ret = kc_region_check(kc, r, how, NULL);
+	pthread_mutex_unlock(&kc->lock);
+	return kc_fail(ret);
 }
 
 /* Release what kc_region_check() resolved into r, if anything.  Called with

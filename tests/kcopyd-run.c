@@ -126,6 +126,7 @@ int main(int argc, char **argv)
 		   : kcopyd_copy(kc, &src, n, dests, flags, notify, NULL);
 	if (ret < 0) {
 		printf("copy: %d %s\n", ret, strerror(-ret));
+		printf("why: %s\n", kcopyd_get_error());
 		kcopyd_client_destroy(kc);
 		return 3;
 	}

@@ -53,6 +53,13 @@ expect_run "copy: -22 Invalid argument" "$d4k:3:8" "$d512:0:8"
 expect_run "copy: -22 Invalid argument" "$src:0:32768" "$d512:65535:32768"
 expect_run "copy: -22 Invalid argument" "$src:32760:16" "$d512:0:16"
 assert_eq "$(sum "$d4k")" "$before" "a refused job wrote"
+# ... and the library says why, naming the region.
+out=$(run_kcopyd "$src:0:8" "$d512:0:8" "$d4k:1:8")
+[[ $(sed -n 2p <<<"$out") == "why: destination 2: region (sector 1, 8 sectors) is not aligned to the logical block size of 4096 bytes" ]] ||
+	fail "reason for an unaligned region: $out"
+out=$(run_kcopyd "$src:32760:16" "$d512:0:16")
+[[ $(sed -n 2p <<<"$out") == "why: source: region (sector 32760, 16 sectors) ends past the end of the device (32768 sectors)" ]] ||
+	fail "reason for a region past a device's end: $out"
 
 # A 4096 device as the source, to a file at an odd offset (buffered there).
 expect_run "read_err=0 write_err=0" "$d4k:8:64" "$T/out.bin:3:64"

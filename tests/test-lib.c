@@ -242,6 +242,175 @@ static void test_append(void)
 	close(plain);
 }
 
+/* Is this thread's last reason want (and its errno err)? */
+static void check_reason(const char *name, int err, const char *want)
+{
+	const char *got = kcopyd_get_error();
+
+	check(got && !strcmp(got, want), "%s: reason '%s', not '%s'", name,
+	      got ? got : "(null)", want);
+	check(kcopyd_get_errno() == err, "%s: errno %d, not %d", name,
+	      kcopyd_get_errno(), err);
+}
+
+/* kcopyd_check_region refuses r (how) with err, saying want. */
+static void check_refused(struct kcopyd_client *kc, struct io_region r,
+			  unsigned int how, int err, const char *want)
+{
+	int ret = kcopyd_check_region(kc, &r, how);
+
+	check(ret == -err, "check (fd %d, sector %llu, %llu): %d, not %d",
+	      r.fd, (unsigned long long)r.sector,
+	      (unsigned long long)r.count, ret, -err);
+	check_reason(want, err, want);
+}
+
+/* Each kind of refusal says why (kcopyd_get_error), kcopyd_check_region
+ * in the same words as the copy, which names the region; a call that
+ * succeeds leaves the reason as it was. */
+static void test_region_errors(void)
+{
+	static const char *const past = "region (sector 1, 2048 sectors) ends "
+					 "past the end of the file (2048 "
+					 "sectors)";
+	const unsigned int dest = KCOPYD_REGION_DEST;
+	const unsigned int grow = dest | KCOPYD_REGION_MAY_EXTEND;
+	char path[256], want[256];
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	int src = make_file("why-src", MiB, 41);
+	int dst = make_file("why-dst", 0, 0);
+	int app, p[2];
+	struct io_region from = { src, 1, 2048 };
+	struct io_region to[2] = { { dst, 0, 2048 }, { -1, 0, 2048 } };
+	struct io_region r;
+
+	check(kcopyd_client_create(16, &kc) == 0, "create");
+	check(kcopyd_copy(kc, &from, 1, to, 0, notify, &res) == -EINVAL,
+	      "why: source past the end");
+	snprintf(want, sizeof(want), "source: %s", past);
+	check_reason("copy past the end", EINVAL, want);
+	check_refused(kc, from, KCOPYD_REGION_SOURCE, EINVAL, past);
+
+	/* A success leaves the last reason. */
+	from.sector = 0;
+	check(kcopyd_check_region(kc, &from, KCOPYD_REGION_SOURCE) == 0,
+	      "why: check source");
+	check_reason("after a success", EINVAL, past);
+
+	/* A file grows as a destination only if it may. */
+	check(kcopyd_check_region(kc, &to[0], grow) == 0,
+	      "why: destination that grows");
+	check_refused(kc, to[0], dest, EINVAL, "region (sector 0, 2048 "
+		      "sectors) ends past the end of the file (0 sectors)");
+	check_refused(kc, (struct io_region){ 999, 0, 8 }, KCOPYD_REGION_SOURCE,
+		      EBADF, "descriptor 999 is not open");
+	check_refused(kc, (struct io_region){ src, INT64_MAX / 512, 1 }, grow,
+		      EINVAL, "region (sector 18014398509481983, 1 sectors) "
+		      "ends past the largest offset the kernel can address "
+		      "(8 EiB)");
+
+	test_path(path, sizeof(path), "why-dst");
+	app = open(path, O_WRONLY | O_APPEND);
+	to[1].fd = app;
+	check(kcopyd_copy(kc, &from, 2, to, 0, notify, &res) == -EINVAL,
+	      "why: O_APPEND destination");
+	snprintf(want, sizeof(want), "destination 2: descriptor %d is open "
+		 "for appending (O_APPEND): every write would land at the end "
+		 "of the file", app);
+	check_reason("O_APPEND", EINVAL, want);
+	r = (struct io_region){ app, 0, 0 };
+	check(kcopyd_check_region(kc, &r, KCOPYD_REGION_SOURCE) == 0,
+	      "why: O_APPEND source");
+	close(app);
+
+	check(pipe(p) == 0, "pipe");
+	check_refused(kc, (struct io_region){ p[0], 8, 0 },
+		      KCOPYD_REGION_SOURCE, EINVAL,
+		      "a stream is read where it stands: no SECTOR");
+	check_refused(kc, (struct io_region){ p[1], 8, 0 }, dest, EINVAL,
+		      "a stream is written where it stands: no SECTOR");
+	r = (struct io_region){ p[1], 0, 0 };
+	check(kcopyd_check_region(kc, &r, dest) == 0,
+	      "why: stream destination");
+	close(p[0]);
+	close(p[1]);
+
+	to[0].count = 8;
+	check(kcopyd_copy(kc, &from, 1, to, 0, notify, &res) == -EINVAL,
+	      "why: count differs");
+	check_reason("count differs", EINVAL, "destination 1: 8 sectors, not "
+		     "the source's 2048");
+	check(kcopyd_copy(kc, &from, 1, to, 1u << 20, notify, &res) == -EINVAL,
+	      "why: unknown flag");
+	check_reason("unknown flag", EINVAL, strerror(EINVAL));
+	check(kcopyd_check_region(kc, &from, 1u << 2) == -EINVAL,
+	      "why: unknown how");
+	check(kcopyd_check_region(kc, &from, KCOPYD_REGION_MAY_EXTEND) ==
+	      -EINVAL, "why: a source that may extend");
+	check(kcopyd_check_region(NULL, &from, 0) == -EINVAL, "why: no client");
+	check(kcopyd_check_region(kc, NULL, 0) == -EINVAL, "why: no region");
+	kcopyd_wait(kc);
+	check(res.calls == 0 && file_size(dst) == 0, "why: a refused job ran");
+	kcopyd_client_destroy(kc);
+	close(src);
+	close(dst);
+}
+
+/* The reason is the calling thread's: a thread's refusal does not change
+ * another's, and a new thread has none. */
+struct why_thread {
+	struct kcopyd_client *kc;
+	pthread_barrier_t *barrier;
+	struct io_region r;
+	const char *want;
+	int ok;
+};
+
+static void *why_thread(void *p)
+{
+	struct why_thread *w = p;
+	const char *got;
+
+	w->ok = !kcopyd_get_error() && !kcopyd_get_errno();
+	w->ok &= kcopyd_check_region(w->kc, &w->r, KCOPYD_REGION_SOURCE) < 0;
+	pthread_barrier_wait(w->barrier);	/* both refused */
+	pthread_barrier_wait(w->barrier);
+	got = kcopyd_get_error();
+	w->ok &= got && !strcmp(got, w->want);
+	return NULL;
+}
+
+static void test_error_per_thread(void)
+{
+	struct kcopyd_client *kc;
+	pthread_barrier_t barrier;
+	int src = make_file("why-thr", MiB, 43);
+	struct why_thread w[2] = {
+		{ .r = { src, 2000, 100 }, .want = "region (sector 2000, 100 "
+		  "sectors) ends past the end of the file (2048 sectors)" },
+		{ .r = { 998, 0, 8 }, .want = "descriptor 998 is not open" },
+	};
+	pthread_t t[2];
+	int i;
+
+	check(kcopyd_client_create(4, &kc) == 0, "create");
+	pthread_barrier_init(&barrier, NULL, 2);
+	for (i = 0; i < 2; i++) {
+		w[i].kc = kc;
+		w[i].barrier = &barrier;
+		check(pthread_create(&t[i], NULL, why_thread, &w[i]) == 0,
+		      "thread");
+	}
+	for (i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		check(w[i].ok, "thread %d: its own reason, or none at first", i);
+	}
+	pthread_barrier_destroy(&barrier);
+	kcopyd_client_destroy(kc);
+	close(src);
+}
+
 /* Two destinations at different offsets, tiny and odd budgets. */
 static void test_budgets(void)
 {
@@ -1528,6 +1697,19 @@ static void test_stream_tail_budget(void)
 		r = kcopyd_copy(kc1, &in, 1, &to, 0, notify, &res);
 		check(r == -EINVAL, "1 page, stream to 4096-byte blocks: %d",
 		      r);
+		check(kcopyd_get_error() && !strcmp(kcopyd_get_error(),
+		      "a stream's last block needs a second slot, and the "
+		      "budget has one"), "1 page, stream to 4096-byte blocks: "
+		      "%s", kcopyd_get_error());
+		/* An export's blocks, and its end: never extended. */
+		check_refused(kc1, (struct io_region){ e4k, 1, 8 },
+			      KCOPYD_REGION_DEST, EINVAL, "region (sector 1, "
+			      "8 sectors) is not aligned to the logical block "
+			      "size of 4096 bytes");
+		check_refused(kc1, (struct io_region){ e4k, 0, 256 },
+			      KCOPYD_REGION_DEST | KCOPYD_REGION_MAY_EXTEND,
+			      EINVAL, "region (sector 0, 256 sectors) ends "
+			      "past the end of the NBD export (128 sectors)");
 		close(p[0]);
 		close(p[1]);
 	}
@@ -1575,6 +1757,8 @@ int main(void)
 	test_arguments();
 	test_struct_sizes();
 	test_append();
+	test_region_errors();
+	test_error_per_thread();
 	test_budgets();
 	test_concurrent();
 	test_observers();

@@ -112,6 +112,57 @@ static int open_remote(struct kcopy *k, struct target *t, int flags)
 	return 0;
 }
 
+/* The largest byte offset the kernel can address is that of an off_t. */
+#define MAX_ADDRESSABLE_SECTORS ((uint64_t)INT64_MAX / KC_SECTOR_SIZE)
+
+/* A file not created yet: no descriptor for the library to check against,
+ * only the kernel's limit (the library's words). */
+static int check_addressable(struct kcopy *k, struct target *t)
+{
+	if (t->count > MAX_ADDRESSABLE_SECTORS ||
+	    t->sector > MAX_ADDRESSABLE_SECTORS - t->count)
+		return setup_error(k, t, -EFBIG, "region (sector %" PRIu64 ", %"
+				   PRIu64 " sectors) ends past the largest "
+				   "offset the kernel can address (8 EiB)",
+				   t->sector, t->count);
+	return 0;
+}
+
+/* The region as the library will take it (kcopyd_check_region: the same
+ * checks as the copy's; how is KCOPYD_REGION_SOURCE or _DEST, _MAY_EXTEND
+ * for a destination file that grows), with its reason if refused.  Where
+ * the storage cannot grow, kcopy copies whole sectors only: a region into
+ * the last, partial sector of a file or an export is past its end. */
+static int check_region(struct kcopy *k, struct target *t, unsigned int how)
+{
+	struct io_region region = { t->fd, t->sector, t->count };
+	uint64_t sectors = t->info.size / KC_SECTOR_SIZE;
+	int r = kcopyd_check_region(k->kc, &region, how);
+
+	if (r < 0)
+		return setup_error(k, t, r, "%s", kcopyd_get_error() ?
+				   kcopyd_get_error() : strerror(-r));
+	if (t->info.size % KC_SECTOR_SIZE && !t->info.is_stream &&
+	    !(how & KCOPYD_REGION_MAY_EXTEND) && t->sector + t->count > sectors)
+		return setup_error(k, t, -EINVAL, "region (sector %" PRIu64
+				   ", %" PRIu64 " sectors) ends past the end "
+				   "of the %s (%" PRIu64 " sectors)",
+				   t->sector, t->count,
+				   t->info.is_remote ? "NBD export" :
+				   t->info.is_blockdev ? "device" : "file",
+				   sectors);
+	return 0;
+}
+
+/* How a destination is checked: a file may grow, a device or an export
+ * not. */
+static unsigned int dest_how(const struct target *t)
+{
+	return KCOPYD_REGION_DEST |
+	       (t->info.is_blockdev || t->info.is_remote
+		? 0 : KCOPYD_REGION_MAY_EXTEND);
+}
+
 /* Is t "-", standard input or output? */
 static bool names_std(const struct target *t)
 {
@@ -155,54 +206,10 @@ static int open_std(struct kcopy *k, struct target *t, int fd)
 	t->info.logical_block_size = KC_SECTOR_SIZE;
 	t->info.size = 0;
 	t->id = (struct storage_id){ false, 0, 0, 0 };
-	if (t->spec.sector)
-		return setup_error(k, t, -EINVAL, "a stream is %s where it "
-				   "stands: no SECTOR", fd ? "written" : "read");
-	t->sector = 0;
-	return 0;
-}
-
-/* The largest byte offset the kernel can address is that of an off_t. */
-#define MAX_ADDRESSABLE_SECTORS ((uint64_t)INT64_MAX / KC_SECTOR_SIZE)
-
-static int check_addressable(struct kcopy *k, struct target *t)
-{
-	if (t->count > MAX_ADDRESSABLE_SECTORS ||
-	    t->sector > MAX_ADDRESSABLE_SECTORS - t->count)
-		return setup_error(k, t, -EFBIG, "region (sector %" PRIu64 ", %"
-				   PRIu64 " sectors) ends past the largest "
-				   "offset the kernel can address (8 EiB)",
-				   t->sector, t->count);
-	return 0;
-}
-
-/* The region must lie inside an existing device or file (for a file
- * destination it may extend it) and be aligned to a device's logical
- * block size. */
-static int check_region(struct kcopy *k, struct target *t, bool may_extend)
-{
-	uint64_t lbs_sectors = t->info.logical_block_size / KC_SECTOR_SIZE;
-	uint64_t end = t->sector + t->count;
-	int r = check_addressable(k, t);
-
-	if (r < 0)
-		return r;
-	if ((t->info.is_blockdev || t->info.is_remote) &&
-	    (t->sector % lbs_sectors || t->count % lbs_sectors))
-		return setup_error(k, t, -EINVAL, "region (sector %" PRIu64
-				   ", %" PRIu64 " sectors) is not aligned to "
-				   "the logical block size of %u bytes",
-				   t->sector, t->count,
-				   t->info.logical_block_size);
-	if (!may_extend && end > t->info.size / KC_SECTOR_SIZE)
-		return setup_error(k, t, -EINVAL, "region (sector %" PRIu64
-				   ", %" PRIu64 " sectors) ends past the end "
-				   "of the %s (%" PRIu64 " sectors)",
-				   t->sector, t->count,
-				   t->info.is_remote ? "NBD export" :
-				   t->info.is_blockdev ? "device" : "file",
-				   t->info.size / KC_SECTOR_SIZE);
-	return 0;
+	/* Read or written where it stands: no SECTOR (the library's). */
+	t->sector = t->spec.sector;
+	return check_region(k, t, fd ? KCOPYD_REGION_DEST
+				     : KCOPYD_REGION_SOURCE);
 }
 
 /* A region without COUNT: from SECTOR to the end of the device or file. */
@@ -272,7 +279,7 @@ static int source_region(struct kcopy *k, struct target *t)
 		if (r < 0)
 			return r;
 	}
-	return check_region(k, t, false);
+	return check_region(k, t, KCOPYD_REGION_SOURCE);
 }
 
 int target_open_source(struct kcopy *k, struct target *t)
@@ -454,7 +461,7 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 		r = open_remote(k, t, O_RDWR);
 		if (r == 0)
 			r = dest_count(k, t, want);
-		return r < 0 ? r : check_region(k, t, false);
+		return r < 0 ? r : check_region(k, t, dest_how(t));
 	}
 	if (names_std(t)) {
 		r = open_std(k, t, STDOUT_FILENO);
@@ -468,7 +475,7 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 					   " differs from the source region's %"
 					   PRIu64 " sectors", t->count, want);
 		return r < 0 || t->info.is_stream ? r
-		       : check_region(k, t, !t->info.is_blockdev);
+		       : check_region(k, t, dest_how(t));
 	}
 	if (stat(t->spec.path, &st) < 0) {
 		if (errno != ENOENT)
@@ -505,7 +512,7 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 	if (r == 0)
 		r = dest_count(k, t, want);
 	if (r == 0)
-		r = check_region(k, t, !t->info.is_blockdev);
+		r = check_region(k, t, dest_how(t));
 	return r;
 }
 
