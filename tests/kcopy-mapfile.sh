@@ -28,7 +28,7 @@ minus() {
 # ------------------------------------------------- bad sectors, ddrescue
 echo "== bad sectors" >&2
 OUT=$T/out.img
-kcopy_expect 1 -i --report "$T/r1.json" --mapfile "$T/m" "$DEV" "$OUT"
+kcopy_expect read -i --report "$T/r1.json" --mapfile "$T/m" "$DEV" "$OUT"
 assert_eq "$(minus "$T/m")" "$BAD1 $BAD1LEN
 $BAD2 $BAD2LEN" "kcopy's '-' areas"
 ddrescue -d -f "$DEV" "$T/dd.img" "$T/dd.map" >/dev/null 2>&1 || true
@@ -38,12 +38,12 @@ grep -q "bad-sector: *12288 B" "$T/t.out" || fail "ddrescuelog -t: $(cat "$T/t.o
 
 # Resumed: the '-' areas are read again (still bad here), and the whole
 # copy's report lists them; --skip-bad does not read them.
-kcopy_expect 1 -i --report "$T/r2.json" --mapfile "$T/m" "$DEV" "$OUT"
+kcopy_expect read -i --report "$T/r2.json" --mapfile "$T/m" "$DEV" "$OUT"
 grep -q "read error at sector $((BAD1 / 512))" "$ERR_FILE" || fail "the '-' areas were not retried"
 assert_eq "$(jq -c '[.bad_ranges[] | [.sector, .count]]' "$T/r2.json")" \
 	"[[$((BAD1 / 512)),$((BAD1LEN / 512))],[$((BAD2 / 512)),$((BAD2LEN / 512))]]" "report bad_ranges"
 assert_eq "$(jq -r .bytes "$T/r2.json")" "$SIZE" "report bytes"
-kcopy_expect 1 -i --skip-bad --mapfile "$T/m" "$DEV" "$OUT"
+kcopy_expect read -i --skip-bad --mapfile "$T/m" "$DEV" "$OUT"
 grep -q "read error at" "$ERR_FILE" && fail "--skip-bad read the '-' areas"
 
 # ddrescue's mapfile as the starting state, the source healed (the image
@@ -64,12 +64,12 @@ echo "== failed destinations" >&2
 make_image "$T/d2.img" "$SIZE" zero
 BADDEST=$(make_fault_device "$T/d2.img" --write-error 0:$SIZE)
 DESTS=("$T/a.img" "$BADDEST")
-kcopy_expect "$(exit_bit 2)" --mapfile "$T/m3" "$IMG" "${DESTS[@]}"
+kcopy_expect dest:2 --mapfile "$T/m3" "$IMG" "${DESTS[@]}"
 grep -q "^# kcopy-failed: 2 write 5 " "$T/m3" || fail "no kcopy-failed line: $(cat "$T/m3")"
-kcopy_expect "$(exit_bit 2)" --report "$T/r3.json" --mapfile "$T/m3" "$IMG" "${DESTS[@]}"
+kcopy_expect dest:2 --report "$T/r3.json" --mapfile "$T/m3" "$IMG" "${DESTS[@]}"
 grep -q "failed in an earlier run" "$ERR_FILE" || fail "no note of the earlier failure"
 assert_eq "$(jq -r '.destinations[1].error' "$T/r3.json")" "write: Input/output error" "report error"
-kcopy_expect "$(exit_bit 2)" --retry-failed --mapfile "$T/m3" "$IMG" "${DESTS[@]}"
+kcopy_expect dest:2 --retry-failed --mapfile "$T/m3" "$IMG" "${DESTS[@]}"
 grep -q "write error" "$ERR_FILE" || fail "--retry-failed did not write"
 same "$IMG" 0 "$T/a.img" 0 "$SIZE"
 

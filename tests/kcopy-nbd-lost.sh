@@ -69,7 +69,7 @@ for engine in "${engines[@]}"; do
 		rm -f "$T/out.img" "$T/m"
 		run_lost "s$engine${map:+m}" -i ${map:+--mapfile "$T/m"} \
 			"$S" "$T/out.img"
-		assert_eq "$ST" 1 "lost source ($what): exit status"
+		expect_status "$ST" read "lost source ($what): exit status"
 		grep -q "connection lost" "$ERR_FILE" ||
 			fail "lost source ($what): stderr does not say so"
 		if grep -q "isolating bad sectors" "$ERR_FILE"; then
@@ -88,7 +88,7 @@ for engine in "${engines[@]}"; do
 		D=$(make_nbd "d$engine$opt" --filter=delay memory 32M \
 			delay-write=250ms)
 		run_lost "d$engine$opt" $opt "$SRC" "$D" "$T/other.img"
-		assert_eq "$ST" 2 "lost destination ($engine $opt): exit status"
+		expect_status "$ST" dest:1 "lost destination ($engine $opt): exit status"
 		grep -q "destination 1 .*connection lost" "$ERR_FILE" ||
 			fail "lost destination ($engine $opt): stderr does not say so"
 		cmp "$SRC" "$T/other.img" ||
@@ -111,7 +111,7 @@ wait "$kpid" && ST=0 || ST=$?
 kill -CONT "$(nbd_pid stall)"
 cat "$ERR_FILE" >&2
 [[ $ST != 137 ]] || fail "stalled source: kcopy hung"
-assert_eq "$ST" 1 "stalled source: exit status"
+expect_status "$ST" read "stalled source: exit status"
 grep -q "connection lost.*timed out" "$ERR_FILE" ||
 	fail "stalled source: stderr does not say the connection was lost"
 assert_eq "$(status_bytes "$T/ms" -)" 0 "stalled source: '-' areas"
