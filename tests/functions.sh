@@ -84,11 +84,15 @@
 #   kcopyd_head WHAT | closing_line | closing_head WHAT
 #   expect_closing WHAT REST [MSG]
 #   expect_report_status REPORT WHAT [MSG] | report_value REPORT JQ
+#   signal_ready PID SIGNUM | now_ms
 #   (WHAT: kcopy's exit status in words, e.g. ok, read, dest:2, read+dest:1,3,
 #   setup, signal:INT; see status_of)
 #   same A AOFF B BOFF LEN | same_sectors A ASEC B BSEC COUNT
 #   is_zero FILE OFF LEN [MSG] | is_zero_sectors FILE SECTOR COUNT [MSG]
 #   make_nbd NAME NBDKIT_ARGS... (prints the URI) | nbd_pid NAME
+#   requires_nbd | have_nbd | read_back URI OUT
+#   mapfile_ranges MAP STATUS | mapfile_bytes MAP STATUS
+#   mapfile_holds MAP SRC FILE...
 
 # Result variables (LOOP_DEV, FAULT_*, TMPFS_DIR...) are read by the tests.
 # shellcheck disable=SC2034
@@ -413,6 +417,27 @@ make_nbd() {
 	printf 'nbd+unix:///?socket=%s\n' "$sock"
 }
 
+# have_nbd: nbdkit is installed and kcopy was built with libnbd (it opens
+# nbd:// URIs).  requires_nbd: skip unless so.
+have_nbd() {
+	local out
+	command -v nbdkit >/dev/null 2>&1 || return 1
+	[[ -x $KCOPY ]] || fail "kcopy not built ($KCOPY)"
+	[[ -e $T/.nbd-probe ]] || head -c 4096 /dev/zero >"$T/.nbd-probe"
+	out=$("$KCOPY" --dry-run "$T/.nbd-probe" "nbd+unix:///?socket=$T/none" 2>&1) || :
+	[[ $out != *"built without"* ]]
+}
+
+requires_nbd() {
+	requires nbdkit
+	have_nbd || skip "kcopy was built without libnbd"
+}
+
+# read_back URI OUT: the export's content, read by nbdcopy (not by kcopy).
+read_back() {
+	nbdcopy "$1" "$2" || fail "nbdcopy $1 failed"
+}
+
 # nbd_pid NAME: the pid of make_nbd's server NAME.
 nbd_pid() {
 	cat "$T/$1.pid"
@@ -428,6 +453,23 @@ __nbd_stop() {
 }
 
 # ---------------------------------------------------------- fault devices
+
+# now_ms: the time in milliseconds (for measuring how long a thing took).
+now_ms() {
+	echo $(($(date +%s%N) / 1000000))
+}
+
+# signal_ready PID SIGNUM: PID is kcopy itself (not libtool's wrapper
+# script, which execs it) and blocks or catches the signal: before that,
+# the signal would kill it, however long a loaded machine takes to start it.
+# For wait_for: wait_for 10 signal_ready "$pid" 10.
+signal_ready() {
+	local blk cgt
+	[[ $(readlink "/proc/$1/exe" 2>/dev/null) == *kcopy* ]] || return 1
+	blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
+	cgt=$(sed -n 's/^SigCgt:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
+	[[ -n $blk && -n $cgt ]] && ((((0x$blk | 0x$cgt) >> ($2 - 1)) & 1))
+}
 
 # pid_alive PID: running (a zombie counts as gone; this machine's init
 # may never reap orphans).
@@ -925,4 +967,69 @@ is_zero() {
 # is_zero_sectors FILE SECTOR COUNT [MSG]: the same, in 512-byte sectors.
 is_zero_sectors() {
 	is_zero "$1" $(($2 * 512)) $(($3 * 512)) "${4:-$1: sectors $2+$3 are zero}"
+}
+
+# --------------------------------------------------------------- mapfiles
+
+# mapfile_ranges MAP STATUS: the blocks of the ddrescue-style mapfile MAP
+# whose status is STATUS ('+', '-', '?'...), "POS SIZE" in decimal, one a
+# line; nothing while MAP does not exist.
+mapfile_ranges() {
+	local pos size st first=1
+	[[ -e $1 ]] || return 0
+	while read -r pos size st; do
+		[[ -z $pos || $pos == \#* ]] && continue
+		if ((first)); then
+			first=0 # the current position and status
+			continue
+		fi
+		[[ $st == "$2" ]] && echo $((pos)) $((size))
+	done <"$1"
+	return 0
+}
+
+# mapfile_bytes MAP STATUS: how many bytes of MAP have status STATUS (0
+# while MAP does not exist).
+mapfile_bytes() {
+	local pos size n=0
+	while read -r pos size; do
+		n=$((n + size))
+	done < <(mapfile_ranges "$1" "$2")
+	echo "$n"
+}
+
+# mapfile_holds MAP SRC FILE...: every '+' block of MAP holds in each FILE
+# (a file or a device, read with O_DIRECT where it may be, so that a
+# device's page cache does not answer) what SRC holds there; prints the
+# bytes '+'.  Fails (status 1, a message on stderr) at the first difference.
+mapfile_holds() {
+	local map=$1 src=$2 ranges
+	shift 2
+	ranges=$(mktemp "$T/ranges.XXXXXX")
+	mapfile_ranges "$map" + >"$ranges"
+	python3 - "$ranges" "$src" "$@" <<'PY'
+import mmap, os, sys
+
+ranges = [tuple(map(int, l.split())) for l in open(sys.argv[1])]
+src, files = sys.argv[2], sys.argv[3:]
+BS = 8 << 20
+buf = mmap.mmap(-1, BS)
+sfd = os.open(src, os.O_RDONLY)
+for name in files:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECT)
+    except OSError:
+        fd = os.open(name, os.O_RDONLY)
+    for pos, size in ranges:
+        off = pos
+        while off < pos + size:
+            n = min(BS, pos + size - off)
+            got = os.preadv(fd, [memoryview(buf)[:n]], off)
+            if got != n or buf[:n] != os.pread(sfd, n, off):
+                sys.exit(f"{name}: bytes {off}+{n} of '+' range "
+                         f"{pos:#x}+{size:#x} differ from the source")
+            off += n
+    os.close(fd)
+print(sum(size for _, size in ranges))
+PY
 }

@@ -140,19 +140,17 @@ run_watchdog 30 "$KCOPY" --rate 16M --report "$T/srckill.json" "$sdev" "${DESTS[
 kpid=$!
 sleep 1
 fault_device_kill "$sdev"
-t0=$(date +%s%N)
+t0=$(now_ms)
 wait "$kpid" && ST=0 || ST=$?
-t1=$(date +%s%N)
+t1=$(now_ms)
 cat "$ERR_FILE" >&2
 [[ $ST != 124 ]] || fail "source killed: kcopy hung"
 expect_status "$ST" read "source killed: exit status"
 # Promptly: not after retries or a timeout.  The bound leaves room for a
 # loaded machine and a sanitizer build; the watchdog (30 s) is for a hang.
-echo "source killed: kcopy exited $(((t1 - t0) / 1000000)) ms after the kill" >&2
-(((t1 - t0) < 15000000000)) || fail "source killed: kcopy took $(((t1 - t0) / 1000000)) ms to exit"
-assert_eq "$(tail -n 1 "$ERR_FILE")" \
-	"kcopy: exit status 1: read_err=1 write_err=0x0; source '$sdev': $EIO_TEXT" \
-	"source killed: closing line"
+echo "source killed: kcopy exited $((t1 - t0)) ms after the kill" >&2
+(((t1 - t0) < 15000)) || fail "source killed: kcopy took $((t1 - t0)) ms to exit"
+expect_closing read "; source '$sdev': $EIO_TEXT" "source killed: closing line"
 r=$T/srckill.json
 expect_report_status "$r" read "source killed: report"
 bytes=$(jq -r .bytes "$r")

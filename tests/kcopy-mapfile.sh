@@ -16,23 +16,14 @@ make_image "$IMG" "$SIZE" random
 BAD1=1048576 BAD1LEN=4096 BAD2=5242880 BAD2LEN=8192
 DEV=$(make_fault_device "$IMG" --read-error $BAD1:$BAD1LEN --read-error $BAD2:$BAD2LEN)
 
-# minus MAPFILE: its '-' areas, "POS SIZE" in decimal, one a line.
-minus() {
-	local a b c
-	grep -v '^#' "$1" | tail -n +2 | while read -r a b c; do
-		[[ $c == - ]] && echo $((a)) $((b))
-	done
-	return 0
-}
-
 # ------------------------------------------------- bad sectors, ddrescue
 echo "== bad sectors" >&2
 OUT=$T/out.img
 kcopy_expect read -i --report "$T/r1.json" --mapfile "$T/m" "$DEV" "$OUT"
-assert_eq "$(minus "$T/m")" "$BAD1 $BAD1LEN
+assert_eq "$(mapfile_ranges "$T/m" -)" "$BAD1 $BAD1LEN
 $BAD2 $BAD2LEN" "kcopy's '-' areas"
 ddrescue -d -f "$DEV" "$T/dd.img" "$T/dd.map" >/dev/null 2>&1 || true
-assert_eq "$(minus "$T/m")" "$(minus "$T/dd.map")" "kcopy's '-' areas against ddrescue's"
+assert_eq "$(mapfile_ranges "$T/m" -)" "$(mapfile_ranges "$T/dd.map" -)" "kcopy's '-' areas against ddrescue's"
 ddrescuelog -t "$T/m" >"$T/t.out" || fail "ddrescuelog -t refuses kcopy's mapfile"
 grep -q "bad-sector: *12288 B" "$T/t.out" || fail "ddrescuelog -t: $(cat "$T/t.out")"
 
@@ -56,7 +47,7 @@ grep -q "no kcopy lines" "$ERR_FILE" || fail "no note on ddrescue's mapfile"
 assert_eq "$(head -c 4100 "$T/out2.img" | tail -c 4)" MARK "a '+' area of ddrescue's map was copied again"
 same "$IMG" $BAD1 "$T/out2.img" $BAD1 $BAD1LEN
 same "$IMG" $BAD2 "$T/out2.img" $BAD2 $BAD2LEN
-assert_eq "$(minus "$T/m2")" "" "'-' areas after a good retry"
+assert_eq "$(mapfile_ranges "$T/m2" -)" "" "'-' areas after a good retry"
 ddrescuelog -D "$T/m2" || fail "ddrescuelog -D: the copy is not finished"
 
 # ------------------------------------------------ failed destinations

@@ -11,14 +11,8 @@ requires nbdkit nbdcopy cmp jq timeout
 
 SRC=$T/src.img
 make_image "$SRC" 16M pattern:NBD
-"$KCOPY" --dry-run "$SRC" "nbd+unix:///?socket=$T/none" 2>&1 |
-	grep -q "built without" && skip "kcopy was built without libnbd"
+requires_nbd
 SIZE=$((16 * 1024 * 1024))
-
-# read_back URI OUT: the export's content, read by nbdcopy (not by kcopy).
-read_back() {
-	nbdcopy "$1" "$2" || fail "nbdcopy $1 failed"
-}
 
 # --- One read to three exports and a file; an export as the source; an
 # export to an export.

@@ -31,15 +31,6 @@ DESTS=("$big/d1.img" "$full1/d2.img" "$big/d3.img" "$full2/d4.img"
 	"$big/d5.img" "$big/d6.img" "$full3/d7.img")
 FAILED=("2:write: $ENOSPC_TEXT" "4:write: $ENOSPC_TEXT" "7:write: $ENOSPC_TEXT")
 
-# usr1_ready PID: PID blocks SIGUSR1 (kcopy reads it from a signalfd) or
-# catches it; before that, SIGUSR1 would kill it.
-usr1_ready() {
-	local blk cgt
-	blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
-	cgt=$(sed -n 's/^SigCgt:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
-	[[ -n $blk && -n $cgt ]] && ((((0x$blk | 0x$cgt) >> 9) & 1))
-}
-
 ERR_FILE=$T/stress.err
 # The rate keeps the copy going for about two seconds, long enough for a
 # few hundred signals; progress every millisecond.
@@ -47,7 +38,7 @@ ERR_FILE=$T/stress.err
 	--report "$T/report.json" "$SRC" "${DESTS[@]}" 2>"$ERR_FILE" &
 pid=$!
 cleanup_add "kill -KILL $pid 2>/dev/null"
-wait_for 10 usr1_ready "$pid" || {
+wait_for 10 signal_ready "$pid" 10 || {
 	cat "$ERR_FILE" >&2
 	fail "kcopy did not install its SIGUSR1 handler"
 }
