@@ -75,13 +75,12 @@ kcopy_expect 0 --hash "$ALGLIST" --report "$REP" "$L4:4096:8192" "$T/l4.img"
 check_hashes "4096-byte sectors" .hashes "$SRC" 4096 8192
 
 # --- --ignore-errors: unreadable blocks count as the zeros written for
-# them; the read-back of each destination gives the same digests.
+# them; the read-back of each destination gives the same digests.  (The
+# bad ranges of this copy are kcopy-verify.sh's to check.)
 BAD=$(make_fault_device "$SRC" --read-error 1048576:512 --read-error 5000000:3000)
 copy_zeroed "$SRC" "$T/bad.expect" 2048 1 9765 7
 kcopy_expect read -i --verify --hash "$ALGLIST" --report "$REP" "$BAD" \
 	"$T/bad.d1.img" "$T/bad.d2.img"
-assert_eq "$(jq -c '[.bad_ranges[] | [.sector, .count]]' "$REP")" \
-	"[[2048,1],[9765,7]]" "--ignore-errors: bad_ranges"
 check_hashes "--ignore-errors" .hashes "$T/bad.expect"
 check_hashes "--ignore-errors" ".destinations[0].hashes" "$T/bad.expect"
 check_hashes "--ignore-errors" ".destinations[1].hashes" "$T/bad.expect"

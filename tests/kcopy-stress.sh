@@ -122,7 +122,6 @@ ERR_FILE=$T/closing.err
 grep '^kcopy: exit status ' "$ALL_ERR" >"$ERR_FILE" || true
 assert_eq "$(wc -l <"$ERR_FILE")" 1 "closing lines"
 check_dest_errors stress "$T/report.json" "${FAILED[@]}"
-assert_eq "$ST" $((4 | 16 | 64)) "self-check: exit status of destinations 2, 4 and 7"
 # The failed ones failed mid-copy, when their file systems were full.
 for d in 2 4 7; do
 	size=$(stat -c %s "${DESTS[d - 1]}")
