@@ -85,6 +85,7 @@
 #   expect_closing WHAT REST [MSG]
 #   expect_report_status REPORT WHAT [MSG] | report_value REPORT JQ
 #   signal_ready PID SIGNUM | now_ms
+#   $EIO_TEXT, $ENOSPC_TEXT: the error texts of EIO and ENOSPC
 #   (WHAT: kcopy's exit status in words, e.g. ok, read, dest:2, read+dest:1,3,
 #   setup, signal:INT; see status_of)
 #   same A AOFF B BOFF LEN | same_sectors A ASEC B BSEC COUNT
@@ -746,6 +747,10 @@ run_kcopyd() {
 }
 
 # ------------------------------------------------------- exit status bits
+# The error texts kcopy's closing line and report give for EIO and ENOSPC.
+EIO_TEXT='Input/output error'
+ENOSPC_TEXT='No space left on device'
+
 # The one place the tests spell out kcopy's exit status (kcopy-exit-status.sh
 # checks the mapping itself): bit 0 (1) a read error, bit K (2^K) a write
 # error on destination K, destinations after the sixth sharing bit 6 (64);

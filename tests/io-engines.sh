@@ -131,7 +131,7 @@ for e in "${engines[@]}"; do
 	# a destination that runs out of space: bit 1, the other one whole
 	rm -f "$small/full.img" "$T/ok.img"
 	kcopy_expect dest:1 -q "$T/src.img" "$small/full.img" "$T/ok.img"
-	grep -q 'No space left on device' "$ERR_FILE" ||
+	grep -q "$ENOSPC_TEXT" "$ERR_FILE" ||
 		fail "$e: ENOSPC not reported: $(cat "$ERR_FILE")"
 	cmp "$T/src.img" "$T/ok.img" || fail "$e: the healthy destination differs"
 	rm -f "$small/full.img"

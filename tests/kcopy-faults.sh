@@ -8,8 +8,6 @@ requires_fuse
 requires jq cmp
 
 SIZE=$((8 * 1024 * 1024))		# 16384 sectors
-EIO_TEXT='Input/output error'
-ENOSPC_TEXT='No space left on device'
 
 make_image "$T/src.img" "$SIZE" pattern:src
 SRC=$T/src.img

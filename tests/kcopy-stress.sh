@@ -15,7 +15,6 @@ requires python3 jq
 
 MiB=$((1024 * 1024))
 SIZE=$((256 * MiB))
-ENOSPC_TEXT='No space left on device'
 
 # Everything on tmpfs, so that the disk's speed does not decide how long
 # the copy takes; the three small ones fill up at about 1/8, 3/8 and 5/8 of
