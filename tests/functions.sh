@@ -77,12 +77,23 @@
 #   zero_sum LEN | drop_cache FILE_OR_DEV | wait_for SECS CMD...
 #   run_watchdog SECS CMD... | pid_alive PID | wait_gone PID SECS
 #   assert_eq A B [MSG] | size_is FILE BYTES
-#   run_kcopy ARGS... (sets ST, ERR_FILE) | kcopy_expect EXPECTED ARGS...
+#   run_kcopy ARGS... (sets ST, ERR_FILE) | kcopy_expect WHAT ARGS...
 #   expect_refused NAME PATTERN ARGS...
-#   run_kcopyd ARGS... | exit_bit K | check_dest_errors NAME REPORT [K:ERROR]...
+#   run_kcopyd ARGS... | check_dest_errors NAME REPORT [K:ERROR]...
+#   status_of WHAT... | write_mask WHAT... | expect_status ACTUAL WHAT [MSG]
+#   kcopyd_head WHAT | closing_line | closing_head WHAT
+#   expect_closing WHAT REST [MSG]
+#   expect_report_status REPORT WHAT [MSG] | report_value REPORT JQ
+#   signal_ready PID SIGNUM | now_ms
+#   $EIO_TEXT, $ENOSPC_TEXT: the error texts of EIO and ENOSPC
+#   (WHAT: kcopy's exit status in words, e.g. ok, read, dest:2, read+dest:1,3,
+#   setup, signal:INT; see status_of)
 #   same A AOFF B BOFF LEN | same_sectors A ASEC B BSEC COUNT
 #   is_zero FILE OFF LEN [MSG] | is_zero_sectors FILE SECTOR COUNT [MSG]
 #   make_nbd NAME NBDKIT_ARGS... (prints the URI) | nbd_pid NAME
+#   requires_nbd | have_nbd | read_back URI OUT
+#   mapfile_ranges MAP STATUS | mapfile_bytes MAP STATUS
+#   mapfile_holds MAP SRC FILE...
 
 # Result variables (LOOP_DEV, FAULT_*, TMPFS_DIR...) are read by the tests.
 # shellcheck disable=SC2034
@@ -407,6 +418,27 @@ make_nbd() {
 	printf 'nbd+unix:///?socket=%s\n' "$sock"
 }
 
+# have_nbd: nbdkit is installed and kcopy was built with libnbd (it opens
+# nbd:// URIs).  requires_nbd: skip unless so.
+have_nbd() {
+	local out
+	command -v nbdkit >/dev/null 2>&1 || return 1
+	[[ -x $KCOPY ]] || fail "kcopy not built ($KCOPY)"
+	[[ -e $T/.nbd-probe ]] || head -c 4096 /dev/zero >"$T/.nbd-probe"
+	out=$("$KCOPY" --dry-run "$T/.nbd-probe" "nbd+unix:///?socket=$T/none" 2>&1) || :
+	[[ $out != *"built without"* ]]
+}
+
+requires_nbd() {
+	requires nbdkit
+	have_nbd || skip "kcopy was built without libnbd"
+}
+
+# read_back URI OUT: the export's content, read by nbdcopy (not by kcopy).
+read_back() {
+	nbdcopy "$1" "$2" || fail "nbdcopy $1 failed"
+}
+
 # nbd_pid NAME: the pid of make_nbd's server NAME.
 nbd_pid() {
 	cat "$T/$1.pid"
@@ -422,6 +454,23 @@ __nbd_stop() {
 }
 
 # ---------------------------------------------------------- fault devices
+
+# now_ms: the time in milliseconds (for measuring how long a thing took).
+now_ms() {
+	echo $(($(date +%s%N) / 1000000))
+}
+
+# signal_ready PID SIGNUM: PID is kcopy itself (not libtool's wrapper
+# script, which execs it) and blocks or catches the signal: before that,
+# the signal would kill it, however long a loaded machine takes to start it.
+# For wait_for: wait_for 10 signal_ready "$pid" 10.
+signal_ready() {
+	local blk cgt
+	[[ $(readlink "/proc/$1/exe" 2>/dev/null) == *kcopy* ]] || return 1
+	blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
+	cgt=$(sed -n 's/^SigCgt:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
+	[[ -n $blk && -n $cgt ]] && ((((0x$blk | 0x$cgt) >> ($2 - 1)) & 1))
+}
 
 # pid_alive PID: running (a zombie counts as gone; this machine's init
 # may never reap orphans).
@@ -671,10 +720,12 @@ run_kcopy() {
 	[[ $ST != 124 ]] || fail "kcopy $* hung (watchdog)"
 }
 
-# kcopy_expect EXPECTED ARGS...: run_kcopy ARGS (its stdout passes
-# through); fail unless it exits with EXPECTED.
+# kcopy_expect WHAT ARGS...: run_kcopy ARGS (its stdout passes through);
+# fail unless it exits with the status WHAT (one argument: ok, read,
+# dest:2, read+dest:1... see status_of).
 kcopy_expect() {
-	local expected=$1
+	local expected
+	expected=$(status_of "$1")
 	shift
 	run_kcopy "$@"
 	[[ $ST == "$expected" ]] ||
@@ -695,12 +746,139 @@ run_kcopyd() {
 	cat "$out"
 }
 
-# exit_bit K: kcopy's exit status bit for a write error on destination K
-# (1-based): 2^K, destinations after the sixth share bit 6 (64).
-exit_bit() {
-	local k=$1
-	((k > 6)) && k=6
-	echo $((1 << k))
+# ------------------------------------------------------- exit status bits
+# The error texts kcopy's closing line and report give for EIO and ENOSPC.
+EIO_TEXT='Input/output error'
+ENOSPC_TEXT='No space left on device'
+
+# The one place the tests spell out kcopy's exit status (kcopy-exit-status.sh
+# checks the mapping itself): bit 0 (1) a read error, bit K (2^K) a write
+# error on destination K, destinations after the sixth sharing bit 6 (64);
+# 128 a setup error; 128+N killed by, or stopped on, signal N.  The report's
+# and the closing line's write_err is a mask with bit K-1 for destination K.
+# WHAT names a status in words, joined by '+' or spaces, in one argument or
+# several:
+#   ok (or 0)        no error
+#   read             a read error
+#   dest:K[,K...]    write errors on destinations K (1-based)
+#   setup            a setup error (128)
+#   signal:N|NAME    signal N, e.g. signal:2 or signal:INT (128+N)
+
+# __status_words WHAT...: the words of WHAT, one a line.
+__status_words() {
+	local w
+	for w in "$@"; do
+		tr '+ ' '\n\n' <<<"$w" | grep -v '^$' || :
+	done
+}
+
+# status_of WHAT...: kcopy's exit status for WHAT.
+status_of() {
+	local w k n ks st=0
+	while read -r w; do
+		case $w in
+		ok | 0) ;;
+		read) st=$((st | 1)) ;;
+		dest:*)
+			IFS=, read -ra ks <<<"${w#dest:}"
+			for k in "${ks[@]}"; do
+				[[ $k =~ ^[1-9][0-9]*$ ]] || fail "status_of: bad destination in '$w'"
+				((k > 6)) && k=6
+				st=$((st | 1 << k))
+			done
+			;;
+		setup) st=$((st | 128)) ;;
+		signal:*)
+			n=${w#signal:}
+			[[ $n =~ ^[0-9]+$ ]] || n=$(kill -l "${n#SIG}" 2>/dev/null) ||
+				fail "status_of: unknown signal in '$w'"
+			st=$((128 + n))
+			;;
+		*) fail "status_of: unknown word '$w' (ok, read, dest:K, setup, signal:N)" ;;
+		esac
+	done < <(__status_words "$@")
+	echo "$st"
+}
+
+# write_mask WHAT...: the write_err mask for WHAT (bit K-1 for dest:K).
+write_mask() {
+	local w k ks mask=0
+	while read -r w; do
+		[[ $w == dest:* ]] || continue
+		IFS=, read -ra ks <<<"${w#dest:}"
+		for k in "${ks[@]}"; do
+			mask=$((mask | 1 << (k - 1)))
+		done
+	done < <(__status_words "$@")
+	echo "$mask"
+}
+
+# __read_err WHAT...: 1 if WHAT has a read error, else 0.
+__read_err() {
+	__status_words "$@" | grep -qx read && echo 1 || echo 0
+}
+
+# kcopyd_head WHAT: how kcopyd-run's first line starts for a job that ends
+# with WHAT (read and dest:K only): "read_err=R write_err=M", the library's
+# mask in decimal.
+kcopyd_head() {
+	local mask
+	mask=$(write_mask "$1")
+	echo "read_err=$(__read_err "$1") write_err=$mask"
+}
+
+# expect_status ACTUAL WHAT [MSG]: fail unless ACTUAL is the status WHAT.
+expect_status() {
+	local want
+	want=$(status_of "$2")
+	assert_eq "$1" "$want" "${3:-exit status} (expected $2)"
+}
+
+# closing_line: the last line kcopy wrote to $ERR_FILE (run_kcopy's).
+closing_line() {
+	tail -n 1 "$ERR_FILE"
+}
+
+# closing_head WHAT: how kcopy's closing line starts for WHAT:
+# "kcopy: exit status S: read_err=R write_err=0xM".
+closing_head() {
+	local st mask
+	st=$(status_of "$1")
+	mask=$(write_mask "$1")
+	printf 'kcopy: exit status %s: read_err=%s write_err=0x%x\n' \
+		"$st" "$(__read_err "$1")" "$mask"
+}
+
+# expect_closing WHAT REST [MSG]: the closing line is closing_head WHAT
+# followed by REST (e.g. "; destination 2 '/dev/loop3': write: ...").
+# REST ending in '*' matches any ending.
+expect_closing() {
+	local want got
+	want=$(closing_head "$1")$2
+	got=$(closing_line)
+	if [[ $want == *'*' ]]; then
+		[[ $got == "${want%'*'}"* ]] ||
+			fail "${3:-closing line}: '$got' does not start with '${want%'*'}'"
+	else
+		assert_eq "$got" "$want" "${3:-closing line}"
+	fi
+}
+
+# report_value REPORT JQ: jq -r JQ of the JSON report REPORT (a leading '.'
+# may be left out: report_value r.json bytes).
+report_value() {
+	local q=$2
+	[[ $q == .* ]] || q=.$q
+	jq -r "$q" "$1"
+}
+
+# expect_report_status REPORT WHAT [MSG]: the report's exit_status,
+# read_err and write_err are those of WHAT.
+expect_report_status() {
+	local name=${3:-report}
+	assert_eq "$(report_value "$1" exit_status)" "$(status_of "$2")" "$name: exit_status"
+	assert_eq "$(report_value "$1" read_err)" "$(__read_err "$2")" "$name: read_err"
+	assert_eq "$(report_value "$1" write_err)" "$(write_mask "$2")" "$name: write_err"
 }
 
 # check_dest_errors NAME REPORT [K:ERROR]...: the kcopy run just made by
@@ -711,26 +889,25 @@ exit_bit() {
 # error, every byte counted, each destination's path, write_err and
 # error), and that every other destination holds the source.
 check_dest_errors() {
-	local name=$1 report=$2 f k i j status=0 mask=0 want src_sum
+	local name=$1 report=$2 f k i j what rest="" src_sum
 	local -A failing=()
+	local -a ks=()
 	shift 2
 	for f in "$@"; do
 		k=${f%%:*}
 		failing[$k]=${f#*:}
-		status=$((status | $(exit_bit "$k")))
-		mask=$((mask | 1 << (k - 1)))
+		ks+=("$k")
 	done
-	assert_eq "$ST" "$status" "$name: exit status"
-	want="kcopy: exit status $status: read_err=0 write_err=0x$(printf %x "$mask")"
+	what=ok
+	((${#ks[@]})) && what=dest:$(IFS=,; echo "${ks[*]}")
+	expect_status "$ST" "$what" "$name: exit status"
 	for ((i = 1; i <= ${#DESTS[@]}; i++)); do
 		[[ -n ${failing[$i]:-} ]] &&
-			want+="; destination $i '${DESTS[i - 1]}': ${failing[$i]}"
+			rest+="; destination $i '${DESTS[i - 1]}': ${failing[$i]}"
 	done
-	assert_eq "$(tail -n 1 "$ERR_FILE")" "$want" "$name: closing line"
+	expect_closing "$what" "$rest" "$name: closing line"
 	[[ -s $report ]] || fail "$name: no report"
-	assert_eq "$(jq -r .write_err "$report")" "$mask" "$name: report write_err"
-	assert_eq "$(jq -r .read_err "$report")" 0 "$name: report read_err"
-	assert_eq "$(jq -r .exit_status "$report")" "$status" "$name: report exit_status"
+	expect_report_status "$report" "$what" "$name: report"
 	assert_eq "$(jq -r .signal "$report")" 0 "$name: report signal"
 	assert_eq "$(jq -r .source.read_err "$report")" false "$name: report source.read_err"
 	assert_eq "$(jq -r '.bad_ranges | length' "$report")" 0 "$name: report bad_ranges"
@@ -779,7 +956,7 @@ expect_refused() {
 	local name=$1 pattern=$2
 	shift 2
 	run_kcopy "$@"
-	assert_eq "$ST" 128 "$name: exit status"
+	expect_status "$ST" setup "$name: exit status"
 	grep -q -- "$pattern" "$ERR_FILE" ||
 		fail "$name: no '$pattern' in: $(cat "$ERR_FILE")"
 }
@@ -795,4 +972,69 @@ is_zero() {
 # is_zero_sectors FILE SECTOR COUNT [MSG]: the same, in 512-byte sectors.
 is_zero_sectors() {
 	is_zero "$1" $(($2 * 512)) $(($3 * 512)) "${4:-$1: sectors $2+$3 are zero}"
+}
+
+# --------------------------------------------------------------- mapfiles
+
+# mapfile_ranges MAP STATUS: the blocks of the ddrescue-style mapfile MAP
+# whose status is STATUS ('+', '-', '?'...), "POS SIZE" in decimal, one a
+# line; nothing while MAP does not exist.
+mapfile_ranges() {
+	local pos size st first=1
+	[[ -e $1 ]] || return 0
+	while read -r pos size st; do
+		[[ -z $pos || $pos == \#* ]] && continue
+		if ((first)); then
+			first=0 # the current position and status
+			continue
+		fi
+		[[ $st == "$2" ]] && echo $((pos)) $((size))
+	done <"$1"
+	return 0
+}
+
+# mapfile_bytes MAP STATUS: how many bytes of MAP have status STATUS (0
+# while MAP does not exist).
+mapfile_bytes() {
+	local pos size n=0
+	while read -r pos size; do
+		n=$((n + size))
+	done < <(mapfile_ranges "$1" "$2")
+	echo "$n"
+}
+
+# mapfile_holds MAP SRC FILE...: every '+' block of MAP holds in each FILE
+# (a file or a device, read with O_DIRECT where it may be, so that a
+# device's page cache does not answer) what SRC holds there; prints the
+# bytes '+'.  Fails (status 1, a message on stderr) at the first difference.
+mapfile_holds() {
+	local map=$1 src=$2 ranges
+	shift 2
+	ranges=$(mktemp "$T/ranges.XXXXXX")
+	mapfile_ranges "$map" + >"$ranges"
+	python3 - "$ranges" "$src" "$@" <<'PY'
+import mmap, os, sys
+
+ranges = [tuple(map(int, l.split())) for l in open(sys.argv[1])]
+src, files = sys.argv[2], sys.argv[3:]
+BS = 8 << 20
+buf = mmap.mmap(-1, BS)
+sfd = os.open(src, os.O_RDONLY)
+for name in files:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECT)
+    except OSError:
+        fd = os.open(name, os.O_RDONLY)
+    for pos, size in ranges:
+        off = pos
+        while off < pos + size:
+            n = min(BS, pos + size - off)
+            got = os.preadv(fd, [memoryview(buf)[:n]], off)
+            if got != n or buf[:n] != os.pread(sfd, n, off):
+                sys.exit(f"{name}: bytes {off}+{n} of '+' range "
+                         f"{pos:#x}+{size:#x} differ from the source")
+            off += n
+    os.close(fd)
+print(sum(size for _, size in ranges))
+PY
 }

@@ -84,7 +84,7 @@ if ((have_uring)); then
 	# chosen and refused: a setup error naming the variable
 	KCOPYD_IO_ENGINE=io_uring "$NO_URING" 1 "$KCOPY" -q "$T/src.img" \
 		"$T/x.img" 2>"$T/err" && st=0 || st=$?
-	assert_eq "$st" 128 "KCOPYD_IO_ENGINE=io_uring, refused: exit status"
+	expect_status "$st" setup "KCOPYD_IO_ENGINE=io_uring, refused: exit status"
 	grep -q '^kcopy: cannot set up the copy engine: KCOPYD_IO_ENGINE=io_uring: Operation not permitted$' "$T/err" ||
 		fail "KCOPYD_IO_ENGINE=io_uring, refused: $(cat "$T/err")"
 	[[ ! -e $T/x.img ]] || fail "KCOPYD_IO_ENGINE=io_uring, refused: created its destination"
@@ -92,14 +92,14 @@ else
 	assert_eq "$(engine_of --)" libaio "the default without a usable io_uring"
 	KCOPYD_IO_ENGINE=io_uring "$KCOPY" -q "$T/src.img" "$T/x.img" \
 		2>"$T/err" && st=0 || st=$?
-	assert_eq "$st" 128 "KCOPYD_IO_ENGINE=io_uring without a usable io_uring"
+	expect_status "$st" setup "KCOPYD_IO_ENGINE=io_uring without a usable io_uring"
 	grep -q '^kcopy: cannot set up the copy engine: KCOPYD_IO_ENGINE=io_uring: ' "$T/err" ||
 		fail "KCOPYD_IO_ENGINE=io_uring without io_uring: $(cat "$T/err")"
 fi
 assert_eq "$(engine_of KCOPYD_IO_ENGINE=libaio --)" libaio "KCOPYD_IO_ENGINE=libaio"
 KCOPYD_IO_ENGINE=uring "$KCOPY" -q "$T/src.img" "$T/x.img" 2>"$T/err" &&
 	st=0 || st=$?
-assert_eq "$st" 128 "KCOPYD_IO_ENGINE=uring: exit status"
+expect_status "$st" setup "KCOPYD_IO_ENGINE=uring: exit status"
 assert_eq "$(cat "$T/err")" "kcopy: cannot set up the copy engine: KCOPYD_IO_ENGINE=uring: expected io_uring or libaio" "KCOPYD_IO_ENGINE=uring"
 [[ ! -e $T/x.img ]] || fail "KCOPYD_IO_ENGINE=uring: created its destination"
 
@@ -130,8 +130,8 @@ for e in "${engines[@]}"; do
 	size_is "$T/odd.img" $((1004 * 512))
 	# a destination that runs out of space: bit 1, the other one whole
 	rm -f "$small/full.img" "$T/ok.img"
-	kcopy_expect "$(exit_bit 1)" -q "$T/src.img" "$small/full.img" "$T/ok.img"
-	grep -q 'No space left on device' "$ERR_FILE" ||
+	kcopy_expect dest:1 -q "$T/src.img" "$small/full.img" "$T/ok.img"
+	grep -q "$ENOSPC_TEXT" "$ERR_FILE" ||
 		fail "$e: ENOSPC not reported: $(cat "$ERR_FILE")"
 	cmp "$T/src.img" "$T/ok.img" || fail "$e: the healthy destination differs"
 	rm -f "$small/full.img"

@@ -8,8 +8,6 @@ requires_fuse
 requires jq cmp
 
 SIZE=$((1024 * 1024))			# 1 MiB source: 2048 sectors
-EIO_TEXT='Input/output error'
-ENOSPC_TEXT='No space left on device'
 
 make_image "$T/src.img" "$SIZE" pattern:src
 SRC=$T/src.img
@@ -19,10 +17,6 @@ make_image "$T/eio.img" "$SIZE" zero
 EIO_DEV=$(make_fault_device "$T/eio.img" --write-error 524288:4096)
 # Destination k fails with ENOSPC: a new file on a tmpfs too small for it.
 FULL_DIR=$(make_tmpfs 256k)
-
-last_line() {
-	tail -n 1 "$ERR_FILE"
-}
 
 # ENOSPC for these, EIO for the others.
 declare -A ENOSPC_K=([1]=1 [3]=1 [6]=1 [8]=1)
@@ -123,7 +117,7 @@ DESTS=("$d/dest1.img" "$EIO_DEV" "$d/dest3.img")
 echo "== read error (--ignore-errors) and destination 2 fails" >&2
 run_kcopy --ignore-errors --report "$d/report.json" "$RWDEV" "${DESTS[@]}"
 assert_eq "$ST" 5 "read and write error: exit status"
-assert_eq "$(last_line)" \
+assert_eq "$(closing_line)" \
 	"kcopy: exit status 5: read_err=1 write_err=0x2; source '$RWDEV': $EIO_TEXT (1 bad range(s) zero-filled); destination 2 '$EIO_DEV': write: $EIO_TEXT" \
 	"read and write error: closing line"
 r=$d/report.json
@@ -150,7 +144,7 @@ DESTS=("$d/dest1.img" "$d/dest2.img")
 echo "== read error on the source" >&2
 run_kcopy --report "$d/report.json" "$RDEV" "${DESTS[@]}"
 assert_eq "$ST" 1 "read error: exit status"
-assert_eq "$(last_line)" \
+assert_eq "$(closing_line)" \
 	"kcopy: exit status 1: read_err=1 write_err=0x0; source '$RDEV': $EIO_TEXT" \
 	"read error: closing line"
 r=$d/report.json

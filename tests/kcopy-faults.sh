@@ -8,8 +8,6 @@ requires_fuse
 requires jq cmp
 
 SIZE=$((8 * 1024 * 1024))		# 16384 sectors
-EIO_TEXT='Input/output error'
-ENOSPC_TEXT='No space left on device'
 
 make_image "$T/src.img" "$SIZE" pattern:src
 SRC=$T/src.img
@@ -110,7 +108,6 @@ for opts in "" "-s" "--pages 1" "--chunk 4K -s"; do
 	run_kcopy "${o[@]}" --report "$T/all$n.json" "$SRC" "${DESTS[@]}"
 	check_dest_errors "all kinds${opts:+ ($opts)}" "$T/all$n.json" "2:write: $EIO_TEXT" "3:write: $ENOSPC_TEXT" \
 		"5:write: $ENOSPC_TEXT" "7:flush: $EIO_TEXT" "8:write: $EIO_TEXT"
-	assert_eq "$ST" $((4 | 8 | 32 | 64)) "all kinds: self-check"
 done
 
 # ------------------------------ a destination killed while kcopy runs
@@ -140,23 +137,19 @@ run_watchdog 30 "$KCOPY" --rate 16M --report "$T/srckill.json" "$sdev" "${DESTS[
 kpid=$!
 sleep 1
 fault_device_kill "$sdev"
-t0=$(date +%s%N)
+t0=$(now_ms)
 wait "$kpid" && ST=0 || ST=$?
-t1=$(date +%s%N)
+t1=$(now_ms)
 cat "$ERR_FILE" >&2
 [[ $ST != 124 ]] || fail "source killed: kcopy hung"
-assert_eq "$ST" 1 "source killed: exit status"
+expect_status "$ST" read "source killed: exit status"
 # Promptly: not after retries or a timeout.  The bound leaves room for a
 # loaded machine and a sanitizer build; the watchdog (30 s) is for a hang.
-echo "source killed: kcopy exited $(((t1 - t0) / 1000000)) ms after the kill" >&2
-(((t1 - t0) < 15000000000)) || fail "source killed: kcopy took $(((t1 - t0) / 1000000)) ms to exit"
-assert_eq "$(tail -n 1 "$ERR_FILE")" \
-	"kcopy: exit status 1: read_err=1 write_err=0x0; source '$sdev': $EIO_TEXT" \
-	"source killed: closing line"
+echo "source killed: kcopy exited $((t1 - t0)) ms after the kill" >&2
+(((t1 - t0) < 15000)) || fail "source killed: kcopy took $((t1 - t0)) ms to exit"
+expect_closing read "; source '$sdev': $EIO_TEXT" "source killed: closing line"
 r=$T/srckill.json
-assert_eq "$(jq -r .read_err "$r")" 1 "source killed: report read_err"
-assert_eq "$(jq -r .write_err "$r")" 0 "source killed: report write_err"
-assert_eq "$(jq -r .exit_status "$r")" 1 "source killed: report exit_status"
+expect_report_status "$r" read "source killed: report"
 bytes=$(jq -r .bytes "$r")
 ((bytes > 0 && bytes < BIG)) || fail "source killed: $bytes bytes copied of $BIG"
 # Each 512 KiB sub-job of each destination was written in full with the

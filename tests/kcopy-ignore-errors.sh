@@ -95,14 +95,12 @@ layout() {
 		run_kcopy --ignore-errors "${kopts[@]}" --report "$T/$name.$i.json" \
 			"$dev" "$out1" "$dest2"
 		local what="$name${opts:+ ($opts)}"
-		assert_eq "$ST" 1 "$what: exit status"
-		assert_eq "$(tail -n 1 "$ERR_FILE")" \
-			"kcopy: exit status 1: read_err=1 write_err=0x0; source '$dev': Input/output error ($nbad bad range(s) zero-filled)" \
+		expect_status "$ST" read "$what: exit status"
+		expect_closing read \
+			"; source '$dev': Input/output error ($nbad bad range(s) zero-filled)" \
 			"$what: closing line"
 		local rep=$T/$name.$i.json
-		assert_eq "$(jq -r .read_err "$rep")" 1 "$what: report read_err"
-		assert_eq "$(jq -r .write_err "$rep")" 0 "$what: report write_err"
-		assert_eq "$(jq -r .exit_status "$rep")" 1 "$what: report exit_status"
+		expect_report_status "$rep" read "$what: report"
 		assert_eq "$(jq -r '[.destinations[].write_err] | any' "$rep")" false \
 			"$what: a destination is marked failed"
 		assert_eq "$(jq -r .bytes "$rep")" "$SIZE" "$what: report bytes"

@@ -28,37 +28,13 @@ make_image "$IMG" "$SIZE" zero
 OUT=$T/out.img
 MAP=$T/copy.map
 
-# plus_ranges: the '+' blocks of $MAP, "POS SIZE" in decimal, one a line.
-plus_ranges() {
-	local pos size st first=1
-	[[ -e $MAP ]] || return 0
-	while read -r pos size st; do
-		[[ -z $pos || $pos == \#* ]] && continue
-		if ((first)); then
-			first=0 # the current position and status
-			continue
-		fi
-		[[ $st == + ]] && echo $((pos)) $((size))
-	done <"$MAP"
-	return 0
-}
-
-# plus_bytes: the bytes '+' in $MAP (0 if there is none yet).
-plus_bytes() {
-	local pos size n=0
-	while read -r pos size; do
-		n=$((n + size))
-	done < <(plus_ranges)
-	echo "$n"
-}
-
 # wait_checkpoints N: until N checkpoints of this run have grown the '+'
 # bytes (polled every 20 ms) or kcopy has ended; status 1 after 20 s.
 wait_checkpoints() {
 	local want=$1 seen=0 cur prev=$before i
 	for ((i = 0; i < 1000; i++)); do
 		pid_alive "$pid" || return 0
-		cur=$(plus_bytes)
+		cur=$(mapfile_bytes "$MAP" +)
 		if ((cur > prev)); then
 			prev=$cur
 			((++seen >= want)) && return 0
@@ -66,29 +42,6 @@ wait_checkpoints() {
 		sleep 0.02
 	done
 	return 1
-}
-
-# check_plus FILE...: every '+' range of $MAP equals the source in each FILE
-# (regular files, read directly); prints the bytes that are '+'.
-check_plus() {
-	plus_ranges >"$T/plus"
-	python3 - "$T/plus" "$SRC" "$@" <<'PY'
-import sys
-
-ranges = [tuple(map(int, l.split())) for l in open(sys.argv[1])]
-with open(sys.argv[2], "rb") as s:
-    for name in sys.argv[3:]:
-        with open(name, "rb") as f:
-            for pos, size in ranges:
-                for off in range(pos, pos + size, 8 << 20):
-                    n = min(8 << 20, pos + size - off)
-                    s.seek(off)
-                    f.seek(off)
-                    if f.read(n) != s.read(n):
-                        sys.exit(f"{name}: '+' range {pos:#x}+{size:#x} "
-                                 f"differs from the source near {off:#x}")
-print(sum(size for _, size in ranges))
-PY
 }
 
 # dropped LOG: the bytes faultfs's power cut dropped.
@@ -101,7 +54,7 @@ force=() lost=0 last=0
 for ((round = 1; round <= ROUNDS && last < SIZE * 3 / 4; round++)); do
 	make_fault_device "$IMG" --volatile >/dev/null
 	dev=$FAULT_DEV log=$FAULT_LOG
-	before=$(plus_bytes)
+	before=$(mapfile_bytes "$MAP" +)
 	"$KCOPY" "${force[@]}" --rate 12M --chunk 64K --mapfile-interval 0.2 \
 		--mapfile "$MAP" "$SRC" "$dev" "$OUT" 2>>"$T/runs.err" &
 	pid=$!
@@ -128,7 +81,7 @@ for ((round = 1; round <= ROUNDS && last < SIZE * 3 / 4; round++)); do
 	fault_device_kill "$dev"
 	drop=$(dropped "$log")
 	[[ -n $drop ]] || fail "round $round: no power cut in faultfs's log: $(cat "$log")"
-	plus=$(check_plus "$IMG" "$OUT") ||
+	plus=$(mapfile_holds "$MAP" "$SRC" "$IMG" "$OUT") ||
 		fail "round $round: a '+' range of the mapfile did not survive the power cut ($drop bytes dropped)"
 	echo "round $round: cut $ms ms after checkpoint $cps, $drop bytes dropped, $plus bytes '+' ($SECONDS s)" >&2
 	((plus >= last)) || fail "round $round: '+' shrank from $last to $plus"
@@ -153,6 +106,6 @@ grep -q "resuming: $last of $SIZE bytes done" "$ERR_FILE" ||
 fault_device_cut "$dev"
 assert_eq "$(dropped "$log")" 0 "bytes not flushed when kcopy exited 0"
 fault_device_kill "$dev"
-assert_eq "$(check_plus "$IMG" "$OUT")" "$SIZE" "'+' bytes at the end"
+assert_eq "$(mapfile_holds "$MAP" "$SRC" "$IMG" "$OUT")" "$SIZE" "'+' bytes at the end"
 same "$SRC" 0 "$IMG" 0 "$SIZE"
 echo "$rounds power cuts, $lost with unflushed data dropped"

@@ -16,34 +16,25 @@ make_image "$IMG" "$SIZE" random
 BAD1=1048576 BAD1LEN=4096 BAD2=5242880 BAD2LEN=8192
 DEV=$(make_fault_device "$IMG" --read-error $BAD1:$BAD1LEN --read-error $BAD2:$BAD2LEN)
 
-# minus MAPFILE: its '-' areas, "POS SIZE" in decimal, one a line.
-minus() {
-	local a b c
-	grep -v '^#' "$1" | tail -n +2 | while read -r a b c; do
-		[[ $c == - ]] && echo $((a)) $((b))
-	done
-	return 0
-}
-
 # ------------------------------------------------- bad sectors, ddrescue
 echo "== bad sectors" >&2
 OUT=$T/out.img
-kcopy_expect 1 -i --report "$T/r1.json" --mapfile "$T/m" "$DEV" "$OUT"
-assert_eq "$(minus "$T/m")" "$BAD1 $BAD1LEN
+kcopy_expect read -i --report "$T/r1.json" --mapfile "$T/m" "$DEV" "$OUT"
+assert_eq "$(mapfile_ranges "$T/m" -)" "$BAD1 $BAD1LEN
 $BAD2 $BAD2LEN" "kcopy's '-' areas"
 ddrescue -d -f "$DEV" "$T/dd.img" "$T/dd.map" >/dev/null 2>&1 || true
-assert_eq "$(minus "$T/m")" "$(minus "$T/dd.map")" "kcopy's '-' areas against ddrescue's"
+assert_eq "$(mapfile_ranges "$T/m" -)" "$(mapfile_ranges "$T/dd.map" -)" "kcopy's '-' areas against ddrescue's"
 ddrescuelog -t "$T/m" >"$T/t.out" || fail "ddrescuelog -t refuses kcopy's mapfile"
 grep -q "bad-sector: *12288 B" "$T/t.out" || fail "ddrescuelog -t: $(cat "$T/t.out")"
 
 # Resumed: the '-' areas are read again (still bad here), and the whole
 # copy's report lists them; --skip-bad does not read them.
-kcopy_expect 1 -i --report "$T/r2.json" --mapfile "$T/m" "$DEV" "$OUT"
+kcopy_expect read -i --report "$T/r2.json" --mapfile "$T/m" "$DEV" "$OUT"
 grep -q "read error at sector $((BAD1 / 512))" "$ERR_FILE" || fail "the '-' areas were not retried"
 assert_eq "$(jq -c '[.bad_ranges[] | [.sector, .count]]' "$T/r2.json")" \
 	"[[$((BAD1 / 512)),$((BAD1LEN / 512))],[$((BAD2 / 512)),$((BAD2LEN / 512))]]" "report bad_ranges"
 assert_eq "$(jq -r .bytes "$T/r2.json")" "$SIZE" "report bytes"
-kcopy_expect 1 -i --skip-bad --mapfile "$T/m" "$DEV" "$OUT"
+kcopy_expect read -i --skip-bad --mapfile "$T/m" "$DEV" "$OUT"
 grep -q "read error at" "$ERR_FILE" && fail "--skip-bad read the '-' areas"
 
 # ddrescue's mapfile as the starting state, the source healed (the image
@@ -56,7 +47,7 @@ grep -q "no kcopy lines" "$ERR_FILE" || fail "no note on ddrescue's mapfile"
 assert_eq "$(head -c 4100 "$T/out2.img" | tail -c 4)" MARK "a '+' area of ddrescue's map was copied again"
 same "$IMG" $BAD1 "$T/out2.img" $BAD1 $BAD1LEN
 same "$IMG" $BAD2 "$T/out2.img" $BAD2 $BAD2LEN
-assert_eq "$(minus "$T/m2")" "" "'-' areas after a good retry"
+assert_eq "$(mapfile_ranges "$T/m2" -)" "" "'-' areas after a good retry"
 ddrescuelog -D "$T/m2" || fail "ddrescuelog -D: the copy is not finished"
 
 # ------------------------------------------------ failed destinations
@@ -64,12 +55,12 @@ echo "== failed destinations" >&2
 make_image "$T/d2.img" "$SIZE" zero
 BADDEST=$(make_fault_device "$T/d2.img" --write-error 0:$SIZE)
 DESTS=("$T/a.img" "$BADDEST")
-kcopy_expect "$(exit_bit 2)" --mapfile "$T/m3" "$IMG" "${DESTS[@]}"
+kcopy_expect dest:2 --mapfile "$T/m3" "$IMG" "${DESTS[@]}"
 grep -q "^# kcopy-failed: 2 write 5 " "$T/m3" || fail "no kcopy-failed line: $(cat "$T/m3")"
-kcopy_expect "$(exit_bit 2)" --report "$T/r3.json" --mapfile "$T/m3" "$IMG" "${DESTS[@]}"
+kcopy_expect dest:2 --report "$T/r3.json" --mapfile "$T/m3" "$IMG" "${DESTS[@]}"
 grep -q "failed in an earlier run" "$ERR_FILE" || fail "no note of the earlier failure"
 assert_eq "$(jq -r '.destinations[1].error' "$T/r3.json")" "write: Input/output error" "report error"
-kcopy_expect "$(exit_bit 2)" --retry-failed --mapfile "$T/m3" "$IMG" "${DESTS[@]}"
+kcopy_expect dest:2 --retry-failed --mapfile "$T/m3" "$IMG" "${DESTS[@]}"
 grep -q "write error" "$ERR_FILE" || fail "--retry-failed did not write"
 same "$IMG" 0 "$T/a.img" 0 "$SIZE"
 

@@ -46,7 +46,7 @@ expect_setup_error() {
 	done
 	shift
 	run_kcopy "$@"
-	assert_eq "$ST" 128 "$name: exit status"
+	expect_status "$ST" setup "$name: exit status"
 	assert_eq "$(wc -l <"$ERR_FILE")" 1 "$name: lines on stderr"
 	grep -q -- "--report" "$ERR_FILE" || fail "$name: the message does not name --report"
 	assert_eq "$(sum "$SRC")" "$SRC_SUM" "$name: the source changed"
@@ -181,7 +181,7 @@ setup_fifo() {
 		2>"$ERR_FILE" && ST=0 || ST=$?
 	cat "$ERR_FILE" >&2
 	[[ $ST != 137 ]] || fail "FIFO: kcopy blocked"
-	assert_eq "$ST" 128 "FIFO: exit status"
+	expect_status "$ST" setup "FIFO: exit status"
 	grep -q -- "--report" "$ERR_FILE" || fail "FIFO: --report not named"
 	[[ ! -e $T/d11.img ]] || fail "FIFO: destination created"
 }
@@ -235,7 +235,7 @@ end_full() {
 	full=$(make_tmpfs 64k)
 	fill "$full"
 	run_kcopy --report "$full/r.json" "$SRC" "$T/d13.img"
-	assert_eq "$ST" 128 "full: exit status"
+	expect_status "$ST" setup "full: exit status"
 	grep -q "report '$full/r.json'.*No space left on device" "$ERR_FILE" ||
 		fail "full: no message naming the report and the error"
 	cmp "$SRC" "$T/d13.img" || fail "full: the copy itself went wrong"
@@ -248,7 +248,7 @@ end_full_copy_failed() {
 	small=$(make_tmpfs 256k)
 	fill "$full"
 	run_kcopy --report "$full/r.json" "$SRC" "$T/d14.img" "$small/d.img"
-	assert_eq "$ST" 4 "full, destination 2 failed: exit status"
+	expect_status "$ST" dest:2 "full, destination 2 failed: exit status"
 	grep -q "report '$full/r.json'.*No space left on device" "$ERR_FILE" ||
 		fail "full, destination 2 failed: no message naming the report"
 }
@@ -261,7 +261,7 @@ end_closed_pipe() {
 	exec 8<&-
 	run_kcopy --report - "$SRC" "$T/d15.img" >&9
 	exec 9>&-
-	assert_eq "$ST" 128 "closed pipe: exit status"
+	expect_status "$ST" setup "closed pipe: exit status"
 	grep -q "report.*Broken pipe" "$ERR_FILE" || fail "closed pipe: no message"
 }
 
@@ -352,7 +352,7 @@ json_bad_ranges() {
 	full=$(make_tmpfs 256k)/$'full\xfe'.img
 	ln -s "$dev" "$s"
 	run_kcopy --ignore-errors --report "$base/r.json" "$s" "$d" "$full"
-	assert_eq "$ST" 5 "bad ranges: exit status"
+	expect_status "$ST" read+dest:2 "bad ranges: exit status"
 	python3 - "$base/r.json" "$s" <<-'EOF' || fail "bad ranges: not escaped"
 	import json, os, sys
 	r = json.load(open(sys.argv[1], encoding="utf-8"))

@@ -141,7 +141,7 @@ expect_err() {
 	shift 2
 	NCASES=$((NCASES + 1)) CASE_FAILED=0
 	timeout 60 "$KCOPY" "$@" >"$OUT" 2>"$ERR" && st=0 || st=$?
-	[[ $st == 128 ]] || bad "$name: exit status $st, expected 128 (kcopy $*)"
+	[[ $st == "$(status_of setup)" ]] || bad "$name: exit status $st, expected a setup error (kcopy $*)"
 	[[ ! -s $OUT ]] || bad "$name: wrote to stdout: $(head -n 3 "$OUT")"
 	n=$(grep -c '^kcopy:' "$ERR" || true)
 	extra=$(grep -v '^kcopy:' "$ERR" | grep -vxF "$HINT" || true)

@@ -34,7 +34,7 @@ assert_eq "$(jq .source.count r1.json)" 49152 "report source count"
 # --- A stream longer than one destination: that one fails (ENOSPC), with
 # what fits written; the others get everything.
 cat "$SRC" | "$KCOPY" - small.img:0:8M big.img 2>e2 && st=0 || st=$?
-assert_eq "$st" 2 "stream longer than destination 1"
+expect_status "$st" dest:1 "stream longer than destination 1"
 grep -q "destination 1 'small.img': write: No space left on device" e2 ||
 	fail "too small: $(cat e2)"
 same "$SRC" 0 small.img 0 $((8 * 1024 * 1024))
@@ -64,7 +64,7 @@ set +o pipefail
 "$KCOPY" "$SRC" epipe.img - 2>e3 | head -c 1000 >/dev/null
 st=${PIPESTATUS[0]}
 set -o pipefail
-assert_eq "$st" 4 "closed pipe: destination 2 only"
+expect_status "$st" dest:2 "closed pipe: destination 2 only"
 grep -q "destination 2 '-': write: Broken pipe" e3 || fail "EPIPE: $(cat e3)"
 cmp "$SRC" epipe.img || fail "closed pipe: the file differs"
 
@@ -104,7 +104,7 @@ sleep 0.5
 kill -INT "$pid"
 wait_gone "$pid" 10 || fail "stalled: SIGINT did not stop kcopy"
 wait "$pid" && st=0 || st=$?
-assert_eq "$st" 130 "stalled writer: SIGINT"
+expect_status "$st" signal:INT "stalled writer: SIGINT"
 assert_eq "$(jq .signal r5.json)" 2 "stalled: the report says SIGINT"
 same "$SRC" 0 stalled.img 0 $((3 * 1024 * 1024))
 
@@ -114,6 +114,6 @@ expect_refused "report and DEST on stdout" "both write to standard output" \
 	--report - "$SRC" -
 expect_refused "--zero -" "cannot be zeroed" --zero -
 "$KCOPY" -- -:8 x.img < <(cat "$SRC") 2>e6 && st=0 || st=$?
-assert_eq "$st" 128 "a stream with a SECTOR"
+expect_status "$st" setup "a stream with a SECTOR"
 grep -q "no SECTOR" e6 || fail "a stream with a SECTOR: $(cat e6)"
 echo "all stream cases passed"

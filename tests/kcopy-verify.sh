@@ -71,11 +71,9 @@ run_case() {
 	# The fixture works: what the device holds differs from the source.
 	[[ $(sum "$dev") != "$SRC_SUM" ]] || fail "$name: faultfs did not corrupt"
 
-	status=$(exit_bit "$bad")
-	local mask=$((1 << (bad - 1))) rep=$T/$name.json want got
-	assert_eq "$ST" "$status" "$name: exit status"
-	assert_eq "$(jq -r .write_err "$rep")" "$mask" "$name: report write_err"
-	assert_eq "$(jq -r .read_err "$rep")" 0 "$name: report read_err"
+	local rep=$T/$name.json want got
+	expect_status "$ST" "dest:$bad" "$name: exit status"
+	expect_report_status "$rep" "dest:$bad" "$name: report"
 	assert_eq "$(jq -r .verified "$rep")" true "$name: report verified"
 	assert_eq "$(jq -r .bytes "$rep")" "$SIZE" "$name: report bytes"
 	want=$(expected_mismatches "$chunk" 0 "$@")
@@ -89,8 +87,8 @@ run_case() {
 				fail "$name: $j.error is '$(jq -r "$j.error" "$rep")', not a verify error"
 			grep -q "destination $i '$dev': verify failed: $(printf '%s\n' "$want" | wc -l) mismatched range(s), first at sector ${want%% *}" "$ERR_FILE" ||
 				fail "$name: no verify failure message"
-			[[ $(tail -n 1 "$ERR_FILE") == "kcopy: exit status $status: read_err=0 write_err=0x$(printf %x "$mask"); destination $i '$dev': verify: "* ]] ||
-				fail "$name: closing line: $(tail -n 1 "$ERR_FILE")"
+			expect_closing "dest:$bad" "; destination $i '$dev': verify: *" \
+				"$name: closing line"
 		else
 			assert_eq "$(jq -r "$j.write_err" "$rep")" false "$name: $j.write_err"
 			assert_eq "$(jq -r "$j.error" "$rep")" null "$name: $j.error"
@@ -124,7 +122,7 @@ run_kcopy --verify --report "$T/clean.json" "$SRC" "$T/clean.d1.img" "$ldev" "$f
 assert_eq "$ST" 0 "clean: exit status"
 [[ -s $ERR_FILE ]] && fail "clean: stderr not empty"
 rep=$T/clean.json
-assert_eq "$(jq -r .write_err "$rep")" 0 "clean: report write_err"
+expect_report_status "$rep" ok "clean: report"
 assert_eq "$(jq -r .verified "$rep")" true "clean: report verified"
 assert_eq "$(jq -r '[.destinations[].mismatches[]] | length' "$rep")" 0 "clean: mismatches"
 for d in "$T/clean.d1.img" "$ldev" "$fdev"; do
@@ -143,9 +141,10 @@ for opts in "" "-s --chunk 4K"; do
 	read -r -a o <<<"$opts"
 	rm -f "$T/bad.d1.img"
 	run_kcopy -i --verify "${o[@]}" --report "$T/bad.json" "$bad_dev" "$T/bad.d1.img" "$bad_loop"
-	assert_eq "$ST" 1 "verify -i${opts:+ $opts}: exit status"
-	assert_eq "$(jq -r '"\(.read_err) \(.write_err) \([.destinations[].mismatches[]] | length)"' "$T/bad.json")" \
-		"1 0 0" "verify -i${opts:+ $opts}: read_err, write_err, mismatches"
+	expect_status "$ST" read "verify -i${opts:+ $opts}: exit status"
+	expect_report_status "$T/bad.json" read "verify -i${opts:+ $opts}: report"
+	assert_eq "$(jq -r '[.destinations[].mismatches[]] | length' "$T/bad.json")" 0 \
+		"verify -i${opts:+ $opts}: mismatches"
 	assert_eq "$(jq -c '[.bad_ranges[] | [.sector, .count]]' "$T/bad.json")" \
 		"[[2048,1],[9765,7]]" "verify -i${opts:+ $opts}: bad_ranges"
 	cmp "$T/bad.expect" "$T/bad.d1.img" || fail "verify -i${opts:+ $opts}: destination 1"
@@ -158,14 +157,14 @@ echo "== offsets" >&2
 make_image "$T/off.fuse.img" $((2 * SIZE)) zero
 off_dev=$(make_fault_device "$T/off.fuse.img" --corrupt $((4096 * 512 + 600000)):10)
 run_kcopy --verify --report "$T/off.json" "$SRC:2048:4096" "$T/off.d1.img:100" "$off_dev:4096"
-assert_eq "$ST" 4 "offsets: exit status"
+expect_status "$ST" dest:2 "offsets: exit status"
 # region byte 600000 is in sub-job 1 (524288..1048575): destination
 # sectors 4096+1024 .. +1024
 assert_eq "$(jq -r '.destinations[1].mismatches[] | "\(.sector) \(.count)"' "$T/off.json")" \
 	"5120 1024" "offsets: mismatches"
 assert_eq "$(jq -r '.destinations[0].mismatches | length' "$T/off.json")" 0 \
 	"offsets: healthy destination mismatches"
-assert_eq "$(jq -r .write_err "$T/off.json")" 2 "offsets: report write_err"
+expect_report_status "$T/off.json" dest:2 "offsets: report"
 assert_eq "$(sum "$T/off.d1.img" $((100 * 512)) $((4096 * 512)))" \
 	"$(sum "$SRC" $((2048 * 512)) $((4096 * 512)))" "offsets: healthy destination"
 

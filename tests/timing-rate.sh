@@ -32,10 +32,10 @@ assert_eq "$(sum "$rdir/rate.img")" "$(sum "$T/src.img")" "rate: data"
 # with the other core busy and a sanitizer build).
 elapsed() {
 	local s e
-	s=$(date +%s%N)
+	s=$(now_ms)
 	"$KCOPY" "$@" || fail "kcopy $*: status $?"
-	e=$(date +%s%N)
-	echo $(((e - s) / 1000000))
+	e=$(now_ms)
+	echo $((e - s))
 }
 cat "$T/src.img" "$T/src.img" "$T/src.img" "$T/src.img" >"$rdir/big.img"
 # The fastest of three unthrottled runs: other work on the machine only
