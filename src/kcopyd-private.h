@@ -266,6 +266,9 @@ struct kc_file_ops {
 	/* Fill in the kind of storage in kcopyd_probe_fd's answer (is_blockdev,
 	 * is_remote, is_stream), all of them 0 before. */
 	void (*describe)(const struct kc_file *f, struct kcopyd_fd_info *info);
+	/* What f is, in words, for the reasons of refusals ("file",
+	 * "device", "NBD export").  NULL: "file". */
+	const char *(*noun)(const struct kc_file *f);
 };
 
 /* A backend's client-wide part: state it keeps for all of a client's

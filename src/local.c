@@ -140,6 +140,13 @@ static void local_describe(const struct kc_file *f,
 	info->is_blockdev = l->is_blockdev;
 }
 
+static const char *local_noun(const struct kc_file *f)
+{
+	const struct kc_local *l = f->priv;
+
+	return l->is_blockdev ? "device" : "file";
+}
+
 /* A descriptor of our own on f for lseek: its O_DIRECT reopen, else a
  * reopen for the purpose (a new open file description, whose offset is
  * ours: a dup would share the caller's), kept until f is released.
@@ -303,4 +310,5 @@ static const struct kc_file_ops kc_local_ops = {
 	.extend = local_extend,
 	.release = local_release,
 	.describe = local_describe,
+	.noun = local_noun,
 };

@@ -302,6 +302,12 @@ static void nbd_describe(const struct kc_file *f, struct kcopyd_fd_info *info)
 	info->is_remote = 1;
 }
 
+static const char *nbd_noun(const struct kc_file *f)
+{
+	(void)f;
+	return "NBD export";
+}
+
 /* NBD exports: reads, writes (is_zero: WRITE_ZEROES), flushes (where the
  * server offers them) and the map (block status) over libnbd; no zero
  * member: zeroing is an is_zero request. */
@@ -315,6 +321,7 @@ static const struct kc_file_ops kc_nbd_ops = {
 	.poll_done = nbd_poll_done,
 	.submit = nbd_submit,
 	.describe = nbd_describe,
+	.noun = nbd_noun,
 };
 
 /* The live connection with the fewest commands in flight, or NULL. */

@@ -133,12 +133,7 @@ static void file_put(struct kcopyd_client *kc, struct kc_file *f)
 /* What f is, in words, for a region past its end. */
 static const char *noun_of(const struct kc_file *f)
 {
-	struct kcopyd_fd_info info = { .struct_size = sizeof(info) };
-
-	if (f->ops->describe)
-		f->ops->describe(f, &info);
-	return info.is_remote ? "NBD export" : info.is_blockdev ? "device"
-								 : "file";
+	return f->ops->noun ? f->ops->noun(f) : "file";
 }
 
 /* Why f (whose file status flags are status) cannot hold r as how says, in
@@ -271,8 +266,7 @@ int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
 		info->connections = f->connections;
 		info->preferred_block_size = f->pref_block ? f->pref_block
 							   : f->lbs;
-		info->is_blockdev = info->is_remote = info->is_stream = 0;
-		if (f->ops->describe)
+		if (f->ops->describe)	/* the kind; info is zeroed */
 			f->ops->describe(f, info);
 		file_put(kc, f);
 	}

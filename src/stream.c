@@ -229,6 +229,12 @@ static void stream_describe(const struct kc_file *f,
 	info->is_stream = 1;
 }
 
+static const char *stream_noun(const struct kc_file *f)
+{
+	(void)f;
+	return "stream";
+}
+
 /* Pipes and sockets: reads and writes in order, carried from the engine's
  * poll; a flush ends at once (nothing to make stable); no map, no zeroing
  * but writing zeros. */
@@ -242,4 +248,5 @@ static const struct kc_file_ops kc_stream_ops = {
 	.poll_done = stream_poll_done,
 	.release = stream_release,
 	.describe = stream_describe,
+	.noun = stream_noun,
 };
