@@ -33,7 +33,7 @@ static void check_doc(const struct mapfmt *f)
 	for (i = 0; i < f->num_failed; i++) {
 		CHECK(f->failed[i].dest < f->num_dests);
 		CHECK(f->failed[i].err <= -1 && f->failed[i].err >= -4095);
-		CHECK(f->failed[i].op[0] && !strchr(f->failed[i].op, ' '));
+		CHECK(f->failed[i].op[0] && !strchr(f->failed[i].op, '-'));
 	}
 	for (i = 0; i < f->n; i++) {
 		CHECK(f->b[i].size > 0);

@@ -73,7 +73,6 @@ static int no_memory(struct kcopy *k)
 static int header(struct kcopy *k, struct mapfmt *f)
 {
 	unsigned int i;
-	char *p;
 	int r;
 
 	f->kcopy = true;
@@ -93,12 +92,8 @@ static int header(struct kcopy *k, struct mapfmt *f)
 		if (!((k->write_err >> i) & 1))
 			continue;
 		x->dest = i;
-		/* One word: "verify read" as verify-read. */
 		snprintf(x->op, sizeof(x->op), "%s",
 			 t->error_op ? t->error_op : "write");
-		for (p = x->op; *p; p++)
-			if (*p == ' ')
-				*p = '-';
 		x->err = t->error ? t->error : -EIO;
 		f->num_failed++;
 	}

@@ -197,6 +197,9 @@ static int parse_failed(struct mapfmt *f, char *s)
 	x = &f->failed[f->num_failed];
 	memcpy(x->op, p, oplen);
 	x->op[oplen] = 0;
+	for (i = 0; i < oplen; i++)	/* one word: verify-read */
+		if (x->op[i] == '-')
+			x->op[i] = ' ';
 	p += oplen + 1;
 	/* errno, then its text (free). */
 	if (take_number(&p, &err) < 0 || (*p && *p != ' ') || err < 1 ||
@@ -392,10 +395,15 @@ void mapfmt_write(FILE *out, const char *creator, const struct mapfmt *f,
 		fprintf(out, "# kcopy-dest: %u ", i + 1);
 		write_side(out, &f->dests[i]);
 	}
-	for (i = 0; i < f->num_failed; i++)
-		fprintf(out, "# kcopy-failed: %u %s %d %s\n",
-			f->failed[i].dest + 1, f->failed[i].op,
-			-f->failed[i].err, strerror(-f->failed[i].err));
+	for (i = 0; i < f->num_failed; i++) {
+		const char *c;
+
+		fprintf(out, "# kcopy-failed: %u ", f->failed[i].dest + 1);
+		for (c = f->failed[i].op; *c; c++)	/* one word */
+			putc(*c == ' ' ? '-' : *c, out);
+		fprintf(out, " %d %s\n", -f->failed[i].err,
+			strerror(-f->failed[i].err));
+	}
 	fprintf(out, "# current_pos  current_status  current_pass\n");
 	fprintf(out, "0x%08" PRIX64 "     %c               1\n", cur,
 		cur < map->end ? '?' : '+');

@@ -55,7 +55,8 @@ struct mapfmt_side {
 
 struct mapfmt_failed {
 	unsigned int dest;		/* 0-based, < num_dests */
-	char op[32];			/* "write", "flush"... */
+	char op[32];			/* "write", "verify read"...: in the
+					   file one word, "verify-read" */
 	int err;			/* negative errno */
 };
 

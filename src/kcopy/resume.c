@@ -209,20 +209,15 @@ static bool has_progress(const struct mapfmt *f, uint64_t begin,
 
 /* The operation a kcopy-failed line names, as the run names it (a
  * string that lives as long as the run). */
-static const char *op_name(const char *word)
+static const char *op_name(const char *op)
 {
 	static const char *const ops[] = { "write", "flush", "zero",
 					   "truncate", "verify", "verify read" };
-	size_t i, j;
+	size_t i;
 
-	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-		for (j = 0; ops[i][j] && (word[j] == ops[i][j] ||
-					  (word[j] == '-' && ops[i][j] == ' '));
-		     j++)
-			;
-		if (!ops[i][j] && !word[j])
+	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (!strcmp(op, ops[i]))
 			return ops[i];
-	}
 	return "write";
 }
 
