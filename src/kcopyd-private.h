@@ -263,12 +263,12 @@ struct kc_file_ops {
 	/* The last reference to f is gone: free the backend's private data
 	 * (f->priv) and close what it opened.  NULL: nothing to free. */
 	void (*release)(struct kc_file *f);
-	/* Fill in the kind of storage in kcopyd_probe_fd's answer (is_blockdev,
-	 * is_remote, is_stream), all of them 0 before. */
-	void (*describe)(const struct kc_file *f, struct kcopyd_fd_info *info);
-	/* What f is, in words, for the reasons of refusals ("file",
-	 * "device", "NBD export").  NULL: "file". */
-	const char *(*noun)(const struct kc_file *f);
+	/* What f is: its kind in kcopyd_probe_fd's answer (is_blockdev,
+	 * is_remote, is_stream; all 0 before), where info is not NULL, and
+	 * returned in words for the reasons of refusals ("file", "device",
+	 * "NBD export", "stream").  NULL: a file. */
+	const char *(*describe)(const struct kc_file *f,
+				struct kcopyd_fd_info *info);
 };
 
 /* A backend's client-wide part: state it keeps for all of a client's

@@ -132,18 +132,13 @@ static void local_release(struct kc_file *f)
 	f->priv = NULL;
 }
 
-static void local_describe(const struct kc_file *f,
-			   struct kcopyd_fd_info *info)
+static const char *local_describe(const struct kc_file *f,
+				  struct kcopyd_fd_info *info)
 {
 	const struct kc_local *l = f->priv;
 
-	info->is_blockdev = l->is_blockdev;
-}
-
-static const char *local_noun(const struct kc_file *f)
-{
-	const struct kc_local *l = f->priv;
-
+	if (info)
+		info->is_blockdev = l->is_blockdev;
 	return l->is_blockdev ? "device" : "file";
 }
 
@@ -310,5 +305,4 @@ static const struct kc_file_ops kc_local_ops = {
 	.extend = local_extend,
 	.release = local_release,
 	.describe = local_describe,
-	.noun = local_noun,
 };

@@ -296,15 +296,12 @@ static unsigned int nbd_poll_fds(const struct kc_file *f)
 	return f->connections;
 }
 
-static void nbd_describe(const struct kc_file *f, struct kcopyd_fd_info *info)
+static const char *nbd_describe(const struct kc_file *f,
+				struct kcopyd_fd_info *info)
 {
 	(void)f;
-	info->is_remote = 1;
-}
-
-static const char *nbd_noun(const struct kc_file *f)
-{
-	(void)f;
+	if (info)
+		info->is_remote = 1;
 	return "NBD export";
 }
 
@@ -321,7 +318,6 @@ static const struct kc_file_ops kc_nbd_ops = {
 	.poll_done = nbd_poll_done,
 	.submit = nbd_submit,
 	.describe = nbd_describe,
-	.noun = nbd_noun,
 };
 
 /* The live connection with the fewest commands in flight, or NULL. */

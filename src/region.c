@@ -133,7 +133,7 @@ static void file_put(struct kcopyd_client *kc, struct kc_file *f)
 /* What f is, in words, for a region past its end. */
 static const char *noun_of(const struct kc_file *f)
 {
-	return f->ops->noun ? f->ops->noun(f) : "file";
+	return f->ops->describe ? f->ops->describe(f, NULL) : "file";
 }
 
 /* Why f (whose file status flags are status) cannot hold r as how says, in

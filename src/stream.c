@@ -222,16 +222,12 @@ static unsigned int stream_poll_fds(const struct kc_file *f)
 	return 1;
 }
 
-static void stream_describe(const struct kc_file *f,
-			    struct kcopyd_fd_info *info)
+static const char *stream_describe(const struct kc_file *f,
+				   struct kcopyd_fd_info *info)
 {
 	(void)f;
-	info->is_stream = 1;
-}
-
-static const char *stream_noun(const struct kc_file *f)
-{
-	(void)f;
+	if (info)
+		info->is_stream = 1;
 	return "stream";
 }
 
@@ -248,5 +244,4 @@ static const struct kc_file_ops kc_stream_ops = {
 	.poll_done = stream_poll_done,
 	.release = stream_release,
 	.describe = stream_describe,
-	.noun = stream_noun,
 };

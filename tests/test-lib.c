@@ -845,38 +845,33 @@ static void test_write_error_isolated(void)
 	close(bad);
 }
 
-/* The descriptors this process has open. */
-static int open_fds(void)
+/* Entries of a /proc/self directory, but for "." and "..". */
+static int proc_entries(const char *dir)
 {
-	DIR *d = opendir("/proc/self/fd");
+	DIR *d = opendir(dir);
 	struct dirent *e;
 	int n = 0;
 
 	if (!d) {
-		perror("/proc/self/fd");
-		exit(99);
-	}
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1;	/* the directory's own */
-}
-
-/* Threads of this process. */
-static int task_count(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d) {
-		perror("/proc/self/task");
+		perror(dir);
 		exit(99);
 	}
 	while ((e = readdir(d)))
 		n += e->d_name[0] != '.';
 	closedir(d);
 	return n;
+}
+
+/* The descriptors this process has open. */
+static int open_fds(void)
+{
+	return proc_entries("/proc/self/fd") - 1;	/* the directory's own */
+}
+
+/* Threads of this process. */
+static int task_count(void)
+{
+	return proc_entries("/proc/self/task");
 }
 
 struct destroy_ctx {
