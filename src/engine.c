@@ -86,6 +86,9 @@ static unsigned int open_backends(const struct kcopyd_client *kc,
 	return n;
 }
 
+/* See engine_main(): at most this long asleep with local I/O in flight. */
+#define KC_REAP_GUARD_MS 200
+
 static void *engine_main(void *arg)
 {
 	struct kcopyd_client *kc = arg;
@@ -124,6 +127,16 @@ static void *engine_main(void *arg)
 		if (kc->new_jobs || kc->kick)
 			timeout = 0;	/* or requests queued or ended at
 					   submission */
+		/* A safety net while local I/O is in flight: the queue's
+		 * eventfd is its only wake-up, and once (kcopy-stress in CI,
+		 * io_uring) the engine slept in poll for good with the last
+		 * sub-job outstanding; the cause is not known.  Looking
+		 * again every KC_REAP_GUARD_MS costs nothing while
+		 * completions come, and turns such a lost wake-up into a
+		 * stall instead of a hang. */
+		if (kc->io_in_flight &&
+		    (timeout < 0 || timeout > KC_REAP_GUARD_MS))
+			timeout = KC_REAP_GUARD_MS;
 		kc->kick = false;
 
 		max = poll_fit(kc, &timeout);
