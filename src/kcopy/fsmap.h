@@ -1,0 +1,89 @@
+/* fsmap.h - what a file system uses, read from its own allocation
+ * structures: the interface between the map readers (fs-ext.c, fs-xfs.c,
+ * fs-fat.c, fs-ntfs.c), fsmap.c, which holds what they find, fstypes.c,
+ * which names the reader of each type, and their callers (used.c for
+ * --used, tests/fsmap-dump.c).
+ *
+ * Copyright (C) 2026 The kcopy authors.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Pure: a reader sees its file system only through struct fs_source (the
+ * caller reads through the copy's backend, so that files, block devices
+ * and NBD exports alike can be mapped) and prints nothing; what went
+ * wrong comes back as a negative errno with a reason in words.
+ */
+#ifndef KCOPY_FSMAP_H
+#define KCOPY_FSMAP_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The file system to map: its bytes [0, size) are read by read(). */
+struct fs_source {
+	/* Read len bytes at byte offset off (off + len <= size) into buf:
+	 * 0, or a negative errno (-EIO for a short read). */
+	int (*read)(void *ctx, void *buf, size_t len, uint64_t off);
+	void *ctx;
+	uint64_t size;			/* bytes */
+};
+
+/* A range of bytes the file system uses. */
+struct fs_range {
+	uint64_t pos, len;
+};
+
+/* What a reader found. */
+struct fs_map {
+	char type[16];			/* libblkid's name: "ext4", "xfs", ... */
+	uint32_t block_size;		/* the allocation unit, bytes */
+	uint64_t fs_size;		/* bytes the file system spans */
+	/* Why it is not clean ("needs journal recovery", "errors
+	 * recorded", "the volume is marked dirty"); "" when it is. */
+	char dirty[160];
+	/* Used bytes, sorted and merged once fsmap_finish() ran; readers
+	 * add them in any order, overlapping or not (fsmap_add). */
+	struct fs_range *ranges;
+	size_t num, cap;
+	uint64_t used;			/* bytes in ranges, after finish */
+};
+
+/* A reader: fill m (type already set by the caller from libblkid) from
+ * src.  0, or a negative errno with the reason in why (len bytes):
+ * -ENOTSUP a variant it does not read (why names it), -EUCLEAN
+ * structures that contradict each other or the size (why says which),
+ * -ENOMEM, or the source's read error.  A file system that is not clean
+ * is no error: m->dirty says why. */
+typedef int (*fs_reader_fn)(const struct fs_source *src, struct fs_map *m,
+			    char *why, size_t len);
+
+int fs_ext_map(const struct fs_source *src, struct fs_map *m, char *why,
+	       size_t len);
+int fs_xfs_map(const struct fs_source *src, struct fs_map *m, char *why,
+	       size_t len);
+int fs_fat_map(const struct fs_source *src, struct fs_map *m, char *why,
+	       size_t len);
+int fs_ntfs_map(const struct fs_source *src, struct fs_map *m, char *why,
+		size_t len);
+
+/* fstypes.c: the reader of a libblkid type name ("ext2", "ext3", "ext4", "xfs",
+ * "vfat", "ntfs"), or NULL if there is none. */
+fs_reader_fn fsmap_reader(const char *type);
+
+/* fsmap.c */
+/* Add [pos, pos + len) to m's used bytes; clipped to the source's size by
+ * fsmap_finish.  0 or -ENOMEM. */
+int fsmap_add(struct fs_map *m, uint64_t pos, uint64_t len);
+/* Sort and merge m's ranges, clip them to size and count m->used. */
+void fsmap_finish(struct fs_map *m, uint64_t size);
+void fsmap_free(struct fs_map *m);
+/* Read len bytes at off of src; a helper for readers. */
+static inline int fs_read(const struct fs_source *src, void *buf,
+			  size_t len, uint64_t off)
+{
+	if (off > src->size || len > src->size - off)
+		return -EUCLEAN;	/* a structure points past the end */
+	return src->read(src->ctx, buf, len, off);
+}
+
+#endif /* KCOPY_FSMAP_H */
