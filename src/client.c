@@ -196,9 +196,45 @@ static int check_tail(struct kcopyd_client *kc, struct kc_job *job)
 	return 0;
 }
 
+/* kcopyd_copy_map: the map into the job, on storage that can skip. */
+static int check_map(struct kc_job *job, const struct kcopyd_extent *map,
+		     size_t num)
+{
+	uint64_t at = 0;
+	unsigned int i;
+	size_t e;
+	int r;
+
+	if (job->src_in_order)
+		return kc_set_error(-EINVAL, "a map of a stream source");
+	r = kc_jobmap_set(job, map, num);
+	if (r < 0)
+		return r;
+	for (e = 0; e < job->map_num && job->map[e].start == at; e++)
+		at = job->map[e].end;
+	for (i = 0; at < job->src.count && i < job->num_dests; i++)
+		if (job->dests[i].file->in_order)
+			return kc_set_error(-EINVAL, "destination %u: a stream "
+					    "cannot skip what the map leaves "
+					    "out", i + 1);
+	return 0;
+}
+
+/* What a job is given beside its regions: a map (kcopyd_copy_map), a
+ * buffer to read into (kcopyd_read). */
+struct job_extra {
+	const struct kcopyd_extent *map;
+	size_t num_extents;
+	bool has_map;
+	char *read_buf;
+	uint64_t read_pos;
+	size_t read_len;
+};
+
 static int submit(struct kcopyd_client *kc, const struct io_region *from,
 		  unsigned int num_dests, const struct io_region *dests,
-		  unsigned int flags, kcopyd_notify_fn fn, void *context)
+		  unsigned int flags, kcopyd_notify_fn fn, void *context,
+		  const struct job_extra *extra)
 {
 	struct kc_job *job;
 	unsigned int i;
@@ -239,6 +275,16 @@ static int submit(struct kcopyd_client *kc, const struct io_region *from,
 		ret = check_counts(job, from ? from->count : dests[0].count);
 	if (ret == 0)
 		ret = check_tail(kc, job);
+	if (ret == 0 && extra && extra->has_map)
+		ret = check_map(job, extra->map, extra->num_extents);
+	if (ret == 0 && extra && extra->read_buf && job->src_in_order)
+		ret = kc_set_error(-EINVAL, "a stream cannot be read at an "
+				   "offset");
+	if (extra) {
+		job->read_buf = extra->read_buf;
+		job->read_pos = extra->read_pos;
+		job->read_len = extra->read_len;
+	}
 	if (ret < 0) {
 		kc_job_free(kc, job);
 		pthread_mutex_unlock(&kc->lock);
@@ -268,14 +314,79 @@ int kcopyd_copy(struct kcopyd_client *kc, struct io_region *from,
 		kc_clear_error();
 		return kc_fail(-EINVAL);
 	}
-	return submit(kc, from, num_dests, dests, flags, fn, context);
+	return submit(kc, from, num_dests, dests, flags, fn, context, NULL);
+}
+
+int kcopyd_copy_map(struct kcopyd_client *kc, struct io_region *from,
+		    unsigned int num_dests, struct io_region *dests,
+		    const struct kcopyd_extent *map, size_t num_extents,
+		    unsigned int flags, kcopyd_notify_fn fn, void *context)
+{
+	struct job_extra extra = { .map = map, .num_extents = num_extents,
+				   .has_map = true };
+
+	if (!from) {
+		kc_clear_error();
+		return kc_fail(-EINVAL);
+	}
+	return submit(kc, from, num_dests, dests, flags, fn, context, &extra);
 }
 
 int kcopyd_zero(struct kcopyd_client *kc, unsigned int num_dests,
 		struct io_region *dests, unsigned int flags,
 		kcopyd_notify_fn fn, void *context)
 {
-	return submit(kc, NULL, num_dests, dests, flags, fn, context);
+	return submit(kc, NULL, num_dests, dests, flags, fn, context, NULL);
+}
+
+/* kcopyd_read: its job's end, which the caller waits for. */
+struct read_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int read_err;
+};
+
+static void read_done(int read_err, unsigned int write_err, void *context)
+{
+	struct read_wait *w = context;
+
+	(void)write_err;
+	pthread_mutex_lock(&w->lock);
+	w->read_err = read_err;
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int kcopyd_read(struct kcopyd_client *kc, int fd, void *buf, size_t len,
+		uint64_t offset)
+{
+	uint64_t first = offset >> SECTOR_SHIFT;
+	uint64_t end = (offset + len + KCOPYD_SECTOR_SIZE - 1) >> SECTOR_SHIFT;
+	struct io_region from = { fd, first, end - first };
+	struct job_extra extra = { .read_buf = buf,
+				   .read_pos = offset - (first << SECTOR_SHIFT),
+				   .read_len = len };
+	struct read_wait w = { .lock = PTHREAD_MUTEX_INITIALIZER,
+			       .cond = PTHREAD_COND_INITIALIZER };
+	int r;
+
+	if (!kc || !buf || len == 0 || offset + len < offset)
+		return -EINVAL;
+	if (on_engine_thread(kc))
+		return -EDEADLK;
+	r = submit(kc, &from, 0, NULL, KCOPYD_NO_ZERO_DETECT, read_done, &w,
+		   &extra);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&w.lock);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	pthread_mutex_destroy(&w.lock);
+	pthread_cond_destroy(&w.cond);
+	return w.read_err ? -EIO : 0;
 }
 
 int kcopyd_set_subjob_size(struct kcopyd_client *kc, unsigned int bytes)

@@ -56,7 +56,7 @@ unsigned int kc_job_all_dests(const struct kc_job *job)
 static unsigned int flush_targets(const struct kc_job *job)
 {
 	if (!(job->flags & KCOPYD_FLUSH) || job->flush_started ||
-	    job->issued == 0)
+	    job->next_seq == 0)
 		return 0;
 	return kc_job_all_dests(job) & ~(job->write_err | job->dropped);
 }
@@ -215,5 +215,6 @@ void kc_job_free(struct kcopyd_client *kc, struct kc_job *job)
 	for (i = 0; i < job->num_dests; i++)
 		kc_region_put(kc, &job->dests[i]);
 	free(job->flush_io);
+	free(job->map);
 	free(job);
 }

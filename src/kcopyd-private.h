@@ -455,8 +455,28 @@ struct kc_job {
 	bool flush_started;
 	unsigned int flush_pending;	/* flushes not yet ended */
 
+	/* kcopyd_copy_map: the map's data and zero extents within the
+	 * region, in sectors from its start, sorted and apart; the sectors
+	 * between them are skipped (jobmap.c).  map NULL: all is data. */
+	struct kc_extent *map;
+	size_t map_num;
+	size_t map_next;		/* the first extent ending after issued */
+
+	/* kcopyd_read: the caller's buffer, which the data takes instead of
+	 * the data hook, and where in the job's bytes it starts. */
+	char *read_buf;
+	uint64_t read_pos;
+	size_t read_len;
+
 	kcopyd_notify_fn fn;
 	void *context;
+};
+
+/* An extent of a job's map (struct kc_job.map): [start, end) in sectors
+ * from the region's start; zero: KCOPYD_EXTENT_ZERO, else data. */
+struct kc_extent {
+	uint64_t start, end;
+	bool zero;
 };
 
 enum kc_subjob_state {
@@ -571,6 +591,12 @@ struct kc_subjob {
 	unsigned int num_blocks;
 	unsigned int next_block[KCOPYD_MAX_DESTS];
 	uint64_t zero_map[KC_ZERO_MAP_WORDS];
+	/* The blocks the job's map skips (jobmap.c): neither read for the
+	 * destinations nor written; zeros to the data hook.  A block is
+	 * skipped, else zero, else data. */
+	uint64_t skip_map[KC_ZERO_MAP_WORDS];
+	bool has_skip;
+	uint64_t skip_bytes;		/* bytes of the sub-job skipped */
 };
 
 /* KCOPYD_FD_READS_ZERO and other hints, by the identity of the file. */
@@ -749,10 +775,13 @@ void kc_io_reap(struct kcopyd_client *kc, unsigned int min_nr,
 
 /* The job code, on the engine thread under kc->lock, in layers that call
  * only downwards (tests/layout.sh):
- *   schedule.c  the scheduler          -> subjob, sparse, throttle, job
+ *   schedule.c  the scheduler          -> subjob, sparse, jobmap,
+ *                                         throttle, job
  *   subjob.c    the sub-job machine    -> sparse, isolate, throttle, job
- *   sparse.c    maps and zeroing       -> isolate (the error hook), job,
- *                                         zero.c
+ *   sparse.c    maps and zeroing       -> jobmap, isolate (the error
+ *                                         hook), job, zero.c
+ *   jobmap.c    a job's map (kcopyd_copy_map): its extents, the
+ *               sub-jobs it passes, the blocks it skips
  *   isolate.c   bisection, bad ranges, the error hook
  *   throttle.c  throttle and rate
  *   job.c       predicates, flushes, callbacks -> isolate
@@ -784,9 +813,28 @@ void kc_job_write_failed(struct kcopyd_client *kc, struct kc_job *job,
 typedef void (*kc_dest_fail_fn)(struct kcopyd_client *kc, struct kc_job *job,
 				unsigned int dest, int err);
 
+/* jobmap.c: a job's map (kcopyd_copy_map) */
+/* Take the caller's map into job (its source region resolved): the
+ * extents within the region, made relative to it.  0, or -EINVAL (the
+ * error text set) or -ENOMEM. */
+int kc_jobmap_set(struct kc_job *job, const struct kcopyd_extent *map,
+		  size_t num);
+/* Move job->issued past the sub-jobs (of unit sectors each, from the
+ * region's start) that hold nothing of the map, counting their bytes in
+ * kc->stats.bytes_unmapped. */
+void kc_jobmap_pass(struct kcopyd_client *kc, struct kc_job *job,
+		    uint64_t unit);
+/* Class sj's blocks by the map: mark the skipped ones in skip_map and the
+ * zero ones in zero_map; *lo and *hi (bytes of the sub-job) bound its
+ * data blocks, lo >= hi if it has none. */
+void kc_jobmap_classify(const struct kc_job *job, struct kc_subjob *sj,
+			uint64_t *lo, uint64_t *hi);
+bool kc_block_is_skipped(const struct kc_subjob *sj, unsigned int b);
+
 /* sparse.c */
 void kc_sj_source_span(struct kcopyd_client *kc, struct kc_subjob *sj);
 void kc_sj_fill_holes(struct kc_subjob *sj);
+uint64_t kc_sj_skipped_outside(const struct kc_subjob *sj);
 void kc_sj_zero_map(struct kc_subjob *sj);
 bool kc_block_is_zero(const struct kc_subjob *sj, unsigned int b);
 unsigned int kc_run_end(const struct kc_subjob *sj, unsigned int b);

@@ -142,6 +142,41 @@ int kcopyd_copy(struct kcopyd_client *kc, struct io_region *from,
 		unsigned int num_dests, struct io_region *dests,
 		unsigned int flags, kcopyd_notify_fn fn, void *context);
 
+/* A map of a copy's source (kcopyd_copy_map, kcopyd_get_map): what each
+ * range of sectors is to the copy.  Sectors are the source file's, as in
+ * struct io_region. */
+#define KCOPYD_EXTENT_DATA	0u	/* read and written */
+#define KCOPYD_EXTENT_ZERO	1u	/* not read: reads as zeros, and the
+					   destinations are zeroed there the
+					   cheapest way they have (skipped
+					   where they read as zeros) */
+#define KCOPYD_EXTENT_SKIP	2u	/* not part of the copy: not read, and
+					   the destinations keep what they
+					   hold there */
+struct kcopyd_extent {
+	uint64_t sector;
+	uint64_t count;
+	unsigned int kind;		/* KCOPYD_EXTENT_* */
+};
+
+/* kcopyd_copy of the part of *from that map covers: num_extents extents
+ * sorted by sector, not overlapping, of which those within *from count
+ * (a caller may pass a whole file system's map to a job of part of it);
+ * sectors of *from in no extent are KCOPYD_EXTENT_SKIP.  A data extent
+ * is still read as the storage's own map allows (holes are not read)
+ * and, unless KCOPYD_NO_ZERO_DETECT, its zero blocks are zeroed rather
+ * than written.  The map is taken in whole 4096-byte blocks from the
+ * start of the region: a block with any data sector is copied whole,
+ * else one with any zero sector is zeroed whole.  The data hook sees the
+ * sub-jobs that hold data or zero extents, with the skipped blocks in
+ * them as zeros.  The library keeps its own copy of the map.  -EINVAL
+ * for a stream source, a destination that is a stream where the map
+ * skips sectors, or a map out of order. */
+int kcopyd_copy_map(struct kcopyd_client *kc, struct io_region *from,
+		    unsigned int num_dests, struct io_region *dests,
+		    const struct kcopyd_extent *map, size_t num_extents,
+		    unsigned int flags, kcopyd_notify_fn fn, void *context);
+
 /* Start zeroing num_dests regions (the kernel's dm_kcopyd_zero). */
 int kcopyd_zero(struct kcopyd_client *kc, unsigned int num_dests,
 		struct io_region *dests, unsigned int flags,
@@ -202,6 +237,9 @@ struct kcopyd_stats {
 	 * last on destination i (the index within its job), so that a slow
 	 * one shows as the largest count. */
 	uint64_t held_back[KCOPYD_MAX_DESTS];
+	uint64_t bytes_unmapped;	/* source bytes a copy's map left out
+					   (KCOPYD_EXTENT_SKIP): neither read
+					   nor written */
 };
 int kcopyd_get_stats(struct kcopyd_client *kc, struct kcopyd_stats *stats);
 
@@ -305,6 +343,21 @@ int kcopyd_probe_fd(struct kcopyd_client *kc, int fd,
  * reading the holes it reports. */
 int kcopyd_map(struct kcopyd_client *kc, int fd, uint64_t sector,
 	       uint64_t count, uint64_t *run);
+/* The same map of count sectors from sector as extents (KCOPYD_EXTENT_DATA
+ * and KCOPYD_EXTENT_ZERO), the representation kcopyd_copy_map takes: in
+ * *map (malloc'd, the caller frees it) and *num.  One data extent for
+ * the whole range where the storage cannot tell. */
+int kcopyd_get_map(struct kcopyd_client *kc, int fd, uint64_t sector,
+		   uint64_t count, struct kcopyd_extent **map, size_t *num);
+
+/* Read len bytes at byte offset of fd through the client's backend for
+ * it (a file, a block device, an NBD export from kcopyd_open_uri; not a
+ * stream), and wait for them: for the metadata a caller needs before it
+ * copies (a file system's allocation map).  The bytes must lie within
+ * the storage.  0, or -EIO if the storage failed (the error hook sees
+ * the error first), -EDEADLK from a callback of the client. */
+int kcopyd_read(struct kcopyd_client *kc, int fd, void *buf, size_t len,
+		uint64_t offset);
 
 /* Hints about a local descriptor, for the jobs submitted after the call
  * until hints are set again (0 clears them).  Kept by the identity of what

@@ -313,6 +313,52 @@ int kcopyd_map(struct kcopyd_client *kc, int fd, uint64_t sector,
 	return r;
 }
 
+int kcopyd_get_map(struct kcopyd_client *kc, int fd, uint64_t sector,
+		   uint64_t count, struct kcopyd_extent **map, size_t *num)
+{
+	struct kcopyd_extent *ext = NULL, *e;
+	size_t n = 0, cap = 0;
+	uint64_t end = sector + count, run;
+	int r = 0;
+
+	if (!map || !num || count == 0 || end < sector)
+		return -EINVAL;
+	while (sector < end) {
+		r = kcopyd_map(kc, fd, sector, end - sector, &run);
+		if (r == -EOPNOTSUPP) {
+			r = 1;		/* all of it is data */
+			run = end - sector;
+		}
+		if (r < 0)
+			break;
+		if (n && ext[n - 1].kind == (r ? KCOPYD_EXTENT_DATA
+					       : KCOPYD_EXTENT_ZERO)) {
+			ext[n - 1].count += run;
+		} else {
+			if (n == cap) {
+				cap = cap ? 2 * cap : 16;
+				e = realloc(ext, cap * sizeof(*e));
+				if (!e) {
+					r = -ENOMEM;
+					break;
+				}
+				ext = e;
+			}
+			ext[n++] = (struct kcopyd_extent){
+				sector, run,
+				r ? KCOPYD_EXTENT_DATA : KCOPYD_EXTENT_ZERO };
+		}
+		sector += run;
+	}
+	if (r < 0) {
+		free(ext);
+		return r;
+	}
+	*map = ext;
+	*num = n;
+	return 0;
+}
+
 /* Remember hints for fd's file (drop them when 0), and tell the record in
  * use for it, if there is one. */
 int kcopyd_set_fd_hints(struct kcopyd_client *kc, int fd, unsigned int hints)

@@ -6,12 +6,13 @@
  * Once a round of the engine: take the jobs callers submitted, start
  * sub-jobs while slots of the page budget and room in the I/O queue are
  * free, a job at a time in turn (round robin), as the throttle allows
- * (throttle.c), and none while a sub-job isolates bad blocks (isolate.c);
+ * (throttle.c), and none while a sub-job isolates bad blocks (isolate.c),
+ * nor any that a job's map leaves out (jobmap.c);
  * then let the data hook through across jobs, zero the gathered ranges of
  * the jobs that are over (sparse.c) and queue their flushes (job.c).  The
- * top of the job code: it calls into subjob.c, sparse.c, throttle.c and
- * job.c, and nothing calls it but the engine.  Runs on the engine thread
- * with kc->lock held.
+ * top of the job code: it calls into subjob.c, sparse.c, jobmap.c,
+ * throttle.c and job.c, and nothing calls it but the engine.  Runs on the
+ * engine thread with kc->lock held.
  */
 #include <config.h>
 
@@ -73,6 +74,8 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 	}
 	for (tail = &kc->jobs; *tail; tail = &(*tail)->next)
 		;
+	for (job = kc->new_jobs; job; job = job->next)
+		kc_jobmap_pass(kc, job, slot_sectors);
 	*tail = kc->new_jobs;
 	kc->new_jobs = NULL;
 	kc->new_tail = &kc->new_jobs;
@@ -107,6 +110,7 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 			;
 		*tail = job;
 		kc_sj_start(kc, job, sectors);
+		kc_jobmap_pass(kc, job, slot_sectors);
 	}
 	jobs_hook_release(kc);
 	kc_jobs_zero_pending(kc, kc_job_write_failed);

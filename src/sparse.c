@@ -46,13 +46,19 @@ bool kc_block_is_zero(const struct kc_subjob *sj, unsigned int b)
 	return (sj->zero_map[b / 64] >> (b % 64)) & 1;
 }
 
+/* A block is skipped (2), else zero (1), else data (0). */
+static int block_class(const struct kc_subjob *sj, unsigned int b)
+{
+	return kc_block_is_skipped(sj, b) ? 2 : kc_block_is_zero(sj, b);
+}
+
 /* The block after the run of blocks like block b. */
 unsigned int kc_run_end(const struct kc_subjob *sj, unsigned int b)
 {
-	bool zero = kc_block_is_zero(sj, b);
+	int class = block_class(sj, b);
 	unsigned int e = b + 1;
 
-	while (e < sj->num_blocks && kc_block_is_zero(sj, e) == zero)
+	while (e < sj->num_blocks && block_class(sj, e) == class)
 		e++;
 	return e;
 }
@@ -71,31 +77,45 @@ static void mark_zero(struct kc_subjob *sj, uint64_t pos, uint64_t end,
 
 /* Which bytes of the sub-job to read: from the first data byte of the
  * source's map to the end of the last, widened to whole zero blocks; the
- * bytes outside are holes.  All of it where the map is not known.  The
- * zero map starts with the blocks that are holes. */
+ * bytes outside are holes.  All of it where the map is not known.  Under
+ * a job's map (jobmap.c), only its data blocks count, its zero blocks are
+ * holes and its skipped blocks are marked in skip_map.  The zero map
+ * starts with the blocks that are holes. */
 void kc_sj_source_span(struct kcopyd_client *kc, struct kc_subjob *sj)
 {
 	struct kc_job *job = sj->job;
 	struct kc_file *f = job->src.file;
 	uint64_t len = sj->count << SECTOR_SHIFT;
 	uint64_t base = (job->src.sector + sj->offset) << SECTOR_SHIFT;
-	uint64_t pos = 0, run, lo = len, hi = 0;
+	uint64_t from = 0, to = len, pos, run, lo = len, hi = 0;
+	size_t words;
 	int r;
 
-	sj->span_lo = 0;
-	sj->span_hi = len;
 	sj->num_blocks = (unsigned int)((len + KC_ZERO_BLOCK - 1) /
 					KC_ZERO_BLOCK);
-	memset(sj->zero_map, 0, (sj->num_blocks + 63) / 64 *
-				sizeof(sj->zero_map[0]));
+	words = (sj->num_blocks + 63) / 64;
+	memset(sj->zero_map, 0, words * sizeof(sj->zero_map[0]));
+	sj->has_skip = false;
+	sj->skip_bytes = 0;
+	if (job->map) {
+		kc_jobmap_classify(job, sj, &from, &to);
+		if (from >= to) {
+			sj->span_lo = sj->span_hi = 0;
+			return;
+		}
+	}
+	sj->span_lo = from;
+	sj->span_hi = to;
 	if (!f->can_extents)
 		return;
-	while (pos < len) {
-		r = f->ops->extents(kc, f, base + pos, len - pos, &run);
-		if (r < 0 || run == 0 || run > len - pos) {
+	for (pos = from; pos < to; pos += run) {
+		r = f->ops->extents(kc, f, base + pos, to - pos, &run);
+		if (r < 0 || run == 0 || run > to - pos) {
 			f->can_extents = false;
-			memset(sj->zero_map, 0, (sj->num_blocks + 63) / 64 *
-						sizeof(sj->zero_map[0]));
+			/* Forget the holes found so far: all of it is read. */
+			memset(sj->zero_map, 0, words * sizeof(sj->zero_map[0]));
+			if (job->map)
+				kc_jobmap_classify(job, sj, &from, &to);
 			return;
 		}
 		if (r) {
@@ -105,7 +125,6 @@ void kc_sj_source_span(struct kcopyd_client *kc, struct kc_subjob *sj)
 		} else {
 			mark_zero(sj, pos, pos + run, len);
 		}
-		pos += run;
 	}
 	if (lo >= hi) {
 		sj->span_lo = sj->span_hi = 0;
@@ -116,6 +135,24 @@ void kc_sj_source_span(struct kcopyd_client *kc, struct kc_subjob *sj)
 	sj->span_hi = hi < len ? hi : len;
 }
 
+/* Bytes of the blocks sj's job's map skips that lie outside the span
+ * read (the others are read, and not holes). */
+uint64_t kc_sj_skipped_outside(const struct kc_subjob *sj)
+{
+	uint64_t len = sj->count << SECTOR_SHIFT, n = 0;
+	unsigned int b;
+
+	for (b = 0; sj->has_skip && b < sj->num_blocks; b++) {
+		uint64_t start = (uint64_t)b * KC_ZERO_BLOCK;
+
+		if (kc_block_is_skipped(sj, b) &&
+		    (start < sj->span_lo || start >= sj->span_hi))
+			n += start + KC_ZERO_BLOCK < len ? KC_ZERO_BLOCK
+							 : len - start;
+	}
+	return n;
+}
+
 /* Zero the buffer outside the span read, the source's holes, once it is
  * needed whole (for the data hook, KCOPYD_ALLOCATED, a stream); dest_next
  * zeroes the zero runs it writes as data.  Most holes are only zeroed on
@@ -123,12 +160,23 @@ void kc_sj_source_span(struct kcopyd_client *kc, struct kc_subjob *sj)
 void kc_sj_fill_holes(struct kc_subjob *sj)
 {
 	uint64_t len = sj->count << SECTOR_SHIFT;
+	unsigned int b;
 
 	if (sj->holes_zeroed)
 		return;
 	memset(sj->buf, 0, sj->span_lo < len ? sj->span_lo : len);
 	if (sj->span_hi < len)
 		memset(sj->buf + sj->span_hi, 0, len - sj->span_hi);
+	if (sj->has_skip)
+		for (b = 0; b < sj->num_blocks; b++) {
+			uint64_t start = (uint64_t)b * KC_ZERO_BLOCK;
+
+			if (kc_block_is_skipped(sj, b) && start >= sj->span_lo &&
+			    start < sj->span_hi)
+				memset(sj->buf + start, 0,
+				       start + KC_ZERO_BLOCK < len
+				       ? KC_ZERO_BLOCK : len - start);
+		}
 	sj->holes_zeroed = true;
 }
 

@@ -87,7 +87,7 @@ static void sj_finish(struct kcopyd_client *kc, struct kc_subjob *sj)
 	/* Only data that went out to the destinations counts as done: a
 	 * sub-job whose read failed, or that WRITE_SEQ never wrote, does not. */
 	if (sj->state == KC_SJ_WRITING && sj->written)
-		kc->stats.bytes_done += sj->bytes;
+		kc->stats.bytes_done += sj->bytes - sj->skip_bytes;
 	assert(!sj->tail_slot && sj->tail_step == KC_TAIL_NONE);
 	if ((job->flags & KCOPYD_WRITE_SEQ) && sj->seq == job->write_seq) {
 		job->write_seq++;
@@ -412,6 +412,8 @@ static void dest_next(struct kcopyd_client *kc, struct kc_subjob *sj,
 		int r;
 
 		sj->next_block[i] = e;
+		if (kc_block_is_skipped(sj, b))
+			continue;	/* the map leaves it out */
 		if (kc_block_is_zero(sj, b)) {
 			r = kc_dest_zero(kc, sj, i, start, end - start,
 					 &request, &err_pos, &err_len,
@@ -437,6 +439,21 @@ static void dest_next(struct kcopyd_client *kc, struct kc_subjob *sj,
 		return;
 	}
 	sj->written = true;
+}
+
+/* kcopyd_read: the part of sj's data that the caller asked for into the
+ * caller's buffer. */
+static void read_into(struct kc_subjob *sj)
+{
+	const struct kc_job *job = sj->job;
+	uint64_t s = sj->offset << SECTOR_SHIFT, e = s + sj->bytes;
+	uint64_t want_s = job->read_pos, want_e = want_s + job->read_len;
+	uint64_t from = s > want_s ? s : want_s, to = e < want_e ? e : want_e;
+
+	kc_sj_fill_holes(sj);
+	if (from < to)
+		memcpy(job->read_buf + (from - want_s), sj->buf + (from - s),
+		       to - from);
 }
 
 /* Park sj in job->hook_parked, sorted by seq, until its turn at the hook. */
@@ -473,7 +490,9 @@ void kc_sj_data_ready(struct kcopyd_client *kc, struct kc_subjob *sj)
 		return;
 	}
 	for (;;) {
-		if (kc->data_fn) {
+		if (job->read_buf) {
+			read_into(sj);
+		} else if (kc->data_fn) {
 			kcopyd_data_fn fn = kc->data_fn;
 			void *ctx = kc->data_ctx;
 
@@ -615,6 +634,8 @@ void kc_sj_start(struct kcopyd_client *kc, struct kc_job *job,
 	sj->tail_step = KC_TAIL_NONE;
 	sj->tail_buf = NULL;
 	sj->tail_slot = NULL;
+	sj->has_skip = false;
+	sj->skip_bytes = 0;
 	if (job->tail_borrow)
 		kc->tail_own++;
 	job->issued += sectors;
@@ -626,10 +647,15 @@ void kc_sj_start(struct kcopyd_client *kc, struct kc_job *job,
 	} else {
 		uint64_t len = sectors << SECTOR_SHIFT;
 
+		uint64_t outside;
+
 		sj->state = KC_SJ_READING;
 		kc_sj_source_span(kc, sj);
-		sj->holes_zeroed = sj->span_lo == 0 && sj->span_hi == len;
-		kc->stats.bytes_holes += len - (sj->span_hi - sj->span_lo);
+		outside = len - (sj->span_hi - sj->span_lo);
+		sj->holes_zeroed = outside == 0 && !sj->has_skip;
+		/* Not read: holes, or blocks the job's map skips. */
+		kc->stats.bytes_unmapped += sj->skip_bytes;
+		kc->stats.bytes_holes += outside - kc_sj_skipped_outside(sj);
 		if (sj->span_hi == sj->span_lo)
 			sj_read_done(kc, sj, 0);	/* a hole: nothing to read */
 		else

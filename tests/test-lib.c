@@ -1746,6 +1746,179 @@ files:
 	close(src);
 }
 
+
+/* kcopyd_copy_map: data copied, zero extents zeroed, the rest left as it
+ * was, in whole 4096-byte blocks; a map of a huge sparse region passes
+ * what it leaves out without a sub-job for it; the data hook sees the
+ * skipped blocks as zeros; a map out of order is refused; kcopyd_read and
+ * kcopyd_get_map read the same storage. */
+#define MAP_SIZE (8u * MiB)
+
+struct map_hook {
+	uint64_t sectors;
+	int nonzero_skipped;		/* skipped sectors seen not as zeros */
+	const struct kcopyd_extent *map;
+	size_t num;
+};
+
+static bool map_skips(const struct kcopyd_extent *map, size_t num,
+		      uint64_t sector)
+{
+	size_t i;
+
+	/* in whole blocks of 8 sectors */
+	for (i = 0; i < num; i++)
+		if (map[i].kind != KCOPYD_EXTENT_SKIP &&
+		    sector / 8 * 8 < map[i].sector + map[i].count &&
+		    sector / 8 * 8 + 8 > map[i].sector)
+			return false;
+	return true;
+}
+
+static void map_data(int fd, uint64_t sector, uint64_t count,
+		     const void *data, void *context)
+{
+	struct map_hook *h = context;
+	const char *p = data;
+	uint64_t i;
+	size_t b;
+
+	(void)fd;
+	h->sectors += count;
+	for (i = 0; i < count; i++) {
+		if (!map_skips(h->map, h->num, sector + i))
+			continue;
+		for (b = 0; b < 512; b++)
+			if (p[i * 512 + b]) {
+				h->nonzero_skipped++;
+				break;
+			}
+	}
+}
+
+static void test_copy_map(void)
+{
+	/* data at 1 MiB + 512 (not block-aligned: widened to 4 KiB), zeros
+	 * at 3 MiB, data at 6 MiB to the end; skip listed or implied */
+	const struct kcopyd_extent map[] = {
+		{ 2048 + 1, 100, KCOPYD_EXTENT_DATA },
+		{ 4096, 16, KCOPYD_EXTENT_SKIP },
+		{ 6144, 2048, KCOPYD_EXTENT_ZERO },
+		{ 12288, 4096, KCOPYD_EXTENT_DATA },
+	};
+	const struct kcopyd_extent bad[] = {
+		{ 100, 10, KCOPYD_EXTENT_DATA }, { 105, 10, KCOPYD_EXTENT_DATA },
+	};
+	struct kcopyd_stats st = { .struct_size = sizeof(st) };
+	struct result res = RESULT_INIT;
+	struct map_hook hook = { 0, 0, map, 4 };
+	struct kcopyd_extent *got = NULL;
+	struct kcopyd_client *kc;
+	struct io_region from, to;
+	char *buf = malloc(3000);
+	size_t n = 0;
+	int src, dst, r;
+
+	src = make_file("map-src", MAP_SIZE, 11);
+	dst = make_file("map-dst", MAP_SIZE, 12);
+	check(kcopyd_client_create(64, &kc) == 0, "map: create");
+	kcopyd_set_data_fn(kc, map_data, &hook);
+	from = (struct io_region){ src, 0, MAP_SIZE / 512 };
+	to = (struct io_region){ dst, 0, MAP_SIZE / 512 };
+	r = kcopyd_copy_map(kc, &from, 1, &to, bad, 2, 0, notify, &res);
+	check(r == -EINVAL && strstr(kcopyd_get_error(), "overlaps"),
+	      "map: overlapping extents refused (%d, %s)", r,
+	      kcopyd_get_error());
+	r = kcopyd_copy_map(kc, &from, 1, &to, map, 4, 0, notify, &res);
+	check(r == 0, "map: copy_map (%d)", r);
+	check(kcopyd_wait(kc) == 0 && res.calls == 1 && !res.read_err &&
+	      !res.write_err, "map: job ends well");
+	kcopyd_get_stats(kc, &st);
+	/* data: the 4 KiB blocks of sectors 2049..2148 (1 MiB..1 MiB+52 KiB)
+	 * and the last 2 MiB; zeros: 1 MiB at 3 MiB */
+	check(same(src, 1 * MiB, dst, 1 * MiB, 53248) &&
+	      same(src, 6 * MiB, dst, 6 * MiB, 2 * MiB),
+	      "map: data extents copied");
+	check(all_zero(dst, 3 * MiB, MiB), "map: zero extent zeroed");
+	{
+		int old = make_file("map-old", MAP_SIZE, 12);
+
+		check(same(dst, 0, old, 0, MiB) &&
+		      same(dst, MiB + 53248, old, MiB + 53248,
+			   2 * MiB - 53248) &&
+		      same(dst, 4 * MiB, old, 4 * MiB, 2 * MiB),
+		      "map: skipped sectors left as they were");
+		close(old);
+	}
+	check(st.bytes_unmapped == MAP_SIZE - 53248 - 2 * MiB - MiB,
+	      "map: bytes_unmapped %llu", (unsigned long long)st.bytes_unmapped);
+	check(st.bytes_done == 53248 + 2 * MiB + MiB,
+	      "map: bytes_done %llu", (unsigned long long)st.bytes_done);
+	check(st.bytes_read <= 512 * 1024 + 2 * MiB,
+	      "map: read %llu bytes", (unsigned long long)st.bytes_read);
+	check(hook.nonzero_skipped == 0, "map: the hook saw %d skipped "
+	      "sectors not as zeros", hook.nonzero_skipped);
+
+	/* kcopyd_read, unaligned; kcopyd_get_map of a file with a hole */
+	check(buf && kcopyd_read(kc, src, buf, 3000, 1000) == 0,
+	      "read: kcopyd_read");
+	{
+		char *want = malloc(3000);
+
+		check(want && pread(src, want, 3000, 1000) == 3000 &&
+		      !memcmp(want, buf, 3000), "read: the bytes");
+		free(want);
+	}
+	check(kcopyd_read(kc, src, buf, 3000, MAP_SIZE - 1000) < 0,
+	      "read: past the end refused");
+	check(ftruncate(dst, 2 * MAP_SIZE) == 0, "map: extend");
+	r = kcopyd_get_map(kc, dst, 0, 2 * MAP_SIZE / 512, &got, &n);
+	check(r == 0 && n >= 2 && got[0].kind == KCOPYD_EXTENT_DATA &&
+	      got[n - 1].kind == KCOPYD_EXTENT_ZERO &&
+	      got[n - 1].sector + got[n - 1].count == 2 * MAP_SIZE / 512,
+	      "get_map: %d, %zu extents", r, n);
+	free(got);
+	kcopyd_client_destroy(kc);
+	close(src);
+	close(dst);
+
+	/* 1 TiB sparse to 1 TiB sparse, 1 MiB of data in the map: quick,
+	 * and no sub-job for what the map leaves out. */
+	{
+		struct kcopyd_extent huge[] = {
+			{ 1000, 8, KCOPYD_EXTENT_DATA },
+			{ (1ull << 31) - 2048, 2048, KCOPYD_EXTENT_DATA },
+		};
+		struct result res2 = RESULT_INIT;
+
+		src = make_file("map-src", 0, 0);
+		dst = make_file("map-dst", 0, 0);
+		check(ftruncate(src, 1ll << 40) == 0 &&
+		      ftruncate(dst, 1ll << 40) == 0, "map: 1 TiB files");
+		check(pwrite(src, "x", 1, (1000 * 512) + 7) == 1, "write");
+		check(kcopyd_client_create(64, &kc) == 0, "create");
+		from = (struct io_region){ src, 0, 1ull << 31 };
+		to = (struct io_region){ dst, 0, 1ull << 31 };
+		check(kcopyd_copy_map(kc, &from, 1, &to, huge, 2, 0, notify,
+				      &res2) == 0 &&
+		      kcopyd_wait(kc) == 0 && res2.calls == 1 &&
+		      !res2.write_err, "map: 1 TiB copy");
+		st.struct_size = sizeof(st);
+		kcopyd_get_stats(kc, &st);
+		check(st.bytes_unmapped >= (1ull << 40) - 2 * MiB &&
+		      st.bytes_done <= 2 * MiB,
+		      "map: 1 TiB: unmapped %llu done %llu",
+		      (unsigned long long)st.bytes_unmapped,
+		      (unsigned long long)st.bytes_done);
+		check(same(src, 1000 * 512, dst, 1000 * 512, 4096),
+		      "map: 1 TiB: the data");
+		kcopyd_client_destroy(kc);
+		close(src);
+		close(dst);
+	}
+	free(buf);
+}
+
 int main(void)
 {
 	test_dir_create();
@@ -1772,5 +1945,6 @@ int main(void)
 	test_caller_offset();
 	test_many_connections();
 	test_stream_tail_budget();
+	test_copy_map();
 	return test_dir_finish();
 }
