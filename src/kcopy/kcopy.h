@@ -18,6 +18,9 @@
  *   signals.c   the signals kcopy answers, through a signalfd
  *   progress.c  the progress bar and lines, the SIGUSR1 status line
  *   plan.c      the --dry-run plan
+ *   used.c      --used, --domain-mapfile: the map of what to copy, from
+ *               the file system's readers (fsmap.h: fstypes.c, fsmap.c,
+ *               fs-ext.c, fs-xfs.c, fs-fat.c, fs-ntfs.c) or a mapfile
  *   report.c    the JSON report and the closing line
  *   mapfile.c   --mapfile: the state of the copy, what is left to do, its
  *               pieces, the checkpoints
@@ -35,7 +38,8 @@
  *   spec.c      pure parsers of sizes, specs, numbers (spec.h)
  *
  *   main -> options, target, run, verify, plan, report, signals, hash,
- *           mapfile
+ *           mapfile, used
+ *   used -> storage, files, mapfmt, fstypes, fsmap
  *   options -> hash;  target -> storage;  verify -> run, hash
  *   run -> signals, progress, mapfile;  signals -> progress
  *   report -> target, hash, json, files;  progress -> json
@@ -124,7 +128,13 @@ struct options {
 	bool retry_failed;		/* write to failed destinations again */
 	bool force;
 	bool dry_run;
+	bool used;			/* --used */
+	const char *domain_mapfile;	/* --domain-mapfile FILE */
+	int unused;			/* --unused: UNUSED_* */
+	bool unused_given;
 };
+
+enum { UNUSED_KEEP, UNUSED_ZERO };
 
 /* ------------------------------------------------------------- hash.c */
 
@@ -252,6 +262,21 @@ struct report {
 	bool failed;			/* the final report was not written */
 };
 
+/* ------------------------------------------------------------- used.c */
+
+/* The map of what to copy (--used, --domain-mapfile), as the library's
+ * extents (kcopyd_copy_map). */
+struct used {
+	char type[32];			/* the file system's (libblkid's
+					   name), or "domain" */
+	uint32_t block_size;		/* its allocation unit, bytes */
+	uint64_t fs_size;		/* bytes it spans */
+	char dirty[160];		/* why it is not clean (--force) */
+	uint64_t used_bytes;		/* in the data extents */
+	struct kcopyd_extent *ext;	/* NULL without a map */
+	size_t num;
+};
+
 /* --------------------------------------------------------- the run state */
 
 struct mapfile;			/* mapfile.c's */
@@ -269,6 +294,8 @@ struct kcopy {
 	struct target *dests;
 	unsigned int num_dests;
 	uint64_t bytes;			/* bytes in the region */
+	uint64_t work_bytes;		/* bytes the copy goes through: the
+					   region's, or its map's (--used) */
 	unsigned int flags;		/* KCOPYD_* for the jobs */
 
 	struct kcopyd_client *kc;
@@ -307,6 +334,7 @@ struct kcopy {
 	struct verify verify;
 	struct report report;
 	struct mapfile *map;		/* --mapfile, NULL without */
+	struct used used;		/* --used, --domain-mapfile */
 };
 
 int kcopy_init(struct kcopy *k);
@@ -349,6 +377,8 @@ bool storage_is_zoned(dev_t rdev);
  * none is, -errno if the loop devices cannot be read. */
 int storage_busy_loop_over(dev_t dev, ino_t ino, const dev_t *ours,
 			   size_t n_ours, char *name, size_t len);
+/* Is block device dev mounted or held open exclusively? */
+bool storage_blockdev_busy(dev_t dev);
 /* 1 if the file system with st_dev dev is devtmpfs, 0 if not, -errno. */
 int storage_is_devtmpfs(dev_t dev);
 /* Do paths a and b name the same directory entry?  For files that do not
@@ -416,6 +446,14 @@ void hash_free(struct hash_set *h);
 int verify_init(struct kcopy *k);
 void verify_dests(struct kcopy *k);
 void verify_free(struct kcopy *k);
+
+/* used.c */
+/* --used, --domain-mapfile: the map into k->used.  0, or -errno after a
+ * setup error that names what it found. */
+int used_open(struct kcopy *k);
+/* The bytes of the map's extents (what the copy goes through). */
+uint64_t used_work_bytes(const struct kcopy *k);
+void used_free(struct kcopy *k);
 
 /* plan.c */
 void plan_print(struct kcopy *k);

@@ -55,6 +55,8 @@ void kcopy_free(struct kcopy *k)
 	free((void *)k->opt.report);
 	mapfile_free(k);
 	free((void *)k->opt.mapfile);
+	free((void *)k->opt.domain_mapfile);
+	used_free(k);
 	if (k->sig_fd >= 0)
 		close(k->sig_fd);
 	if (k->done_fd >= 0)
@@ -84,6 +86,8 @@ static int setup(struct kcopy *k)
 		r = target_check_overlaps(k);
 	if (r == 0)
 		r = target_lock_regions(k);
+	if (r == 0)
+		r = used_open(k);
 	if (r == 0)
 		r = report_open(k);
 	if (r == 0)
@@ -119,6 +123,7 @@ static int setup(struct kcopy *k)
 	}
 	if (!k->opt.zero)
 		k->bytes = k->src.count * KC_SECTOR_SIZE;
+	k->work_bytes = k->used.ext ? used_work_bytes(k) : k->bytes;
 	return 0;
 }
 
@@ -136,7 +141,7 @@ static void stream_regions(struct kcopy *k)
 	if (k->bytes_done % KC_SECTOR_SIZE)
 		k->tail_bytes = k->bytes_done % KC_SECTOR_SIZE;
 	k->src.count = sectors;
-	k->bytes = k->bytes_done;
+	k->bytes = k->work_bytes = k->bytes_done;
 	for (i = 0; i < k->num_dests; i++)
 		if (!k->dests[i].count || k->dests[i].count > sectors)
 			k->dests[i].count = sectors;

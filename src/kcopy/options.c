@@ -34,7 +34,8 @@ enum {
 	OPT_REPORT, OPT_FORCE, OPT_DRY_RUN, OPT_QUIET, OPT_VERBOSE,
 	OPT_VERSION, OPT_HELP, OPT_USAGE, OPT_TIMEOUT, OPT_HASH, OPT_ALLOCATED,
 	OPT_DEST_IS_ZERO, OPT_NO_ZERO_DETECT, OPT_MAPFILE,
-	OPT_MAPFILE_INTERVAL, OPT_SKIP_BAD, OPT_RETRY_FAILED,
+	OPT_MAPFILE_INTERVAL, OPT_SKIP_BAD, OPT_RETRY_FAILED, OPT_USED,
+	OPT_DOMAIN_MAPFILE, OPT_UNUSED,
 };
 
 static const struct poptOption option_table[] = {
@@ -88,9 +89,21 @@ static const struct poptOption option_table[] = {
 	  "resuming: do not read the mapfile's unreadable areas again", NULL },
 	{ "retry-failed", 0, POPT_ARG_NONE, NULL, OPT_RETRY_FAILED,
 	  "resuming: write again to the destinations that had failed", NULL },
+	{ "used", 0, POPT_ARG_NONE, NULL, OPT_USED,
+	  "copy only the blocks the source's file system uses (ext2/3/4, "
+	  "xfs, vfat, ntfs)", NULL },
+	/* GNU ddrescue's name for it */
+	{ "domain-mapfile", 0, POPT_ARG_STRING, NULL, OPT_DOMAIN_MAPFILE,
+	  "copy only the '+' blocks of a ddrescue mapfile (partclone "
+	  "--domain writes one)", "FILE" },
+	{ "unused", 0, POPT_ARG_STRING, NULL, OPT_UNUSED,
+	  "with --used or --domain-mapfile: leave the destinations' other "
+	  "blocks as they are (keep, the default) or zero them (zero)",
+	  "keep|zero" },
 	{ "force", 0, POPT_ARG_NONE, NULL, OPT_FORCE,
 	  "write to block devices that are mounted or in use; resume from "
-	  "a mapfile of another copy", NULL },
+	  "a mapfile of another copy; --used: copy a file system that is "
+	  "not clean", NULL },
 	{ "dry-run", 'n', POPT_ARG_NONE, NULL, OPT_DRY_RUN,
 	  "check everything, print the plan, write nothing", NULL },
 	{ "quiet", 'q', POPT_ARG_NONE, NULL, OPT_QUIET,
@@ -235,6 +248,21 @@ static int take_option(struct kcopy *k, int code, const char *arg)
 			return usage_error(k, "--mapfile-interval '%s': not a "
 					   "number of seconds", arg);
 		return 0;
+	case OPT_DOMAIN_MAPFILE:
+		free((void *)o->domain_mapfile);
+		o->domain_mapfile = arg;	/* ours: options_parse keeps it */
+		return 0;
+	case OPT_UNUSED:
+		if (!strcmp(arg, "keep"))
+			o->unused = UNUSED_KEEP;
+		else if (!strcmp(arg, "zero"))
+			o->unused = UNUSED_ZERO;
+		else
+			return usage_error(k, "--unused '%s': expected keep or "
+					   "zero", arg);
+		o->unused_given = true;
+		return 0;
+	case OPT_USED:		o->used = true; return 0;
 	case OPT_SKIP_BAD:	o->skip_bad = true; return 0;
 	case OPT_RETRY_FAILED:	o->retry_failed = true; return 0;
 	case OPT_IGNORE_ERRORS: o->ignore_errors = true; return 0;
@@ -269,6 +297,40 @@ static int check_std(struct kcopy *k)
 	if (n && k->opt.report && !strcmp(k->opt.report, "-"))
 		return usage_error(k, "--report '-' and DEST '-' would both "
 				   "write to standard output");
+	return 0;
+}
+
+/* --used and --domain-mapfile: a map of a source that is there (not a
+ * stream, not --zero), one of them; --hash needs the whole region. */
+static int check_used(struct kcopy *k)
+{
+	const struct options *o = &k->opt;
+	const char *what = o->used ? "--used" : "--domain-mapfile";
+
+	if (!o->used && !o->domain_mapfile) {
+		if (o->unused_given)
+			return usage_error(k, "--unused: needs --used or "
+					   "--domain-mapfile");
+		return 0;
+	}
+	if (o->used && o->domain_mapfile)
+		return usage_error(k, "--used and --domain-mapfile: give one "
+				   "of them");
+	if (o->domain_mapfile && (!*o->domain_mapfile ||
+				  !strcmp(o->domain_mapfile, "-")))
+		return usage_error(k, "--domain-mapfile '%s': must name a "
+				   "file", o->domain_mapfile);
+	if (o->zero)
+		return usage_error(k, "%s: not with --zero", what);
+	if (!strcmp(k->src.spec.path, "-"))
+		return usage_error(k, "%s: the source '-' (standard input) is "
+				   "a stream: it has no map", what);
+	if (o->hash_algs && o->unused != UNUSED_ZERO)
+		return usage_error(k, "--hash with %s: the blocks left out "
+				   "are not read, so no digest covers the "
+				   "region; add --unused=zero for a digest of "
+				   "the region with them as zeros, which every "
+				   "destination then holds", what);
 	return 0;
 }
 
@@ -386,9 +448,10 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 				arg = progress_mode ? strdup(progress_mode)
 						    : NULL;
 			ret = take_option(k, rc, arg);
-			if ((rc == OPT_REPORT || rc == OPT_MAPFILE) &&
-			    ret == 0)
-				arg = NULL;	/* o->report, o->mapfile own it */
+			if ((rc == OPT_REPORT || rc == OPT_MAPFILE ||
+			     rc == OPT_DOMAIN_MAPFILE) && ret == 0)
+				arg = NULL;	/* o->report, o->mapfile,
+						   o->domain_mapfile own it */
 		}
 		free((void *)arg);
 	}
@@ -413,6 +476,8 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 		ret = take_specs(k, poptGetArgs(pc));
 	if (ret == 0)
 		ret = check_mapfile(k);
+	if (ret == 0)
+		ret = check_used(k);
 	poptFreeContext(pc);
 	return ret;
 }

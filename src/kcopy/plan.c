@@ -94,6 +94,32 @@ static void print_map(struct kcopy *k, const struct target *t)
 			      sizeof(hsize)));
 }
 
+/* --used, --domain-mapfile: what the map holds. */
+static void print_used(const struct kcopy *k)
+{
+	const struct used *u = &k->used;
+	char used[KC_FORMAT_SIZE_LEN], size[KC_FORMAT_SIZE_LEN];
+	uint64_t region = k->src.count * KC_SECTOR_SIZE;
+
+	if (!u->ext)
+		return;
+	if (k->opt.used)
+		printf("  file system  %s, blocks of %" PRIu32 " bytes, %"
+		       PRIu64 " bytes (%s)%s%s\n", u->type, u->block_size,
+		       u->fs_size, kc_format_size(u->fs_size, size,
+						  sizeof(size)),
+		       u->dirty[0] ? ", not clean: " : "", u->dirty);
+	else
+		printf("  domain       %s\n", k->opt.domain_mapfile);
+	printf("  used         %" PRIu64 " bytes (%s, %.1f%%) in %zu "
+	       "extents; the rest %s\n", u->used_bytes,
+	       kc_format_size(u->used_bytes, used, sizeof(used)),
+	       region ? 100.0 * (double)u->used_bytes / (double)region : 0.0,
+	       u->num, k->opt.unused == UNUSED_ZERO
+	       ? "zeroed on the destinations"
+	       : "left as it is on the destinations");
+}
+
 void plan_print(struct kcopy *k)
 {
 	char budget[KC_FORMAT_SIZE_LEN], chunk[KC_FORMAT_SIZE_LEN];
@@ -103,6 +129,7 @@ void plan_print(struct kcopy *k)
 	if (!k->opt.zero) {
 		print_region("source", &k->src);
 		print_map(k, &k->src);
+		print_used(k);
 	}
 	for (i = 0; i < k->num_dests; i++) {
 		char what[32];

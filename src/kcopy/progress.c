@@ -90,7 +90,7 @@ static void take(struct kcopy *k, bool final, struct snapshot *s)
 	s->written = st.bytes_written;
 	s->zeroed = st.bytes_zeroed;
 	s->skipped = st.bytes_skipped;
-	s->total = k->bytes;
+	s->total = k->work_bytes;
 	s->percent = s->total ? 100.0 * (double)s->done / (double)s->total
 			      : 100.0;
 	s->elapsed = now - k->start;
@@ -234,8 +234,8 @@ static void status_line(void *arg)
 				   : 0, rate, sizeof(rate));
 	output_clear_bar(&k->out);
 	/* A stream without a COUNT has no total until its end. */
-	if (k->bytes)
-		snprintf(total, sizeof(total), " of %" PRIu64, k->bytes);
+	if (k->work_bytes)
+		snprintf(total, sizeof(total), " of %" PRIu64, k->work_bytes);
 	else
 		total[0] = 0;
 	fprintf(stderr, "kcopy: %" PRIu64 " bytes (%s)%s copied, %.1f s, "

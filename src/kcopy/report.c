@@ -156,6 +156,25 @@ static void write_report(struct kcopy *k, FILE *f, int status, bool done)
 	u64_or_null(&top, "bytes_zeroed", k->stats.bytes_zeroed, done);
 	u64_or_null(&top, "bytes_skipped", k->stats.bytes_skipped, done);
 	u64_or_null(&top, "bytes_holes", k->stats.bytes_holes, done);
+	if (k->used.ext) {
+		/* --used, --domain-mapfile: what the map held, and the
+		 * source bytes it left out (not read, not written) */
+		json_open(&o, &top, "used", NULL, '{', "", ", ", "");
+		json_string(&o, "type", k->used.type);
+		if (k->opt.used) {
+			json_u64(&o, "block_size", k->used.block_size);
+			json_u64(&o, "fs_bytes", k->used.fs_size);
+			if (k->used.dirty[0])
+				json_string(&o, "not_clean", k->used.dirty);
+		}
+		json_u64(&o, "bytes_used", k->used.used_bytes);
+		json_u64(&o, "extents", k->used.num);
+		json_string(&o, "unused", k->opt.unused == UNUSED_ZERO
+					  ? "zero" : "keep");
+		u64_or_null(&o, "bytes_left_out", k->stats.bytes_unmapped,
+			    done);
+		json_close(&o);
+	}
 	if (done)
 		json_double(&top, "seconds", k->seconds, 3);
 	else

@@ -214,6 +214,18 @@ int run_create_client(struct kcopy *k)
 
 /* --------------------------------------------------------------- the run */
 
+/* A copy job, of what the map says where there is one (--used,
+ * --domain-mapfile: the library takes the part within from). */
+static int copy_job(struct kcopy *k, struct io_region *from,
+		    unsigned int num_dests, struct io_region *to,
+		    kcopyd_notify_fn fn, void *context)
+{
+	if (k->used.ext)
+		return kcopyd_copy_map(k->kc, from, num_dests, to, k->used.ext,
+				       k->used.num, k->flags, fn, context);
+	return kcopyd_copy(k->kc, from, num_dests, to, k->flags, fn, context);
+}
+
 /* --mapfile: the pieces whose callback has run go to the map (unless the
  * run is stopping: a stopped job's callback does not say how far it got),
  * and new ones are submitted while there are some and the copy goes on.
@@ -279,8 +291,7 @@ static int refill(struct kcopy *k)
 		pthread_mutex_lock(&k->lock);
 		k->jobs_left++;
 		pthread_mutex_unlock(&k->lock);
-		r = kcopyd_copy(k->kc, &from, p->num_dests, to, k->flags,
-				on_piece_done, p);
+		r = copy_job(k, &from, p->num_dests, to, on_piece_done, p);
 		if (r < 0) {
 			pthread_mutex_lock(&k->lock);
 			k->jobs_left--;
@@ -312,8 +323,7 @@ static int submit(struct kcopy *k)
 		return (r = refill(k)) < 0 ? r : 0;
 	k->jobs_left = k->opt.zero ? k->num_dests : 1;
 	if (!k->opt.zero)
-		return kcopyd_copy(k->kc, &from, k->num_dests, to, k->flags,
-				   on_copy_done, k);
+		return copy_job(k, &from, k->num_dests, to, on_copy_done, k);
 	for (i = 0; i < k->num_dests; i++) {
 		k->zero_jobs[i] = (struct zero_job){ k, i };
 		r = kcopyd_zero(k->kc, 1, &to[i], k->flags, on_zero_done,

@@ -263,6 +263,11 @@ static bool disk_busy(const char *name, dev_t dev, const dev_t *ours,
 	return busy;
 }
 
+bool storage_blockdev_busy(dev_t dev)
+{
+	return dev_busy(dev);
+}
+
 int storage_busy_loop_over(dev_t dev, ino_t ino, const dev_t *ours,
 			   size_t n_ours, char *name, size_t len)
 {

@@ -1,0 +1,345 @@
+/* used.c - --used and --domain-mapfile: the map of what to copy.
+ *
+ * Copyright (C) 2026 The kcopy authors.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * --used: the source region holds a file system; its type comes from
+ * libblkid, and its reader (fstypes.c, one file per kind: fs-ext.c,
+ * fs-xfs.c, fs-fat.c, fs-ntfs.c) reads its allocation structures through
+ * the copy's backend (kcopyd_read), so that a file, a block device and an
+ * NBD export are mapped alike.  A file system that is mounted (the source
+ * device, or a loop device over the source file), or not clean, is a
+ * setup error (--force copies a dirty one, saying so); so is a type
+ * without a reader.
+ *
+ * --domain-mapfile: the '+' blocks of a ddrescue-format mapfile (as
+ * partclone --domain writes) are the ones to copy, for any source.
+ *
+ * Either way the map becomes the library's extents (kcopyd_copy_map):
+ * data where the file system uses a block, and elsewhere left out
+ * (--unused=keep, the default) or zeros (--unused=zero).  Main thread,
+ * at setup.
+ */
+#include <config.h>
+
+#include <blkid.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "kcopy.h"
+#include "files.h"
+#include "fsmap.h"
+#include "mapfmt.h"
+
+/* Bytes of a mapfile that --domain-mapfile reads at most (as --mapfile). */
+#define DOMAIN_MAX_BYTES (256u << 20)
+/* What libblkid is given of an NBD export to tell its type: the first
+ * and the last MiB (every superblock it looks for lies there). */
+#define PROBE_EDGE (1u << 20)
+
+struct map_reader {
+	struct kcopy *k;
+	uint64_t base;			/* bytes: the region's start */
+};
+
+static int read_source(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct map_reader *mr = ctx;
+
+	return kcopyd_read(mr->k->kc, mr->k->src.fd, buf, len, mr->base + off);
+}
+
+/* The region's first and last MiB into a sparse memory file of its size,
+ * for libblkid, which reads descriptors only.  The descriptor, or -errno. */
+static int edges_file(struct kcopy *k, uint64_t base, uint64_t size)
+{
+	size_t n = size < PROBE_EDGE ? (size_t)size : PROBE_EDGE;
+	char *buf = malloc(PROBE_EDGE);
+	int fd = memfd_create("kcopy-probe", MFD_CLOEXEC), r = 0;
+	uint64_t tail = size - n;
+
+	if (fd < 0 || !buf) {
+		r = fd < 0 ? -errno : -ENOMEM;
+		goto out;
+	}
+	if (ftruncate(fd, (off_t)size) < 0)
+		r = -errno;
+	if (r == 0)
+		r = kcopyd_read(k->kc, k->src.fd, buf, n, base);
+	if (r == 0 && pwrite(fd, buf, n, 0) != (ssize_t)n)
+		r = -EIO;
+	if (r == 0 && tail > n)
+		r = kcopyd_read(k->kc, k->src.fd, buf, n, base + tail);
+	if (r == 0 && tail > n && pwrite(fd, buf, n, (off_t)tail) != (ssize_t)n)
+		r = -EIO;
+out:
+	free(buf);
+	if (r < 0 && fd >= 0)
+		close(fd);
+	return r < 0 ? r : fd;
+}
+
+/* The file-system type of the source region, as libblkid names it, into
+ * type (len bytes); "" if it finds none.  0 or -errno. */
+static int probe_type(struct kcopy *k, char *type, size_t len)
+{
+	uint64_t base = k->src.sector * KC_SECTOR_SIZE;
+	uint64_t size = k->src.count * KC_SECTOR_SIZE;
+	int fd = k->src.fd, r;
+	const char *t = NULL;
+	blkid_probe pr;
+
+	type[0] = '\0';
+	if (k->src.info.is_remote) {
+		fd = edges_file(k, base, size);
+		if (fd < 0)
+			return fd;
+		base = 0;
+	}
+	pr = blkid_new_probe();
+	r = pr ? blkid_probe_set_device(pr, fd, (blkid_loff_t)base,
+					(blkid_loff_t)size) : -1;
+	if (r == 0) {
+		blkid_probe_enable_superblocks(pr, 1);
+		blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
+		blkid_probe_enable_partitions(pr, 1);
+		r = blkid_do_safeprobe(pr);
+		if (r == 0 &&
+		    blkid_probe_lookup_value(pr, "TYPE", &t, NULL) == 0)
+			snprintf(type, len, "%s", t);
+		else if (r == 0 &&
+			 blkid_probe_lookup_value(pr, "PTTYPE", &t, NULL) == 0)
+			snprintf(type, len, "partition table (%s)", t);
+		else if (r == -2)
+			snprintf(type, len, "several signatures");
+		r = r < 0 && r != -2 ? -EIO : 0;
+	} else {
+		r = -ENOMEM;
+	}
+	if (pr)
+		blkid_free_probe(pr);
+	if (fd != k->src.fd)
+		close(fd);
+	return r;
+}
+
+/* Is the source's file system in use: the device mounted or held, or a
+ * loop device over the file?  A setup error if it is. */
+static int check_not_mounted(struct kcopy *k)
+{
+	struct target *t = &k->src;
+	char name[64] = "";
+	struct stat st;
+	int r;
+
+	if (t->info.is_remote || t->is_std)
+		return 0;	/* the server's business */
+	if (t->info.is_blockdev) {
+		if (!storage_blockdev_busy(t->rdev))
+			return 0;
+		say(&k->out, MSG_ERROR, "source '%s': --used: the device is "
+		    "mounted or in use: unmount it first (a file system "
+		    "being written cannot be copied by its map)",
+		    t->spec.path);
+		return -EBUSY;
+	}
+	if (fstat(t->fd, &st) < 0)
+		return 0;
+	r = storage_busy_loop_over(st.st_dev, st.st_ino, NULL, 0, name,
+				   sizeof(name));
+	if (r <= 0)
+		return 0;
+	say(&k->out, MSG_ERROR, "source '%s': --used: %s, a loop device over "
+	    "it, is mounted or in use: unmount it first", t->spec.path, name);
+	return -EBUSY;
+}
+
+/* The extents of the used byte ranges (of the region, from its start),
+ * sectors rounded outwards; between them, and to the region's end,
+ * nothing (left out) or zeros (--unused=zero). */
+static int extents_of(struct kcopy *k, const struct fs_range *r, size_t n)
+{
+	struct used *u = &k->used;
+	uint64_t base = k->src.sector, end = k->src.count, at = 0;
+	bool zero = k->opt.unused == UNUSED_ZERO;
+	size_t i, cap = 2 * n + 1;
+
+	u->ext = calloc(cap, sizeof(*u->ext));
+	if (!u->ext)
+		return -ENOMEM;
+	u->num = 0;
+	u->used_bytes = 0;
+	for (i = 0; i < n; i++) {
+		uint64_t s = r[i].pos / KC_SECTOR_SIZE;
+		uint64_t e = (r[i].pos + r[i].len + KC_SECTOR_SIZE - 1) /
+			     KC_SECTOR_SIZE;
+
+		if (e > end)
+			e = end;
+		if (s < at)
+			s = at;
+		if (s >= e)
+			continue;
+		if (zero && s > at)
+			u->ext[u->num++] = (struct kcopyd_extent){
+				base + at, s - at, KCOPYD_EXTENT_ZERO };
+		if (u->num && u->ext[u->num - 1].kind == KCOPYD_EXTENT_DATA &&
+		    u->ext[u->num - 1].sector + u->ext[u->num - 1].count ==
+		    base + s)
+			u->ext[u->num - 1].count += e - s;
+		else
+			u->ext[u->num++] = (struct kcopyd_extent){
+				base + s, e - s, KCOPYD_EXTENT_DATA };
+		u->used_bytes += (e - s) * KC_SECTOR_SIZE;
+		at = e;
+	}
+	if (zero && at < end)
+		u->ext[u->num++] = (struct kcopyd_extent){
+			base + at, end - at, KCOPYD_EXTENT_ZERO };
+	return 0;
+}
+
+static int map_file_system(struct kcopy *k)
+{
+	struct used *u = &k->used;
+	struct map_reader mr = { k, k->src.sector * KC_SECTOR_SIZE };
+	struct fs_source src = { read_source, &mr,
+				 k->src.count * KC_SECTOR_SIZE };
+	struct fs_map m = { .type = "" };
+	char why[256] = "";
+	fs_reader_fn reader;
+	int r;
+
+	r = probe_type(k, u->type, sizeof(u->type));
+	if (r < 0) {
+		say(&k->out, MSG_ERROR, "source '%s': --used: cannot tell its "
+		    "file system: %s", k->src.spec.path, strerror(-r));
+		return r;
+	}
+	reader = u->type[0] ? fsmap_reader(u->type) : NULL;
+	if (!reader) {
+		say(&k->out, MSG_ERROR, "source '%s': --used: %s%s: --used "
+		    "reads ext2, ext3, ext4, xfs, vfat (FAT12, FAT16, FAT32) "
+		    "and ntfs (copy all of it without --used, or give a "
+		    "--domain-mapfile)", k->src.spec.path,
+		    u->type[0] ? "the source holds " : "no file system found",
+		    u->type);
+		return -ENOTSUP;
+	}
+	r = check_not_mounted(k);
+	if (r < 0)
+		return r;
+	snprintf(m.type, sizeof(m.type), "%.15s", u->type);
+	r = reader(&src, &m, why, sizeof(why));
+	if (r < 0) {
+		say(&k->out, MSG_ERROR, "source '%s': --used: cannot read the "
+		    "%s file system's map: %s%s%s", k->src.spec.path, u->type,
+		    why[0] ? why : strerror(-r), why[0] ? ": " : "",
+		    why[0] ? strerror(-r) : "");
+		fsmap_free(&m);
+		return r;
+	}
+	fsmap_finish(&m, src.size);
+	u->block_size = m.block_size;
+	u->fs_size = m.fs_size;
+	snprintf(u->dirty, sizeof(u->dirty), "%s", m.dirty);
+	if (m.dirty[0] && !k->opt.force) {
+		say(&k->out, MSG_ERROR, "source '%s': --used: the %s file "
+		    "system is not clean: %s (check it with its fsck first; "
+		    "--force copies it as it is)", k->src.spec.path, u->type,
+		    m.dirty);
+		fsmap_free(&m);
+		return -EUCLEAN;
+	}
+	if (m.dirty[0])
+		say(&k->out, MSG_NOTE, "source '%s': the %s file system is not "
+		    "clean (%s): copying its used blocks as they are "
+		    "(--force)", k->src.spec.path, u->type, m.dirty);
+	r = extents_of(k, m.ranges, m.num);
+	fsmap_free(&m);
+	return r;
+}
+
+static int map_domain(struct kcopy *k)
+{
+	const char *path = k->opt.domain_mapfile;
+	struct mapfmt f = { 0 };
+	struct fs_range *r = NULL;
+	uint64_t base = k->src.sector * KC_SECTOR_SIZE;
+	uint64_t end = base + k->src.count * KC_SECTOR_SIZE;
+	unsigned int line = 0;
+	size_t len, i, n = 0;
+	char *text;
+	int ret = files_read_all(path, DOMAIN_MAX_BYTES, &text, &len);
+
+	if (ret < 0) {
+		say(&k->out, MSG_ERROR, "--domain-mapfile '%s': cannot read "
+		    "it: %s", path, strerror(-ret));
+		return ret;
+	}
+	ret = mapfmt_parse(text, len, &f, &line);
+	free(text);
+	if (ret == -EINVAL) {
+		say(&k->out, MSG_ERROR, "--domain-mapfile '%s': not a "
+		    "ddrescue mapfile (line %u)", path, line);
+		goto out;
+	}
+	if (ret == 0 && !(r = calloc(f.n + 1, sizeof(*r))))
+		ret = -ENOMEM;
+	for (i = 0; ret == 0 && i < f.n; i++) {
+		uint64_t s = f.b[i].pos, e = s + f.b[i].size;
+
+		if (f.b[i].st != '+' || e <= base || s >= end)
+			continue;
+		s = s > base ? s : base;
+		e = e < end ? e : end;
+		r[n++] = (struct fs_range){ s - base, e - s };
+	}
+	snprintf(k->used.type, sizeof(k->used.type), "domain");
+	if (ret == 0)
+		ret = extents_of(k, r, n);
+	if (ret < 0)
+		say(&k->out, MSG_ERROR, "--domain-mapfile '%s': %s", path,
+		    strerror(-ret));
+out:
+	free(r);
+	mapfmt_free(&f);
+	return ret;
+}
+
+int used_open(struct kcopy *k)
+{
+	int r;
+
+	if (!k->opt.used && !k->opt.domain_mapfile)
+		return 0;
+	r = k->opt.used ? map_file_system(k) : map_domain(k);
+	if (r < 0)
+		return r;
+	say(&k->out, MSG_VERBOSE, "%s: %" PRIu64 " of %" PRIu64 " bytes in "
+	    "%zu extents", k->opt.used ? "--used" : "--domain-mapfile",
+	    k->used.used_bytes, k->src.count * KC_SECTOR_SIZE, k->used.num);
+	return 0;
+}
+
+/* The bytes the copy works through: its map's extents, data and zeros. */
+uint64_t used_work_bytes(const struct kcopy *k)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	for (i = 0; i < k->used.num; i++)
+		n += k->used.ext[i].count * KC_SECTOR_SIZE;
+	return n;
+}
+
+void used_free(struct kcopy *k)
+{
+	free(k->used.ext);
+	k->used.ext = NULL;
+	k->used.num = 0;
+}
