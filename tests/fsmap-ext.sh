@@ -92,6 +92,7 @@ for type in ext2 ext3 ext4; do
 				cmp - "$SRC/$f" ||
 				fail "$what: /$f differs in the copy"
 		done
+		[[ $type == ext4 ]] || rm -f "$img"	# ext4's are used below
 	done
 done
 

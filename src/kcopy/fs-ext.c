@@ -28,9 +28,13 @@
  *     table (whole, initialized or not: lazy_itable_init leaves old bytes
  *     there, which a copy of the table keeps as they are).  A group whose
  *     descriptor says BLOCK_UNINIT (uninit_bg, metadata_csum) has no
- *     bitmap on disk: libext2fs builds it when it reads the bitmaps, with
- *     the group's own superblock backup, descriptors and the metadata that
- *     lies in it (with flex_bg, that of other groups too) marked;
+ *     bitmap on disk: libext2fs reads it as all free, then marks in it
+ *     what every such group holds (mark_uninit_bg_group_blocks): the
+ *     group's superblock backup and descriptors, and its own bitmaps and
+ *     inode table wherever they lie (with flex_bg, in another group).
+ *     Checked with e2fsprogs 1.47: the bitmap alone gives dumpe2fs's
+ *     used blocks to the block on ext4 with BLOCK_UNINIT groups, meta_bg
+ *     and bigalloc;
  *   - bytes [0, 2048) and the blocks before s_first_data_block and the
  *     first data block itself: the boot sector and the primary superblock
  *     (at byte 1024; block 1 of a 1 KiB file system, whose block 0 is in
@@ -39,8 +43,9 @@
  *     old-style descriptor blocks with the reserved GDT blocks (meta_bg:
  *     s_first_meta_bg of them, then one descriptor block in the groups
  *     that hold one), bitmaps and inode table, and the MMP block: all in
- *     the bitmap already, named once more so that a bitmap that lost them
- *     (a BLOCK_UNINIT flag on a group that has them) loses no metadata.
+ *     the bitmap already, named once more so that a bitmap that lacks them
+ *     (a libext2fs that leaves a BLOCK_UNINIT group all free, a bitmap
+ *     block gone bad) loses no metadata.
  * An external journal (a device of its own) is not the file system's: a
  * journal device itself is not read (-ENOTSUP).
  *
@@ -52,12 +57,18 @@
  * unlinked while open, whose blocks are still in the bitmap until fsck
  * or the next mount frees them.
  *
+ * Before the bitmap is read: a file system larger than its source is
+ * -EUCLEAN (its end is not there to copy), and so are group descriptors
+ * that place metadata outside their file system or over other metadata
+ * (ext2fs_check_desc, as e2fsck does first).
+ *
  * Errors: libext2fs's errcode_t are errno values below 256 and the
- * com_err table of ext2 (EXT2_ET_*) above.  The errno of a failed read
- * through the source is kept by the channel and wins (libext2fs turns a
- * failed bitmap read into EXT2_ET_BLOCK_BITMAP_READ); features libext2fs
- * does not read are -ENOTSUP; no memory -ENOMEM; any other EXT2_ET_* is
- * structures that do not hold together, -EUCLEAN.  Messages come from the
+ * com_err table of ext2 (EXT2_ET_*) above.  The channel returns a failed
+ * read's errno as its errcode, which ext2fs_open2 hands back as it is;
+ * the bitmap reader turns it into EXT2_ET_BLOCK_BITMAP_READ, so the
+ * channel keeps the errno of its last failed read too, and that wins.
+ * Features libext2fs does not read are -ENOTSUP; no memory -ENOMEM; any
+ * other EXT2_ET_* is structures that do not hold together, -EUCLEAN.  Messages come from the
  * ext2 table directly (et_ext2_error_table): registering it with com_err
  * would change that library's global list.
  */
