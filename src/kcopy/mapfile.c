@@ -411,11 +411,48 @@ static int take_bad(struct kcopy *k)
 	return r;
 }
 
+/* Mark [s, e) of a piece that is over: '-' where this run found it
+ * unreadable, '+' elsewhere.  0 or -errno. */
+static int mark_range(struct mapfile *m, uint64_t s, uint64_t e)
+{
+	struct mark w = { m, s, e };
+
+	return rangemap_walk(&m->bad, s, e, mark_piece, &w);
+}
+
+/* Under a map (--used, --domain-mapfile), only its data extents within
+ * the piece [s, e) were copied: the rest stays as the mapfile has it. */
+static int mark_mapped(struct kcopy *k, uint64_t s, uint64_t e)
+{
+	const struct kcopyd_extent *x = k->used.ext;
+	size_t lo = 0, hi = k->used.num;
+	int r = 0;
+
+	while (lo < hi) {	/* the first extent ending after s */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if ((x[mid].sector + x[mid].count) * KC_SECTOR_SIZE <= s)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; r == 0 && lo < k->used.num &&
+	       x[lo].sector * KC_SECTOR_SIZE < e; lo++) {
+		uint64_t a = x[lo].sector * KC_SECTOR_SIZE;
+		uint64_t b = (x[lo].sector + x[lo].count) * KC_SECTOR_SIZE;
+
+		if (x[lo].kind != KCOPYD_EXTENT_DATA)
+			continue;
+		r = mark_range(k->map, a > s ? a : s, b < e ? b : e);
+	}
+	return r;
+}
+
 void mapfile_done(struct kcopy *k, uint64_t sector, uint64_t count)
 {
 	struct mapfile *m = k->map;
-	struct mark w = { m, sector * KC_SECTOR_SIZE,
-			  (sector + count) * KC_SECTOR_SIZE };
+	uint64_t s = sector * KC_SECTOR_SIZE, e = (sector + count) *
+						  KC_SECTOR_SIZE;
 	int r;
 
 	if (m->lost)
@@ -424,7 +461,7 @@ void mapfile_done(struct kcopy *k, uint64_t sector, uint64_t count)
 	 * record, '+' never over a sector this run zero-filled. */
 	r = k->opt.ignore_errors ? take_bad(k) : 0;
 	if (r == 0)
-		r = rangemap_walk(&m->bad, w.s, w.e, mark_piece, &w);
+		r = k->used.ext ? mark_mapped(k, s, e) : mark_range(m, s, e);
 	m->dirty = true;
 	if (r < 0) {
 		/* What the map says is still true (it says less than it

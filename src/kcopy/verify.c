@@ -316,6 +316,30 @@ static void verify_result(struct kcopy *k, unsigned int i)
 		    t->num_mismatches ? t->mismatches[0].sector : 0);
 }
 
+/* The read job of region r of a destination: all of it, or under a map
+ * (--used) what the copy wrote, the map moved to where the region
+ * starts, so that its sub-jobs and their skipped blocks are the copy's. */
+static int read_back(struct kcopy *k, struct io_region *r, unsigned int flags)
+{
+	struct kcopyd_extent *ext;
+	size_t i;
+	int ret;
+
+	if (!k->used.ext)
+		return kcopyd_copy(k->kc, r, 0, NULL, flags, read_back_done, k);
+	ext = malloc((k->used.num ? k->used.num : 1) * sizeof(*ext));
+	if (!ext)
+		return -ENOMEM;
+	for (i = 0; i < k->used.num; i++) {
+		ext[i] = k->used.ext[i];
+		ext[i].sector = ext[i].sector - k->src.sector + r->sector;
+	}
+	ret = kcopyd_copy_map(k->kc, r, 0, NULL, ext, k->used.num, flags,
+			      read_back_done, k);
+	free(ext);
+	return ret;
+}
+
 /* Read back every destination that has not failed, all at once: one read
  * job each, in parallel within the client's budget, with direct I/O where
  * the destination takes it.  k->verified says whether it ran to the end (a
@@ -383,9 +407,8 @@ void verify_dests(struct kcopy *k)
 		pthread_mutex_unlock(&k->lock);
 		ret = hash_start(&t->hash, k->opt.hash_algs, t->sector);
 		if (ret == 0 && r.count)
-			ret = kcopyd_copy(k->kc, &r, 0, NULL, k->opt.hash_algs
-					  ? KCOPYD_DATA_IN_ORDER : 0,
-					  read_back_done, k);
+			ret = read_back(k, &r, k->opt.hash_algs
+					       ? KCOPYD_DATA_IN_ORDER : 0);
 		else if (ret == 0)
 			ret = 1;	/* all of it in verify_tail() */
 		if (ret != 0) {
