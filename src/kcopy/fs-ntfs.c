@@ -61,8 +61,10 @@
  *
  * Used: the clusters the $Bitmap marks (bits past the volume's clusters
  * ignored), the boot sector and the backup boot sector, which no cluster
- * holds.  The block size is the cluster; the file system spans total
- * sectors + 1 sectors.
+ * holds (ntfsfix and Windows check it).  Sectors after the last whole
+ * cluster and before the backup belong to nothing and are not used.  The
+ * block size is the cluster; the file system spans total sectors + 1
+ * sectors.
  *
  * Not read: the $LogFile (a volume marked dirty says so, and its log is
  * not replayed or checked here), hibernated Windows (hiberfil.sys; a
