@@ -139,8 +139,6 @@ clone() {
 	after=$(sectors_read "$src")
 	read=$(((after - before) * 512))
 	assert_eq "$(report_value "$report" used.type)" "$name" "$what: report type"
-	assert_eq "$(report_value "$report" used.bytes_used)" \
-		"$(report_value "$report" used.bytes_used)" "$what"
 	# The used bytes, as the file system's own tools count them, give
 	# or take the 4 KiB blocks the copy rounds to (up to 4 KiB per
 	# extent) and the reads of the map itself.
@@ -174,8 +172,8 @@ cp "$T/dst.img" "$T/old.img"
 kcopy_expect ok --used --unused=zero --hash sha256 --report "$T/z.json" \
 	"$SRC" "$T/dst.img"
 check_ext "$T/dst.img" "--unused=zero"
-assert_eq "$(report_value "$T/z.json" '.hashes.sha256 // .hash.sha256 // empty' |
-	head -c 64)" "$(sha256sum <"$T/dst.img" | cut -c1-64)" "--unused=zero: digest"
+assert_eq "$(report_value "$T/z.json" hashes.sha256)" \
+	"$(sha256sum <"$T/dst.img" | cut -c1-64)" "--unused=zero: digest"
 python3 - "$T/ranges" "$T/dst.img" <<'PY' || fail "--unused=zero: not zero outside"
 import sys
 # the last outside_kept left $T/ranges of this image
@@ -203,12 +201,14 @@ grep -q "unused=zero" "$ERR_FILE" || fail "--hash --used: no reason"
 
 # --mapfile: '+' only over what was copied, about the used bytes.
 kcopy_expect ok --used --mapfile "$T/used.map" "$SRC" "$T/dst.img"
-plus=$(awk '/^0x/ && NF == 3 && $3 == "+" { s += strtonum($2) } END { print s + 0 }' \
-	"$T/used.map")
+plus=0
+while read -r pos size st; do
+	[[ $pos == 0x* && $st == + ]] && plus=$((plus + size))
+done <"$T/used.map"
 used=$(used_ext "$IMG")
 ((plus >= used && plus <= used + used / 8)) ||
 	fail "--mapfile: $plus bytes '+' for $used used"
-grep -q '^0x[0-9a-f]* *0x[0-9a-f]* *?' "$T/used.map" ||
+grep -q '^0x[0-9A-Fa-f]* *0x[0-9A-Fa-f]* *?' "$T/used.map" ||
 	fail "--mapfile: the unused blocks are not left '?'"
 check_ext "$T/dst.img" "--mapfile"
 
@@ -244,7 +244,7 @@ kcopy_expect setup --used --domain-mapfile "$T/domain.map" "$SRC" "$T/dst.img"
 
 # An NBD source: its map is read through the export.
 if have_nbd; then
-	uri=$(make_nbd used file "$IMG" readonly=true)
+	uri=$(make_nbd used -r file "$IMG")
 	cp "$T/old.img" "$T/dst.img"
 	kcopy_expect ok --used "$uri" "$T/dst.img"
 	check_ext "$T/dst.img" "NBD source"
