@@ -107,6 +107,61 @@ used_ext() {
 	echo $(((count - free) * bs))
 }
 
+# The used bytes by the reader (fsmap-dump: the reader's own test checks
+# them against the file system's tools).
+used_by_reader() {
+	"$DUMP" "$1" | head -n 1 | cut -d' ' -f4
+}
+# FAT and NTFS are filled without mounting (mtools, ntfscp): the files at
+# the top only.
+FLAT=()
+for f in "${FILES[@]}"; do
+	[[ $f == */* ]] || FLAT+=("$f")
+done
+
+mkfs_fat() {
+	local f
+	mkfs.vfat -F "$1" "$2" >/dev/null || fail "mkfs.vfat -F $1"
+	for f in "${FLAT[@]}"; do
+		MTOOLS_SKIP_CHECK=1 mcopy -i "$2" "$FILES_DIR/$f" "::/$f" ||
+			fail "mcopy $f"
+	done
+}
+check_fat() {
+	fsck.vfat -n "$1" >"$T/fsck.log" 2>&1 ||
+		fail "$2: fsck.vfat -n: $(cat "$T/fsck.log")"
+}
+files_fat() {
+	local f
+	for f in "${FLAT[@]}"; do
+		MTOOLS_SKIP_CHECK=1 mcopy -i "$1" "::/$f" - 2>/dev/null |
+			cmp -s - "$FILES_DIR/$f" || fail "$2: /$f differs"
+	done
+}
+used_fat() { used_by_reader "$1"; }
+
+mkfs_ntfs() {
+	local f
+	mkntfs -F -f -q "$1" >/dev/null 2>&1 || fail "mkntfs"
+	for f in "${FLAT[@]}"; do
+		ntfscp "$1" "$FILES_DIR/$f" "/$f" >/dev/null 2>&1 ||
+			fail "ntfscp $f"
+	done
+}
+check_ntfs() {
+	local out
+	out=$(ntfsfix -n "$1" 2>&1) || fail "$2: ntfsfix -n: $out"
+	! grep -qi 'bad\|error\|corrupt' <<<"$out" || fail "$2: ntfsfix -n: $out"
+}
+files_ntfs() {
+	local f
+	for f in "${FLAT[@]}"; do
+		ntfscat "$1" "/$f" 2>/dev/null | cmp -s - "$FILES_DIR/$f" ||
+			fail "$2: /$f differs"
+	done
+}
+used_ntfs() { used_by_reader "$1"; }
+
 # clone WHAT KIND TYPE_NAME MKFS_ARGS...: make the file system KIND over
 # random bytes on a loop device, clone it with --used to two loop devices
 # and check everything.
@@ -118,6 +173,7 @@ clone() {
 	make_image "$img" $SIZE random
 	"mkfs_$kind" "$@" "$img"
 	used=$("used_$kind" "$img")
+	[[ $used =~ ^[0-9]+$ ]] || fail "$what: used bytes '$used'"
 	make_image "$T/d1.img" $SIZE random
 	make_image "$T/d2.img" $SIZE random
 	cp "$T/d1.img" "$T/o1.img"
@@ -159,6 +215,14 @@ clone() {
 clone "ext2, 4 KiB blocks" ext ext2 ext2 4096
 clone "ext3, 1 KiB blocks" ext ext3 ext3 1024
 clone "ext4, 1 KiB blocks" ext ext4 ext4 1024
+if command -v mkfs.vfat >/dev/null && command -v mcopy >/dev/null; then
+	clone "FAT16" fat vfat 16
+	clone "FAT32" fat vfat 32
+fi
+if command -v mkntfs >/dev/null && command -v ntfscp >/dev/null; then
+	clone "NTFS" ntfs ntfs
+fi
+# last: the ext4 the rest of the test uses
 clone "ext4, 4 KiB blocks" ext ext4 ext4 4096
 
 # ---------------------------------------------------- the ext4 source again
