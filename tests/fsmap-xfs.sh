@@ -79,7 +79,8 @@ expect_used() {
 
 # first IMG: fsmap-dump's first line.
 first() {
-	"$DUMP" "$1" >"$T/first.out" || fail "fsmap-dump $1 failed"
+	"$DUMP" "$1" >"$T/first.out" 2>"$T/err" ||
+		fail "fsmap-dump $1 failed: $(cat "$T/err")"
 	head -n1 "$T/first.out"
 }
 
@@ -208,6 +209,8 @@ refused "a root on the AGI's block" "not a free-space tree block" "agf 3" "write
 refused "an AGF of another AG" "AG 2: the AGF: bad magic" "agf 2" "write -d seqno 1"
 refused "extents out of order" "free extent 5+32744 overlaps" "agf 0" "addr bnoroot" "write -d recs[2].startblock 5"
 refused "a free superblock" "free extent 0+32758 overlaps" "agf 1" "addr bnoroot" "write -d recs[1].startblock 0"
+refused "free space over the log" "free extent 16000+16374 overlaps the log" \
+	"agf 2" "addr bnoroot" "write -d recs[1].startblock 16000"
 refused "a realtime section" "realtime section" "sb 0" "write -d rblocks 100"
 refused "an unknown feature" "unknown incompatible features" "sb 0" "write -d features_incompat 0x1000b"
 truncate -s $((300 * MiB)) "$T/worse.img"
@@ -223,7 +226,8 @@ grep -q "AG 0: the AGF: bad uuid or checksum" "$T/err" || fail "a bad checksum: 
 # Turned around so that the unmount record's header is the log's last BB
 # (cycle 4) and its operation BB 0 (cycle 5), the record wraps: clean;
 # without the unmount flag, or with a BB of cycle 5 after the head, dirty.
-# relog MODE: a copy of bad.img with its log so changed in worse.img.
+# relog MODE: a copy of bad.img with its log so changed in worse.img
+# (uuid: the unmount record's file-system uuid changed).
 relog() {
 	cp --sparse=always "$T/bad.img" "$T/worse.img"
 	xfs_db -x -c "logformat -c 5" "$T/worse.img" >/dev/null
@@ -245,18 +249,30 @@ with open(img, "r+b") as f:
     bb = [bb[1]] + bb[2:] + [hdr]
     if mode == "noflag":
         bb[0] = bb[0][:9] + b"\0" + bb[0][10:]
+    elif mode == "uuid":
+        bb[-1][304] ^= 1
     elif mode == "hole":
         bb[1000] = struct.pack(">I", 5) + bb[1000][4:]
     f.seek(off)
     f.write(b"".join(bb))
 PY
-	first "$T/worse.img"
 }
-[[ $(relog wrap) == *" clean" ]] || fail "a wrapped unmount record: $(relog wrap)"
-[[ $(relog noflag) == *" the log needs recovery (not cleanly unmounted)" ]] ||
-	fail "a wrapped record that is no unmount: $(relog noflag)"
-[[ $(relog hole) == *" the log needs recovery (not cleanly unmounted)" ]] ||
-	fail "a BB of the head's cycle past it: $(relog hole)"
+relog wrap
+out=$(first "$T/worse.img")
+[[ $out == *" clean" ]] || fail "a wrapped unmount record: $out"
+relog noflag
+out=$(first "$T/worse.img")
+[[ $out == *" the log needs recovery (not cleanly unmounted)" ]] ||
+	fail "a wrapped record that is no unmount: $out"
+relog hole
+out=$(first "$T/worse.img")
+[[ $out == *" the log needs recovery (not cleanly unmounted)" ]] ||
+	fail "a BB of the head's cycle past it: $out"
+relog uuid
+"$DUMP" "$T/worse.img" >/dev/null 2>"$T/err" &&
+	fail "a log record of another file system: not refused"
+grep -q "log record header at log block 131071: .* another file system's" "$T/err" ||
+	fail "a log record of another file system: $(cat "$T/err")"
 # An interrupted mkfs, and a file system marked for repair.
 cp --sparse=always "$T/bad.img" "$T/worse.img"
 xfs_db -x -c "sb 0" -c "write -d inprogress 1" "$T/worse.img" >/dev/null 2>&1

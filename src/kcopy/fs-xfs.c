@@ -62,8 +62,9 @@
  * grows by one each time writing wraps to BB 0.  Record header:
  *     0 u32 magic 0xFEEDBABE	  4 u32 h_cycle
  *     8 u32 h_version (1, or 2 with bit 0x2)	 12 u32 h_len (bytes of ops)
- *    40 u32 h_num_logops	320 u32 h_size (v2: the in-core log buffer's
- *       size; over 32 KiB the header takes h_size / 32 KiB BBs, rounded up)
+ *    40 u32 h_num_logops	304 u8[16] h_fs_uuid (the superblock's uuid)
+ *   320 u32 h_size (v2: the in-core log buffer's size; over 32 KiB the
+ *       header takes h_size / 32 KiB BBs, rounded up)
  * Operation header, at the start of the first BB after the header BBs:
  *     0 u32 tid (overwritten by the cycle)	  4 u32 len
  *     8 u8 clientid (0xAA: the log itself)	  9 u8 flags (0x20: unmount)
@@ -121,6 +122,8 @@ struct xfs {
 	uint32_t bs, sectsize, agblocks, agcount, agblklog, logblocks;
 	uint64_t dblocks, logstart;
 	uint8_t uuid[16];		/* stamped in v5 metadata */
+	uint8_t fs_uuid[16];		/* in log record headers */
+	uint32_t log_agno, log_agbno;	/* where an internal log lies */
 	uint8_t *buf;			/* MAX_LEVELS blocks, for the walk */
 };
 
@@ -238,6 +241,7 @@ static int read_sb(struct xfs *x)
 	x->logblocks = be32(head + 96);
 	x->agblklog = head[124];
 	sectlog = head[121];
+	memcpy(x->fs_uuid, head + 32, 16);
 	if (!pow2(x->bs) || x->bs < 512 || x->bs > 65536 ||
 	    head[120] > 16 || x->bs != 1u << head[120])
 		return fail(x, -EUCLEAN, "superblock: block size %u",
@@ -326,10 +330,12 @@ static int check_last_record(struct xfs *x, uint64_t base, uint64_t nbb,
 	hlen = be32(h + 12);
 	hsize = be32(h + 320);
 	if (version < 1 || version > 3 || hlen > LOG_MAX_RECORD ||
-	    ((version & 2) && hsize > LOG_MAX_RECORD))
+	    ((version & 2) && hsize > LOG_MAX_RECORD) ||
+	    memcmp(h + 304, x->fs_uuid, 16))
 		return fail(x, -EUCLEAN, "log record header at log block %llu: "
-			    "version %u, %u bytes", (unsigned long long)pos,
-			    (unsigned)version, (unsigned)hlen);
+			    "version %u, %u bytes, or another file system's",
+			    (unsigned long long)pos, (unsigned)version,
+			    (unsigned)hlen);
 	if ((version & 2) && hsize > LOG_CYCLE_SIZE)
 		hblks = (hsize + LOG_CYCLE_SIZE - 1) / LOG_CYCLE_SIZE;
 	if (pos + hblks + (hlen + BB - 1) / BB != want ||
@@ -370,6 +376,8 @@ static int check_log(struct xfs *x)
 			    "block %llu does not fit in its allocation group",
 			    (unsigned)x->logblocks,
 			    (unsigned long long)x->logstart);
+	x->log_agno = agno;
+	x->log_agbno = agbno;
 	base = ag_byte(x, agno, agbno);
 	nbb = (uint64_t)x->logblocks * (x->bs / BB);
 	buf = malloc(LOG_CHUNK);
@@ -484,6 +492,12 @@ static int walk(struct xfs *x, struct walk *w, uint32_t agbno,
 			      (uint64_t)(start - w->next) * x->bs);
 		if (r < 0)
 			return fail(x, r, "out of memory");
+		if (x->logstart && w->agno == x->log_agno &&
+		    start < x->log_agbno + x->logblocks &&
+		    start + count > x->log_agbno)
+			return fail(x, -EUCLEAN, "%s: free extent %u+%u "
+				    "overlaps the log", what, (unsigned)start,
+				    (unsigned)count);
 		w->next = start + count;
 		w->free += count;
 	}
