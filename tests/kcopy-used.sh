@@ -162,6 +162,36 @@ files_ntfs() {
 }
 used_ntfs() { used_by_reader "$1"; }
 
+mkfs_xfs() {
+	local img=$1 dev
+	# 4096-byte sectors: one destination has them
+	mkfs.xfs -q -f -d agcount=4 -s size=4096 "$img" >"$T/mkfs.log" 2>&1 ||
+		fail "mkfs.xfs: $(cat "$T/mkfs.log")"
+	dev=$(make_loop "$img")
+	mkdir -p "$T/xmnt"
+	mount "$dev" "$T/xmnt" || fail "cannot mount the XFS"
+	cp -a "$FILES_DIR/." "$T/xmnt/" || fail "cannot fill the XFS"
+	umount "$T/xmnt" || fail "cannot unmount the XFS"
+	losetup -d "$dev"
+}
+check_xfs() {
+	xfs_repair -n "$1" >"$T/fsck.log" 2>&1 ||
+		fail "$2: xfs_repair -n: $(cat "$T/fsck.log")"
+}
+files_xfs() {
+	local f
+	mkdir -p "$T/xmnt"
+	mount -o ro,nouuid "$1" "$T/xmnt" || fail "$2: cannot mount it"
+	for f in "${FILES[@]}"; do
+		cmp -s "$T/xmnt/$f" "$FILES_DIR/$f" || {
+			umount "$T/xmnt"
+			fail "$2: /$f differs"
+		}
+	done
+	umount "$T/xmnt"
+}
+used_xfs() { used_by_reader "$1"; }
+
 # clone WHAT KIND TYPE_NAME MKFS_ARGS...: make the file system KIND over
 # random bytes on a loop device, clone it with --used to two loop devices
 # and check everything.
@@ -170,12 +200,12 @@ clone() {
 	local used report=$T/used.json
 	shift 3
 	img=$T/src.img
-	make_image "$img" $SIZE random
+	make_image "$img" "${CLONE_SIZE:-$SIZE}" random
 	"mkfs_$kind" "$@" "$img"
 	used=$("used_$kind" "$img")
 	[[ $used =~ ^[0-9]+$ ]] || fail "$what: used bytes '$used'"
-	make_image "$T/d1.img" $SIZE random
-	make_image "$T/d2.img" $SIZE random
+	make_image "$T/d1.img" "${CLONE_SIZE:-$SIZE}" random
+	make_image "$T/d2.img" "${CLONE_SIZE:-$SIZE}" random
 	cp "$T/d1.img" "$T/o1.img"
 	cp "$T/d2.img" "$T/o2.img"
 	src=$(make_loop "$img")
@@ -207,7 +237,7 @@ clone() {
 		"check_$kind" "$d" "$what, $d"
 		"files_$kind" "$d" "$what, $d"
 	done
-	losetup -d "$d1" "$d2" 2>/dev/null
+	losetup -d "$d1" "$d2" "$src" 2>/dev/null
 	outside_kept "$img" "$T/d1.img" "$T/o1.img"
 	outside_kept "$img" "$T/d2.img" "$T/o2.img"
 }
@@ -221,6 +251,10 @@ if command -v mkfs.vfat >/dev/null && command -v mcopy >/dev/null; then
 fi
 if command -v mkntfs >/dev/null && command -v ntfscp >/dev/null; then
 	clone "NTFS" ntfs ntfs
+fi
+if command -v mkfs.xfs >/dev/null && command -v xfs_repair >/dev/null; then
+	# mkfs.xfs makes nothing under 300 MiB
+	CLONE_SIZE=$((320 * MiB)) clone "XFS, 4 allocation groups" xfs xfs
 fi
 # last: the ext4 the rest of the test uses
 clone "ext4, 4 KiB blocks" ext ext4 ext4 4096

@@ -74,9 +74,10 @@
  * its head (which may wrap past the end to BB 0) is one operation, an
  * unmount record: then nothing is left to replay (xfs_log_recover.c:
  * xlog_find_tail, xlog_check_unmount_rec).  mkfs writes such a record;
- * a log all zeros is empty, nothing to replay either.  The whole log is
- * read, 1 MiB at a time, so that a head the cycles do not place cleanly
- * (writes still in flight at a crash) reads as dirty too.
+ * a log all zeros is empty, nothing to replay either.  The head is
+ * found by a binary search on the cycles, and a window of 1 MiB either
+ * side of it is read whole, so that a head the cycles do not place
+ * cleanly there (writes still in flight at a crash) reads as dirty too.
  *
  * A realtime section (rblocks != 0) is refused: its allocation is in a
  * bitmap inode this reader does not read.  An external log (logstart 0)
@@ -351,16 +352,59 @@ static int check_last_record(struct xfs *x, uint64_t base, uint64_t nbb,
 	return 0;
 }
 
-/* Read the internal log whole and set dirty unless it ends with an
- * unmount record (or is all zeros). */
+/* The cycle of BB i of the log at base (and whether it is a header). */
+static int cycle_at(struct xfs *x, uint64_t base, uint64_t i, uint32_t *cyc,
+		    bool *hdr)
+{
+	uint8_t b[BB];
+	int r = read_at(x, b, BB, base + i * BB, "the log");
+
+	if (r == 0)
+		*cyc = bb_cycle(b, hdr);
+	return r;
+}
+
+/* Scan the BBs [s, e) of the log: the last record header in them into
+ * *last (unchanged if none), and whether every cycle there is cyc. */
+static int scan_log(struct xfs *x, uint64_t base, uint64_t s, uint64_t e,
+		    uint32_t cyc, uint64_t *last, bool *regular)
+{
+	uint8_t *buf = malloc(LOG_CHUNK);
+	uint64_t i, j, n;
+	bool hdr;
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (i = s; i < e && r == 0; i += n) {
+		n = e - i < LOG_CHUNK / BB ? e - i : LOG_CHUNK / BB;
+		r = read_at(x, buf, n * BB, base + i * BB, "the log");
+		for (j = 0; j < n && r == 0; j++) {
+			if (bb_cycle(buf + j * BB, &hdr) != cyc)
+				*regular = false;
+			if (hdr)
+				*last = i + j;
+		}
+	}
+	free(buf);
+	return r;
+}
+
+/* Set dirty unless the internal log ends with an unmount record (or is
+ * all zeros).  The head is found as the kernel finds it (xlog_find_head):
+ * the cycles of the BBs before it are BB 0's, those from it to the end
+ * one less, so a binary search reads a few BBs; then the window of
+ * LOG_WINDOW BBs on either side of the head, which holds the last record
+ * (at most LOG_MAX_RECORD and its headers), is read whole, and must have
+ * the cycles that place the head cleanly.  A 64 MiB log costs about
+ * 2 MiB of reads rather than 64. */
+#define LOG_WINDOW (LOG_CHUNK / BB)
 static int check_log(struct xfs *x)
 {
-	uint32_t agno, agbno, first = 0, second = 0, cyc;
-	uint64_t base, nbb, i, n, head = 0, hdr_a = UINT64_MAX,
-		 hdr_b = UINT64_MAX;
-	bool hdr, irregular = false;
-	uint8_t *buf;
-	int r = 0;
+	uint32_t agno, agbno, first, last, cyc;
+	uint64_t base, nbb, lo, hi, head, hdr = UINT64_MAX, s;
+	bool is_hdr, regular = true;
+	int r;
 
 	if (x->logstart == 0) {
 		set_dirty(x, "the log is external (on another device): "
@@ -380,53 +424,67 @@ static int check_log(struct xfs *x)
 	x->log_agbno = agbno;
 	base = ag_byte(x, agno, agbno);
 	nbb = (uint64_t)x->logblocks * (x->bs / BB);
-	buf = malloc(LOG_CHUNK);
-	if (!buf)
-		return -ENOMEM;
-	/* Part one: the BBs with BB 0's cycle; part two, from the head:
-	 * those with another, which must all be the one before it. */
-	for (i = 0; i < nbb && r == 0; i += n) {
-		uint64_t j;
-
-		n = nbb - i < LOG_CHUNK / BB ? nbb - i : LOG_CHUNK / BB;
-		r = read_at(x, buf, n * BB, base + i * BB, "the log");
-		for (j = 0; j < n && r == 0; j++) {
-			cyc = bb_cycle(buf + j * BB, &hdr);
-			if (i + j == 0)
-				first = cyc;
-			if (!head && cyc != first) {
-				head = i + j;
-				second = cyc;
-				irregular = cyc != first - 1;
-			} else if (head && cyc != second) {
-				irregular = true;
-			}
-			if (hdr && !head)
-				hdr_a = i + j;
-			else if (hdr)
-				hdr_b = i + j;
-		}
-	}
-	free(buf);
+	r = cycle_at(x, base, 0, &first, &is_hdr);
+	if (r == 0)
+		r = cycle_at(x, base, nbb - 1, &last, &is_hdr);
 	if (r < 0)
 		return r;
 	if (first == 0) {
 		/* Nothing was ever written, or BB 0 was wiped. */
-		if (head)
+		if (last)
 			set_dirty(x, "the log is damaged (its start is zeros, "
 				  "not the rest)");
 		return 0;
 	}
-	if (irregular) {
+	if (last == first) {
+		head = nbb;	/* one pass, whole: the head is at BB 0 */
+	} else if (last == first - 1) {
+		/* [0, head) has first, [head, nbb) last */
+		lo = 1;
+		hi = nbb - 1;
+		while (lo < hi) {
+			uint64_t mid = lo + (hi - lo) / 2;
+
+			r = cycle_at(x, base, mid, &cyc, &is_hdr);
+			if (r < 0)
+				return r;
+			if (cyc == first)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		head = lo;
+	} else {
 		set_dirty(x, LOG_DIRTY);
 		return 0;
 	}
-	if (!head)
-		head = nbb;
-	if (hdr_a != UINT64_MAX)
-		return check_last_record(x, base, nbb, hdr_a, head);
-	if (hdr_b != UINT64_MAX)	/* the last record wraps */
-		return check_last_record(x, base, nbb, hdr_b, head + nbb);
+	/* The window before the head; where the head is near the start, the
+	 * log's end too (a record that wraps), one cycle less. */
+	s = head > LOG_WINDOW ? head - LOG_WINDOW : 0;
+	r = scan_log(x, base, s, head, first, &hdr, &regular);
+	if (r == 0 && head < nbb)
+		r = scan_log(x, base, head, head + LOG_WINDOW < nbb
+				 ? head + LOG_WINDOW : nbb, first - 1,
+			     &s, &regular);
+	if (r < 0)
+		return r;
+	if (!regular) {
+		set_dirty(x, LOG_DIRTY);
+		return 0;
+	}
+	if (hdr != UINT64_MAX)
+		return check_last_record(x, base, nbb, hdr, head);
+	if (head < LOG_WINDOW && head < nbb) {
+		uint64_t tail = nbb - (LOG_WINDOW - head) > head
+				? nbb - (LOG_WINDOW - head) : head;
+
+		r = scan_log(x, base, tail, nbb, first - 1, &hdr, &regular);
+		if (r < 0)
+			return r;
+		if (hdr != UINT64_MAX)	/* the last record wraps */
+			return check_last_record(x, base, nbb, hdr,
+						 head + nbb);
+	}
 	set_dirty(x, "the log is damaged (no record header)");
 	return 0;
 }
