@@ -95,7 +95,7 @@ static const struct poptOption option_table[] = {
 	/* GNU ddrescue's name for it */
 	{ "domain-mapfile", 0, POPT_ARG_STRING, NULL, OPT_DOMAIN_MAPFILE,
 	  "copy only the '+' blocks of a ddrescue mapfile (partclone "
-	  "--domain writes one)", "FILE" },
+	  "-D writes one)", "FILE" },
 	{ "unused", 0, POPT_ARG_STRING, NULL, OPT_UNUSED,
 	  "with --used or --domain-mapfile: leave the destinations' other "
 	  "blocks as they are (keep, the default) or zero them (zero)",
