@@ -137,29 +137,10 @@ static uint64_t le64(const uint8_t *p)
 	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
-__attribute__((format(printf, 3, 4)))
-static int fail(struct ntfs *nt, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(nt->why, nt->len, fmt, ap);
-	va_end(ap);
-	return err;
-}
-
 static int get(struct ntfs *nt, void *buf, size_t len, uint64_t off,
 	       const char *what)
 {
-	int r = fs_read(nt->src, buf, len, off);
-
-	if (r == -EUCLEAN)
-		return fail(nt, r, "%s at byte %" PRIu64 " lies past the end "
-			    "of the device", what, off);
-	if (r < 0)
-		return fail(nt, r, "cannot read %s at byte %" PRIu64, what,
-			    off);
-	return 0;
+	return fsmap_read(nt->src, buf, len, off, what, nt->why, nt->len);
 }
 
 /* ---------------------------------------------------------- boot sector */
@@ -190,50 +171,50 @@ static int read_boot(struct ntfs *nt)
 	if (r < 0)
 		return r;
 	if (memcmp(b + 3, "NTFS    ", 8))
-		return fail(nt, -EUCLEAN, "no NTFS boot sector (OEM id at 3)");
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "no NTFS boot sector (OEM id at 3)");
 	nt->sector = le16(b + 0x0B);
 	if (!pow2(nt->sector) || nt->sector < 256 || nt->sector > 4096)
-		return fail(nt, -EUCLEAN, "bytes per sector (0x0B) %" PRIu32
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "bytes per sector (0x0B) %" PRIu32
 			    " is not a power of two from 256 to 4096",
 			    nt->sector);
 	spc = b[0x0D];
 	if (spc >= 0xF4)
 		spc = 1u << (256 - spc);
 	if (!pow2(spc) || (uint64_t)spc * nt->sector > MAX_CLUSTER)
-		return fail(nt, -EUCLEAN, "sectors per cluster (0x0D) byte "
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "sectors per cluster (0x0D) byte "
 			    "0x%02x gives no cluster size up to 2 MiB",
 			    b[0x0D]);
 	nt->cluster = spc * nt->sector;
 	nt->total_sectors = le64(b + 0x28);
 	if (nt->total_sectors == 0 ||
 	    nt->total_sectors > nt->src->size / nt->sector)
-		return fail(nt, -EUCLEAN, "total sectors (0x28) %" PRIu64
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "total sectors (0x28) %" PRIu64
 			    " of %" PRIu32 " bytes: not within the device's %"
 			    PRIu64 " bytes", nt->total_sectors, nt->sector,
 			    nt->src->size);
 	nt->clusters = nt->total_sectors / spc;
 	if (nt->clusters == 0)
-		return fail(nt, -EUCLEAN, "total sectors (0x28) %" PRIu64
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "total sectors (0x28) %" PRIu64
 			    " make no whole cluster", nt->total_sectors);
 	nt->mft_lcn = le64(b + 0x30);
 	if (nt->mft_lcn == 0 || nt->mft_lcn >= nt->clusters)
-		return fail(nt, -EUCLEAN, "$MFT LCN (0x30) %" PRIu64 " is not "
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "$MFT LCN (0x30) %" PRIu64 " is not "
 			    "within the volume's %" PRIu64 " clusters",
 			    nt->mft_lcn, nt->clusters);
 	mirr = le64(b + 0x38);
 	if (mirr == 0 || mirr >= nt->clusters)
-		return fail(nt, -EUCLEAN, "$MFTMirr LCN (0x38) %" PRIu64 " is "
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "$MFTMirr LCN (0x38) %" PRIu64 " is "
 			    "not within the volume's %" PRIu64 " clusters",
 			    mirr, nt->clusters);
 	size = record_size((int8_t)b[0x40], nt->cluster);
 	if (!pow2(size) || size < STRIDE || size > MAX_RECORD)
-		return fail(nt, -EUCLEAN, "clusters per MFT record (0x40) "
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "clusters per MFT record (0x40) "
 			    "byte 0x%02x gives no record size from 512 bytes "
 			    "to 64 KiB", b[0x40]);
 	nt->rec_size = (uint32_t)size;
 	size = record_size((int8_t)b[0x44], nt->cluster);
 	if (!pow2(size) || size < STRIDE || size > MAX_CLUSTER)
-		return fail(nt, -EUCLEAN, "clusters per index record (0x44) "
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "clusters per index record (0x44) "
 			    "byte 0x%02x gives no record size from 512 bytes "
 			    "to 2 MiB", b[0x44]);
 	return 0;
@@ -249,7 +230,7 @@ static int add_run(struct ntfs *nt, struct runlist *rl, uint64_t vcn,
 		struct run *r = realloc(rl->r, cap * sizeof(*r));
 
 		if (!r)
-			return fail(nt, -ENOMEM, "out of memory for a runlist");
+			return fsmap_fail(nt->why, nt->len, -ENOMEM, "out of memory for a runlist");
 		rl->r = r;
 		rl->cap = cap;
 	}
@@ -272,7 +253,7 @@ static int decode_runs(struct ntfs *nt, const uint8_t *p, size_t avail,
 		uint64_t len = 0, delta = 0;
 
 		if (lb == 0 || lb > 8 || ob > 8 || avail - i - 1 < lb + ob)
-			return fail(nt, -EUCLEAN, "%s: bad mapping pair header "
+			return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: bad mapping pair header "
 				    "0x%02x", what, p[i]);
 		for (k = 0; k < lb; k++)
 			len |= (uint64_t)p[i + 1 + k] << (8 * k);
@@ -282,7 +263,7 @@ static int decode_runs(struct ntfs *nt, const uint8_t *p, size_t avail,
 			delta |= UINT64_MAX << (8 * ob);	/* negative */
 		i += 1 + lb + ob;
 		if (len == 0 || len > nt->clusters || len > end - vcn)
-			return fail(nt, -EUCLEAN, "%s: a run of %" PRIu64
+			return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: a run of %" PRIu64
 				    " clusters at VCN %" PRIu64 " does not fit "
 				    "the attribute or the volume", what, len,
 				    vcn);
@@ -291,7 +272,7 @@ static int decode_runs(struct ntfs *nt, const uint8_t *p, size_t avail,
 			lcn = (int64_t)((uint64_t)lcn + delta);
 			if (lcn < 0 || (uint64_t)lcn >= nt->clusters ||
 			    len > nt->clusters - (uint64_t)lcn)
-				return fail(nt, -EUCLEAN, "%s: a run at LCN %"
+				return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: a run at LCN %"
 					    PRId64 " of %" PRIu64 " clusters "
 					    "is not within the volume", what,
 					    lcn, len);
@@ -304,7 +285,7 @@ static int decode_runs(struct ntfs *nt, const uint8_t *p, size_t avail,
 		vcn += len;
 	}
 	if (vcn != end)
-		return fail(nt, -EUCLEAN, "%s: the runs end at VCN %" PRIu64
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: the runs end at VCN %" PRIu64
 			    ", not after the highest VCN %" PRIu64, what, vcn,
 			    end - 1);
 	return 0;
@@ -328,13 +309,13 @@ static int check_runs(struct ntfs *nt, struct runlist *rl, uint64_t size,
 	qsort(rl->r, rl->num, sizeof(*rl->r), by_vcn);
 	for (i = 0; i < rl->num; i++) {
 		if (rl->r[i].vcn != vcn)
-			return fail(nt, -EUCLEAN, "%s: its runs %s at VCN %"
+			return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: its runs %s at VCN %"
 				    PRIu64, what, rl->r[i].vcn < vcn ?
 				    "overlap" : "leave a gap", vcn);
 		vcn += rl->r[i].len;
 	}
 	if (size && (size - 1) / nt->cluster >= vcn)
-		return fail(nt, -EUCLEAN, "%s: %" PRIu64 " bytes of data, %"
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: %" PRIu64 " bytes of data, %"
 			    PRIu64 " clusters mapped", what, size, vcn);
 	return 0;
 }
@@ -362,7 +343,7 @@ static int read_runs(struct ntfs *nt, const struct runlist *rl, void *buf,
 			for (i = 0; i < rl->num && !has_vcn(rl, i, vcn); i++)
 				;
 		if (i == rl->num)
-			return fail(nt, -EUCLEAN, "%s: byte %" PRIu64
+			return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: byte %" PRIu64
 				    " is past its runs", what, off);
 		in = off - rl->r[i].vcn * nt->cluster;
 		n = rl->r[i].len * nt->cluster - in;
@@ -399,18 +380,18 @@ static int read_record(struct ntfs *nt, uint64_t num, uint64_t base,
 
 	snprintf(what, sizeof(what), "MFT record %" PRIu64, num);
 	if (num > UINT64_MAX / nt->rec_size)
-		return fail(nt, -EUCLEAN, "%s is past any $MFT", what);
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s is past any $MFT", what);
 	r = read_runs(nt, nt->mft, rec, nt->rec_size, num * nt->rec_size,
 		      what);
 	if (r < 0)
 		return r;
 	if (memcmp(rec, "FILE", 4))
-		return fail(nt, -EUCLEAN, "%s: no FILE magic", what);
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: no FILE magic", what);
 	usa_off = le16(rec + 0x04);
 	usa_count = le16(rec + 0x06);
 	if (usa_count != nt->rec_size / STRIDE + 1 || usa_off & 1 ||
 	    usa_off < 0x28 || usa_off + 2u * usa_count > STRIDE - 2)
-		return fail(nt, -EUCLEAN, "%s: bad update sequence array "
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: bad update sequence array "
 			    "(offset 0x04 %u, count 0x06 %u)", what, usa_off,
 			    usa_count);
 	usn = le16(rec + usa_off);
@@ -418,7 +399,7 @@ static int read_record(struct ntfs *nt, uint64_t num, uint64_t base,
 		uint8_t *end = rec + i * STRIDE - 2;
 
 		if (le16(end) != usn)
-			return fail(nt, -EUCLEAN, "%s: sector %" PRIu32 " does "
+			return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: sector %" PRIu32 " does "
 				    "not end with the update sequence number "
 				    "(a torn write?)", what, i - 1);
 		memcpy(end, rec + usa_off + 2 * i, 2);
@@ -429,13 +410,13 @@ static int read_record(struct ntfs *nt, uint64_t num, uint64_t base,
 	owner = le64(rec + 0x20) & 0xFFFFFFFFFFFFull;
 	if (used > nt->rec_size || attrs < usa_off + 2u * usa_count ||
 	    attrs & 7 || attrs + 8u > used)
-		return fail(nt, -EUCLEAN, "%s: first attribute at 0x%x and "
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: first attribute at 0x%x and "
 			    "%" PRIu32 " bytes in use do not fit its %" PRIu32
 			    " bytes", what, attrs, used, nt->rec_size);
 	if (!(flags & 0x0001))
-		return fail(nt, -EUCLEAN, "%s is not in use", what);
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s is not in use", what);
 	if (num != base ? owner != base : owner != 0)
-		return fail(nt, -EUCLEAN, "%s belongs to record %" PRIu64
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s belongs to record %" PRIu64
 			    ", not %" PRIu64, what, owner, base);
 	return 0;
 }
@@ -477,7 +458,7 @@ static int find_attr(struct ntfs *nt, const uint8_t *rec, uint64_t num,
 		}
 		off += len;
 	}
-	return fail(nt, -EUCLEAN, "MFT record %" PRIu64 ": its attributes "
+	return fsmap_fail(nt->why, nt->len, -EUCLEAN, "MFT record %" PRIu64 ": its attributes "
 		    "run past the %" PRIu32 " bytes in use", num, used);
 }
 
@@ -492,17 +473,17 @@ static int attr_runs(struct ntfs *nt, const uint8_t *rec, uint32_t at,
 	uint16_t mp;
 
 	if (!a[8])
-		return fail(nt, -EUCLEAN, "%s is resident", what);
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s is resident", what);
 	low = le64(a + 0x10);
 	high = le64(a + 0x18);
 	mp = le16(a + 0x20);
 	if (mp < 0x40 || mp >= len)
-		return fail(nt, -EUCLEAN, "%s: mapping pairs offset (0x20) "
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: mapping pairs offset (0x20) "
 			    "0x%x is not within its %" PRIu32 " bytes", what,
 			    mp, len);
 	/* high + 1 == low: a piece with no clusters. */
 	if (high + 1 < low)
-		return fail(nt, -EUCLEAN, "%s: VCNs %" PRIu64 " to %" PRIu64,
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: VCNs %" PRIu64 " to %" PRIu64,
 			    what, low, high);
 	if (low == 0)
 		*size = le64(a + 0x30);
@@ -518,7 +499,7 @@ static int resident_value(struct ntfs *nt, const uint8_t *rec, uint32_t at,
 	uint16_t off = le16(rec + at + 0x14);
 
 	if (off > len || n > len - off)
-		return fail(nt, -EUCLEAN, "%s: value (offset 0x14 %u, length "
+		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: value (offset 0x14 %u, length "
 			    "0x10 %" PRIu32 ") runs past its %" PRIu32 " bytes",
 			    what, off, n, len);
 	*val = rec + at + off;
@@ -544,7 +525,7 @@ static int file_runs(struct ntfs *nt, uint64_t num, uint32_t type,
 
 	*size = UINT64_MAX;
 	if (!rec || !ext) {
-		r = fail(nt, -ENOMEM, "out of memory for MFT records");
+		r = fsmap_fail(nt->why, nt->len, -ENOMEM, "out of memory for MFT records");
 		goto out;
 	}
 	r = read_record(nt, num, num, rec);
@@ -555,7 +536,7 @@ static int file_runs(struct ntfs *nt, uint64_t num, uint32_t type,
 		/* All in the base record, in one piece. */
 		r = find_attr(nt, rec, num, type, false, 0, &at, &alen);
 		if (r == -ENOENT)
-			r = fail(nt, -EUCLEAN, "%s: no such attribute in MFT "
+			r = fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: no such attribute in MFT "
 				 "record %" PRIu64, what, num);
 		if (r == 0)
 			r = attr_runs(nt, rec, at, alen, rl, size, what);
@@ -578,14 +559,14 @@ static int file_runs(struct ntfs *nt, uint64_t num, uint32_t type,
 		if (r < 0)
 			goto out;
 		if (lsize > MAX_ATTR_LIST) {
-			r = fail(nt, -ENOTSUP, "%s: an attribute list of %"
+			r = fsmap_fail(nt->why, nt->len, -ENOTSUP, "%s: an attribute list of %"
 				 PRIu64 " bytes", what, lsize);
 			goto out;
 		}
 		llen = (uint32_t)lsize;
 		list = malloc(llen ? llen : 1);
 		if (!list) {
-			r = fail(nt, -ENOMEM, "out of memory for an attribute "
+			r = fsmap_fail(nt->why, nt->len, -ENOMEM, "out of memory for an attribute "
 				 "list");
 			goto out;
 		}
@@ -602,7 +583,7 @@ static int file_runs(struct ntfs *nt, uint64_t num, uint32_t type,
 		const uint8_t *in = rec;
 
 		if (elen < 0x1A || elen > llen - off) {
-			r = fail(nt, -EUCLEAN, "%s: an attribute list entry "
+			r = fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: an attribute list entry "
 				 "of %u bytes at %" PRIu32, what, elen, off);
 			goto out;
 		}
@@ -617,7 +598,7 @@ static int file_runs(struct ntfs *nt, uint64_t num, uint32_t type,
 		}
 		r = find_attr(nt, in, ref, type, false, low, &at, &alen);
 		if (r == -ENOENT)
-			r = fail(nt, -EUCLEAN, "%s: no piece from VCN %" PRIu64
+			r = fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: no piece from VCN %" PRIu64
 				 " in MFT record %" PRIu64 " as its attribute "
 				 "list says", what, low, ref);
 		if (r == 0)
@@ -629,7 +610,7 @@ static int file_runs(struct ntfs *nt, uint64_t num, uint32_t type,
 	}
 done:
 	if (r == 0 && *size == UINT64_MAX)
-		r = fail(nt, -EUCLEAN, "%s: no piece from VCN 0", what);
+		r = fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: no piece from VCN 0", what);
 	if (r == 0)
 		r = check_runs(nt, rl, *size, what);
 out:
@@ -651,23 +632,23 @@ static int check_volume(struct ntfs *nt, struct fs_map *m)
 	int r;
 
 	if (!rec)
-		return fail(nt, -ENOMEM, "out of memory for an MFT record");
+		return fsmap_fail(nt->why, nt->len, -ENOMEM, "out of memory for an MFT record");
 	r = read_record(nt, REC_VOLUME, REC_VOLUME, rec);
 	if (r == 0) {
 		r = find_attr(nt, rec, REC_VOLUME, AT_VOLUME_INFORMATION,
 			      true, 0, &at, &alen);
 		if (r == -ENOENT)
-			r = fail(nt, -EUCLEAN, "$Volume (MFT record 3) has no "
+			r = fsmap_fail(nt->why, nt->len, -EUCLEAN, "$Volume (MFT record 3) has no "
 				 "$VOLUME_INFORMATION");
 	}
 	if (r == 0 && rec[at + 8])
-		r = fail(nt, -EUCLEAN, "$Volume's $VOLUME_INFORMATION is not "
+		r = fsmap_fail(nt->why, nt->len, -EUCLEAN, "$Volume's $VOLUME_INFORMATION is not "
 			 "resident");
 	if (r == 0)
 		r = resident_value(nt, rec, at, alen, &val, &vlen,
 				   "$VOLUME_INFORMATION");
 	if (r == 0 && vlen < 0x0C)
-		r = fail(nt, -EUCLEAN, "$VOLUME_INFORMATION of %" PRIu32
+		r = fsmap_fail(nt->why, nt->len, -EUCLEAN, "$VOLUME_INFORMATION of %" PRIu32
 			 " bytes has no flags", vlen);
 	if (r == 0 && le16(val + 0x0A) & VOLUME_IS_DIRTY)
 		snprintf(m->dirty, sizeof(m->dirty), "the volume is marked "
@@ -690,13 +671,13 @@ static int map_bitmap(struct ntfs *nt, struct fs_map *m)
 	if (r < 0)
 		goto out;
 	if (size < need) {
-		r = fail(nt, -EUCLEAN, "$Bitmap has %" PRIu64 " bytes for %"
+		r = fsmap_fail(nt->why, nt->len, -EUCLEAN, "$Bitmap has %" PRIu64 " bytes for %"
 			 PRIu64 " clusters", size, nt->clusters);
 		goto out;
 	}
 	buf = malloc(CHUNK);
 	if (!buf) {
-		r = fail(nt, -ENOMEM, "out of memory for the $Bitmap");
+		r = fsmap_fail(nt->why, nt->len, -ENOMEM, "out of memory for the $Bitmap");
 		goto out;
 	}
 	for (pos = 0; pos < need; pos += CHUNK) {
@@ -736,7 +717,7 @@ static int map_bitmap(struct ntfs *nt, struct fs_map *m)
 	r = 0;
 	goto out;
 nomem:
-	r = fail(nt, -ENOMEM, "out of memory for the used ranges");
+	r = fsmap_fail(nt->why, nt->len, -ENOMEM, "out of memory for the used ranges");
 out:
 	free(buf);
 	free(rl.r);
@@ -764,7 +745,7 @@ int fs_ntfs_map(const struct fs_source *src, struct fs_map *m, char *why,
 	if (r < 0)
 		goto out;
 	if (boot.r[0].len > nt.clusters - nt.mft_lcn) {
-		r = fail(&nt, -EUCLEAN, "$MFT LCN (0x30) %" PRIu64 ": record 0 "
+		r = fsmap_fail(nt.why, nt.len, -EUCLEAN, "$MFT LCN (0x30) %" PRIu64 ": record 0 "
 			 "runs past the volume's end", nt.mft_lcn);
 		goto out;
 	}
@@ -775,7 +756,7 @@ int fs_ntfs_map(const struct fs_source *src, struct fs_map *m, char *why,
 		goto out;
 	nt.mft = &mft;
 	if (mft_size / nt.rec_size <= REC_BITMAP) {
-		r = fail(&nt, -EUCLEAN, "$MFT of %" PRIu64 " bytes lacks the "
+		r = fsmap_fail(nt.why, nt.len, -EUCLEAN, "$MFT of %" PRIu64 " bytes lacks the "
 			 "system files", mft_size);
 		goto out;
 	}
@@ -788,7 +769,7 @@ int fs_ntfs_map(const struct fs_source *src, struct fs_map *m, char *why,
 	/* The boot sector, and its backup past the last cluster. */
 	if (fsmap_add(m, 0, nt.sector) < 0 ||
 	    fsmap_add(m, nt.total_sectors * nt.sector, nt.sector) < 0)
-		r = fail(&nt, -ENOMEM, "out of memory for the used ranges");
+		r = fsmap_fail(nt.why, nt.len, -ENOMEM, "out of memory for the used ranges");
 out:
 	free(mft.r);
 	free(boot.r);

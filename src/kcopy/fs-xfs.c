@@ -176,28 +176,11 @@ static bool crc_ok(const uint8_t *p, size_t len, size_t off)
 	return crc32c(p, len, off) == le32(p + off);
 }
 
-/* Set why and return err. */
-static int fail(struct xfs *x, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(x->why, x->len, fmt, ap);
-	va_end(ap);
-	return err;
-}
-
 /* A read error: its reason names what was read. */
 static int read_at(struct xfs *x, void *buf, size_t len, uint64_t off,
 		   const char *what)
 {
-	int r = fs_read(x->src, buf, len, off);
-
-	if (r == -EUCLEAN)
-		return fail(x, r, "%s lies past the end of the source", what);
-	if (r < 0)
-		return fail(x, r, "cannot read %s", what);
-	return 0;
+	return fsmap_read(x->src, buf, len, off, what, x->why, x->len);
 }
 
 static bool pow2(uint32_t v)
@@ -228,10 +211,10 @@ static int read_sb(struct xfs *x)
 	if (r < 0)
 		return r;
 	if (be32(head) != SB_MAGIC)
-		return fail(x, -EUCLEAN, "no XFS superblock (magic XFSB)");
+		return fsmap_fail(x->why, x->len, -EUCLEAN, "no XFS superblock (magic XFSB)");
 	vnum = be16(head + 100) & 0xf;
 	if (vnum != 4 && vnum != 5)
-		return fail(x, -ENOTSUP, "superblock version %u", vnum);
+		return fsmap_fail(x->why, x->len, -ENOTSUP, "superblock version %u", vnum);
 	x->v5 = vnum == 5;
 	x->bs = be32(head + 4);
 	x->sectsize = be16(head + 102);
@@ -245,12 +228,12 @@ static int read_sb(struct xfs *x)
 	memcpy(x->fs_uuid, head + 32, 16);
 	if (!pow2(x->bs) || x->bs < 512 || x->bs > 65536 ||
 	    head[120] > 16 || x->bs != 1u << head[120])
-		return fail(x, -EUCLEAN, "superblock: block size %u",
+		return fsmap_fail(x->why, x->len, -EUCLEAN, "superblock: block size %u",
 			    (unsigned)x->bs);
 	if (!pow2(x->sectsize) || x->sectsize < 512 ||
 	    x->sectsize > x->bs || sectlog > 15 ||
 	    x->sectsize != 1u << sectlog)
-		return fail(x, -EUCLEAN, "superblock: sector size %u",
+		return fsmap_fail(x->why, x->len, -EUCLEAN, "superblock: sector size %u",
 			    (unsigned)x->sectsize);
 	/* agblklog is agblocks' log2, rounded up. */
 	for (aglog = 0; aglog < 32 && (1ull << aglog) < x->agblocks; aglog++)
@@ -258,15 +241,15 @@ static int read_sb(struct xfs *x)
 	if (x->agblocks < 5 || x->agblklog != aglog || x->agcount == 0 ||
 	    x->dblocks <= (uint64_t)(x->agcount - 1) * x->agblocks ||
 	    x->dblocks > (uint64_t)x->agcount * x->agblocks)
-		return fail(x, -EUCLEAN, "superblock: %llu blocks do not make "
+		return fsmap_fail(x->why, x->len, -EUCLEAN, "superblock: %llu blocks do not make "
 			    "%u allocation groups of %u",
 			    (unsigned long long)x->dblocks,
 			    (unsigned)x->agcount, (unsigned)x->agblocks);
 	if (be64(head + 16))
-		return fail(x, -ENOTSUP, "a realtime section (%llu blocks)",
+		return fsmap_fail(x->why, x->len, -ENOTSUP, "a realtime section (%llu blocks)",
 			    (unsigned long long)be64(head + 16));
 	if (x->dblocks > x->src->size / x->bs)
-		return fail(x, -EUCLEAN, "superblock: the file system spans "
+		return fsmap_fail(x->why, x->len, -EUCLEAN, "superblock: the file system spans "
 			    "%llu bytes, the source holds %llu",
 			    (unsigned long long)(x->dblocks * x->bs),
 			    (unsigned long long)x->src->size);
@@ -276,13 +259,13 @@ static int read_sb(struct xfs *x)
 			return -ENOMEM;
 		r = read_at(x, sb, x->sectsize, 0, "the superblock");
 		if (r == 0 && !crc_ok(sb, x->sectsize, 224))
-			r = fail(x, -EUCLEAN, "superblock: bad checksum");
+			r = fsmap_fail(x->why, x->len, -EUCLEAN, "superblock: bad checksum");
 		free(sb);
 		if (r < 0)
 			return r;
 		incompat = be32(head + 216);
 		if (incompat & ~INCOMPAT_KNOWN)
-			return fail(x, -ENOTSUP, "unknown incompatible "
+			return fsmap_fail(x->why, x->len, -ENOTSUP, "unknown incompatible "
 				    "features 0x%x",
 				    (unsigned)(incompat & ~INCOMPAT_KNOWN));
 		memcpy(x->uuid, head + (incompat & INCOMPAT_META_UUID ?
@@ -333,7 +316,7 @@ static int check_last_record(struct xfs *x, uint64_t base, uint64_t nbb,
 	if (version < 1 || version > 3 || hlen > LOG_MAX_RECORD ||
 	    ((version & 2) && hsize > LOG_MAX_RECORD) ||
 	    memcmp(h + 304, x->fs_uuid, 16))
-		return fail(x, -EUCLEAN, "log record header at log block %llu: "
+		return fsmap_fail(x->why, x->len, -EUCLEAN, "log record header at log block %llu: "
 			    "version %u, %u bytes, or another file system's",
 			    (unsigned long long)pos, (unsigned)version,
 			    (unsigned)hlen);
@@ -416,7 +399,7 @@ static int check_log(struct xfs *x)
 	if (x->logstart >> x->agblklog >= x->agcount || agbno == 0 ||
 	    x->logblocks == 0 ||
 	    (uint64_t)agbno + x->logblocks > ag_length(x, agno))
-		return fail(x, -EUCLEAN, "superblock: a log of %u blocks at "
+		return fsmap_fail(x->why, x->len, -EUCLEAN, "superblock: a log of %u blocks at "
 			    "block %llu does not fit in its allocation group",
 			    (unsigned)x->logblocks,
 			    (unsigned long long)x->logstart);
@@ -510,24 +493,24 @@ static int walk(struct xfs *x, struct walk *w, uint32_t agbno,
 	snprintf(what, sizeof(what), "AG %u: free-space tree block %u",
 		 (unsigned)w->agno, (unsigned)agbno);
 	if (agbno == 0 || agbno >= w->aglen || ++w->blocks > w->aglen)
-		return fail(x, -EUCLEAN, "%s: out of the AG or a loop", what);
+		return fsmap_fail(x->why, x->len, -EUCLEAN, "%s: out of the AG or a loop", what);
 	daddr = ((uint64_t)w->agno * x->agblocks + agbno) * (x->bs / BB);
 	r = read_at(x, b, x->bs, ag_byte(x, w->agno, agbno), what);
 	if (r < 0)
 		return r;
 	if (be32(b) != (x->v5 ? AB3B_MAGIC : ABTB_MAGIC) ||
 	    be16(b + 4) != level)
-		return fail(x, -EUCLEAN, "%s: not a free-space tree block "
+		return fsmap_fail(x->why, x->len, -EUCLEAN, "%s: not a free-space tree block "
 			    "of level %u", what, level);
 	if (x->v5 && (be64(b + 16) != daddr || memcmp(b + 32, x->uuid, 16) ||
 		      be32(b + 48) != w->agno))
-		return fail(x, -EUCLEAN, "%s: belongs elsewhere", what);
+		return fsmap_fail(x->why, x->len, -EUCLEAN, "%s: belongs elsewhere", what);
 	if (x->v5 && !crc_ok(b, x->bs, 52))
-		return fail(x, -EUCLEAN, "%s: bad checksum", what);
+		return fsmap_fail(x->why, x->len, -EUCLEAN, "%s: bad checksum", what);
 	numrecs = be16(b + 6);
 	if (numrecs > (x->bs - hdr) / (level ? 12 : 8) ||
 	    (numrecs == 0 && !(top && level == 0)))
-		return fail(x, -EUCLEAN, "%s: %u records", what,
+		return fsmap_fail(x->why, x->len, -EUCLEAN, "%s: %u records", what,
 			    (unsigned)numrecs);
 	for (i = 0; i < numrecs && level; i++) {
 		uint32_t m = (x->bs - hdr) / 12;
@@ -542,18 +525,18 @@ static int walk(struct xfs *x, struct walk *w, uint32_t agbno,
 
 		if (count == 0 || start < w->next || start < w->headers ||
 		    (uint64_t)start + count > w->aglen)
-			return fail(x, -EUCLEAN, "%s: free extent %u+%u "
+			return fsmap_fail(x->why, x->len, -EUCLEAN, "%s: free extent %u+%u "
 				    "overlaps the AG's headers or the one "
 				    "before, or leaves the AG", what,
 				    (unsigned)start, (unsigned)count);
 		r = fsmap_add(x->m, ag_byte(x, w->agno, w->next),
 			      (uint64_t)(start - w->next) * x->bs);
 		if (r < 0)
-			return fail(x, r, "out of memory");
+			return fsmap_fail(x->why, x->len, r, "out of memory");
 		if (x->logstart && w->agno == x->log_agno &&
 		    start < x->log_agbno + x->logblocks &&
 		    start + count > x->log_agbno)
-			return fail(x, -EUCLEAN, "%s: free extent %u+%u "
+			return fsmap_fail(x->why, x->len, -EUCLEAN, "%s: free extent %u+%u "
 				    "overlaps the log", what, (unsigned)start,
 				    (unsigned)count);
 		w->next = start + count;
@@ -577,23 +560,23 @@ static int map_ag(struct xfs *x, uint32_t agno, uint8_t *agf)
 		return r;
 	if (be32(agf) != AGF_MAGIC || be32(agf + 4) != 1 ||
 	    be32(agf + 8) != agno)
-		return fail(x, -EUCLEAN, "%s: bad magic, version or number",
+		return fsmap_fail(x->why, x->len, -EUCLEAN, "%s: bad magic, version or number",
 			    what);
 	if (x->v5 && (memcmp(agf + 64, x->uuid, 16) ||
 		      !crc_ok(agf, x->sectsize, 216)))
-		return fail(x, -EUCLEAN, "%s: bad uuid or checksum", what);
+		return fsmap_fail(x->why, x->len, -EUCLEAN, "%s: bad uuid or checksum", what);
 	root = be32(agf + 16);
 	levels = be32(agf + 28);
 	freeblks = be32(agf + 52);
 	agfl_size = (x->sectsize - (x->v5 ? 36 : 0)) / 4;
 	if (be32(agf + 12) != w.aglen)
-		return fail(x, -EUCLEAN, "%s: %u blocks, the superblock says "
+		return fsmap_fail(x->why, x->len, -EUCLEAN, "%s: %u blocks, the superblock says "
 			    "%u", what, (unsigned)be32(agf + 12),
 			    (unsigned)w.aglen);
 	if (levels < 1 || levels > MAX_LEVELS || freeblks > w.aglen ||
 	    be32(agf + 48) > agfl_size || be32(agf + 40) >= agfl_size ||
 	    be32(agf + 44) >= agfl_size)
-		return fail(x, -EUCLEAN, "%s: free-space tree of %u levels, "
+		return fsmap_fail(x->why, x->len, -EUCLEAN, "%s: free-space tree of %u levels, "
 			    "%u free blocks, free list %u", what,
 			    (unsigned)levels, (unsigned)freeblks,
 			    (unsigned)be32(agf + 48));
@@ -603,11 +586,11 @@ static int map_ag(struct xfs *x, uint32_t agno, uint8_t *agf)
 	r = fsmap_add(x->m, ag_byte(x, agno, w.next),
 		      (uint64_t)(w.aglen - w.next) * x->bs);
 	if (r < 0)
-		return fail(x, r, "out of memory");
+		return fsmap_fail(x->why, x->len, r, "out of memory");
 	/* A log to replay may hold the AGF or tree blocks that go with the
 	 * others: only a clean file system must agree with itself. */
 	if (w.free != freeblks && !x->m->dirty[0])
-		return fail(x, -EUCLEAN, "%s: %u free blocks, its tree holds "
+		return fsmap_fail(x->why, x->len, -EUCLEAN, "%s: %u free blocks, its tree holds "
 			    "%llu", what, (unsigned)freeblks,
 			    (unsigned long long)w.free);
 	return 0;
@@ -630,7 +613,7 @@ int fs_xfs_map(const struct fs_source *src, struct fs_map *m, char *why,
 	x.buf = malloc((size_t)MAX_LEVELS * x.bs);
 	agf = malloc(x.sectsize);
 	if (!x.buf || !agf) {
-		r = fail(&x, -ENOMEM, "out of memory");
+		r = fsmap_fail(x.why, x.len, -ENOMEM, "out of memory");
 		goto out;
 	}
 	for (agno = 0; agno < x.agcount && r == 0; agno++)

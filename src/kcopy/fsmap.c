@@ -7,6 +7,9 @@
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,4 +81,29 @@ void fsmap_free(struct fs_map *m)
 	free(m->ranges);
 	m->ranges = NULL;
 	m->num = m->cap = 0;
+}
+
+int fsmap_fail(char *why, size_t len, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int fsmap_read(const struct fs_source *src, void *buf, size_t len,
+	       uint64_t off, const char *what, char *why, size_t why_len)
+{
+	int r = fs_read(src, buf, len, off);
+
+	if (r == -EUCLEAN)
+		return fsmap_fail(why, why_len, r, "%s at byte %" PRIu64
+				  " lies past the end of the source", what,
+				  off);
+	if (r < 0)
+		return fsmap_fail(why, why_len, r, "cannot read %s at byte %"
+				  PRIu64, what, off);
+	return 0;
 }

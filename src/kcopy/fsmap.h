@@ -77,6 +77,14 @@ int fsmap_add(struct fs_map *m, uint64_t pos, uint64_t len);
 /* Sort and merge m's ranges, clip them to size and count m->used. */
 void fsmap_finish(struct fs_map *m, uint64_t size);
 void fsmap_free(struct fs_map *m);
+/* The readers' one way to fail: the reason, from fmt, into why (len
+ * bytes); returns err. */
+int fsmap_fail(char *why, size_t len, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* fs_read, with the reason of a failure in why: what was read, at which
+ * byte, and whether it lies past the end of the source. */
+int fsmap_read(const struct fs_source *src, void *buf, size_t len,
+	       uint64_t off, const char *what, char *why, size_t why_len);
 /* Read len bytes at off of src; a helper for readers. */
 static inline int fs_read(const struct fs_source *src, void *buf,
 			  size_t len, uint64_t off)
