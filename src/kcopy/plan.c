@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -58,34 +59,35 @@ static void print_region(const char *what, const struct target *t)
 	       t->info.can_direct ? "direct" : "buffered");
 }
 
-/* The source's map, as the library finds it (kcopyd_map: SEEK_DATA and
- * SEEK_HOLE on a file, block status on an NBD export): the region's data
- * and hole bytes.  Nothing where it is not known. */
+/* The source's map, as the library finds it (kcopyd_get_map: SEEK_DATA
+ * and SEEK_HOLE on a file, block status on an NBD export): the region's
+ * data and hole bytes.  Nothing where it is not known. */
 static void print_map(struct kcopy *k, const struct target *t)
 {
 	char dsize[KC_FORMAT_SIZE_LEN], hsize[KC_FORMAT_SIZE_LEN];
-	uint64_t sector = t->sector, end = t->sector + t->count;
+	struct kcopyd_extent *map = NULL;
 	uint64_t data = 0, run;
-	int r = 0;
+	size_t n = 0, i;
+	int r;
 
-	while (sector < end) {
-		r = kcopyd_map(k->kc, t->fd, sector, end - sector, &run);
-		if (r < 0)
-			break;
-		if (r)
-			data += run;
-		sector += run;
-	}
+	/* Known at all?  (kcopyd_get_map takes what is not for data.) */
+	r = t->count ? kcopyd_map(k->kc, t->fd, t->sector, t->count, &run)
+		     : -EOPNOTSUPP;
 	if (r == -EOPNOTSUPP) {
 		printf("  map          not known: all of it is read\n");
 		return;
 	}
+	if (r >= 0)
+		r = kcopyd_get_map(k->kc, t->fd, t->sector, t->count, &map, &n);
 	if (r < 0) {
 		printf("  map          not known (%s): all of it is read\n",
 		       strerror(-r));
 		return;
 	}
-	data *= KC_SECTOR_SIZE;
+	for (i = 0; i < n; i++)
+		if (map[i].kind == KCOPYD_EXTENT_DATA)
+			data += map[i].count * KC_SECTOR_SIZE;
+	free(map);
 	printf("  map          %" PRIu64 " bytes data (%s), %" PRIu64
 	       " bytes holes (%s), not read\n", data,
 	       kc_format_size(data, dsize, sizeof(dsize)),
