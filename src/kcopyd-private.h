@@ -597,6 +597,9 @@ struct kc_subjob {
 	uint64_t skip_map[KC_ZERO_MAP_WORDS];
 	bool has_skip;
 	uint64_t skip_bytes;		/* bytes of the sub-job skipped */
+	uint64_t read_at;		/* with skipped blocks, the span is read
+					   a run between them at a time: where
+					   the next run is looked for */
 };
 
 /* KCOPYD_FD_READS_ZERO and other hints, by the identity of the file. */

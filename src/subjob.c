@@ -613,8 +613,41 @@ static void sj_zero(struct kcopyd_client *kc, struct kc_subjob *sj)
 	sj_write_in_turn(kc, sj);
 }
 
+/* Queue the read of the next run of sj's span from sj->read_at: all of
+ * the span at once, but for the blocks a job's map skips, which are not
+ * read (an unreadable block the map leaves out fails nothing), one run
+ * between them after another.  False when the span is read. */
+static bool read_next_run(struct kcopyd_client *kc, struct kc_subjob *sj)
+{
+	uint64_t s = sj->read_at, e;
+	unsigned int b;
+
+	if (sj->has_skip) {
+		b = (unsigned int)(s / KC_ZERO_BLOCK);
+		while ((uint64_t)b * KC_ZERO_BLOCK < sj->span_hi &&
+		       kc_block_is_skipped(sj, b))
+			b++;
+		s = (uint64_t)b * KC_ZERO_BLOCK > s ? (uint64_t)b * KC_ZERO_BLOCK
+						    : s;
+		while ((uint64_t)b * KC_ZERO_BLOCK < sj->span_hi &&
+		       !kc_block_is_skipped(sj, b))
+			b++;
+		e = (uint64_t)b * KC_ZERO_BLOCK;
+	} else {
+		e = sj->span_hi;
+	}
+	if (e > sj->span_hi)
+		e = sj->span_hi;
+	if (s >= e)
+		return false;
+	sj->read_at = e;
+	io_start(kc, sj, false, 0, &sj->job->src,
+		 sj->offset + (s >> SECTOR_SHIFT), e - s, sj->buf + s);
+	return true;
+}
+
 void kc_sj_start(struct kcopyd_client *kc, struct kc_job *job,
-		     uint64_t sectors)
+		 uint64_t sectors)
 {
 	struct kc_subjob *sj;
 
@@ -656,13 +689,9 @@ void kc_sj_start(struct kcopyd_client *kc, struct kc_job *job,
 		/* Not read: holes, or blocks the job's map skips. */
 		kc->stats.bytes_unmapped += sj->skip_bytes;
 		kc->stats.bytes_holes += outside - kc_sj_skipped_outside(sj);
-		if (sj->span_hi == sj->span_lo)
+		sj->read_at = sj->span_lo;
+		if (!read_next_run(kc, sj))
 			sj_read_done(kc, sj, 0);	/* a hole: nothing to read */
-		else
-			io_start(kc, sj, false, 0, &job->src,
-				 sj->offset + (sj->span_lo >> SECTOR_SHIFT),
-				 sj->span_hi - sj->span_lo,
-				 sj->buf + sj->span_lo);
 	}
 }
 
@@ -712,6 +741,8 @@ static void sj_io_done(struct kcopyd_client *kc, struct kc_iocb *io, int err)
 	case KC_SJ_READING:
 		assert(sj->pending == 0);
 		if (!err && io->done < io->len && source_ended(kc, sj, io))
+			break;
+		if (!err && read_next_run(kc, sj))
 			break;
 		sj_read_done(kc, sj, err);
 		break;
