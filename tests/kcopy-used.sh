@@ -225,10 +225,12 @@ clone() {
 	after=$(sectors_read "$src")
 	read=$(((after - before) * 512))
 	assert_eq "$(report_value "$report" used.type)" "$name" "$what: report type"
-	# The used bytes, as the file system's own tools count them, give
-	# or take the 4 KiB blocks the copy rounds to (up to 4 KiB per
-	# extent) and the reads of the map itself.
-	((read >= used && read <= used + used / 8 + 4 * MiB)) ||
+	# The used bytes, as the file system's own tools count them, and
+	# the 4 KiB blocks the copy rounds them to (up to 4 KiB per extent)
+	# and the reads of the map itself: the blocks the map leaves out
+	# are not read.
+	echo "$what: $read bytes read from the source for $used used" >&2
+	((read >= used && read <= used + used / 16 + 2 * MiB)) ||
 		fail "$what: read $read bytes from the source for $used used"
 	(($(report_value "$report" used.bytes_left_out) > 0)) ||
 		fail "$what: nothing left out"
