@@ -468,6 +468,11 @@ int fs_ext_map(const struct fs_source *src, struct fs_map *m, char *why,
 		r = -EUCLEAN;
 		goto out;
 	}
+	/* Bitmaps as red-black trees of extents, not arrays of bits: a
+	 * 1 TiB file system's (ext2fs_check_desc's, the block bitmap) would
+	 * be 32 MiB each as bits (kcopy's memory is its page budget and
+	 * little more), a few KiB as the runs of one that holds a few GiB. */
+	fs->default_bitmap_type = EXT2FS_BMAP64_RBTREE;
 	err = ext2fs_check_desc(fs);
 	if (err) {
 		r = ext_fail(err, c->err, "the group descriptors", why, len);
