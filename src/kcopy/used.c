@@ -46,9 +46,11 @@
  * READ_WINDOW bytes read once.  An ext4's bitmaps lie 16 groups together
  * (flex_bg): 512 reads for a 1 TiB file system rather than 8192, each a
  * round trip to the server for an NBD export; an XFS's allocation group
- * headers one window each.  Small, so that what is read beyond the
- * metadata stays small too. */
-#define READ_WINDOW (256u << 10)
+ * headers one window each.  Small (the 16 block bitmaps of a flex group
+ * of 4 KiB blocks), so that what is read beyond the metadata stays small
+ * too: with 256 KiB an ext3 of 1 KiB blocks (bitmaps every 8 MiB) read
+ * 22% more than it uses; with 64 KiB, 9%. */
+#define READ_WINDOW (64u << 10)
 
 struct map_reader {
 	struct kcopy *k;
