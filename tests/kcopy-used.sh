@@ -294,6 +294,16 @@ for p, l in ranges:
 zero(pos, f.seek(0, 2))
 PY
 
+# A file system inside a disk image, 1 MiB in (a partition): its type,
+# map and blocks from the region's start.
+head -c $MiB /dev/urandom >"$T/disk.img"
+cat "$IMG" >>"$T/disk.img"
+cp "$T/old.img" "$T/dst.img"
+kcopy_expect ok --used "$T/disk.img:1M" "$T/dst.img"
+check_ext "$T/dst.img" "a partition 1 MiB in"
+files_ext "$T/dst.img" "a partition 1 MiB in"
+rm -f "$T/disk.img"
+
 # --hash without --unused=zero: refused, nothing written.
 cp "$T/old.img" "$T/dst.img"
 kcopy_expect setup --used --hash sha256 "$SRC" "$T/dst.img"
