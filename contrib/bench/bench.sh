@@ -165,7 +165,6 @@ for t in losetup blockdev blkdiscard cmp dd tee mkfifo numfmt awk; do
 done
 
 # Optional tools: their rows (or columns) are skipped when missing.
-have() { command -v "$1" >/dev/null 2>&1; }
 GNU_TIME=
 if [ -x /usr/bin/time ] && /usr/bin/time --version 2>&1 | grep -q GNU; then
 	GNU_TIME=/usr/bin/time
@@ -178,15 +177,6 @@ for t in nbdcopy dcfldd fio gnuplot; do
 done
 have fio || FIO=0
 
-# kcopy's memory budget: from --kcopy-opts, else its --help default.
-budget_pages() {
-	local p
-	p=$(sed -nE 's/.*(--pages[= ]|-p ?)([0-9]+).*/\2/p' <<<"$1")
-	[ -n "$p" ] && { echo "$p"; return; }
-	p=$("$KCOPY" --help 2>&1 | tr '\n' ' ' |
-		sed -nE 's/.*--pages[^(]*\(default ([0-9]+).*/\1/p')
-	echo "${p:-2048}"
-}
 
 # ------------------------------------------------------------ teardown
 
@@ -212,18 +202,10 @@ cleanup() {
 	for d in "${DIRS[@]}"; do rm -rf -- "$d"; done
 	exit $rc
 }
-trap cleanup EXIT
-trap 'say interrupted; exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap_cleanup
 
 # ------------------------------------------------------------ helpers
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g |
-	awk '{ v[NR] = $1 } END { if (!NR) exit;
-		if (NR % 2) print v[(NR + 1) / 2];
-		else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-maxof() { tr ' ' '\n' | grep -v '^$' | sort -g | tail -n 1; }
 
 drop_caches() {
 	sync
@@ -986,8 +968,6 @@ run_medium() {
 
 # ------------------------------------------------------------ reporting
 
-fmt() { awk -v v="$1" -v p="${2:-2}" 'BEGIN { if (v == "") print "-";
-	else printf "%.*f\n", p, v }'; }
 
 report() {
 	local medium=$1 runs=$2 label=$3
@@ -1110,21 +1090,7 @@ row() {
 	return 1
 }
 
-# check WHAT KCOPY_VALUE FACTOR OTHER_VALUE UNIT: PASS when kcopy <= FACTOR x OTHER
-check() {
-	local what=$1 a=$2 f=$3 b=$4 unit=$5 verdict lim
-	if [ -z "$a" ] || [ -z "$b" ]; then
-		echo "- $what: n/a (not measured)"
-		return
-	fi
-	lim=$(awk -v f="$f" -v b="$b" 'BEGIN { printf "%.3f", f * b }')
-	verdict=$(awk -v a="$a" -v l="$lim" 'BEGIN { print (a <= l) ? "PASS" : "FAIL" }')
-	a=$(awk -v a="$a" 'BEGIN { printf "%.3f", a }')
-	echo "- $what: **$verdict** (kcopy $a $unit, limit $lim $unit)"
-}
 
-# The value of array $1 at index $2, empty when $2 is.
-at() { local -n _a=$1; [ -n "$2" ] && echo "${_a[$2]:-}"; }
 
 targets() {
 	local k1 k4 d1 n1 d4 f4 budget_mib lim
