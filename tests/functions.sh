@@ -352,9 +352,15 @@ copy_zeroed() {
 __loop_detach() {
 	local dev=$1 back=$2 sysf i
 	sysf=/sys/block/${dev#/dev/}/loop/backing_file
+	# Only if DEV is still ours: a test may have detached it already,
+	# and the number since gone to another program.
+	case $(cat "$sysf" 2>/dev/null) in
+	"$back" | "$back (deleted)") ;;
+	*) return 0 ;;
+	esac
 	losetup -d "$dev" 2>/dev/null
 	for ((i = 0; i < 100; i++)); do
-		[[ -r $sysf && $(cat "$sysf" 2>/dev/null) == "$back" ]] || return 0
+		[[ -r $sysf && $(cat "$sysf" 2>/dev/null) == "$back"* ]] || return 0
 		sleep 0.1
 	done
 	echo "warning: $dev still attached to $back" >&2
