@@ -3,8 +3,10 @@
  * libblkid, then
  *   type block_size fs_size used_bytes num_ranges dirty-reason
  *   pos len          (one line per used range, bytes, decimal)
+ *   pos len z        (a used range that needs only read as zeros)
  * With a second argument, also copy the used ranges into DEST (pread and
- * pwrite), which a test can then check with the file system's fsck.
+ * pwrite) and zero the z ranges, which a test can then check with the
+ * file system's fsck.
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -41,6 +43,26 @@ static int read_fd(void *ctx, void *buf, size_t len, uint64_t off)
 		done += (size_t)n;
 	}
 	return 0;
+}
+
+/* The used ranges in order, those that need only read as zeros with a
+ * third field, "z". */
+static void print_ranges(const struct fs_map *m)
+{
+	size_t i = 0, j = 0;
+
+	while (i < m->num || j < m->num_zeros) {
+		if (j == m->num_zeros ||
+		    (i < m->num && m->ranges[i].pos < m->zeros[j].pos)) {
+			printf("%" PRIu64 " %" PRIu64 "\n", m->ranges[i].pos,
+			       m->ranges[i].len);
+			i++;
+		} else {
+			printf("%" PRIu64 " %" PRIu64 " z\n", m->zeros[j].pos,
+			       m->zeros[j].len);
+			j++;
+		}
+	}
 }
 
 int main(int argc, char **argv)
@@ -97,13 +119,14 @@ int main(int argc, char **argv)
 			strerror(-r), why);
 		return 1;
 	}
-	fsmap_finish(&m, size);
+	if (fsmap_finish(&m, size) < 0) {
+		fprintf(stderr, "%s: out of memory\n", argv[1]);
+		return 1;
+	}
 	printf("%s %" PRIu32 " %" PRIu64 " %" PRIu64 " %zu %s\n", m.type,
-	       m.block_size, m.fs_size, m.used, m.num,
+	       m.block_size, m.fs_size, m.used, m.num + m.num_zeros,
 	       m.dirty[0] ? m.dirty : "clean");
-	for (i = 0; i < m.num; i++)
-		printf("%" PRIu64 " %" PRIu64 "\n", m.ranges[i].pos,
-		       m.ranges[i].len);
+	print_ranges(&m);
 	if (argc == 3) {
 		int out = open(argv[2], O_WRONLY);
 		static char buf[1 << 20];
@@ -111,6 +134,22 @@ int main(int argc, char **argv)
 		if (out < 0) {
 			perror(argv[2]);
 			return 2;
+		}
+		for (i = 0; i < m.num_zeros; i++) {
+			static const char zeros[1 << 16];
+			uint64_t pos = m.zeros[i].pos, end = pos + m.zeros[i].len;
+
+			while (pos < end) {
+				size_t n = end - pos < sizeof(zeros) ?
+					   (size_t)(end - pos) : sizeof(zeros);
+
+				if (pwrite(out, zeros, n, (off_t)pos) !=
+				    (ssize_t)n) {
+					perror(argv[2]);
+					return 2;
+				}
+				pos += n;
+			}
 		}
 		for (i = 0; i < m.num; i++) {
 			uint64_t pos = m.ranges[i].pos, end = pos + m.ranges[i].len;

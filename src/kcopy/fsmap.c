@@ -15,12 +15,14 @@
 
 #include "fsmap.h"
 
-int fsmap_add(struct fs_map *m, uint64_t pos, uint64_t len)
+/* Add [pos, pos + len) to the list *v of *n ranges (*cap allocated). */
+static int list_add(struct fs_range **v, size_t *n, size_t *cap,
+		    uint64_t pos, uint64_t len)
 {
 	if (len == 0)
 		return 0;
-	if (m->num) {
-		struct fs_range *last = &m->ranges[m->num - 1];
+	if (*n) {
+		struct fs_range *last = &(*v)[*n - 1];
 
 		/* Readers mostly go in order: extend the last range. */
 		if (pos >= last->pos && pos <= last->pos + last->len) {
@@ -29,17 +31,27 @@ int fsmap_add(struct fs_map *m, uint64_t pos, uint64_t len)
 			return 0;
 		}
 	}
-	if (m->num == m->cap) {
-		size_t cap = m->cap ? 2 * m->cap : 256;
-		struct fs_range *r = realloc(m->ranges, cap * sizeof(*r));
+	if (*n == *cap) {
+		size_t c = *cap ? 2 * *cap : 256;
+		struct fs_range *r = realloc(*v, c * sizeof(*r));
 
 		if (!r)
 			return -ENOMEM;
-		m->ranges = r;
-		m->cap = cap;
+		*v = r;
+		*cap = c;
 	}
-	m->ranges[m->num++] = (struct fs_range){ pos, len };
+	(*v)[(*n)++] = (struct fs_range){ pos, len };
 	return 0;
+}
+
+int fsmap_add(struct fs_map *m, uint64_t pos, uint64_t len)
+{
+	return list_add(&m->ranges, &m->num, &m->cap, pos, len);
+}
+
+int fsmap_add_zero(struct fs_map *m, uint64_t pos, uint64_t len)
+{
+	return list_add(&m->zeros, &m->num_zeros, &m->cap_zeros, pos, len);
 }
 
 static int by_pos(const void *a, const void *b)
@@ -49,38 +61,91 @@ static int by_pos(const void *a, const void *b)
 	return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-void fsmap_finish(struct fs_map *m, uint64_t size)
+/* Sort, clip to size and merge the n ranges of v; their new number. */
+static size_t list_finish(struct fs_range *v, size_t n, uint64_t size)
 {
-	size_t i, n = 0;
+	size_t i, k = 0;
 
-	qsort(m->ranges, m->num, sizeof(*m->ranges), by_pos);
-	m->used = 0;
-	for (i = 0; i < m->num; i++) {
-		struct fs_range r = m->ranges[i];
+	if (n)
+		qsort(v, n, sizeof(*v), by_pos);
+	for (i = 0; i < n; i++) {
+		struct fs_range r = v[i];
 
 		if (r.pos >= size)
 			break;
 		if (r.len > size - r.pos)
 			r.len = size - r.pos;
-		if (n && r.pos <= m->ranges[n - 1].pos + m->ranges[n - 1].len) {
-			struct fs_range *last = &m->ranges[n - 1];
-
-			if (r.pos + r.len > last->pos + last->len)
-				last->len = r.pos + r.len - last->pos;
+		if (k && r.pos <= v[k - 1].pos + v[k - 1].len) {
+			if (r.pos + r.len > v[k - 1].pos + v[k - 1].len)
+				v[k - 1].len = r.pos + r.len - v[k - 1].pos;
 			continue;
 		}
-		m->ranges[n++] = r;
+		v[k++] = r;
 	}
+	return k;
+}
+
+/* The ranges less the zeros, both sorted and merged, into a new list. */
+static int subtract_zeros(struct fs_map *m)
+{
+	struct fs_range *out = NULL;
+	size_t n = 0, cap = 0, i, z = 0;
+	int r = 0;
+
+	for (i = 0; r == 0 && i < m->num; i++) {
+		uint64_t s = m->ranges[i].pos;
+		uint64_t e = s + m->ranges[i].len;
+
+		while (z < m->num_zeros &&
+		       m->zeros[z].pos + m->zeros[z].len <= s)
+			z++;
+		for (size_t j = z; r == 0 && s < e && j < m->num_zeros &&
+		     m->zeros[j].pos < e; j++) {
+			if (m->zeros[j].pos > s)
+				r = list_add(&out, &n, &cap, s,
+					     m->zeros[j].pos - s);
+			if (m->zeros[j].pos + m->zeros[j].len > s)
+				s = m->zeros[j].pos + m->zeros[j].len;
+		}
+		if (r == 0 && s < e)
+			r = list_add(&out, &n, &cap, s, e - s);
+	}
+	if (r < 0) {
+		free(out);
+		return r;
+	}
+	free(m->ranges);
+	m->ranges = out;
 	m->num = n;
-	for (i = 0; i < n; i++)
+	m->cap = cap;
+	return 0;
+}
+
+int fsmap_finish(struct fs_map *m, uint64_t size)
+{
+	size_t i;
+	int r;
+
+	m->num = list_finish(m->ranges, m->num, size);
+	m->num_zeros = list_finish(m->zeros, m->num_zeros, size);
+	r = m->num_zeros ? subtract_zeros(m) : 0;
+	if (r < 0)
+		return r;
+	m->used = m->zero_bytes = 0;
+	for (i = 0; i < m->num; i++)
 		m->used += m->ranges[i].len;
+	for (i = 0; i < m->num_zeros; i++)
+		m->zero_bytes += m->zeros[i].len;
+	m->used += m->zero_bytes;
+	return 0;
 }
 
 void fsmap_free(struct fs_map *m)
 {
 	free(m->ranges);
-	m->ranges = NULL;
-	m->num = m->cap = 0;
+	free(m->zeros);
+	m->ranges = m->zeros = NULL;
+	m->num = m->cap = m->num_zeros = m->cap_zeros = 0;
 }
 
 int fsmap_fail(char *why, size_t len, int err, const char *fmt, ...)

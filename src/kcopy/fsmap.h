@@ -45,7 +45,15 @@ struct fs_map {
 	 * add them in any order, overlapping or not (fsmap_add). */
 	struct fs_range *ranges;
 	size_t num, cap;
-	uint64_t used;			/* bytes in ranges, after finish */
+	/* Used bytes whose contents do not matter as long as they read as
+	 * zeros (fsmap_add_zero): an ext4's inode table blocks past its
+	 * groups' last inodes in use.  A copy zeroes them rather than
+	 * reading them; fsmap_finish takes them out of ranges. */
+	struct fs_range *zeros;
+	size_t num_zeros, cap_zeros;
+	uint64_t used;			/* bytes in ranges and zeros, after
+					   finish: what the file system uses */
+	uint64_t zero_bytes;		/* of them, in zeros */
 };
 
 /* A reader: fill m (type already set by the caller from libblkid) from
@@ -74,8 +82,12 @@ fs_reader_fn fsmap_reader(const char *type);
 /* Add [pos, pos + len) to m's used bytes; clipped to the source's size by
  * fsmap_finish.  0 or -ENOMEM. */
 int fsmap_add(struct fs_map *m, uint64_t pos, uint64_t len);
-/* Sort and merge m's ranges, clip them to size and count m->used. */
-void fsmap_finish(struct fs_map *m, uint64_t size);
+/* Add [pos, pos + len) to the used bytes that need only read as zeros.
+ * 0 or -ENOMEM. */
+int fsmap_add_zero(struct fs_map *m, uint64_t pos, uint64_t len);
+/* Sort and merge m's ranges and zeros, clip them to size, take the zeros
+ * out of the ranges and count m->used and m->zero_bytes.  0 or -ENOMEM. */
+int fsmap_finish(struct fs_map *m, uint64_t size);
 void fsmap_free(struct fs_map *m);
 /* The readers' one way to fail: the reason, from fmt, into why (len
  * bytes); returns err. */

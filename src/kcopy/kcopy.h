@@ -273,6 +273,9 @@ struct used {
 	uint64_t fs_size;		/* bytes it spans */
 	char dirty[160];		/* why it is not clean (--force) */
 	uint64_t used_bytes;		/* in the data extents */
+	uint64_t zero_bytes;		/* used, in the zero extents: blocks
+					   the file system needs only to read
+					   as zeros (unused inode tables) */
 	struct kcopyd_extent *ext;	/* NULL without a map */
 	size_t num;
 };

@@ -120,6 +120,11 @@ static void print_used(const struct kcopy *k)
 	       u->num, k->opt.unused == UNUSED_ZERO
 	       ? "zeroed on the destinations"
 	       : "left as it is on the destinations");
+	if (u->zero_bytes)
+		printf("  zeros        %" PRIu64 " bytes (%s) it needs only to "
+		       "read as zeros (unused inode tables): zeroed, not "
+		       "read\n", u->zero_bytes,
+		       kc_format_size(u->zero_bytes, size, sizeof(size)));
 }
 
 void plan_print(struct kcopy *k)

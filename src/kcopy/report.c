@@ -168,6 +168,7 @@ static void write_report(struct kcopy *k, FILE *f, int status, bool done)
 				json_string(&o, "not_clean", k->used.dirty);
 		}
 		json_u64(&o, "bytes_used", k->used.used_bytes);
+		json_u64(&o, "bytes_zeros", k->used.zero_bytes);
 		json_u64(&o, "extents", k->used.num);
 		json_string(&o, "unused", k->opt.unused == UNUSED_ZERO
 					  ? "zero" : "keep");

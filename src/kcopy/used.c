@@ -195,25 +195,38 @@ static int check_not_mounted(struct kcopy *k)
 }
 
 /* The extents of the used byte ranges (of the region, from its start),
- * sectors rounded outwards; between them, and to the region's end,
- * nothing (left out) or zeros (--unused=zero). */
-static int extents_of(struct kcopy *k, const struct fs_range *r, size_t n)
+ * sectors rounded outwards, and of those that need only read as zeros
+ * (rounded inwards: a sector that is data in part is data); between them,
+ * and to the region's end, nothing (left out) or zeros (--unused=zero).
+ * Both lists sorted and apart. */
+static int extents_of(struct kcopy *k, const struct fs_range *r, size_t n,
+		      const struct fs_range *z, size_t nz)
 {
 	struct used *u = &k->used;
 	uint64_t base = k->src.sector, end = k->src.count, at = 0;
 	bool zero = k->opt.unused == UNUSED_ZERO;
-	size_t i, cap = 2 * n + 1;
+	size_t i = 0, j = 0, cap = 2 * (n + nz) + 1;
 
 	u->ext = calloc(cap, sizeof(*u->ext));
 	if (!u->ext)
 		return -ENOMEM;
 	u->num = 0;
-	u->used_bytes = 0;
-	for (i = 0; i < n; i++) {
-		uint64_t s = r[i].pos / KC_SECTOR_SIZE;
-		uint64_t e = (r[i].pos + r[i].len + KC_SECTOR_SIZE - 1) /
-			     KC_SECTOR_SIZE;
+	u->used_bytes = u->zero_bytes = 0;
+	while (i < n || j < nz) {
+		bool data = j == nz || (i < n && r[i].pos <= z[j].pos);
+		const struct fs_range *x = data ? &r[i++] : &z[j++];
+		unsigned int kind = data ? KCOPYD_EXTENT_DATA
+					 : KCOPYD_EXTENT_ZERO;
+		uint64_t s, e;
 
+		if (data) {
+			s = x->pos / KC_SECTOR_SIZE;
+			e = (x->pos + x->len + KC_SECTOR_SIZE - 1) /
+			    KC_SECTOR_SIZE;
+		} else {
+			s = (x->pos + KC_SECTOR_SIZE - 1) / KC_SECTOR_SIZE;
+			e = (x->pos + x->len) / KC_SECTOR_SIZE;
+		}
 		if (e > end)
 			e = end;
 		if (s < at)
@@ -223,14 +236,17 @@ static int extents_of(struct kcopy *k, const struct fs_range *r, size_t n)
 		if (zero && s > at)
 			u->ext[u->num++] = (struct kcopyd_extent){
 				base + at, s - at, KCOPYD_EXTENT_ZERO };
-		if (u->num && u->ext[u->num - 1].kind == KCOPYD_EXTENT_DATA &&
+		if (u->num && u->ext[u->num - 1].kind == kind &&
 		    u->ext[u->num - 1].sector + u->ext[u->num - 1].count ==
 		    base + s)
 			u->ext[u->num - 1].count += e - s;
 		else
 			u->ext[u->num++] = (struct kcopyd_extent){
-				base + s, e - s, KCOPYD_EXTENT_DATA };
-		u->used_bytes += (e - s) * KC_SECTOR_SIZE;
+				base + s, e - s, kind };
+		if (data)
+			u->used_bytes += (e - s) * KC_SECTOR_SIZE;
+		else
+			u->zero_bytes += (e - s) * KC_SECTOR_SIZE;
 		at = e;
 	}
 	if (zero && at < end)
@@ -278,7 +294,12 @@ static int map_fs(struct kcopy *k, const struct fs_source *srcp)
 		fsmap_free(&m);
 		return r;
 	}
-	fsmap_finish(&m, src.size);
+	r = fsmap_finish(&m, src.size);
+	if (r < 0) {
+		say(&k->out, MSG_ERROR, "--used: %s", strerror(-r));
+		fsmap_free(&m);
+		return r;
+	}
 	u->block_size = m.block_size;
 	u->fs_size = m.fs_size;
 	snprintf(u->dirty, sizeof(u->dirty), "%s", m.dirty);
@@ -294,7 +315,7 @@ static int map_fs(struct kcopy *k, const struct fs_source *srcp)
 		say(&k->out, MSG_NOTE, "source '%s': the %s file system is not "
 		    "clean (%s): copying its used blocks as they are "
 		    "(--force)", k->src.spec.path, u->type, m.dirty);
-	r = extents_of(k, m.ranges, m.num);
+	r = extents_of(k, m.ranges, m.num, m.zeros, m.num_zeros);
 	fsmap_free(&m);
 	return r;
 }
@@ -348,7 +369,7 @@ static int map_domain(struct kcopy *k)
 	}
 	snprintf(k->used.type, sizeof(k->used.type), "domain");
 	if (ret == 0)
-		ret = extents_of(k, r, n);
+		ret = extents_of(k, r, n, NULL, 0);
 	if (ret < 0)
 		say(&k->out, MSG_ERROR, "--domain-mapfile '%s': %s", path,
 		    strerror(-ret));
