@@ -13,9 +13,9 @@
  * nothing of the map (kc_jobmap_pass, one step per run of such sub-jobs,
  * so a 1 TiB file system with 2 GiB used costs as many steps as it has
  * extents), and a sub-job that holds some classes its 4096-byte blocks by
- * it (kc_jobmap_classify): data, zero (sparse.c zeroes the destinations
- * there as for the source's holes) or skipped (subjob.c passes them, the
- * data hook sees zeros).  A block with any data is data, else one with any
+ * it (kc_jobmap_classify): data, zero (not read; sparse.c zeroes the
+ * destinations there as for the source's holes) or skipped (not read;
+ * subjob.c passes them); the data hook sees zeros in both.  A block with any data is data, else one with any
  * zeros is zero: the destinations' direct I/O needs whole blocks.
  *
  * Called on the engine thread with kc->lock held, but kc_jobmap_set, by
@@ -120,6 +120,11 @@ bool kc_block_is_skipped(const struct kc_subjob *sj, unsigned int b)
 	return sj->has_skip && ((sj->skip_map[b / 64] >> (b % 64)) & 1);
 }
 
+bool kc_block_is_noread(const struct kc_subjob *sj, unsigned int b)
+{
+	return sj->has_noread && ((sj->noread_map[b / 64] >> (b % 64)) & 1);
+}
+
 void kc_jobmap_classify(const struct kc_job *job, struct kc_subjob *sj,
 			uint64_t *lo, uint64_t *hi)
 {
@@ -164,6 +169,14 @@ void kc_jobmap_classify(const struct kc_job *job, struct kc_subjob *sj,
 		sj->has_skip = true;
 		skipped += ((uint64_t)b + 1) * KC_ZERO_BLOCK < len
 			   ? KC_ZERO_BLOCK : len - (uint64_t)b * KC_ZERO_BLOCK;
+	}
+	/* Not read: skipped, or zero by the map (which the data hook and a
+	 * KCOPYD_ALLOCATED write must see as zeros, not as the source's
+	 * bytes). */
+	sj->has_noread = false;
+	for (i = 0; i < words; i++) {
+		sj->noread_map[i] = sj->skip_map[i] | sj->zero_map[i];
+		sj->has_noread |= sj->noread_map[i] != 0;
 	}
 	sj->skip_bytes = skipped;
 	if (data_hi > len)

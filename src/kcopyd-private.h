@@ -596,8 +596,12 @@ struct kc_subjob {
 	 * skipped, else zero, else data. */
 	uint64_t skip_map[KC_ZERO_MAP_WORDS];
 	bool has_skip;
+	/* The blocks the map says not to read: skipped, or zero extents.
+	 * Not read (read_at), zeros in the buffer (kc_sj_fill_holes). */
+	uint64_t noread_map[KC_ZERO_MAP_WORDS];
+	bool has_noread;
 	uint64_t skip_bytes;		/* bytes of the sub-job skipped */
-	uint64_t read_at;		/* with skipped blocks, the span is read
+	uint64_t read_at;		/* with noread blocks, the span is read
 					   a run between them at a time: where
 					   the next run is looked for */
 };
@@ -833,6 +837,7 @@ void kc_jobmap_pass(struct kcopyd_client *kc, struct kc_job *job,
 void kc_jobmap_classify(const struct kc_job *job, struct kc_subjob *sj,
 			uint64_t *lo, uint64_t *hi);
 bool kc_block_is_skipped(const struct kc_subjob *sj, unsigned int b);
+bool kc_block_is_noread(const struct kc_subjob *sj, unsigned int b);
 
 /* sparse.c */
 void kc_sj_source_span(struct kcopyd_client *kc, struct kc_subjob *sj);

@@ -95,7 +95,7 @@ void kc_sj_source_span(struct kcopyd_client *kc, struct kc_subjob *sj)
 					KC_ZERO_BLOCK);
 	words = (sj->num_blocks + 63) / 64;
 	memset(sj->zero_map, 0, words * sizeof(sj->zero_map[0]));
-	sj->has_skip = false;
+	sj->has_skip = sj->has_noread = false;
 	sj->skip_bytes = 0;
 	if (job->map) {
 		kc_jobmap_classify(job, sj, &from, &to);
@@ -167,11 +167,11 @@ void kc_sj_fill_holes(struct kc_subjob *sj)
 	memset(sj->buf, 0, sj->span_lo < len ? sj->span_lo : len);
 	if (sj->span_hi < len)
 		memset(sj->buf + sj->span_hi, 0, len - sj->span_hi);
-	if (sj->has_skip)
+	if (sj->has_noread)
 		for (b = 0; b < sj->num_blocks; b++) {
 			uint64_t start = (uint64_t)b * KC_ZERO_BLOCK;
 
-			if (kc_block_is_skipped(sj, b) && start >= sj->span_lo &&
+			if (kc_block_is_noread(sj, b) && start >= sj->span_lo &&
 			    start < sj->span_hi)
 				memset(sj->buf + start, 0,
 				       start + KC_ZERO_BLOCK < len

@@ -614,23 +614,23 @@ static void sj_zero(struct kcopyd_client *kc, struct kc_subjob *sj)
 }
 
 /* Queue the read of the next run of sj's span from sj->read_at: all of
- * the span at once, but for the blocks a job's map skips, which are not
- * read (an unreadable block the map leaves out fails nothing), one run
- * between them after another.  False when the span is read. */
+ * the span at once, but for the blocks a job's map skips or zeroes, which
+ * are not read (an unreadable block the map leaves out fails nothing),
+ * one run between them after another.  False when the span is read. */
 static bool read_next_run(struct kcopyd_client *kc, struct kc_subjob *sj)
 {
 	uint64_t s = sj->read_at, e;
 	unsigned int b;
 
-	if (sj->has_skip) {
+	if (sj->has_noread) {
 		b = (unsigned int)(s / KC_ZERO_BLOCK);
 		while ((uint64_t)b * KC_ZERO_BLOCK < sj->span_hi &&
-		       kc_block_is_skipped(sj, b))
+		       kc_block_is_noread(sj, b))
 			b++;
 		s = (uint64_t)b * KC_ZERO_BLOCK > s ? (uint64_t)b * KC_ZERO_BLOCK
 						    : s;
 		while ((uint64_t)b * KC_ZERO_BLOCK < sj->span_hi &&
-		       !kc_block_is_skipped(sj, b))
+		       !kc_block_is_noread(sj, b))
 			b++;
 		e = (uint64_t)b * KC_ZERO_BLOCK;
 	} else {
@@ -667,7 +667,7 @@ void kc_sj_start(struct kcopyd_client *kc, struct kc_job *job,
 	sj->tail_step = KC_TAIL_NONE;
 	sj->tail_buf = NULL;
 	sj->tail_slot = NULL;
-	sj->has_skip = false;
+	sj->has_skip = sj->has_noread = false;
 	sj->skip_bytes = 0;
 	if (job->tail_borrow)
 		kc->tail_own++;
@@ -685,7 +685,7 @@ void kc_sj_start(struct kcopyd_client *kc, struct kc_job *job,
 		sj->state = KC_SJ_READING;
 		kc_sj_source_span(kc, sj);
 		outside = len - (sj->span_hi - sj->span_lo);
-		sj->holes_zeroed = outside == 0 && !sj->has_skip;
+		sj->holes_zeroed = outside == 0 && !sj->has_noread;
 		/* Not read: holes, or blocks the job's map skips. */
 		kc->stats.bytes_unmapped += sj->skip_bytes;
 		kc->stats.bytes_holes += outside - kc_sj_skipped_outside(sj);

@@ -458,7 +458,9 @@ static int check_log(struct xfs *x)
 	if (hdr != UINT64_MAX)
 		return check_last_record(x, base, nbb, hdr, head);
 	if (head < LOG_WINDOW && head < nbb) {
-		uint64_t tail = nbb - (LOG_WINDOW - head) > head
+		/* the rest of the window from the log's end, but not below
+		 * the head (a log shorter than the window) */
+		uint64_t tail = LOG_WINDOW - head < nbb - head
 				? nbb - (LOG_WINDOW - head) : head;
 
 		r = scan_log(x, base, tail, nbb, first - 1, &hdr, &regular);
