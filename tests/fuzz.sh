@@ -1,7 +1,7 @@
 #!/bin/bash
 # fuzz.sh - build and run the libFuzzer targets over the parsers of
-# untrusted text: the smoke test of make check (a few seconds per target)
-# and make fuzz (FUZZ_SECONDS per target).
+# untrusted text and file systems: the smoke test of make check (a few
+# seconds per target) and make fuzz (FUZZ_SECONDS per target).
 #
 # Copyright (C) 2026 The kcopy authors.
 # SPDX-License-Identifier: LGPL-2.1-or-later
@@ -31,7 +31,12 @@
 # must be a file of its own that needs neither.  Seeds, one input per file,
 # go in tests/fuzz-corpus/NAME/ (valid inputs and tricky ones; the whole
 # directory is in EXTRA_DIST), and an optional libFuzzer dictionary in
-# tests/fuzz-corpus/NAME.dict.
+# tests/fuzz-corpus/NAME.dict.  A target whose input is not the raw data
+# has a script that makes its seeds: tests/fuzz-fsmap.c (the XFS, FAT and
+# NTFS map readers, on sparse images in a compact form) has
+# tests/fuzz-fsmap-seeds.sh, which converts an image into a seed
+# (fuzz-fsmap-seeds.sh IMAGE tests/fuzz-corpus/fsmap/NAME) or makes the
+# standard ones from mkfs.xfs, mkfs.vfat and mkntfs.
 #
 # tests/fuzz-mapfile.c (the mapfile's text, src/kcopy/mapfmt.c over
 # src/kcopy/rangemap.c) is an example of a parser with a writer: whatever

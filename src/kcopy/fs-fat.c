@@ -79,7 +79,9 @@
  * BS_BootSig says the byte is a field, not boot code), FAT[1]'s clean bit
  * clear, its error bit clear; each that holds is named.
  */
+#ifdef HAVE_CONFIG_H
 #include <config.h>
+#endif
 
 #include <errno.h>
 #include <stdbool.h>

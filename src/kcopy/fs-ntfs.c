@@ -75,7 +75,9 @@
  * loops bounded by the bytes they walk, so a hostile image gives
  * -EUCLEAN, not a hang or a read out of bounds.
  */
+#ifdef HAVE_CONFIG_H
 #include <config.h>
+#endif
 
 #include <errno.h>
 #include <inttypes.h>

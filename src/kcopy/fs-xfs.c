@@ -84,7 +84,9 @@
  * lives on another device: nothing of it is here, and whether it needs
  * recovery cannot be told, which dirty says.
  */
+#ifdef HAVE_CONFIG_H
 #include <config.h>
+#endif
 
 #include <errno.h>
 #include <stdarg.h>
