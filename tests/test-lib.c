@@ -1757,6 +1757,8 @@ files:
 struct map_hook {
 	uint64_t sectors;
 	int nonzero_skipped;		/* skipped sectors seen not as zeros */
+	int zero_seen;			/* zero extents' sectors seen */
+	int zero_bad;			/* ... not as zeros */
 	const struct kcopyd_extent *map;
 	size_t num;
 };
@@ -1786,6 +1788,18 @@ static void map_data(int fd, uint64_t sector, uint64_t count,
 	(void)fd;
 	h->sectors += count;
 	for (i = 0; i < count; i++) {
+		size_t e;
+
+		for (e = 0; e < h->num; e++) {
+			if (h->map[e].kind != KCOPYD_EXTENT_ZERO ||
+			    sector + i < h->map[e].sector ||
+			    sector + i >= h->map[e].sector + h->map[e].count)
+				continue;
+			h->zero_seen++;
+			for (b = 0; b < 512 && !p[i * 512 + b]; b++)
+				;
+			h->zero_bad += b < 512;
+		}
 		if (!map_skips(h->map, h->num, sector + i))
 			continue;
 		for (b = 0; b < 512; b++)
@@ -1812,7 +1826,7 @@ static void test_copy_map(void)
 	};
 	struct kcopyd_stats st = { .struct_size = sizeof(st) };
 	struct result res = RESULT_INIT;
-	struct map_hook hook = { 0, 0, map, 5 };
+	struct map_hook hook = { .map = map, .num = 5 };
 	struct kcopyd_extent *got = NULL;
 	struct kcopyd_client *kc;
 	struct io_region from, to;
@@ -1864,6 +1878,35 @@ static void test_copy_map(void)
 	      "map: read %llu bytes", (unsigned long long)st.bytes_read);
 	check(hook.nonzero_skipped == 0, "map: the hook saw %d skipped "
 	      "sectors not as zeros", hook.nonzero_skipped);
+
+	/* A zero extent between data in one sub-job: not read, zeros to
+	 * the hook and, under KCOPYD_ALLOCATED, written as zeros. */
+	{
+		const struct kcopyd_extent mixed[] = {
+			{ 0, 8, KCOPYD_EXTENT_DATA },
+			{ 8, 16, KCOPYD_EXTENT_ZERO },
+			{ 24, 8, KCOPYD_EXTENT_DATA },
+		};
+		struct map_hook h2 = { .map = mixed, .num = 3 };
+		struct result res3 = RESULT_INIT;
+
+		kcopyd_set_data_fn(kc, map_data, &h2);
+		check(kcopyd_copy_map(kc, &from, 1, &to, mixed, 3,
+				      KCOPYD_ALLOCATED, notify, &res3) == 0 &&
+		      kcopyd_wait(kc) == 0 && res3.calls == 1 &&
+		      !res3.write_err, "map: zero between data");
+		check(same(src, 0, dst, 0, 4096) &&
+		      all_zero(dst, 4096, 8192) &&
+		      same(src, 12288, dst, 12288, 4096),
+		      "map: zero between data: the destination");
+		check(h2.sectors >= 32 && h2.zero_seen == 16 &&
+		      h2.zero_bad == 0,
+		      "map: zero between data: the hook saw %llu sectors, "
+		      "%d of the zero extent, %d not zeros",
+		      (unsigned long long)h2.sectors, h2.zero_seen,
+		      h2.zero_bad);
+		kcopyd_set_data_fn(kc, map_data, &hook);
+	}
 
 	/* kcopyd_read, unaligned; kcopyd_get_map of a file with a hole */
 	check(buf && kcopyd_read(kc, src, buf, 3000, 1000) == 0,
