@@ -163,7 +163,11 @@ if grep -q loop-control <<< "$got"; then
 fi
 
 # Every short option of the popt table, and the long ones.
-offers 'kcopy -' -p -i -s -z -P -n -q -v -V '-?' --pages --zero --help
+offers 'kcopy -' -p -i -s -z -P -m -n -q -v -V -h '-?' --pages --zero --help
+# And every short option kcopy --help lists.
+help_shorts=$("$kcopy" --help | sed -n -E 's/^ {2,6}(-[^-]), --.*/\1/p')
+# shellcheck disable=SC2086
+offers 'kcopy -' $help_shorts
 
 # Every long option kcopy --help lists is offered for "kcopy --", and
 # every one offered is in --help.

@@ -22,7 +22,7 @@ no_stderr "--help"
 HELP=$(cat "$OUT")
 for o in -p,--pages --chunk -i,--ignore-errors -s,--sequential -z,--zero \
 	--throttle --rate -P,--progress --progress-interval --verify --hash --report \
-	--force -n,--dry-run -q,--quiet -v,--verbose -V,--version --help; do
+	--force -n,--dry-run -q,--quiet -v,--verbose -V,--version -h,--help; do
 	long=${o#*,}
 	grep -qE -- "(^|[^a-z-])$long([=[ ]|$)" <<<"$HELP" ||
 		fail "--help does not list $long"
@@ -35,6 +35,12 @@ grep -qE '^Usage: kcopy .*SOURCE DEST' <<<"$HELP" ||
 	fail "--help does not show the usage line"
 grep -qE 'kcopy --zero .*DEST' <<<"$HELP" ||
 	fail "--help does not show the --zero usage line"
+# -h as GNU tools have it, and popt's -? (not listed): the same help.
+for h in -h '-?'; do
+	kcopy_expect 0 "$h" >"$OUT"
+	no_stderr "$h"
+	assert_eq "$(cat "$OUT")" "$HELP" "$h prints what --help prints"
+done
 
 # --------------------------------------------------------------- --version
 

@@ -112,9 +112,12 @@ static const struct poptOption option_table[] = {
 	  "say more (repeat for more)", NULL },
 	{ "version", 'V', POPT_ARG_NONE, NULL, OPT_VERSION,
 	  "print the version and exit", NULL },
-	/* Not POPT_AUTOHELP: its handler exits from inside popt. */
-	{ "help", '?', POPT_ARG_NONE, NULL, OPT_HELP,
+	/* Not POPT_AUTOHELP: its handler exits from inside popt.  -h as
+	 * GNU tools have it; popt's -? still works, unlisted. */
+	{ "help", 'h', POPT_ARG_NONE, NULL, OPT_HELP,
 	  "show this help message and exit", NULL },
+	{ NULL, '?', POPT_ARG_NONE | POPT_ARGFLAG_DOC_HIDDEN, NULL, OPT_HELP,
+	  NULL, NULL },
 	{ "usage", 0, POPT_ARG_NONE, NULL, OPT_USAGE,
 	  "show a brief usage message and exit", NULL },
 	POPT_TABLEEND
