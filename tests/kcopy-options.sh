@@ -1,9 +1,9 @@
 #!/bin/bash
-# kcopy options: --help, --version, the man page, --dry-run, --report, -q and --zero
+# kcopy options: --help, --version, the man page, standard output full,
+# --progress MODE, --dry-run, --report, -q and --zero.  Up to the images
+# no root is needed.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
 
-requires_root
-requires_loop
 requires md5sum python3
 [[ -x $KCOPY ]] || fail "kcopy not built ($KCOPY)"
 
@@ -84,7 +84,66 @@ while read -r short long; do
 done < <(sed -nE 's/^ +(-[^ ,]), (--[a-z][a-z=-]*).*/\1 \2/p' <<<"$HELP")
 ((${#missing[@]} == 0)) || fail "not in $MAN: ${missing[*]}"
 
+# ------------------------------------------------- standard output full
+#
+# What --help, --usage, --version and --dry-run print must reach standard
+# output: to a full device they fail (128) with one line saying so, as
+# coreutils' tools do; none of them writes anything else.
+
+if [[ -c /dev/full ]]; then
+	truncate -s 64K "$T/small.img"
+	for args in --help -h --usage --version -V \
+		"--dry-run $T/small.img $T/full-new.img"; do
+		# shellcheck disable=SC2086
+		kcopy_expect setup $args >/dev/full
+		mapfile -t lines <"$ERR_FILE"
+		[[ ${#lines[@]} == 1 && ${lines[0]} == "kcopy: write error: standard output: "* ]] ||
+			fail "$args > /dev/full: not one write error line: $(cat "$ERR_FILE")"
+		grep -qF "$ENOSPC_TEXT" "$ERR_FILE" ||
+			fail "$args > /dev/full: no '$ENOSPC_TEXT': $(cat "$ERR_FILE")"
+	done
+	[[ ! -e $T/full-new.img ]] || fail "--dry-run > /dev/full created a file"
+fi
+
+# --------------------------------------------------------- --progress MODE
+#
+# A bare --progress takes no value: "--progress plain" (json, -P plain)
+# with no file of that name is a usage error that shows the = form, and
+# neither opens nor creates a file named plain; with such a file, it is
+# the region it names.
+
+cd "$T"
+truncate -s 64K small.img
+for args in "--progress plain small.img new.img" \
+	"--progress json small.img new.img" "-P plain small.img new.img" \
+	"small.img --progress json" "small.img new.img --progress plain"; do
+	mode=${args##*--progress }
+	mode=${mode##*-P }
+	mode=${mode%% *}
+	# shellcheck disable=SC2086
+	kcopy_expect setup $args >"$OUT"
+	grep -qF -- "--progress=$mode" "$ERR_FILE" ||
+		fail "kcopy $args: the error does not say --progress=$mode: $(cat "$ERR_FILE")"
+	[[ $(grep -c . "$ERR_FILE") == 2 ]] ||
+		fail "kcopy $args: not one error and the pointer to --help: $(cat "$ERR_FILE")"
+	grep -q "Try 'kcopy --help'" "$ERR_FILE" ||
+		fail "kcopy $args: no pointer to --help: $(cat "$ERR_FILE")"
+	[[ ! -e plain && ! -e json && ! -e new.img ]] ||
+		fail "kcopy $args created a file: $(ls)"
+done
+# The = form, and a file that is there: no error.
+kcopy_expect 0 --progress=plain small.img new.img >"$OUT"
+same small.img 0 new.img 0 65536
+rm new.img
+head -c 65536 /dev/urandom >plain
+kcopy_expect 0 --progress plain new.img >"$OUT"
+same plain 0 new.img 0 65536
+rm -f plain new.img
+cd "$OLDPWD"
+
 # ---------------------------------------------------------------- images
+
+requires_loop
 
 MiB=$((1024 * 1024))
 SRC=$T/src.img

@@ -100,6 +100,12 @@ void say(struct output *o, enum msg_level level, const char *fmt, ...)
 void output_locked(struct output *o, void (*fn)(void *), void *arg);
 /* Take a bar off the screen; the caller holds the output lock. */
 void output_clear_bar(struct output *o);
+/* The last of standard output (--help, --version, --dry-run's plan): flush
+ * and close it, and say so if what was printed did not all get there (a
+ * full disk; a closed pipe where SIGPIPE is ignored), as coreutils'
+ * close_stdout does.  0, or
+ * -errno (exit 128). */
+int output_close_stdout(struct output *o);
 
 /* ------------------------------------------------------- options.c */
 

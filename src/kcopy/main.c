@@ -230,7 +230,7 @@ int main(int argc, char **argv)
 	if (kcopy_init(&k) < 0)
 		goto out;	/* no /dev/null: nowhere to say it either */
 	r = options_parse(&k, argc, (const char **)argv);
-	if (r > 0)
+	if (r > 0 && output_close_stdout(&k.out) == 0)
 		status = 0;
 	if (r != 0)
 		goto out;
@@ -238,7 +238,8 @@ int main(int argc, char **argv)
 		goto out;
 	if (k.opt.dry_run) {
 		plan_print(&k);
-		status = 0;
+		if (output_close_stdout(&k.out) == 0)
+			status = 0;
 		goto out;
 	}
 	if (target_create_dests(&k) < 0)

@@ -408,6 +408,20 @@ static int take_specs(struct kcopy *k, const char **args)
 	return check_std(k);
 }
 
+/* A bare --progress (or -P) takes no value: "--progress plain" would copy
+ * from or to a file named plain.  When no such file exists, the mode was
+ * meant: say how to write it, rather than fail to open it, or create it. */
+static int check_progress_word(struct kcopy *k, const char *opt,
+			       const char *word)
+{
+	if ((strcmp(opt, "--progress") && strcmp(opt, "-P")) ||
+	    (strcmp(word, "plain") && strcmp(word, "json")) ||
+	    kc_path_exists(word, NULL))
+		return 0;
+	return usage_error(k, "%s %s: the mode is written --progress=%s (a "
+			   "file named %s: ./%s)", opt, word, word, word, word);
+}
+
 int options_parse(struct kcopy *k, int argc, const char **argv)
 {
 	struct options *o = &k->opt;
@@ -424,6 +438,9 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 		if (!strncmp(argv[i], "--progress=", 11)) {
 			progress_mode = argv[i] + 11;
 			argv[i] = "--progress";
+		} else if (i + 1 < argc &&
+			   check_progress_word(k, argv[i], argv[i + 1]) < 0) {
+			return -EINVAL;
 		}
 	}
 	pc = poptGetContext("kcopy", argc, argv, option_table, 0);

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "kcopy.h"
 
@@ -80,4 +81,23 @@ void output_locked(struct output *o, void (*fn)(void *), void *arg)
 	pthread_mutex_lock(&o->lock);
 	fn(arg);
 	pthread_mutex_unlock(&o->lock);
+}
+
+int output_close_stdout(struct output *o)
+{
+	bool failed = fflush(stdout) != 0 || ferror(stdout);
+	int err = failed ? errno : 0;
+
+	if (fclose(stdout) != 0 && !failed) {
+		failed = true;
+		err = errno;
+	}
+	if (!failed)
+		return 0;
+	if (err)
+		say(o, MSG_ERROR, "write error: standard output: %s",
+		    strerror(err));
+	else
+		say(o, MSG_ERROR, "write error: standard output");
+	return -(err ? err : EIO);
 }
