@@ -42,7 +42,7 @@
  *   used -> storage, files, mapfmt, fstypes, fsmap
  *   options -> hash;  target -> storage;  verify -> run, hash
  *   run -> signals, progress, mapfile;  signals -> progress
- *   report -> target, hash, json, files;  progress -> json
+ *   report -> target, storage, hash, json, files;  progress -> json
  *   mapfile -> resume, target, storage, mapfmt, rangemap, files
  *   resume -> mapfmt;  mapfmt -> rangemap
  *   any of them -> output, spec, format, clock
@@ -60,6 +60,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "kcopyd.h"
 #include "format.h"
@@ -128,6 +129,7 @@ struct options {
 	bool dest_is_zero;		/* KCOPYD_DEST_IS_ZERO */
 	bool no_zero_detect;		/* KCOPYD_NO_ZERO_DETECT */
 	const char *report;
+	const char *hash_file;		/* --hash-file FILE */
 	const char *mapfile;		/* --mapfile FILE */
 	double mapfile_interval;	/* seconds between checkpoints */
 	bool skip_bad;			/* do not retry the '-' areas */
@@ -209,6 +211,11 @@ struct target {
 	 * kcopy.lock while the client runs. */
 	int error;			/* negative errno, 0 if none */
 	const char *error_op;		/* "write", "flush", "verify", ... */
+	/* The lowest byte offset on the destination (its device or file)
+	 * at which an I/O failed or the read-back differed: of any of its
+	 * errors, not only the first; none for a flush, say. */
+	uint64_t error_offset;
+	bool error_offset_known;
 	struct mismatch *mismatches;	/* --verify, main thread only */
 	size_t num_mismatches;
 	/* --hash: the source's as read by the copy; a destination's as read
@@ -251,9 +258,14 @@ struct verify {
 
 /* ------------------------------------------------------------ report.c */
 
-/* --report FILE: checked and given a temporary file beside it at setup;
- * the placeholder, then the report, are written there and renamed over it. */
+/* --report FILE, --hash-file FILE: checked and given a temporary file
+ * beside it at setup; the placeholder, then the report (or the digests),
+ * are written there and renamed over it. */
 struct report {
+	const char *option;		/* "--report", "--hash-file" */
+	const char *noun;		/* "the report", "the digests file" */
+	const char *arg;		/* FILE as given; NULL without */
+	const char *prefix;		/* of its temporary file's name */
 	char *path;			/* FILE resolved: its real directory and
 					   name; NULL for '-' */
 	char *tmp;			/* the temporary file, while it exists */
@@ -342,6 +354,11 @@ struct kcopy {
 	struct progress progress;
 	struct verify verify;
 	struct report report;
+	struct report hash_file;	/* --hash-file */
+	int argc;			/* the command line, for the report */
+	const char **argv;		/* (the strings are main()'s) */
+	time_t started_at, ended_at;	/* wall clock: before the copy, and
+					   at its end (after --verify) */
 	struct mapfile *map;		/* --mapfile, NULL without */
 	struct used used;		/* --used, --domain-mapfile */
 };
@@ -393,6 +410,9 @@ int storage_is_devtmpfs(dev_t dev);
 /* Do paths a and b name the same directory entry?  For files that do not
  * exist yet: the same directory (by identity) and the same name in it. */
 bool storage_same_entry(const char *a, const char *b);
+/* Do paths a and b name the same file: by identity if both exist (hard
+ * links too), the same directory entry if neither does. */
+bool storage_same_file(const char *a, const char *b);
 
 /* run.c */
 int run_create_client(struct kcopy *k);
@@ -404,10 +424,13 @@ void run_job_done(struct kcopy *k, int read_err, unsigned int write_err);
  * client's jobs) and, if ticks, drawing progress.  For the copy and for
  * --verify's read jobs. */
 void run_wait(struct kcopy *k, bool ticks);
-/* Record that destination i failed; the first error is the one kept and
- * reported.  True if this was its first.  Takes k->lock. */
+/* Record that destination i failed at sector (absolute on it;
+ * KCOPY_NO_SECTOR if no sector is to blame); the first error is the one
+ * kept and reported, the lowest sector of any the one reported with it.
+ * True if this was its first.  Takes k->lock. */
+#define KCOPY_NO_SECTOR UINT64_MAX
 bool run_dest_failed(struct kcopy *k, unsigned int i, int err,
-		     const char *op);
+		     const char *op, uint64_t sector);
 int run_exit_status(const struct kcopy *k);
 void run_trim_created(struct kcopy *k);
 
@@ -467,19 +490,22 @@ void used_free(struct kcopy *k);
 /* plan.c */
 void plan_print(struct kcopy *k);
 
-/* report.c: without --report, each does nothing. */
+/* report.c: the report (--report) and the digests in coreutils' format
+ * (--hash-file); without either, each does nothing. */
 /* Before output_init(): note whether standard output was open. */
 void report_init(struct kcopy *k);
-/* At setup: FILE is not a region, not a FIFO or a device, and a file can
- * be made beside it.  0, or -errno after printing a setup error. */
+/* At setup: each FILE is not a region, not the other FILE, not a FIFO or
+ * a device, and a file can be made beside it.  0, or -errno after
+ * printing a setup error. */
 int report_open(struct kcopy *k);
-/* Just before the copy: put the placeholder ("state": "running") in place
- * of an earlier report, if there is one.  0, or -errno after printing a
- * setup error. */
+/* Just before the copy: put a placeholder ("state": "running", or a
+ * comment) in place of an earlier report or digests file, if there is
+ * one.  0, or -errno after printing a setup error. */
 int report_start(struct kcopy *k);
-/* After the copy: the report.  0, or -errno after printing why not. */
+/* After the copy: the report and the digests file.  0, or -errno after
+ * printing why not (of the first that failed). */
 int report_write(struct kcopy *k, int status);
-/* Remove the temporary file, and the placeholder if no report replaced it. */
+/* Remove the temporary files, and the placeholders that nothing replaced. */
 void report_free(struct kcopy *k);
 void report_closing_line(struct kcopy *k, int status);
 

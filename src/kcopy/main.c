@@ -53,6 +53,8 @@ void kcopy_free(struct kcopy *k)
 	target_free(&k->src);
 	report_free(k);
 	free((void *)k->opt.report);
+	free((void *)k->opt.hash_file);
+	free(k->argv);
 	mapfile_free(k);
 	free((void *)k->opt.mapfile);
 	free((void *)k->opt.domain_mapfile);
@@ -198,6 +200,7 @@ static int finish(struct kcopy *k)
 	map_lost = mapfile_finish(k) < 0;
 	kcopyd_client_destroy(k->kc);
 	k->kc = NULL;
+	k->ended_at = time(NULL);
 
 	status = run_exit_status(k);
 	/* Nor does one whose mapfile is lost, or whose jobs were refused. */
@@ -244,6 +247,7 @@ int main(int argc, char **argv)
 	}
 	if (target_create_dests(&k) < 0)
 		goto out;
+	k.started_at = time(NULL);
 	if (report_start(&k) < 0 ||
 	    ((k.opt.verify || k.opt.hash_algs) && verify_init(&k) < 0) ||
 	    mapfile_start(&k) < 0 || run_copy(&k) < 0) {

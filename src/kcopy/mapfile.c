@@ -189,15 +189,13 @@ static int load(struct kcopy *k)
 /* ----------------------------------------------------------- the run */
 
 /* FILE must not land on data: not the source, a destination (whatever the
- * spelling: by identity, through loop devices), nor the report; --force
- * does not change that.  Nor anything but a regular file.  0; 1 if it does
- * not exist; -errno after a setup error. */
+ * spelling: by identity, through loop devices), nor the report or the
+ * digests file; --force does not change that.  Nor anything but a regular
+ * file.  0; 1 if it does not exist; -errno after a setup error. */
 static int check_path(struct kcopy *k, struct stat *st)
 {
 	const char *path = k->opt.mapfile;
-	const char *report = k->report.path;
 	bool exists = stat(path, st) == 0;
-	struct stat rs;
 	char name[32];
 	int side;
 
@@ -214,11 +212,14 @@ static int check_path(struct kcopy *k, struct stat *st)
 		    path, target_side_name(side, name, sizeof(name)));
 		return -EINVAL;
 	}
-	if (report && (exists ? stat(report, &rs) == 0 &&
-			       rs.st_dev == st->st_dev && rs.st_ino == st->st_ino
-			      : storage_same_entry(path, report))) {
+	if (k->report.path && storage_same_file(path, k->report.path)) {
 		say(&k->out, MSG_ERROR, "--mapfile '%s': the same file as the "
 		    "report", path);
+		return -EINVAL;
+	}
+	if (k->hash_file.path && storage_same_file(path, k->hash_file.path)) {
+		say(&k->out, MSG_ERROR, "--mapfile '%s': the same file as "
+		    "--hash-file's", path);
 		return -EINVAL;
 	}
 	if (exists && !S_ISREG(st->st_mode)) {

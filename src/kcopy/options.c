@@ -35,7 +35,7 @@ enum {
 	OPT_VERSION, OPT_HELP, OPT_USAGE, OPT_TIMEOUT, OPT_HASH, OPT_ALLOCATED,
 	OPT_DEST_IS_ZERO, OPT_NO_ZERO_DETECT, OPT_MAPFILE,
 	OPT_MAPFILE_INTERVAL, OPT_SKIP_BAD, OPT_RETRY_FAILED, OPT_USED,
-	OPT_DOMAIN_MAPFILE, OPT_UNUSED,
+	OPT_DOMAIN_MAPFILE, OPT_UNUSED, OPT_HASH_FILE,
 };
 
 static const struct poptOption option_table[] = {
@@ -78,6 +78,9 @@ static const struct poptOption option_table[] = {
 	{ "hash", 0, POPT_ARG_STRING, NULL, OPT_HASH,
 	  "digests of the source region (and, with --verify, of each "
 	  "destination's read-back): md5, sha1, sha256, sha512", "ALG[,ALG...]" },
+	{ "hash-file", 0, POPT_ARG_STRING, NULL, OPT_HASH_FILE,
+	  "write the --hash digests to FILE as 'sha256sum --tag' does, for "
+	  "'sha256sum -c FILE' ('-' for standard output)", "FILE" },
 	{ "report", 0, POPT_ARG_STRING, NULL, OPT_REPORT,
 	  "write a JSON report to FILE ('-' for standard output)", "FILE" },
 	{ "mapfile", 'm', POPT_ARG_STRING, NULL, OPT_MAPFILE,
@@ -242,6 +245,10 @@ static int take_option(struct kcopy *k, int code, const char *arg)
 		free((void *)o->report);
 		o->report = arg;	/* ours: options_parse keeps it */
 		return 0;
+	case OPT_HASH_FILE:
+		free((void *)o->hash_file);
+		o->hash_file = arg;	/* ours: options_parse keeps it */
+		return 0;
 	case OPT_MAPFILE:
 		free((void *)o->mapfile);
 		o->mapfile = arg;	/* ours: options_parse keeps it */
@@ -283,10 +290,13 @@ static int take_option(struct kcopy *k, int code, const char *arg)
 	return usage_error(k, "internal error: option %d", code);
 }
 
-/* '-' is standard output as one DEST at most, and then the report cannot
- * go there too; --zero has no stream to zero. */
+/* '-' is standard output as one DEST at most, and then the report and the
+ * digests cannot go there too, nor both of them; --zero has no stream to
+ * zero. */
 static int check_std(struct kcopy *k)
 {
+	bool report_std = k->opt.report && !strcmp(k->opt.report, "-");
+	bool hash_std = k->opt.hash_file && !strcmp(k->opt.hash_file, "-");
 	unsigned int i, n = 0;
 
 	for (i = 0; i < k->num_dests; i++)
@@ -297,9 +307,15 @@ static int check_std(struct kcopy *k)
 	if (n > 1)
 		return usage_error(k, "'-' (standard output) is named as %u "
 				   "destinations: at most one", n);
-	if (n && k->opt.report && !strcmp(k->opt.report, "-"))
+	if (n && report_std)
 		return usage_error(k, "--report '-' and DEST '-' would both "
 				   "write to standard output");
+	if (n && hash_std)
+		return usage_error(k, "--hash-file '-' and DEST '-' would both "
+				   "write to standard output");
+	if (report_std && hash_std)
+		return usage_error(k, "--report '-' and --hash-file '-' would "
+				   "both write to standard output");
 	return 0;
 }
 
@@ -434,6 +450,14 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 	o->throttle = 100;
 	o->timeout = DEFAULT_TIMEOUT;
 	o->mapfile_interval = DEFAULT_MAPFILE_INTERVAL;
+	/* The command line as given, for the report (before --progress=MODE
+	 * is taken apart below). */
+	k->argv = malloc(((size_t)argc + 1) * sizeof(*k->argv));
+	if (!k->argv)
+		return usage_error(k, "out of memory");
+	memcpy(k->argv, argv, (size_t)argc * sizeof(*k->argv));
+	k->argv[argc] = NULL;
+	k->argc = argc;
 	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
 		if (!strncmp(argv[i], "--progress=", 11)) {
 			progress_mode = argv[i] + 11;
@@ -469,9 +493,11 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 						    : NULL;
 			ret = take_option(k, rc, arg);
 			if ((rc == OPT_REPORT || rc == OPT_MAPFILE ||
-			     rc == OPT_DOMAIN_MAPFILE) && ret == 0)
+			     rc == OPT_DOMAIN_MAPFILE ||
+			     rc == OPT_HASH_FILE) && ret == 0)
 				arg = NULL;	/* o->report, o->mapfile,
-						   o->domain_mapfile own it */
+						   o->domain_mapfile,
+						   o->hash_file own it */
 		}
 		free((void *)arg);
 	}
@@ -487,6 +513,9 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 				  "--zero");
 	if (ret == 0 && o->zero && o->hash_algs)
 		ret = usage_error(k, "--hash has nothing to read with --zero");
+	if (ret == 0 && o->hash_file && !o->hash_algs)
+		ret = usage_error(k, "--hash-file '%s': needs --hash ALG (the "
+				  "digests to write)", o->hash_file);
 	if (ret == 0 && o->zero &&
 	    (o->allocated || o->dest_is_zero || o->no_zero_detect))
 		ret = usage_error(k, "--%s is for copies, not --zero",

@@ -1,4 +1,5 @@
-/* report.c - the JSON report (--report) and the closing stderr line.
+/* report.c - the JSON report (--report), the digests in coreutils' checksum
+ * format (--hash-file) and the closing stderr line.
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "files.h"
@@ -81,6 +83,114 @@ static void hashes(struct json *j, const struct hash_set *h, bool done)
 	json_close(&o);
 }
 
+/* A time of the wall clock as UTC, ISO 8601 ("2026-12-06T23:30:00Z"), or
+ * null if it is not known (0). */
+static void utc_time(struct json *j, const char *key, time_t t)
+{
+	char buf[32];
+	struct tm tm;
+
+	if (t && gmtime_r(&t, &tm) &&
+	    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm))
+		json_string(j, key, buf);
+	else
+		json_null(j, key);
+}
+
+/* "real_path": the side's path with every link resolved, from the root;
+ * null for an NBD URI and '-', which name no file. */
+static void real_path(struct json *j, const struct target *t)
+{
+	char *p = NULL;
+
+	if (!t->is_std && !t->info.is_remote && strcmp(t->spec.path, "-") &&
+	    !kc_uri_prefix(t->spec.path))
+		p = realpath(t->spec.path, NULL);
+	json_string(j, "real_path", p);
+	free(p);
+}
+
+/* One argument as a POSIX shell reads it back: as it is if it holds only
+ * characters the shell takes literally, else in single quotes (a quote
+ * in it as '\''). */
+static void shell_quote(FILE *f, const char *s)
+{
+	static const char plain[] = "abcdefghijklmnopqrstuvwxyz"
+				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				    "0123456789_@%+=:,./-";
+
+	if (*s && s[strspn(s, plain)] == 0) {
+		fputs(s, f);
+		return;
+	}
+	fputc('\'', f);
+	for (; *s; s++)
+		if (*s == '\'')
+			fputs("'\\''", f);
+		else
+			fputc(*s, f);
+	fputc('\'', f);
+}
+
+/* "argv": the command line as an array, and "command_line": as one string
+ * a shell runs again. */
+static void command_line(struct kcopy *k, struct json *top)
+{
+	char *line = NULL;
+	size_t len = 0;
+	struct json a;
+	FILE *f;
+	int i;
+
+	json_open(&a, top, "argv", NULL, '[', "", ", ", "");
+	for (i = 0; i < k->argc; i++)
+		json_string(&a, NULL, k->argv[i]);
+	json_close(&a);
+	f = open_memstream(&line, &len);
+	if (f) {
+		for (i = 0; i < k->argc; i++) {
+			if (i)
+				fputc(' ', f);
+			shell_quote(f, k->argv[i]);
+		}
+		if (fclose(f)) {
+			free(line);
+			line = NULL;
+		}
+	}
+	json_string(top, "command_line", line);
+	free(line);
+}
+
+/* "failure": how destination t failed, its first error: the operation,
+ * errno (null for data that differs) and its text, and the lowest byte
+ * offset on it that failed (null if none is known: a flush, say); null if
+ * it did not fail. */
+static void failure(struct json *j, const struct target *t, bool done)
+{
+	struct json o;
+
+	if (!done || !t->error) {
+		json_null(j, "failure");
+		return;
+	}
+	json_open(&o, j, "failure", NULL, '{', "", ", ", "");
+	json_string(&o, "op", t->error_op);
+	if (t->error == -EILSEQ) {
+		json_null(&o, "errno");
+		json_string(&o, "message", "data read back differs from the "
+			    "source");
+	} else {
+		json_u64(&o, "errno", (uint64_t)-t->error);
+		json_string(&o, "message", strerror(-t->error));
+	}
+	if (t->error_offset_known)
+		json_u64(&o, "offset", t->error_offset);
+	else
+		json_null(&o, "offset");
+	json_close(&o);
+}
+
 static void destination(struct kcopy *k, struct json *list, unsigned int i,
 			bool done)
 {
@@ -92,6 +202,7 @@ static void destination(struct kcopy *k, struct json *list, unsigned int i,
 	json_open(&o, list, NULL, NULL, '{', "", ", ", "");
 	json_u64(&o, "index", i + 1);
 	json_string(&o, "path", t->spec.path);
+	real_path(&o, t);
 	json_u64(&o, "sector", t->sector);
 	json_u64(&o, "count", t->count);
 	json_bool(&o, "created", t->created);
@@ -101,6 +212,7 @@ static void destination(struct kcopy *k, struct json *list, unsigned int i,
 		json_u64(&o, "held_back", k->stats.held_back[i]);
 	bool_or_null(&o, "write_err", (k->write_err >> i) & 1, done);
 	json_string(&o, "error", dest_error_text(t, err, sizeof(err)));
+	failure(&o, t, done);
 	json_open(&m, &o, "mismatches", NULL, '[', "", ", ", "");
 	for (n = 0; n < t->num_mismatches; n++) {
 		json_open(&x, &m, NULL, NULL, '{', "", ", ", "");
@@ -118,20 +230,33 @@ static void destination(struct kcopy *k, struct json *list, unsigned int i,
  * is starting: the same keys, null where the outcome is not known yet. */
 static void write_report(struct kcopy *k, FILE *f, int status, bool done)
 {
+	char host[256];
 	struct json top, o, list;
 	unsigned int i;
 	size_t n;
 
 	json_open(&top, NULL, NULL, f, '{', "\n  ", ",", "\n");
 	json_string(&top, "version", PACKAGE_VERSION);
+	/* kcopy is built with its own package's library */
+	json_string(&top, "libkcopyd_version", PACKAGE_VERSION);
 	json_string(&top, "state", done ? "done" : "running");
 	json_u64(&top, "pid", (uint64_t)getpid());
+	if (gethostname(host, sizeof(host)) == 0) {
+		host[sizeof(host) - 1] = 0;
+		json_string(&top, "host", host);
+	} else {
+		json_null(&top, "host");
+	}
+	command_line(k, &top);
+	utc_time(&top, "start_time", k->started_at);
+	utc_time(&top, "end_time", done ? k->ended_at : 0);
 	json_string(&top, "operation", k->opt.zero ? "zero" : "copy");
 	if (k->opt.zero) {
 		json_null(&top, "source");
 	} else {
 		json_open(&o, &top, "source", NULL, '{', "", ", ", "");
 		json_string(&o, "path", k->src.spec.path);
+		real_path(&o, &k->src);
 		json_u64(&o, "sector", k->src.sector);
 		json_u64(&o, "count", k->src.count);
 		bool_or_null(&o, "read_err", k->read_err, done);
@@ -200,15 +325,135 @@ static void write_report(struct kcopy *k, FILE *f, int status, bool done)
 	fputc('\n', f);
 }
 
-/* The report, whole, in memory: 0, or -errno. */
-static int render(struct kcopy *k, int status, bool done, char **buf,
-		  size_t *len)
+/* ------------------------------------------------------ --hash-file */
+
+/* t's name in a comment: paths are only in the checked lines, escaped. */
+static const char *side_name(const struct kcopy *k, const struct target *t,
+			     char *buf, size_t len)
+{
+	if (t == &k->src)
+		return "the source";
+	snprintf(buf, len, "destination %u", (unsigned int)(t - k->dests) + 1);
+	return buf;
+}
+
+/* Is t's region, len bytes, all of the file its path names: what
+ * sha256sum -c reads of it?  A stream, an NBD export, '-' are no file. */
+static bool whole_file(const struct target *t, uint64_t len)
+{
+	struct stat st;
+
+	if (t->sector || t->is_std || t->info.is_remote || t->info.is_stream ||
+	    fstat(t->fd, &st) < 0)
+		return false;
+	if (S_ISBLK(st.st_mode))
+		return t->info.size == len;
+	return S_ISREG(st.st_mode) && (uint64_t)st.st_size == len;
+}
+
+/* t's digests as 'sha256sum --tag' writes them, "SHA256 (PATH) = HEX", one
+ * line per algorithm; the path as given, a backslash and a newline in it
+ * escaped with a backslash, which then also starts the line (coreutils'
+ * way).  Commented out ("# ") when they are not to be checked: then
+ * sha256sum -c passes over them. */
+static void digest_lines(FILE *f, const struct target *t, bool commented)
+{
+	const char *path = t->spec.path, *p;
+	unsigned int a;
+
+	for (a = 0; a < HASH_NUM_ALGS; a++) {
+		if (!t->hash.hex[a])
+			continue;
+		if (commented)
+			fputs("# ", f);
+		if (strpbrk(path, "\\\n"))
+			fputc('\\', f);
+		for (p = hash_name(a); *p; p++)
+			fputc(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p, f);
+		fputs(" (", f);
+		for (p = path; *p; p++)
+			if (*p == '\\')
+				fputs("\\\\", f);
+			else if (*p == '\n')
+				fputs("\\n", f);
+			else
+				fputc(*p, f);
+		fprintf(f, ") = %s\n", t->hash.hex[a]);
+	}
+}
+
+/* One side's lines, or a comment saying why it has none. */
+static void side_digests(struct kcopy *k, FILE *f, const struct target *t)
+{
+	uint64_t len = t->count ? t->count * KC_SECTOR_SIZE -
+				  (KC_SECTOR_SIZE - k->tail_bytes) : 0;
+	char name[32], err[256];
+	const char *e = t == &k->src ? NULL
+				     : dest_error_text(t, err, sizeof(err));
+
+	side_name(k, t, name, sizeof(name));
+	if (!t->hash.done) {
+		if (t == &k->src)
+			fprintf(f, "# %s: no digest: %s\n", name,
+				k->hash_missing[0] ? k->hash_missing
+						   : "the copy did not end");
+		else
+			fprintf(f, "# %s: no digest of its read-back%s%s\n",
+				name, e ? ": " : "", e ? e : "");
+		return;
+	}
+	if (t != &k->src && e) {
+		fprintf(f, "# %s failed (%s): its read-back, not to be "
+			"checked:\n", name, e);
+		digest_lines(f, t, true);
+	} else if (!whole_file(t, len)) {
+		fprintf(f, "# %s: the digest of sectors %" PRIu64 "..%" PRIu64
+			", not of all of its file:\n", name, t->sector,
+			t->sector + t->count - 1);
+		digest_lines(f, t, true);
+	} else {
+		digest_lines(f, t, false);
+	}
+}
+
+/* The digests file of a run that is over (done), or the placeholder of
+ * one that is starting: comments only, which sha256sum -c fails on. */
+static void write_digests(struct kcopy *k, FILE *f, bool done)
+{
+	unsigned int i;
+
+	if (!done) {
+		fprintf(f, "# kcopy %s: a copy is running (pid %d); its digests "
+			"come when it ends\n", PACKAGE_VERSION, (int)getpid());
+		return;
+	}
+	fprintf(f, "# kcopy %s: the digests of the copy (--hash), as "
+		"'sha256sum --tag' writes them: check them with 'sha256sum -c' "
+		"(or 'cksum -c' for every algorithm) where kcopy ran\n",
+		PACKAGE_VERSION);
+	side_digests(k, f, &k->src);
+	if (!k->opt.verify) {
+		fprintf(f, "# the destinations: not read back (no --verify)\n");
+		return;
+	}
+	for (i = 0; i < k->num_dests; i++)
+		side_digests(k, f, &k->dests[i]);
+}
+
+/* -------------------------------------------- the files, written whole */
+
+/* rp's file, whole, in memory: 0, or -errno. */
+static int render(struct kcopy *k, const struct report *rp, int status,
+		  bool done, char **buf, size_t *len)
 {
 	FILE *f = open_memstream(buf, len);
 
 	if (!f)
 		return -errno;
-	write_report(k, f, status, done);
+	if (rp == &k->hash_file)
+		write_digests(k, f, done);
+	else
+		write_report(k, f, status, done);
 	if (ferror(f)) {
 		fclose(f);
 		free(*buf);
@@ -223,10 +468,13 @@ static int render(struct kcopy *k, int status, bool done, char **buf,
 	return 0;
 }
 
-/* Print a setup error as "--report 'PATH': ..." and return err. */
-static int report_error(struct kcopy *k, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int report_error(struct kcopy *k, int err, const char *fmt, ...)
+/* Print a setup error as "--report 'PATH': ..." (or --hash-file's) and
+ * return err. */
+static int file_error(struct kcopy *k, const struct report *rp, int err,
+		      const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int file_error(struct kcopy *k, const struct report *rp, int err,
+		      const char *fmt, ...)
 {
 	char *what = NULL;
 	va_list ap;
@@ -235,7 +483,7 @@ static int report_error(struct kcopy *k, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vasprintf(&what, fmt, ap);
 	va_end(ap);
-	say(&k->out, MSG_ERROR, "--report '%s': %s", k->opt.report,
+	say(&k->out, MSG_ERROR, "%s '%s': %s", rp->option, rp->arg,
 	    n < 0 ? strerror(-err) : what);
 	free(what);
 	return err;
@@ -244,24 +492,23 @@ static int report_error(struct kcopy *k, int err, const char *fmt, ...)
 /* Is the file st one of the regions: the source, a destination, or the file
  * behind a loop device that is one?  Says so (what is "" or "standard
  * output is "); 0 or -EINVAL. */
-static int check_not_a_region(struct kcopy *k, const struct stat *st,
-			      const char *what)
+static int check_not_a_region(struct kcopy *k, const struct report *rp,
+			      const struct stat *st, const char *what)
 {
 	int i = target_side_of(k, NULL, st);
 	char name[32];
 
 	if (i >= 0)
-		return report_error(k, -EINVAL, "%sthe same file as %s", what,
-				    target_side_name(i, name, sizeof(name)));
+		return file_error(k, rp, -EINVAL, "%sthe same file as %s",
+				  what, target_side_name(i, name, sizeof(name)));
 	return 0;
 }
 
-/* A temporary file beside the report, to be renamed over it: 0 or -errno. */
+/* A temporary file beside the file, to be renamed over it: 0 or -errno. */
 static int make_temp(struct report *rp)
 {
 	free(rp->tmp);
-	return files_temp_beside(rp->path, ".kcopy-report.", &rp->tmp,
-				&rp->tmp_fd);
+	return files_temp_beside(rp->path, rp->prefix, &rp->tmp, &rp->tmp_fd);
 }
 
 /* Forget the temporary file, removing it if it is still there. */
@@ -275,7 +522,7 @@ static void drop_temp(struct report *rp)
 	rp->tmp = NULL;
 }
 
-/* The report's temporary file made the report; it is gone afterwards. */
+/* The temporary file made the file; it is gone afterwards. */
 static int publish(struct report *rp, const char *buf, size_t len)
 {
 	int r = files_publish_temp(rp->tmp_fd, rp->tmp, rp->path, rp->mode, buf,
@@ -293,31 +540,40 @@ static int publish(struct report *rp, const char *buf, size_t len)
 
 void report_init(struct kcopy *k)
 {
-	k->report.tmp_fd = -1;
-	k->report.stdout_closed = fcntl(STDOUT_FILENO, F_GETFD) < 0 &&
-				  errno == EBADF;
+	bool closed = fcntl(STDOUT_FILENO, F_GETFD) < 0 && errno == EBADF;
+
+	k->report = (struct report){ .option = "--report",
+				     .noun = "the report",
+				     .prefix = ".kcopy-report.",
+				     .tmp_fd = -1, .stdout_closed = closed };
+	k->hash_file = (struct report){ .option = "--hash-file",
+					.noun = "the digests file",
+					.prefix = ".kcopy-hashes.",
+					.tmp_fd = -1, .stdout_closed = closed };
 }
 
 /* '-': standard output must be open, and not a region or a disk. */
-static int open_stdout(struct kcopy *k)
+static int open_stdout(struct kcopy *k, struct report *rp)
 {
 	struct stat st;
 
-	if (k->report.stdout_closed)
-		return report_error(k, -EBADF, "standard output is closed");
+	if (rp->stdout_closed)
+		return file_error(k, rp, -EBADF, "standard output is closed");
 	if (fstat(STDOUT_FILENO, &st) < 0)
-		return report_error(k, -errno, "standard output: %s",
-				    strerror(errno));
+		return file_error(k, rp, -errno, "standard output: %s",
+				  strerror(errno));
 	if (S_ISBLK(st.st_mode))
-		return report_error(k, -EINVAL, "standard output is a block "
-				    "device");
-	return check_not_a_region(k, &st, "standard output is ");
+		return file_error(k, rp, -EINVAL, "standard output is a block "
+				  "device");
+	return check_not_a_region(k, rp, &st, "standard output is ");
 }
 
-int report_open(struct kcopy *k)
+/* rp's FILE, checked, with a temporary file beside it; not the file of
+ * other (already open). */
+static int file_open(struct kcopy *k, struct report *rp,
+		     const struct report *other)
 {
-	struct report *rp = &k->report;
-	const char *path = k->opt.report;
+	const char *path = rp->arg;
 	char name[32];
 	struct stat st;
 	int i;
@@ -326,16 +582,16 @@ int report_open(struct kcopy *k)
 	if (!path)
 		return 0;
 	if (!strcmp(path, "-"))
-		return open_stdout(k);
+		return open_stdout(k, rp);
 	if (stat(path, &st) == 0) {
 		/* Never opened: a FIFO would block, a device be written. */
 		if (!S_ISREG(st.st_mode))
-			return report_error(k, -EINVAL, "%s",
-					    S_ISDIR(st.st_mode) ? "is a directory"
-					    : S_ISBLK(st.st_mode) ? "is a block device"
-					    : S_ISFIFO(st.st_mode) ? "is a FIFO"
-					    : "is not a regular file");
-		r = check_not_a_region(k, &st, "");
+			return file_error(k, rp, -EINVAL, "%s",
+					  S_ISDIR(st.st_mode) ? "is a directory"
+					  : S_ISBLK(st.st_mode) ? "is a block device"
+					  : S_ISFIFO(st.st_mode) ? "is a FIFO"
+					  : "is not a regular file");
+		r = check_not_a_region(k, rp, &st, "");
 		if (r < 0)
 			return r;
 		rp->mode = st.st_mode & 07777;
@@ -345,55 +601,79 @@ int report_open(struct kcopy *k)
 		rp->mode = files_new_mode();
 		rp->path = files_resolve_new(path);
 	} else {
-		return report_error(k, -errno, "%s", strerror(errno));
+		return file_error(k, rp, -errno, "%s", strerror(errno));
 	}
 	if (!rp->path)
-		return report_error(k, -errno, "cannot create it: %s",
-				    strerror(errno));
+		return file_error(k, rp, -errno, "cannot create it: %s",
+				  strerror(errno));
 	i = target_side_of(k, rp->path, NULL);
 	if (i >= 0)
-		return report_error(k, -EINVAL, "the same file as %s",
-				    target_side_name(i, name, sizeof(name)));
+		return file_error(k, rp, -EINVAL, "the same file as %s",
+				  target_side_name(i, name, sizeof(name)));
+	if (other && other->path && storage_same_file(rp->path, other->path))
+		return file_error(k, rp, -EINVAL, "the same file as %s",
+				  other->noun);
 	r = make_temp(rp);
 	if (r < 0)
-		return report_error(k, r, "cannot create a file beside it: %s",
-				    strerror(-r));
+		return file_error(k, rp, r, "cannot create a file beside it: "
+				  "%s", strerror(-r));
 	return 0;
 }
-int report_start(struct kcopy *k)
+
+int report_open(struct kcopy *k)
+{
+	int r;
+
+	k->report.arg = k->opt.report;
+	k->hash_file.arg = k->opt.hash_file;
+	r = file_open(k, &k->report, NULL);
+	if (r == 0)
+		r = file_open(k, &k->hash_file, &k->report);
+	return r;
+}
+
+/* The placeholder in place of an earlier file: 0, or -errno, said. */
+static int file_start(struct kcopy *k, struct report *rp)
 {
 	char *buf = NULL;
 	size_t len;
 	int r;
 
-	if (!k->report.tmp)
+	if (!rp->tmp)
 		return 0;	/* none, or standard output */
-	if (!k->report.earlier) {
+	if (!rp->earlier) {
 		/* Nothing to take the place of: a killed run leaves no
-		 * report, and no temporary file. */
-		drop_temp(&k->report);
+		 * file, and no temporary file. */
+		drop_temp(rp);
 		return 0;
 	}
-	r = render(k, 0, false, &buf, &len);
+	r = render(k, rp, 0, false, &buf, &len);
 	if (r == 0)
-		r = publish(&k->report, buf, len);
+		r = publish(rp, buf, len);
 	free(buf);
-	k->report.placed = k->report.renamed;
+	rp->placed = rp->renamed;
 	if (r < 0)
-		return report_error(k, r, "cannot write: %s", strerror(-r));
+		return file_error(k, rp, r, "cannot write: %s", strerror(-r));
 	return 0;
 }
 
-int report_write(struct kcopy *k, int status)
+int report_start(struct kcopy *k)
 {
-	struct report *rp = &k->report;
+	int r = file_start(k, &k->report);
+
+	return r < 0 ? r : file_start(k, &k->hash_file);
+}
+
+/* The file of a run that is over: 0, or -errno, said. */
+static int file_write(struct kcopy *k, struct report *rp, int status)
+{
 	char *buf = NULL;
 	size_t len;
 	int r;
 
-	if (!k->opt.report)
+	if (!rp->arg)
 		return 0;
-	r = render(k, status, true, &buf, &len);
+	r = render(k, rp, status, true, &buf, &len);
 	if (r == 0 && !rp->path) {
 		fflush(stdout);
 		r = files_write_all(STDOUT_FILENO, buf, len);
@@ -407,26 +687,39 @@ int report_write(struct kcopy *k, int status)
 	if (r < 0) {
 		rp->failed = true;
 		if (rp->path)
-			say(&k->out, MSG_ERROR, "cannot write the report '%s': "
-			    "%s", k->opt.report, strerror(-r));
+			say(&k->out, MSG_ERROR, "cannot write %s '%s': %s",
+			    rp->noun, rp->arg, strerror(-r));
 		else
-			say(&k->out, MSG_ERROR, "cannot write the report to "
-			    "standard output: %s", strerror(-r));
+			say(&k->out, MSG_ERROR, "cannot write %s to standard "
+			    "output: %s", rp->noun, strerror(-r));
 	}
 	return r;
 }
 
-void report_free(struct kcopy *k)
+int report_write(struct kcopy *k, int status)
 {
-	struct report *rp = &k->report;
+	int r = file_write(k, &k->report, status);
+	int h = file_write(k, &k->hash_file, status);
 
+	return r < 0 ? r : h;
+}
+
+static void file_free(struct report *rp)
+{
 	drop_temp(rp);
 	/* The placeholder of a run that did not start after all, or that
-	 * could not write its report: no report is better than one that says
-	 * the run goes on. */
+	 * could not write its file: none is better than one that says the
+	 * run goes on. */
 	if (rp->placed && !rp->done)
 		unlink(rp->path);
 	free(rp->path);
+	rp->path = NULL;
+}
+
+void report_free(struct kcopy *k)
+{
+	file_free(&k->report);
+	file_free(&k->hash_file);
 }
 
 /* The last line on stderr whenever the status is not 0, even with --quiet:
@@ -463,6 +756,8 @@ void report_closing_line(struct kcopy *k, int status)
 	}
 	if (k->report.failed)
 		fprintf(f, "; the report was not written");
+	if (k->hash_file.failed)
+		fprintf(f, "; the digests file was not written");
 	fclose(f);
 	say(&k->out, MSG_ERROR, "%s", line);
 	free(line);

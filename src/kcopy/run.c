@@ -29,7 +29,7 @@
 #define BAR_INTERVAL 0.25		/* seconds between redraws of the bar */
 
 bool run_dest_failed(struct kcopy *k, unsigned int i, int err,
-		     const char *op)
+		     const char *op, uint64_t sector)
 {
 	struct target *t = &k->dests[i];
 	bool first;
@@ -39,6 +39,12 @@ bool run_dest_failed(struct kcopy *k, unsigned int i, int err,
 	if (first) {
 		t->error = err;
 		t->error_op = op;
+	}
+	if (sector != KCOPY_NO_SECTOR &&
+	    (!t->error_offset_known ||
+	     sector * KC_SECTOR_SIZE < t->error_offset)) {
+		t->error_offset = sector * KC_SECTOR_SIZE;
+		t->error_offset_known = true;
 	}
 	k->write_err |= 1u << i;
 	pthread_mutex_unlock(&k->lock);
@@ -91,7 +97,8 @@ static void on_io_error(const struct kcopyd_io_error *e, void *context)
 	}
 	i = dest_of(k, e);
 	if (i >= k->num_dests ||
-	    !run_dest_failed(k, i, e->error, e->is_flush ? "flush" : "write"))
+	    !run_dest_failed(k, i, e->error, e->is_flush ? "flush" : "write",
+			     e->is_flush ? KCOPY_NO_SECTOR : e->sector))
 		return;
 	if (e->is_flush) {
 		say(&k->out, MSG_NOTE, "destination %u '%s': flush failed: %s",
@@ -340,7 +347,7 @@ static int submit(struct kcopy *k)
 	k->jobs_left -= refused;
 	pthread_mutex_unlock(&k->lock);
 	for (; i < k->num_dests; i++)
-		run_dest_failed(k, i, r, "zero");
+		run_dest_failed(k, i, r, "zero", KCOPY_NO_SECTOR);
 	say(&k->out, MSG_NOTE, "the copy engine refused to zero %u "
 	    "destination(s): %s", refused, strerror(-r));
 	return 0;
@@ -464,7 +471,8 @@ void run_trim_created(struct kcopy *k)
 		if (ftruncate(t->fd, end) < 0 || fdatasync(t->fd) < 0) {
 			int err = errno;
 
-			run_dest_failed(k, i, -err, "truncate");
+			run_dest_failed(k, i, -err, "truncate",
+					KCOPY_NO_SECTOR);
 			say(&k->out, MSG_NOTE, "destination %u '%s': cannot cut "
 			    "it to the stream's length: %s", i + 1,
 			    t->spec.path, strerror(err));

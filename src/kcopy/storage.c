@@ -336,3 +336,13 @@ bool storage_same_entry(const char *a, const char *b)
 	free(nb);
 	return same;
 }
+
+bool storage_same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	bool ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+
+	if (ea && eb)
+		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	return !ea && !eb && storage_same_entry(a, b);
+}

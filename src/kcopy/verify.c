@@ -283,6 +283,7 @@ static void verify_result(struct kcopy *k, unsigned int i)
 	struct target *t = &k->dests[i];
 	int read_error = vf->read_error[i];
 	bool lost = vf->lost;
+	uint64_t first;
 	size_t n;
 
 	for (n = 0; n < vf->num && (uint64_t)n * vf->chunk_sectors < t->count;
@@ -303,12 +304,14 @@ static void verify_result(struct kcopy *k, unsigned int i)
 				say(&k->out, MSG_VERBOSE, "destination %u "
 				    "'%s': %s %s", i + 1, t->spec.path,
 				    hash_name((unsigned int)n), t->hash.hex[n]);
+	/* The read-back's failed sub-jobs are among the mismatches. */
+	first = t->num_mismatches ? t->mismatches[0].sector : KCOPY_NO_SECTOR;
 	if (lost)
-		run_dest_failed(k, i, -ENOMEM, "verify");
+		run_dest_failed(k, i, -ENOMEM, "verify", first);
 	else if (read_error)
-		run_dest_failed(k, i, read_error, "verify read");
+		run_dest_failed(k, i, read_error, "verify read", first);
 	else if (t->num_mismatches)
-		run_dest_failed(k, i, -EILSEQ, "verify");
+		run_dest_failed(k, i, -EILSEQ, "verify", first);
 	if (read_error || t->num_mismatches)
 		say(&k->out, MSG_NOTE, "destination %u '%s': verify failed: %zu "
 		    "mismatched range(s), first at sector %" PRIu64, i + 1,
