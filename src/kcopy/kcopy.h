@@ -402,7 +402,8 @@ struct storage_facts {
 	dev_t disk;			/* a partition's disk, else dev */
 	char disk_name[64];		/* a partition's disk's name */
 	uint64_t disk_size;		/* a partition's disk's, bytes */
-	/* The disk's (a partition's disk's), from device/: */
+	/* The disk's (a partition's disk's): device/vendor, device/model,
+	 * and device/serial, serial (virtio) or device/vpd_pg80 (SCSI). */
 	char vendor[64], model[64], serial[64];
 	char backing[PATH_MAX];		/* a loop device's backing file */
 	uint64_t loop_offset;		/* bytes into it */

@@ -400,6 +400,33 @@ static void sysfs_list(dev_t dev, const char *dir, char *buf, size_t len)
 		closedir(d);
 }
 
+/* The serial of a SCSI disk (SATA ones too), which has no device/serial:
+ * its Unit Serial Number page (VPD 0x80: a 4-byte header, the length in
+ * its last byte, then the serial) into buf (len bytes); "" without. */
+static void scsi_serial(dev_t dev, char *buf, size_t len)
+{
+	unsigned char page[256];
+	char path[128];
+	size_t n = 0, i;
+	FILE *f;
+
+	buf[0] = 0;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/device/vpd_pg80",
+		 major(dev), minor(dev));
+	f = fopen(path, "re");
+	if (f) {
+		n = fread(page, 1, sizeof(page), f);
+		fclose(f);
+	}
+	if (n < 4 || page[1] != 0x80)
+		return;
+	n = n - 4 < page[3] ? n - 4 : page[3];
+	for (i = 0; i < n && i + 1 < len; i++)
+		buf[i] = page[4 + i] >= ' ' && page[4 + i] < 0x7f
+			 ? (char)page[4 + i] : '?';
+	buf[i] = 0;
+}
+
 /* Model, vendor and serial of the disk dev (as the driver gives them under
  * device/, blanks trimmed; "" where it gives none), into f. */
 static void disk_model(dev_t dev, struct storage_facts *f)
@@ -414,6 +441,10 @@ static void disk_model(dev_t dev, struct storage_facts *f)
 
 		if (sysfs_read(dev, attrs[i], v, sizeof(f->model)) < 0)
 			v[0] = 0;
+		/* virtio-blk has it beside the disk, SCSI in a VPD page. */
+		if (v == f->serial && !v[0] &&
+		    sysfs_read(dev, "serial", v, sizeof(f->serial)) < 0)
+			scsi_serial(dev, v, sizeof(f->serial));
 		for (n = strlen(v); n && v[n - 1] == ' '; n--)
 			v[n - 1] = 0;
 		n = strspn(v, " ");
