@@ -100,8 +100,8 @@ static void print_disk_facts(const struct storage_facts *f)
 		printf("  backing file %s\n", f->backing);
 }
 
-/* Where block device dev is mounted and what holds it, after prefix
- * (", " or nothing) into buf (len bytes); "" if neither. */
+/* Where block device dev is mounted and what holds it, into buf (len
+ * bytes); "" if neither. */
 static const char *use_text(dev_t dev, char *buf, size_t len)
 {
 	struct storage_facts f;
@@ -209,13 +209,19 @@ static void print_table(const struct target *t, const struct signatures *s)
 static void print_signatures(struct kcopy *k, const struct target *t)
 {
 	struct signatures s;
-	char sig[512];
+	char sig[512], path[64];
 	int fd, r;
 
-	if (t->info.is_remote)
+	/* Standard input or output is opened again by its descriptor. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", t->fd);
+	if (t->info.is_remote) {
 		fd = signatures_edges_file(k->kc, t->fd, 0, t->info.size);
-	else
-		fd = open(t->spec.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	} else {
+		fd = open(t->is_std ? path : t->spec.path,
+			  O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0)
+			fd = -errno;
+	}
 	if (fd < 0) {
 		printf("  signature    not known (%s)\n", strerror(-fd));
 		return;
