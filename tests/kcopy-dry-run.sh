@@ -1,6 +1,6 @@
 #!/bin/bash
 # kcopy --dry-run names what it is about to overwrite: on a loop device
-# over an image with a GPT (sfdisk) whose first partition holds an ext4
+# over an image with a GPT (sfdisk; else an MBR) whose first partition holds an ext4
 # with a label, mounted, the plan gives the loop device's backing file,
 # the partition table's type, the partitions (where they lie, their type,
 # the file system and label on the first), and that the first is mounted
@@ -15,7 +15,7 @@
 
 requires_root
 requires_loop
-requires sfdisk mkfs.ext4 blockdev mount umount sha256sum
+requires mkfs.ext4 blockdev mount umount sha256sum
 [[ -x $KCOPY ]] || fail "kcopy not built ($KCOPY)"
 
 # plan_line PLAN PREFIX: the plan's first line that starts with PREFIX.
@@ -29,12 +29,26 @@ has() {
 	grep -qF -- "$2" "$1" || fail "no '$2' in the plan: $(cat "$1")"
 }
 
-# The disk: a GPT of two partitions, an ext4 labelled on the first,
-# mounted read-only (nothing writes to it while the plan is made).
+# The disk: a GPT of two partitions (an MBR without sfdisk), an ext4
+# labelled on the first, mounted read-only (nothing writes to it while the
+# plan is made).
 DISK=$T/disk.img
 truncate -s 64M "$DISK"
-printf 'label: gpt\n,16MiB,L\n,,L\n' | sfdisk -q "$DISK" ||
-	fail "sfdisk failed"
+if command -v sfdisk >/dev/null 2>&1; then
+	PTTYPE=gpt
+	printf 'label: gpt\n,16MiB,L\n,,L\n' | sfdisk -q "$DISK" ||
+		fail "sfdisk failed"
+else
+	# Entries 1 and 2: type 0x83, LBA 2048 and 34816, 32768 and 96256
+	# sectors (little-endian); 3 and 4 empty.
+	PTTYPE=dos
+	{
+		printf '\x00\x00\x00\x00\x83\x00\x00\x00\x00\x08\x00\x00\x00\x80\x00\x00'
+		printf '\x00\x00\x00\x00\x83\x00\x00\x00\x00\x88\x00\x00\x00\x78\x01\x00'
+		head -c 32 /dev/zero
+		printf '\x55\xaa'
+	} | dd of="$DISK" bs=1 seek=446 conv=notrunc status=none
+fi
 LOOP=$(make_loop "$DISK" -P)
 PART=$(loop_partition "$LOOP" 1)
 mkfs.ext4 -q -F -L KCDISKFS -E lazy_itable_init=0,lazy_journal_init=0 \
@@ -58,7 +72,7 @@ file_sum=$(sum "$DISK")
 	--hash sha256,md5 "$IMG" "$LOOP" >"$T/plan" 2>"$T/err" ||
 	fail "dry run failed: $(cat "$T/err")"
 has "$T/plan" "  backing file $DISK"
-has "$T/plan" "  table        gpt"
+has "$T/plan" "  table        $PTTYPE"
 line=$(plan_line "$T/plan" "  partition 1  ")
 [[ $line == *"sector 2048, 32768 sectors"* ]] ||
 	fail "partition 1 not where sfdisk made it: $line"
@@ -103,7 +117,7 @@ has "$T/plan3" "  left         11534336 bytes (11.0 MiB)"
 	fail "dry run failed: $(cat "$T/err")"
 has "$T/plan4" "  loop device  $LOOP"
 has "$T/plan4" "  loop device  $PART, mounted on $T/mnt"
-has "$T/plan4" "  table        gpt"
+has "$T/plan4" "  table        $PTTYPE"
 
 # Nothing written, nothing made.
 assert_eq "$(sum "$LOOP")" "$disk_sum" "the disk after the dry runs"
