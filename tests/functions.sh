@@ -70,7 +70,7 @@
 #   requires_fuse | cleanup_add CMD | make_tmpdir | t_dir
 #   make_image FILE SIZE [pattern[:TAG]|zero|random]
 #   copy_zeroed IMAGE OUT [SECTOR COUNT]...
-#   make_loop FILE [LOSETUP_ARGS...]
+#   make_loop FILE [LOSETUP_ARGS...] | loop_partition DEV N
 #   make_fault_device IMAGE [FAULTFS_OPTS...] [-- LOSETUP_ARGS...]
 #   fault_device_kill [DEV] | fault_device_cut [DEV]
 #   make_tmpfs SIZE | sum FILE [OFF LEN]
@@ -381,6 +381,21 @@ make_loop() {
 	cleanup_add "__loop_detach $(printf '%q %q' "$dev" "$file")"
 	LOOP_DEV=$dev
 	printf '%s\n' "$dev"
+}
+
+# loop_partition DEV N: the device of partition N of loop device DEV
+# (attached with -P), printed; where the kernel lacks the table's parser,
+# added with partx (its removal registered); skip if there is none.
+loop_partition() {
+	local part
+	[[ $# -eq 2 ]] || fail "usage: loop_partition DEV N"
+	part=$1p$2
+	if ! wait_for 3 test -b "$part"; then
+		partx -a "$1" 2>/dev/null || true
+		cleanup_add "partx -d $(printf '%q' "$1") 2>/dev/null"
+		wait_for 5 test -b "$part" || skip "cannot make a partition on $1"
+	fi
+	printf '%s\n' "$part"
 }
 
 # ------------------------------------------------------------------ tmpfs

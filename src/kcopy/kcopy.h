@@ -18,6 +18,8 @@
  *   signals.c   the signals kcopy answers, through a signalfd
  *   progress.c  the progress bar and lines, the SIGUSR1 status line
  *   plan.c      the --dry-run plan
+ *   signatures.c  what libblkid finds on a device or file: signatures,
+ *               the partition table and its partitions
  *   used.c      --used, --domain-mapfile: the map of what to copy, from
  *               the file system's readers (fsmap.h: fstypes.c, fsmap.c,
  *               fs-ext.c, fs-xfs.c, fs-fat.c, fs-ntfs.c) or a mapfile
@@ -39,7 +41,8 @@
  *
  *   main -> options, target, run, verify, plan, report, signals, hash,
  *           mapfile, used
- *   used -> storage, files, mapfmt, fstypes, fsmap
+ *   plan -> storage, signatures, mapfile, used, hash
+ *   used -> storage, signatures, files, mapfmt, fstypes, fsmap
  *   options -> hash;  target -> storage;  verify -> run, hash
  *   run -> signals, progress, mapfile;  signals -> progress
  *   report -> target, storage, hash, json, files;  progress -> json
@@ -54,6 +57,7 @@
 #ifndef KCOPY_H
 #define KCOPY_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -414,6 +418,72 @@ bool storage_same_entry(const char *a, const char *b);
  * links too), the same directory entry if neither does. */
 bool storage_same_file(const char *a, const char *b);
 
+/* What the kernel (sysfs) says of a block device, for a person: --dry-run
+ * names the disk it is about to write.  Text sysfs does not give is "". */
+struct storage_facts {
+	char name[64];			/* the kernel's ("sda1", "loop0") */
+	uint64_t size;			/* bytes */
+	unsigned int partition;		/* its number; 0: not a partition */
+	uint64_t start;			/* a partition's, bytes into its disk */
+	dev_t disk;			/* a partition's disk, else dev */
+	char disk_name[64];		/* a partition's disk's name */
+	uint64_t disk_size;		/* a partition's disk's, bytes */
+	/* The disk's (a partition's disk's): device/vendor, device/model,
+	 * and device/serial, serial (virtio) or device/vpd_pg80 (SCSI). */
+	char vendor[64], model[64], serial[64];
+	char backing[PATH_MAX];		/* a loop device's backing file */
+	uint64_t loop_offset;		/* bytes into it */
+	char holders[256];		/* holders/ (dm-0, md127), by ", " */
+};
+/* The facts of block device dev into f: 0, or -errno if dev is not in
+ * sysfs (the facts that cannot be read are left out). */
+int storage_facts(dev_t dev, struct storage_facts *f);
+/* The partitions the kernel has of disk, at most max, into parts: how
+ * many, or -errno. */
+int storage_partitions(dev_t disk, dev_t *parts, size_t max);
+/* The device number of partition number of disk: 0, or -errno (-ENOENT
+ * if the kernel has no such partition). */
+int storage_partition_dev(dev_t disk, unsigned int number, dev_t *part);
+/* Where block device dev is mounted (the mount table, by libmount): how
+ * many mount points, joined by ", " into buf (len bytes), or -errno. */
+int storage_mounts(dev_t dev, char *buf, size_t len);
+/* The loop devices attached to the file (dev, ino), at most max of them,
+ * into loops: how many, or -errno. */
+int storage_loops_over(dev_t dev, ino_t ino, dev_t *loops, size_t max);
+
+/* signatures.c: what libblkid finds on a device or a file. */
+struct signature {
+	char type[32];			/* TYPE: "ext4", "swap", ... */
+	char label[128];		/* LABEL */
+	char uuid[64];			/* UUID */
+	char pttype[16];		/* PTTYPE: "gpt", "dos", ... */
+	char ptuuid[64];		/* PTUUID */
+	bool ambivalent;		/* several signatures, none taken */
+};
+struct sig_partition {
+	unsigned int number;
+	uint64_t start, count;		/* sectors of the storage probed */
+	char type[40];			/* a GPT type GUID, or "0x83" */
+	char name[64];			/* a GPT partition's name */
+	struct signature sig;		/* what is on it */
+};
+struct signatures {
+	struct signature sig;		/* of the whole storage probed */
+	struct sig_partition *parts;	/* its table's, if asked for */
+	size_t num_parts;
+};
+/* The signatures of [off, off + size) of fd (size 0: to its end) into s,
+ * and if parts, the partitions of its table, each probed too.  0 (finding
+ * nothing is not an error), or -errno. */
+int signatures_probe(int fd, uint64_t off, uint64_t size, bool parts,
+		     struct signatures *s);
+void signatures_free(struct signatures *s);
+/* [base, base + size) of fd, read through client kc (an NBD export, which
+ * libblkid cannot open): its first and last MiB in a sparse memory file of
+ * size bytes, for libblkid.  The memory file's descriptor, or -errno. */
+int signatures_edges_file(struct kcopyd_client *kc, int fd, uint64_t base,
+			  uint64_t size);
+
 /* run.c */
 int run_create_client(struct kcopy *k);
 int run_copy(struct kcopy *k);
@@ -526,6 +596,12 @@ bool mapfile_next(struct kcopy *k, uint64_t *sector, uint64_t *count);
 /* A piece's job ended, its callback has run: it is durable on every
  * destination still live (KCOPYD_FLUSH); its bad ranges are unreadable. */
 void mapfile_done(struct kcopy *k, uint64_t sector, uint64_t count);
+/* What the mapfile says of the copy, after mapfile_open (for
+ * --dry-run): bytes copied ('+'), unreadable ('-') and not done ('?') of
+ * the source region, and whether the file exists (else a new one is to be
+ * made).  false without --mapfile. */
+bool mapfile_state(const struct kcopy *k, uint64_t *done, uint64_t *bad,
+		   uint64_t *left, bool *exists);
 /* Write the mapfile if the checkpoint interval has passed (or now). */
 void mapfile_checkpoint(struct kcopy *k, bool now);
 /* After the copy: the last mapfile, and the outcome of the whole copy

@@ -52,6 +52,7 @@ struct mapfile {
 	uint64_t piece;			/* bytes per job at most */
 	unsigned int align;		/* bytes: the largest logical block */
 	double next_checkpoint;
+	bool exists;			/* FILE was there at mapfile_open() */
 	bool dirty;			/* changed since written */
 	bool write_failed;		/* said once */
 	/* An update of the map failed (no memory, the bad range record
@@ -273,8 +274,23 @@ int mapfile_open(struct kcopy *k)
 		return no_memory(k);
 	if (r == 1)
 		return 0;	/* a new mapfile */
+	m->exists = true;
 	m->mode = st.st_mode & 07777;
 	return load(k);
+}
+
+bool mapfile_state(const struct kcopy *k, uint64_t *done, uint64_t *bad,
+		   uint64_t *left, bool *exists)
+{
+	const struct mapfile *m = k->map;
+
+	if (!m)
+		return false;
+	*done = rangemap_bytes(&m->map, '+');
+	*bad = rangemap_bytes(&m->map, '-');
+	*left = rangemap_bytes(&m->map, '?');
+	*exists = m->exists;
+	return true;
 }
 
 /* A range to copy into the to-do list, widened to whole logical blocks of

@@ -2,14 +2,17 @@
  * rather than read from path text: the disk behind a partition, the file
  * or device behind a loop device (LOOP_GET_STATUS64), the loop devices in
  * use over a file, whether a directory is on devtmpfs (the mount table,
- * by libmount), zoned devices.
+ * by libmount), zoned devices; and, for a person (--dry-run), what the
+ * kernel knows of a device: its model, serial, size, partition number,
+ * backing file, where it is mounted and what holds it.
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * sysfs is read only for numbers (partition start, major:minor) and for
- * the kernel's own device names; every device opened here is checked to be
- * the device number asked for.
+ * sysfs is read only for numbers (partition start, major:minor), for the
+ * kernel's own device names, and for the text shown to a person (model,
+ * serial, backing file); every device opened here is checked to be the
+ * device number asked for.
  */
 #include <config.h>
 
@@ -33,6 +36,10 @@
 
 /* Nesting of partitions and loop devices followed at most. */
 #define MAX_DEPTH 8
+/* Partitions of one disk looked at, at most (the kernel's DISK_MAX_PARTS). */
+#define MAX_PARTS 256
+/* Loop devices over one file looked at, at most. */
+#define MAX_LOOPS_OVER 256
 
 /* Read one line of a sysfs attribute of block device dev: 0 or -errno. */
 static int sysfs_read(dev_t dev, const char *attr, char *buf, size_t len)
@@ -91,14 +98,11 @@ static dev_t decode_dev(uint64_t d)
 		       (unsigned int)((d & 0xff) | ((d >> 12) & 0xfff00)));
 }
 
-/* Open block device dev by its kernel name under /dev, checked to be dev.
- * A descriptor, or -errno. */
-static int open_dev(dev_t dev, int flags)
+/* The kernel's name of dev ("sda1"), the last part of its sysfs link. */
+static int sysfs_dev_name(dev_t dev, char *buf, size_t len)
 {
-	char link[128], target[PATH_MAX], path[PATH_MAX + 8];
-	struct stat st;
+	char link[128], target[PATH_MAX];
 	ssize_t n;
-	int fd;
 
 	snprintf(link, sizeof(link), "/sys/dev/block/%u:%u", major(dev),
 		 minor(dev));
@@ -106,7 +110,21 @@ static int open_dev(dev_t dev, int flags)
 	if (n < 0)
 		return -errno;
 	target[n] = 0;
-	snprintf(path, sizeof(path), "/dev/%s", basename(target));
+	snprintf(buf, len, "%s", basename(target));
+	return 0;
+}
+
+/* Open block device dev by its kernel name under /dev, checked to be dev.
+ * A descriptor, or -errno. */
+static int open_dev(dev_t dev, int flags)
+{
+	char name[NAME_MAX + 1], path[NAME_MAX + 8];
+	struct stat st;
+	int fd = sysfs_dev_name(dev, name, sizeof(name));
+
+	if (fd < 0)
+		return fd;
+	snprintf(path, sizeof(path), "/dev/%s", name);
 	fd = open(path, flags | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
@@ -236,30 +254,43 @@ static bool is_ours(dev_t dev, const dev_t *ours, size_t n)
 	return false;
 }
 
-/* Disk name (dev), or one of its partitions, busy with something that is
- * not one of ours (the devices this run holds open itself)? */
-static bool disk_busy(const char *name, dev_t dev, const dev_t *ours,
-		      size_t n_ours)
+int storage_partitions(dev_t disk, dev_t *parts, size_t max)
 {
-	char path[NAME_MAX + 16], rel[2 * NAME_MAX + 2];
+	char name[NAME_MAX + 1], path[NAME_MAX + 16], rel[2 * NAME_MAX + 2];
 	struct dirent *e;
-	bool busy = !is_ours(dev, ours, n_ours) && dev_busy(dev);
+	size_t n = 0;
+	int r = sysfs_dev_name(disk, name, sizeof(name));
 	DIR *d;
 
+	if (r < 0)
+		return r;
 	snprintf(path, sizeof(path), "/sys/block/%s", name);
 	d = opendir(path);
-	while (d && !busy && (e = readdir(d))) {
-		dev_t part;
-
+	if (!d)
+		return -errno;
+	while (n < max && (e = readdir(d))) {
 		if (strncmp(e->d_name, name, strlen(name)))
 			continue;	/* partitions are named after the disk */
 		snprintf(rel, sizeof(rel), "%s/%s", name, e->d_name);
-		if (sysfs_block_dev(rel, &part) == 0 &&
-		    !is_ours(part, ours, n_ours))
-			busy = dev_busy(part);
+		if (sysfs_block_dev(rel, &parts[n]) == 0 &&
+		    sysfs_has(parts[n], "partition"))
+			n++;
 	}
-	if (d)
-		closedir(d);
+	closedir(d);
+	return (int)n;
+}
+
+/* Disk dev, or one of its partitions, busy with something that is not
+ * one of ours (the devices this run holds open itself)? */
+static bool disk_busy(dev_t dev, const dev_t *ours, size_t n_ours)
+{
+	dev_t parts[MAX_PARTS];
+	int n = storage_partitions(dev, parts, MAX_PARTS), i;
+	bool busy = !is_ours(dev, ours, n_ours) && dev_busy(dev);
+
+	for (i = 0; !busy && i < n; i++)
+		if (!is_ours(parts[i], ours, n_ours))
+			busy = dev_busy(parts[i]);
 	return busy;
 }
 
@@ -268,36 +299,45 @@ bool storage_blockdev_busy(dev_t dev)
 	return dev_busy(dev);
 }
 
-int storage_busy_loop_over(dev_t dev, ino_t ino, const dev_t *ours,
-			   size_t n_ours, char *name, size_t len)
+int storage_loops_over(dev_t dev, ino_t ino, dev_t *loops, size_t max)
 {
+	struct loop_info64 info;
 	struct dirent *e;
 	DIR *d = opendir("/sys/block");
-	int found = 0;
+	size_t n = 0;
 
 	if (!d)
 		return -errno;
-	while (!found && (e = readdir(d))) {
-		struct loop_info64 info;
-		dev_t loop;
+	/* A loop device with nothing attached has no "loop" directory in
+	 * sysfs: not opened (an open of each of the usual 50 or more costs
+	 * a run tens of milliseconds). */
+	while (n < max && (e = readdir(d)))
+		if (!strncmp(e->d_name, "loop", 4) &&
+		    sysfs_block_dev(e->d_name, &loops[n]) == 0 &&
+		    sysfs_has(loops[n], "loop") &&
+		    loop_status(loops[n], &info) == 0 && !info.lo_rdevice &&
+		    decode_dev(info.lo_device) == dev &&
+		    (ino_t)info.lo_inode == ino)
+			n++;
+	closedir(d);
+	return (int)n;
+}
 
-		/* A loop device with nothing attached has no "loop"
-		 * directory in sysfs: not opened (an open of each of the
-		 * usual 50 or more costs a run tens of milliseconds). */
-		if (strncmp(e->d_name, "loop", 4) ||
-		    sysfs_block_dev(e->d_name, &loop) < 0 ||
-		    !sysfs_has(loop, "loop") ||
-		    loop_status(loop, &info) < 0 || info.lo_rdevice ||
-		    decode_dev(info.lo_device) != dev ||
-		    (ino_t)info.lo_inode != ino)
-			continue;
-		if (disk_busy(e->d_name, loop, ours, n_ours)) {
-			snprintf(name, len, "/dev/%s", e->d_name);
-			found = 1;
+int storage_busy_loop_over(dev_t dev, ino_t ino, const dev_t *ours,
+			   size_t n_ours, char *name, size_t len)
+{
+	dev_t loops[MAX_LOOPS_OVER];
+	char kname[NAME_MAX + 1];
+	int n = storage_loops_over(dev, ino, loops, MAX_LOOPS_OVER), i;
+
+	for (i = 0; i < n; i++) {
+		if (disk_busy(loops[i], ours, n_ours) &&
+		    sysfs_dev_name(loops[i], kname, sizeof(kname)) == 0) {
+			snprintf(name, len, "/dev/%s", kname);
+			return 1;
 		}
 	}
-	closedir(d);
-	return found;
+	return n < 0 ? n : 0;
 }
 
 int storage_is_devtmpfs(dev_t dev)
@@ -345,4 +385,157 @@ bool storage_same_file(const char *a, const char *b)
 	if (ea && eb)
 		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 	return !ea && !eb && storage_same_entry(a, b);
+}
+
+/* ------------------------------------------------ facts for a person */
+
+/* The names in directory dir of dev's sysfs entry ("holders"), joined by
+ * ", " into buf (len bytes; "" if none). */
+static void sysfs_list(dev_t dev, const char *dir, char *buf, size_t len)
+{
+	char path[128];
+	struct dirent *e;
+	size_t n = 0;
+	DIR *d;
+
+	buf[0] = 0;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s", major(dev),
+		 minor(dev), dir);
+	d = opendir(path);
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.' && n < len)
+			n += (size_t)snprintf(buf + n, len - n, "%s%s",
+					      n ? ", " : "", e->d_name);
+	if (d)
+		closedir(d);
+}
+
+/* The serial of a SCSI disk (SATA ones too), which has no device/serial:
+ * its Unit Serial Number page (VPD 0x80: a 4-byte header, the length in
+ * its last byte, then the serial) into buf (len bytes); "" without. */
+static void scsi_serial(dev_t dev, char *buf, size_t len)
+{
+	unsigned char page[256];
+	char path[128];
+	size_t n = 0, i;
+	FILE *f;
+
+	buf[0] = 0;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/device/vpd_pg80",
+		 major(dev), minor(dev));
+	f = fopen(path, "re");
+	if (f) {
+		n = fread(page, 1, sizeof(page), f);
+		fclose(f);
+	}
+	if (n < 4 || page[1] != 0x80)
+		return;
+	n = n - 4 < page[3] ? n - 4 : page[3];
+	for (i = 0; i < n && i + 1 < len; i++)
+		buf[i] = page[4 + i] >= ' ' && page[4 + i] < 0x7f
+			 ? (char)page[4 + i] : '?';
+	buf[i] = 0;
+}
+
+/* Model, vendor and serial of the disk dev (as the driver gives them under
+ * device/, blanks trimmed; "" where it gives none), into f. */
+static void disk_model(dev_t dev, struct storage_facts *f)
+{
+	char *fields[] = { f->vendor, f->model, f->serial };
+	const char *attrs[] = { "device/vendor", "device/model",
+				"device/serial" };
+	size_t i, n;
+
+	for (i = 0; i < 3; i++) {
+		char *v = fields[i];
+
+		if (sysfs_read(dev, attrs[i], v, sizeof(f->model)) < 0)
+			v[0] = 0;
+		/* virtio-blk has it beside the disk, SCSI in a VPD page. */
+		if (v == f->serial && !v[0] &&
+		    sysfs_read(dev, "serial", v, sizeof(f->serial)) < 0)
+			scsi_serial(dev, v, sizeof(f->serial));
+		for (n = strlen(v); n && v[n - 1] == ' '; n--)
+			v[n - 1] = 0;
+		n = strspn(v, " ");
+		memmove(v, v + n, strlen(v + n) + 1);
+	}
+}
+
+int storage_facts(dev_t dev, struct storage_facts *f)
+{
+	unsigned int maj, min;
+	uint64_t num;
+	char buf[64];
+	int r;
+
+	memset(f, 0, sizeof(*f));
+	f->disk = dev;
+	r = sysfs_dev_name(dev, f->name, sizeof(f->name));
+	if (r < 0)
+		return r;
+	if (sysfs_u64(dev, "size", &f->size) == 0)
+		f->size *= KC_SECTOR_SIZE;
+	if (sysfs_has(dev, "partition")) {
+		if (sysfs_u64(dev, "partition", &num) == 0)
+			f->partition = (unsigned int)num;
+		if (sysfs_u64(dev, "start", &f->start) == 0)
+			f->start *= KC_SECTOR_SIZE;
+		if (sysfs_read(dev, "../dev", buf, sizeof(buf)) == 0 &&
+		    sscanf(buf, "%u:%u", &maj, &min) == 2)
+			f->disk = makedev(maj, min);
+		if (sysfs_u64(f->disk, "size", &f->disk_size) == 0)
+			f->disk_size *= KC_SECTOR_SIZE;
+		sysfs_dev_name(f->disk, f->disk_name, sizeof(f->disk_name));
+	}
+	disk_model(f->disk, f);
+	if (sysfs_read(f->disk, "loop/backing_file", f->backing,
+		       sizeof(f->backing)) < 0)
+		f->backing[0] = 0;
+	if (f->backing[0] &&
+	    sysfs_u64(f->disk, "loop/offset", &f->loop_offset) < 0)
+		f->loop_offset = 0;
+	sysfs_list(dev, "holders", f->holders, sizeof(f->holders));
+	return 0;
+}
+
+int storage_partition_dev(dev_t disk, unsigned int number, dev_t *part)
+{
+	dev_t parts[MAX_PARTS];
+	uint64_t num;
+	int n = storage_partitions(disk, parts, MAX_PARTS), i;
+
+	for (i = 0; i < n; i++)
+		if (sysfs_u64(parts[i], "partition", &num) == 0 &&
+		    num == number) {
+			*part = parts[i];
+			return 0;
+		}
+	return n < 0 ? n : -ENOENT;
+}
+
+int storage_mounts(dev_t dev, char *buf, size_t len)
+{
+	struct libmnt_table *tb = mnt_new_table();
+	struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+	struct libmnt_fs *fs;
+	int r = tb && it ? mnt_table_parse_file(tb, "/proc/self/mountinfo")
+			 : -ENOMEM;
+	size_t n = 0;
+	int found = 0;
+
+	buf[0] = 0;
+	while (r == 0 && mnt_table_next_fs(tb, it, &fs) == 0) {
+		const char *target = mnt_fs_get_target(fs);
+
+		if (mnt_fs_get_devno(fs) != dev || !target)
+			continue;
+		if (n < len)
+			n += (size_t)snprintf(buf + n, len - n, "%s%s",
+					      found ? ", " : "", target);
+		found++;
+	}
+	mnt_free_iter(it);
+	mnt_unref_table(tb);
+	return r < 0 ? r : r > 0 ? -EIO : found;
 }

@@ -27,7 +27,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "kcopy.h"
@@ -37,9 +36,6 @@
 
 /* Bytes of a mapfile that --domain-mapfile reads at most (as --mapfile). */
 #define DOMAIN_MAX_BYTES (256u << 20)
-/* What libblkid is given of an NBD export to tell its type: the first
- * and the last MiB (every superblock it looks for lies there). */
-#define PROBE_EDGE (1u << 20)
 
 /* The readers read through the copy's backend, a job each
  * (kcopyd_read): small reads near one another come out of a window of
@@ -89,36 +85,6 @@ static int read_source(void *ctx, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* The region's first and last MiB into a sparse memory file of its size,
- * for libblkid, which reads descriptors only.  The descriptor, or -errno. */
-static int edges_file(struct kcopy *k, uint64_t base, uint64_t size)
-{
-	size_t n = size < PROBE_EDGE ? (size_t)size : PROBE_EDGE;
-	char *buf = malloc(PROBE_EDGE);
-	int fd = memfd_create("kcopy-probe", MFD_CLOEXEC), r = 0;
-	uint64_t tail = size - n;
-
-	if (fd < 0 || !buf) {
-		r = fd < 0 ? -errno : -ENOMEM;
-		goto out;
-	}
-	if (ftruncate(fd, (off_t)size) < 0)
-		r = -errno;
-	if (r == 0)
-		r = kcopyd_read(k->kc, k->src.fd, buf, n, base);
-	if (r == 0 && pwrite(fd, buf, n, 0) != (ssize_t)n)
-		r = -EIO;
-	if (r == 0 && tail > n)
-		r = kcopyd_read(k->kc, k->src.fd, buf, n, base + tail);
-	if (r == 0 && tail > n && pwrite(fd, buf, n, (off_t)tail) != (ssize_t)n)
-		r = -EIO;
-out:
-	free(buf);
-	if (r < 0 && fd >= 0)
-		close(fd);
-	return r < 0 ? r : fd;
-}
-
 /* The file-system type of the source region, as libblkid names it, into
  * type (len bytes); "" if it finds none.  0 or -errno. */
 static int probe_type(struct kcopy *k, char *type, size_t len)
@@ -131,7 +97,7 @@ static int probe_type(struct kcopy *k, char *type, size_t len)
 
 	type[0] = '\0';
 	if (k->src.info.is_remote) {
-		fd = edges_file(k, base, size);
+		fd = signatures_edges_file(k->kc, k->src.fd, base, size);
 		if (fd < 0)
 			return fd;
 		base = 0;
