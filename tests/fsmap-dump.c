@@ -104,6 +104,7 @@ int main(int argc, char **argv)
 	if (blkid_do_safeprobe(pr) != 0 ||
 	    blkid_probe_lookup_value(pr, "TYPE", &type, NULL) != 0) {
 		fprintf(stderr, "%s: no file system found\n", argv[1]);
+		blkid_free_probe(pr);
 		return 2;
 	}
 	snprintf(m.type, sizeof(m.type), "%s", type);
@@ -117,6 +118,7 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		fprintf(stderr, "%s: %s: %s (%s)\n", argv[1], m.type,
 			strerror(-r), why);
+		fsmap_free(&m);
 		return 1;
 	}
 	if (fsmap_finish(&m, size) < 0) {
