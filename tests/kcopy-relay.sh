@@ -14,6 +14,10 @@ requires_root
 requires ip python3 cmp timeout
 [[ -x $KCOPY ]] || fail "kcopy not built ($KCOPY)"
 
+# contrib/bench/relay-node.py ADDR NEXT PIDFILE READY CMD...: one node,
+# listening on ADDR:$PORT; kcopy reads and writes the sockets themselves.
+NODE=$(cd "${top_srcdir:-$(dirname "$0")/..}" && pwd)/contrib/bench/relay-node.py
+[[ -f $NODE ]] || fail "no $NODE"
 NODES=4
 NS=kcrelay$$
 PORT=7000
@@ -38,32 +42,6 @@ for ((i = 1; i <= NODES; i++)); do
 	ip -n "$NS$i" link set "l$i" up
 done
 
-# node.py ADDR NEXT PIDFILE READY CMD...: listen on ADDR:PORT, say READY,
-# accept one connection as standard input, connect standard output to
-# NEXT:PORT (unless NEXT is '-'), write the pid and exec CMD: kcopy reads
-# and writes the sockets themselves, no relay process between.
-cat >node.py <<'PY'
-import os, socket, sys
-addr, nxt, pidfile, ready = sys.argv[1:5]
-port = int(os.environ["PORT"])
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind((addr, port))
-ls.listen(1)
-open(ready, "w").close()
-conn, _ = ls.accept()
-ls.close()
-os.dup2(conn.fileno(), 0)
-conn.close()
-if nxt != "-":
-    out = socket.create_connection((nxt, port), timeout=10)
-    out.settimeout(None)
-    os.dup2(out.fileno(), 1)
-    out.close()
-with open(pidfile, "w") as f:
-    f.write("%d\n" % os.getpid())
-os.execvp(sys.argv[5], sys.argv[5:])
-PY
 export PORT
 
 # relay NAME SRC_OPTS DISK1 ... DISK4: start the nodes from the last one
@@ -80,11 +58,11 @@ relay() {
 		((i == NODES)) || next=10.77.$((i + 1)).2
 		rm -f "$name.ready$i"
 		if ((i == NODES)); then
-			ip netns exec "$NS$i" timeout 60 python3 node.py \
+			ip netns exec "$NS$i" timeout 60 python3 "$NODE" \
 				"10.77.$i.2" - "$name.pid$i" "$name.ready$i" \
 				"$KCOPY" - "${disks[i - 1]}" 2>"$name.err$i" &
 		else
-			ip netns exec "$NS$i" timeout 60 python3 node.py \
+			ip netns exec "$NS$i" timeout 60 python3 "$NODE" \
 				"10.77.$i.2" "$next" "$name.pid$i" "$name.ready$i" \
 				"$KCOPY" - "${disks[i - 1]}" - 2>"$name.err$i" &
 		fi
