@@ -31,8 +31,8 @@
 #include "kcopyd-private.h"
 
 /* The interfaces in the order they are tried when the environment does not
- * choose.  io_uring first: in the runs of contrib/bench (README,
- * "Performance") a process that used libaio waited 28-38 ms in io_destroy
+ * choose.  io_uring first: in the runs of contrib/bench (RESULTS.md,
+ * "Scaling") a process that used libaio waited 28-38 ms in io_destroy
  * (or at exit) for the kernel to retire the context, a third of a 1 MiB
  * copy; an io_uring ring is retired in the background. */
 static const struct kc_ring_ops *const ring_choices[] = {
