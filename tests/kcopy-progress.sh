@@ -88,6 +88,18 @@ assert abs(sum(p.values()) - r["seconds"]) < 0.05, (p, r["seconds"])
 assert abs(r["seconds"] - last["elapsed"]) < 0.05, (r["seconds"], last)
 assert r["verified"] is True and r["bytes_verified"] == 128 << 20, r
 PY
+# SIGUSR1 during the read-back: the status line says so.
+"$KCOPY" --progress=json --progress-interval 0.1 --rate 32M --verify "$T/src.img" "$T/ver1.img" 2>"$T/usr1.err" &
+pid=$!
+for _ in $(seq 100); do
+	grep -q '"phase": "verify"' "$T/usr1.err" && break
+	sleep 0.1
+done
+kill -USR1 "$pid" 2>/dev/null || fail "verify SIGUSR1: kcopy ended before the read-back"
+wait "$pid" || fail "verify SIGUSR1: status $?"
+grep -Eq '^kcopy: [0-9]+ bytes \([^)]*\) of 67108864 read back \(verify\)' "$T/usr1.err" ||
+	fail "verify SIGUSR1: $(grep -v '^{' "$T/usr1.err")"
+
 # -v: the closing line's seconds are the run's, the read-back's in them.
 "$KCOPY" -v --verify --rate 64M "$T/src.img" "$T/ver1.img" 2>"$T/v.err" || fail "verify -v: status $?"
 grep -Eq 'copied to 1 destination\(s\) and verified in [0-9.]+ s \(copy [0-9.]+ s(, flush [0-9.]+ s)?, verify [0-9.]+ s\)' "$T/v.err" ||

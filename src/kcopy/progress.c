@@ -407,13 +407,19 @@ void progress_tick(struct kcopy *k, bool final)
 		output_locked(&k->out, draw, &t);
 }
 
-/* One status line, under the output lock: the phase's numbers, which go
- * to standard error (as dd's), wherever the progress goes. */
+/* One status line, under the output lock: dd's, the phase in its verb
+ * ("copied", "zeroed", "copied, flushing", "read back (verify)") and its
+ * numbers; on standard error wherever the progress goes. */
 static void status_line(void *arg)
 {
 	struct kcopy *k = arg;
 	char done[KC_FORMAT_SIZE_LEN], rate[KC_FORMAT_SIZE_LEN], total[32];
 	char slow[48], dests[40];
+	static const char *const verbs[PHASE_NUM] = {
+		[PHASE_COPY] = "copied", [PHASE_ZERO] = "zeroed",
+		[PHASE_FLUSH] = "written, flushing",
+		[PHASE_VERIFY] = "read back (verify)",
+	};
 	struct snapshot s;
 
 	take(k, false, &s);
@@ -424,24 +430,18 @@ static void status_line(void *arg)
 		snprintf(total, sizeof(total), " of %" PRIu64, s.total);
 	else
 		total[0] = 0;
-	if (s.phase == PHASE_VERIFY) {
-		fprintf(stderr, "kcopy: verify: %" PRIu64 " bytes (%s)%s read "
-			"back, %.1f s, %s/s, %u of %u destinations failed\n",
-			s.done, kc_format_size(s.done, done, sizeof(done)),
-			total, s.phase_elapsed, rate, s.failed, k->num_dests);
-	} else {
-		fprintf(stderr, "kcopy: %s: %" PRIu64 " bytes (%s)%s %s, "
-			"%.1f s, %s/s, %u of %u destinations failed; %"
-			PRIu64 " bytes read; %s%" PRIu64 " written, %" PRIu64
-			" zeroed, %" PRIu64 " skipped%s\n",
-			phase_names[s.phase], s.done,
-			kc_format_size(s.done, done, sizeof(done)), total,
-			k->opt.zero ? "zeroed" : "copied", s.phase_elapsed,
-			rate, s.failed, k->num_dests, s.read,
-			over_dests(k, dests, sizeof(dests)), s.written,
+	fprintf(stderr, "kcopy: %" PRIu64 " bytes (%s)%s %s, %.1f s, %s/s, "
+		"%u of %u destinations failed", s.done,
+		kc_format_size(s.done, done, sizeof(done)), total,
+		verbs[s.phase], s.phase_elapsed, rate, s.failed,
+		k->num_dests);
+	if (s.phase != PHASE_VERIFY)
+		fprintf(stderr, "; %" PRIu64 " bytes read; %s%" PRIu64
+			" written, %" PRIu64 " zeroed, %" PRIu64 " skipped%s",
+			s.read, over_dests(k, dests, sizeof(dests)), s.written,
 			s.zeroed, s.skipped,
 			slowest_text(s.slowest, slow, sizeof(slow)));
-	}
+	fputc('\n', stderr);
 	fflush(stderr);
 }
 
