@@ -139,8 +139,10 @@ offers()
 expect 'kcopy --ver' --verbose --verify --version
 expect 'kcopy --de' --destination-is-zero
 expect 'kcopy --no-z' --no-zero-detect
-expect 'kcopy --progress=' plain json
-expect 'kcopy --progress=j' json
+expect 'kcopy --progress=' plain json fd:3 plain,fd:3 json,fd:3
+expect 'kcopy --progress=j' json json,fd:3
+expect 'kcopy --progress=f' fd:3
+expect 'kcopy --progress=plain,' plain,fd:3
 expect 'kcopy --throttle ' 10 25 50 75 100
 expect 'kcopy --ti' --timeout
 expect 'kcopy --timeout ' 0 10 30 60 120 300

@@ -16,7 +16,8 @@
  *               the data hooks of both phases, which also feed --hash
  *   hash.c      --hash: the digests, by libcrypto
  *   signals.c   the signals kcopy answers, through a signalfd
- *   progress.c  the progress bar and lines, the SIGUSR1 status line
+ *   progress.c  the progress bar and lines, phase by phase (copy or zero,
+ *               flush, verify), and the SIGUSR1 status line
  *   plan.c      the --dry-run plan
  *   signatures.c  what libblkid finds on a device or file: signatures,
  *               the partition table and its partitions
@@ -45,7 +46,8 @@
  *   used -> storage, signatures, files, mapfmt, fstypes, fsmap
  *   options -> hash;  target -> storage;  verify -> run, hash
  *   run -> signals, progress, mapfile;  signals -> progress
- *   report -> target, storage, hash, json, files;  progress -> json
+ *   report -> target, storage, hash, json, files, progress;
+ *   progress -> json;  verify -> progress
  *   mapfile -> resume, target, storage, mapfmt, rangemap, files
  *   resume -> mapfmt;  mapfmt -> rangemap
  *   any of them -> output, spec, format, clock
@@ -126,6 +128,7 @@ struct options {
 	uint64_t rate;
 	unsigned int timeout;		/* NBD requests, seconds; 0 none */
 	int progress;			/* PROGRESS_* */
+	int progress_fd;		/* --progress=fd:N: N; -1: stderr */
 	double progress_interval;	/* 0: the mode's default */
 	bool verify;
 	unsigned int hash_algs;		/* --hash: bit a is algorithm a (HASH_*) */
@@ -229,13 +232,36 @@ struct target {
 
 /* ------------------------------------------------------------ progress.c */
 
+/* The phases of a run, in order; each has its own %, rate and ETA in the
+ * progress, and its duration in the report ("phases"). */
+enum {
+	PHASE_COPY,			/* the copy's data */
+	PHASE_ZERO,			/* --zero's */
+	PHASE_FLUSH,			/* all of it written: the jobs flush the
+					   destinations */
+	PHASE_VERIFY,			/* --verify's read-back */
+	PHASE_NUM
+};
+
 struct progress {
 	int mode;			/* PROGRESS_* after AUTO is decided */
 	bool bar;			/* redrawn in place on a terminal */
+	FILE *f;			/* stderr, or --progress=fd:N's */
+	unsigned int width;		/* the terminal's columns (the bar) */
 	double interval;		/* seconds between updates */
+	int phase;			/* PHASE_* now */
+	double phase_start;		/* clock_now() when it began */
+	double flush_start;		/* PHASE_FLUSH: when the copy's data
+					   were all written (its lines are the
+					   copy's, from phase_start) */
+	/* PHASE_VERIFY: the bytes to read back (summed over the
+	 * destinations), and the client's counters when it began (they
+	 * count the copy's I/O too). */
+	uint64_t phase_total;
+	uint64_t base_read, base_passed;
 	double last_t;
-	uint64_t last_bytes;
-	double rate;			/* smoothed, bytes per second */
+	uint64_t last_bytes;		/* of moved, at last_t */
+	double rate;			/* smoothed, bytes moved per second */
 };
 
 /* ------------------------------------------------------------ verify.c */
@@ -344,7 +370,10 @@ struct kcopy {
 	/* Main thread only. */
 	struct io_region *bad;		/* bad ranges, after the copy */
 	size_t num_bad;
-	double start, seconds;
+	double start, seconds;		/* the run's: copy to verify's end */
+	double phase_seconds[PHASE_NUM];	/* each phase's (PHASE_*) */
+	unsigned int phases_run;	/* bit p: phase p ran */
+	uint64_t bytes_verified;	/* read back, summed over dests */
 	uint64_t bytes_done;
 	unsigned int tail_bytes;	/* bytes of data in the region's last
 					   sector: 512, but at a stream's end */
@@ -491,9 +520,9 @@ int run_copy(struct kcopy *k);
  * read_err and write_err are the copy's, 0 for other jobs.  Takes k->lock. */
 void run_job_done(struct kcopy *k, int read_err, unsigned int write_err);
 /* Wait until k->jobs_left is 0, answering signals (the first stops the
- * client's jobs) and, if ticks, drawing progress.  For the copy and for
- * --verify's read jobs. */
-void run_wait(struct kcopy *k, bool ticks);
+ * client's jobs) and ticking the progress (progress_tick) of the phase.
+ * For the copy and for --verify's read jobs. */
+void run_wait(struct kcopy *k);
 /* Record that destination i failed at sector (absolute on it;
  * KCOPY_NO_SECTOR if no sector is to blame); the first error is the one
  * kept and reported, the lowest sector of any the one reported with it.
@@ -513,9 +542,21 @@ bool signals_poll(struct kcopy *k);
 double clock_now(void);
 
 /* progress.c */
+/* Decide the mode and where it goes, and start the first phase (copy or
+ * zero) and the run's clock. */
 void progress_start(struct kcopy *k);
+/* Phase phase (PHASE_*) begins now; the one before ends (its last line
+ * drawn).  total: PHASE_VERIFY's bytes to read back. */
+void progress_phase(struct kcopy *k, int phase, uint64_t total);
+/* An update: notes the flush (all written, the jobs not over) and, unless
+ * --progress is off, draws.  final: the run is over (its last line, once,
+ * after the last phase); the phase's duration is taken then. */
 void progress_tick(struct kcopy *k, bool final);
 void progress_status_line(struct kcopy *k);
+/* "copy", "zero", "flush", "verify" */
+const char *progress_phase_name(int phase);
+/* SIGWINCH: the terminal's width again. */
+void progress_resize(struct kcopy *k);
 
 /* hash.c: each returns 0 or -errno and prints nothing. */
 /* The HASH_* algorithm named by the len characters at name, or -EINVAL. */
@@ -578,6 +619,9 @@ int report_write(struct kcopy *k, int status);
 /* Remove the temporary files, and the placeholders that nothing replaced. */
 void report_free(struct kcopy *k);
 void report_closing_line(struct kcopy *k, int status);
+/* The phases' durations, "copy 1.200 s, flush 0.100 s, verify 0.800 s",
+ * into buf (len bytes); buf. */
+const char *report_phases_text(const struct kcopy *k, char *buf, size_t len);
 
 /* Jobs of a --mapfile copy kept in flight (run.c): the engine never idles
  * between one and the next. */

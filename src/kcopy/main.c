@@ -182,6 +182,7 @@ static void finish_source_hash(struct kcopy *k)
 /* After the copy: read back, report, say how it went.  The exit status. */
 static int finish(struct kcopy *k)
 {
+	char phases[128];
 	bool map_lost;
 	unsigned int i;
 	int status;
@@ -198,6 +199,10 @@ static int finish(struct kcopy *k)
 	run_trim_created(k);
 	/* The last mapfile, and the outcome of the whole copy. */
 	map_lost = mapfile_finish(k) < 0;
+	/* The run's end, after the read-back: its seconds, its last
+	 * progress line. */
+	k->seconds = clock_now() - k->start;
+	progress_tick(k, true);
 	kcopyd_client_destroy(k->kc);
 	k->kc = NULL;
 	k->ended_at = time(NULL);
@@ -216,12 +221,15 @@ static int finish(struct kcopy *k)
 		report_closing_line(k, status);
 	else
 		say(&k->out, MSG_VERBOSE, "%" PRIu64 " bytes %s %u "
-		    "destination(s) in %.3f s: %" PRIu64 " bytes read, %"
-		    PRIu64 " written, %" PRIu64 " zeroed, %" PRIu64
-		    " skipped", k->bytes_done,
-		    k->opt.zero ? "zeroed on" : "copied to", k->num_dests,
-		    k->seconds, k->stats.bytes_read, k->stats.bytes_written,
-		    k->stats.bytes_zeroed, k->stats.bytes_skipped);
+		    "destination(s)%s in %.3f s (%s): %" PRIu64 " bytes read; %s%"
+		    PRIu64 " written, %" PRIu64 " zeroed, %" PRIu64 " skipped",
+		    k->bytes_done, k->opt.zero ? "zeroed on" : "copied to",
+		    k->num_dests, k->verified ? " and verified" : "",
+		    k->seconds, report_phases_text(k, phases, sizeof(phases)),
+		    k->stats.bytes_read, k->num_dests > 1
+		    ? "summed over the destinations: " : "",
+		    k->stats.bytes_written, k->stats.bytes_zeroed,
+		    k->stats.bytes_skipped);
 	return status;
 }
 

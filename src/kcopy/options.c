@@ -11,6 +11,8 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <popt.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -66,8 +68,10 @@ static const struct poptOption option_table[] = {
 	/* --progress=MODE is taken apart before popt sees it: popt's optional
 	 * arguments would swallow the SOURCE after a bare --progress. */
 	{ "progress", 'P', POPT_ARG_NONE, NULL, OPT_PROGRESS,
-	  "show progress: a bar on a terminal, else lines; --progress=plain "
-	  "or --progress=json to choose", NULL },
+	  "show progress, phase by phase: a bar on a terminal, else lines; "
+	  "--progress=plain or --progress=json to choose; --progress=fd:N "
+	  "(JSON lines) or --progress=plain,fd:N to write them to "
+	  "descriptor N", NULL },
 	{ "progress-interval", 0, POPT_ARG_STRING, NULL, OPT_INTERVAL,
 	  "seconds between progress lines (default 1)", "SECONDS" },
 	{ "timeout", 0, POPT_ARG_STRING, NULL, OPT_TIMEOUT,
@@ -175,6 +179,49 @@ static int take_hash(struct kcopy *k, const char *arg)
 	}
 }
 
+/* --progress[=MODE][,fd:N] (or fd:N alone, JSON lines): MODE is plain or
+ * json; fd:N writes the lines to descriptor N, open for writing (for a
+ * wrapper: 3>pipe), never a bar. */
+static int take_progress(struct kcopy *k, const char *arg)
+{
+	struct options *o = &k->opt;
+	const char *fd = arg ? strstr(arg, "fd:") : NULL;
+	size_t mode_len = fd ? (size_t)(fd - arg) : arg ? strlen(arg) : 0;
+	unsigned long n;
+	int flags;
+
+	o->progress = PROGRESS_AUTO;
+	o->progress_fd = -1;
+	if (!arg)
+		return 0;
+	if (fd && mode_len && arg[mode_len - 1] == ',')
+		mode_len--;
+	else if (fd && mode_len)
+		fd = NULL;	/* "plainfd:3": not a MODE */
+	if (mode_len == 5 && !strncmp(arg, "plain", 5))
+		o->progress = PROGRESS_PLAIN;
+	else if (mode_len == 4 && !strncmp(arg, "json", 4))
+		o->progress = PROGRESS_JSON;
+	else if (mode_len || (!fd && *arg))
+		return usage_error(k, "--progress '%s': MODE is plain or "
+				   "json, and fd:N writes to descriptor N "
+				   "(plain,fd:N for plain lines)", arg);
+	else if (fd)
+		o->progress = PROGRESS_JSON;	/* for a program to read */
+	if (!fd)
+		return 0;
+	if (kc_parse_uint(fd + 3, INT_MAX, &n) < 0)
+		return usage_error(k, "--progress '%s': fd:N takes a "
+				   "descriptor number", arg);
+	flags = fcntl((int)n, F_GETFL);
+	if (flags < 0 || (flags & O_ACCMODE) == O_RDONLY)
+		return usage_error(k, "--progress '%s': descriptor %lu is %s",
+				   arg, n, flags < 0 ? "not open"
+				   : "not open for writing");
+	o->progress_fd = (int)n;
+	return 0;
+}
+
 /* One option's value into k->opt. */
 static int take_option(struct kcopy *k, int code, const char *arg)
 {
@@ -229,16 +276,7 @@ static int take_option(struct kcopy *k, int code, const char *arg)
 		o->timeout = (unsigned int)ul;
 		return 0;
 	case OPT_PROGRESS:
-		if (!arg)
-			o->progress = PROGRESS_AUTO;
-		else if (!strcmp(arg, "plain"))
-			o->progress = PROGRESS_PLAIN;
-		else if (!strcmp(arg, "json"))
-			o->progress = PROGRESS_JSON;
-		else
-			return usage_error(k, "--progress '%s': MODE is plain "
-					   "or json", arg);
-		return 0;
+		return take_progress(k, arg);
 	case OPT_HASH:
 		return take_hash(k, arg);
 	case OPT_REPORT:
@@ -450,6 +488,7 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 	o->throttle = 100;
 	o->timeout = DEFAULT_TIMEOUT;
 	o->mapfile_interval = DEFAULT_MAPFILE_INTERVAL;
+	o->progress_fd = -1;
 	/* The command line as given, for the report (before --progress=MODE
 	 * is taken apart below). */
 	k->argv = malloc(((size_t)argc + 1) * sizeof(*k->argv));

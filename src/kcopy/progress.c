@@ -6,26 +6,69 @@
  */
 #include <config.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "json.h"
 #include "kcopy.h"
 
-#define BAR_WIDTH 24
+/* The bar between the numbers: at least this wide, or none on a terminal
+ * too narrow for it; the terminal's width when it cannot be asked. */
+#define BAR_MIN 10
+#define DEFAULT_COLUMNS 80
+/* The rest of the bar's line: the phase, "done / total pct% [" "] rate/s
+ * ETA time", and room for "  N failed". */
+#define BAR_TEXT 58
 
-/* Decide the mode (a bar only on a terminal) and start the clock. */
+static const char *const phase_names[PHASE_NUM] = {
+	[PHASE_COPY] = "copy", [PHASE_ZERO] = "zero",
+	[PHASE_FLUSH] = "flush", [PHASE_VERIFY] = "verify",
+};
+
+const char *progress_phase_name(int phase)
+{
+	return phase_names[phase];
+}
+
+void progress_resize(struct kcopy *k)
+{
+	struct winsize ws;
+
+	k->progress.width = DEFAULT_COLUMNS;
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col)
+		k->progress.width = ws.ws_col;
+}
+
+/* Decide the mode (a bar only on a terminal, and not to --progress=fd:N)
+ * and where it goes, and start the clock. */
 void progress_start(struct kcopy *k)
 {
 	struct progress *pg = &k->progress;
 
 	pg->mode = k->opt.progress;
+	pg->f = stderr;
+	if (k->opt.progress_fd >= 0 && k->opt.progress_fd != STDERR_FILENO) {
+		/* Checked at setup: open for writing.  Unbuffered lines. */
+		pg->f = fdopen(k->opt.progress_fd, "w");
+		if (!pg->f) {
+			say(&k->out, MSG_NOTE, "--progress=fd:%d: %s; on "
+			    "standard error instead", k->opt.progress_fd,
+			    strerror(errno));
+			pg->f = stderr;
+		}
+	}
 	if (pg->mode == PROGRESS_AUTO)
-		pg->mode = isatty(STDERR_FILENO) ? PROGRESS_AUTO
-						 : PROGRESS_PLAIN;
+		pg->mode = pg->f == stderr && isatty(STDERR_FILENO)
+			   ? PROGRESS_AUTO : PROGRESS_PLAIN;
 	pg->bar = pg->mode == PROGRESS_AUTO;
+	if (pg->bar)
+		progress_resize(k);
+	pg->phase = k->opt.zero ? PHASE_ZERO : PHASE_COPY;
+	pg->phase_start = k->start;
 	pg->last_t = k->start;
 	pg->last_bytes = 0;
 	pg->rate = 0;
@@ -42,10 +85,17 @@ static unsigned int failed_dests(struct kcopy *k)
 	return n;
 }
 
+/* What a line says.  done, total, percent and eta go through the phase's
+ * bytes, per source (the read-back's summed over the destinations read):
+ * holes and blocks a map leaves out pass too, fast.  moved and rate are
+ * the data that moved: read from the source (the read-back: from the
+ * destinations), or for --zero zeroed or written.  written, zeroed and
+ * skipped are summed over the destinations. */
 struct snapshot {
-	uint64_t done, total;
-	uint64_t read, written, zeroed, skipped;
-	double percent, elapsed, rate, eta;
+	int phase;
+	uint64_t done, total, moved;
+	uint64_t read, written, zeroed, skipped, holes;
+	double percent, elapsed, phase_elapsed, rate, eta;
 	unsigned int failed;
 	unsigned int slowest;		/* 1-based; 0 not known */
 };
@@ -76,47 +126,79 @@ static const char *slowest_text(unsigned int slowest, char *buf, size_t len)
 	return buf;
 }
 
-static void take(struct kcopy *k, bool final, struct snapshot *s)
+/* The phase's numbers now (over: the phase is over, its last line). */
+static void take(struct kcopy *k, bool over, struct snapshot *s)
 {
 	struct progress *pg = &k->progress;
 	struct kcopyd_stats st = { .struct_size = sizeof(st) };
 	double now = clock_now(), dt;
 
-	kcopyd_get_stats(k->kc, &st);
-	if (final)
+	if (k->kc)
+		kcopyd_get_stats(k->kc, &st);
+	/* The copy's, once it is over: the read-back counts in the client's
+	 * counters too. */
+	if (pg->phase != PHASE_VERIFY && (over || k->stats.struct_size))
 		st = k->stats;
-	s->done = st.bytes_done;
+	s->phase = pg->phase;
 	s->read = st.bytes_read;
 	s->written = st.bytes_written;
 	s->zeroed = st.bytes_zeroed;
 	s->skipped = st.bytes_skipped;
-	s->total = k->work_bytes;
+	s->holes = st.bytes_holes;
+	if (pg->phase == PHASE_VERIFY) {
+		s->moved = st.bytes_read - pg->base_read;
+		s->done = st.bytes_read + st.bytes_holes - pg->base_passed;
+		s->total = pg->phase_total;
+		if (s->done > s->total || over)
+			s->done = s->total;
+	} else {
+		s->done = st.bytes_done;
+		s->total = k->work_bytes;
+		s->moved = k->opt.zero ? st.bytes_done : st.bytes_read;
+	}
 	s->percent = s->total ? 100.0 * (double)s->done / (double)s->total
 			      : 100.0;
 	s->elapsed = now - k->start;
+	s->phase_elapsed = now - pg->phase_start;
 	dt = now - pg->last_t;
-	if (dt >= 0.2) {
-		double inst = (double)(s->done - pg->last_bytes) / dt;
+	if (dt >= 0.2 && s->moved >= pg->last_bytes) {
+		double inst = (double)(s->moved - pg->last_bytes) / dt;
 
 		/* Smooth over about three updates, as pv does. */
 		pg->rate = pg->rate ? 0.6 * pg->rate + 0.4 * inst : inst;
 		pg->last_t = now;
-		pg->last_bytes = s->done;
+		pg->last_bytes = s->moved;
 	}
-	s->rate = (final || !pg->rate) && s->elapsed > 0
-		  ? (double)s->done / s->elapsed : pg->rate;
-	s->eta = s->rate > 0 ? (double)(s->total - s->done) / s->rate : -1;
+	s->rate = (over || !pg->rate) && s->phase_elapsed > 0
+		  ? (double)s->moved / s->phase_elapsed : pg->rate;
+	/* The ETA goes by the pace through the phase's bytes, holes too:
+	 * the average since it began. */
+	s->eta = s->done && s->phase_elapsed > 0 && s->total >= s->done
+		 ? (double)(s->total - s->done) * s->phase_elapsed /
+		   (double)s->done : -1;
+	if (over)
+		s->eta = 0;
+	if (pg->phase == PHASE_VERIFY) {
+		/* The copy's counters, as they ended. */
+		s->read = k->stats.bytes_read;
+		s->written = k->stats.bytes_written;
+		s->zeroed = k->stats.bytes_zeroed;
+		s->skipped = k->stats.bytes_skipped;
+		s->holes = k->stats.bytes_holes;
+	}
 	s->failed = failed_dests(k);
-	s->slowest = slowest_dest(k, &st);
+	s->slowest = pg->phase == PHASE_VERIFY ? 0 : slowest_dest(k, &st);
 }
 
 /* --progress=json: one object a line.  Of a stream without a COUNT (no
  * total yet) only what is known. */
-static void json_line(const struct snapshot *s, bool final)
+static void json_line(struct kcopy *k, const struct snapshot *s, bool over,
+		      bool final)
 {
 	struct json o;
 
-	json_open(&o, NULL, NULL, stderr, '{', "", ", ", "");
+	json_open(&o, NULL, NULL, k->progress.f, '{', "", ", ", "");
+	json_string(&o, "phase", phase_names[s->phase]);
 	json_u64(&o, "bytes", s->done);
 	if (s->total) {
 		json_u64(&o, "total", s->total);
@@ -125,13 +207,16 @@ static void json_line(const struct snapshot *s, bool final)
 		json_null(&o, "total");
 		json_null(&o, "percent");
 	}
+	json_u64(&o, "moved", s->moved);
 	json_double(&o, "rate", s->rate, 0);
-	if (!s->total)
+	if (!s->total && !over)
 		json_null(&o, "eta");
 	else
-		json_double(&o, "eta", final ? 0.0 : s->eta, 1);
+		json_double(&o, "eta", s->eta, 1);
 	json_double(&o, "elapsed", s->elapsed, 3);
+	json_double(&o, "phase_elapsed", s->phase_elapsed, 3);
 	json_u64(&o, "failed", s->failed);
+	json_u64(&o, "destinations", k->num_dests);
 	if (s->total) {
 		json_u64(&o, "read", s->read);
 		json_u64(&o, "written", s->written);
@@ -139,114 +224,224 @@ static void json_line(const struct snapshot *s, bool final)
 		json_u64(&o, "skipped", s->skipped);
 		json_u64(&o, "slowest", s->slowest);
 	}
+	json_bool(&o, "phase_done", over);
 	json_bool(&o, "final", final);
 	json_close(&o);
-	fputc('\n', stderr);
+	fputc('\n', k->progress.f);
+}
+
+/* "summed over N destinations: " before the sums, with more than one. */
+static const char *over_dests(const struct kcopy *k, char *buf, size_t len)
+{
+	if (k->num_dests < 2)
+		return "";
+	snprintf(buf, len, "summed over %u destinations: ", k->num_dests);
+	return buf;
+}
+
+/* The bar: the line fitted to the terminal's width (less one column, so
+ * that the cursor never wraps), the bar as wide as what is left, or none
+ * where too little is. */
+static void bar_line(struct kcopy *k, const struct snapshot *s,
+		     const char *done, const char *total, const char *rate,
+		     const char *eta, bool over)
+{
+	struct progress *pg = &k->progress;
+	char head[64], tail[96], bar[512];
+	int room, fill, i, n;
+
+	snprintf(head, sizeof(head), "%-6s %9s / %-9s %3.0f%%",
+		 phase_names[s->phase], done, total, s->percent);
+	n = snprintf(tail, sizeof(tail), " %9s/s %s %s", rate,
+		     over ? "in" : "ETA", eta);
+	if (s->failed && n > 0 && (size_t)n < sizeof(tail))
+		snprintf(tail + n, sizeof(tail) - (size_t)n, "  %u failed",
+			 s->failed);
+	room = (int)pg->width - 1 - (int)strlen(head) - (int)strlen(tail) - 3;
+	if (room > (int)sizeof(bar) - 1)
+		room = (int)sizeof(bar) - 1;
+	if (room >= BAR_MIN) {
+		fill = (int)(s->percent * room / 100.0);
+		for (i = 0; i < room; i++)
+			bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+		bar[room] = 0;
+		fprintf(pg->f, "\r\033[K%s [%s]%s", head, bar, tail);
+	} else {
+		char line[256];
+
+		/* Too narrow for a bar: the numbers, cut to the width. */
+		snprintf(line, sizeof(line), "%s%s", head, tail);
+		n = pg->width > 1 ? (int)pg->width - 1 : 1;
+		fprintf(pg->f, "\r\033[K%.*s", n, line);
+	}
+	k->out.bar_drawn = true;
+	if (over) {
+		fputc('\n', pg->f);
+		k->out.bar_drawn = false;
+	}
 }
 
 struct tick {
 	struct kcopy *k;
-	bool final;
+	bool over;			/* the phase's last line */
+	bool final;			/* the run's last line */
 };
 
 /* One update, under the output lock. */
 static void draw(void *arg)
 {
 	struct kcopy *k = ((struct tick *)arg)->k;
+	bool over = ((struct tick *)arg)->over;
 	bool final = ((struct tick *)arg)->final;
 	struct progress *pg = &k->progress;
 	char done[KC_FORMAT_SIZE_LEN], total[KC_FORMAT_SIZE_LEN];
 	char rate[KC_FORMAT_SIZE_LEN], eta[32];
 	struct snapshot s;
 
-	take(k, final, &s);
+	take(k, over, &s);
 	kc_format_size(s.done, done, sizeof(done));
 	kc_format_size(s.total, total, sizeof(total));
 	kc_format_size((uint64_t)s.rate, rate, sizeof(rate));
-	kc_format_eta(final ? s.elapsed : s.eta, eta, sizeof(eta));
+	kc_format_eta(over ? s.phase_elapsed : s.eta, eta, sizeof(eta));
 
-	if (!s.total) {
+	if (pg->mode == PROGRESS_JSON) {
+		json_line(k, &s, over, final);
+	} else if (!s.total) {
 		/* A stream without a COUNT: its length is known at its end. */
-		if (pg->mode == PROGRESS_JSON)
-			json_line(&s, final);
-		else
-			fprintf(stderr, "%skcopy: %s, %s/s, %s %.1f s, %u "
-				"failed%s", pg->bar ? "\r\033[K" : "", done,
-				rate, final ? "took" : "elapsed", s.elapsed,
-				s.failed, pg->bar && !final ? "" : "\n");
-		k->out.bar_drawn = pg->bar && !final;
-	} else if (pg->mode == PROGRESS_JSON) {
-		json_line(&s, final);
+		fprintf(pg->f, "%skcopy: %s %s, %s/s, %s %.1f s, %u failed%s",
+			pg->bar ? "\r\033[K" : "", phase_names[s.phase], done,
+			rate, over ? "took" : "elapsed", s.phase_elapsed,
+			s.failed, pg->bar && !over ? "" : "\n");
+		k->out.bar_drawn = pg->bar && !over;
 	} else if (pg->bar) {
-		char bar[BAR_WIDTH + 1];
-		int fill = (int)(s.percent * BAR_WIDTH / 100.0), i;
-
-		for (i = 0; i < BAR_WIDTH; i++)
-			bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
-		bar[BAR_WIDTH] = 0;
-		fprintf(stderr, "\r\033[K%9s / %-9s %3.0f%% [%s] %9s/s %s %s",
-			done, total, s.percent, bar, rate,
-			final ? "in" : "ETA", eta);
-		if (s.failed)
-			fprintf(stderr, "  %u failed", s.failed);
-		k->out.bar_drawn = true;
-		if (final) {
-			fputc('\n', stderr);
-			k->out.bar_drawn = false;
-		}
+		bar_line(k, &s, done, total, rate, eta, over);
 	} else {
 		char rd[KC_FORMAT_SIZE_LEN], wr[KC_FORMAT_SIZE_LEN];
 		char zd[KC_FORMAT_SIZE_LEN], sk[KC_FORMAT_SIZE_LEN];
+		char slow[48], dests[40];
 
-		char slow[48];
-
-		fprintf(stderr, "kcopy: %s / %s (%.1f%%), %s/s, %s %s, %u "
-			"failed; read %s, written %s, zeroed %s, skipped %s%s\n",
-			done, total, s.percent, rate, final ? "took" : "ETA",
-			eta, s.failed, kc_format_size(s.read, rd, sizeof(rd)),
+		fprintf(pg->f, "kcopy: %s %s / %s (%.1f%%), %s/s, %s %s, %u "
+			"failed; read %s; %swritten %s, zeroed %s, skipped "
+			"%s%s\n", phase_names[s.phase], done, total, s.percent,
+			rate, over ? "took" : "ETA", eta, s.failed,
+			kc_format_size(s.read, rd, sizeof(rd)),
+			over_dests(k, dests, sizeof(dests)),
 			kc_format_size(s.written, wr, sizeof(wr)),
 			kc_format_size(s.zeroed, zd, sizeof(zd)),
 			kc_format_size(s.skipped, sk, sizeof(sk)),
 			slowest_text(s.slowest, slow, sizeof(slow)));
 	}
-	fflush(stderr);
+	fflush(pg->f);
 }
 
-void progress_tick(struct kcopy *k, bool final)
+/* The copy's data are all written and its jobs not over: they flush. */
+static void note_flush(struct kcopy *k)
 {
-	struct tick t = { k, final };
+	struct progress *pg = &k->progress;
+	struct kcopyd_stats st = { .struct_size = sizeof(st) };
 
+	if ((pg->phase != PHASE_COPY && pg->phase != PHASE_ZERO) ||
+	    !k->work_bytes || !k->kc || k->stats.struct_size)
+		return;
+	kcopyd_get_stats(k->kc, &st);
+	if (st.bytes_done >= k->work_bytes)
+		progress_phase(k, PHASE_FLUSH, 0);
+}
+
+/* End the phase: its duration, and its last line (the run's with final).
+ * The flush's line is the copy's (or the zeroing's), over. */
+static void end_phase(struct kcopy *k, bool final)
+{
+	struct progress *pg = &k->progress;
+	struct tick t = { k, true, final };
+	double now = clock_now();
+
+	if (pg->phase == PHASE_FLUSH) {
+		k->phase_seconds[PHASE_FLUSH] += now - pg->flush_start;
+		pg->phase = k->opt.zero ? PHASE_ZERO : PHASE_COPY;
+	} else {
+		k->phase_seconds[pg->phase] += now - pg->phase_start;
+	}
+	k->phases_run |= 1u << pg->phase;
 	if (k->opt.progress != PROGRESS_OFF)
 		output_locked(&k->out, draw, &t);
 }
 
-/* One status line, under the output lock. */
+void progress_phase(struct kcopy *k, int phase, uint64_t total)
+{
+	struct progress *pg = &k->progress;
+	struct kcopyd_stats st = { .struct_size = sizeof(st) };
+
+	if (phase == PHASE_FLUSH) {
+		/* The flush runs on in the jobs: its lines are the copy's,
+		 * of the copy's clock; only its duration is its own. */
+		pg->flush_start = clock_now();
+		k->phase_seconds[pg->phase] += pg->flush_start - pg->phase_start;
+		k->phases_run |= 1u << pg->phase | 1u << PHASE_FLUSH;
+		pg->phase = phase;
+		return;
+	}
+	end_phase(k, false);
+	pg->phase = phase;
+	pg->phase_start = clock_now();
+	pg->phase_total = total;
+	if (k->kc)
+		kcopyd_get_stats(k->kc, &st);
+	pg->base_read = st.bytes_read;
+	pg->base_passed = st.bytes_read + st.bytes_holes;
+	pg->last_t = pg->phase_start;
+	pg->last_bytes = 0;
+	pg->rate = 0;
+}
+
+void progress_tick(struct kcopy *k, bool final)
+{
+	struct tick t = { k, false, false };
+
+	if (final) {
+		end_phase(k, true);
+		return;
+	}
+	note_flush(k);
+	if (k->opt.progress != PROGRESS_OFF)
+		output_locked(&k->out, draw, &t);
+}
+
+/* One status line, under the output lock: dd's, the phase in its verb
+ * ("copied", "zeroed", "copied, flushing", "read back (verify)") and its
+ * numbers; on standard error wherever the progress goes. */
 static void status_line(void *arg)
 {
 	struct kcopy *k = arg;
 	char done[KC_FORMAT_SIZE_LEN], rate[KC_FORMAT_SIZE_LEN], total[32];
-	char slow[48];
-	struct kcopyd_stats st = { .struct_size = sizeof(st) };
-	double elapsed = clock_now() - k->start;
+	char slow[48], dests[40];
+	static const char *const verbs[PHASE_NUM] = {
+		[PHASE_COPY] = "copied", [PHASE_ZERO] = "zeroed",
+		[PHASE_FLUSH] = "written, flushing",
+		[PHASE_VERIFY] = "read back (verify)",
+	};
+	struct snapshot s;
 
-	kcopyd_get_stats(k->kc, &st);
-	kc_format_size(elapsed > 0 ? (uint64_t)((double)st.bytes_done / elapsed)
-				   : 0, rate, sizeof(rate));
+	take(k, false, &s);
+	kc_format_size((uint64_t)s.rate, rate, sizeof(rate));
 	output_clear_bar(&k->out);
 	/* A stream without a COUNT has no total until its end. */
-	if (k->work_bytes)
-		snprintf(total, sizeof(total), " of %" PRIu64, k->work_bytes);
+	if (s.total)
+		snprintf(total, sizeof(total), " of %" PRIu64, s.total);
 	else
 		total[0] = 0;
-	fprintf(stderr, "kcopy: %" PRIu64 " bytes (%s)%s copied, %.1f s, "
-		"%s/s, %u of %u destinations failed; %" PRIu64
-		" bytes read, %" PRIu64 " written, %" PRIu64 " zeroed, %"
-		PRIu64 " skipped%s\n",
-		st.bytes_done, kc_format_size(st.bytes_done, done, sizeof(done)),
-		total, elapsed, rate, failed_dests(k), k->num_dests,
-		st.bytes_read, st.bytes_written, st.bytes_zeroed,
-		st.bytes_skipped,
-		slowest_text(slowest_dest(k, &st), slow, sizeof(slow)));
+	fprintf(stderr, "kcopy: %" PRIu64 " bytes (%s)%s %s, %.1f s, %s/s, "
+		"%u of %u destinations failed", s.done,
+		kc_format_size(s.done, done, sizeof(done)), total,
+		verbs[s.phase], s.phase_elapsed, rate, s.failed,
+		k->num_dests);
+	if (s.phase != PHASE_VERIFY)
+		fprintf(stderr, "; %" PRIu64 " bytes read; %s%" PRIu64
+			" written, %" PRIu64 " zeroed, %" PRIu64 " skipped%s",
+			s.read, over_dests(k, dests, sizeof(dests)), s.written,
+			s.zeroed, s.skipped,
+			slowest_text(s.slowest, slow, sizeof(slow)));
+	fputc('\n', stderr);
 	fflush(stderr);
 }
 

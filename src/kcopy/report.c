@@ -301,11 +301,25 @@ static void write_report(struct kcopy *k, FILE *f, int status, bool done)
 			    done);
 		json_close(&o);
 	}
-	if (done)
+	/* The whole run's, from the copy's start to the read-back's end;
+	 * and each phase's that ran (the flush: from when the last data
+	 * were written, as a progress tick saw) */
+	if (done) {
 		json_double(&top, "seconds", k->seconds, 3);
-	else
+		json_open(&o, &top, "phases", NULL, '{', "", ", ", "");
+		for (i = 0; i < PHASE_NUM; i++)
+			if ((k->phases_run >> i) & 1)
+				json_double(&o, progress_phase_name((int)i),
+					    k->phase_seconds[i], 3);
+		json_close(&o);
+	} else {
 		json_null(&top, "seconds");
+		json_null(&top, "phases");
+	}
 	bool_or_null(&top, "verified", k->verified, done);
+	/* --verify: bytes read back, summed over the destinations */
+	if (k->opt.verify)
+		u64_or_null(&top, "bytes_verified", k->bytes_verified, done);
 	if (k->opt.hash_algs) {
 		hashes(&top, &k->src.hash, done);
 		if (done && k->hash_missing[0])
@@ -720,6 +734,25 @@ void report_free(struct kcopy *k)
 {
 	file_free(&k->report);
 	file_free(&k->hash_file);
+}
+
+const char *report_phases_text(const struct kcopy *k, char *buf, size_t len)
+{
+	size_t n = 0;
+	int i;
+
+	buf[0] = 0;
+	for (i = 0; i < PHASE_NUM && n < len; i++)
+		if ((k->phases_run >> i) & 1) {
+			int w = snprintf(buf + n, len - n, "%s%s %.3f s",
+					 n ? ", " : "", progress_phase_name(i),
+					 k->phase_seconds[i]);
+
+			if (w < 0)
+				break;
+			n += (size_t)w;
+		}
+	return buf;
 }
 
 /* The last line on stderr whenever the status is not 0, even with --quiet:

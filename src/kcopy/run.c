@@ -1,7 +1,8 @@
 /* run.c - the copy engine as the tool drives it: the client and its
  * settings, the hooks it calls back, submitting the jobs (which flush the
  * destinations: KCOPYD_FLUSH), and waiting for them while drawing progress
- * and answering signals: the copy's jobs, then --verify's.  With
+ * and answering signals: the copy's jobs, then --verify's (the phases of
+ * the progress).  With
  * --mapfile the copy is a sequence of jobs, the pieces mapfile.c hands
  * out, KCOPY_MAP_IN_FLIGHT at a time; each piece whose callback has run is
  * handed back to it, durable, from the main thread.
@@ -363,7 +364,7 @@ static unsigned int jobs_left(struct kcopy *k)
 	return left;
 }
 
-void run_wait(struct kcopy *k, bool ticks)
+void run_wait(struct kcopy *k)
 {
 	double interval = k->opt.progress_interval;
 	double next_tick;
@@ -371,17 +372,13 @@ void run_wait(struct kcopy *k, bool ticks)
 	if (interval <= 0)
 		interval = k->progress.bar ? BAR_INTERVAL
 					   : DEFAULT_PROGRESS_INTERVAL;
-	next_tick = k->start + interval;
+	next_tick = clock_now() + interval;
 	while (jobs_left(k)) {
 		struct pollfd pfd[2] = { { .fd = k->sig_fd, .events = POLLIN },
 					 { .fd = k->done_fd, .events = POLLIN } };
-		int timeout = -1;
+		double wait = next_tick - clock_now();
+		int timeout = wait > 0 ? (int)(wait * 1000) + 1 : 0;
 
-		if (ticks) {
-			double wait = next_tick - clock_now();
-
-			timeout = wait > 0 ? (int)(wait * 1000) + 1 : 0;
-		}
 		if (poll(pfd, 2, timeout) < 0 && errno != EINTR)
 			return;
 		if (pfd[0].revents & POLLIN)
@@ -394,7 +391,8 @@ void run_wait(struct kcopy *k, bool ticks)
 			if (k->map)
 				refill(k);
 		}
-		if (ticks && clock_now() >= next_tick) {
+		/* Without --progress too: the ticks note the flush. */
+		if (clock_now() >= next_tick) {
 			progress_tick(k, false);
 			next_tick += interval;
 			if (next_tick < clock_now())
@@ -424,7 +422,7 @@ int run_copy(struct kcopy *k)
 	/* A piece's callback may end the last job just before run_wait()
 	 * looks: the pieces it ended are still to be taken. */
 	do
-		run_wait(k, k->opt.progress != PROGRESS_OFF);
+		run_wait(k);
 	while (k->map && refill(k) > 0);
 	kcopyd_wait(k->kc);
 	kcopyd_get_stats(k->kc, &st);
@@ -434,9 +432,8 @@ int run_copy(struct kcopy *k)
 	if (r < 0)
 		say(&k->out, MSG_ERROR, "cannot list the bad ranges: %s",
 		    strerror(-r));
-	k->seconds = clock_now() - k->start;
-	if (k->opt.progress)
-		progress_tick(k, true);
+	/* The run's seconds and its last progress line come at its end,
+	 * after --verify: progress_tick(k, true) in main.c. */
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /* signals.c - the signals kcopy answers, read from a signalfd by the main
  * thread: SIGINT, SIGTERM and SIGHUP stop the copy after the I/O in
- * flight, a second SIGINT exits at once, SIGUSR1 prints a status line;
+ * flight, a second SIGINT exits at once, SIGUSR1 prints a status line,
+ * SIGWINCH fits the progress bar to the terminal's new width;
  * SIGPIPE and SIGXFSZ are ignored.
  *
  * Copyright (C) 2026 The kcopy authors.
@@ -36,6 +37,7 @@ int signals_block(void)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGWINCH);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	return fd < 0 ? -errno : fd;
@@ -50,6 +52,9 @@ bool signals_poll(struct kcopy *k)
 
 		if (sig == SIGUSR1) {
 			progress_status_line(k);
+		} else if (sig == SIGWINCH) {
+			if (k->progress.bar)
+				progress_resize(k);
 		} else if (k->signal && sig == SIGINT) {
 			say(&k->out, MSG_ERROR, "interrupted again: exiting "
 			    "without waiting");

@@ -350,7 +350,9 @@ static int read_back(struct kcopy *k, struct io_region *r, unsigned int flags)
 void verify_dests(struct kcopy *k)
 {
 	struct verify *vf = &k->verify;
+	struct kcopyd_stats st = { .struct_size = sizeof(st) };
 	unsigned int i, healthy = 0, failed;
+	uint64_t total = 0, base;
 
 	vf->bad = calloc((size_t)k->num_dests * vf->num + 1, 1);
 	if (!vf->bad) {
@@ -376,6 +378,16 @@ void verify_dests(struct kcopy *k)
 		    !t->info.is_blockdev && !t->info.is_remote && t->count)
 			vf->tail_dests |= 1u << i;
 	}
+	/* The read-back's phase: what it is to read, summed over the
+	 * destinations (as the copy went through them: the map's bytes
+	 * under one), and the client's count of bytes read so far. */
+	for (i = 0; i < k->num_dests; i++)
+		if (!((failed >> i) & 1) && !k->dests[i].is_std)
+			total += k->used.ext ? k->work_bytes
+					     : k->dests[i].count * KC_SECTOR_SIZE;
+	progress_phase(k, PHASE_VERIFY, total);
+	kcopyd_get_stats(k->kc, &st);
+	base = st.bytes_read;
 	for (i = 0; i < k->num_dests; i++) {
 		struct target *t = &k->dests[i];
 		uint64_t lbs_sectors = t->info.logical_block_size /
@@ -422,8 +434,10 @@ void verify_dests(struct kcopy *k)
 				vf->read_error[i] = ret;
 		}
 	}
-	run_wait(k, false);
+	run_wait(k);
 	kcopyd_wait(k->kc);
+	kcopyd_get_stats(k->kc, &st);
+	k->bytes_verified = st.bytes_read - base;
 	k->verified = !k->signal;
 	for (i = 0; k->verified && i < k->num_dests; i++)
 		if ((healthy & vf->tail_dests) >> i & 1 &&
