@@ -682,7 +682,7 @@ make_scale() {
 	FILES=$(wc -l <"$WORK/manifest")
 	umount_fs "$mnt" || die "cannot unmount $big"
 	detach "$dev"
-	SCALE_ALLOC=$(stat -c '%b %B' "$big" | awk '{ print $1 * $2 }')
+	SCALE_ALLOC=$(stat -c '%b %B' "$big" | awk '{ printf "%.0f\n", $1 * $2 }')
 	old_data "$SCALE_DATA" 9 "$MEDIUM_DIR/plain.img" || die "cannot make plain.img"
 	say "scale: $((SCALE_USED >> 20)) MiB used, $FILES files," \
 		"$((SCALE_ALLOC >> 20)) MiB allocated in $big"

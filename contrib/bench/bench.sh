@@ -336,7 +336,7 @@ setup_sparse() {
 			die "cannot write the data of $SIMG"
 	done <"$WORK/extents"
 	SPARSE_DATA=$(awk '{ b += $2 } END { print b * 4096 }' "$WORK/extents")
-	SPARSE_ALLOC=$(stat -c '%b %B' "$SIMG" | awk '{ print $1 * $2 }')
+	SPARSE_ALLOC=$(stat -c '%b %B' "$SIMG" | awk '{ printf "%.0f\n", $1 * $2 }')
 	dd if=/dev/urandom of="$DIMG" bs=1M count="$SIZE_MB" iflag=fullblock \
 		status=none || die "cannot write $DIMG"
 	dd if=/dev/urandom of="$OLD" bs=1M count="$SIZE_MB" iflag=fullblock \
