@@ -96,7 +96,6 @@ same "$IMG" 0 "$T/b.img" 0 "$SIZE"
 
 # ------------------------------------------------------ usage errors
 expect_refused "--zero" "not with --zero" --zero --mapfile "$T/m5" "$T/b.img"
-expect_refused "--verify" "not with --verify" --verify --mapfile "$T/m5" "$IMG" "$T/b.img"
 expect_refused "stream" "stream" --mapfile "$T/m5" - "$T/b.img" </dev/null
 expect_refused "--skip-bad alone" "needs --mapfile" --skip-bad "$IMG" "$T/b.img"
 [[ ! -e $T/m5 ]] || fail "a refused run wrote a mapfile"

@@ -331,6 +331,13 @@ data=$(report_value "$T/z.json" used.bytes_used)
 grep -q '^0x[0-9A-Fa-f]* *0x[0-9A-Fa-f]* *?' "$T/used.map" ||
 	fail "--mapfile: the unused blocks are not left '?'"
 check_ext "$T/dst.img" "--mapfile"
+# ... and with --verify: what this run copied, through the map.
+cp "$T/old.img" "$T/dst.img"
+rm -f "$T/used.map"
+kcopy_expect ok --used --mapfile "$T/used.map" --verify --report "$T/mv.json" \
+	"$SRC" "$T/dst.img"
+[[ $(report_value "$T/mv.json" verified) == true ]] || fail "--mapfile --verify"
+check_ext "$T/dst.img" "--mapfile --verify"
 
 # --domain-mapfile: by hand, two areas; elsewhere the destination keeps
 # its bytes.

@@ -270,6 +270,8 @@ struct verify {
 	uint64_t *sums;			/* one XXH3 per sub-job, written by the
 					   data hook on the engine thread, read
 					   after kcopyd_wait() */
+	unsigned char *have;		/* --mapfile: have[n], sub-job n was
+					   copied by this run (has its sum) */
 	size_t num;
 	bool lost;			/* no memory for a stream's checksums */
 	uint64_t chunk_sectors;		/* sectors per checksum */

@@ -337,6 +337,19 @@ int mapfile_start(struct kcopy *k)
 
 	if (!m)
 		return 0;
+	/* With --verify, pieces are whole sub-jobs of the region (its
+	 * checksums are the copy's sub-jobs, from the region's start: see
+	 * verify.c): an area to copy widens to them, copying again a little
+	 * of what is done. */
+	if (k->opt.verify && k->verify.chunk_sectors) {
+		unsigned int grid = (unsigned int)(k->verify.chunk_sectors *
+						   KC_SECTOR_SIZE);
+
+		while (grid % m->align)
+			grid += (unsigned int)(k->verify.chunk_sectors *
+					       KC_SECTOR_SIZE);
+		m->align = grid;
+	}
 	/* Not done first, then (unless --skip-bad) the unreadable areas
 	 * once more: a read error there does not keep the rest waiting. */
 	r = rangemap_walk(&m->map, m->begin, m->end, todo_of, &w);

@@ -410,10 +410,6 @@ static int check_mapfile(struct kcopy *k)
 				   o->mapfile);
 	if (o->zero)
 		return usage_error(k, "--mapfile: not with --zero");
-	if (o->verify)
-		return usage_error(k, "--mapfile: not with --verify (a resumed "
-				   "copy has no checksums of what earlier runs "
-				   "copied)");
 	if (!strcmp(k->src.spec.path, "-"))
 		return usage_error(k, "--mapfile: the source '-' (standard "
 				   "input) is a stream: it cannot be resumed");

@@ -55,6 +55,8 @@ static void record(int src_fd, uint64_t sector, uint64_t count,
 		vf->num = num;
 	}
 	vf->sums[i] = XXH3_64bits(data, count * KC_SECTOR_SIZE);
+	if (vf->have)
+		vf->have[i] = 1;
 }
 
 /* With --verify, size the table of checksums to the source region; with
@@ -72,7 +74,11 @@ int verify_init(struct kcopy *k)
 			   vf->chunk_sectors);
 	if (k->opt.verify) {
 		vf->sums = calloc(vf->num ? vf->num : 1, sizeof(*vf->sums));
-		if (!vf->sums) {
+		/* A --mapfile run copies what earlier runs left: which
+		 * sub-jobs it copied is what it can read back. */
+		if (vf->sums && k->opt.mapfile)
+			vf->have = calloc(vf->num ? vf->num : 1, 1);
+		if (!vf->sums || (k->opt.mapfile && !vf->have)) {
 			say(&k->out, MSG_ERROR, "--verify: %s",
 			    strerror(ENOMEM));
 			return -ENOMEM;
@@ -319,25 +325,104 @@ static void verify_result(struct kcopy *k, unsigned int i)
 		    t->num_mismatches ? t->mismatches[0].sector : 0);
 }
 
-/* The read job of region r of a destination: all of it, or under a map
- * (--used) what the copy wrote, the map moved to where the region
- * starts, so that its sub-jobs and their skipped blocks are the copy's. */
+/* Add to *ext (*n of *cap) the extent [s, e) of the source region, of
+ * kind, moved to the destination region that starts at base. */
+static int add_extent(struct kcopyd_extent **ext, size_t *n, size_t *cap,
+		      uint64_t s, uint64_t e, unsigned int kind,
+		      const struct kcopy *k, uint64_t base)
+{
+	struct kcopyd_extent *x;
+
+	if (s >= e)
+		return 0;
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 64;
+		x = realloc(*ext, *cap * sizeof(*x));
+		if (!x)
+			return -ENOMEM;
+		*ext = x;
+	}
+	(*ext)[(*n)++] = (struct kcopyd_extent){ s - k->src.sector + base,
+						 e - s, kind };
+	return 0;
+}
+
+/* The map of a read-back of the destination region at base: the copy's
+ * own map (--used), and with --mapfile only the sub-jobs this run copied
+ * (the others have no checksum); the source's sectors moved to the
+ * region's.  *n 0 and *ext NULL: all of the region, as copied. */
+static int read_back_map(const struct kcopy *k, uint64_t base,
+			 struct kcopyd_extent **ext, size_t *n)
+{
+	const struct verify *vf = &k->verify;
+	uint64_t first = k->src.sector, end = first + k->src.count;
+	size_t cap = 0, c = 0, j = 0;
+	int r = 0;
+
+	*ext = NULL;
+	*n = 0;
+	if (!k->used.ext && !vf->have)
+		return 0;
+	while (r == 0 && c < (vf->have ? vf->num : 1)) {
+		uint64_t s = first, e = end;
+
+		if (vf->have) {
+			size_t d;
+
+			for (; c < vf->num && !vf->have[c]; c++)
+				;
+			for (d = c; d < vf->num && vf->have[d]; d++)
+				;
+			if (c == vf->num)
+				break;
+			s = first + c * vf->chunk_sectors;
+			e = first + d * vf->chunk_sectors;
+			e = e < end ? e : end;
+			c = d;
+		} else {
+			c = 1;
+		}
+		if (!k->used.ext) {
+			r = add_extent(ext, n, &cap, s, e, KCOPYD_EXTENT_DATA,
+				       k, base);
+			continue;
+		}
+		/* the copy's map within [s, e) */
+		for (; j < k->used.num && k->used.ext[j].sector +
+		       k->used.ext[j].count <= s; j++)
+			;
+		for (size_t x = j; r == 0 && x < k->used.num &&
+		     k->used.ext[x].sector < e; x++) {
+			uint64_t a = k->used.ext[x].sector;
+			uint64_t b = a + k->used.ext[x].count;
+
+			r = add_extent(ext, n, &cap, a > s ? a : s,
+				       b < e ? b : e, k->used.ext[x].kind, k,
+				       base);
+		}
+	}
+	if (r < 0) {
+		free(*ext);
+		*ext = NULL;
+		*n = 0;
+	}
+	return r;
+}
+
+/* The read job of region r of a destination: all of it, or what the copy
+ * wrote (read_back_map), so that its sub-jobs and their skipped blocks are
+ * the copy's. */
 static int read_back(struct kcopy *k, struct io_region *r, unsigned int flags)
 {
 	struct kcopyd_extent *ext;
-	size_t i;
-	int ret;
+	size_t n;
+	int ret = read_back_map(k, r->sector, &ext, &n);
 
-	if (!k->used.ext)
+	if (ret < 0)
+		return ret;
+	if (!ext && !k->verify.have)
 		return kcopyd_copy(k->kc, r, 0, NULL, flags, read_back_done, k);
-	ext = malloc((k->used.num ? k->used.num : 1) * sizeof(*ext));
-	if (!ext)
-		return -ENOMEM;
-	for (i = 0; i < k->used.num; i++) {
-		ext[i] = k->used.ext[i];
-		ext[i].sector = ext[i].sector - k->src.sector + r->sector;
-	}
-	ret = kcopyd_copy_map(k->kc, r, 0, NULL, ext, k->used.num, flags,
+	ret = kcopyd_copy_map(k->kc, r, 0, NULL, ext, n, flags,
 			      read_back_done, k);
 	free(ext);
 	return ret;
@@ -439,6 +524,10 @@ void verify_dests(struct kcopy *k)
 	kcopyd_get_stats(k->kc, &st);
 	k->bytes_verified = st.bytes_read - base;
 	k->verified = !k->signal;
+	if (vf->have)
+		say(&k->out, MSG_VERBOSE, "--verify: read back what this run "
+		    "copied (--mapfile: earlier runs' copies have no "
+		    "checksums here)");
 	for (i = 0; k->verified && i < k->num_dests; i++)
 		if ((healthy & vf->tail_dests) >> i & 1 &&
 		    !vf->read_error[i])
@@ -454,6 +543,8 @@ void verify_free(struct kcopy *k)
 
 	free(k->verify.sums);
 	k->verify.sums = NULL;
+	free(k->verify.have);
+	k->verify.have = NULL;
 	free(k->verify.bad);
 	k->verify.bad = NULL;
 	for (i = 0; i < KCOPYD_MAX_DESTS; i++) {
