@@ -39,15 +39,18 @@ grep -qx "kcopy: destination 1 '$dev': write error at sector 6144: $EIO_TEXT; dr
 	fail "EIO: no message naming the failed write"
 
 # With --ignore-errors a failed destination keeps being written: all but
-# the failed sub-job (3 MiB .. 3.5 MiB) reach it.  One sub-job at a time
-# (a budget of one 512 KiB slot): adjacent writes in flight together may
-# be merged by the block layer into one request, which the loop device
-# fails whole (with io_uring's batched submission, the next sub-job's
-# write failed with it).
+# the failed sub-job (from 3 MiB) reach it.  Writes one sub-job at a time
+# (--sequential): adjacent writes in flight together may be merged by the
+# block layer into one request, which the loop device fails whole (with
+# io_uring's batched submission, the next sub-job's write failed with it).
+# A small budget alone does not do it: one of 512 KiB is two slots of
+# 256 KiB (pages.c), and under ThreadSanitizer's timing the writes of two
+# sub-jobs met (the failed request started at sector 5632).
 echo "== EIO on destination 2 with --ignore-errors" >&2
 dev=$(fault_dev --write-error $((3 * 1024 * 1024)):512)
 DESTS=("$T/eioi-d1.img" "$dev")
-run_kcopy --pages 128 --ignore-errors --report "$T/eioi.json" "$SRC" "${DESTS[@]}"
+run_kcopy --pages 128 --sequential --ignore-errors --report "$T/eioi.json" \
+	"$SRC" "${DESTS[@]}"
 check_dest_errors "EIO --ignore-errors" "$T/eioi.json" "2:write: $EIO_TEXT"
 grep -qx "kcopy: destination 2 '$dev': write error at sector 6144: $EIO_TEXT; going on" "$ERR_FILE" ||
 	fail "EIO --ignore-errors: no message naming the failed write"
