@@ -95,8 +95,6 @@ void kc_sj_source_span(struct kcopyd_client *kc, struct kc_subjob *sj)
 					KC_ZERO_BLOCK);
 	words = (sj->num_blocks + 63) / 64;
 	memset(sj->zero_map, 0, words * sizeof(sj->zero_map[0]));
-	sj->has_skip = sj->has_noread = false;
-	sj->skip_bytes = 0;
 	if (job->map) {
 		kc_jobmap_classify(job, sj, &from, &to);
 		if (from >= to) {

@@ -317,7 +317,7 @@ struct report {
 /* The map of what to copy (--used, --domain-mapfile), as the library's
  * extents (kcopyd_copy_map). */
 struct used {
-	char type[32];			/* the file system's (libblkid's
+	char type[48];			/* the file system's (libblkid's
 					   name), or "domain" */
 	uint32_t block_size;		/* its allocation unit, bytes */
 	uint64_t fs_size;		/* bytes it spans */

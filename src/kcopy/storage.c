@@ -340,22 +340,44 @@ int storage_busy_loop_over(dev_t dev, ino_t ino, const dev_t *ours,
 	return n < 0 ? n : 0;
 }
 
-int storage_is_devtmpfs(dev_t dev)
+/* Call fn(fs, ctx) for each mount of /proc/self/mountinfo until it
+ * returns true.  0, or -errno if the table cannot be read. */
+static int mounts_walk(bool (*fn)(struct libmnt_fs *fs, void *ctx),
+		       void *ctx)
 {
 	struct libmnt_table *tb = mnt_new_table();
 	struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
 	struct libmnt_fs *fs;
 	int r = tb && it ? mnt_table_parse_file(tb, "/proc/self/mountinfo")
 			 : -ENOMEM;
-	int found = 0;
 
-	while (r == 0 && !found && mnt_table_next_fs(tb, it, &fs) == 0)
-		found = mnt_fs_get_devno(fs) == dev &&
-			mnt_fs_get_fstype(fs) &&
-			!strcmp(mnt_fs_get_fstype(fs), "devtmpfs");
+	while (r == 0 && mnt_table_next_fs(tb, it, &fs) == 0 && !fn(fs, ctx))
+		;
 	mnt_free_iter(it);
 	mnt_unref_table(tb);
-	return r < 0 ? r : r > 0 ? -EIO : found;
+	return r < 0 ? r : r > 0 ? -EIO : 0;
+}
+
+struct devtmpfs_find {
+	dev_t dev;
+	int found;
+};
+
+static bool is_devtmpfs(struct libmnt_fs *fs, void *ctx)
+{
+	struct devtmpfs_find *d = ctx;
+
+	d->found = mnt_fs_get_devno(fs) == d->dev && mnt_fs_get_fstype(fs) &&
+		   !strcmp(mnt_fs_get_fstype(fs), "devtmpfs");
+	return d->found;
+}
+
+int storage_is_devtmpfs(dev_t dev)
+{
+	struct devtmpfs_find d = { dev, 0 };
+	int r = mounts_walk(is_devtmpfs, &d);
+
+	return r < 0 ? r : d.found;
 }
 
 /* Do paths a and b name the same directory entry?  For files that do not
@@ -514,28 +536,33 @@ int storage_partition_dev(dev_t disk, unsigned int number, dev_t *part)
 	return n < 0 ? n : -ENOENT;
 }
 
+struct mounts_list {
+	dev_t dev;
+	char *buf;
+	size_t len, n;
+	int found;
+};
+
+static bool list_mount(struct libmnt_fs *fs, void *ctx)
+{
+	struct mounts_list *l = ctx;
+	const char *target = mnt_fs_get_target(fs);
+
+	if (mnt_fs_get_devno(fs) != l->dev || !target)
+		return false;
+	if (l->n < l->len)
+		l->n += (size_t)snprintf(l->buf + l->n, l->len - l->n, "%s%s",
+					 l->found ? ", " : "", target);
+	l->found++;
+	return false;
+}
+
 int storage_mounts(dev_t dev, char *buf, size_t len)
 {
-	struct libmnt_table *tb = mnt_new_table();
-	struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
-	struct libmnt_fs *fs;
-	int r = tb && it ? mnt_table_parse_file(tb, "/proc/self/mountinfo")
-			 : -ENOMEM;
-	size_t n = 0;
-	int found = 0;
+	struct mounts_list l = { dev, buf, len, 0, 0 };
+	int r;
 
 	buf[0] = 0;
-	while (r == 0 && mnt_table_next_fs(tb, it, &fs) == 0) {
-		const char *target = mnt_fs_get_target(fs);
-
-		if (mnt_fs_get_devno(fs) != dev || !target)
-			continue;
-		if (n < len)
-			n += (size_t)snprintf(buf + n, len - n, "%s%s",
-					      found ? ", " : "", target);
-		found++;
-	}
-	mnt_free_iter(it);
-	mnt_unref_table(tb);
-	return r < 0 ? r : r > 0 ? -EIO : found;
+	r = mounts_walk(list_mount, &l);
+	return r < 0 ? r : l.found;
 }

@@ -22,7 +22,6 @@
  */
 #include <config.h>
 
-#include <blkid.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -91,9 +90,8 @@ static int probe_type(struct kcopy *k, char *type, size_t len)
 {
 	uint64_t base = k->src.sector * KC_SECTOR_SIZE;
 	uint64_t size = k->src.count * KC_SECTOR_SIZE;
+	struct signatures sig;
 	int fd = k->src.fd, r;
-	const char *t = NULL;
-	blkid_probe pr;
 
 	type[0] = '\0';
 	if (k->src.info.is_remote) {
@@ -102,28 +100,14 @@ static int probe_type(struct kcopy *k, char *type, size_t len)
 			return fd;
 		base = 0;
 	}
-	pr = blkid_new_probe();
-	r = pr ? blkid_probe_set_device(pr, fd, (blkid_loff_t)base,
-					(blkid_loff_t)size) : -1;
-	if (r == 0) {
-		blkid_probe_enable_superblocks(pr, 1);
-		blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
-		blkid_probe_enable_partitions(pr, 1);
-		r = blkid_do_safeprobe(pr);
-		if (r == 0 &&
-		    blkid_probe_lookup_value(pr, "TYPE", &t, NULL) == 0)
-			snprintf(type, len, "%s", t);
-		else if (r == 0 &&
-			 blkid_probe_lookup_value(pr, "PTTYPE", &t, NULL) == 0)
-			snprintf(type, len, "partition table (%s)", t);
-		else if (r == -2)
-			snprintf(type, len, "several signatures");
-		r = r < 0 && r != -2 ? -EIO : 0;
-	} else {
-		r = -ENOMEM;
-	}
-	if (pr)
-		blkid_free_probe(pr);
+	r = signatures_probe(fd, base, size, false, &sig);
+	if (r == 0 && sig.sig.type[0])
+		snprintf(type, len, "%s", sig.sig.type);
+	else if (r == 0 && sig.sig.pttype[0])
+		snprintf(type, len, "partition table (%s)", sig.sig.pttype);
+	else if (r == 0 && sig.sig.ambivalent)
+		snprintf(type, len, "several signatures");
+	signatures_free(&sig);
 	if (fd != k->src.fd)
 		close(fd);
 	return r;
