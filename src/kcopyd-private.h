@@ -29,7 +29,8 @@
  *   a job's sub-job state    subjob.c (issued, seqs, parked lists,
  *                            in_flight, stopped, eof, read_err,
  *                            write_err, dropped); sparse.c (zero_pend,
- *                            zero_pos, zero_len, zero_in_flight); job.c
+ *                            zero_pos, zero_len, zero_in_flight,
+ *                            zero_known); job.c
  *                            (flush_io, flush_started, flush_pending)
  *   isolating, isolate_wait  isolate.c
  *   bad, num_bad, cap_bad, bad_lost   isolate.c adds; client.c takes
@@ -212,7 +213,9 @@ struct kc_file_ops {
 	 * negative errno if the storage cannot tell, after which the caller
 	 * switches f->can_extents off, takes every byte of f for data and
 	 * does not ask again.  Synchronous and cheap (the answer may be
-	 * remembered in f); asked only while f->can_extents. */
+	 * remembered in f until f is written or zeroed); asked only while
+	 * f->can_extents, of a source as its sub-jobs read it, and of a
+	 * destination when a job begins (kc_job_dest_holes). */
 	int (*extents)(struct kcopyd_client *kc, struct kc_file *f,
 		       uint64_t pos, uint64_t len, uint64_t *run);
 	/* Zeroing without data, synchronous: make the len bytes at pos of f
@@ -448,6 +451,11 @@ struct kc_job {
 	uint64_t zero_pos[KCOPYD_MAX_DESTS];
 	uint64_t zero_len[KCOPYD_MAX_DESTS];
 	unsigned int zero_in_flight;	/* with the zeroing thread */
+	/* Destination i's region read as zeros, when the job began, from its
+	 * start up to byte zero_known[i] of its file (a hole its backend's
+	 * map told of: kc_job_dest_holes); its zero ranges below need
+	 * nothing, as the job writes no data where it zeroes. */
+	uint64_t zero_known[KCOPYD_MAX_DESTS];
 
 	/* KCOPYD_FLUSH: one request per destination (flush_io[i]: destination
 	 * i, allocated at submission), queued once the sub-jobs are over */
@@ -850,6 +858,7 @@ int kc_dest_zero(struct kcopyd_client *kc, struct kc_subjob *sj,
 		 unsigned int i, uint64_t start, uint64_t len, bool *request,
 		 uint64_t *err_pos, uint64_t *err_len, kc_dest_fail_fn fail);
 void kc_jobs_zero_pending(struct kcopyd_client *kc, kc_dest_fail_fn fail);
+void kc_job_dest_holes(struct kcopyd_client *kc, struct kc_job *job);
 
 /* isolate.c: what the isolation of a sub-job's bad blocks asks of the
  * sub-job code.  read: queue the read of count sectors at offset (from

@@ -163,6 +163,16 @@ static int map_fd(struct kc_file *f)
 	return l->map_fd;
 }
 
+/* The extent remembered by local_extents is forgotten once f is written
+ * or zeroed: a destination's map is asked when a job begins
+ * (kc_job_dest_holes), and may have changed since an earlier job's. */
+static void forget_extent(struct kc_file *f)
+{
+	struct kc_local *l = f->priv;
+
+	l->map_end = l->map_pos;
+}
+
 /* The source's map of a local file: SEEK_DATA and SEEK_HOLE on our own
  * descriptor (map_fd), the last extent remembered, since sub-jobs ask in
  * ascending order.  A block device (no can_extents), a file that cannot be
@@ -264,6 +274,7 @@ static int local_zero(struct kcopyd_client *kc, struct kc_file *f,
 {
 	int r = 0;
 
+	forget_extent(f);
 	if (may_punch && f->can_punch)
 		r = punch(kc, f, pos, len);
 	if (r == 0)
@@ -294,12 +305,19 @@ static int local_extend(struct kcopyd_client *kc, struct kc_file *f,
 	return ret;
 }
 
+static void local_queue(struct kcopyd_client *kc, struct kc_iocb *io)
+{
+	if (io->op == KC_IO_WRITE)
+		forget_extent(io->file);
+	kc_io_queue(kc, io);
+}
+
 /* Local files and block devices: reads, writes and flushes through the
  * engine's I/O queue (io.c), which the engine submits and reaps (no
  * submit, no poll members: completions signal kc->wake_fd). */
 static const struct kc_file_ops kc_local_ops = {
 	.name = "local",
-	.queue = kc_io_queue,
+	.queue = local_queue,
 	.extents = local_extents,
 	.zero = local_zero,
 	.extend = local_extend,

@@ -268,6 +268,8 @@ static void nbd_queue(struct kcopyd_client *kc, struct kc_iocb *io)
 	struct kc_nbd *x = io->file->priv;
 
 	(void)kc;
+	if (io->op == KC_IO_WRITE)
+		x->num_map = 0;	/* the map remembered may be out of date */
 	io->qnext = NULL;
 	*x->nc->tail = io;
 	x->nc->tail = &io->qnext;

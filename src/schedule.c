@@ -74,8 +74,10 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 	}
 	for (tail = &kc->jobs; *tail; tail = &(*tail)->next)
 		;
-	for (job = kc->new_jobs; job; job = job->next)
+	for (job = kc->new_jobs; job; job = job->next) {
 		kc_jobmap_pass(kc, job, slot_sectors);
+		kc_job_dest_holes(kc, job);
+	}
 	*tail = kc->new_jobs;
 	kc->new_jobs = NULL;
 	kc->new_tail = &kc->new_jobs;

@@ -1293,6 +1293,24 @@ static void test_sparse(void)
 	      (unsigned long long)st.bytes_written);
 	close(dst);
 
+	/* A destination that holds a hole up to old data at 6 MiB (in the
+	 * source's final hole): the zero ranges in the hole it began with
+	 * are skipped (its map is asked when the job begins), the old data
+	 * is zeroed.  Without the look-up nothing is skipped; with one that
+	 * went past the hole, the old data would stay. */
+	dst = make_file("sp-dst", 0, 0);
+	memset(sh.buf, 0xab, MiB);
+	check(ftruncate(dst, SP_SIZE) == 0 &&
+	      pwrite(dst, sh.buf, MiB, 6 * MiB) == MiB, "holed destination");
+	sparse_copy("holed dest", src, dst, 0, &st, NULL);
+	check(st.bytes_skipped > 0 && st.bytes_zeroed >= MiB &&
+	      st.bytes_skipped + st.bytes_zeroed + st.bytes_written == SP_SIZE,
+	      "holed dest: skipped %llu zeroed %llu written %llu",
+	      (unsigned long long)st.bytes_skipped,
+	      (unsigned long long)st.bytes_zeroed,
+	      (unsigned long long)st.bytes_written);
+	close(dst);
+
 	/* The same per descriptor: KCOPYD_FD_READS_ZERO, kept by the client
 	 * until cleared. */
 	check(kcopyd_client_create(16, &kc) == 0, "create");
