@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "bmap.h"
+#include "spec.h"
 
 /* ------------------------------------------------------------ parsing */
 
@@ -143,17 +144,6 @@ static int take_decimal(const char **s, uint64_t *v)
 	return 0;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The digest of len bytes in hex at s (exactly 2 * len digits) into sum:
  * 0 or -EINVAL. */
 static int take_hex(const char *s, unsigned int len, unsigned char *sum)
@@ -163,7 +153,7 @@ static int take_hex(const char *s, unsigned int len, unsigned char *sum)
 	if (strlen(s) != 2 * (size_t)len)
 		return -EINVAL;
 	for (i = 0; i < len; i++) {
-		int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+		int hi = kc_hex_digit(s[2 * i]), lo = kc_hex_digit(s[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
