@@ -25,6 +25,8 @@
 #   fuzz-sources: src/kcopy/spec.c          (required; paths from the top
 #                                            of the source tree)
 #   fuzz-options: -max_len=512              (optional; libFuzzer flags)
+#   fuzz-libs: -lexpat                      (optional; the libraries the
+#                                            sources need)
 #
 # The harness is compiled together with those sources, with -I src and
 # -I src/kcopy, without config.h and without the library: a parser to fuzz
@@ -160,11 +162,12 @@ run_target() {
 	local n=$1 src=$top_srcdir/tests/fuzz-$1.c
 	local dir=$work/$1 seeds=$top_srcdir/tests/fuzz-corpus/$1
 	local dict=$top_srcdir/tests/fuzz-corpus/$1.dict
-	local sources options f rc execs found
-	local srcs=() opts=() corpora=()
+	local sources options libs f rc execs found
+	local srcs=() opts=() corpora=() libv=()
 
 	sources=$(header_field "$src" sources)
 	options=$(header_field "$src" options)
+	libs=$(header_field "$src" libs)
 	if [[ -z $sources ]]; then
 		echo "$me: $n: FAIL: no 'fuzz-sources:' line in $src" >&2
 		return 1
@@ -173,6 +176,7 @@ run_target() {
 		srcs+=("$top_srcdir/$f")
 	done
 	read -r -a opts <<<"$options"
+	read -r -a libv <<<"$libs"
 	[[ -f $dict ]] && opts+=("-dict=$dict")
 
 	# A previous run's findings are kept aside, not counted again.
@@ -187,7 +191,7 @@ run_target() {
 		-Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
 		-Wformat=2 -Wvla -Werror \
 		-I"$top_srcdir/src" -I"$top_srcdir/src/kcopy" \
-		"${srcs[@]}" "$src" -o "$dir/fuzz-$n"; then
+		"${srcs[@]}" "$src" "${libv[@]}" -o "$dir/fuzz-$n"; then
 		echo "$me: $n: FAIL: the fuzz target does not build" >&2
 		return 1
 	fi

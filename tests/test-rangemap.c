@@ -17,18 +17,9 @@
 #include <time.h>
 
 #include "rangemap.h"
+#include "unit.h"
 
 #define SPAN 2048u
-
-static int failures;
-
-#define CHECK(c) do {							\
-		if (!(c)) {						\
-			fprintf(stderr, "%s:%d: %s\n", __FILE__,	\
-				__LINE__, #c);				\
-			failures++;					\
-		}							\
-	} while (0)
 
 struct model_walk {
 	const char *bytes;		/* the model, from begin */

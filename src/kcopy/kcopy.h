@@ -24,6 +24,9 @@
  *   used.c      --used, --domain-mapfile: the map of what to copy, from
  *               the file system's readers (fsmap.h: fstypes.c, fsmap.c,
  *               fs-ext.c, fs-xfs.c, fs-fat.c, fs-ntfs.c) or a mapfile
+ *   flash.c     --bmap: an image's block map as the map of what to copy,
+ *               and its checksums checked by the copy's data hook
+ *   bmap.c      bmaptool's bmap file, parsed, and its walk (bmap.h, pure)
  *   report.c    the JSON report and the closing line
  *   mapfile.c   --mapfile: the state of the copy, what is left to do, its
  *               pieces, the checkpoints
@@ -41,7 +44,8 @@
  *   spec.c      pure parsers of sizes, specs, numbers (spec.h)
  *
  *   main -> options, target, run, verify, plan, report, signals, hash,
- *           mapfile, used
+ *           mapfile, used, flash
+ *   flash -> used, files, bmap;  verify -> flash
  *   plan -> storage, signatures, mapfile, used, hash
  *   used -> storage, signatures, files, mapfmt, fstypes, fsmap
  *   options -> hash;  target -> storage;  verify -> run, hash
@@ -69,6 +73,7 @@
 #include <time.h>
 
 #include "kcopyd.h"
+#include "bmap.h"
 #include "format.h"
 #include "spec.h"
 
@@ -147,6 +152,8 @@ struct options {
 	const char *domain_mapfile;	/* --domain-mapfile FILE */
 	int unused;			/* --unused: UNUSED_* */
 	bool unused_given;
+	const char *bmap;		/* --bmap FILE */
+	bool no_bmap;			/* --no-bmap */
 };
 
 enum { UNUSED_KEEP, UNUSED_ZERO };
@@ -330,6 +337,21 @@ struct used {
 	size_t num;
 };
 
+/* ------------------------------------------------------------ flash.c */
+
+/* --bmap, or the bmap found beside the image: the map of what to copy
+ * (as k->used's extents: its ranges data, the rest zeros) and the walk
+ * that checks the ranges' checksums as the copy reads them. */
+struct flash {
+	char *path;			/* the bmap file; NULL without one */
+	bool beside;			/* found beside the image, not given */
+	struct bmap map;
+	/* The data hook's, on the engine thread; read by the main thread
+	 * after kcopyd_wait(). */
+	struct bmap_walk walk;
+	bool walking;			/* walk started */
+};
+
 /* --------------------------------------------------------- the run state */
 
 struct mapfile;			/* mapfile.c's */
@@ -395,7 +417,8 @@ struct kcopy {
 	time_t started_at, ended_at;	/* wall clock: before the copy, and
 					   at its end (after --verify) */
 	struct mapfile *map;		/* --mapfile, NULL without */
-	struct used used;		/* --used, --domain-mapfile */
+	struct used used;		/* --used, --domain-mapfile, --bmap */
+	struct flash flash;		/* --bmap */
 };
 
 int kcopy_init(struct kcopy *k);
@@ -599,6 +622,28 @@ int used_open(struct kcopy *k);
 /* The bytes of the map's extents (what the copy goes through). */
 uint64_t used_work_bytes(const struct kcopy *k);
 void used_free(struct kcopy *k);
+
+/* The extents of k->used from the used byte ranges r (of the region,
+ * from its start) and those that need only read as zeros, z; both sorted
+ * and apart.  The rest: left out, or zeros with --unused=zero. */
+struct fs_range;
+int used_extents(struct kcopy *k, const struct fs_range *r, size_t n,
+		 const struct fs_range *z, size_t nz);
+
+/* flash.c */
+/* --bmap FILE, or the bmap beside the source image (unless --no-bmap):
+ * read and checked against the source, into k->flash and k->used.  0, or
+ * -errno after a setup error naming the file. */
+int flash_open(struct kcopy *k);
+/* The copy's data hook's part: the source's count sectors of data at
+ * sector go through the walk; at the first range whose checksum differs
+ * the copy stops with a read error, said.  Engine thread. */
+void flash_check(struct kcopy *k, uint64_t sector, uint64_t count,
+		 const void *data);
+/* After the copy: a copy that read all it had to went through the whole
+ * image (else a read error, said). */
+void flash_finish(struct kcopy *k);
+void flash_free(struct kcopy *k);
 
 /* plan.c */
 void plan_print(struct kcopy *k);

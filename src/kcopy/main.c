@@ -59,6 +59,8 @@ void kcopy_free(struct kcopy *k)
 	free((void *)k->opt.mapfile);
 	free((void *)k->opt.domain_mapfile);
 	used_free(k);
+	flash_free(k);
+	free((void *)k->opt.bmap);
 	if (k->sig_fd >= 0)
 		close(k->sig_fd);
 	if (k->done_fd >= 0)
@@ -91,6 +93,8 @@ static int setup(struct kcopy *k)
 	if (r == 0)
 		r = used_open(k);
 	if (r == 0)
+		r = flash_open(k);
+	if (r == 0)
 		r = report_open(k);
 	if (r == 0)
 		r = mapfile_open(k);
@@ -105,8 +109,8 @@ static int setup(struct kcopy *k)
 		k->flags |= KCOPYD_WRITE_SEQ;
 	/* --hash feeds the digests from the data hook, in source order, also
 	 * across the pieces of a --mapfile copy, which run as several jobs
-	 * submitted in source order. */
-	if (k->opt.hash_algs)
+	 * submitted in source order; so does --bmap's check of its ranges. */
+	if (k->opt.hash_algs || k->flash.path)
 		k->flags |= KCOPYD_DATA_IN_ORDER | KCOPYD_DATA_ACROSS_JOBS;
 	if (k->opt.allocated)
 		k->flags |= KCOPYD_ALLOCATED;
@@ -188,6 +192,7 @@ static int finish(struct kcopy *k)
 	int status;
 
 	stream_regions(k);
+	flash_finish(k);
 	finish_source_hash(k);
 	if (k->opt.verify && !k->signal) {
 		if (k->read_err && (!k->opt.ignore_errors || k->source_lost))
@@ -257,7 +262,8 @@ int main(int argc, char **argv)
 		goto out;
 	k.started_at = time(NULL);
 	if (report_start(&k) < 0 ||
-	    ((k.opt.verify || k.opt.hash_algs) && verify_init(&k) < 0) ||
+	    ((k.opt.verify || k.opt.hash_algs || k.flash.path) &&
+	     verify_init(&k) < 0) ||
 	    mapfile_start(&k) < 0 || run_copy(&k) < 0) {
 		target_remove_created(&k);
 		goto out;

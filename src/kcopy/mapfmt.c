@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "mapfmt.h"
+#include "spec.h"
 
 /* ------------------------------------------------------------ numbers */
 
@@ -69,17 +70,6 @@ static int decimal(const char *s, uint64_t *v)
 
 /* ------------------------------------------------------------- paths */
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The escaped path s, unescaped, or NULL with errno set (EINVAL: a bad
  * escape, a NUL, or nothing). */
 static char *unescape(const char *s)
@@ -94,8 +84,8 @@ static char *unescape(const char *s)
 			*q++ = *s;
 			continue;
 		}
-		hi = hex_digit(s[1]);
-		lo = hi < 0 ? -1 : hex_digit(s[2]);
+		hi = kc_hex_digit(s[1]);
+		lo = hi < 0 ? -1 : kc_hex_digit(s[2]);
 		if (lo < 0 || (hi | lo) == 0)
 			break;
 		*q++ = (char)(hi << 4 | lo);

@@ -37,7 +37,7 @@ enum {
 	OPT_VERSION, OPT_HELP, OPT_USAGE, OPT_TIMEOUT, OPT_HASH, OPT_ALLOCATED,
 	OPT_DEST_IS_ZERO, OPT_NO_ZERO_DETECT, OPT_MAPFILE,
 	OPT_MAPFILE_INTERVAL, OPT_SKIP_BAD, OPT_RETRY_FAILED, OPT_USED,
-	OPT_DOMAIN_MAPFILE, OPT_UNUSED, OPT_HASH_FILE,
+	OPT_DOMAIN_MAPFILE, OPT_UNUSED, OPT_HASH_FILE, OPT_BMAP, OPT_NO_BMAP,
 };
 
 static const struct poptOption option_table[] = {
@@ -107,6 +107,13 @@ static const struct poptOption option_table[] = {
 	  "with --used or --domain-mapfile: leave the destinations' other "
 	  "blocks as they are (keep, the default) or zero them (zero)",
 	  "keep|zero" },
+	/* bmaptool's names for them */
+	{ "bmap", 0, POPT_ARG_STRING, NULL, OPT_BMAP,
+	  "the source image's block map (bmaptool's bmap file): copy only "
+	  "its mapped ranges, checking their checksums, and zero the rest; "
+	  "without it, the bmap beside the image is used", "FILE" },
+	{ "no-bmap", 0, POPT_ARG_NONE, NULL, OPT_NO_BMAP,
+	  "do not use the bmap beside the source image", NULL },
 	{ "force", 0, POPT_ARG_NONE, NULL, OPT_FORCE,
 	  "write to block devices that are mounted or in use; resume from "
 	  "a mapfile of another copy; --used: copy a file system that is "
@@ -300,6 +307,10 @@ static int take_option(struct kcopy *k, int code, const char *arg)
 		free((void *)o->domain_mapfile);
 		o->domain_mapfile = arg;	/* ours: options_parse keeps it */
 		return 0;
+	case OPT_BMAP:
+		free((void *)o->bmap);
+		o->bmap = arg;		/* ours: options_parse keeps it */
+		return 0;
 	case OPT_UNUSED:
 		if (!strcmp(arg, "keep"))
 			o->unused = UNUSED_KEEP;
@@ -311,6 +322,7 @@ static int take_option(struct kcopy *k, int code, const char *arg)
 		o->unused_given = true;
 		return 0;
 	case OPT_USED:		o->used = true; return 0;
+	case OPT_NO_BMAP:	o->no_bmap = true; return 0;
 	case OPT_SKIP_BAD:	o->skip_bad = true; return 0;
 	case OPT_RETRY_FAILED:	o->retry_failed = true; return 0;
 	case OPT_IGNORE_ERRORS: o->ignore_errors = true; return 0;
@@ -388,6 +400,36 @@ static int check_used(struct kcopy *k)
 				   "region; add --unused=zero for a digest of "
 				   "the region with them as zeros, which every "
 				   "destination then holds", what);
+	return 0;
+}
+
+/* --bmap: the map of an image that is there (not a stream, for now: the
+ * feed of a compressed image is to apply it), the only map. */
+static int check_bmap(struct kcopy *k)
+{
+	const struct options *o = &k->opt;
+
+	if (!o->bmap)
+		return 0;
+	if (o->no_bmap)
+		return usage_error(k, "--bmap '%s' and --no-bmap contradict "
+				   "each other", o->bmap);
+	if (!*o->bmap || !strcmp(o->bmap, "-"))
+		return usage_error(k, "--bmap '%s': must name a file",
+				   o->bmap);
+	if (o->zero)
+		return usage_error(k, "--bmap: not with --zero");
+	if (o->used || o->domain_mapfile)
+		return usage_error(k, "--bmap and %s: give one map of what to "
+				   "copy", o->used ? "--used"
+				   : "--domain-mapfile");
+	if (o->mapfile)
+		return usage_error(k, "--bmap and --mapfile: a bmap copy "
+				   "cannot be resumed yet");
+	if (!strcmp(k->src.spec.path, "-"))
+		return usage_error(k, "--bmap: the source '-' (standard input) "
+				   "is a stream: kcopy applies a bmap to an "
+				   "image file or a device only");
 	return 0;
 }
 
@@ -528,10 +570,10 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 						    : NULL;
 			ret = take_option(k, rc, arg);
 			if ((rc == OPT_REPORT || rc == OPT_MAPFILE ||
-			     rc == OPT_DOMAIN_MAPFILE ||
+			     rc == OPT_DOMAIN_MAPFILE || rc == OPT_BMAP ||
 			     rc == OPT_HASH_FILE) && ret == 0)
 				arg = NULL;	/* o->report, o->mapfile,
-						   o->domain_mapfile,
+						   o->domain_mapfile, o->bmap,
 						   o->hash_file own it */
 		}
 		free((void *)arg);
@@ -562,6 +604,8 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 		ret = check_mapfile(k);
 	if (ret == 0)
 		ret = check_used(k);
+	if (ret == 0)
+		ret = check_bmap(k);
 	poptFreeContext(pc);
 	return ret;
 }

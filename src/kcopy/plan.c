@@ -291,6 +291,28 @@ static void print_map(struct kcopy *k, const struct target *t)
 			      sizeof(hsize)));
 }
 
+/* --bmap: the file, and what it maps. */
+static void print_bmap(const struct kcopy *k)
+{
+	const struct flash *f = &k->flash;
+	char size[KC_FORMAT_SIZE_LEN], mapped[KC_FORMAT_SIZE_LEN];
+
+	printf("  bmap         %s%s, format %u.%u, blocks of %" PRIu64 " "
+	       "bytes, %s%s\n", f->path, f->beside ? " (beside the image)" : "",
+	       f->map.major, f->map.minor, f->map.block_size,
+	       f->map.sum_len ? f->map.sum_type : "no",
+	       f->map.sum_len ? " checksums, checked as read" : " checksums");
+	printf("  image        %" PRIu64 " bytes (%s), %" PRIu64 " bytes (%s, "
+	       "%.1f%%) mapped in %zu ranges: read and written; the rest "
+	       "zeroed on the destinations\n", f->map.image_size,
+	       kc_format_size(f->map.image_size, size, sizeof(size)),
+	       f->map.mapped_bytes,
+	       kc_format_size(f->map.mapped_bytes, mapped, sizeof(mapped)),
+	       f->map.image_size ? 100.0 * (double)f->map.mapped_bytes /
+				   (double)f->map.image_size : 0.0,
+	       f->map.num);
+}
+
 /* --used, --domain-mapfile: what the map holds. */
 static void print_used(const struct kcopy *k)
 {
@@ -298,6 +320,10 @@ static void print_used(const struct kcopy *k)
 	char used[KC_FORMAT_SIZE_LEN], size[KC_FORMAT_SIZE_LEN];
 	uint64_t region = k->src.count * KC_SECTOR_SIZE;
 
+	if (k->flash.path) {
+		print_bmap(k);
+		return;
+	}
 	if (!u->ext)
 		return;
 	if (k->opt.used)

@@ -281,7 +281,23 @@ static void write_report(struct kcopy *k, FILE *f, int status, bool done)
 	u64_or_null(&top, "bytes_zeroed", k->stats.bytes_zeroed, done);
 	u64_or_null(&top, "bytes_skipped", k->stats.bytes_skipped, done);
 	u64_or_null(&top, "bytes_holes", k->stats.bytes_holes, done);
-	if (k->used.ext) {
+	if (k->flash.path) {
+		/* --bmap: the file, what it maps, and the source bytes it
+		 * left out (not read: zeroed on the destinations) */
+		const struct bmap *b = &k->flash.map;
+
+		json_open(&o, &top, "bmap", NULL, '{', "", ", ", "");
+		json_string(&o, "file", k->flash.path);
+		json_bool(&o, "beside_image", k->flash.beside);
+		json_u64(&o, "image_bytes", b->image_size);
+		json_u64(&o, "block_size", b->block_size);
+		json_u64(&o, "bytes_mapped", b->mapped_bytes);
+		json_u64(&o, "ranges", b->num);
+		json_string(&o, "checksum", b->sum_len ? b->sum_type : "none");
+		u64_or_null(&o, "bytes_left_out", k->stats.bytes_unmapped,
+			    done);
+		json_close(&o);
+	} else if (k->used.ext) {
 		/* --used, --domain-mapfile: what the map held, and the
 		 * source bytes it left out (not read, not written) */
 		json_open(&o, &top, "used", NULL, '{', "", ", ", "");

@@ -37,6 +37,18 @@
 
 #define KC_SECTOR_SIZE		512u
 
+/* The value of hexadecimal digit c (either case), or -1. */
+static inline int kc_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* The largest sector number or count accepted: its byte offset still fits
  * in a uint64_t.  A SECTOR+COUNT region must end at or below it too. */
 #define KC_MAX_SECTORS		(UINT64_MAX / KC_SECTOR_SIZE)

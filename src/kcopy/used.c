@@ -149,7 +149,7 @@ static int check_not_mounted(struct kcopy *k)
  * (rounded inwards: a sector that is data in part is data); between them,
  * and to the region's end, nothing (left out) or zeros (--unused=zero).
  * Both lists sorted and apart. */
-static int extents_of(struct kcopy *k, const struct fs_range *r, size_t n,
+int used_extents(struct kcopy *k, const struct fs_range *r, size_t n,
 		      const struct fs_range *z, size_t nz)
 {
 	struct used *u = &k->used;
@@ -265,7 +265,7 @@ static int map_fs(struct kcopy *k, const struct fs_source *srcp)
 		say(&k->out, MSG_NOTE, "source '%s': the %s file system is not "
 		    "clean (%s): copying its used blocks as they are "
 		    "(--force)", k->src.spec.path, u->type, m.dirty);
-	r = extents_of(k, m.ranges, m.num, m.zeros, m.num_zeros);
+	r = used_extents(k, m.ranges, m.num, m.zeros, m.num_zeros);
 	fsmap_free(&m);
 	return r;
 }
@@ -319,7 +319,7 @@ static int map_domain(struct kcopy *k)
 	}
 	snprintf(k->used.type, sizeof(k->used.type), "domain");
 	if (ret == 0)
-		ret = extents_of(k, r, n, NULL, 0);
+		ret = used_extents(k, r, n, NULL, 0);
 	if (ret < 0)
 		say(&k->out, MSG_ERROR, "--domain-mapfile '%s': %s", path,
 		    strerror(-ret));

@@ -3,7 +3,8 @@
  * and compared, without a second read of the source.  The data hooks of
  * both phases also feed --hash's digests (hash.c): the copy's, of the
  * source; the read-back's, of each destination.  Under --hash the jobs
- * run with KCOPYD_DATA_IN_ORDER, so each hook sees its region in order.
+ * run with KCOPYD_DATA_IN_ORDER, so each hook sees its region in order;
+ * the copy's hook also hands the source's data to --bmap's check (flash.c).
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -36,6 +37,7 @@ static void record(int src_fd, uint64_t sector, uint64_t count,
 	size_t i = (size_t)((sector - vf->first_sector) / vf->chunk_sectors);
 
 	(void)src_fd;
+	flash_check(k, sector, count, data);
 	hash_update(&k->src.hash, sector, count, data);
 	if (!vf->sums)
 		return;
@@ -60,7 +62,8 @@ static void record(int src_fd, uint64_t sector, uint64_t count,
 }
 
 /* With --verify, size the table of checksums to the source region; with
- * --hash, start the source's digests; then install the data hook. */
+ * --hash, start the source's digests; then install the data hook (which
+ * also takes --bmap's data through its check, flash.c). */
 int verify_init(struct kcopy *k)
 {
 	struct verify *vf = &k->verify;
@@ -90,7 +93,7 @@ int verify_init(struct kcopy *k)
 		    strerror(-r));
 		return r;
 	}
-	if (k->opt.verify || k->opt.hash_algs)
+	if (k->opt.verify || k->opt.hash_algs || k->flash.path)
 		kcopyd_set_data_fn(k->kc, record, k);
 	return 0;
 }

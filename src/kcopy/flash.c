@@ -1,0 +1,225 @@
+/* flash.c - --bmap: an image's block map (bmaptool's bmap file, bmap.h)
+ * applied to the copy.
+ *
+ * Copyright (C) 2026 The kcopy authors.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The bmap is --bmap's, or the one bmaptool would find beside the source
+ * image (unless --no-bmap, or another map is given).  It must be the map
+ * of the source region: its ImageSize the region's bytes.  Its ranges
+ * become the copy's data extents, the rest zero extents (k->used, as
+ * --used --unused=zero): only the mapped ranges are read, the rest of each
+ * destination zeroed the cheapest way, so that the destinations end equal
+ * to the image wherever the image reads as zeros outside its ranges,
+ * which is what a bmap says.  The copy's data hook, in order, hands the
+ * data to the walk (bmap_walk_check): at the end of the first range whose
+ * checksum differs the copy stops, a read error naming the range.  Main
+ * thread, but flash_check (the engine thread's).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kcopy.h"
+#include "files.h"
+#include "fsmap.h"
+
+/* Bytes of a bmap file read at most: some 2 million ranges. */
+#define BMAP_MAX_BYTES (256u << 20)
+
+/* Which bmap: --bmap's, or one beside a source that is a file.  0 (path
+ * NULL: none), or -errno, said. */
+static int find(struct kcopy *k)
+{
+	struct flash *f = &k->flash;
+	const struct options *o = &k->opt;
+	char *beside = NULL;
+	int r;
+
+	if (o->bmap) {
+		f->path = strdup(o->bmap);
+		return f->path ? 0 : -ENOMEM;
+	}
+	/* Another map, or a copy that is resumed, is not changed by a file
+	 * that happens to lie beside the source. */
+	if (o->zero || o->used || o->domain_mapfile || o->mapfile ||
+	    k->src.is_std || k->src.info.is_stream || k->src.info.is_remote ||
+	    k->src.info.is_blockdev)
+		return 0;
+	r = bmap_find_beside(k->src.spec.path, &beside);
+	if (r < 0) {
+		say(&k->out, MSG_ERROR, "source '%s': looking for a bmap "
+		    "beside it: %s", k->src.spec.path, strerror(-r));
+		return r;
+	}
+	if (!r)
+		return 0;
+	if (o->no_bmap) {
+		say(&k->out, MSG_VERBOSE, "--no-bmap: not using '%s', the bmap "
+		    "beside the source", beside);
+		free(beside);
+		return 0;
+	}
+	say(&k->out, MSG_VERBOSE, "source '%s': using the bmap '%s' beside it "
+	    "(--no-bmap: not)", k->src.spec.path, beside);
+	f->path = beside;
+	f->beside = true;
+	return 0;
+}
+
+/* The bmap's ranges as the copy's extents: data, and zeros between. */
+static int extents(struct kcopy *k)
+{
+	const struct bmap *b = &k->flash.map;
+	struct fs_range *r = calloc(b->num + 1, sizeof(*r));
+	size_t i;
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	for (i = 0; i < b->num; i++) {
+		uint64_t s, e;
+
+		bmap_range_bytes(b, i, &s, &e);
+		r[i] = (struct fs_range){ s, e - s };
+	}
+	k->opt.unused = UNUSED_ZERO;
+	ret = used_extents(k, r, b->num, NULL, 0);
+	free(r);
+	if (ret < 0)
+		return ret;
+	snprintf(k->used.type, sizeof(k->used.type), "bmap");
+	k->used.block_size = (uint32_t)b->block_size;
+	k->used.fs_size = b->image_size;
+	return 0;
+}
+
+int flash_open(struct kcopy *k)
+{
+	struct flash *f = &k->flash;
+	uint64_t region = k->src.count * KC_SECTOR_SIZE;
+	struct bmap_error e;
+	size_t len;
+	char *text;
+	int r = find(k);
+
+	if (r < 0 || !f->path)
+		return r;
+	if (k->src.info.is_stream) {
+		say(&k->out, MSG_ERROR, "--bmap '%s': the source '%s' is a "
+		    "stream: kcopy applies a bmap to an image file (or a "
+		    "device) only", f->path, k->src.spec.path);
+		return -EINVAL;
+	}
+	r = files_read_all(f->path, BMAP_MAX_BYTES, &text, &len);
+	if (r < 0) {
+		say(&k->out, MSG_ERROR, "--bmap '%s': cannot read it: %s",
+		    f->path, strerror(-r));
+		return r;
+	}
+	r = bmap_parse(text, len, &f->map, &e);
+	free(text);
+	if (r < 0 && e.line) {
+		say(&k->out, MSG_ERROR, "--bmap '%s': line %u: %s", f->path,
+		    e.line, e.why);
+		return r;
+	}
+	if (r < 0) {
+		say(&k->out, MSG_ERROR, "--bmap '%s': %s", f->path, e.why);
+		return r;
+	}
+	if (f->map.image_size != region) {
+		say(&k->out, MSG_ERROR, "--bmap '%s': it maps an image of %"
+		    PRIu64 " bytes; the source '%s' is %" PRIu64 " bytes: the "
+		    "bmap of another image", f->path, f->map.image_size,
+		    k->src.arg, region);
+		return -EINVAL;
+	}
+	r = bmap_walk_start(&f->walk, &f->map);
+	f->walking = true;
+	if (r == 0)
+		r = extents(k);
+	if (r < 0) {
+		say(&k->out, MSG_ERROR, "--bmap '%s': %s", f->path,
+		    strerror(-r));
+		return r;
+	}
+	say(&k->out, MSG_VERBOSE, "--bmap '%s': format %u.%u, %" PRIu64 " of "
+	    "%" PRIu64 " bytes mapped in %zu ranges%s%s", f->path,
+	    f->map.major, f->map.minor, f->map.mapped_bytes,
+	    f->map.image_size, f->map.num, f->map.sum_len ? ", checksums " : "",
+	    f->map.sum_type);
+	return 0;
+}
+
+/* The walk stopped at error r: the copy stops, a read error. */
+static void walk_failed(struct kcopy *k, int r)
+{
+	const struct flash *f = &k->flash;
+	const struct bmap_range *x;
+	uint64_t s, e;
+	bool first;
+
+	pthread_mutex_lock(&k->lock);
+	first = !k->read_error;
+	k->read_err = 1;
+	if (first)
+		k->read_error = r;
+	pthread_mutex_unlock(&k->lock);
+	kcopyd_client_stop(k->kc);
+	if (r != -EBADMSG) {
+		say(&k->out, MSG_ERROR, "source '%s': --bmap '%s': the copy's "
+		    "data did not come in order (%s); stopping",
+		    k->src.spec.path, f->path, strerror(-r));
+		return;
+	}
+	x = &f->map.r[f->walk.bad];
+	bmap_range_bytes(&f->map, f->walk.bad, &s, &e);
+	say(&k->out, MSG_ERROR, "source '%s': --bmap '%s': range %" PRIu64 "-%"
+	    PRIu64 " (line %u; bytes %" PRIu64 " to %" PRIu64 " of the image) "
+	    "does not match its %s checksum: the image or the bmap is "
+	    "damaged; stopping", k->src.spec.path, f->path, x->first,
+	    x->last, x->line, s, e - 1, f->map.sum_type);
+}
+
+void flash_check(struct kcopy *k, uint64_t sector, uint64_t count,
+		 const void *data)
+{
+	struct flash *f = &k->flash;
+	uint64_t pos = (sector - k->src.sector) * KC_SECTOR_SIZE;
+	int r;
+
+	if (!f->walking || f->walk.error)
+		return;
+	r = bmap_walk_check(&f->walk, pos, data, count * KC_SECTOR_SIZE);
+	if (r < 0)
+		walk_failed(k, r);
+}
+
+void flash_finish(struct kcopy *k)
+{
+	struct flash *f = &k->flash;
+	int r;
+
+	/* A copy that stopped, or lost its destinations, read less. */
+	if (!f->walking || f->walk.error || k->read_err || k->signal ||
+	    k->write_err)
+		return;
+	r = bmap_walk_end(&f->walk, f->map.image_size);
+	if (r < 0)
+		walk_failed(k, r);
+}
+
+void flash_free(struct kcopy *k)
+{
+	struct flash *f = &k->flash;
+
+	if (f->walking)
+		bmap_walk_free(&f->walk);
+	bmap_free(&f->map);
+	free(f->path);
+	f->path = NULL;
+}
