@@ -1384,7 +1384,7 @@ static void test_sparse(void)
 /* Zero detection on a stream source: a pipe carrying data and zero blocks
  * (a zero block inside a sub-job, a zero run across several sub-jobs of
  * 64 KiB, a block of one data byte) and a last partial sector, of data,
- * of zeros after a zero block, or of 100 zero bytes after data.  One job
+ * of zeros after a zero block, or of zeros after a data block.  One job
  * to a new file with KCOPYD_FD_READS_ZERO and to a longer file of old
  * data: both end equal to the stream (the new one at its length, the old
  * one keeping what lies past it); the zero blocks are skipped on the
@@ -1417,8 +1417,8 @@ static void *feed_pipe(void *p)
 }
 
 /* The stream's bytes: data where kind asks for it, ending as tail says
- * (0: data; 1: a zero block and 333 zero bytes; 2: data but the last 100
- * bytes).  Returns the bytes of its zero blocks (whole 4096-byte blocks
+ * (0: data; 1: a zero block and 333 zero bytes; 2: a data block and
+ * 333 zero bytes, a zero run shorter than a sector).  Returns the bytes of its zero blocks (whole 4096-byte blocks
  * from the start, and the last partial one). */
 static size_t stream_zero_image(char *buf, int tail)
 {
@@ -1435,7 +1435,7 @@ static size_t stream_zero_image(char *buf, int tail)
 	if (tail == 1)
 		memset(buf + MiB, 0, SZ_LEN - MiB);
 	if (tail == 2)
-		memset(buf + SZ_LEN - 100, 0, 100);
+		memset(buf + SZ_LEN - 333, 0, 333);
 	for (i = 0; i < SZ_LEN; i += 4096) {
 		size_t len = SZ_LEN - i < 4096 ? SZ_LEN - i : 4096;
 
@@ -1448,7 +1448,7 @@ static size_t stream_zero_image(char *buf, int tail)
 static void test_stream_zero(void)
 {
 	static const char *const tails[] = {
-		"ends in data", "ends in zeros", "ends in 100 zero bytes" };
+		"ends in data", "ends in zeros", "ends in 333 zero bytes" };
 	char *buf = malloc(SZ_LEN);
 	int tail;
 
