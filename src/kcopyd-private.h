@@ -379,8 +379,10 @@ struct kc_file {
 				   export's eventfd), found by number alone;
 				   accmode is its open's */
 	bool in_order;		/* read or written in order only (a stream):
-				   no offsets, no zero ranges skipped, no
-				   re-reads, a short read is its end */
+				   no offsets, no re-reads, a short read is
+				   its end; written, it takes zero ranges
+				   as data (read, its zero blocks are found
+				   as any source's) */
 	bool can_extend;	/* ops->extend grows it (a regular file) */
 	bool can_zero;		/* off: zeroing without data may work */
 	bool can_punch;		/* off: ops->zero may leave holes */
