@@ -8,7 +8,8 @@
  * (schedule.c).  A job is over when it has nothing in flight and nothing
  * more to start; under KCOPYD_FLUSH its destinations still in it are then
  * flushed (after a stop too: what was written is made stable), once its
- * gathered zero ranges are done (sparse.c), and once those flushes have
+ * gathered zero ranges are done and, from a stream source, its files
+ * extended to the stream's end (sparse.c), and once those flushes have
  * ended the job is finished: kc_jobs_run_callbacks() takes it off kc->jobs
  * and runs its callback.  The predicates here are the lowest layer of the
  * job code: the scheduler, the sub-jobs and the zeroing ask them.
@@ -66,6 +67,15 @@ bool kc_job_over(const struct kc_job *job)
 	return job->in_flight == 0 && !kc_job_runnable(job);
 }
 
+/* From a stream source, are the destinations still to be extended to the
+ * stream's end (kc_jobs_extend, sparse.c)?  Once the job is over, unless a
+ * read error or a stop left the stream unfinished. */
+bool kc_job_extend_due(const struct kc_job *job)
+{
+	return job->src_in_order && job->num_dests && !job->extended &&
+	       !job->stopped && !job->read_err && kc_job_over(job);
+}
+
 /* Has every sub-job the job will have been through the data hook (or
  * will never be: a stopped job's)? */
 static bool hook_over(const struct kc_job *job)
@@ -103,7 +113,7 @@ static bool job_finished(const struct kc_job *job)
 {
 	return kc_job_over(job) && job->flush_pending == 0 &&
 	       !flush_targets(job) && !job->zero_pend &&
-	       !job->zero_in_flight;
+	       !job->zero_in_flight && !kc_job_extend_due(job);
 }
 
 /* Let a stopped job's streams end what they hold queued: the reads of a
@@ -148,7 +158,7 @@ void kc_jobs_flush(struct kcopyd_client *kc)
 		unsigned int todo = flush_targets(job), i;
 
 		if (!todo || !kc_job_over(job) || job->zero_pend ||
-		    job->zero_in_flight ||
+		    job->zero_in_flight || kc_job_extend_due(job) ||
 		    kc->iocbs_reserved + (unsigned int)__builtin_popcount(todo) >
 		    kc->ring_size)
 			continue;

@@ -382,8 +382,10 @@ struct kc_file {
 				   export's eventfd), found by number alone;
 				   accmode is its open's */
 	bool in_order;		/* read or written in order only (a stream):
-				   no offsets, no zero ranges skipped, no
-				   re-reads, a short read is its end */
+				   no offsets, no re-reads, a short read is
+				   its end; written, it takes zero ranges
+				   as data (read, its zero blocks are found
+				   as any source's) */
 	bool can_extend;	/* ops->extend grows it (a regular file) */
 	bool can_zero;		/* off: zeroing without data may work */
 	bool can_punch;		/* off: ops->zero may leave holes */
@@ -433,6 +435,14 @@ struct kc_job {
 	 * storage that is not fixed_size). */
 	bool src_in_order;
 	bool eof;
+	/* From a stream source: the bytes of the sub-jobs written so far,
+	 * from the regions' start, to the last one's end of data.  Once the
+	 * job is over, with no read error and not stopped, each destination
+	 * that can grow and did not fail is extended to it, before the flush
+	 * (kc_jobs_extend, sparse.c): its last zero run may have been skipped
+	 * or punched.  extended: that is done. */
+	uint64_t src_bytes;
+	bool extended;
 	/* From a stream source, a destination's logical block is more than
 	 * half a slot: the merge of its last block may need a slot lent
 	 * (subjob.c, tail_area), so that fewer of its sub-jobs than there are
@@ -598,6 +608,10 @@ struct kc_subjob {
 				   for a zero run written as data */
 	unsigned int num_blocks;
 	unsigned int next_block[KCOPYD_MAX_DESTS];
+	/* Bytes of the sub-job destination i takes through its runs: all of
+	 * them, but from a stream source the data that came, to what fits,
+	 * short of a last block merged (subjob.c, write_len). */
+	uint64_t write_end[KCOPYD_MAX_DESTS];
 	uint64_t zero_map[KC_ZERO_MAP_WORDS];
 	/* The blocks the job's map skips (jobmap.c): neither read for the
 	 * destinations nor written; zeros to the data hook.  A block is
@@ -859,6 +873,7 @@ int kc_dest_zero(struct kcopyd_client *kc, struct kc_subjob *sj,
 		 uint64_t *err_pos, uint64_t *err_len, kc_dest_fail_fn fail);
 void kc_jobs_zero_pending(struct kcopyd_client *kc, kc_dest_fail_fn fail);
 void kc_job_dest_holes(struct kcopyd_client *kc, struct kc_job *job);
+void kc_jobs_extend(struct kcopyd_client *kc, kc_dest_fail_fn fail);
 
 /* isolate.c: what the isolation of a sub-job's bad blocks asks of the
  * sub-job code.  read: queue the read of count sectors at offset (from
@@ -897,6 +912,7 @@ bool kc_job_runnable(const struct kc_job *job);
 unsigned int kc_job_iocbs(const struct kc_job *job);
 unsigned int kc_job_all_dests(const struct kc_job *job);
 bool kc_job_over(const struct kc_job *job);
+bool kc_job_extend_due(const struct kc_job *job);
 bool kc_job_behind_earlier(const struct kcopyd_client *kc,
 			   const struct kc_job *job, bool start);
 void kc_job_cancel(struct kcopyd_client *kc, struct kc_job *job, bool dests);

@@ -93,12 +93,12 @@ struct io_region {
 
 /* Sparse and zero-aware copying (kcopyd_copy(3)) is the default: the
  * source's holes, where the storage can tell (SEEK_DATA/SEEK_HOLE), are not
- * read, blocks read as all zeros are found, and each destination's zero
- * ranges are zeroed the cheapest correct way its storage allows (punched
- * holes in files, BLKZEROOUT, NBD WRITE_ZEROES), or skipped where the
- * destination already reads as zeros (KCOPYD_FD_READS_ZERO).  The
- * destination regions always end equal to the source region.  These flags
- * change how: */
+ * read, blocks read as all zeros are found (a stream source's too), and
+ * each destination's zero ranges (but a stream's) are zeroed the cheapest
+ * correct way its storage allows (punched holes in files, BLKZEROOUT, NBD
+ * WRITE_ZEROES), or skipped where the destination already reads as zeros
+ * (KCOPYD_FD_READS_ZERO).  The destination regions always end equal to the
+ * source region.  These flags change how: */
 /* Write the zero ranges as data: destinations end fully allocated (holes of
  * the source are still not read). */
 #define KCOPYD_ALLOCATED	(1u << 6)

@@ -283,12 +283,15 @@ static int local_zero(struct kcopyd_client *kc, struct kc_file *f,
 	return r;
 }
 
-/* A sector of zeros written at the end, where the file is shorter. */
+/* Zeros written at the end, where the file is shorter: at most a sector
+ * of them, and only past its end, which reads as zeros already (a
+ * stream's last zero run may be shorter than a sector). */
 static int local_extend(struct kcopyd_client *kc, struct kc_file *f,
 			uint64_t end)
 {
 	static const char zero_sector[KCOPYD_SECTOR_SIZE];
 	struct stat st;
+	size_t len;
 	ssize_t n;
 	int ret = 0;
 
@@ -296,10 +299,11 @@ static int local_extend(struct kcopyd_client *kc, struct kc_file *f,
 	if (fstat(f->fd, &st) < 0) {
 		ret = -errno;
 	} else if ((uint64_t)st.st_size < end) {
-		n = pwrite(f->fd, zero_sector, sizeof(zero_sector),
-			   (off_t)(end - sizeof(zero_sector)));
-		ret = n < 0 ? -errno : n < (ssize_t)sizeof(zero_sector) ? -EIO
-									 : 0;
+		len = end - (uint64_t)st.st_size < sizeof(zero_sector)
+		      ? (size_t)(end - (uint64_t)st.st_size)
+		      : sizeof(zero_sector);
+		n = pwrite(f->fd, zero_sector, len, (off_t)(end - len));
+		ret = n < 0 ? -errno : n < (ssize_t)len ? -EIO : 0;
 	}
 	pthread_mutex_lock(&kc->lock);
 	return ret;

@@ -9,7 +9,8 @@
  * (throttle.c), and none while a sub-job isolates bad blocks (isolate.c),
  * nor any that a job's map leaves out (jobmap.c);
  * then let the data hook through across jobs, zero the gathered ranges of
- * the jobs that are over (sparse.c) and queue their flushes (job.c).  The
+ * the jobs that are over and extend their files to a stream source's end
+ * (sparse.c), and queue their flushes (job.c).  The
  * top of the job code: it calls into subjob.c, sparse.c, jobmap.c,
  * throttle.c and job.c, and nothing calls it but the engine.  Runs on the
  * engine thread with kc->lock held.
@@ -116,5 +117,6 @@ void kc_jobs_schedule(struct kcopyd_client *kc, int *timeout_ms)
 	}
 	jobs_hook_release(kc);
 	kc_jobs_zero_pending(kc, kc_job_write_failed);
+	kc_jobs_extend(kc, kc_job_write_failed);
 	kc_jobs_flush(kc);
 }

@@ -7,12 +7,16 @@
  * A copy sub-job reads only the span of its source that the source's map
  * (its backend's extents) has data in; after the data hook, the blocks
  * read as zeros join the holes in the sub-job's zero map
- * (kc_sj_zero_map).  The sub-job code (subjob.c) takes each destination
+ * (kc_sj_zero_map).  A stream source has no map and is read whole, but
+ * its zero blocks are found all the same: only stream destinations take
+ * them as data.  The sub-job code (subjob.c) takes each destination
  * through the runs of that map, and asks kc_dest_zero for each zero run:
  * skipped where the destination reads as zeros, zeroed by the backend's
  * synchronous zero (adjacent runs of sub-jobs gathered into one call,
  * which runs on the zeroing threads of zero.c, kc_jobs_zero_pending at
- * the end of a job), or left to a request that zeroes without data.
+ * the end of a job), or left to a request that zeroes without data.  A
+ * file ends where its region does (dest_extend) or, from a stream, where
+ * the stream does (kc_jobs_extend), even where that end was a hole.
  *
  * Knows nothing of the sub-job state machine: a failure found later (a
  * gathered range on a zeroing thread) is handed to the kc_dest_fail_fn its
@@ -212,16 +216,55 @@ void kc_sj_zero_map(struct kc_subjob *sj)
  * does: a zero range that was punched or skipped past its end does not
  * extend it, so where such a range ends the region, the backend extends
  * it.  Ranges before the region's end need nothing: the end makes the
- * file long enough.  0 or a negative errno.  Drops kc->lock. */
-static int dest_extend(struct kcopyd_client *kc, const struct kc_region *d,
-		       uint64_t end)
+ * file long enough.  From a stream source, whose region's end is a
+ * capacity, the job extends its files to the stream's end once it is over
+ * (kc_jobs_extend).  0 or a negative errno.  Drops kc->lock. */
+static int dest_extend(struct kcopyd_client *kc, const struct kc_job *job,
+		       const struct kc_region *d, uint64_t end)
 {
 	struct kc_file *f = d->file;
 
-	if (!f->can_extend ||
+	if (!f->can_extend || job->src_in_order ||
 	    end != (d->sector + d->count) << SECTOR_SHIFT)
 		return 0;
 	return f->ops->extend(kc, f, end);
+}
+
+/* From a stream source, each destination that can grow (a file) and did
+ * not fail ends where the stream does, though the stream's last zero run
+ * was skipped or punched, once the job is over (kc_job_extend_due) and
+ * before its flush.  Its writes and skips ended, the bytes past the file's
+ * end are that zero run's: extending writes nothing else.  A failure is
+ * that destination's write error, handed to fail. */
+void kc_jobs_extend(struct kcopyd_client *kc, kc_dest_fail_fn fail)
+{
+	struct kc_job *job;
+	unsigned int i;
+	int r;
+
+	for (job = kc->jobs; job; job = job->next) {
+		if (!kc_job_extend_due(job))
+			continue;
+		job->extended = true;
+		for (i = 0; i < job->num_dests; i++) {
+			const struct kc_region *d = &job->dests[i];
+			uint64_t end = (d->sector << SECTOR_SHIFT) +
+				       job->src_bytes;
+
+			if (!d->file->can_extend ||
+			    ((job->write_err | job->dropped) & (1u << i)))
+				continue;
+			r = d->file->ops->extend(kc, d->file, end);
+			if (r < 0) {
+				uint64_t pos = end > KCOPYD_SECTOR_SIZE
+					       ? end - KCOPYD_SECTOR_SIZE : 0;
+
+				kc_report_error(kc, d->file, KC_IO_WRITE, i,
+						pos, end - pos, r);
+				fail(kc, job, i, r);
+			}
+		}
+	}
 }
 
 /* The zero calls of adjacent ranges gathered into one, at most this long:
@@ -246,7 +289,7 @@ static int zero_local(struct kcopyd_client *kc, struct kc_job *job,
 
 	r = f->ops->zero(kc, f, pos, len, true);
 	if (r == 1)
-		r = dest_extend(kc, d, pos + len) < 0 ? -EIO : 1;
+		r = dest_extend(kc, job, d, pos + len) < 0 ? -EIO : 1;
 	if (r == 1)
 		kc->stats.bytes_zeroed += len;
 	return r;
@@ -444,7 +487,7 @@ int kc_dest_zero(struct kcopyd_client *kc, struct kc_subjob *sj,
 	*err_len = len;
 	if ((job->flags & KCOPYD_DEST_IS_ZERO) || f->reads_zero ||
 	    pos + len <= job->zero_known[i]) {
-		r = dest_extend(kc, d, pos + len);
+		r = dest_extend(kc, job, d, pos + len);
 		if (r == 0)
 			kc->stats.bytes_skipped += len;
 		return r < 0 ? r : 1;

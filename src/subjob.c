@@ -20,10 +20,14 @@
  * hook, zero blocks are found, and each destination goes through the
  * sub-job's runs of blocks one request at a time (dest_next): data runs
  * are written, zero runs zeroed the cheapest way its storage allows, or
- * written.  Storage is reached only through the files' backends (struct
- * kc_file_ops) and asked only for capabilities, never for its kind: an
- * in_order destination takes the data as it is, in one request; one that
- * needs_whole_blocks gets a stream's last partial block merged (dest_tail).
+ * written, from a stream source too: there each destination's runs end
+ * with the data that came (write_len), to the byte for a file, which the
+ * job extends to the stream's end when it is over (sparse.c).  Storage is
+ * reached only through the files' backends (struct kc_file_ops) and asked
+ * only for capabilities, never for its kind: an in_order destination
+ * takes the data as it is, in one request; one that needs_whole_blocks
+ * gets a stream's last partial block merged (dest_tail), its whole blocks
+ * going through the runs.
  *
  * Called by the scheduler (schedule.c); calls sparse.c, isolate.c,
  * throttle.c and job.c, which call back through function pointers only.
@@ -324,12 +328,21 @@ static void tail_lend(struct kcopyd_client *kc)
 	}
 }
 
+/* Write sj to each destination: a stream gets the data as it is, the
+ * others go through its runs of data and zero blocks (dest_next), to the
+ * end write_len gives. */
 static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj)
 {
 	struct kc_job *job = sj->job;
 	unsigned int i;
 
 	sj->state = KC_SJ_WRITING;
+	if (job->src_in_order) {
+		uint64_t end = (sj->offset << SECTOR_SHIFT) + sj->bytes;
+
+		if (end > job->src_bytes)
+			job->src_bytes = end;
+	}
 	for (i = 0; i < job->num_dests; i++) {
 		size_t len;
 		bool merge;
@@ -339,24 +352,27 @@ static void sj_write(struct kcopyd_client *kc, struct kc_subjob *sj)
 		if (job->is_zero) {
 			io_start(kc, sj, true, i, &job->dests[i], sj->offset,
 				 sj->count << SECTOR_SHIFT, sj->buf);
-		} else if (job->src_in_order || job->dests[i].file->in_order) {
-			/* Streams: the data as it is, in one request (no zero
-			 * ranges to skip in order, nor from a stream). */
+			continue;
+		}
+		len = write_len(kc, sj, i, &merge);
+		if (merge) {
+			/* the whole blocks now, the last one once every
+			 * write has ended: tail_next */
+			sj->tail_todo |= 1u << i;
+			len -= job->dests[i].file->lbs;
+		}
+		sj->write_end[i] = len;
+		if (!len) {
+			sj->next_block[i] = sj->num_blocks;
+			if (!merge)
+				sj->written = true;
+		} else if (job->dests[i].file->in_order) {
+			/* A stream: the data as it is, in one request (no
+			 * zero ranges to skip in order). */
 			sj->next_block[i] = sj->num_blocks;
 			kc_sj_fill_holes(sj);
-			len = write_len(kc, sj, i, &merge);
-			if (merge) {
-				/* the whole blocks now, the last one once
-				 * every write has ended: tail_next */
-				sj->tail_todo |= 1u << i;
-				len -= job->dests[i].file->lbs;
-			}
-			if (len) {
-				io_start(kc, sj, true, i, &job->dests[i],
-					 sj->offset, len, sj->buf);
-			} else if (!merge) {
-				sj->written = true;
-			}
+			io_start(kc, sj, true, i, &job->dests[i], sj->offset,
+				 len, sj->buf);
 		} else {
 			dest_next(kc, sj, i);
 		}
@@ -394,15 +410,17 @@ static void sj_write_in_turn(struct kcopyd_client *kc, struct kc_subjob *sj)
 /* Take destination i of a writing copy sub-job on from its next block:
  * zero runs done by kc_dest_zero are passed, and the first run to write is
  * queued on io[i] (its end comes back here).  At the end of the sub-job
- * the destination has all of it. */
+ * (sj->write_end[i]: from a stream, its data, to the byte) the
+ * destination has all of it. */
 static void dest_next(struct kcopyd_client *kc, struct kc_subjob *sj,
 		      unsigned int i)
 {
 	struct kc_job *job = sj->job;
 	struct kc_region *d = &job->dests[i];
-	uint64_t len = sj->count << SECTOR_SHIFT;
+	uint64_t len = sj->write_end[i];
 
-	while (sj->next_block[i] < sj->num_blocks) {
+	while (sj->next_block[i] < sj->num_blocks &&
+	       (uint64_t)sj->next_block[i] * KC_ZERO_BLOCK < len) {
 		unsigned int b = sj->next_block[i], e = kc_run_end(sj, b);
 		uint64_t start = (uint64_t)b * KC_ZERO_BLOCK;
 		uint64_t end = (uint64_t)e * KC_ZERO_BLOCK < len
@@ -438,6 +456,7 @@ static void dest_next(struct kcopyd_client *kc, struct kc_subjob *sj,
 			 end - start, sj->buf + start);
 		return;
 	}
+	sj->next_block[i] = sj->num_blocks;
 	sj->written = true;
 }
 
@@ -503,9 +522,9 @@ void kc_sj_data_ready(struct kcopyd_client *kc, struct kc_subjob *sj)
 			   sj->count, sj->buf, ctx);
 			pthread_mutex_lock(&kc->lock);
 		}
-		/* Zero ranges after the hook saw the data; streams are
-		 * written as they come. */
-		if (job->num_dests && !job->src_in_order)
+		/* Zero ranges after the hook saw the data, from a stream
+		 * source too (stream destinations take the data as it is). */
+		if (job->num_dests)
 			kc_sj_zero_map(sj);
 		sj_write_in_turn(kc, sj);
 		if (!in_order)
@@ -697,7 +716,9 @@ void kc_sj_start(struct kcopyd_client *kc, struct kc_job *job,
 
 /* A read of a stream source came back short: the stream ended in it.  The
  * sub-job keeps what was read, zeroed to the page past it (a logical block
- * of any destination); true if nothing was, and the sub-job is over. */
+ * of any destination), and its blocks end with its last sector (the zero
+ * map's last block is looked at to there); true if nothing was read, and
+ * the sub-job is over. */
 static bool source_ended(struct kcopyd_client *kc, struct kc_subjob *sj,
 			 const struct kc_iocb *io)
 {
@@ -712,6 +733,8 @@ static bool source_ended(struct kcopyd_client *kc, struct kc_subjob *sj,
 		return true;
 	}
 	sj->count = (sj->bytes + KCOPYD_SECTOR_SIZE - 1) >> SECTOR_SHIFT;
+	sj->num_blocks = (unsigned int)(((sj->count << SECTOR_SHIFT) +
+					 KC_ZERO_BLOCK - 1) / KC_ZERO_BLOCK);
 	memset(sj->buf + sj->bytes, 0, pad);
 	return false;
 }

@@ -1,6 +1,6 @@
 /* test-lib.c - libkcopyd on regular files: budgets, concurrency, callbacks,
  * argument checks, the structs' sizes (older, newer), zeroing, sparse and
- * zero-aware copies, the poll set of many streams and (where nbdkit is
+ * zero-aware copies (from a pipe too), the poll set of many streams and (where nbdkit is
  * installed) NBD connections and the merge of a stream's last block
  * through the budget.  Needs no privileges.  KCOPYD_FLUSH is seen
  * for real where a flush can be seen and fail: on NBD exports served by
@@ -1399,6 +1399,144 @@ static void test_sparse(void)
 	free(want);
 }
 
+/* Zero detection on a stream source: a pipe carrying data and zero blocks
+ * (a zero block inside a sub-job, a zero run across several sub-jobs of
+ * 64 KiB, a block of one data byte) and a last partial sector, of data,
+ * of zeros after a zero block, or of zeros after a data block.  One job
+ * to a new file with KCOPYD_FD_READS_ZERO and to a longer file of old
+ * data: both end equal to the stream (the new one at its length, the old
+ * one keeping what lies past it); the zero blocks are skipped on the
+ * first and zeroed on the second, never written, and the new file
+ * allocates about its data. */
+#define SZ_LEN (MiB + 4096 + 333)
+#define SZ_OLD (2 * MiB)
+
+struct feed {
+	int fd;
+	const char *buf;
+	size_t len;
+};
+
+/* Write the feed's bytes into its pipe and close it. */
+static void *feed_pipe(void *p)
+{
+	struct feed *f = p;
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < f->len) {
+		n = write(f->fd, f->buf + done, f->len - done);
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	close(f->fd);
+	return NULL;
+}
+
+/* The stream's bytes: data where kind asks for it, ending as tail says
+ * (0: data; 1: a zero block and 333 zero bytes; 2: a data block and
+ * 333 zero bytes, a zero run shorter than a sector).  Returns the bytes of its zero blocks (whole 4096-byte blocks
+ * from the start, and the last partial one). */
+static size_t stream_zero_image(char *buf, int tail)
+{
+	static const struct { size_t off, len; } data[] = {
+		{ 0, 512 }, { 20000, 1 }, { 300000, 100000 },
+		{ MiB, 4096 + 333 },
+	};
+	size_t i, j, zero = 0;
+
+	memset(buf, 0, SZ_LEN);
+	for (i = 0; i < sizeof(data) / sizeof(data[0]); i++)
+		for (j = 0; j < data[i].len; j++)
+			buf[data[i].off + j] = (char)(1 + (j * 13 + i) % 253);
+	if (tail == 1)
+		memset(buf + MiB, 0, SZ_LEN - MiB);
+	if (tail == 2)
+		memset(buf + SZ_LEN - 333, 0, 333);
+	for (i = 0; i < SZ_LEN; i += 4096) {
+		size_t len = SZ_LEN - i < 4096 ? SZ_LEN - i : 4096;
+
+		if (all_zero_mem((const unsigned char *)buf + i, len))
+			zero += len;
+	}
+	return zero;
+}
+
+static void test_stream_zero(void)
+{
+	static const char *const tails[] = {
+		"ends in data", "ends in zeros", "ends in 333 zero bytes" };
+	char *buf = malloc(SZ_LEN);
+	int tail;
+
+	check(buf != NULL, "stream zero: buffer");
+	for (tail = 0; buf && tail < 3; tail++) {
+		const char *name = tails[tail];
+		size_t zero = stream_zero_image(buf, tail);
+		struct kcopyd_stats st = { .struct_size = sizeof(st) };
+		struct kcopyd_client *kc;
+		struct result res = RESULT_INIT;
+		struct io_region from, to[2];
+		int p[2], fresh = make_file("sz-new", 0, 0);
+		int old = make_file("sz-old", SZ_OLD, 61);
+		int ref = make_file("sz-ref", SZ_OLD, 61);
+		int img = make_file("sz-img", 0, 0);
+		struct feed f;
+		pthread_t t;
+		struct stat sb;
+
+		check(pwrite(img, buf, SZ_LEN, 0) == SZ_LEN && pipe(p) == 0,
+		      "%s: set up", name);
+		check(kcopyd_client_create(64, &kc) == 0 &&
+		      kcopyd_set_subjob_size(kc, 64 * 1024) == 0 &&
+		      kcopyd_set_fd_hints(kc, fresh, KCOPYD_FD_READS_ZERO) == 0,
+		      "%s: client", name);
+		from = (struct io_region){ p[0], 0, 0 };
+		to[0] = (struct io_region){ fresh, 0, 0 };
+		to[1] = (struct io_region){ old, 0, 0 };
+		f = (struct feed){ p[1], buf, SZ_LEN };
+		check(pthread_create(&t, NULL, feed_pipe, &f) == 0,
+		      "%s: feeder", name);
+		check(kcopyd_copy(kc, &from, 2, to, 0, notify, &res) == 0,
+		      "%s: copy", name);
+		kcopyd_wait(kc);
+		pthread_join(t, NULL);
+		kcopyd_get_stats(kc, &st);
+		check(res.calls == 1 && !res.read_err && !res.write_err,
+		      "%s: calls %d read_err %d write_err %#x", name, res.calls,
+		      res.read_err, res.write_err);
+		check(file_size(fresh) == SZ_LEN && same(img, 0, fresh, 0, SZ_LEN),
+		      "%s: the new file (%lld bytes) differs from the stream",
+		      name, (long long)file_size(fresh));
+		check(file_size(old) == SZ_OLD && same(img, 0, old, 0, SZ_LEN) &&
+		      same(ref, SZ_LEN, old, SZ_LEN, SZ_OLD - SZ_LEN),
+		      "%s: the old file differs from the stream and its past",
+		      name);
+		check(fsync(fresh) == 0 && fstat(fresh, &sb) == 0 &&
+		      (uint64_t)sb.st_blocks * 512 <= SZ_LEN - zero + 16384,
+		      "%s: the new file allocates %llu bytes for %zu of data",
+		      name, (unsigned long long)sb.st_blocks * 512,
+		      SZ_LEN - zero);
+		check(st.bytes_skipped == zero && st.bytes_zeroed == zero &&
+		      st.bytes_written == 2 * (SZ_LEN - zero) &&
+		      st.bytes_read == SZ_LEN,
+		      "%s: skipped %llu zeroed %llu written %llu read %llu, "
+		      "not %zu zero bytes of %u", name,
+		      (unsigned long long)st.bytes_skipped,
+		      (unsigned long long)st.bytes_zeroed,
+		      (unsigned long long)st.bytes_written,
+		      (unsigned long long)st.bytes_read, zero, SZ_LEN);
+		kcopyd_client_destroy(kc);
+		close(p[0]);
+		close(fresh);
+		close(old);
+		close(ref);
+		close(img);
+	}
+	free(buf);
+}
+
 /* The highest descriptor open. */
 static int highest_fd(void)
 {
@@ -2009,6 +2147,7 @@ int main(void)
 	test_many_clients();
 	test_many_dests();
 	test_sparse();
+	test_stream_zero();
 	test_caller_offset();
 	test_many_connections();
 	test_stream_tail_budget();
