@@ -39,12 +39,15 @@
  *   clock.c     the monotonic clock
  *   format.c    sizes and durations as people read them (format.h, pure)
  *   spec.c      pure parsers of sizes, specs, numbers (spec.h)
+ *   feed.c      a compressed source decoded by a thread into a pipe, the
+ *               stream the copy reads (feed.h); its decoders (decode.h:
+ *               decode.c, dec-xz.c, dec-zstd.c, dec-gzip.c, dec-bzip2.c)
  *
  *   main -> options, target, run, verify, plan, report, signals, hash,
  *           mapfile, used
  *   plan -> storage, signatures, mapfile, used, hash
  *   used -> storage, signatures, files, mapfmt, fstypes, fsmap
- *   options -> hash;  target -> storage;  verify -> run, hash
+ *   options -> hash, decode;  target -> storage, feed;  verify -> run, hash
  *   run -> signals, progress, mapfile;  signals -> progress
  *   report -> target, storage, hash, json, files, progress;
  *   progress -> json;  verify -> progress
@@ -69,6 +72,7 @@
 #include <time.h>
 
 #include "kcopyd.h"
+#include "feed.h"
 #include "format.h"
 #include "spec.h"
 
@@ -147,6 +151,8 @@ struct options {
 	const char *domain_mapfile;	/* --domain-mapfile FILE */
 	int unused;			/* --unused: UNUSED_* */
 	bool unused_given;
+	int decompress;			/* --decompress: FEED_* */
+	const struct decoder_ops *decompress_format;	/* FEED_FORCE's */
 };
 
 enum { UNUSED_KEEP, UNUSED_ZERO };
@@ -396,6 +402,7 @@ struct kcopy {
 					   at its end (after --verify) */
 	struct mapfile *map;		/* --mapfile, NULL without */
 	struct used used;		/* --used, --domain-mapfile */
+	struct feed feed;		/* a compressed source's decoder */
 };
 
 int kcopy_init(struct kcopy *k);
