@@ -168,6 +168,13 @@ static void finish_feed(struct kcopy *k)
 	char text[512];
 
 	feed_stop(&k->feed);
+	if (feed_format(&k->feed))
+		say(&k->out, MSG_VERBOSE, "source '%s': %s image, %" PRIu64
+		    " bytes compressed, %" PRIu64 " bytes decoded%s; decoder "
+		    "memory at most %" PRIu64 " bytes", k->src.spec.path,
+		    feed_format(&k->feed), k->feed.in_done,
+		    k->feed.out_done, k->feed.ended ? " (to its end)" : "",
+		    k->feed.memory);
 	if (!k->feed.error)
 		return;
 	k->read_err = 1;
