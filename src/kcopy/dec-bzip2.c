@@ -54,41 +54,37 @@ static int bzip2_init(struct decoder *d)
 	return 0;
 }
 
-static int bzip2_step(struct decoder *d, const unsigned char **in,
-		      size_t *in_len, unsigned char **out, size_t *out_len,
-		      bool last)
+static int bzip2_step(struct decoder *d, struct decode_buf *b, bool last)
 {
-	bz_stream *b = d->priv;
-	unsigned int in_n = *in_len > UINT_MAX ? UINT_MAX : (unsigned)*in_len;
-	unsigned int out_n = *out_len > UINT_MAX ? UINT_MAX
-						 : (unsigned)*out_len;
+	bz_stream *s = d->priv;
+	unsigned int in_n = b->in_len > UINT_MAX ? UINT_MAX
+						 : (unsigned)b->in_len;
+	unsigned int out_n = b->out_len > UINT_MAX ? UINT_MAX
+						   : (unsigned)b->out_len;
 	int ret;
 
-	if (last && !*in_len && d->boundary)
+	if (last && !b->in_len && d->boundary)
 		return DECODE_END;
-	b->next_in = (char *)*in;
-	b->avail_in = in_n;
-	b->next_out = (char *)*out;
-	b->avail_out = out_n;
-	ret = BZ2_bzDecompress(b);
-	*in += in_n - b->avail_in;
-	*in_len -= in_n - b->avail_in;
-	*out += out_n - b->avail_out;
-	*out_len -= out_n - b->avail_out;
-	if (in_n != b->avail_in)
+	s->next_in = (char *)b->in;
+	s->avail_in = in_n;
+	s->next_out = (char *)b->out;
+	s->avail_out = out_n;
+	ret = BZ2_bzDecompress(s);
+	decode_took(b, in_n - s->avail_in, out_n - s->avail_out);
+	if (in_n != s->avail_in)
 		d->boundary = false;
 	if (ret == BZ_STREAM_END) {
 		/* The next stream, if the input goes on. */
-		BZ2_bzDecompressEnd(b);
-		ret = BZ2_bzDecompressInit(b, 0, 0);
+		BZ2_bzDecompressEnd(s);
+		ret = BZ2_bzDecompressInit(s, 0, 0);
 		if (ret != BZ_OK)
 			return bzip2_fail(d, ret);
 		d->boundary = true;
-		return last && !*in_len ? DECODE_END : DECODE_MORE;
+		return last && !b->in_len ? DECODE_END : DECODE_MORE;
 	}
 	if (ret != BZ_OK)
 		return bzip2_fail(d, ret);
-	if (last && !*in_len && out_n == b->avail_out) {
+	if (last && !b->in_len && out_n == s->avail_out) {
 		snprintf(d->msg, sizeof(d->msg), "truncated input");
 		return -EBADMSG;
 	}

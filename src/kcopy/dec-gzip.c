@@ -36,33 +36,28 @@ static int gzip_init(struct decoder *d)
 	return 0;
 }
 
-static int gzip_step(struct decoder *d, const unsigned char **in,
-		     size_t *in_len, unsigned char **out, size_t *out_len,
-		     bool last)
+static int gzip_step(struct decoder *d, struct decode_buf *b, bool last)
 {
 	z_stream *z = d->priv;
-	uInt in_n = *in_len > UINT_MAX ? UINT_MAX : (uInt)*in_len;
-	uInt out_n = *out_len > UINT_MAX ? UINT_MAX : (uInt)*out_len;
+	uInt in_n = b->in_len > UINT_MAX ? UINT_MAX : (uInt)b->in_len;
+	uInt out_n = b->out_len > UINT_MAX ? UINT_MAX : (uInt)b->out_len;
 	int ret;
 
-	if (last && !*in_len && d->boundary)
+	if (last && !b->in_len && d->boundary)
 		return DECODE_END;
-	z->next_in = (Bytef *)*in;
+	z->next_in = (Bytef *)b->in;
 	z->avail_in = in_n;
-	z->next_out = *out;
+	z->next_out = b->out;
 	z->avail_out = out_n;
 	ret = inflate(z, Z_NO_FLUSH);
-	*in += in_n - z->avail_in;
-	*in_len -= in_n - z->avail_in;
-	*out += out_n - z->avail_out;
-	*out_len -= out_n - z->avail_out;
+	decode_took(b, in_n - z->avail_in, out_n - z->avail_out);
 	if (in_n != z->avail_in)
 		d->boundary = false;
 	if (ret == Z_STREAM_END) {
 		/* The next member, if the input goes on. */
 		inflateReset(z);
 		d->boundary = true;
-		return last && !*in_len ? DECODE_END : DECODE_MORE;
+		return last && !b->in_len ? DECODE_END : DECODE_MORE;
 	}
 	if (ret == Z_OK || (ret == Z_BUF_ERROR && !last))
 		return DECODE_MORE;

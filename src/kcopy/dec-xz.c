@@ -76,22 +76,17 @@ static int xz_init(struct decoder *d)
 	return 0;
 }
 
-static int xz_step(struct decoder *d, const unsigned char **in,
-		   size_t *in_len, unsigned char **out, size_t *out_len,
-		   bool last)
+static int xz_step(struct decoder *d, struct decode_buf *b, bool last)
 {
 	lzma_stream *s = d->priv;
 	lzma_ret ret;
 
-	s->next_in = *in;
-	s->avail_in = *in_len;
-	s->next_out = *out;
-	s->avail_out = *out_len;
+	s->next_in = b->in;
+	s->avail_in = b->in_len;
+	s->next_out = b->out;
+	s->avail_out = b->out_len;
 	ret = lzma_code(s, last ? LZMA_FINISH : LZMA_RUN);
-	*in = s->next_in;
-	*in_len = s->avail_in;
-	*out = s->next_out;
-	*out_len = s->avail_out;
+	decode_took(b, b->in_len - s->avail_in, b->out_len - s->avail_out);
 	if (ret == LZMA_STREAM_END)
 		return DECODE_END;
 	if (ret == LZMA_OK || (ret == LZMA_BUF_ERROR && !last))

@@ -41,21 +41,16 @@ static int zstd_init(struct decoder *d)
 	return 0;
 }
 
-static int zstd_step(struct decoder *d, const unsigned char **in,
-		     size_t *in_len, unsigned char **out, size_t *out_len,
-		     bool last)
+static int zstd_step(struct decoder *d, struct decode_buf *b, bool last)
 {
-	ZSTD_inBuffer ib = { *in, *in_len, 0 };
-	ZSTD_outBuffer ob = { *out, *out_len, 0 };
+	ZSTD_inBuffer ib = { b->in, b->in_len, 0 };
+	ZSTD_outBuffer ob = { b->out, b->out_len, 0 };
 	size_t ret;
 
-	if (last && !*in_len && d->boundary)
+	if (last && !b->in_len && d->boundary)
 		return DECODE_END;
 	ret = ZSTD_decompressStream(d->priv, &ob, &ib);
-	*in += ib.pos;
-	*in_len -= ib.pos;
-	*out += ob.pos;
-	*out_len -= ob.pos;
+	decode_took(b, ib.pos, ob.pos);
 	if (ZSTD_isError(ret)) {
 		snprintf(d->msg, sizeof(d->msg), "corrupt data (%s)",
 			 ZSTD_getErrorName(ret));
@@ -64,12 +59,12 @@ static int zstd_step(struct decoder *d, const unsigned char **in,
 	/* 0: a frame ended and all of it is out. */
 	if (ib.pos || ob.pos)
 		d->boundary = ret == 0;
-	if (last && !*in_len && !d->boundary && !ob.pos) {
+	if (last && !b->in_len && !d->boundary && !ob.pos) {
 		snprintf(d->msg, sizeof(d->msg), "truncated input");
 		return -EBADMSG;
 	}
-	return last && !*in_len && d->boundary && *out_len ? DECODE_END
-							   : DECODE_MORE;
+	return last && !b->in_len && d->boundary && b->out_len ? DECODE_END
+							       : DECODE_MORE;
 }
 
 /* The sum of the content sizes of the frames in the len bytes at p, which

@@ -50,19 +50,14 @@ static int raw_init(struct decoder *d)
 	return 0;
 }
 
-static int raw_step(struct decoder *d, const unsigned char **in,
-		    size_t *in_len, unsigned char **out, size_t *out_len,
-		    bool last)
+static int raw_step(struct decoder *d, struct decode_buf *b, bool last)
 {
-	size_t n = *in_len < *out_len ? *in_len : *out_len;
+	size_t n = b->in_len < b->out_len ? b->in_len : b->out_len;
 
 	(void)d;
-	memcpy(*out, *in, n);
-	*in += n;
-	*in_len -= n;
-	*out += n;
-	*out_len -= n;
-	return last && !*in_len ? DECODE_END : DECODE_MORE;
+	memcpy(b->out, b->in, n);
+	decode_took(b, n, n);
+	return last && !b->in_len ? DECODE_END : DECODE_MORE;
 }
 
 static int raw_image_size(int fd, uint64_t size, uint64_t *bytes)

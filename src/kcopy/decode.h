@@ -36,6 +36,24 @@ struct decoder {
 	char msg[160];			/* why step() or init() failed */
 };
 
+/* A step's buffers: the input left, and the room left for the image. */
+struct decode_buf {
+	const unsigned char *in;
+	size_t in_len;
+	unsigned char *out;
+	size_t out_len;
+};
+
+/* b past taken bytes of input and given bytes of output. */
+static inline void decode_took(struct decode_buf *b, size_t taken,
+			       size_t given)
+{
+	b->in += taken;
+	b->in_len -= taken;
+	b->out += given;
+	b->out_len -= given;
+}
+
 struct decoder_ops {
 	const char *name;		/* "xz", "zstd", "gzip", "bzip2" */
 	/* Does the input start with the format's magic?  buf holds its first
@@ -43,16 +61,14 @@ struct decoder_ops {
 	bool (*magic)(const unsigned char *buf, size_t len);
 	/* 0, or -errno with d->msg set.  d->ops and d->threads are set. */
 	int (*init)(struct decoder *d);
-	/* Decode from *in (*in_len bytes) into *out (*out_len bytes of
-	 * room), advancing both past what was taken and given.  last: no
-	 * input comes after *in.  DECODE_END once every stream ended and the
-	 * input is all taken (only with last); DECODE_MORE to be called
-	 * again (with more input when *in_len is 0, more room when *out_len
-	 * is 0); -EBADMSG for a corrupt or truncated input, -ENOMEM, or
-	 * another -errno, with d->msg set. */
-	int (*step)(struct decoder *d, const unsigned char **in,
-		    size_t *in_len, unsigned char **out, size_t *out_len,
-		    bool last);
+	/* Decode from b's input into its room (decode_took() past what was
+	 * taken and given).  last: no input comes after b's.  DECODE_END
+	 * once every stream ended and the input is all taken (only with
+	 * last); DECODE_MORE to be called again (with more input when
+	 * b->in_len is 0, more room when b->out_len is 0); -EBADMSG for a
+	 * corrupt or truncated input, -ENOMEM, or another -errno, with
+	 * d->msg set. */
+	int (*step)(struct decoder *d, struct decode_buf *b, bool last);
 	/* The size of the image in the whole input, a regular file of size
 	 * bytes open on fd, where the container tells it (xz's index, zstd's
 	 * frame content sizes): 0 with *bytes; -ENODATA if it does not.  NULL

@@ -136,17 +136,17 @@ static void decode_all(struct feed *f, unsigned char *ibuf,
 		       unsigned char *obuf)
 {
 	const struct decoder_ops *ops = f->dec.ops;
-	const unsigned char *in = f->head;
-	size_t in_len = f->head_len;
+	struct decode_buf b = { .in = f->head, .in_len = f->head_len };
 	bool eof = false;
 	int r;
 
 	for (;;) {
-		unsigned char *out = obuf;
-		size_t out_len = FEED_BUF, before;
+		size_t before;
 		uint64_t mem;
 
-		if (!in_len && !eof) {
+		b.out = obuf;
+		b.out_len = FEED_BUF;
+		if (!b.in_len && !eof) {
 			ssize_t n = read_input(f, ibuf, FEED_BUF);
 
 			if (n == -ECANCELED)
@@ -157,17 +157,17 @@ static void decode_all(struct feed *f, unsigned char *ibuf,
 				return;
 			}
 			eof = !n;
-			in = ibuf;
-			in_len = (size_t)n;
+			b.in = ibuf;
+			b.in_len = (size_t)n;
 		}
-		before = in_len;
-		r = ops->step(&f->dec, &in, &in_len, &out, &out_len, eof);
-		f->in_done += before - in_len;
+		before = b.in_len;
+		r = ops->step(&f->dec, &b, eof);
+		f->in_done += before - b.in_len;
 		mem = ops->memory(&f->dec);
 		if (mem > f->memory)
 			f->memory = mem;
-		if (out_len < FEED_BUF &&
-		    deliver(f, obuf, FEED_BUF - out_len) != 0)
+		if (b.out_len < FEED_BUF &&
+		    deliver(f, obuf, FEED_BUF - b.out_len) != 0)
 			return;
 		if (r < 0) {
 			fail(f, r, "%s", f->dec.msg);
@@ -176,7 +176,7 @@ static void decode_all(struct feed *f, unsigned char *ibuf,
 		if (r == DECODE_END)
 			break;
 		/* A decoder that neither takes nor gives at the end. */
-		if (eof && !before && out_len == FEED_BUF) {
+		if (eof && !before && b.out_len == FEED_BUF) {
 			fail(f, -EBADMSG, "truncated input");
 			return;
 		}
