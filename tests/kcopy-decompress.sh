@@ -10,7 +10,7 @@
 # devices, also two loop devices that held random data.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
 
-requires cmp jq xz zstd gzip bzip2 sha256sum
+requires cmp jq xz zstd gzip bzip2 sha256sum python3
 [[ -x $KCOPY ]] || fail "kcopy not built ($KCOPY)"
 cd "$T"
 
@@ -74,6 +74,34 @@ for f in img.xz img-st.xz img.zst img-nosize.zst img.gz img.bz2; do
 	with_stdin "$f" pipe kcopy_expect ok - out
 	cmp "$IMG" out || fail "$f from a pipe: the copy differs"
 done
+
+# A pipe whose first bytes come apart (the magic read off it, and given
+# to the decoder, or copied, first), and a socket (its magic peeked at).
+cat >apart <<'EOS'
+#!/bin/sh
+head -c 3 "$1"
+sleep 0.3
+tail -c +4 "$1"
+EOS
+chmod +x apart
+for f in img.xz "$IMG"; do
+	rm -f out
+	run_watchdog 60 bash -c './apart "$1" | "$2" - out' _ "$f" "$KCOPY" &&
+		st=0 || st=$?
+	expect_status "$st" ok "$f, its first bytes apart"
+	cmp "$IMG" out || fail "$f, its first bytes apart: the copy differs"
+done
+rm -f out
+run_watchdog 60 python3 -c '
+import socket, subprocess, sys
+a, b = socket.socketpair()
+p = subprocess.Popen([sys.argv[1], "-", "out"], stdin=b)
+b.close()
+a.sendall(open(sys.argv[2], "rb").read())
+a.close()
+sys.exit(p.wait())' "$KCOPY" img.zst && st=0 || st=$?
+expect_status "$st" ok "img.zst from a socket"
+cmp "$IMG" out || fail "img.zst from a socket: the copy differs"
 
 # The report names the format and both sizes (known from the file), and
 # the decoder's memory; --hash digests the image.

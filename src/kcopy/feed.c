@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -217,7 +218,7 @@ static void *feed_thread(void *arg)
 }
 
 /* The first bytes of a stream without taking them off it where it can
- * (tee(2) on a pipe): 0, or 1 if they were read off it into head; -errno.
+ * (tee(2) on a pipe, MSG_PEEK on a socket): 0, or 1 if they were read off it into head; -errno.
  * *n: how many (fewer at its end). */
 static int peek_stream(struct feed *f, int fd, size_t *n)
 {
@@ -234,11 +235,17 @@ static int peek_stream(struct feed *f, int fd, size_t *n)
 		close(t[0]);
 		close(t[1]);
 	}
+	/* A socket: its first bytes looked at where they wait. */
+	if (got < 0)
+		while ((got = recv(fd, f->head, DECODE_MAGIC_LEN,
+				   MSG_PEEK | MSG_WAITALL)) < 0 &&
+		       errno == EINTR)
+			;
 	if (got == 0 || got == DECODE_MAGIC_LEN) {
 		*n = (size_t)got;
 		return 0;
 	}
-	/* A socket, or a pipe whose first bytes come one by one. */
+	/* Whose first bytes come one by one: taken off, kept in head. */
 	for (*n = 0; *n < DECODE_MAGIC_LEN;) {
 		got = read(fd, f->head + *n, DECODE_MAGIC_LEN - *n);
 		if (got == 0)

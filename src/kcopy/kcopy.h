@@ -44,12 +44,13 @@
  *               decode.c, dec-xz.c, dec-zstd.c, dec-gzip.c, dec-bzip2.c)
  *
  *   main -> options, target, run, verify, plan, report, signals, hash,
- *           mapfile, used
- *   plan -> storage, signatures, mapfile, used, hash
+ *           mapfile, used, feed
+ *   plan -> storage, signatures, mapfile, used, hash, feed
  *   used -> storage, signatures, files, mapfmt, fstypes, fsmap
- *   options -> hash, decode;  target -> storage, feed;  verify -> run, hash
+ *   options -> hash, decode;  target -> storage, feed;  feed -> decode
+ *   verify -> run, hash
  *   run -> signals, progress, mapfile;  signals -> progress
- *   report -> target, storage, hash, json, files, progress;
+ *   report -> target, storage, hash, json, files, progress, feed;
  *   progress -> json;  verify -> progress
  *   mapfile -> resume, target, storage, mapfmt, rangemap, files
  *   resume -> mapfmt;  mapfmt -> rangemap
