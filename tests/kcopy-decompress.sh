@@ -125,6 +125,13 @@ jq -e --argjson n "$SIZE" --argjson c "$(stat -c %s img.bz2)" \
 	fail "report of img.bz2 from a pipe: $(jq -c .source report.json)"
 assert_eq "$(jq -r .hashes.sha256 report.json)" "$SUM" "--hash of img.bz2"
 
+# Progress has the image's size as its total from the start.
+rm -f out
+kcopy_expect ok --progress=json --progress-interval 0.1 --rate 32M \
+	img.zst out 2>/dev/null
+grep -m 1 '^{' "$ERR_FILE" | jq -e --argjson n "$SIZE" '.total == $n' \
+	>/dev/null || fail "progress of img.zst: $(grep -m 1 "^{" "$ERR_FILE")"
+
 # --dry-run names the format and the sizes, and writes nothing.
 run_kcopy --dry-run img.zst out-dry
 expect_status "$ST" ok "--dry-run img.zst"
