@@ -103,6 +103,25 @@ sys.exit(p.wait())' "$KCOPY" img.zst && st=0 || st=$?
 expect_status "$st" ok "img.zst from a socket"
 cmp "$IMG" out || fail "img.zst from a socket: the copy differs"
 
+# A pipe that brings nothing yet: kcopy waits for its first bytes, and a
+# signal still stops it (a setup error, nothing made).
+rm -f out
+mkfifo quiet.fifo
+exec 3<>quiet.fifo	# a writer that writes nothing
+"$KCOPY" - out <quiet.fifo 2>wait.err &
+pid=$!
+cleanup_add "kill $pid 2>/dev/null"
+sleep 0.5
+kill -INT "$pid"
+wait_gone "$pid" 10 || fail "SIGINT while waiting for the magic: kcopy hung"
+st=0
+wait "$pid" || st=$?
+expect_status "$st" setup "SIGINT while waiting for the magic"
+grep -q "interrupted while waiting for its first bytes" wait.err ||
+	fail "SIGINT while waiting for the magic: $(cat wait.err)"
+[[ ! -e out ]] || fail "SIGINT while waiting for the magic: out made"
+exec 3>&-
+
 # The report names the format and both sizes (known from the file), and
 # the decoder's memory; --hash digests the image.
 rm -f out

@@ -40,13 +40,13 @@ void feed_init(struct feed *f)
 	f->in_fd = f->pipe_r = f->pipe_w = f->stop_fd = -1;
 }
 
-/* Wait until fd is ready for events, or stop_fd is: 0, FEED_STOPPED, or
- * -errno. */
-static int wait_fd(struct feed *f, int fd, short events)
+/* Wait until fd is ready for events, or other (stop_fd; -1: none) is
+ * readable: 0, FEED_STOPPED, or -errno. */
+static int wait_fd(int fd, short events, int other)
 {
 	struct pollfd p[2] = {
 		{ .fd = fd, .events = events },
-		{ .fd = f->stop_fd, .events = POLLIN },
+		{ .fd = other, .events = POLLIN },
 	};
 
 	while (poll(p, 2, -1) < 0)
@@ -60,7 +60,7 @@ static int wait_fd(struct feed *f, int fd, short events)
 static ssize_t read_input(struct feed *f, void *buf, size_t len)
 {
 	for (;;) {
-		int r = wait_fd(f, f->in_fd, POLLIN);
+		int r = wait_fd(f->in_fd, POLLIN, f->stop_fd);
 		ssize_t n;
 
 		if (r)
@@ -125,7 +125,7 @@ static int deliver(struct feed *f, unsigned char *buf, size_t len)
 			     strerror(errno));
 			return r;
 		}
-		r = wait_fd(f, f->pipe_w, POLLOUT);
+		r = wait_fd(f->pipe_w, POLLOUT, f->stop_fd);
 		if (r)
 			return r;
 	}
@@ -217,47 +217,44 @@ static void *feed_thread(void *arg)
 	return NULL;
 }
 
-/* The first bytes of a stream without taking them off it where it can
- * (tee(2) on a pipe, MSG_PEEK on a socket): 0, or 1 if they were read off it into head; -errno.
- * *n: how many (fewer at its end). */
-static int peek_stream(struct feed *f, int fd, size_t *n)
+/* The first bytes of a stream, waited for (-EINTR when intr_fd, a
+ * signalfd, is readable first), without taking them off it where it can:
+ * tee(2) on a pipe, MSG_PEEK on a socket.  0, or 1 if they were read off
+ * it into head; -errno.  *n: how many (fewer at its end). */
+static int peek_stream(struct feed *f, int fd, int intr_fd, size_t *n)
 {
-	int t[2] = { -1, -1 }, r = 0;
+	int t[2], r = wait_fd(fd, POLLIN, intr_fd);
 	ssize_t got = -1;
 
+	if (r)
+		return r == FEED_STOPPED ? -EINTR : r;
+	/* Readable: neither blocks now. */
 	if (pipe2(t, O_CLOEXEC) == 0) {
-		while ((got = tee(fd, t[1], DECODE_MAGIC_LEN, 0)) < 0 &&
-		       (errno == EINTR || errno == EAGAIN))
-			if (errno == EAGAIN && wait_fd(f, fd, POLLIN) < 0)
-				break;
+		got = tee(fd, t[1], DECODE_MAGIC_LEN, SPLICE_F_NONBLOCK);
 		if (got == 0 || got == DECODE_MAGIC_LEN)
 			got = read(t[0], f->head, (size_t)got);
 		close(t[0]);
 		close(t[1]);
 	}
-	/* A socket: its first bytes looked at where they wait. */
 	if (got < 0)
-		while ((got = recv(fd, f->head, DECODE_MAGIC_LEN,
-				   MSG_PEEK | MSG_WAITALL)) < 0 &&
-		       errno == EINTR)
-			;
+		got = recv(fd, f->head, DECODE_MAGIC_LEN,
+			   MSG_PEEK | MSG_DONTWAIT);
 	if (got == 0 || got == DECODE_MAGIC_LEN) {
 		*n = (size_t)got;
 		return 0;
 	}
 	/* Whose first bytes come one by one: taken off, kept in head. */
-	for (*n = 0; *n < DECODE_MAGIC_LEN;) {
+	for (*n = 0; *n < DECODE_MAGIC_LEN; *n += (size_t)got) {
+		r = wait_fd(fd, POLLIN, intr_fd);
+		if (r)
+			return r == FEED_STOPPED ? -EINTR : r;
 		got = read(fd, f->head + *n, DECODE_MAGIC_LEN - *n);
 		if (got == 0)
 			break;
-		if (got > 0)
-			*n += (size_t)got;
-		else if (errno == EAGAIN)
-			r = wait_fd(f, fd, POLLIN);
-		else if (errno != EINTR)
-			r = -errno;
-		if (r < 0)
-			return r;
+		if (got < 0 && errno != EINTR && errno != EAGAIN)
+			return -errno;
+		if (got < 0)
+			got = 0;
 	}
 	return 1;
 }
@@ -288,8 +285,9 @@ static int make_pipe(struct feed *f, int fd, bool file)
 	return 0;
 }
 
-int feed_open(struct feed *f, int fd, bool own, bool file, int mode,
-	      const struct decoder_ops *force, char *msg, size_t len)
+int feed_open(struct feed *f, int fd, bool own, bool file, int intr_fd,
+	      int mode, const struct decoder_ops *force, char *msg,
+	      size_t len)
 {
 	const struct decoder_ops *ops = NULL;
 	size_t n = 0;
@@ -310,7 +308,12 @@ int feed_open(struct feed *f, int fd, bool own, bool file, int mode,
 		}
 		n = (size_t)got;
 	} else {
-		taken = peek_stream(f, fd, &n);
+		taken = peek_stream(f, fd, intr_fd, &n);
+		if (taken == -EINTR) {
+			snprintf(msg, len, "interrupted while waiting for its "
+				 "first bytes");
+			return taken;
+		}
 		if (taken < 0) {
 			snprintf(msg, len, "cannot read: %s",
 				 strerror(-taken));

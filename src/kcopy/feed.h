@@ -73,15 +73,17 @@ struct feed {
 
 void feed_init(struct feed *f);
 /* Tell the format of the input on fd (file: a regular file, else a pipe or
- * a socket, whose first bytes are then taken off and kept for the
- * decoder) as mode (FEED_*; force: the format for FEED_FORCE) says, and
- * with a filter also a raw one.  1: the input is to go through the feed
+ * a socket, whose first bytes are waited for, -EINTR if intr_fd (-1: none)
+ * becomes readable first, and are taken off and kept for the decoder
+ * where they cannot be peeked at) as mode (FEED_*; force: the format for
+ * FEED_FORCE) says, and with a filter also a raw one.  1: the input is to go through the feed
  * (the pipe made, the image's size found where the container tells it);
  * 0: it is to be read as it is (nothing taken off it); -errno with why in
  * msg (len bytes): a forced format the input lacks, or a failure.  fd
  * becomes the feed's (closed by feed_free) when own and 1 is returned. */
-int feed_open(struct feed *f, int fd, bool own, bool file, int mode,
-	      const struct decoder_ops *force, char *msg, size_t len);
+int feed_open(struct feed *f, int fd, bool own, bool file, int intr_fd,
+	      int mode, const struct decoder_ops *force, char *msg,
+	      size_t len);
 /* Start the thread.  0 or -errno. */
 int feed_start(struct feed *f);
 /* Make the thread end and wait for it; then the outcome is the caller's. */

@@ -298,8 +298,9 @@ static int source_region(struct kcopy *k, struct target *t)
 static int source_feed(struct kcopy *k, struct target *t, bool file)
 {
 	char why[256];
-	int r = feed_open(&k->feed, t->fd, !t->is_std, file, k->opt.decompress,
-			  k->opt.decompress_format, why, sizeof(why));
+	int r = feed_open(&k->feed, t->fd, !t->is_std, file, k->sig_fd,
+			  k->opt.decompress, k->opt.decompress_format, why,
+			  sizeof(why));
 
 	if (r < 0)
 		return setup_error(k, t, r, "%s", why);
