@@ -20,21 +20,15 @@
 #include <zlib.h>
 
 #include "feed.h"
+#include "lib-util.h"
 
 #define SIZE		(5u << 20)
 #define HOLE_LO		(1u << 20)		/* the filter zeroes these */
 #define HOLE_HI		(3u << 20)
 #define FAIL_AT		(4u << 20)		/* and refuses this byte */
 
-static int failures;
-
-#define CHECK(c) do {							\
-		if (!(c)) {						\
-			fprintf(stderr, "%s:%d: %s\n", __FILE__,	\
-				__LINE__, #c);				\
-			failures++;					\
-		}							\
-	} while (0)
+/* check() with the condition's text. */
+#define CHECK(c) check((c), "%s:%d: %s", __FILE__, __LINE__, #c)
 
 /* The filter's state: where the next chunk must start, what it saw. */
 struct zeroer {
@@ -118,7 +112,7 @@ static void write_gzip(const char *path)
 int main(void)
 {
 	static unsigned char got[SIZE], want[SIZE];
-	char dir[] = "/tmp/test-feed.XXXXXX", raw[64], gz[64];
+	char raw[4096], gz[4096];
 	const char *formats[] = { "raw", "gzip" };
 	const char *paths[] = { raw, gz };
 	struct feed f;
@@ -130,10 +124,9 @@ int main(void)
 		image[i] = (unsigned char)(i % 251);
 	memcpy(want, image, SIZE);
 	memset(want + HOLE_LO, 0, HOLE_HI - HOLE_LO);
-	if (!mkdtemp(dir))
-		return 99;
-	snprintf(raw, sizeof(raw), "%s/raw", dir);
-	snprintf(gz, sizeof(gz), "%s/img.gz", dir);
+	test_dir_create();
+	test_path(raw, sizeof(raw), "raw");
+	test_path(gz, sizeof(gz), "img.gz");
 	fp = fopen(raw, "wb");
 	CHECK(fp && fwrite(image, 1, SIZE, fp) == SIZE && fclose(fp) == 0);
 	write_gzip(gz);
@@ -158,10 +151,5 @@ int main(void)
 		CHECK(!z.ended && !f.ended);
 		feed_free(&f);
 	}
-	unlink(raw);
-	unlink(gz);
-	rmdir(dir);
-	if (failures)
-		fprintf(stderr, "test-feed: %d check(s) failed\n", failures);
-	return failures ? 1 : 0;
+	return test_dir_finish();
 }
