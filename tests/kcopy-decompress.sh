@@ -171,6 +171,10 @@ expect_refused "--decompress=xz on gzip" "--decompress=xz, but the input is in t
 expect_refused "--decompress=zstd on raw" "not in that format" \
 	--decompress=zstd "$IMG" out
 [[ ! -e out ]] || fail "--decompress=zstd on raw: out made"
+# --used: a compressed image has no map.
+expect_refused "--used on img.gz" "a compressed image is read as a stream" \
+	--used img.gz out
+[[ ! -e out ]] || fail "--used on img.gz: out made"
 # A forced format that is right decodes it.
 kcopy_expect ok --decompress=gzip img.gz out
 cmp "$IMG" out || fail "--decompress=gzip: the copy differs"
