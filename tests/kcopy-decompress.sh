@@ -104,7 +104,7 @@ expect_status "$st" ok "img.zst from a socket"
 cmp "$IMG" out || fail "img.zst from a socket: the copy differs"
 
 # A pipe that brings nothing yet: kcopy waits for its first bytes, and a
-# signal still stops it (a setup error, nothing made).
+# signal still stops it (its status, nothing made).
 rm -f out
 mkfifo quiet.fifo
 exec 3<>quiet.fifo	# a writer that writes nothing
@@ -112,11 +112,18 @@ exec 3<>quiet.fifo	# a writer that writes nothing
 pid=$!
 cleanup_add "kill $pid 2>/dev/null"
 sleep 0.5
+# SIGWINCH and SIGUSR1 are answered, and it waits on.
+kill -WINCH "$pid"
+kill -USR1 "$pid"
+sleep 0.3
+pid_alive "$pid" || fail "SIGWINCH, SIGUSR1 while waiting: kcopy ended"
 kill -INT "$pid"
 wait_gone "$pid" 10 || fail "SIGINT while waiting for the magic: kcopy hung"
 st=0
 wait "$pid" || st=$?
-expect_status "$st" setup "SIGINT while waiting for the magic"
+expect_status "$st" signal:INT "SIGINT while waiting for the magic"
+grep -q "setting up: nothing copied yet" wait.err ||
+	fail "SIGUSR1 while waiting for the magic: $(cat wait.err)"
 grep -q "interrupted while waiting for its first bytes" wait.err ||
 	fail "SIGINT while waiting for the magic: $(cat wait.err)"
 [[ ! -e out ]] || fail "SIGINT while waiting for the magic: out made"

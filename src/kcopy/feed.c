@@ -274,7 +274,8 @@ static int make_pipe(struct feed *f, int fd, bool file)
 				f->dec.ops->image_size(fd, f->in_size,
 						       &f->image_size) == 0;
 	}
-	if (pipe2(p, O_CLOEXEC) < 0)
+	f->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (f->stop_fd < 0 || pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
 	f->pipe_r = p[0];
 	f->pipe_w = p[1];
@@ -296,9 +297,6 @@ int feed_open(struct feed *f, int fd, bool own, bool file, int intr_fd,
 
 	if (mode == FEED_NONE && !f->filter.data)
 		return 0;
-	f->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (f->stop_fd < 0)
-		return -errno;
 	if (file) {
 		ssize_t got = pread(fd, f->head, DECODE_MAGIC_LEN, 0);
 

@@ -74,7 +74,8 @@ struct feed {
 void feed_init(struct feed *f);
 /* Tell the format of the input on fd (file: a regular file, else a pipe or
  * a socket, whose first bytes are waited for, -EINTR if intr_fd (-1: none)
- * becomes readable first, and are taken off and kept for the decoder
+ * becomes readable first, nothing done then, to be called again, and are
+ * taken off and kept for the decoder
  * where they cannot be peeked at) as mode (FEED_*; force: the format for
  * FEED_FORCE) says, and with a filter also a raw one.  1: the input is to go through the feed
  * (the pipe made, the image's size found where the container tells it);

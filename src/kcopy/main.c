@@ -301,8 +301,13 @@ int main(int argc, char **argv)
 		status = 0;
 	if (r != 0)
 		goto out;
-	if (setup(&k) < 0)
+	if (setup(&k) < 0) {
+		/* A signal that came while setup waited (for a stream's
+		 * first bytes) is the status, as in a run. */
+		if (k.signal)
+			status = 128 + k.signal;
 		goto out;
+	}
 	if (k.opt.dry_run) {
 		plan_print(&k);
 		if (output_close_stdout(&k.out) == 0)

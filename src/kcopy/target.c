@@ -298,10 +298,15 @@ static int source_region(struct kcopy *k, struct target *t)
 static int source_feed(struct kcopy *k, struct target *t, bool file)
 {
 	char why[256];
-	int r = feed_open(&k->feed, t->fd, !t->is_std, file, k->sig_fd,
-			  k->opt.decompress, k->opt.decompress_format, why,
-			  sizeof(why));
+	int r;
 
+	/* A stream's first bytes are waited for: the signals are answered
+	 * meanwhile, and those that stop the run stop it. */
+	do
+		r = feed_open(&k->feed, t->fd, !t->is_std, file, k->sig_fd,
+			      k->opt.decompress, k->opt.decompress_format,
+			      why, sizeof(why));
+	while (r == -EINTR && !signals_poll(k));
 	if (r < 0)
 		return setup_error(k, t, r, "%s", why);
 	if (r == 0)
