@@ -178,6 +178,13 @@ expect_refused "--decompress=xz on gzip" "--decompress=xz, but the input is in t
 expect_refused "--decompress=zstd on raw" "not in that format" \
 	--decompress=zstd "$IMG" out
 [[ ! -e out ]] || fail "--decompress=zstd on raw: out made"
+# The compressed file itself as a destination: refused, left as it was.
+cp img.xz self.xz
+expect_refused "img.xz onto itself" "is on the file of the compressed source" \
+	self.xz self.xz
+cmp img.xz self.xz || fail "img.xz onto itself: the file was written"
+rm -f self.xz
+
 # --used: a compressed image has no map.
 expect_refused "--used on img.gz" "a compressed image is read as a stream" \
 	--used img.gz out
@@ -262,5 +269,13 @@ if [[ $(id -u) == 0 ]] && losetup -f >/dev/null 2>&1; then
 	for d in "$d1" "$d2"; do
 		cmp -n "$SIZE" "$IMG" "$d" || fail "$d differs from the image"
 	done
+	# A loop device over the compressed file: refused, as the file.
+	head -c 8M /dev/urandom | gzip >self.gz
+	truncate -s 9M self.gz
+	cp self.gz self.gz.orig
+	d3=$(make_loop self.gz)
+	expect_refused "loop over img.gz" "is on the file of the compressed source" \
+		self.gz "$d3"
+	cmp self.gz self.gz.orig || fail "loop over img.gz: the file was written"
 fi
 exit 0

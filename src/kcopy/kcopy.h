@@ -217,6 +217,9 @@ struct target {
 	bool is_std;			/* "-": standard input or output, not
 					   ours to close */
 	bool zoned;			/* a host-managed zoned block device */
+	bool fed;			/* the source: a compressed file the
+					   feed decodes (fd is its pipe; id
+					   the file's) */
 	struct storage_id id;
 	uint64_t sector, count;		/* the region, resolved */
 

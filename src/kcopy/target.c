@@ -245,9 +245,16 @@ static int lock_region(struct kcopy *k, struct target *t, bool write)
 		.l_start = (off_t)(t->sector * KC_SECTOR_SIZE),
 		.l_len = (off_t)(t->count * KC_SECTOR_SIZE),
 	};
+	int fd = t->fd;
 
-	if (t->info.is_blockdev || t->info.is_remote || t->info.is_stream ||
-	    k->opt.force || fcntl(t->fd, F_OFD_SETLK, &fl) == 0)
+	/* A compressed file: all of it (l_len 0), where the feed reads. */
+	if (t->fed) {
+		fd = k->feed.in_fd;
+		fl.l_start = fl.l_len = 0;
+	}
+	if (t->info.is_blockdev || t->info.is_remote ||
+	    (t->info.is_stream && !t->fed) || k->opt.force ||
+	    fcntl(fd, F_OFD_SETLK, &fl) == 0)
 		return 0;
 	if (errno == EAGAIN || errno == EACCES)
 		return setup_error(k, t, -EBUSY, "region is in use by another "
@@ -297,6 +304,7 @@ static int source_region(struct kcopy *k, struct target *t)
  * -errno after a setup error. */
 static int source_feed(struct kcopy *k, struct target *t, bool file)
 {
+	struct storage_id id;
 	char why[256];
 	int r;
 
@@ -313,7 +321,12 @@ static int source_feed(struct kcopy *k, struct target *t, bool file)
 		return 0;
 	/* The feed closes the input, and its pipe (kcopy_free). */
 	t->fd = k->feed.pipe_r;
+	id = t->id;
 	r = as_stream(k, t, "the image's pipe");
+	/* The file's identity stays, for the overlap checks and the lock. */
+	t->fed = file;
+	if (file)
+		t->id = id;
 	/* Without a COUNT, to the end of the stream (count 0). */
 	t->count = t->spec.has_count ? t->spec.count : 0;
 	return r < 0 ? r : check_region(k, t, KCOPYD_REGION_SOURCE);
@@ -675,6 +688,15 @@ void target_remove_created(struct kcopy *k)
 			unlink(k->dests[i].spec.path);
 }
 
+/* Is destination d on the compressed file src the feed decodes (any of
+ * it: the image is not where its bytes are)? */
+static bool on_fed_file(const struct target *src, const struct target *d)
+{
+	return src->fed && d->exists && !d->info.is_stream &&
+	       !d->info.is_remote && d->id.is_file &&
+	       d->id.dev == src->id.dev && d->id.ino == src->id.ino;
+}
+
 static bool overlap(const struct target *a, const struct target *b)
 {
 	uint64_t a0 = a->id.base + a->sector * KC_SECTOR_SIZE;
@@ -695,6 +717,9 @@ int target_check_overlaps(struct kcopy *k)
 		if (!k->opt.zero && overlap(&k->src, d))
 			return setup_error(k, d, -EINVAL, "overlaps the source "
 					   "region on the same storage");
+		if (!k->opt.zero && on_fed_file(&k->src, d))
+			return setup_error(k, d, -EINVAL, "is on the file of "
+					   "the compressed source");
 		for (j = 0; j < i; j++)
 			if (overlap(&k->dests[j], d))
 				return setup_error(k, d, -EINVAL, "overlaps "
