@@ -178,6 +178,13 @@ expect_refused "--decompress=xz on gzip" "--decompress=xz, but the input is in t
 expect_refused "--decompress=zstd on raw" "not in that format" \
 	--decompress=zstd "$IMG" out
 [[ ! -e out ]] || fail "--decompress=zstd on raw: out made"
+# A COUNT takes the image's first sectors, and kcopy ends (the decoder
+# stopped, not waited for).
+rm -f out
+kcopy_expect ok img.xz:0:1000 out
+size_is out 512000
+same "$IMG" 0 out 0 512000
+
 # The compressed file itself as a destination: refused, left as it was.
 cp img.xz self.xz
 expect_refused "img.xz onto itself" "is on the file of the compressed source" \
