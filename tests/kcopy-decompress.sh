@@ -184,6 +184,7 @@ rm -f out
 kcopy_expect ok img.xz:0:1000 out
 size_is out 512000
 same "$IMG" 0 out 0 512000
+rm -f out
 
 # The compressed file itself as a destination: refused, left as it was.
 cp img.xz self.xz
