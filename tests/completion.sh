@@ -137,7 +137,9 @@ offers()
 }
 
 expect 'kcopy --ver' --verbose --verify --version
-expect 'kcopy --de' --destination-is-zero
+expect 'kcopy --de' --decompress --destination-is-zero
+expect 'kcopy --decompress ' auto none xz zstd gzip bzip2
+expect 'kcopy --decompress=z' zstd
 expect 'kcopy --no-z' --no-zero-detect
 expect 'kcopy --progress=' plain json fd:3 plain,fd:3 json,fd:3
 expect 'kcopy --progress=j' json json,fd:3

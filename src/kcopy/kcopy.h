@@ -42,15 +42,19 @@
  *   clock.c     the monotonic clock
  *   format.c    sizes and durations as people read them (format.h, pure)
  *   spec.c      pure parsers of sizes, specs, numbers (spec.h)
+ *   feed.c      a compressed source decoded by a thread into a pipe, the
+ *               stream the copy reads (feed.h); its decoders (decode.h:
+ *               decode.c, dec-xz.c, dec-zstd.c, dec-gzip.c, dec-bzip2.c)
  *
  *   main -> options, target, run, verify, plan, report, signals, hash,
- *           mapfile, used, flash
+ *           mapfile, used, flash, feed
  *   flash -> used, files, bmap;  verify -> flash
- *   plan -> storage, signatures, mapfile, used, hash
+ *   plan -> storage, signatures, mapfile, used, hash, feed
  *   used -> storage, signatures, files, mapfmt, fstypes, fsmap
- *   options -> hash;  target -> storage;  verify -> run, hash
+ *   options -> hash, decode;  target -> storage, feed;  feed -> decode
+ *   verify -> run, hash
  *   run -> signals, progress, mapfile;  signals -> progress
- *   report -> target, storage, hash, json, files, progress;
+ *   report -> target, storage, hash, json, files, progress, feed;
  *   progress -> json;  verify -> progress
  *   mapfile -> resume, target, storage, mapfmt, rangemap, files
  *   resume -> mapfmt;  mapfmt -> rangemap
@@ -74,6 +78,7 @@
 
 #include "kcopyd.h"
 #include "bmap.h"
+#include "feed.h"
 #include "format.h"
 #include "spec.h"
 
@@ -154,6 +159,8 @@ struct options {
 	bool unused_given;
 	const char *bmap;		/* --bmap FILE */
 	bool no_bmap;			/* --no-bmap */
+	int decompress;			/* --decompress: FEED_* */
+	const struct decoder_ops *decompress_format;	/* FEED_FORCE's */
 };
 
 enum { UNUSED_KEEP, UNUSED_ZERO };
@@ -217,6 +224,9 @@ struct target {
 	bool is_std;			/* "-": standard input or output, not
 					   ours to close */
 	bool zoned;			/* a host-managed zoned block device */
+	bool fed;			/* the source: a compressed file the
+					   feed decodes (fd is its pipe; id
+					   the file's) */
 	struct storage_id id;
 	uint64_t sector, count;		/* the region, resolved */
 
@@ -419,6 +429,7 @@ struct kcopy {
 	struct mapfile *map;		/* --mapfile, NULL without */
 	struct used used;		/* --used, --domain-mapfile, --bmap */
 	struct flash flash;		/* --bmap */
+	struct feed feed;		/* a compressed source's decoder */
 };
 
 int kcopy_init(struct kcopy *k);

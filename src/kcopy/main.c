@@ -19,6 +19,7 @@ int kcopy_init(struct kcopy *k)
 {
 	memset(k, 0, sizeof(*k));
 	k->src.fd = -1;
+	feed_init(&k->feed);
 	k->sig_fd = -1;
 	k->done_fd = -1;
 	k->tail_bytes = KC_SECTOR_SIZE;
@@ -50,6 +51,10 @@ void kcopy_free(struct kcopy *k)
 	for (i = 0; k->dests && i < k->num_dests; i++)
 		target_free(&k->dests[i]);
 	free(k->dests);
+	/* The feed's pipe stands for the source: the feed closes it. */
+	if (k->feed.dec.ops)
+		k->src.fd = -1;
+	feed_free(&k->feed);
 	target_free(&k->src);
 	report_free(k);
 	free((void *)k->opt.report);
@@ -130,6 +135,12 @@ static int setup(struct kcopy *k)
 	if (!k->opt.zero)
 		k->bytes = k->src.count * KC_SECTOR_SIZE;
 	k->work_bytes = k->used.ext ? used_work_bytes(k) : k->bytes;
+	/* A compressed image of a known size: progress has its total. */
+	if (!k->work_bytes && k->feed.size_known)
+		k->work_bytes = k->src.count && k->src.count * KC_SECTOR_SIZE <
+				k->feed.image_size
+				? k->src.count * KC_SECTOR_SIZE
+				: k->feed.image_size;
 	return 0;
 }
 
@@ -153,12 +164,44 @@ static void stream_regions(struct kcopy *k)
 			k->dests[i].count = sectors;
 }
 
+/* A compressed source: the feed's thread ended; an image it could not
+ * decode to its end is a read error where the decoder found it (the copy
+ * got what was decoded before it, and nothing after). */
+static void finish_feed(struct kcopy *k)
+{
+	char text[512];
+
+	feed_stop(&k->feed);
+	if (feed_format(&k->feed))
+		say(&k->out, MSG_VERBOSE, "source '%s': %s image, %" PRIu64
+		    " bytes compressed, %" PRIu64 " bytes decoded%s; decoder "
+		    "memory at most %" PRIu64 " bytes", k->src.spec.path,
+		    feed_format(&k->feed), k->feed.in_done,
+		    k->feed.out_done, k->feed.ended ? " (to its end)" : "",
+		    k->feed.memory);
+	if (!k->feed.error)
+		return;
+	k->read_err = 1;
+	if (!k->read_error)
+		k->read_error = k->feed.error;
+	say(&k->out, MSG_NOTE, "source '%s': %s", k->src.spec.path,
+	    feed_error_text(&k->feed, text, sizeof(text)));
+}
+
 /* --hash: the source's digests, if the copy read the whole region. */
 static void finish_source_hash(struct kcopy *k)
 {
 	struct hash_set *h = &k->src.hash;
 	unsigned int a;
 	int r;
+
+	if (k->feed.error) {
+		snprintf(k->hash_missing, sizeof(k->hash_missing), "the "
+			 "image could not be decoded to its end");
+		say(&k->out, MSG_VERBOSE, "--hash: %s: no digest",
+		    k->hash_missing);
+		return;
+	}
 
 	r = hash_finish(h, k->src.sector + k->src.count, k->tail_bytes);
 	if (r == -ENODATA) {
@@ -191,6 +234,7 @@ static int finish(struct kcopy *k)
 	unsigned int i;
 	int status;
 
+	finish_feed(k);
 	stream_regions(k);
 	flash_finish(k);
 	finish_source_hash(k);
@@ -238,6 +282,18 @@ static int finish(struct kcopy *k)
 	return status;
 }
 
+/* A compressed source's decoding starts with the copy.  0 or -errno,
+ * said. */
+static int start_feed(struct kcopy *k)
+{
+	int r = feed_start(&k->feed);
+
+	if (r < 0)
+		say(&k->out, MSG_ERROR, "source '%s': cannot start decoding: "
+		    "%s", k->src.spec.path, strerror(-r));
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct kcopy k;
@@ -250,8 +306,13 @@ int main(int argc, char **argv)
 		status = 0;
 	if (r != 0)
 		goto out;
-	if (setup(&k) < 0)
+	if (setup(&k) < 0) {
+		/* A signal that came while setup waited (for a stream's
+		 * first bytes) is the status, as in a run. */
+		if (k.signal)
+			status = 128 + k.signal;
 		goto out;
+	}
 	if (k.opt.dry_run) {
 		plan_print(&k);
 		if (output_close_stdout(&k.out) == 0)
@@ -264,7 +325,7 @@ int main(int argc, char **argv)
 	if (report_start(&k) < 0 ||
 	    ((k.opt.verify || k.opt.hash_algs || k.flash.path) &&
 	     verify_init(&k) < 0) ||
-	    mapfile_start(&k) < 0 || run_copy(&k) < 0) {
+	    mapfile_start(&k) < 0 || start_feed(&k) < 0 || run_copy(&k) < 0) {
 		target_remove_created(&k);
 		goto out;
 	}

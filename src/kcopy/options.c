@@ -38,6 +38,7 @@ enum {
 	OPT_DEST_IS_ZERO, OPT_NO_ZERO_DETECT, OPT_MAPFILE,
 	OPT_MAPFILE_INTERVAL, OPT_SKIP_BAD, OPT_RETRY_FAILED, OPT_USED,
 	OPT_DOMAIN_MAPFILE, OPT_UNUSED, OPT_HASH_FILE, OPT_BMAP, OPT_NO_BMAP,
+	OPT_DECOMPRESS,
 };
 
 static const struct poptOption option_table[] = {
@@ -61,6 +62,10 @@ static const struct poptOption option_table[] = {
 	{ "no-zero-detect", 0, POPT_ARG_NONE, NULL, OPT_NO_ZERO_DETECT,
 	  "do not look for zero blocks in the data read (holes of the "
 	  "source are still not read)", NULL },
+	{ "decompress", 0, POPT_ARG_STRING, NULL, OPT_DECOMPRESS,
+	  "decode a compressed source: by its magic (auto, the default), "
+	  "always in FORMAT (xz, zstd, gzip, bzip2), or never (none)",
+	  "auto|none|FORMAT" },
 	{ "throttle", 0, POPT_ARG_STRING, NULL, OPT_THROTTLE,
 	  "keep I/O in flight at most PERCENT of the time", "PERCENT" },
 	{ "rate", 0, POPT_ARG_STRING, NULL, OPT_RATE,
@@ -162,6 +167,24 @@ static int parse_size_option(struct kcopy *k, const char *name,
 	if (r < 0)
 		return usage_error(k, "--%s '%s': %s", name, value,
 				   r == -ERANGE ? "too large" : "not a size");
+	return 0;
+}
+
+/* --decompress=auto|none|FORMAT. */
+static int take_decompress(struct kcopy *k, const char *arg)
+{
+	struct options *o = &k->opt;
+
+	o->decompress_format = NULL;
+	if (!strcmp(arg, "auto"))
+		o->decompress = FEED_AUTO;
+	else if (!strcmp(arg, "none"))
+		o->decompress = FEED_NONE;
+	else if ((o->decompress_format = decode_by_name(arg)))
+		o->decompress = FEED_FORCE;
+	else
+		return usage_error(k, "--decompress '%s': expected auto, none "
+				   "or a format (" DECODE_NAMES ")", arg);
 	return 0;
 }
 
@@ -321,6 +344,8 @@ static int take_option(struct kcopy *k, int code, const char *arg)
 					   "zero", arg);
 		o->unused_given = true;
 		return 0;
+	case OPT_DECOMPRESS:
+		return take_decompress(k, arg);
 	case OPT_USED:		o->used = true; return 0;
 	case OPT_NO_BMAP:	o->no_bmap = true; return 0;
 	case OPT_SKIP_BAD:	o->skip_bad = true; return 0;

@@ -394,6 +394,33 @@ static void print_checks(const struct kcopy *k)
 	printf("%s\n", k->opt.hash_algs ? ", of the source region" : " none");
 }
 
+/* A compressed source: its format, its sizes, the decoder's bound. */
+static void print_image(const struct kcopy *k)
+{
+	const struct feed *f = &k->feed;
+	char in[KC_FORMAT_SIZE_LEN], out[KC_FORMAT_SIZE_LEN];
+	char lim[KC_FORMAT_SIZE_LEN];
+
+	if (!feed_format(f))
+		return;
+	if (f->in_is_file)
+		printf("  image        %s, %" PRIu64 " bytes (%s) compressed",
+		       feed_format(f), f->in_size,
+		       kc_format_size(f->in_size, in, sizeof(in)));
+	else
+		printf("  image        %s, from a stream", feed_format(f));
+	if (f->size_known)
+		printf(", %" PRIu64 " bytes (%s) decompressed\n",
+		       f->image_size,
+		       kc_format_size(f->image_size, out, sizeof(out)));
+	else
+		printf(", size unknown until its end\n");
+	if (f->dec.ops == &dec_xz)
+		printf("  decoder      liblzma, %u thread(s), memory at most %s"
+		       "\n", f->dec.threads, kc_format_size(DECODE_XZ_MEMLIMIT,
+		       lim, sizeof(lim)));
+}
+
 void plan_print(struct kcopy *k)
 {
 	char budget[KC_FORMAT_SIZE_LEN], chunk[KC_FORMAT_SIZE_LEN];
@@ -402,6 +429,7 @@ void plan_print(struct kcopy *k)
 	printf("kcopy: dry run, nothing will be written\n");
 	if (!k->opt.zero) {
 		print_region("source", &k->src);
+		print_image(k);
 		print_identity(k, &k->src);
 		print_map(k, &k->src);
 		print_used(k);

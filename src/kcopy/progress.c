@@ -422,6 +422,11 @@ static void status_line(void *arg)
 	};
 	struct snapshot s;
 
+	if (!k->start) {
+		/* Setup waits (for a stream's first bytes): no copy yet. */
+		fprintf(stderr, "kcopy: setting up: nothing copied yet\n");
+		return;
+	}
 	take(k, false, &s);
 	kc_format_size((uint64_t)s.rate, rate, sizeof(rate));
 	output_clear_bar(&k->out);

@@ -110,6 +110,36 @@ static void real_path(struct json *j, const struct target *t)
 	free(p);
 }
 
+/* "image": a compressed source's format, sizes (null where not known),
+ * the decoder's memory and what stopped it; null for any other source. */
+static void image(const struct kcopy *k, struct json *parent, bool done)
+{
+	const struct feed *f = &k->feed;
+	char text[512];
+	struct json o;
+
+	if (!feed_format(f)) {
+		json_null(parent, "image");
+		return;
+	}
+	json_open(&o, parent, "image", NULL, '{', "", ", ", "");
+	json_string(&o, "format", feed_format(f));
+	if (f->in_is_file)
+		json_u64(&o, "bytes_compressed", f->in_size);
+	else
+		u64_or_null(&o, "bytes_compressed", f->in_done,
+			    done && f->ended);
+	if (f->size_known)
+		json_u64(&o, "bytes_decompressed", f->image_size);
+	else
+		u64_or_null(&o, "bytes_decompressed", f->out_done,
+			    done && f->ended);
+	u64_or_null(&o, "decoder_memory", f->memory, done);
+	json_string(&o, "error", done && f->error
+			? feed_error_text(f, text, sizeof(text)) : NULL);
+	json_close(&o);
+}
+
 /* One argument as a POSIX shell reads it back: as it is if it holds only
  * characters the shell takes literally, else in single quotes (a quote
  * in it as '\''). */
@@ -260,6 +290,7 @@ static void write_report(struct kcopy *k, FILE *f, int status, bool done)
 		json_u64(&o, "sector", k->src.sector);
 		json_u64(&o, "count", k->src.count);
 		bool_or_null(&o, "read_err", k->read_err, done);
+		image(k, &o, done);
 		json_close(&o);
 	}
 	json_open(&list, &top, "destinations", NULL, '[', "\n    ", ",",
@@ -775,7 +806,7 @@ const char *report_phases_text(const struct kcopy *k, char *buf, size_t len)
  * the full masks and what failed where. */
 void report_closing_line(struct kcopy *k, int status)
 {
-	char err[256], *line = NULL;
+	char err[512], *line = NULL;
 	size_t len = 0;
 	unsigned int i;
 	FILE *f = open_memstream(&line, &len);
@@ -790,7 +821,11 @@ void report_closing_line(struct kcopy *k, int status)
 	if (k->signal)
 		fprintf(f, "; stopped by signal %d after %" PRIu64 " bytes",
 			k->signal, k->bytes_done);
-	if (k->read_err)
+	if (k->read_err && k->feed.error &&
+	    k->read_error == k->feed.error)
+		fprintf(f, "; source '%s': %s", k->src.spec.path,
+			feed_error_text(&k->feed, err, sizeof(err)));
+	else if (k->read_err)
 		fprintf(f, "; source '%s': %s", k->src.spec.path,
 			k->read_error ? strerror(-k->read_error)
 				      : "read error");

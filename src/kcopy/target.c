@@ -169,6 +169,26 @@ static bool names_std(const struct target *t)
 	return !strcmp(t->spec.path, "-");
 }
 
+/* t's descriptor, a pipe or a socket (what names it in messages), as a
+ * stream: probed by the library, read or written in order. */
+static int as_stream(struct kcopy *k, struct target *t, const char *what)
+{
+	int r;
+
+	t->info.struct_size = sizeof(t->info);
+	r = kcopyd_probe_fd(k->kc, t->fd, &t->info);
+	if (r < 0)
+		return setup_error(k, t, r, "%s: %s", what, strerror(-r));
+	/* What the tool decided, whatever the probe says. */
+	t->info.is_stream = true;
+	t->info.logical_block_size = KC_SECTOR_SIZE;
+	t->info.size = 0;
+	t->id = (struct storage_id){ false, 0, 0, 0 };
+	/* Read or written where it stands: no SECTOR (the library's). */
+	t->sector = t->spec.sector;
+	return 0;
+}
+
 /* Standard input (fd 0) or output (fd 1) as a region: a pipe or a socket is
  * a stream, read or written in order from where it stands; a regular file
  * or a block device is used as it is. */
@@ -196,20 +216,9 @@ static int open_std(struct kcopy *k, struct target *t, int fd)
 	if (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode))
 		return setup_error(k, t, -EINVAL, "standard %s is not a pipe, "
 				   "a socket or a file (a terminal?)", which);
-	t->info.struct_size = sizeof(t->info);
-	r = kcopyd_probe_fd(k->kc, fd, &t->info);
-	if (r < 0)
-		return setup_error(k, t, r, "standard %s: %s", which,
-				   strerror(-r));
-	/* What the tool decided, whatever the probe says. */
-	t->info.is_stream = true;
-	t->info.logical_block_size = KC_SECTOR_SIZE;
-	t->info.size = 0;
-	t->id = (struct storage_id){ false, 0, 0, 0 };
-	/* Read or written where it stands: no SECTOR (the library's). */
-	t->sector = t->spec.sector;
-	return check_region(k, t, fd ? KCOPYD_REGION_DEST
-				     : KCOPYD_REGION_SOURCE);
+	r = as_stream(k, t, fd ? "standard output" : "standard input");
+	return r < 0 ? r : check_region(k, t, fd ? KCOPYD_REGION_DEST
+						 : KCOPYD_REGION_SOURCE);
 }
 
 /* A region without COUNT: from SECTOR to the end of the device or file. */
@@ -236,9 +245,16 @@ static int lock_region(struct kcopy *k, struct target *t, bool write)
 		.l_start = (off_t)(t->sector * KC_SECTOR_SIZE),
 		.l_len = (off_t)(t->count * KC_SECTOR_SIZE),
 	};
+	int fd = t->fd;
 
-	if (t->info.is_blockdev || t->info.is_remote || t->info.is_stream ||
-	    k->opt.force || fcntl(t->fd, F_OFD_SETLK, &fl) == 0)
+	/* A compressed file: all of it (l_len 0), where the feed reads. */
+	if (t->fed) {
+		fd = k->feed.in_fd;
+		fl.l_start = fl.l_len = 0;
+	}
+	if (t->info.is_blockdev || t->info.is_remote ||
+	    (t->info.is_stream && !t->fed) || k->opt.force ||
+	    fcntl(fd, F_OFD_SETLK, &fl) == 0)
 		return 0;
 	if (errno == EAGAIN || errno == EACCES)
 		return setup_error(k, t, -EBUSY, "region is in use by another "
@@ -282,6 +298,56 @@ static int source_region(struct kcopy *k, struct target *t)
 	return check_region(k, t, KCOPYD_REGION_SOURCE);
 }
 
+/* The source's descriptor, a regular file (file) or a stream: if it is
+ * compressed (kcopy(1), "Compressed images"), the feed decodes it and the
+ * copy reads the feed's pipe, a stream, in its place.  0 either way, or
+ * -errno after a setup error. */
+static int source_feed(struct kcopy *k, struct target *t, bool file)
+{
+	struct storage_id id;
+	char why[256];
+	int r;
+
+	/* A stream's first bytes are waited for: the signals are answered
+	 * meanwhile, and those that stop the run stop it. */
+	do
+		r = feed_open(&k->feed, t->fd, !t->is_std, file, k->sig_fd,
+			      k->opt.decompress, k->opt.decompress_format,
+			      why, sizeof(why));
+	while (r == -EINTR && !signals_poll(k));
+	if (r < 0)
+		return setup_error(k, t, r, "%s", why);
+	if (r == 0)
+		return 0;
+	/* The feed closes the input, and its pipe (kcopy_free). */
+	t->fd = k->feed.pipe_r;
+	id = t->id;
+	r = as_stream(k, t, "the image's pipe");
+	/* The file's identity stays, for the overlap checks and the lock. */
+	t->fed = file;
+	if (file)
+		t->id = id;
+	/* Without a COUNT, to the end of the stream (count 0). */
+	t->count = t->spec.has_count ? t->spec.count : 0;
+	return r < 0 ? r : check_region(k, t, KCOPYD_REGION_SOURCE);
+}
+
+/* The source opened: what the feed makes of a regular file or a stream
+ * (standard input), else its region. */
+static int source_opened(struct kcopy *k, struct target *t)
+{
+	int r = t->info.is_blockdev ? 0
+		: source_feed(k, t, !t->info.is_stream);
+
+	if (r < 0 || k->feed.dec.ops)
+		return r;
+	if (!t->info.is_stream)
+		return source_region(k, t);
+	/* Without a COUNT, to the end of the stream (count 0). */
+	t->count = t->spec.has_count ? t->spec.count : 0;
+	return 0;
+}
+
 int target_open_source(struct kcopy *k, struct target *t)
 {
 	int r, fl;
@@ -292,11 +358,7 @@ int target_open_source(struct kcopy *k, struct target *t)
 	}
 	if (names_std(t)) {
 		r = open_std(k, t, STDIN_FILENO);
-		if (r < 0 || !t->info.is_stream)
-			return r < 0 ? r : source_region(k, t);
-		/* Without a COUNT, to the end of the stream (count 0). */
-		t->count = t->spec.has_count ? t->spec.count : 0;
-		return 0;
+		return r < 0 ? r : source_opened(k, t);
 	}
 	/* O_NONBLOCK: a FIFO must not hang the open; it is refused below. */
 	t->fd = open(t->spec.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -317,7 +379,7 @@ int target_open_source(struct kcopy *k, struct target *t)
 	fl = fcntl(t->fd, F_GETFL);
 	if (fl < 0 || fcntl(t->fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
 		return setup_error(k, t, -errno, "%s", strerror(errno));
-	return source_region(k, t);
+	return source_opened(k, t);
 }
 
 /* A block device named by an earlier destination too is already open
@@ -332,22 +394,40 @@ static int reuse_exclusive(struct kcopy *k, struct target *t, dev_t rdev)
 	return -1;
 }
 
+/* A compressed image whose container tells its size (the bytes the
+ * source's COUNT takes of it, if less) fits in the destination region (of
+ * t->count sectors; 0: no limit). */
+static int image_fits(struct kcopy *k, struct target *t)
+{
+	uint64_t need = k->feed.image_size;
+
+	if (k->src.count && k->src.count * KC_SECTOR_SIZE < need)
+		need = k->src.count * KC_SECTOR_SIZE;
+	if (!k->feed.size_known || !t->count ||
+	    t->count >= (need + KC_SECTOR_SIZE - 1) / KC_SECTOR_SIZE)
+		return 0;
+	return setup_error(k, t, -EINVAL, "region of %" PRIu64 " sectors is "
+			   "smaller than the %s image (%" PRIu64 " bytes, %"
+			   PRIu64 " sectors)", t->count, feed_format(&k->feed),
+			   need, (need + KC_SECTOR_SIZE - 1) / KC_SECTOR_SIZE);
+}
+
 /* The size of a destination region: its COUNT, else the source's (want),
  * else (--zero, want 0) to the end; it must equal the source's.  From a
  * stream it is a capacity: its COUNT, else a device's or an export's end,
  * else no limit (0) for files and streams. */
 static int dest_count(struct kcopy *k, struct target *t, uint64_t want)
 {
-	int r;
+	int r = 0;
 
 	if (k->src.info.is_stream) {
 		if (t->spec.has_count)
 			t->count = t->spec.count;
 		else if (t->info.is_blockdev || t->info.is_remote)
-			return count_to_end(k, t);
+			r = count_to_end(k, t);
 		else
 			t->count = 0;
-		return 0;
+		return r < 0 ? r : image_fits(k, t);
 	}
 	if (t->spec.has_count) {
 		t->count = t->spec.count;
@@ -608,6 +688,15 @@ void target_remove_created(struct kcopy *k)
 			unlink(k->dests[i].spec.path);
 }
 
+/* Is destination d on the compressed file src the feed decodes (any of
+ * it: the image is not where its bytes are)? */
+static bool on_fed_file(const struct target *src, const struct target *d)
+{
+	return src->fed && d->exists && !d->info.is_stream &&
+	       !d->info.is_remote && d->id.is_file &&
+	       d->id.dev == src->id.dev && d->id.ino == src->id.ino;
+}
+
 static bool overlap(const struct target *a, const struct target *b)
 {
 	uint64_t a0 = a->id.base + a->sector * KC_SECTOR_SIZE;
@@ -628,6 +717,9 @@ int target_check_overlaps(struct kcopy *k)
 		if (!k->opt.zero && overlap(&k->src, d))
 			return setup_error(k, d, -EINVAL, "overlaps the source "
 					   "region on the same storage");
+		if (!k->opt.zero && on_fed_file(&k->src, d))
+			return setup_error(k, d, -EINVAL, "is on the file of "
+					   "the compressed source");
 		for (j = 0; j < i; j++)
 			if (overlap(&k->dests[j], d))
 				return setup_error(k, d, -EINVAL, "overlaps "

@@ -335,6 +335,15 @@ int used_open(struct kcopy *k)
 
 	if (!k->opt.used && !k->opt.domain_mapfile)
 		return 0;
+	/* Standard input is refused with the options; a compressed image
+	 * is known to be a stream only now. */
+	if (k->src.info.is_stream) {
+		say(&k->out, MSG_ERROR, "source '%s': %s: a compressed image "
+		    "is read as a stream, decoded: it has no map",
+		    k->src.spec.path,
+		    k->opt.used ? "--used" : "--domain-mapfile");
+		return -EINVAL;
+	}
 	r = k->opt.used ? map_file_system(k) : map_domain(k);
 	if (r < 0)
 		return r;
