@@ -68,7 +68,7 @@ struct feed {
 	int error;			/* 0, or the first -errno: */
 	uint64_t error_in;		/* compressed bytes taken by then */
 	uint64_t error_out;		/* image bytes put in by then */
-	char msg[256];			/* what, without the offsets */
+	char msg[384];			/* what, without the offsets */
 };
 
 void feed_init(struct feed *f);

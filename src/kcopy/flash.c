@@ -5,16 +5,27 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * The bmap is --bmap's, or the one bmaptool would find beside the source
- * image (unless --no-bmap, or another map is given).  It must be the map
- * of the source region: its ImageSize the region's bytes.  Its ranges
- * become the copy's data extents, the rest zero extents (k->used, as
- * --used --unused=zero): only the mapped ranges are read, the rest of each
- * destination zeroed the cheapest way, so that the destinations end equal
- * to the image wherever the image reads as zeros outside its ranges,
- * which is what a bmap says.  The copy's data hook, in order, hands the
- * data to the walk (bmap_walk_check): at the end of the first range whose
- * checksum differs the copy stops, a read error naming the range.  Main
- * thread, but flash_check (the engine thread's).
+ * image, compressed or not (unless --no-bmap, or another map is given).
+ * It must be the map of the whole image.  Two ways, one outcome: the
+ * destinations end equal to the image wherever the image reads as zeros
+ * outside its ranges, which is what a bmap says, and at the end of the
+ * first range whose checksum differs the copy stops, a read error naming
+ * the range.
+ *
+ * An image read as it is (a file or a device): its ranges become the
+ * copy's data extents, the rest zero extents (k->used, as --used
+ * --unused=zero): only the mapped ranges are read, the rest of each
+ * destination zeroed the cheapest way; the copy's data hook, in order,
+ * hands the data to the walk (bmap_walk_check).
+ *
+ * An image the feed delivers (compressed, or a stream): all of it is
+ * decoded, and the walk is the feed's filter (bmap_walk_data): it makes
+ * the bytes no range maps zeros, which the copy's zero detection zeroes
+ * on the destinations, and checks the ranges as they pass; its failure is
+ * the feed's, a read error where the image stopped.
+ *
+ * Main thread, but flash_check (the engine thread's) and the filter's
+ * hooks (the feed thread's).
  */
 #include <config.h>
 
@@ -30,7 +41,8 @@
 /* Bytes of a bmap file read at most: some 2 million ranges. */
 #define BMAP_MAX_BYTES (256u << 20)
 
-/* Which bmap: --bmap's, or one beside a source that is a file.  0 (path
+/* Which bmap: --bmap's, or one beside a source that is a file (a
+ * compressed one too).  0 (path
  * NULL: none), or -errno, said. */
 static int find(struct kcopy *k)
 {
@@ -46,8 +58,8 @@ static int find(struct kcopy *k)
 	/* Another map, or a copy that is resumed, is not changed by a file
 	 * that happens to lie beside the source. */
 	if (o->zero || o->used || o->domain_mapfile || o->mapfile ||
-	    k->src.is_std || k->src.info.is_stream || k->src.info.is_remote ||
-	    k->src.info.is_blockdev)
+	    k->src.is_std || (k->src.info.is_stream && !k->src.fed) ||
+	    k->src.info.is_remote || k->src.info.is_blockdev)
 		return 0;
 	r = bmap_find_beside(k->src.spec.path, &beside);
 	if (r < 0) {
@@ -97,6 +109,83 @@ static int extents(struct kcopy *k)
 	return 0;
 }
 
+/* Range i of the bmap does not match its checksum: what to say, into buf
+ * (len bytes).  buf. */
+static const char *range_text(const struct flash *f, size_t i, char *buf,
+			      size_t len)
+{
+	const struct bmap_range *x = &f->map.r[i];
+	uint64_t s, e;
+
+	bmap_range_bytes(&f->map, i, &s, &e);
+	snprintf(buf, len, "--bmap '%s': range %" PRIu64 "-%" PRIu64 " (line "
+		 "%u; bytes %" PRIu64 " to %" PRIu64 " of the image) does not "
+		 "match its %s checksum: the image or the bmap is damaged",
+		 f->path, x->first, x->last, x->line, s, e - 1,
+		 f->map.sum_type);
+	return buf;
+}
+
+/* The filter's hooks (feed.h), on the feed's thread: the walk. */
+static int filter_data(void *ctx, uint64_t pos, void *buf, size_t len,
+		       char *msg, size_t msg_len)
+{
+	struct flash *f = ctx;
+	int r = bmap_walk_data(&f->walk, pos, buf, len);
+
+	if (r == -EBADMSG)
+		range_text(f, f->walk.bad, msg, msg_len);
+	else if (r == -EFBIG)
+		snprintf(msg, msg_len, "--bmap '%s': the image goes on past "
+			 "the bmap's %" PRIu64 " bytes", f->path,
+			 f->map.image_size);
+	else if (r < 0)
+		snprintf(msg, msg_len, "--bmap '%s': %s", f->path,
+			 strerror(-r));
+	return r;
+}
+
+static int filter_end(void *ctx, uint64_t total, char *msg, size_t msg_len)
+{
+	struct flash *f = ctx;
+	int r = bmap_walk_end(&f->walk, total);
+
+	if (r < 0)
+		snprintf(msg, msg_len, "--bmap '%s': the image ended after %"
+			 PRIu64 " bytes, the bmap maps %" PRIu64, f->path,
+			 total, f->map.image_size);
+	return r;
+}
+
+void flash_filter(struct kcopy *k)
+{
+	k->feed.filter = (struct feed_filter){ filter_data, filter_end,
+					       &k->flash };
+}
+
+/* The image the feed delivers is the bmap's: the whole of it, and of the
+ * bmap's size where its container tells it.  0, or -EINVAL, said. */
+static int fed_image(struct kcopy *k)
+{
+	const struct flash *f = &k->flash;
+
+	if (k->src.sector || k->src.spec.has_count) {
+		say(&k->out, MSG_ERROR, "--bmap '%s': the source '%s' is a "
+		    "region of the image: a bmap maps the whole image (give "
+		    "no SECTOR or COUNT)", f->path, k->src.arg);
+		return -EINVAL;
+	}
+	if (k->feed.size_known && k->feed.image_size != f->map.image_size) {
+		say(&k->out, MSG_ERROR, "--bmap '%s': it maps an image of %"
+		    PRIu64 " bytes; the %s image '%s' is %" PRIu64 " bytes "
+		    "(its container says): the bmap of another image",
+		    f->path, f->map.image_size, feed_format(&k->feed),
+		    k->src.arg, k->feed.image_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int flash_open(struct kcopy *k)
 {
 	struct flash *f = &k->flash;
@@ -108,10 +197,13 @@ int flash_open(struct kcopy *k)
 
 	if (r < 0 || !f->path)
 		return r;
-	if (k->src.info.is_stream) {
+	/* A stream the feed does not deliver (it was not asked to). */
+	f->fed = feed_format(&k->feed) != NULL;
+	if (k->src.info.is_stream && !f->fed) {
 		say(&k->out, MSG_ERROR, "--bmap '%s': the source '%s' is a "
-		    "stream: kcopy applies a bmap to an image file (or a "
-		    "device) only", f->path, k->src.spec.path);
+		    "stream read as it is: kcopy applies a bmap to an image, "
+		    "a compressed image or standard input", f->path,
+		    k->src.spec.path);
 		return -EINVAL;
 	}
 	r = files_read_all(f->path, BMAP_MAX_BYTES, &text, &len);
@@ -131,7 +223,11 @@ int flash_open(struct kcopy *k)
 		say(&k->out, MSG_ERROR, "--bmap '%s': %s", f->path, e.why);
 		return r;
 	}
-	if (f->map.image_size != region) {
+	if (f->fed) {
+		r = fed_image(k);
+		if (r < 0)
+			return r;
+	} else if (f->map.image_size != region) {
 		say(&k->out, MSG_ERROR, "--bmap '%s': it maps an image of %"
 		    PRIu64 " bytes; the source '%s' is %" PRIu64 " bytes: the "
 		    "bmap of another image", f->path, f->map.image_size,
@@ -140,7 +236,9 @@ int flash_open(struct kcopy *k)
 	}
 	r = bmap_walk_start(&f->walk, &f->map);
 	f->walking = true;
-	if (r == 0)
+	if (r == 0 && f->fed)
+		flash_filter(k);
+	else if (r == 0)
 		r = extents(k);
 	if (r < 0) {
 		say(&k->out, MSG_ERROR, "--bmap '%s': %s", f->path,
@@ -148,10 +246,11 @@ int flash_open(struct kcopy *k)
 		return r;
 	}
 	say(&k->out, MSG_VERBOSE, "--bmap '%s': format %u.%u, %" PRIu64 " of "
-	    "%" PRIu64 " bytes mapped in %zu ranges%s%s", f->path,
+	    "%" PRIu64 " bytes mapped in %zu ranges%s%s%s", f->path,
 	    f->map.major, f->map.minor, f->map.mapped_bytes,
 	    f->map.image_size, f->map.num, f->map.sum_len ? ", checksums " : "",
-	    f->map.sum_type);
+	    f->map.sum_type, f->fed ? "; the image decoded whole, its "
+	    "unmapped bytes made zeros" : "");
 	return 0;
 }
 
@@ -159,8 +258,7 @@ int flash_open(struct kcopy *k)
 static void walk_failed(struct kcopy *k, int r)
 {
 	const struct flash *f = &k->flash;
-	const struct bmap_range *x;
-	uint64_t s, e;
+	char text[512];
 	bool first;
 
 	pthread_mutex_lock(&k->lock);
@@ -176,13 +274,8 @@ static void walk_failed(struct kcopy *k, int r)
 		    k->src.spec.path, f->path, strerror(-r));
 		return;
 	}
-	x = &f->map.r[f->walk.bad];
-	bmap_range_bytes(&f->map, f->walk.bad, &s, &e);
-	say(&k->out, MSG_ERROR, "source '%s': --bmap '%s': range %" PRIu64 "-%"
-	    PRIu64 " (line %u; bytes %" PRIu64 " to %" PRIu64 " of the image) "
-	    "does not match its %s checksum: the image or the bmap is "
-	    "damaged; stopping", k->src.spec.path, f->path, x->first,
-	    x->last, x->line, s, e - 1, f->map.sum_type);
+	say(&k->out, MSG_ERROR, "source '%s': %s; stopping", k->src.spec.path,
+	    range_text(f, f->walk.bad, text, sizeof(text)));
 }
 
 void flash_check(struct kcopy *k, uint64_t sector, uint64_t count,
@@ -192,7 +285,7 @@ void flash_check(struct kcopy *k, uint64_t sector, uint64_t count,
 	uint64_t pos = (sector - k->src.sector) * KC_SECTOR_SIZE;
 	int r;
 
-	if (!f->walking || f->walk.error)
+	if (!f->walking || f->fed || f->walk.error)
 		return;
 	r = bmap_walk_check(&f->walk, pos, data, count * KC_SECTOR_SIZE);
 	if (r < 0)
@@ -204,8 +297,9 @@ void flash_finish(struct kcopy *k)
 	struct flash *f = &k->flash;
 	int r;
 
-	/* A copy that stopped, or lost its destinations, read less. */
-	if (!f->walking || f->walk.error || k->read_err || k->signal ||
+	/* A copy that stopped, or lost its destinations, read less; the
+	 * feed's filter saw the image's end itself. */
+	if (!f->walking || f->fed || f->walk.error || k->read_err || k->signal ||
 	    k->write_err)
 		return;
 	r = bmap_walk_end(&f->walk, f->map.image_size);

@@ -51,7 +51,7 @@
  *   flash -> used, files, bmap;  verify -> flash
  *   plan -> storage, signatures, mapfile, used, hash, feed
  *   used -> storage, signatures, files, mapfmt, fstypes, fsmap
- *   options -> hash, decode;  target -> storage, feed;  feed -> decode
+ *   options -> hash, decode;  target -> storage, feed, flash;  feed -> decode
  *   verify -> run, hash
  *   run -> signals, progress, mapfile;  signals -> progress
  *   report -> target, storage, hash, json, files, progress, feed;
@@ -360,6 +360,9 @@ struct flash {
 	 * after kcopyd_wait(). */
 	struct bmap_walk walk;
 	bool walking;			/* walk started */
+	bool fed;			/* the image comes through the feed:
+					   the walk is its filter's, on its
+					   thread until feed_stop() */
 };
 
 /* --------------------------------------------------------- the run state */
@@ -646,6 +649,10 @@ int used_extents(struct kcopy *k, const struct fs_range *r, size_t n,
  * read and checked against the source, into k->flash and k->used.  0, or
  * -errno after a setup error naming the file. */
 int flash_open(struct kcopy *k);
+/* The feed's filter (k->feed.filter) made the bmap's walk, which
+ * flash_open() starts before the feed does: before feed_open(), for a
+ * stream to go through the feed even when it is not compressed. */
+void flash_filter(struct kcopy *k);
 /* The copy's data hook's part: the source's count sectors of data at
  * sector go through the walk; at the first range whose checksum differs
  * the copy stops with a read error, said.  Engine thread. */

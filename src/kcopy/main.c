@@ -141,6 +141,9 @@ static int setup(struct kcopy *k)
 				k->feed.image_size
 				? k->src.count * KC_SECTOR_SIZE
 				: k->feed.image_size;
+	/* Or a bmap's image that the feed delivers. */
+	if (!k->work_bytes && k->flash.fed)
+		k->work_bytes = k->flash.map.image_size;
 	return 0;
 }
 

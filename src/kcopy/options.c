@@ -428,8 +428,7 @@ static int check_used(struct kcopy *k)
 	return 0;
 }
 
-/* --bmap: the map of an image that is there (not a stream, for now: the
- * feed of a compressed image is to apply it), the only map. */
+/* --bmap: the only map of what to copy. */
 static int check_bmap(struct kcopy *k)
 {
 	const struct options *o = &k->opt;
@@ -451,11 +450,7 @@ static int check_bmap(struct kcopy *k)
 	if (o->mapfile)
 		return usage_error(k, "--bmap and --mapfile: a bmap copy "
 				   "cannot be resumed yet");
-	if (!strcmp(k->src.spec.path, "-"))
-		return usage_error(k, "--bmap: the source '-' (standard input) "
-				   "is a stream: kcopy applies a bmap to an "
-				   "image file or a device only");
-	return 0;
+return 0;
 }
 
 /* --mapfile resumes a copy of a region that is there again: not zeroing,

@@ -303,14 +303,15 @@ static void print_bmap(const struct kcopy *k)
 	       f->map.sum_len ? f->map.sum_type : "no",
 	       f->map.sum_len ? " checksums, checked as read" : " checksums");
 	printf("  image        %" PRIu64 " bytes (%s), %" PRIu64 " bytes (%s, "
-	       "%.1f%%) mapped in %zu ranges: read and written; the rest "
-	       "zeroed on the destinations\n", f->map.image_size,
+	       "%.1f%%) mapped in %zu ranges: %s; the rest zeroed on the "
+	       "destinations\n", f->map.image_size,
 	       kc_format_size(f->map.image_size, size, sizeof(size)),
 	       f->map.mapped_bytes,
 	       kc_format_size(f->map.mapped_bytes, mapped, sizeof(mapped)),
 	       f->map.image_size ? 100.0 * (double)f->map.mapped_bytes /
 				   (double)f->map.image_size : 0.0,
-	       f->map.num);
+	       f->map.num, f->fed ? "written (all of the image decoded)"
+	       : "read and written");
 }
 
 /* --used, --domain-mapfile: what the map holds. */

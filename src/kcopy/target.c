@@ -308,6 +308,11 @@ static int source_feed(struct kcopy *k, struct target *t, bool file)
 	char why[256];
 	int r;
 
+	/* --bmap on a stream: through the feed, compressed or not, for its
+	 * filter to apply the bmap (a file's is set once it is known to be
+	 * compressed: a raw one is read by the bmap's ranges). */
+	if (!file && k->opt.bmap)
+		flash_filter(k);
 	/* A stream's first bytes are waited for: the signals are answered
 	 * meanwhile, and those that stop the run stop it. */
 	do
