@@ -12,65 +12,17 @@
 # Refusals, each with the destination unchanged: a range's checksum
 # edited with the file's own checksum fixed (a read error naming the
 # range) or not (a setup error naming the file); the bmap of an image of
-# another size; XML that is not well-formed (the line); --bmap with a
-# stream source, with --used, with --mapfile, with --no-bmap.  --dry-run
+# another size; XML that is not well-formed (the line); --bmap with
+# --used, with --mapfile, with --no-bmap (tests/kcopy-flash.sh: with a
+# compressed or piped image).  --dry-run
 # and the report name the bmap and its mapped bytes.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
-
-requires_root
-requires_loop
-requires bmaptool jq cmp python3 sha256sum
-[[ -x $KCOPY ]] || fail "kcopy not built ($KCOPY)"
-
-MiB=$((1024 * 1024))
-SIZE=$((64 * MiB))
-IMG=$T/image.img
-BMAP=$T/image.bmap
-
-# The image: holes, and data where put writes it (random bytes; zeros
-# with "zero", which bmaptool maps all the same: they are allocated).
-: >"$IMG"
-truncate -s "$SIZE" "$IMG"
-put() {
-	local src=/dev/urandom
-	[[ ${3:-} == zero ]] && src=/dev/zero
-	head -c "$2" $src | dd of="$IMG" bs=64K seek="$1" oflag=seek_bytes \
-		conv=notrunc status=none || fail "cannot write the image at $1"
-}
-for i in $(seq 0 5 59); do
-	put $((i * MiB + i * 1000)) $((500 * 1024))	# unaligned, 10 of them
-done
-put 0 4096					# the first block
-put $((7 * MiB)) $((64 * 1024)) zero		# allocated zeros
-put $((40 * MiB + 4095)) 2			# across a block boundary
-put $((SIZE - 3000)) 3000			# the last bytes
-sync "$IMG"
-bmaptool create -o "$BMAP" "$IMG" >/dev/null 2>"$T/bmaptool.log" ||
-	fail "bmaptool create: $(cat "$T/bmaptool.log")"
-MAPPED=$(python3 - "$BMAP" <<'PY'
-import re, sys
-s = open(sys.argv[1]).read()
-bs = int(re.search(r"<BlockSize>\s*(\d+)", s).group(1))
-size = int(re.search(r"<ImageSize>\s*(\d+)", s).group(1))
-n = 0
-for r in re.findall(r"<Range[^>]*>\s*([\d -]+?)\s*</Range>", s):
-    a, _, b = r.partition("-")
-    a, b = int(a), int(b or a)
-    n += min((b + 1) * bs, size) - a * bs
-print(n)
-PY
-) || fail "cannot read the bmap"
-((MAPPED > 5 * MiB && MAPPED < 9 * MiB)) ||
-	fail "the image maps $MAPPED bytes: expected about 10% of it"
-IMG_SUM=$(sha256sum <"$IMG" | cut -d' ' -f1)
+. "${top_srcdir:-$(dirname "$0")/..}/tests/functions-bmap.sh"
+bmap_test_setup
 
 # sectors_read DEV: what the block layer counts as read from DEV.
 sectors_read() {
 	awk '{ print $3 }' "/sys/block/${1#/dev/}/stat"
-}
-# unchanged FILE SUM WHAT: FILE's sha256 is still SUM.
-unchanged() {
-	assert_eq "$(sha256sum <"$1" | cut -d' ' -f1)" "$2" "$3: the destination changed"
 }
 
 # --- to two loop devices holding random bytes, through a loop device
@@ -101,7 +53,7 @@ grep -q "using the bmap '$BMAP' beside it" "$ERR_FILE" ||
 	fail "-v does not say the bmap beside the image is used"
 for f in new1 new2; do
 	cmp "$T/$f.img" "$IMG" || fail "$f.img differs from the image"
-	alloc=$(($(stat -c %b "$T/$f.img") * 512))
+	alloc=$(allocated "$T/$f.img")
 	((alloc <= MAPPED + MAPPED / 20 + 65536)) ||
 		fail "$f.img: $alloc bytes allocated for $MAPPED mapped bytes"
 done
@@ -128,37 +80,15 @@ grep -q "bmap *$BMAP, format 2.0" "$T/plan" || fail "--dry-run: no bmap line: $(
 grep -q "image *$SIZE bytes .*, $MAPPED bytes .* mapped" "$T/plan" ||
 	fail "--dry-run: no mapped bytes: $(cat "$T/plan")"
 
-# edit_bmap OUT FIX_FILE_SUM: the bmap with its third range's checksum
-# changed, and its own checksum made right again (1) or not (0); prints
-# the range ("FIRST-LAST").
-edit_bmap() {
-	python3 - "$BMAP" "$1" "$2" <<'PY'
-import hashlib, re, sys
-s = open(sys.argv[1]).read()
-m = list(re.finditer(r'chksum="(\w+)">\s*([\d-]+)\s*<', s))[2]
-old = m.group(1)
-new = ("1" if old[0] == "0" else "0") + old[1:]
-s = s[:m.start(1)] + new + s[m.end(1):]
-if sys.argv[3] == "1":
-    fs = re.search(r"<BmapFileChecksum>\s*(\w+)\s*<", s).group(1)
-    z = s.replace(fs, "0" * len(fs), 1)
-    s = s.replace(fs, hashlib.sha256(z.encode()).hexdigest(), 1)
-open(sys.argv[2], "w").write(s)
-print(m.group(2))
-PY
-}
 make_image "$T/d3.img" $SIZE random
 D3=$(make_loop "$T/d3.img")
 D3_SUM=$(sha256sum <"$D3" | cut -d' ' -f1)
 
 # --- a range's checksum wrong, the file's own right: a read error
-range=$(edit_bmap "$T/bad-range.bmap" 1) || fail "cannot edit the bmap"
-kcopy_expect read --bmap "$T/bad-range.bmap" "$IMG" "$D1"
-grep -q "range $range (line [0-9]*; bytes [0-9]* to [0-9]* of the image) does not match its sha256 checksum" \
-	"$ERR_FILE" || fail "the mismatch does not name range $range"
+expect_bad_range "$IMG" "$D1"
 
 # --- the file's own checksum wrong: a setup error naming the file
-edit_bmap "$T/bad-file.bmap" 0 >/dev/null || fail "cannot edit the bmap"
+edit_bmap "$BMAP" "$T/bad-file.bmap" 0 >/dev/null || fail "cannot edit the bmap"
 kcopy_expect setup --bmap "$T/bad-file.bmap" "$IMG" "$D3"
 grep -q "bmap '$T/bad-file.bmap': line [0-9]*: the file's own checksum" \
 	"$ERR_FILE" || fail "a wrong BmapFileChecksum is not said"
@@ -182,9 +112,6 @@ grep -q "bmap '$T/bad.bmap': line $line: not well-formed XML" "$ERR_FILE" ||
 unchanged "$D3" "$D3_SUM" "malformed XML"
 
 # --- refusals of the command line
-kcopy_expect setup --bmap "$BMAP" - "$D3" </dev/null
-grep -q "source '-' (standard input) is a stream" "$ERR_FILE" ||
-	fail "--bmap with a stream is not refused"
 kcopy_expect setup --bmap "$BMAP" --no-bmap "$IMG" "$D3"
 kcopy_expect setup --bmap "$BMAP" --mapfile "$T/m.map" "$IMG" "$D3"
 kcopy_expect setup --bmap "$BMAP" --used "$IMG" "$D3"

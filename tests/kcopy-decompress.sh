@@ -6,7 +6,8 @@
 # format the input lacks; corrupt and truncated inputs, a read error where
 # the decoder found it with nothing claimed past it; the known size checked
 # against a destination before anything is written; --hash of the image;
-# the report and --dry-run naming the format and sizes.  As root with loop
+# the report and --dry-run naming the format and sizes; the new files
+# sparse (zeros not written).  As root with loop
 # devices, also two loop devices that held random data.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
 
@@ -61,18 +62,29 @@ with_stdin() {
 	KIN_FILE=$file KIN_HOW=$how KIN_KCOPY=$KCOPY KCOPY=$T/kin "$@"
 }
 
+# sparse FILE WHAT: FILE, a new copy of the image, allocates at most 1.2x
+# the image's data (the 16 MiB of zeros are not written).
+DATA=$((SIZE - 16 * 1024 * 1024))
+sparse() {
+	local alloc=$(($(stat -c %b "$1") * 512))
+	((alloc * 5 <= DATA * 6)) ||
+		fail "$2: $alloc bytes allocated for $DATA bytes of data"
+}
+
 # Each from a file, from a file on standard input and from a pipe: the
-# same bytes as the image.
+# same bytes as the image; the new files sparse.
 for f in img.xz img-st.xz img.zst img-nosize.zst img.gz img.bz2; do
 	rm -f out
 	kcopy_expect ok "$f" out
 	cmp "$IMG" out || fail "$f: the copy differs from the image"
+	sparse out "$f"
 	rm -f out
 	with_stdin "$f" file kcopy_expect ok - out
 	cmp "$IMG" out || fail "$f on standard input: the copy differs"
 	rm -f out
 	with_stdin "$f" pipe kcopy_expect ok - out
 	cmp "$IMG" out || fail "$f from a pipe: the copy differs"
+	sparse out "$f from a pipe"
 done
 
 # A pipe whose first bytes come apart (the magic read off it, and given
