@@ -115,8 +115,9 @@ static const struct poptOption option_table[] = {
 	/* bmaptool's names for them */
 	{ "bmap", 0, POPT_ARG_STRING, NULL, OPT_BMAP,
 	  "the source image's block map (bmaptool's bmap file): copy only "
-	  "its mapped ranges, checking their checksums, and zero the rest; "
-	  "without it, the bmap beside the image is used", "FILE" },
+	  "its mapped ranges, checking their checksums, and zero the rest "
+	  "(a compressed or piped image is decoded whole); without it, the "
+	  "bmap beside the image is used", "FILE" },
 	{ "no-bmap", 0, POPT_ARG_NONE, NULL, OPT_NO_BMAP,
 	  "do not use the bmap beside the source image", NULL },
 	{ "force", 0, POPT_ARG_NONE, NULL, OPT_FORCE,
