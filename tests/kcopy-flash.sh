@@ -12,7 +12,8 @@
 # range, nothing of the destination past it written.  The bmap of another
 # size: before anything is written a setup error naming both sizes (the xz
 # index tells the image's), a read error from a pipe whose image goes on
-# past it, or one that ends short of it.  A source region refused.
+# past it, or one that ends short of it; from a pipe, a destination
+# smaller than the bmap's image refused.  A source region refused.
 # --dry-run names the format and the bmap.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
 . "${top_srcdir:-$(dirname "$0")/..}/tests/functions-bmap.sh"
@@ -124,6 +125,10 @@ grep -q "the image ended after $((32 * MiB)) bytes, the bmap maps $SIZE" \
 # --- a region of the image: refused
 kcopy_expect setup --bmap "$BMAP" "$T/image.img.xz:0:1M" "$D3"
 grep -q "a bmap maps the whole image" "$ERR_FILE" || fail "a region with a bmap is not refused"
+# from a pipe the bmap tells the image's size, before anything is written
+from "cat '$IMG'" kcopy_expect setup --bmap "$BMAP" - "$D3:0:1000"
+grep -q "region of 1000 sectors is smaller than the raw image ($SIZE bytes, .*as its bmap says)" \
+	"$ERR_FILE" || fail "a destination smaller than the bmap's image is not said"
 unchanged "$D3" "$D3_SUM" "the refusals"
 
 # --- --dry-run: the format, the sizes, the bmap

@@ -89,6 +89,10 @@ static int setup(struct kcopy *k)
 	r = run_create_client(k);
 	if (r == 0 && !k->opt.zero)
 		r = target_open_source(k, &k->src);
+	/* The bmap before the destinations: its size is that of an image
+	 * the feed delivers without its container telling it. */
+	if (r == 0)
+		r = flash_open(k);
 	for (i = 0; r == 0 && i < k->num_dests; i++)
 		r = target_prepare_dest(k, &k->dests[i]);
 	if (r == 0)
@@ -97,8 +101,6 @@ static int setup(struct kcopy *k)
 		r = target_lock_regions(k);
 	if (r == 0)
 		r = used_open(k);
-	if (r == 0)
-		r = flash_open(k);
 	if (r == 0)
 		r = report_open(k);
 	if (r == 0)
@@ -177,9 +179,10 @@ static void finish_feed(struct kcopy *k)
 	feed_stop(&k->feed);
 	if (feed_format(&k->feed))
 		say(&k->out, MSG_VERBOSE, "source '%s': %s image, %" PRIu64
-		    " bytes compressed, %" PRIu64 " bytes decoded%s; decoder "
+		    " bytes %s, %" PRIu64 " bytes decoded%s; decoder "
 		    "memory at most %" PRIu64 " bytes", k->src.spec.path,
 		    feed_format(&k->feed), k->feed.in_done,
+		    k->feed.dec.ops == &dec_raw ? "read" : "compressed",
 		    k->feed.out_done, k->feed.ended ? " (to its end)" : "",
 		    k->feed.memory);
 	if (!k->feed.error)

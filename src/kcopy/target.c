@@ -399,22 +399,27 @@ static int reuse_exclusive(struct kcopy *k, struct target *t, dev_t rdev)
 	return -1;
 }
 
-/* A compressed image whose container tells its size (the bytes the
- * source's COUNT takes of it, if less) fits in the destination region (of
- * t->count sectors; 0: no limit). */
+/* An image the feed delivers, whose size its container tells (the bytes
+ * the source's COUNT takes of it, if less) or else its bmap does (read
+ * before the destinations), fits in the destination region (of t->count
+ * sectors; 0: no limit). */
 static int image_fits(struct kcopy *k, struct target *t)
 {
-	uint64_t need = k->feed.image_size;
+	bool by_bmap = !k->feed.size_known && k->flash.fed;
+	uint64_t need = by_bmap ? k->flash.map.image_size
+				: k->feed.image_size;
 
 	if (k->src.count && k->src.count * KC_SECTOR_SIZE < need)
 		need = k->src.count * KC_SECTOR_SIZE;
-	if (!k->feed.size_known || !t->count ||
+	if ((!k->feed.size_known && !by_bmap) || !t->count ||
 	    t->count >= (need + KC_SECTOR_SIZE - 1) / KC_SECTOR_SIZE)
 		return 0;
 	return setup_error(k, t, -EINVAL, "region of %" PRIu64 " sectors is "
 			   "smaller than the %s image (%" PRIu64 " bytes, %"
-			   PRIu64 " sectors)", t->count, feed_format(&k->feed),
-			   need, (need + KC_SECTOR_SIZE - 1) / KC_SECTOR_SIZE);
+			   PRIu64 " sectors%s)", t->count,
+			   feed_format(&k->feed), need,
+			   (need + KC_SECTOR_SIZE - 1) / KC_SECTOR_SIZE,
+			   by_bmap ? ", as its bmap says" : "");
 }
 
 /* The size of a destination region: its COUNT, else the source's (want),
