@@ -94,6 +94,10 @@ static size_t feed_file(const char *path, struct zeroer *z,
 	CHECK(feed_start(f) == 0);
 	while (n < SIZE && (r = read(f->pipe_r, got + n, SIZE - n)) > 0)
 		n += (size_t)r;
+	/* To the pipe's end, which the thread closes once it saw the end
+	 * (stopped before, it would not have). */
+	while (n == SIZE && (r = read(f->pipe_r, msg, sizeof(msg))) > 0)
+		n += (size_t)r;
 	feed_stop(f);
 	return n;
 }
