@@ -42,8 +42,7 @@
 #define BMAP_MAX_BYTES (256u << 20)
 
 /* Which bmap: --bmap's, or one beside a source that is a file (a
- * compressed one too).  0 (path
- * NULL: none), or -errno, said. */
+ * compressed one too).  0 (path NULL: none), or -errno, said. */
 static int find(struct kcopy *k)
 {
 	struct flash *f = &k->flash;

@@ -25,7 +25,8 @@
  *               the file system's readers (fsmap.h: fstypes.c, fsmap.c,
  *               fs-ext.c, fs-xfs.c, fs-fat.c, fs-ntfs.c) or a mapfile
  *   flash.c     --bmap: an image's block map as the map of what to copy,
- *               and its checksums checked by the copy's data hook
+ *               and its checksums checked by the copy's data hook; or,
+ *               for an image the feed delivers, as the feed's filter
  *   bmap.c      bmaptool's bmap file, parsed, and its walk (bmap.h, pure)
  *   report.c    the JSON report and the closing line
  *   mapfile.c   --mapfile: the state of the copy, what is left to do, its
@@ -48,7 +49,7 @@
  *
  *   main -> options, target, run, verify, plan, report, signals, hash,
  *           mapfile, used, flash, feed
- *   flash -> used, files, bmap;  verify -> flash
+ *   flash -> used, files, bmap, feed;  verify -> flash
  *   plan -> storage, signatures, mapfile, used, hash, feed
  *   used -> storage, signatures, files, mapfmt, fstypes, fsmap
  *   options -> hash, decode;  target -> storage, feed, flash;  feed -> decode
