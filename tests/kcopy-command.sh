@@ -110,6 +110,20 @@ kcopy_expect dest:1 "$RAW" [ nbdkit --filter=error file "$T/err.img" \
 cmp "$RAW" "$T/ok.raw" || fail "failed export: the other destination differs"
 no_server_left "a failed copy"
 
+# --- A copy stopped by SIGTERM (sent to kcopy alone): kcopy drains, and
+# stops the server on its way out.
+# 64 MiB of data, every read delayed 1 s: the copy takes 8 s or more.
+"$KCOPY" [ nbdkit -r --filter=delay pattern 64M delay-read=1 ] \
+	"$T/sig.raw" 2>"$T/sig.err" &
+pid=$!
+wait_for 10 signal_ready "$pid" 15 || fail "SIGTERM: kcopy did not start"
+sleep 0.5
+kill -TERM "$pid"
+wait_gone "$pid" 30 || fail "SIGTERM: kcopy still runs after 30 s"
+wait "$pid" && st=0 || st=$?
+expect_status "$st" signal:TERM "SIGTERM with a started server: exit status"
+no_server_left "a copy stopped by SIGTERM"
+
 # --- Servers that do not start: setup errors naming the command, nothing
 # created, nothing left running.
 expect_refused "qemu-nbd on a missing file" \
