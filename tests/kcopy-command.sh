@@ -85,20 +85,21 @@ expect_refused "a malformed closing bracket" "']:x:'" \
 # is its own offset, nbdkit-pattern-plugin(1)), read over four connections
 # (multi-conn); its file plugin as a destination.
 perl -e 'print pack("Q>", $_ * 8) for 0 .. (8 * 1024 * 1024 / 8 - 1)' >"$T/pattern.expected"
-"$KCOPY" --dry-run [ nbdkit -r pattern 8M ] "$T/pat.raw" >"$T/plan.txt" ||
-	fail "dry run of a started server failed"
+run_kcopy --dry-run [ nbdkit -r pattern 8M ] "$T/pat.raw" >"$T/plan.txt"
+assert_eq "$ST" 0 "dry run of a started server"
 grep -q "^source *\[ nbdkit -r pattern 8M \]$" "$T/plan.txt" ||
 	fail "the plan does not name the command: $(cat "$T/plan.txt")"
 grep -q "4 connection(s), multi-conn" "$T/plan.txt" ||
 	fail "the plan: not four connections: $(cat "$T/plan.txt")"
 [[ ! -e $T/pat.raw ]] || fail "dry run: a file was created"
-run_kcopy [ nbdkit -r pattern 8M ] "$T/pat.raw"
+run_kcopy [ nbdkit -r -P "$T/pat.pid" pattern 8M ] "$T/pat.raw"
 assert_eq "$ST" 0 "nbdkit pattern source"
 cmp "$T/pattern.expected" "$T/pat.raw" || fail "nbdkit pattern: differs"
 truncate -s $SIZE "$T/nbdfile.img"
 run_kcopy "$RAW" [ nbdkit file "$T/nbdfile.img" ]
 assert_eq "$ST" 0 "nbdkit file destination"
 cmp "$RAW" "$T/nbdfile.img" || fail "nbdkit file destination differs"
+! pid_alive "$(cat "$T/pat.pid")" || fail "the pattern server still runs"
 no_server_left "nbdkit"
 
 # --- A copy that fails (every write to the export fails): the other
@@ -113,8 +114,9 @@ no_server_left "a failed copy"
 # --- A copy stopped by SIGTERM (sent to kcopy alone): kcopy drains, and
 # stops the server on its way out.
 # 64 MiB of data, every read delayed 1 s: the copy takes 8 s or more.
-"$KCOPY" [ nbdkit -r --filter=delay pattern 64M delay-read=1 ] \
-	"$T/sig.raw" 2>"$T/sig.err" &
+# Its pid file names the test's directory, for no_server_left.
+"$KCOPY" [ nbdkit -r -P "$T/sig.pid" --filter=delay pattern 64M \
+	delay-read=1 ] "$T/sig.raw" 2>"$T/sig.err" &
 pid=$!
 wait_for 10 signal_ready "$pid" 15 || fail "SIGTERM: kcopy did not start"
 sleep 0.5
@@ -122,6 +124,8 @@ kill -TERM "$pid"
 wait_gone "$pid" 30 || fail "SIGTERM: kcopy still runs after 30 s"
 wait "$pid" && st=0 || st=$?
 expect_status "$st" signal:TERM "SIGTERM with a started server: exit status"
+[[ -s $T/sig.pid ]] || fail "SIGTERM: the server wrote no pid file"
+! pid_alive "$(cat "$T/sig.pid")" || fail "SIGTERM: the server still runs"
 no_server_left "a copy stopped by SIGTERM"
 
 # --- Servers that do not start: setup errors naming the command, nothing
