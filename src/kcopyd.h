@@ -415,7 +415,9 @@ int kcopyd_set_timeout(struct kcopyd_client *kc, unsigned int seconds);
  * as "region (sector 1, 8 sectors) is not aligned to the logical block size
  * of 4096 bytes"), or NULL if none has failed on this thread.  Thread-local,
  * as libnbd's nbd_get_error(): set by kcopyd_copy, kcopyd_zero and
- * kcopyd_check_region when they fail, left as it is when they succeed;
+ * kcopyd_check_region when they fail, and by kcopyd_open_uri and
+ * kcopyd_open_command when the connection fails (libnbd's message), left
+ * as it is when they succeed;
  * valid until the thread's next failed call. */
 const char *kcopyd_get_error(void);
 /* The error (a positive errno value) of that call, 0 if none. */

@@ -35,7 +35,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -729,15 +728,22 @@ static int start_server(const struct kc_nbd_lib *lib, struct nbd_handle *h,
 	return r;
 }
 
+/* r, a failed connection's error; with say, libnbd's message (what) is
+ * the thread's reason too (kcopyd_get_error). */
+static int conn_failed(bool say, int r, const char *what)
+{
+	return say ? kc_set_error(r, "%s", what) : r;
+}
+
 /* Connect to uri, or to a server started from argv (uri NULL) by systemd
  * socket activation, within timeout_us (0: no limit), as requests are
  * bounded: a server that accepts the connection and then says nothing is
- * an error (-ETIMEDOUT), not a hang.  On failure the reason is the
- * thread's error (kcopyd_get_error: libnbd's message), and a server
+ * an error (-ETIMEDOUT), not a hang.  On failure, with say, the reason is
+ * the thread's error (kcopyd_get_error: libnbd's message); a server
  * started for the connection is killed: it serves nobody, and closing its
  * handle waits for it to exit. */
 static int connect_one(const struct kc_nbd_lib *lib, const char *uri,
-		       char *const argv[], uint64_t timeout_us,
+		       char *const argv[], uint64_t timeout_us, bool say,
 		       struct nbd_handle **hp)
 {
 	struct nbd_handle *h = lib->create();
@@ -745,27 +751,26 @@ static int connect_one(const struct kc_nbd_lib *lib, const char *uri,
 	int r = 0;
 
 	if (!h)
-		return kc_set_error(nbd_err(lib), "%s", lib->get_error());
+		return conn_failed(say, nbd_err(lib), lib->get_error());
 	/* The caller's URI is trusted, as a path would be: its tls-psk-file
 	 * and tls-certificates parameters may name local files. */
 	if (lib->set_uri_allow_local_file(h, true) < 0 ||
 	    lib->add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
 	    (uri ? lib->aio_connect_uri(h, uri)
 	     : start_server(lib, h, argv)) < 0)
-		r = kc_set_error(nbd_err(lib), "%s", lib->get_error());
+		r = conn_failed(say, nbd_err(lib), lib->get_error());
 	while (r == 0 && lib->aio_is_connecting(h) > 0) {
 		uint64_t now = kc_now_us();
 		int ms = timeout_us ? kc_ms_of_us(deadline - now) : -1;
 
 		if (timeout_us && now >= deadline)
-			r = kc_set_error(-ETIMEDOUT, "the server did not "
-					 "answer within %" PRIu64 " s",
-					 timeout_us / 1000000);
+			r = conn_failed(say, -ETIMEDOUT, "the server did not "
+					"finish the NBD handshake in time");
 		else if (lib->poll(h, ms) < 0)
-			r = kc_set_error(nbd_err(lib), "%s", lib->get_error());
+			r = conn_failed(say, nbd_err(lib), lib->get_error());
 	}
 	if (r == 0 && lib->aio_is_ready(h) <= 0)
-		r = kc_set_error(nbd_err(lib), "%s", lib->get_error());
+		r = conn_failed(say, nbd_err(lib), lib->get_error());
 	if (r < 0) {
 		if (!uri)
 			lib->kill_subprocess(h, SIGKILL);
@@ -823,7 +828,8 @@ static int probe(const struct kc_nbd_lib *lib, struct nbd_handle *h,
 }
 
 /* More connections to the server of conns[0] (its URI; for a server kcopy
- * started, that of the socket libnbd made for it), up to NBD_CONNS. */
+ * started, that of the socket libnbd made for it), up to NBD_CONNS.  One
+ * that fails is no error, and leaves the thread's reason alone. */
 static void connect_more(struct kc_nbd *x, const char *uri,
 			 uint64_t timeout_us)
 {
@@ -833,7 +839,7 @@ static void connect_more(struct kc_nbd *x, const char *uri,
 	if (!uri && !made)
 		return;		/* one connection is enough to go on */
 	while (x->num_conns < NBD_CONNS &&
-	       connect_one(lib, uri ? uri : made, NULL, timeout_us,
+	       connect_one(lib, uri ? uri : made, NULL, timeout_us, false,
 			   &x->conns[x->num_conns].h) == 0)
 		x->num_conns++;
 	free(made);
@@ -873,7 +879,7 @@ static int open_export(struct kcopyd_client *kc, const char *uri,
 	pthread_mutex_unlock(&kc->lock);
 	if (r < 0)
 		goto fail_free;
-	r = connect_one(lib, uri, argv, timeout_us, &x->conns[0].h);
+	r = connect_one(lib, uri, argv, timeout_us, true, &x->conns[0].h);
 	if (r < 0)
 		goto fail_free;
 	x->num_conns = 1;

@@ -46,6 +46,20 @@ assert_eq "$(jq -r .source.path "$T/r1.json")" "[ qemu-nbd -f qcow2 $T/src.qcow2
 	"the report names the command"
 no_server_left "qcow2 source"
 
+# --- As root with loop devices: onto a device that held random data, the
+# holes of the qcow2 are zeroed there too (the device ends equal to the
+# image).
+if [[ $(id -u) == 0 ]] && command -v losetup >/dev/null &&
+	[[ -e /dev/loop-control ]]; then
+	make_image "$T/old.img" $SIZE random
+	LOOP=$(make_loop "$T/old.img")
+	run_kcopy [ qemu-nbd -f qcow2 "$T/src.qcow2" ] "$LOOP"
+	assert_eq "$ST" 0 "qcow2 source to a loop device of random data"
+	cmp "$RAW" "$LOOP" || fail "the loop device differs from the image"
+else
+	echo "kcopy-command: not root or no loop devices: the device case is left out" >&2
+fi
+
 # --- qcow2 destinations, a file beside them: one read, three copies equal
 # to the image; the qcow2 files stay small (zeros are not written as data).
 qemu-img create -q -f qcow2 "$T/a.qcow2" $SIZE
