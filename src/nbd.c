@@ -827,6 +827,13 @@ static int probe(const struct kc_nbd_lib *lib, struct nbd_handle *h,
 	return 0;
 }
 
+/* How long a server kcopy started may take to greet a further connection:
+ * it is local and already serving one, so it greets at once, unless it
+ * does not take more connections than it has (qemu-nbd --shared=2 offers
+ * multi-conn and leaves a third waiting): then the export goes on with
+ * those it has, without a wait of the whole timeout. */
+#define NBD_LOCAL_MORE_TIMEOUT_US 2000000ull
+
 /* More connections to the server of conns[0] (its URI; for a server kcopy
  * started, that of the socket libnbd made for it), up to NBD_CONNS.  One
  * that fails is no error, and leaves the thread's reason alone. */
@@ -838,6 +845,8 @@ static void connect_more(struct kc_nbd *x, const char *uri,
 
 	if (!uri && !made)
 		return;		/* one connection is enough to go on */
+	if (!uri && (!timeout_us || timeout_us > NBD_LOCAL_MORE_TIMEOUT_US))
+		timeout_us = NBD_LOCAL_MORE_TIMEOUT_US;
 	while (x->num_conns < NBD_CONNS &&
 	       connect_one(lib, uri ? uri : made, NULL, timeout_us, false,
 			   &x->conns[x->num_conns].h) == 0)

@@ -79,6 +79,17 @@ for q in a b; do
 done
 no_server_left "qcow2 destinations"
 
+# --- A server that offers multi-conn but takes two connections
+# (qemu-nbd --shared=2): the export goes on with two, after a short wait
+# for a third, not the --timeout's minute.
+t0=$(now_ms)
+run_kcopy --dry-run [ qemu-nbd -r -e 2 -f qcow2 "$T/src.qcow2" ] "$T/two.raw" >"$T/two.txt"
+assert_eq "$ST" 0 "qemu-nbd --shared=2"
+grep -q "2 connection(s), multi-conn" "$T/two.txt" ||
+	fail "qemu-nbd --shared=2: not two connections: $(cat "$T/two.txt")"
+(($(now_ms) - t0 < 20000)) || fail "qemu-nbd --shared=2: opening took $(($(now_ms) - t0)) ms"
+no_server_left "qemu-nbd --shared=2"
+
 # --- The region's fields on the closing bracket: 2 MiB of the image from
 # byte 7 MiB to byte 1 MiB of a qcow2 that held data everywhere.
 qemu-img create -q -f qcow2 "$T/d.qcow2" $SIZE
