@@ -728,11 +728,11 @@ static int start_server(const struct kc_nbd_lib *lib, struct nbd_handle *h,
 	return r;
 }
 
-/* r, a failed connection's error; with say, libnbd's message (what) is
- * the thread's reason too (kcopyd_get_error). */
+/* r, a failed connection's error; with say, libnbd's message (what; NULL
+ * if it has none) is the thread's reason too (kcopyd_get_error). */
 static int conn_failed(bool say, int r, const char *what)
 {
-	return say ? kc_set_error(r, "%s", what) : r;
+	return say ? kc_set_error(r, "%s", what ? what : strerror(-r)) : r;
 }
 
 /* Connect to uri, or to a server started from argv (uri NULL) by systemd
