@@ -9,6 +9,8 @@
  *
  *   main.c      wires the others together, in order; the only exit point
  *   options.c   the option table, option parsing, region specs into targets
+ *   commands.c  the "[ CMD ARGS... ]" regions (NBD servers kcopy starts),
+ *               taken out of the arguments before popt sees them
  *   target.c    opening, probing and checking the source and destinations
  *   storage.c   what storage a device or file is, asked of the kernel
  *   run.c       the copy engine: client, hooks, submission, waiting
