@@ -4,7 +4,9 @@
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * An export is opened (kcopyd_open_uri) from the caller's thread: the
+ * An export is opened (kcopyd_open_uri; kcopyd_open_command, from a server
+ * libnbd starts by socket activation and stops when the first connection
+ * is closed) from the caller's thread: the
  * connections are made and probed synchronously, then the export goes on
  * kc->files as a struct kc_file whose descriptor is a stand-in (an
  * eventfd) the caller puts in its io_regions.  From then on only the
