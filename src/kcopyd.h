@@ -384,8 +384,24 @@ int kcopyd_set_fd_hints(struct kcopyd_client *kc, int fd, unsigned int hints);
 int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 		    int *fd);
 
-/* Disconnect and release an export opened with kcopyd_open_uri; -EBUSY
- * while a job uses it, -EBADF if fd is not one. */
+/* Start an NBD server and open its export for this client, as
+ * kcopyd_open_uri does a URI: argv (NULL-terminated, argv[0] looked up in
+ * PATH) is run with a private Unix socket passed by systemd socket
+ * activation (LISTEN_FDS, as libnbd's nbd_connect_systemd_socket_activation:
+ * qemu-nbd, nbdkit), and the export it serves is the one opened.  With the
+ * server's multi-conn, further connections go to the same socket.  The
+ * server is stopped when the export is closed (kcopyd_close_uri, or
+ * kcopyd_client_destroy): it exits once its connections have gone, and the
+ * close waits for it.  A server that fails to start, or to answer within
+ * kcopyd_set_timeout's limit, is killed; the error says why, and
+ * kcopyd_get_error() gives libnbd's message.  -EPROTONOSUPPORT when the
+ * library was built without libnbd; -EINVAL for an empty argv; -EROFS as
+ * for kcopyd_open_uri.  Since libkcopyd 0.3.0 (KCOPYD_0.3). */
+int kcopyd_open_command(struct kcopyd_client *kc, char *const argv[],
+			int flags, int *fd);
+
+/* Disconnect and release an export opened with kcopyd_open_uri or
+ * kcopyd_open_command; -EBUSY while a job uses it, -EBADF if fd is not one. */
 int kcopyd_close_uri(struct kcopyd_client *kc, int fd);
 
 /* A request to an NBD export outstanding longer than this fails, and its
@@ -399,7 +415,9 @@ int kcopyd_set_timeout(struct kcopyd_client *kc, unsigned int seconds);
  * as "region (sector 1, 8 sectors) is not aligned to the logical block size
  * of 4096 bytes"), or NULL if none has failed on this thread.  Thread-local,
  * as libnbd's nbd_get_error(): set by kcopyd_copy, kcopyd_zero and
- * kcopyd_check_region when they fail, left as it is when they succeed;
+ * kcopyd_check_region when they fail, and by kcopyd_open_uri and
+ * kcopyd_open_command when the connection fails (libnbd's message), left
+ * as it is when they succeed;
  * valid until the thread's next failed call. */
 const char *kcopyd_get_error(void);
 /* The error (a positive errno value) of that call, 0 if none. */

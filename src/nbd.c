@@ -4,7 +4,9 @@
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * An export is opened (kcopyd_open_uri) from the caller's thread: the
+ * An export is opened (kcopyd_open_uri; kcopyd_open_command, from a server
+ * libnbd starts by socket activation and stops when the first connection
+ * is closed) from the caller's thread: the
  * connections are made and probed synchronously, then the export goes on
  * kc->files as a struct kc_file whose descriptor is a stand-in (an
  * eventfd) the caller puts in its io_regions.  From then on only the
@@ -36,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -60,7 +63,8 @@
  * every program, NBD or not (smaps of a running kcopy).  The functions
  * used, looked up once per client. */
 #define NBD_FUNCS(X) \
-	X(create) X(close) X(shutdown) X(get_errno) X(poll) \
+	X(create) X(close) X(shutdown) X(get_errno) X(get_error) X(poll) \
+	X(get_uri) X(kill_subprocess) X(aio_connect_systemd_socket_activation) \
 	X(set_uri_allow_local_file) X(add_meta_context) X(can_meta_context) \
 	X(get_size) X(get_block_size) X(is_read_only) X(can_flush) \
 	X(can_multi_conn) X(can_zero) X(aio_connect_uri) \
@@ -686,36 +690,94 @@ static int nbd_extents(struct kcopyd_client *kc, struct kc_file *f,
 
 /* ------------------------------------------------------ open and close */
 
-/* Connect to uri within timeout_us (0: no limit), as requests are bounded:
- * a server that accepts the connection and then says nothing is an error
- * (-ETIMEDOUT), not a hang of kcopyd_open_uri. */
+/* A server is started by libnbd's fork in the calling thread, and would
+ * inherit its signal mask: a caller that blocks SIGTERM to read it from a
+ * signalfd (kcopy does) would leave the server deaf to the SIGTERM with
+ * which libnbd stops it when the handle is closed, and the close, which
+ * then waits for it, would hang.  So the child of a fork made while this
+ * thread starts a server (starting_server, copied into the child with the
+ * thread) unblocks every signal before libnbd execs the server; other
+ * forks of the process are left alone.  Process-wide by nature: the
+ * handler is registered once per process, and is glibc's to drop when
+ * the library is unloaded. */
+static __thread bool starting_server;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void child_unblock(void)
+{
+	sigset_t none;
+
+	if (!starting_server)
+		return;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static void atfork_register(void)
+{
+	pthread_atfork(NULL, NULL, child_unblock);
+}
+
+/* Start the server of argv on h (libnbd's socket activation): the fork is
+ * made inside the call. */
+static int start_server(const struct kc_nbd_lib *lib, struct nbd_handle *h,
+			char *const argv[])
+{
+	int r;
+
+	pthread_once(&atfork_once, atfork_register);
+	starting_server = true;
+	r = lib->aio_connect_systemd_socket_activation(h, (char **)argv);
+	starting_server = false;
+	return r;
+}
+
+/* r, a failed connection's error; with say, libnbd's message (what; NULL
+ * if it has none) is the thread's reason too (kcopyd_get_error). */
+static int conn_failed(bool say, int r, const char *what)
+{
+	return say ? kc_set_error(r, "%s", what ? what : strerror(-r)) : r;
+}
+
+/* Connect to uri, or to a server started from argv (uri NULL) by systemd
+ * socket activation, within timeout_us (0: no limit), as requests are
+ * bounded: a server that accepts the connection and then says nothing is
+ * an error (-ETIMEDOUT), not a hang.  On failure, with say, the reason is
+ * the thread's error (kcopyd_get_error: libnbd's message); a server
+ * started for the connection is killed: it serves nobody, and closing its
+ * handle waits for it to exit. */
 static int connect_one(const struct kc_nbd_lib *lib, const char *uri,
-		       uint64_t timeout_us, struct nbd_handle **hp)
+		       char *const argv[], uint64_t timeout_us, bool say,
+		       struct nbd_handle **hp)
 {
 	struct nbd_handle *h = lib->create();
 	uint64_t deadline = kc_now_us() + timeout_us;
 	int r = 0;
 
 	if (!h)
-		return nbd_err(lib);
+		return conn_failed(say, nbd_err(lib), lib->get_error());
 	/* The caller's URI is trusted, as a path would be: its tls-psk-file
 	 * and tls-certificates parameters may name local files. */
 	if (lib->set_uri_allow_local_file(h, true) < 0 ||
 	    lib->add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
-	    lib->aio_connect_uri(h, uri) < 0)
-		r = nbd_err(lib);
+	    (uri ? lib->aio_connect_uri(h, uri)
+	     : start_server(lib, h, argv)) < 0)
+		r = conn_failed(say, nbd_err(lib), lib->get_error());
 	while (r == 0 && lib->aio_is_connecting(h) > 0) {
 		uint64_t now = kc_now_us();
 		int ms = timeout_us ? kc_ms_of_us(deadline - now) : -1;
 
 		if (timeout_us && now >= deadline)
-			r = -ETIMEDOUT;
+			r = conn_failed(say, -ETIMEDOUT, "the server did not "
+					"finish the NBD handshake in time");
 		else if (lib->poll(h, ms) < 0)
-			r = nbd_err(lib);
+			r = conn_failed(say, nbd_err(lib), lib->get_error());
 	}
 	if (r == 0 && lib->aio_is_ready(h) <= 0)
-		r = nbd_err(lib);
+		r = conn_failed(say, nbd_err(lib), lib->get_error());
 	if (r < 0) {
+		if (!uri)
+			lib->kill_subprocess(h, SIGKILL);
 		lib->close(h);
 		return r;
 	}
@@ -728,7 +790,10 @@ static void export_free(struct kc_nbd *x)
 	const struct kc_nbd_lib *lib = x->nc->lib;
 	unsigned int i;
 
-	for (i = 0; i < x->num_conns; i++) {
+	/* The first connection last: for a server kcopy started, closing
+	 * it waits for the server to exit, which it does once its last
+	 * client has gone. */
+	for (i = x->num_conns; i-- > 0;) {
 		if (!x->conns[i].dropped)
 			lib->shutdown(x->conns[i].h, 0);
 		lib->close(x->conns[i].h);
@@ -766,8 +831,36 @@ static int probe(const struct kc_nbd_lib *lib, struct nbd_handle *h,
 	return 0;
 }
 
-int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
-		    int *fd)
+/* How long a server kcopy started may take to greet a further connection:
+ * it is local and already serving one, so it greets at once, unless it
+ * does not take more connections than it has (qemu-nbd --shared=2 offers
+ * multi-conn and leaves a third waiting): then the export goes on with
+ * those it has, without a wait of the whole timeout. */
+#define NBD_LOCAL_MORE_TIMEOUT_US 2000000ull
+
+/* More connections to the server of conns[0] (its URI; for a server kcopy
+ * started, that of the socket libnbd made for it), up to NBD_CONNS.  One
+ * that fails is no error, and leaves the thread's reason alone. */
+static void connect_more(struct kc_nbd *x, const char *uri,
+			 uint64_t timeout_us)
+{
+	const struct kc_nbd_lib *lib = x->nc->lib;
+	char *made = uri ? NULL : lib->get_uri(x->conns[0].h);
+
+	if (!uri && !made)
+		return;		/* one connection is enough to go on */
+	if (!uri && (!timeout_us || timeout_us > NBD_LOCAL_MORE_TIMEOUT_US))
+		timeout_us = NBD_LOCAL_MORE_TIMEOUT_US;
+	while (x->num_conns < NBD_CONNS &&
+	       connect_one(lib, uri ? uri : made, NULL, timeout_us, false,
+			   &x->conns[x->num_conns].h) == 0)
+		x->num_conns++;
+	free(made);
+}
+
+/* Open an export by its URI, or (uri NULL) by starting the server argv. */
+static int open_export(struct kcopyd_client *kc, const char *uri,
+		       char *const argv[], int flags, int *fd)
 {
 	const struct kc_nbd_lib *lib = NULL;
 	struct kc_nbd *x;
@@ -777,7 +870,7 @@ int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 	unsigned int i;
 	int r;
 
-	if (!kc || !uri || !fd ||
+	if (!kc || (!uri && (!argv || !argv[0])) || !fd ||
 	    ((flags & O_ACCMODE) != O_RDONLY && (flags & O_ACCMODE) != O_RDWR))
 		return -EINVAL;
 	x = calloc(1, sizeof(*x));
@@ -799,7 +892,7 @@ int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 	pthread_mutex_unlock(&kc->lock);
 	if (r < 0)
 		goto fail_free;
-	r = connect_one(lib, uri, timeout_us, &x->conns[0].h);
+	r = connect_one(lib, uri, argv, timeout_us, true, &x->conns[0].h);
 	if (r < 0)
 		goto fail_free;
 	x->num_conns = 1;
@@ -808,11 +901,8 @@ int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 				LIBNBD_CONTEXT_BASE_ALLOCATION) > 0;
 	/* More connections where the server says they see one another's
 	 * writes; the page budget still bounds what is in flight. */
-	for (i = 1; r == 0 && f->can_multi_conn && i < NBD_CONNS; i++) {
-		if (connect_one(lib, uri, timeout_us, &x->conns[i].h) < 0)
-			break;	/* one connection is enough to go on */
-		x->num_conns++;
-	}
+	if (r == 0 && f->can_multi_conn)
+		connect_more(x, uri, timeout_us);
 	for (i = 0; i < x->num_conns; i++)
 		x->conns[i].export = x;
 	f->fd = r == 0 ? eventfd(0, EFD_CLOEXEC) : -1;
@@ -843,6 +933,19 @@ fail_free:
 	free(x);
 	free(f);
 	return r;
+}
+
+int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
+		    int *fd)
+{
+	return uri ? open_export(kc, uri, NULL, flags, fd) : -EINVAL;
+}
+
+int kcopyd_open_command(struct kcopyd_client *kc, char *const argv[],
+			int flags, int *fd)
+{
+	return argv && argv[0] ? open_export(kc, NULL, argv, flags, fd)
+			       : -EINVAL;
 }
 
 /* Unlink the export with stand-in fd from kc->files; -EBADF, or -EBUSY
@@ -961,6 +1064,13 @@ int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 		    int *fd)
 {
 	(void)kc; (void)uri; (void)flags; (void)fd;
+	return -EPROTONOSUPPORT;
+}
+
+int kcopyd_open_command(struct kcopyd_client *kc, char *const argv[],
+			int flags, int *fd)
+{
+	(void)kc; (void)argv; (void)flags; (void)fd;
 	return -EPROTONOSUPPORT;
 }
 

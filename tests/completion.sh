@@ -208,6 +208,17 @@ expect 'kcopy --chunk=5' 512K
 expect 'kcopy --mapfile-interval=3' 30 300
 expect "kcopy --mapfile=$tmp/pci-0000:00:1f" "1f.2-ata-1"
 
+# "[ CMD ARGS... ]": after '[' the servers (commands), then files and ']';
+# kcopy's options are not offered inside, and are again after ']'.
+expect 'kcopy [ qemu-nb' qemu-nbd
+expect 'kcopy [ nbdki' nbdkit
+offers 'kcopy disk.img [ nbd' nbdkit
+: > "$tmp/disk.qcow2"
+expect "kcopy [ qemu-nbd -f qcow2 $tmp/disk.q" "$tmp/disk.qcow2"
+expect 'kcopy [ qemu-nbd --for' 
+offers "kcopy [ qemu-nbd -f qcow2 $tmp/disk.qcow2 " "]"
+expect "kcopy [ qemu-nbd $tmp/disk.qcow2 ] --ver" --verbose --verify --version
+
 exit $((failures != 0))
 CHECKS
 }

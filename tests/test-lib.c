@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2124,6 +2125,87 @@ static void test_copy_map(void)
 	free(buf);
 }
 
+/* A server started by the library (kcopyd_open_command): nbdkit's memory
+ * plugin, started from a thread that blocks SIGTERM, as kcopy does (libnbd
+ * stops the server with SIGTERM: the server must not inherit the block),
+ * with four connections (multi-conn, through the socket's URI); a file
+ * copied to it and back is the same; the server has exited (been reaped)
+ * once the export is closed; a program that does not exist is an error
+ * with a reason, and leaves no child. */
+static void test_open_command(void)
+{
+	char nbdkit[] = "nbdkit", plugin[] = "memory", size[] = "4M";
+	char nothing[] = "kcopyd-test-no-such-server";
+	char *const server[] = { nbdkit, plugin, size, NULL };
+	char *const missing[] = { nothing, NULL };
+	char *const none[] = { NULL };
+	struct kcopyd_fd_info info = { .struct_size = sizeof(info) };
+	struct kcopyd_client *kc;
+	struct result res = RESULT_INIT;
+	struct io_region from, to;
+	sigset_t term, old;
+	int src, back, exp, r;
+
+	if (system("command -v nbdkit >/dev/null 2>&1") != 0) {
+		printf("open command: skipped (no nbdkit)\n");
+		return;
+	}
+	check(kcopyd_client_create(256, &kc) == 0, "create");
+	r = kcopyd_open_command(kc, none, O_RDWR, &exp);
+	if (r == -EPROTONOSUPPORT || r == -ELIBACC) {
+		printf("open command: skipped (no libnbd)\n");
+		kcopyd_client_destroy(kc);
+		return;
+	}
+	check(r == -EINVAL, "open command: empty argv: %d", r);
+	check(kcopyd_open_command(kc, NULL, O_RDWR, &exp) == -EINVAL,
+	      "open command: NULL argv");
+	r = kcopyd_open_command(kc, missing, O_RDWR, &exp);
+	check(r < 0 && kcopyd_get_error() != NULL,
+	      "open command: a missing program: %d", r);
+	check(waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD,
+	      "open command: the failed server is left as a child");
+
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &term, &old);
+	r = kcopyd_open_command(kc, server, O_RDWR, &exp);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	check(r == 0, "open command: %s: %s", strerror(-r),
+	      kcopyd_get_error() ? kcopyd_get_error() : "");
+	if (r < 0) {
+		kcopyd_client_destroy(kc);
+		return;
+	}
+	check(kcopyd_probe_fd(kc, exp, &info) == 0 && info.is_remote &&
+	      info.size == 4 * MiB && info.connections == 4,
+	      "open command: probe: size %llu, %u connections",
+	      (unsigned long long)info.size, info.connections);
+	src = make_file("cmd-src", 4 * MiB, 53);
+	back = make_file("cmd-back", 0, 0);
+	from = (struct io_region){ src, 0, 8192 };
+	to = (struct io_region){ exp, 0, 8192 };
+	check(kcopyd_copy(kc, &from, 1, &to, 0, notify, &res) == 0,
+	      "open command: copy to the server");
+	kcopyd_wait(kc);
+	from = (struct io_region){ exp, 0, 8192 };
+	to = (struct io_region){ back, 0, 8192 };
+	check(kcopyd_copy(kc, &from, 1, &to, 0, notify, &res) == 0,
+	      "open command: copy back");
+	kcopyd_wait(kc);
+	check(res.calls == 2 && !res.read_err && !res.write_err,
+	      "open command: %d calls, read_err %d, write_err %u", res.calls,
+	      res.read_err, res.write_err);
+	check(same(src, 0, back, 0, 4 * MiB), "open command: the copy back "
+	      "differs");
+	check(kcopyd_close_uri(kc, exp) == 0, "open command: close");
+	check(waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD,
+	      "open command: the server is left after the close");
+	kcopyd_client_destroy(kc);
+	close(src);
+	close(back);
+}
+
 int main(void)
 {
 	test_dir_create();
@@ -2152,5 +2234,6 @@ int main(void)
 	test_many_connections();
 	test_stream_tail_budget();
 	test_copy_map();
+	test_open_command();
 	return test_dir_finish();
 }

@@ -9,6 +9,8 @@
  *
  *   main.c      wires the others together, in order; the only exit point
  *   options.c   the option table, option parsing, region specs into targets
+ *   commands.c  the "[ CMD ARGS... ]" regions (NBD servers kcopy starts),
+ *               taken out of the arguments before popt sees them
  *   target.c    opening, probing and checking the source and destinations
  *   storage.c   what storage a device or file is, asked of the kernel
  *   run.c       the copy engine: client, hooks, submission, waiting
@@ -125,6 +127,38 @@ void output_clear_bar(struct output *o);
  * -errno (exit 128). */
 int output_close_stdout(struct output *o);
 
+/* ------------------------------------------------------ commands.c */
+
+/* A region written "[ CMD ARGS... ]": an NBD server kcopy starts. */
+struct command_region {
+	char *text;		/* "[ CMD ARGS... ]", the region's name and
+				   its argument for popt */
+	char **argv;		/* CMD ARGS..., NULL-terminated; the strings
+				   are the command line's */
+	const char *close;	/* the closing argument: "]" or
+				   "]:SECTOR[:COUNT]" */
+};
+
+struct kcopy;
+/* Take each "[ ... ]" of argv[1..*argc) out into k->cmds, leaving its
+ * text in its place (*argc shrinks).  An argument for which
+ * takes_value() is true (an option that takes the next argument, before
+ * "--") has that next argument skipped.  0, or -EINVAL (a "[" without its
+ * "]", a "]" without its "[", a "[" inside a command, an empty command)
+ * or -ENOMEM, with the reason in why. */
+int commands_gather(struct kcopy *k, int *argc, const char **argv,
+		    bool (*takes_value)(const char *arg),
+		    char *why, size_t len);
+/* The command whose text arg is (what commands_gather left in argv, as
+ * popt hands it back), or NULL. */
+const struct command_region *commands_find(const struct kcopy *k,
+					   const char *arg);
+/* c's region spec: its text as the path, the fields of "]:SECTOR:COUNT".
+ * 0, or -EINVAL/-ERANGE/-ENOMEM with *why as kc_parse_spec's. */
+int commands_spec(const struct command_region *c, struct kc_spec *spec,
+		  const char **why);
+void commands_free(struct kcopy *k);
+
 /* ------------------------------------------------------- options.c */
 
 enum { PROGRESS_OFF, PROGRESS_AUTO, PROGRESS_PLAIN, PROGRESS_JSON };
@@ -209,8 +243,11 @@ struct mismatch {
 
 /* One side of the copy: the source or a destination. */
 struct target {
-	char *arg;			/* as given on the command line */
+	char *arg;			/* as given on the command line; for
+					   a command, "[ CMD ARGS... ]" */
 	struct kc_spec spec;
+	char *const *cmd;		/* [ CMD ARGS... ]: the NBD server to
+					   start (k->cmds' argv), else NULL */
 	int fd;
 	bool exists;
 	bool created;			/* created by this run */
@@ -382,6 +419,8 @@ struct kcopy {
 	struct target src;		/* unused with --zero */
 	struct target *dests;
 	unsigned int num_dests;
+	struct command_region *cmds;	/* the [ CMD ARGS... ] regions */
+	unsigned int num_cmds;
 	uint64_t bytes;			/* bytes in the region */
 	uint64_t work_bytes;		/* bytes the copy goes through: the
 					   region's, or its map's (--used) */

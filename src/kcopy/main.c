@@ -60,6 +60,7 @@ void kcopy_free(struct kcopy *k)
 	free((void *)k->opt.report);
 	free((void *)k->opt.hash_file);
 	free(k->argv);
+	commands_free(k);
 	mapfile_free(k);
 	free((void *)k->opt.mapfile);
 	free((void *)k->opt.domain_mapfile);

@@ -508,17 +508,44 @@ static int take_specs(struct kcopy *k, const char **args)
 	for (i = 0; i < n; i++) {
 		struct target *t = i < first_dest ? &k->src
 						  : &k->dests[i - first_dest];
+		const struct command_region *c = commands_find(k, args[i]);
 		const char *why;
 
-		t->arg = strdup(args[i]);
+		t->arg = strdup(c ? c->text : args[i]);
 		if (!t->arg)
 			return usage_error(k, "out of memory");
-		if (kc_parse_spec(args[i], kc_path_exists, NULL, &t->spec,
-				  &why) < 0)
+		if (c) {
+			t->cmd = c->argv;
+			if (commands_spec(c, &t->spec, &why) < 0)
+				return usage_error(k, "%s '%s': '%s': %s",
+						   t == &k->src ? "SOURCE"
+						   : "DEST", c->text,
+						   c->close, why);
+		} else if (kc_parse_spec(args[i], kc_path_exists, NULL,
+					 &t->spec, &why) < 0)
 			return usage_error(k, "%s '%s': %s", t == &k->src
 					   ? "SOURCE" : "DEST", args[i], why);
 	}
 	return check_std(k);
+}
+
+/* Does arg, an option as written, take the next argument as its value
+ * ("--report FILE", "-p N")? */
+static bool takes_value(const char *arg)
+{
+	const struct poptOption *o;
+
+	if (arg[0] != '-' || !arg[1] || (arg[1] != '-' && arg[2]) ||
+	    strchr(arg, '='))
+		return false;
+	for (o = option_table; o->longName || o->shortName; o++) {
+		if ((o->argInfo & POPT_ARG_MASK) == POPT_ARG_NONE)
+			continue;
+		if (arg[1] == '-' ? o->longName && !strcmp(arg + 2, o->longName)
+				  : o->shortName == arg[1])
+			return true;
+	}
+	return false;
 }
 
 /* A bare --progress (or -P) takes no value: "--progress plain" would copy
@@ -539,6 +566,7 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 {
 	struct options *o = &k->opt;
 	const char *progress_mode = NULL;
+	char why[256];
 	poptContext pc;
 	int rc, i, ret = 0;
 
@@ -556,6 +584,9 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 	memcpy(k->argv, argv, (size_t)argc * sizeof(*k->argv));
 	k->argv[argc] = NULL;
 	k->argc = argc;
+	if (commands_gather(k, &argc, argv, takes_value, why,
+			    sizeof(why)) < 0)
+		return usage_error(k, "%s", why);
 	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
 		if (!strncmp(argv[i], "--progress=", 11)) {
 			progress_mode = argv[i] + 11;
@@ -571,7 +602,10 @@ int options_parse(struct kcopy *k, int argc, const char **argv)
 	poptSetOtherOptionHelp(pc, "[OPTION]... SOURCE DEST [DEST]...\n"
 			       "  or:  kcopy --zero [OPTION]... DEST [DEST]...\n"
 			       "A region is PATH[:SECTOR[:COUNT]] in 512-byte "
-			       "sectors, or sizes with K, M, G, T");
+			       "sectors, or sizes with K, M, G, T; PATH may be "
+			       "an NBD URI, '-', or [ CMD ARGS... ]: an NBD "
+			       "server kcopy starts (qemu-nbd, nbdkit), with "
+			       "]:SECTOR[:COUNT]");
 	while (ret == 0 && (rc = poptGetNextOpt(pc)) > 0) {
 		const char *arg = poptGetOptArg(pc);	/* malloc'd or NULL */
 

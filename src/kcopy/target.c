@@ -82,20 +82,28 @@ static int probe_open(struct kcopy *k, struct target *t)
 	return 0;
 }
 
-/* An NBD export, connected and probed through the library. */
+/* An NBD export, connected and probed through the library: its URI, or
+ * the server of a [ CMD ARGS... ] region, started by the library. */
 static int open_remote(struct kcopy *k, struct target *t, int flags)
 {
 	struct kcopyd_fd_info info = { .struct_size = sizeof(info) };
-	int r = kcopyd_open_uri(k->kc, t->spec.path, flags, &t->fd);
+	const char *what = t->cmd ? "NBD servers started by kcopy" : "NBD URIs";
+	int r = t->cmd ? kcopyd_open_command(k->kc, t->cmd, flags, &t->fd)
+		       : kcopyd_open_uri(k->kc, t->spec.path, flags, &t->fd);
 
 	if (r == -EPROTONOSUPPORT)
-		return setup_error(k, t, r, "NBD URIs need libnbd, and this "
-				   "kcopy was built without it");
+		return setup_error(k, t, r, "%s need libnbd, and this "
+				   "kcopy was built without it", what);
 	if (r == -ELIBACC)
-		return setup_error(k, t, r, "NBD URIs need libnbd "
-				   "(libnbd.so.0), which is not installed");
+		return setup_error(k, t, r, "%s need libnbd "
+				   "(libnbd.so.0), which is not installed",
+				   what);
 	if (r == -EROFS)
 		return setup_error(k, t, r, "the NBD export is read-only");
+	if (r < 0 && t->cmd)
+		return setup_error(k, t, r, "the NBD server did not start: %s",
+				   kcopyd_get_errno() == -r && kcopyd_get_error()
+				   ? kcopyd_get_error() : strerror(-r));
 	if (r < 0)
 		return setup_error(k, t, r, "cannot open the NBD export: %s",
 				   strerror(-r));
@@ -357,7 +365,7 @@ int target_open_source(struct kcopy *k, struct target *t)
 {
 	int r, fl;
 
-	if (kc_uri_prefix(t->spec.path)) {
+	if (t->cmd || kc_uri_prefix(t->spec.path)) {
 		r = open_remote(k, t, O_RDONLY);
 		return r < 0 ? r : source_region(k, t);
 	}
@@ -547,7 +555,7 @@ int target_prepare_dest(struct kcopy *k, struct target *t)
 	int r;
 
 	t->sector = t->spec.sector;
-	if (kc_uri_prefix(t->spec.path)) {
+	if (t->cmd || kc_uri_prefix(t->spec.path)) {
 		r = open_remote(k, t, O_RDWR);
 		if (r == 0)
 			r = dest_count(k, t, want);
