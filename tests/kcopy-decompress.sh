@@ -169,6 +169,15 @@ kcopy_expect ok --progress=json --progress-interval 0.1 --rate 32M \
 	img.zst out 2>/dev/null
 grep -m 1 '^{' "$ERR_FILE" | jq -e --argjson n "$SIZE" '.total == $n' \
 	>/dev/null || fail "progress of img.zst: $(grep -m 1 "^{" "$ERR_FILE")"
+# ... names the format, and the last line has read the whole input.
+grep '^{' "$ERR_FILE" | tail -n 1 |
+	jq -e --argjson c "$(stat -c %s img.zst)" '.image_format == "zstd" and
+	   .image_input_read == $c and .image_input_size == $c' >/dev/null ||
+	fail "progress's image fields: $(grep '^{' "$ERR_FILE" | tail -n 1)"
+rm -f out
+kcopy_expect ok --progress=plain img.zst out 2>/dev/null
+grep -q "; zstd input .* / " "$ERR_FILE" ||
+	fail "the plain progress line names no zstd input: $(cat "$ERR_FILE")"
 
 # --dry-run names the format and the sizes, and writes nothing.
 run_kcopy --dry-run img.zst out-dry

@@ -163,7 +163,9 @@ static void decode_all(struct feed *f, unsigned char *ibuf,
 		}
 		before = b.in_len;
 		r = ops->step(&f->dec, &b, eof);
-		f->in_done += before - b.in_len;
+		/* atomic: the progress reads it meanwhile (feed_in_done) */
+		__atomic_add_fetch(&f->in_done, before - b.in_len,
+				   __ATOMIC_RELAXED);
 		mem = ops->memory(&f->dec);
 		if (mem > f->memory)
 			f->memory = mem;
@@ -383,6 +385,11 @@ void feed_free(struct feed *f)
 const char *feed_format(const struct feed *f)
 {
 	return f->dec.ops ? f->dec.ops->name : NULL;
+}
+
+uint64_t feed_in_done(const struct feed *f)
+{
+	return __atomic_load_n(&f->in_done, __ATOMIC_RELAXED);
 }
 
 const char *feed_error_text(const struct feed *f, char *buf, size_t len)

@@ -61,7 +61,8 @@ struct feed {
 	bool started;
 
 	/* The outcome, the thread's until feed_stop(). */
-	uint64_t in_done;		/* compressed bytes taken */
+	uint64_t in_done;		/* compressed bytes taken (read
+					   meanwhile by feed_in_done) */
 	uint64_t out_done;		/* image bytes put in the pipe */
 	uint64_t memory;		/* the decoder's most, bytes */
 	bool ended;			/* the decoder saw the image's end */
@@ -98,5 +99,8 @@ const char *feed_error_text(const struct feed *f, char *buf, size_t len);
 /* The format's name, "xz"... ("raw": not compressed, through a filter),
  * or NULL without a feed. */
 const char *feed_format(const struct feed *f);
+/* The input's bytes the decoder has taken so far: while the thread runs
+ * too (the progress's). */
+uint64_t feed_in_done(const struct feed *f);
 
 #endif /* KCOPY_FEED_H */

@@ -224,10 +224,36 @@ static void json_line(struct kcopy *k, const struct snapshot *s, bool over,
 		json_u64(&o, "skipped", s->skipped);
 		json_u64(&o, "slowest", s->slowest);
 	}
+	if (feed_format(&k->feed)) {
+		json_string(&o, "image_format", feed_format(&k->feed));
+		json_u64(&o, "image_input_read", feed_in_done(&k->feed));
+		if (k->feed.in_is_file)
+			json_u64(&o, "image_input_size", k->feed.in_size);
+		else
+			json_null(&o, "image_input_size");
+	}
 	json_bool(&o, "phase_done", over);
 	json_bool(&o, "final", final);
 	json_close(&o);
 	fputc('\n', k->progress.f);
+}
+
+/* "; xz input 12.0 MiB / 28.0 MiB" after a plain line where the source
+ * is decoded (the feed's input as the decoder took it), else "". */
+static const char *image_text(const struct kcopy *k, char *buf, size_t len)
+{
+	char rd[KC_FORMAT_SIZE_LEN], all[KC_FORMAT_SIZE_LEN];
+	const struct feed *f = &k->feed;
+
+	if (!feed_format(f) || k->progress.phase == PHASE_VERIFY)
+		return "";
+	kc_format_size(feed_in_done(f), rd, sizeof(rd));
+	if (f->in_is_file)
+		snprintf(buf, len, "; %s input %s / %s", feed_format(f), rd,
+			 kc_format_size(f->in_size, all, sizeof(all)));
+	else
+		snprintf(buf, len, "; %s input %s", feed_format(f), rd);
+	return buf;
 }
 
 /* "summed over N destinations: " before the sums, with more than one. */
@@ -308,28 +334,32 @@ static void draw(void *arg)
 		json_line(k, &s, over, final);
 	} else if (!s.total) {
 		/* A stream without a COUNT: its length is known at its end. */
-		fprintf(pg->f, "%skcopy: %s %s, %s/s, %s %.1f s, %u failed%s",
+		char img[96];
+
+		fprintf(pg->f, "%skcopy: %s %s, %s/s, %s %.1f s, %u failed%s%s",
 			pg->bar ? "\r\033[K" : "", phase_names[s.phase], done,
 			rate, over ? "took" : "elapsed", s.phase_elapsed,
-			s.failed, pg->bar && !over ? "" : "\n");
+			s.failed, image_text(k, img, sizeof(img)),
+			pg->bar && !over ? "" : "\n");
 		k->out.bar_drawn = pg->bar && !over;
 	} else if (pg->bar) {
 		bar_line(k, &s, done, total, rate, eta, over);
 	} else {
 		char rd[KC_FORMAT_SIZE_LEN], wr[KC_FORMAT_SIZE_LEN];
 		char zd[KC_FORMAT_SIZE_LEN], sk[KC_FORMAT_SIZE_LEN];
-		char slow[48], dests[40];
+		char slow[48], dests[40], img[96];
 
 		fprintf(pg->f, "kcopy: %s %s / %s (%.1f%%), %s/s, %s %s, %u "
 			"failed; read %s; %swritten %s, zeroed %s, skipped "
-			"%s%s\n", phase_names[s.phase], done, total, s.percent,
+			"%s%s%s\n", phase_names[s.phase], done, total, s.percent,
 			rate, over ? "took" : "ETA", eta, s.failed,
 			kc_format_size(s.read, rd, sizeof(rd)),
 			over_dests(k, dests, sizeof(dests)),
 			kc_format_size(s.written, wr, sizeof(wr)),
 			kc_format_size(s.zeroed, zd, sizeof(zd)),
 			kc_format_size(s.skipped, sk, sizeof(sk)),
-			slowest_text(s.slowest, slow, sizeof(slow)));
+			slowest_text(s.slowest, slow, sizeof(slow)),
+			image_text(k, img, sizeof(img)));
 	}
 	fflush(pg->f);
 }
