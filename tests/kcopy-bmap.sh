@@ -65,6 +65,19 @@ assert_eq "$(report_value "$T/raw.json" .bmap.file)" "$BMAP" "the bmap beside im
 assert_eq "$(report_value "$T/raw.json" .bmap.beside_image)" true "report: beside"
 cmp "$T/new3.img" "$IMG" || fail "new3.img differs from the image"
 
+# --- a bmap older than its image: the image's data outside the bmap's
+# ranges (written into a hole after bmaptool create) is copied, not
+# zeroed, and kcopy says so
+cp --sparse=always "$IMG" "$T/stale.img"
+cp "$BMAP" "$T/stale.img.bmap"
+printf 'data the bmap does not know' |
+	dd of="$T/stale.img" bs=1 seek=$((3 * 1024 * 1024 + 100)) conv=notrunc status=none
+kcopy_expect ok "$T/stale.img" "$T/new5.img"
+cmp "$T/new5.img" "$T/stale.img" ||
+	fail "a stale bmap: the image's data outside its ranges was not copied"
+grep -q "has data outside the bmap's ranges" "$ERR_FILE" ||
+	fail "a stale bmap: kcopy did not say so: $(cat "$ERR_FILE")"
+
 # --- --no-bmap: not used
 kcopy_expect ok -v --no-bmap --report "$T/nob.json" "$IMG" "$T/new4.img"
 grep -q -- "--no-bmap: not using '$BMAP'" "$ERR_FILE" ||

@@ -763,11 +763,6 @@ static int walk(struct bmap_walk *w, uint64_t pos, unsigned char *buf,
 	return 0;
 }
 
-int bmap_walk_data(struct bmap_walk *w, uint64_t pos, void *buf, size_t len)
-{
-	return walk(w, pos, buf, buf, len);
-}
-
 int bmap_walk_check(struct bmap_walk *w, uint64_t pos, const void *buf,
 		    size_t len)
 {

@@ -90,14 +90,13 @@ struct bmap_walk {
 /* Start a walk of b's image (b outlives it).  0, -ENOMEM, -ENOTSUP (the
  * checksum type is not in libcrypto). */
 int bmap_walk_start(struct bmap_walk *w, const struct bmap *b);
-/* The image's len bytes at pos (which must be where the last ended), with
- * the bytes no range maps overwritten with zeros (a hole there reads as
- * zeros: the image is the same).  0; -EBADMSG at the end of the first
- * range whose checksum differs (w->bad); -EINVAL if pos is not where the
- * last ended; -EFBIG for bytes past the image's size. */
-int bmap_walk_data(struct bmap_walk *w, uint64_t pos, void *buf, size_t len);
-/* The same for bytes that are not to change (the copy's data hook, where
- * the unmapped ones are zeros already): only the checksums. */
+/* The image's len bytes at pos (which must be where the last ended): the
+ * checksums of the ranges they are in.  0; -EBADMSG at the end of the
+ * first range whose checksum differs (w->bad); -EINVAL if pos is not where
+ * the last ended; -EFBIG for bytes past the image's size.  The bytes are
+ * not changed: those no range maps are copied as the image has them
+ * (zeros, where the bmap is the image's), so that a bmap older than its
+ * image loses nothing. */
 int bmap_walk_check(struct bmap_walk *w, uint64_t pos, const void *buf,
 		    size_t len);
 /* The image ended after total bytes: 0, or -EINVAL if total is not its

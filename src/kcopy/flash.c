@@ -16,13 +16,15 @@
  * copy's data extents, the rest zero extents (k->used, as --used
  * --unused=zero): only the mapped ranges are read, the rest of each
  * destination zeroed the cheapest way; the copy's data hook, in order,
- * hands the data to the walk (bmap_walk_check).
+ * hands the data to the walk (bmap_walk_check).  An image file's own data
+ * outside the ranges (SEEK_DATA: a stale bmap) is data too: never zeroed.
  *
  * An image the feed delivers (compressed, or a stream): all of it is
- * decoded, and the walk is the feed's filter (bmap_walk_data): it makes
- * the bytes no range maps zeros, which the copy's zero detection zeroes
- * on the destinations, and checks the ranges as they pass; its failure is
- * the feed's, a read error where the image stopped.
+ * decoded, and the walk is the feed's filter (bmap_walk_check): it checks
+ * the ranges as they pass, and leaves the bytes as the image has them (the
+ * unmapped ones zeros, which the copy's zero detection zeroes on the
+ * destinations; a stale bmap's loses nothing); its failure is the feed's,
+ * a read error where the image stopped.
  *
  * Main thread, but flash_check (the engine thread's) and the filter's
  * hooks (the feed thread's).
@@ -30,9 +32,11 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kcopy.h"
 #include "files.h"
@@ -81,13 +85,97 @@ static int find(struct kcopy *k)
 	return 0;
 }
 
-/* The bmap's ranges as the copy's extents: data, and zeros between. */
+/* Add [s, e) to the sorted, disjoint ranges r (n of them, room for cap),
+ * joining an overlapping or adjacent last one; s not below the last's
+ * start.  0 or -ENOMEM. */
+static int add_range(struct fs_range **r, size_t *n, size_t *cap, uint64_t s,
+		     uint64_t e)
+{
+	struct fs_range *last = *n ? &(*r)[*n - 1] : NULL;
+
+	if (last && s <= last->pos + last->len) {
+		if (e > last->pos + last->len)
+			last->len = e - last->pos;
+		return 0;
+	}
+	if (*n == *cap) {
+		size_t c = *cap ? 2 * *cap : 64;
+		struct fs_range *m = realloc(*r, c * sizeof(**r));
+
+		if (!m)
+			return -ENOMEM;
+		*r = m;
+		*cap = c;
+	}
+	(*r)[(*n)++] = (struct fs_range){ s, e - s };
+	return 0;
+}
+
+/* The data of an image file outside the bmap's ranges (SEEK_DATA and
+ * SEEK_HOLE on a descriptor of our own, the caller's offset untouched),
+ * joined to them: a bmap older than its image, or an image whose holes
+ * were filled by a copy, is copied as it is there, never zeroed.  Where
+ * the image is as bmaptool create mapped it, nothing changes.  *extra:
+ * the bytes added.  0 (also where the file has no such map: then the
+ * bmap alone), or -errno. */
+static int file_data(const struct kcopy *k, struct fs_range **r, size_t *n,
+		     uint64_t *extra)
+{
+	const struct bmap *b = &k->flash.map;
+	struct fs_range *u = NULL;
+	size_t nu = 0, cap = 0, i = 0;
+	uint64_t pos = 0, size = b->image_size;
+	int fd, ret = 0;
+
+	*extra = 0;
+	fd = open(k->src.spec.path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return 0;
+	while (ret == 0 && pos < size) {
+		off_t d = lseek(fd, (off_t)pos, SEEK_DATA), h;
+
+		if (d < 0 || (uint64_t)d >= size)
+			break;
+		h = lseek(fd, d, SEEK_HOLE);
+		if (h < 0)
+			break;
+		if ((uint64_t)h > size)
+			h = (off_t)size;
+		/* the bmap's ranges before this extent, then the extent */
+		for (; ret == 0 && i < *n && (*r)[i].pos <= (uint64_t)d; i++)
+			ret = add_range(&u, &nu, &cap, (*r)[i].pos,
+					(*r)[i].pos + (*r)[i].len);
+		if (ret == 0)
+			ret = add_range(&u, &nu, &cap, (uint64_t)d,
+					(uint64_t)h);
+		pos = (uint64_t)h;
+	}
+	close(fd);
+	for (; ret == 0 && i < *n; i++)
+		ret = add_range(&u, &nu, &cap, (*r)[i].pos,
+				(*r)[i].pos + (*r)[i].len);
+	if (ret < 0) {
+		free(u);
+		return ret;
+	}
+	for (i = 0; i < nu; i++)
+		*extra += u[i].len;
+	*extra -= b->mapped_bytes < *extra ? b->mapped_bytes : *extra;
+	free(*r);
+	*r = u;
+	*n = nu;
+	return 0;
+}
+
+/* The bmap's ranges as the copy's extents: data, and zeros between; on
+ * an image file, its own data outside them data too (file_data). */
 static int extents(struct kcopy *k)
 {
 	const struct bmap *b = &k->flash.map;
 	struct fs_range *r = calloc(b->num + 1, sizeof(*r));
-	size_t i;
-	int ret;
+	size_t i, n = b->num;
+	uint64_t extra = 0;
+	int ret = 0;
 
 	if (!r)
 		return -ENOMEM;
@@ -97,8 +185,19 @@ static int extents(struct kcopy *k)
 		bmap_range_bytes(b, i, &s, &e);
 		r[i] = (struct fs_range){ s, e - s };
 	}
+	if (!k->src.info.is_blockdev && !k->src.info.is_remote)
+		ret = file_data(k, &r, &n, &extra);
+	if (ret < 0) {
+		free(r);
+		return ret;
+	}
+	if (extra)
+		say(&k->out, MSG_NOTE, "--bmap '%s': the image '%s' has data "
+		    "outside the bmap's ranges (about %" PRIu64 " bytes): "
+		    "copied as it is there, not zeroed; is the bmap older "
+		    "than the image?", k->flash.path, k->src.spec.path, extra);
 	k->opt.unused = UNUSED_ZERO;
-	ret = used_extents(k, r, b->num, NULL, 0);
+	ret = used_extents(k, r, n, NULL, 0);
 	free(r);
 	if (ret < 0)
 		return ret;
@@ -130,7 +229,7 @@ static int filter_data(void *ctx, uint64_t pos, void *buf, size_t len,
 		       char *msg, size_t msg_len)
 {
 	struct flash *f = ctx;
-	int r = bmap_walk_data(&f->walk, pos, buf, len);
+	int r = bmap_walk_check(&f->walk, pos, buf, len);
 
 	if (r == -EBADMSG)
 		range_text(f, f->walk.bad, msg, msg_len);
@@ -249,7 +348,7 @@ int flash_open(struct kcopy *k)
 	    f->map.major, f->map.minor, f->map.mapped_bytes,
 	    f->map.image_size, f->map.num, f->map.sum_len ? ", checksums " : "",
 	    f->map.sum_type, f->fed ? "; the image decoded whole, its "
-	    "unmapped bytes made zeros" : "");
+	    "zeros zeroed" : "");
 	return 0;
 }
 
