@@ -1,6 +1,6 @@
 /* fsmap.h - what a file system uses, read from its own allocation
  * structures: the interface between the map readers (fs-ext.c, fs-xfs.c,
- * fs-fat.c, fs-ntfs.c), fsmap.c, which holds what they find, fstypes.c,
+ * fs-fat.c, fs-ntfs.c, fs-exfat.c), fsmap.c, which holds what they find, fstypes.c,
  * which names the reader of each type, and their callers (used.c for
  * --used, tests/fsmap-dump.c).
  *
@@ -73,9 +73,11 @@ int fs_fat_map(const struct fs_source *src, struct fs_map *m, char *why,
 	       size_t len);
 int fs_ntfs_map(const struct fs_source *src, struct fs_map *m, char *why,
 		size_t len);
+int fs_exfat_map(const struct fs_source *src, struct fs_map *m, char *why,
+		 size_t len);
 
 /* fstypes.c: the reader of a libblkid type name ("ext2", "ext3", "ext4", "xfs",
- * "vfat", "ntfs"), or NULL if there is none. */
+ * "vfat", "ntfs", "exfat"), or NULL if there is none. */
 fs_reader_fn fsmap_reader(const char *type);
 
 /* fsmap.c */
