@@ -19,24 +19,6 @@ export MTOOLS_SKIP_CHECK=1
 
 MiB=$((1024 * 1024))
 
-# le FILE OFF LEN: the little-endian number of LEN bytes at OFF of FILE.
-le() {
-	local v=0 i
-	local -a b
-	read -ra b < <(od -An -tu1 -j "$2" -N "$3" -v "$1")
-	for ((i = $3 - 1; i >= 0; i--)); do
-		v=$((v * 256 + b[i]))
-	done
-	echo "$v"
-}
-
-# poke FILE OFF BYTE: write the byte BYTE (0 to 255) at OFF of FILE.
-poke() {
-	printf %b "\\0$(printf %03o "$3")" |
-		dd of="$1" bs=1 seek="$2" conv=notrunc status=none ||
-		fail "cannot write byte $2 of $1"
-}
-
 # dump IMG [DEST]: fsmap-dump's output, fails if it does.
 dump() {
 	"$DUMP" "$@" || fail "fsmap-dump $* exited with $?"
