@@ -8,7 +8,7 @@
  * On-Disk Format" (fatgen103); numbers are little-endian.
  *
  * The boot sector (sector 0; this reader reads its first 512 bytes):
- *     3  8 bytes  OEM name ("EXFAT   " on exFAT, which is not read here)
+ *     3  8 bytes  OEM name ("EXFAT   " on exFAT, which fs-exfat.c reads)
  *    11  u16  BPB_BytsPerSec   512, 1024, 2048 or 4096
  *    13  u8   BPB_SecPerClus   a power of 2, 1 to 128
  *    14  u16  BPB_RsvdSecCnt   reserved sectors (the boot sector's own
