@@ -21,16 +21,6 @@ DUMP=$(__abspath "${FSMAP_DUMP:-$top_builddir/tests/fsmap-dump}")
 
 MiB=$((1024 * 1024))
 
-# dump IMG [DEST]: fsmap-dump's output, fails if it does.
-dump() {
-	"$DUMP" "$@" || fail "fsmap-dump $* exited with $?"
-}
-
-# head_field IMG N: field N (1-based) of fsmap-dump's first line.
-head_field() {
-	dump "$1" | head -n 1 | cut -d ' ' -f "$2"
-}
-
 # refused IMG WHAT TEXT: fsmap-dump fails on IMG saying TEXT (a regex).
 refused() {
 	"$DUMP" "$1" >/dev/null 2>"$T/err" && fail "$2: accepted"
@@ -63,11 +53,11 @@ check_used() {
 	local what=$1 img=$2 dest=$T/dest.img want line
 	geometry "$img"
 	want=$((24 * bps + nfats * fatlen * bps + (clusters - free) * csize))
-	line=$(dump "$img" | head -n 1)
-	assert_eq "$line" "exfat $csize $((vol * bps)) $want $(dump "$img" | sed 1d | wc -l) clean" \
+	line=$(fsmap_dump "$img" | head -n 1)
+	assert_eq "$line" "exfat $csize $((vol * bps)) $want $(fsmap_dump "$img" | sed 1d | wc -l) clean" \
 		"$what: fsmap-dump's summary"
 	make_image "$dest" "$(stat -c %s "$img")" random
-	dump "$img" "$dest" >/dev/null
+	fsmap_dump "$img" "$dest" >/dev/null
 	line=$(fsck.exfat -n "$dest" 2>&1) || fail "$what: fsck.exfat of the copy: $line"
 	assert_eq "$(dump.exfat "$dest" 2>&1)" "$(dump.exfat "$img" 2>&1)" \
 		"$what: dump.exfat of the copy"
@@ -80,28 +70,28 @@ check_damage() {
 
 	# The heap's last cluster, free, marked in the bitmap: used, and the
 	# last range ends the heap.
-	before=$(head_field "$img" 4)
+	before=$(fsmap_field "$img" 4)
 	n=$(dump.exfat "$img" 2>/dev/null | sed -n 's/^Bitmap start cluster:[[:space:]]*//p')
 	byte=$(((heap * bps) + (n - 2) * csize + (clusters - 1) / 8))
 	last=$(le "$img" "$byte" 1)
 	((last >> ((clusters - 1) % 8) & 1)) && fail "$what: last cluster not free"
 	poke "$img" "$byte" $((last | 1 << ((clusters - 1) % 8)))
-	assert_eq "$(head_field "$img" 4)" $((before + csize)) \
+	assert_eq "$(fsmap_field "$img" 4)" $((before + csize)) \
 		"$what: a cluster marked in the bitmap is used"
-	assert_eq "$(dump "$img" | tail -n 1 | awk '{ print $1 + $2 }')" \
+	assert_eq "$(fsmap_dump "$img" | tail -n 1 | awk '{ print $1 + $2 }')" \
 		$((heap * bps + clusters * csize)) "$what: its range ends the heap"
 	poke "$img" "$byte" "$last"
 
 	# VolumeFlags (byte 106, outside the boot checksum).
 	poke "$img" 106 2
-	assert_eq "$(head_field "$img" 6-)" \
+	assert_eq "$(fsmap_field "$img" 6-)" \
 		"marked dirty (VolumeFlags bit 1, VolumeDirty)" "$what: VolumeDirty"
 	poke "$img" 106 6
-	assert_eq "$(head_field "$img" 6-)" \
+	assert_eq "$(fsmap_field "$img" 6-)" \
 		"marked dirty (VolumeFlags bit 1, VolumeDirty); media failure recorded (VolumeFlags bit 2, MediaFailure)" \
 		"$what: VolumeDirty and MediaFailure"
 	poke "$img" 106 0
-	assert_eq "$(head_field "$img" 6)" clean "$what: flags cleared"
+	assert_eq "$(fsmap_field "$img" 6)" clean "$what: flags cleared"
 
 	# The root directory's cluster free in the bitmap.
 	byte=$(((heap * bps) + (n - 2) * csize + (root - 2) / 8))
@@ -121,7 +111,7 @@ check_damage() {
 	poke "$img" 110 3
 	refused "$img" "$what: NumberOfFats 3" "NumberOfFats 3 (1 or 2)"
 	poke "$img" 110 "$nfats"
-	assert_eq "$(head_field "$img" 6)" clean "$what: repaired"
+	assert_eq "$(fsmap_field "$img" 6)" clean "$what: repaired"
 	truncate -s $((vol * bps - bps)) "$img"
 	refused "$img" "$what: truncated" "VolumeLength $vol sectors of $bps bytes: not within"
 }

@@ -363,6 +363,18 @@ poke() {
 		fail "cannot write byte $2 of $1"
 }
 
+# fsmap_dump IMG [DEST]: the output of $DUMP (tests/fsmap-dump, which a
+# test sets), failing if it does.
+fsmap_dump() {
+	"$DUMP" "$@" || fail "fsmap-dump $* exited with $?"
+}
+
+# fsmap_field IMG N: field N (1-based, or a cut range) of fsmap-dump's
+# first line.
+fsmap_field() {
+	fsmap_dump "$1" | head -n 1 | cut -d ' ' -f "$2"
+}
+
 # ------------------------------------------------------------ loop devices
 
 # __loop_detach DEV BACKING: detach and wait (up to 10 s) until the kernel

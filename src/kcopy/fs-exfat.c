@@ -122,21 +122,6 @@ struct exfat {
 	struct extent upcase;
 };
 
-static uint16_t le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)le16(p) | (uint32_t)le16(p + 2) << 16;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
 static int get(struct exfat *ex, void *buf, size_t len, uint64_t off,
 	       const char *what)
 {
@@ -195,13 +180,13 @@ static int parse_boot(struct exfat *ex, const uint8_t *b)
 				  1u << bps_shift);
 	ex->bps = 1u << bps_shift;
 	ex->csize = (uint64_t)ex->bps << spc_shift;
-	ex->vol_secs = le64(b + 72);
-	ex->fat_off = le32(b + 80);
-	ex->fat_len = le32(b + 84);
-	ex->heap_off = le32(b + 88);
-	ex->clusters = le32(b + 92);
-	ex->root = le32(b + 96);
-	ex->flags = le16(b + 106);
+	ex->vol_secs = fs_le64(b + 72);
+	ex->fat_off = fs_le32(b + 80);
+	ex->fat_len = fs_le32(b + 84);
+	ex->heap_off = fs_le32(b + 88);
+	ex->clusters = fs_le32(b + 92);
+	ex->root = fs_le32(b + 96);
+	ex->flags = fs_le16(b + 106);
 	ex->nfats = b[110];
 	if (ex->vol_secs < 2 * BOOT_REGION ||
 	    ex->vol_secs > ex->src->size >> bps_shift)
@@ -282,12 +267,12 @@ static int read_boot(struct exfat *ex)
 		sum = (sum << 31 | sum >> 1) + reg[i];
 	}
 	for (i = 0; r == 0 && i < bps; i += 4)
-		if (le32(reg + n + i) != sum)
+		if (fs_le32(reg + n + i) != sum)
 			r = fsmap_fail(ex->why, ex->len, -EUCLEAN,
 				       "boot checksum: sector 11 holds 0x%08"
 				       PRIx32 " at byte %" PRIu64 ", sectors 0 "
 				       "to 10 sum to 0x%08" PRIx32,
-				       le32(reg + n + i), i, sum);
+				       fs_le32(reg + n + i), i, sum);
 	free(reg);
 	return r;
 }
@@ -306,14 +291,14 @@ static int fat_next(struct exfat *ex, uint32_t c, uint32_t *next)
 	r = get(ex, v, sizeof(v), pos, "a FAT entry");
 	if (r < 0)
 		return r;
-	*next = le32(v);
+	*next = fs_le32(v);
 	return 0;
 }
 
 /* Note the bitmap or up-case table entry e of the root directory. */
 static int note_entry(struct exfat *ex, const uint8_t *e)
 {
-	struct extent x = { le32(e + 20), le64(e + 24) };
+	struct extent x = { fs_le32(e + 20), fs_le64(e + 24) };
 	const char *name = e[0] == ENTRY_BITMAP ? "Allocation Bitmap" :
 			   "Up-case Table";
 

@@ -108,4 +108,20 @@ static inline int fs_read(const struct fs_source *src, void *buf,
 	return src->read(src->ctx, buf, len, off);
 }
 
+/* The little-endian numbers of the on-disk formats, at p. */
+static inline uint16_t fs_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline uint32_t fs_le32(const uint8_t *p)
+{
+	return (uint32_t)fs_le16(p) | (uint32_t)fs_le16(p + 2) << 16;
+}
+
+static inline uint64_t fs_le64(const uint8_t *p)
+{
+	return (uint64_t)fs_le32(p) | (uint64_t)fs_le32(p + 4) << 32;
+}
+
 #endif /* KCOPY_FSMAP_H */
