@@ -382,14 +382,40 @@ static int read_root(struct exfat *ex)
 
 /* -------------------------------------------------------------- bitmap */
 
+/* A run of used clusters, counted from cluster 2: [start, start + n). */
+struct run {
+	uint64_t start, n;
+};
+
+/* Clusters [bit, bit + n) (from cluster 2) to the run, the run to m first
+ * if they do not follow it. */
+static int run_extend(struct exfat *ex, struct run *run, uint64_t bit,
+		      uint64_t n)
+{
+	int r = 0;
+
+	if (run->n && run->start + run->n == bit) {
+		run->n += n;
+		return 0;
+	}
+	if (run->n)
+		r = add(ex, cluster_pos(ex, (uint32_t)run->start + 2),
+			run->n * ex->csize);
+	run->start = bit;
+	run->n = n;
+	return r;
+}
+
 /* Each cluster the live bitmap marks, as runs, to m; whether the root
- * directory's first cluster is among them into *root_used. */
+ * directory's first cluster is among them into *root_used.  Bytes all
+ * clear or all set go 8 clusters at a time. */
 static int walk_bitmap(struct exfat *ex, bool *root_used)
 {
 	const struct extent *bm = &ex->bitmap[ex->active];
-	uint64_t bytes = ((uint64_t)ex->clusters + 7) / 8, off, bit;
-	uint64_t run = 0, run_n = 0;	/* clusters - 2 */
-	uint8_t *buf;
+	uint64_t bytes = ((uint64_t)ex->clusters + 7) / 8, off, bit, step;
+	uint64_t root = ex->root - 2;
+	struct run run = { 0, 0 };
+	uint8_t *buf, v;
 	int r = 0;
 
 	buf = malloc(bytes < PIECE ? (size_t)bytes : PIECE);
@@ -404,26 +430,20 @@ static int walk_bitmap(struct exfat *ex, bool *root_used)
 			"the Allocation Bitmap");
 		if (end > ex->clusters)
 			end = ex->clusters;
-		for (bit = off * 8; r == 0 && bit < end; bit++) {
-			if (!(buf[bit / 8 - off] >> (bit % 8) & 1))
+		for (bit = off * 8; r == 0 && bit < end; bit += step) {
+			v = buf[bit / 8 - off];
+			step = bit % 8 == 0 && bit + 8 <= end &&
+			       (v == 0 || v == 0xff) ? 8 : 1;
+			if (step == 8 ? v == 0 : !(v >> (bit % 8) & 1))
 				continue;
-			if (bit == ex->root - 2)
+			if (root >= bit && root - bit < step)
 				*root_used = true;
-			if (run_n && run + run_n == bit) {
-				run_n++;
-				continue;
-			}
-			if (run_n)
-				r = add(ex, cluster_pos(ex, (uint32_t)run + 2),
-					run_n * ex->csize);
-			run = bit;
-			run_n = 1;
+			r = run_extend(ex, &run, bit, step);
 		}
 	}
 	free(buf);
-	if (r == 0 && run_n)
-		r = add(ex, cluster_pos(ex, (uint32_t)run + 2),
-			run_n * ex->csize);
+	if (r == 0)
+		r = run_extend(ex, &run, 0, 0);		/* flush */
 	return r;
 }
 
