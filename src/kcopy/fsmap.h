@@ -1,8 +1,8 @@
 /* fsmap.h - what a file system uses, read from its own allocation
  * structures: the interface between the map readers (fs-ext.c, fs-xfs.c,
- * fs-fat.c, fs-ntfs.c, fs-exfat.c), fsmap.c, which holds what they find, fstypes.c,
- * which names the reader of each type, and their callers (used.c for
- * --used, tests/fsmap-dump.c).
+ * fs-fat.c, fs-ntfs.c, fs-exfat.c), fsmap.c, which holds what they find,
+ * fstypes.c, which names the reader of each type, and their callers
+ * (used.c for --used, tests/fsmap-dump.c).
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
