@@ -9,7 +9,7 @@ libaio-dev liburing-dev libpopt-dev libxxhash-dev libmount-dev libfuse3-dev fuse
 util-linux mount e2fsprogs gddrescue clang libclang-rt-dev python3 xxd jq
 groff-base man-db mandoc libnbd-dev libnbd-bin nbdkit qemu-utils libssl-dev xz-utils
 libblkid-dev libext2fs-dev liblzma-dev libzstd-dev zlib1g-dev libbz2-dev \
-zstd gzip bzip2 xfsprogs dosfstools ntfs-3g mtools partclone fdisk iproute2
+zstd gzip bzip2 xfsprogs dosfstools ntfs-3g mtools exfatprogs exfat-fuse partclone fdisk iproute2
 libexpat1-dev bmap-tools"
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 &&

@@ -19,34 +19,6 @@ export MTOOLS_SKIP_CHECK=1
 
 MiB=$((1024 * 1024))
 
-# le FILE OFF LEN: the little-endian number of LEN bytes at OFF of FILE.
-le() {
-	local v=0 i
-	local -a b
-	read -ra b < <(od -An -tu1 -j "$2" -N "$3" -v "$1")
-	for ((i = $3 - 1; i >= 0; i--)); do
-		v=$((v * 256 + b[i]))
-	done
-	echo "$v"
-}
-
-# poke FILE OFF BYTE: write the byte BYTE (0 to 255) at OFF of FILE.
-poke() {
-	printf %b "\\0$(printf %03o "$3")" |
-		dd of="$1" bs=1 seek="$2" conv=notrunc status=none ||
-		fail "cannot write byte $2 of $1"
-}
-
-# dump IMG [DEST]: fsmap-dump's output, fails if it does.
-dump() {
-	"$DUMP" "$@" || fail "fsmap-dump $* exited with $?"
-}
-
-# head_field IMG N: field N (1-based) of fsmap-dump's first line.
-head_field() {
-	dump "$1" | head -n 1 | cut -d ' ' -f "$2"
-}
-
 # put IMG NAME SIZE: a random file of SIZE bytes as ::/NAME, kept in
 # $FILES/NAME to compare against.
 put() {
@@ -100,17 +72,17 @@ check_fat() {
 	assert_eq "$total" "$clusters" "FAT$bits: clusters by fsck.vfat and by the BPB"
 	want=$((first * bps + used * csize))
 
-	line=$(dump "$img" | head -n 1)
-	assert_eq "$line" "vfat $csize $((tot * bps)) $want $(dump "$img" | sed 1d | wc -l) clean" \
+	line=$(fsmap_dump "$img" | head -n 1)
+	assert_eq "$line" "vfat $csize $((tot * bps)) $want $(fsmap_dump "$img" | sed 1d | wc -l) clean" \
 		"FAT$bits: fsmap-dump's summary"
 	# The first range starts at 0 and spans at least up to the clusters.
-	read -r got n < <(dump "$img" | sed -n 2p)
+	read -r got n < <(fsmap_dump "$img" | sed -n 2p)
 	assert_eq "$got" 0 "FAT$bits: first range"
 	((n >= first * bps)) || fail "FAT$bits: first range $n bytes, below $((first * bps))"
 
 	# The used ranges over other random bytes: a whole volume.
 	make_image "$dest" "$size" random
-	dump "$img" "$dest" >/dev/null
+	fsmap_dump "$img" "$dest" >/dev/null
 	fsck=$(fsck.vfat -n "$dest" 2>&1) || fail "FAT$bits: fsck.vfat of the copy: $fsck"
 	for name in "${NAMES[@]}"; do
 		mcopy -n -i "$dest" "::/$name" - >"$T/out" ||
@@ -122,7 +94,7 @@ check_fat() {
 
 	# The last cluster, free after the files, marked bad: used.
 	n=$((clusters + 1))
-	before=$(head_field "$img" 4)
+	before=$(fsmap_field "$img" 4)
 	case $bits in
 	12)
 		got=$(le "$img" $((rsvd * bps + n + n / 2)) 2)
@@ -149,17 +121,17 @@ check_fat() {
 		poke "$img" $((rsvd * bps + 4 * n + 3)) 0x0f
 		;;
 	esac
-	assert_eq "$(head_field "$img" 4)" $((before + csize)) "FAT$bits: a bad cluster is used"
-	assert_eq "$(dump "$img" | tail -n 1 | awk '{ print $1 + $2 }')" \
+	assert_eq "$(fsmap_field "$img" 4)" $((before + csize)) "FAT$bits: a bad cluster is used"
+	assert_eq "$(fsmap_dump "$img" | tail -n 1 | awk '{ print $1 + $2 }')" \
 		$(((first + clusters * spc) * bps)) "FAT$bits: the bad cluster's range ends the volume"
 
 	# The boot sector's dirty flag.
 	if ((bits == 32)); then n=0x41; else n=0x25; fi
 	poke "$img" $((n)) 1
-	assert_eq "$(head_field "$img" 6-)" "marked dirty (boot sector byte $n bit 0)" \
+	assert_eq "$(fsmap_field "$img" 6-)" "marked dirty (boot sector byte $n bit 0)" \
 		"FAT$bits: dirty flag"
 	poke "$img" $((n)) 0
-	assert_eq "$(head_field "$img" 6)" clean "FAT$bits: dirty flag cleared"
+	assert_eq "$(fsmap_field "$img" 6)" clean "FAT$bits: dirty flag cleared"
 	# FAT[1]'s clean and error bits: bits 15 and 14 on FAT16, in its
 	# second byte; 27 and 26 on FAT32, in its fourth.  FAT12 has none.
 	if ((bits != 12)); then
@@ -169,11 +141,11 @@ check_fat() {
 			fat1=$((rsvd * bps + 7)) cb=27 eb=26
 		fi
 		poke "$img" $fat1 $(($(le "$img" $fat1 1) & ~(1 << cb % 8) & 255))
-		assert_eq "$(head_field "$img" 6-)" \
+		assert_eq "$(fsmap_field "$img" 6-)" \
 			"not cleanly unmounted (FAT[1] bit $cb clear)" "FAT$bits: clean bit"
 		poke "$img" $fat1 $(($(le "$img" $fat1 1) & ~(1 << eb % 8) & 255))
 		poke "$img" $((n)) 1
-		assert_eq "$(head_field "$img" 6-)" \
+		assert_eq "$(fsmap_field "$img" 6-)" \
 			"marked dirty (boot sector byte $n bit 0); not cleanly unmounted (FAT[1] bit $cb clear); disk errors recorded (FAT[1] bit $eb clear)" \
 			"FAT$bits: all three"
 	fi

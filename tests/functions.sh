@@ -345,6 +345,36 @@ copy_zeroed() {
 	done
 }
 
+# le FILE OFF LEN: the little-endian number of LEN bytes at OFF of FILE.
+le() {
+	local v=0 i
+	local -a b
+	read -ra b < <(od -An -tu1 -j "$2" -N "$3" -v "$1")
+	for ((i = $3 - 1; i >= 0; i--)); do
+		v=$((v * 256 + b[i]))
+	done
+	echo "$v"
+}
+
+# poke FILE OFF BYTE: write the byte BYTE (0 to 255) at OFF of FILE.
+poke() {
+	printf %b "\\0$(printf %03o "$3")" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc status=none ||
+		fail "cannot write byte $2 of $1"
+}
+
+# fsmap_dump IMG [DEST]: the output of $DUMP (tests/fsmap-dump, which a
+# test sets), failing if it does.
+fsmap_dump() {
+	"$DUMP" "$@" || fail "fsmap-dump $* exited with $?"
+}
+
+# fsmap_field IMG N: field N (1-based, or a cut range) of fsmap-dump's
+# first line.
+fsmap_field() {
+	fsmap_dump "$1" | head -n 1 | cut -d ' ' -f "$2"
+}
+
 # ------------------------------------------------------------ loop devices
 
 # __loop_detach DEV BACKING: detach and wait (up to 10 s) until the kernel

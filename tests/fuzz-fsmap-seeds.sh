@@ -16,7 +16,8 @@
 #                                    files (ntfscp), also with an
 #                                    attribute list, mkfs.xfs with a few
 #                                    (from a protofile, mkfs.xfs -p), v5
-#                                    and v4 (-m crc=0)
+#                                    and v4 (-m crc=0), mkfs.exfat (4 KiB
+#                                    and 512-byte clusters)
 #
 # A sector of zeros is left out; a run of sectors all one other byte (the
 # 0xFF of NTFS's $LogFile) is one fill record; the rest goes in data
@@ -155,6 +156,18 @@ sed -n '/^cat >"$T\/ntfs.py" <<.PY.$/,/^PY$/p' "$script_dir/fsmap-ntfs.sh" |
 	sed '1d;$d' >"$tmp/ntfs.py"
 python3 "$tmp/ntfs.py" list "$img" >/dev/null
 convert "$img" "$dir/ntfs-list"
+
+# exFAT, 8 MiB, as mkfs.exfat leaves it (files need a mount: exfat-fuse
+# mounts block devices only): clusters of 4 KiB, and of 512 bytes with
+# the bitmap packed among the FATs.
+img=$tmp/exfat.img
+truncate -s 8M "$img"
+mkfs.exfat -L exFAT "$img" >/dev/null
+convert "$img" "$dir/exfat"
+rm "$img"
+truncate -s 8M "$img"
+mkfs.exfat -c 512 --pack-bitmap "$img" >/dev/null
+convert "$img" "$dir/exfat-packed"
 
 # XFS: 320 MiB (the least mkfs.xfs makes), populated by mkfs.xfs from a
 # protofile: mounting it would write megabytes of log records.

@@ -1,11 +1,12 @@
 /* fuzz-fsmap.c - libFuzzer target for the file-system map readers of
- * XFS, FAT and NTFS (src/kcopy/fs-xfs.c, fs-fat.c, fs-ntfs.c over
- * src/kcopy/fsmap.c), which parse hostile on-disk data for --used.
+ * XFS, FAT, NTFS and exFAT (src/kcopy/fs-xfs.c, fs-fat.c, fs-ntfs.c,
+ * fs-exfat.c over src/kcopy/fsmap.c), which parse hostile on-disk data
+ * for --used.
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * fuzz-sources: src/kcopy/fsmap.c src/kcopy/fs-xfs.c src/kcopy/fs-fat.c src/kcopy/fs-ntfs.c
+ * fuzz-sources: src/kcopy/fsmap.c src/kcopy/fs-xfs.c src/kcopy/fs-fat.c src/kcopy/fs-ntfs.c src/kcopy/fs-exfat.c
  * fuzz-options: -max_len=262144
  *
  * Not fs-ext.c: it reads through libext2fs, which is not built with the
@@ -25,13 +26,14 @@
  * size are ignored.  A read of more than MAX_READ bytes at once fails
  * with -EIO (the readers read a MiB at most).  tests/fuzz-fsmap-seeds.py
  * turns a real image into this form (tests/fuzz-corpus/fsmap/ holds
- * mkfs.xfs, mkfs.vfat -F 12/16/32 and mkntfs images made so).
+ * mkfs.xfs, mkfs.vfat -F 12/16/32, mkntfs and mkfs.exfat images made
+ * so).
  *
  * The size is kept to MAX_SIZE (4 GiB) so that no input makes a reader
  * walk for long: its FAT or $Bitmap of an image of zeros, read a MiB at
  * a time, is at most 32 MiB (a third of a second).
  *
- * Each reader (all three, whatever the image) runs on a fresh fs_map;
+ * Each reader (all four, whatever the image) runs on a fresh fs_map;
  * it must not crash, leak, read out of bounds or overflow, must read
  * only within [0, size), and must keep fsmap.h's promise: on success,
  * after fsmap_finish, the ranges are sorted, non-empty, apart (neither
@@ -230,6 +232,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	run_reader(&img, "xfs", fs_xfs_map);
 	run_reader(&img, "vfat", fs_fat_map);
 	run_reader(&img, "ntfs", fs_ntfs_map);
+	run_reader(&img, "exfat", fs_exfat_map);
 	free(img.recs);
 	return 0;
 }

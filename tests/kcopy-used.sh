@@ -193,6 +193,50 @@ files_xfs() {
 }
 used_xfs() { used_by_reader "$1"; }
 
+mkfs_exfat() {
+	local img=$1 dev
+	# made on 4096-byte sectors, which both destinations can hold;
+	# filled through exfat-fuse, which mounts block devices only
+	dev=$(make_loop "$img" -b 4096)
+	mkfs.exfat "$dev" >"$T/mkfs.log" 2>&1 || fail "mkfs.exfat: $(cat "$T/mkfs.log")"
+	exfat_mount "$dev" "$T/emnt"
+	cp -r "$FILES_DIR/." "$T/emnt/" || fail "cannot fill the exFAT"
+	umount "$T/emnt" || fail "cannot unmount the exFAT"
+	losetup -d "$dev"
+}
+# exfat_mount DEV DIR [OPTIONS...]: DEV mounted at DIR by exfat-fuse.
+exfat_mount() {
+	mkdir -p "$2"
+	mount.exfat-fuse "${@:3}" "$1" "$2" >"$T/mount.log" 2>&1 ||
+		fail "mount.exfat-fuse $1: $(cat "$T/mount.log")"
+	cleanup_add "mountpoint -q $(printf %q "$2") && umount $(printf %q "$2")"
+}
+check_exfat() {
+	fsck.exfat -n "$1" >"$T/fsck.log" 2>&1 ||
+		fail "$2: fsck.exfat -n: $(cat "$T/fsck.log")"
+}
+files_exfat() {
+	local f
+	exfat_mount "$1" "$T/emnt" -o ro
+	for f in "${FILES[@]}"; do
+		cmp -s "$T/emnt/$f" "$FILES_DIR/$f" || {
+			umount "$T/emnt"
+			fail "$2: /$f differs"
+		}
+	done
+	umount "$T/emnt"
+}
+# The used bytes as dump.exfat counts the clusters, and the boot regions
+# and FATs from the boot sector.
+used_exfat() {
+	local free total bps csize
+	free=$(dump.exfat "$1" 2>/dev/null | sed -n 's/^Free Clusters:[[:space:]]*//p')
+	total=$(dump.exfat "$1" 2>/dev/null | sed -n 's/^Total Clusters:[[:space:]]*//p')
+	bps=$((1 << $(le "$1" 108 1)))
+	csize=$((bps << $(le "$1" 109 1)))
+	echo $((24 * bps + $(le "$1" 110 1) * $(le "$1" 84 4) * bps + (total - free) * csize))
+}
+
 # clone WHAT KIND TYPE_NAME MKFS_ARGS...: make the file system KIND over
 # random bytes on a loop device, clone it with --used to two loop devices
 # and check everything.
@@ -262,6 +306,10 @@ if command -v mkfs.vfat >/dev/null && command -v mcopy >/dev/null; then
 fi
 if command -v mkntfs >/dev/null && command -v ntfscp >/dev/null; then
 	clone "NTFS" ntfs ntfs
+fi
+if command -v mkfs.exfat >/dev/null && command -v mount.exfat-fuse >/dev/null &&
+	[[ -c /dev/fuse ]]; then
+	clone "exFAT, 4096-byte sectors" exfat exfat
 fi
 if command -v mkfs.xfs >/dev/null && command -v xfs_repair >/dev/null; then
 	# mkfs.xfs makes nothing under 300 MiB

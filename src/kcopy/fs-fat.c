@@ -8,7 +8,7 @@
  * On-Disk Format" (fatgen103); numbers are little-endian.
  *
  * The boot sector (sector 0; this reader reads its first 512 bytes):
- *     3  8 bytes  OEM name ("EXFAT   " on exFAT, which is not read here)
+ *     3  8 bytes  OEM name ("EXFAT   " on exFAT, which fs-exfat.c reads)
  *    11  u16  BPB_BytsPerSec   512, 1024, 2048 or 4096
  *    13  u8   BPB_SecPerClus   a power of 2, 1 to 128
  *    14  u16  BPB_RsvdSecCnt   reserved sectors (the boot sector's own
@@ -117,17 +117,6 @@ struct fat_geom {
 	unsigned int state_off;		/* its offset in the boot sector */
 };
 
-static uint16_t le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
 static bool power_of_2(uint32_t v)
 {
 	return v && !(v & (v - 1));
@@ -138,8 +127,8 @@ static bool power_of_2(uint32_t v)
 static int parse_bpb(const uint8_t *b, uint64_t size, struct fat_geom *g,
 		     char *why, size_t len)
 {
-	uint32_t root_ents = le16(b + 17), tot16 = le16(b + 19);
-	uint32_t fat16_secs = le16(b + 22), media = b[21];
+	uint32_t root_ents = fs_le16(b + 17), tot16 = fs_le16(b + 19);
+	uint32_t fat16_secs = fs_le16(b + 22), media = b[21];
 	uint64_t root_secs, data_secs;
 	bool fat32_layout;
 
@@ -151,9 +140,9 @@ static int parse_bpb(const uint8_t *b, uint64_t size, struct fat_geom *g,
 		snprintf(why, len, "no boot sector signature 0x55 0xaa at byte 510");
 		return -EUCLEAN;
 	}
-	g->bps = le16(b + 11);
+	g->bps = fs_le16(b + 11);
 	g->spc = b[13];
-	g->rsvd = le16(b + 14);
+	g->rsvd = fs_le16(b + 14);
 	g->nfats = b[16];
 	if (!power_of_2(g->bps) || g->bps < 512 || g->bps > 4096) {
 		snprintf(why, len, "BPB_BytsPerSec %u (512, 1024, 2048 or 4096)",
@@ -177,7 +166,7 @@ static int parse_bpb(const uint8_t *b, uint64_t size, struct fat_geom *g,
 		snprintf(why, len, "BPB_Media 0x%02x (0xf0, or 0xf8 to 0xff)", media);
 		return -EUCLEAN;
 	}
-	g->tot_secs = tot16 ? tot16 : le32(b + 32);
+	g->tot_secs = tot16 ? tot16 : fs_le32(b + 32);
 	if (g->tot_secs == 0) {
 		snprintf(why, len, "BPB_TotSec16 and BPB_TotSec32 both 0");
 		return -EUCLEAN;
@@ -191,7 +180,7 @@ static int parse_bpb(const uint8_t *b, uint64_t size, struct fat_geom *g,
 		return -EUCLEAN;
 	}
 	fat32_layout = fat16_secs == 0;
-	g->fat_secs = fat32_layout ? le32(b + 36) : fat16_secs;
+	g->fat_secs = fat32_layout ? fs_le32(b + 36) : fat16_secs;
 	if (g->fat_secs == 0) {
 		snprintf(why, len, "BPB_FATSz16 and BPB_FATSz32 both 0");
 		return -EUCLEAN;
@@ -238,7 +227,7 @@ static int parse_bpb(const uint8_t *b, uint64_t size, struct fat_geom *g,
 	if (g->bits != 32)
 		return 0;
 
-	if (le16(b + 42) != 0) {
+	if (fs_le16(b + 42) != 0) {
 		snprintf(why, len, "BPB_FSVer %u.%u (only 0.0 is known)",
 			 b[43], b[42]);
 		return -ENOTSUP;
@@ -248,26 +237,26 @@ static int parse_bpb(const uint8_t *b, uint64_t size, struct fat_geom *g,
 			 (unsigned long long)g->clusters);
 		return -EUCLEAN;
 	}
-	g->root_clus = le32(b + 44);
+	g->root_clus = fs_le32(b + 44);
 	if (g->root_clus < 2 || g->root_clus > g->clusters + 1) {
 		snprintf(why, len, "BPB_RootClus %u (clusters are 2 to %llu)",
 			 g->root_clus, (unsigned long long)g->clusters + 1);
 		return -EUCLEAN;
 	}
-	if (le16(b + 48) != 0 && le16(b + 48) != 0xffff &&
-	    le16(b + 48) >= g->rsvd) {
+	if (fs_le16(b + 48) != 0 && fs_le16(b + 48) != 0xffff &&
+	    fs_le16(b + 48) >= g->rsvd) {
 		snprintf(why, len, "BPB_FSInfo %u past the %u reserved sectors",
-			 le16(b + 48), g->rsvd);
+			 fs_le16(b + 48), g->rsvd);
 		return -EUCLEAN;
 	}
-	if (le16(b + 50) != 0 && le16(b + 50) != 0xffff &&
-	    le16(b + 50) >= g->rsvd) {
+	if (fs_le16(b + 50) != 0 && fs_le16(b + 50) != 0xffff &&
+	    fs_le16(b + 50) >= g->rsvd) {
 		snprintf(why, len, "BPB_BkBootSec %u past the %u reserved sectors",
-			 le16(b + 50), g->rsvd);
+			 fs_le16(b + 50), g->rsvd);
 		return -EUCLEAN;
 	}
-	if (le16(b + 40) & 0x80) {
-		g->active = le16(b + 40) & 0x0f;
+	if (fs_le16(b + 40) & 0x80) {
+		g->active = fs_le16(b + 40) & 0x0f;
 		if (g->active >= g->nfats) {
 			snprintf(why, len,
 				 "BPB_ExtFlags: the active FAT is number %u of %u",
@@ -286,12 +275,12 @@ static uint32_t fat_entry(const uint8_t *p, unsigned int bits, size_t i)
 
 	switch (bits) {
 	case 12:
-		v = le16(p + i + i / 2);
+		v = fs_le16(p + i + i / 2);
 		return i & 1 ? (uint32_t)(v >> 4) : (uint32_t)(v & 0xfff);
 	case 16:
-		return le16(p + 2 * i);
+		return fs_le16(p + 2 * i);
 	default:
-		return le32(p + 4 * i) & 0x0fffffff;
+		return fs_le32(p + 4 * i) & 0x0fffffff;
 	}
 }
 

@@ -124,21 +124,6 @@ struct ntfs {
 	const struct runlist *mft;	/* $MFT's $DATA: where records are */
 };
 
-static uint16_t le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)le16(p) | (uint32_t)le16(p + 2) << 16;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
 static int get(struct ntfs *nt, void *buf, size_t len, uint64_t off,
 	       const char *what)
 {
@@ -174,7 +159,7 @@ static int read_boot(struct ntfs *nt)
 		return r;
 	if (memcmp(b + 3, "NTFS    ", 8))
 		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "no NTFS boot sector (OEM id at 3)");
-	nt->sector = le16(b + 0x0B);
+	nt->sector = fs_le16(b + 0x0B);
 	if (!pow2(nt->sector) || nt->sector < 256 || nt->sector > 4096)
 		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "bytes per sector (0x0B) %" PRIu32
 			    " is not a power of two from 256 to 4096",
@@ -187,7 +172,7 @@ static int read_boot(struct ntfs *nt)
 			    "0x%02x gives no cluster size up to 2 MiB",
 			    b[0x0D]);
 	nt->cluster = spc * nt->sector;
-	nt->total_sectors = le64(b + 0x28);
+	nt->total_sectors = fs_le64(b + 0x28);
 	if (nt->total_sectors == 0 ||
 	    nt->total_sectors > nt->src->size / nt->sector)
 		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "total sectors (0x28) %" PRIu64
@@ -198,12 +183,12 @@ static int read_boot(struct ntfs *nt)
 	if (nt->clusters == 0)
 		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "total sectors (0x28) %" PRIu64
 			    " make no whole cluster", nt->total_sectors);
-	nt->mft_lcn = le64(b + 0x30);
+	nt->mft_lcn = fs_le64(b + 0x30);
 	if (nt->mft_lcn == 0 || nt->mft_lcn >= nt->clusters)
 		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "$MFT LCN (0x30) %" PRIu64 " is not "
 			    "within the volume's %" PRIu64 " clusters",
 			    nt->mft_lcn, nt->clusters);
-	mirr = le64(b + 0x38);
+	mirr = fs_le64(b + 0x38);
 	if (mirr == 0 || mirr >= nt->clusters)
 		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "$MFTMirr LCN (0x38) %" PRIu64 " is "
 			    "not within the volume's %" PRIu64 " clusters",
@@ -389,27 +374,27 @@ static int read_record(struct ntfs *nt, uint64_t num, uint64_t base,
 		return r;
 	if (memcmp(rec, "FILE", 4))
 		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: no FILE magic", what);
-	usa_off = le16(rec + 0x04);
-	usa_count = le16(rec + 0x06);
+	usa_off = fs_le16(rec + 0x04);
+	usa_count = fs_le16(rec + 0x06);
 	if (usa_count != nt->rec_size / STRIDE + 1 || usa_off & 1 ||
 	    usa_off < 0x28 || usa_off + 2u * usa_count > STRIDE - 2)
 		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: bad update sequence array "
 			    "(offset 0x04 %u, count 0x06 %u)", what, usa_off,
 			    usa_count);
-	usn = le16(rec + usa_off);
+	usn = fs_le16(rec + usa_off);
 	for (i = 1; i < usa_count; i++) {
 		uint8_t *end = rec + i * STRIDE - 2;
 
-		if (le16(end) != usn)
+		if (fs_le16(end) != usn)
 			return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: sector %" PRIu32 " does "
 				    "not end with the update sequence number "
 				    "(a torn write?)", what, i - 1);
 		memcpy(end, rec + usa_off + 2 * i, 2);
 	}
-	attrs = le16(rec + 0x14);
-	flags = le16(rec + 0x16);
-	used = le32(rec + 0x18);
-	owner = le64(rec + 0x20) & 0xFFFFFFFFFFFFull;
+	attrs = fs_le16(rec + 0x14);
+	flags = fs_le16(rec + 0x16);
+	used = fs_le32(rec + 0x18);
+	owner = fs_le64(rec + 0x20) & 0xFFFFFFFFFFFFull;
 	if (used > nt->rec_size || attrs < usa_off + 2u * usa_count ||
 	    attrs & 7 || attrs + 8u > used)
 		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: first attribute at 0x%x and "
@@ -430,7 +415,7 @@ static int find_attr(struct ntfs *nt, const uint8_t *rec, uint64_t num,
 		     uint32_t type, bool any_vcn, uint64_t vcn,
 		     uint32_t *at, uint32_t *alen)
 {
-	uint32_t used = le32(rec + 0x18), off = le16(rec + 0x14);
+	uint32_t used = fs_le32(rec + 0x18), off = fs_le16(rec + 0x14);
 
 	/* Every step moves on by at least 16 bytes within used. */
 	for (;;) {
@@ -438,12 +423,12 @@ static int find_attr(struct ntfs *nt, const uint8_t *rec, uint64_t num,
 
 		if (used - off < 4)
 			break;
-		t = le32(rec + off);
+		t = fs_le32(rec + off);
 		if (t == AT_END)
 			return -ENOENT;
 		if (used - off < 16)
 			break;
-		len = le32(rec + off + 4);
+		len = fs_le32(rec + off + 4);
 		if (len < 16 || len & 7 || len > used - off)
 			break;
 		if (t == type && rec[off + 9] == 0) {
@@ -452,7 +437,7 @@ static int find_attr(struct ntfs *nt, const uint8_t *rec, uint64_t num,
 			if (len < (nonres ? 0x40u : 0x18u))
 				break;
 			if (!nonres || any_vcn ||
-			    le64(rec + off + 0x10) == vcn) {
+			    fs_le64(rec + off + 0x10) == vcn) {
 				*at = off;
 				*alen = len;
 				return 0;
@@ -476,9 +461,9 @@ static int attr_runs(struct ntfs *nt, const uint8_t *rec, uint32_t at,
 
 	if (!a[8])
 		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s is resident", what);
-	low = le64(a + 0x10);
-	high = le64(a + 0x18);
-	mp = le16(a + 0x20);
+	low = fs_le64(a + 0x10);
+	high = fs_le64(a + 0x18);
+	mp = fs_le16(a + 0x20);
 	if (mp < 0x40 || mp >= len)
 		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: mapping pairs offset (0x20) "
 			    "0x%x is not within its %" PRIu32 " bytes", what,
@@ -488,7 +473,7 @@ static int attr_runs(struct ntfs *nt, const uint8_t *rec, uint32_t at,
 		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: VCNs %" PRIu64 " to %" PRIu64,
 			    what, low, high);
 	if (low == 0)
-		*size = le64(a + 0x30);
+		*size = fs_le64(a + 0x30);
 	return decode_runs(nt, a + mp, len - mp, low, high + 1, rl, what);
 }
 
@@ -497,8 +482,8 @@ static int resident_value(struct ntfs *nt, const uint8_t *rec, uint32_t at,
 			  uint32_t len, const uint8_t **val, uint32_t *vlen,
 			  const char *what)
 {
-	uint32_t n = le32(rec + at + 0x10);
-	uint16_t off = le16(rec + at + 0x14);
+	uint32_t n = fs_le32(rec + at + 0x10);
+	uint16_t off = fs_le16(rec + at + 0x14);
 
 	if (off > len || n > len - off)
 		return fsmap_fail(nt->why, nt->len, -EUCLEAN, "%s: value (offset 0x14 %u, length "
@@ -580,8 +565,8 @@ static int file_runs(struct ntfs *nt, uint64_t num, uint32_t type,
 	/* Entries are at least 0x1A bytes: the walk ends. */
 	for (off = 0; llen - off >= 0x1A; ) {
 		const uint8_t *e = lv + off;
-		uint16_t elen = le16(e + 4);
-		uint64_t low = le64(e + 8), ref = le64(e + 0x10) & 0xFFFFFFFFFFFFull;
+		uint16_t elen = fs_le16(e + 4);
+		uint64_t low = fs_le64(e + 8), ref = fs_le64(e + 0x10) & 0xFFFFFFFFFFFFull;
 		const uint8_t *in = rec;
 
 		if (elen < 0x1A || elen > llen - off) {
@@ -590,7 +575,7 @@ static int file_runs(struct ntfs *nt, uint64_t num, uint32_t type,
 			goto out;
 		}
 		off += elen;
-		if (le32(e) != type || e[6] != 0)
+		if (fs_le32(e) != type || e[6] != 0)
 			continue;
 		if (ref != num) {
 			r = read_record(nt, ref, num, ext);
@@ -652,7 +637,7 @@ static int check_volume(struct ntfs *nt, struct fs_map *m)
 	if (r == 0 && vlen < 0x0C)
 		r = fsmap_fail(nt->why, nt->len, -EUCLEAN, "$VOLUME_INFORMATION of %" PRIu32
 			 " bytes has no flags", vlen);
-	if (r == 0 && le16(val + 0x0A) & VOLUME_IS_DIRTY)
+	if (r == 0 && fs_le16(val + 0x0A) & VOLUME_IS_DIRTY)
 		snprintf(m->dirty, sizeof(m->dirty), "the volume is marked "
 			 "dirty (run chkdsk or ntfsfix)");
 	free(rec);

@@ -146,12 +146,6 @@ static uint64_t be64(const uint8_t *p)
 	return (uint64_t)be32(p) << 32 | be32(p + 4);
 }
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[1] << 8 | p[0];
-}
-
 /* CRC-32C (Castagnoli, reflected, initial and final value ~0) of len
  * bytes at p, the 4 bytes at skip taken as zero; four bits at a time. */
 static uint32_t crc32c(const uint8_t *p, size_t len, size_t skip)
@@ -175,7 +169,7 @@ static uint32_t crc32c(const uint8_t *p, size_t len, size_t skip)
 
 static bool crc_ok(const uint8_t *p, size_t len, size_t off)
 {
-	return crc32c(p, len, off) == le32(p + off);
+	return crc32c(p, len, off) == fs_le32(p + off);
 }
 
 /* A read error: its reason names what was read. */

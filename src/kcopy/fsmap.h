@@ -1,8 +1,8 @@
 /* fsmap.h - what a file system uses, read from its own allocation
  * structures: the interface between the map readers (fs-ext.c, fs-xfs.c,
- * fs-fat.c, fs-ntfs.c), fsmap.c, which holds what they find, fstypes.c,
- * which names the reader of each type, and their callers (used.c for
- * --used, tests/fsmap-dump.c).
+ * fs-fat.c, fs-ntfs.c, fs-exfat.c), fsmap.c, which holds what they find,
+ * fstypes.c, which names the reader of each type, and their callers
+ * (used.c for --used, tests/fsmap-dump.c).
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -73,9 +73,11 @@ int fs_fat_map(const struct fs_source *src, struct fs_map *m, char *why,
 	       size_t len);
 int fs_ntfs_map(const struct fs_source *src, struct fs_map *m, char *why,
 		size_t len);
+int fs_exfat_map(const struct fs_source *src, struct fs_map *m, char *why,
+		 size_t len);
 
 /* fstypes.c: the reader of a libblkid type name ("ext2", "ext3", "ext4", "xfs",
- * "vfat", "ntfs"), or NULL if there is none. */
+ * "vfat", "ntfs", "exfat"), or NULL if there is none. */
 fs_reader_fn fsmap_reader(const char *type);
 
 /* fsmap.c */
@@ -104,6 +106,22 @@ static inline int fs_read(const struct fs_source *src, void *buf,
 	if (off > src->size || len > src->size - off)
 		return -EUCLEAN;	/* a structure points past the end */
 	return src->read(src->ctx, buf, len, off);
+}
+
+/* The little-endian numbers of the on-disk formats, at p. */
+static inline uint16_t fs_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline uint32_t fs_le32(const uint8_t *p)
+{
+	return (uint32_t)fs_le16(p) | (uint32_t)fs_le16(p + 2) << 16;
+}
+
+static inline uint64_t fs_le64(const uint8_t *p)
+{
+	return (uint64_t)fs_le32(p) | (uint64_t)fs_le32(p + 4) << 32;
 }
 
 #endif /* KCOPY_FSMAP_H */

@@ -21,6 +21,7 @@ static const struct {
 	{ "xfs", fs_xfs_map },
 	{ "vfat", fs_fat_map },
 	{ "ntfs", fs_ntfs_map },
+	{ "exfat", fs_exfat_map },
 };
 
 fs_reader_fn fsmap_reader(const char *type)

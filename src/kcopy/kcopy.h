@@ -25,7 +25,8 @@
  *               the partition table and its partitions
  *   used.c      --used, --domain-mapfile: the map of what to copy, from
  *               the file system's readers (fsmap.h: fstypes.c, fsmap.c,
- *               fs-ext.c, fs-xfs.c, fs-fat.c, fs-ntfs.c) or a mapfile
+ *               fs-ext.c, fs-xfs.c, fs-fat.c, fs-ntfs.c, fs-exfat.c) or
+ *               a mapfile
  *   flash.c     --bmap: an image's block map as the map of what to copy,
  *               and its checksums checked by the copy's data hook; or,
  *               for an image the feed delivers, as the feed's filter

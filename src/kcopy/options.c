@@ -103,7 +103,7 @@ static const struct poptOption option_table[] = {
 	  "resuming: write again to the destinations that had failed", NULL },
 	{ "used", 0, POPT_ARG_NONE, NULL, OPT_USED,
 	  "copy only the blocks the source's file system (ext2/3/4, XFS, "
-	  "FAT or NTFS) uses", NULL },
+	  "FAT, NTFS or exFAT) uses", NULL },
 	/* GNU ddrescue's name for it */
 	{ "domain-mapfile", 0, POPT_ARG_STRING, NULL, OPT_DOMAIN_MAPFILE,
 	  "copy only the '+' blocks of a ddrescue mapfile (partclone "

@@ -5,9 +5,9 @@
  *
  * --used: the source region holds a file system; its type comes from
  * libblkid, and its reader (fstypes.c, one file per kind: fs-ext.c,
- * fs-xfs.c, fs-fat.c, fs-ntfs.c) reads its allocation structures through
- * the copy's backend (kcopyd_read), so that a file, a block device and an
- * NBD export are mapped alike.  A file system that is mounted (the source
+ * fs-xfs.c, fs-fat.c, fs-ntfs.c, fs-exfat.c) reads its allocation
+ * structures through the copy's backend (kcopyd_read), so that a file, a
+ * block device and an NBD export are mapped alike.  A file system that is mounted (the source
  * device, or a loop device over the source file), or not clean, is a
  * setup error (--force copies a dirty one, saying so); so is a type
  * without a reader.
