@@ -246,6 +246,8 @@ void kc_jobs_extend(struct kcopyd_client *kc, kc_dest_fail_fn fail)
 		if (!kc_job_extend_due(job))
 			continue;
 		job->extended = true;
+		if (!job->src_bytes)
+			continue;	/* an empty stream changes nothing */
 		for (i = 0; i < job->num_dests; i++) {
 			const struct kc_region *d = &job->dests[i];
 			uint64_t end = (d->sector << SECTOR_SHIFT) +

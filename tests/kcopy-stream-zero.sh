@@ -101,6 +101,15 @@ for t in tz td t100; do
 		$((2 * MiB - len)))" "$t: over old data: changed past the stream"
 done
 
+# --- An empty stream into a file at an offset past its end changes
+# nothing: the file is not extended to where the region begins.
+head -c 100 /dev/urandom >"$T/short.bin"
+cp "$T/short.bin" "$T/short.keep"
+: >"$T/empty.bin"
+stream "empty stream" "$T/empty.bin" - "$T/short.bin:8"
+size_is "$T/short.bin" 100
+cmp "$T/short.keep" "$T/short.bin" || fail "empty stream: the file changed"
+
 # --- A stream destination beside a file: every byte of the image on
 # standard output, the file sparse as before.
 cat "$IMG" | run_watchdog 60 "$KCOPY" - "$T/fan.img" - >"$T/fan.out" \
