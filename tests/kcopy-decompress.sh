@@ -206,6 +206,18 @@ kcopy_expect ok img.xz:0:1000 out
 size_is out 512000
 same "$IMG" 0 out 0 512000
 rm -f out
+# A COUNT past the image's end, which xz's index tells: refused, nothing
+# made.
+kcopy_expect setup img.xz:0:$((SIZE / 512 + 8)) out
+grep -q "ends past the end of the xz image" "$ERR_FILE" ||
+	fail "a COUNT past the xz image: $(cat "$ERR_FILE")"
+[[ ! -e out ]] || fail "a COUNT past the xz image: out made"
+# Standard input, a compressed file read from its byte 6 on: refused (not
+# decoded from the middle), nothing made.
+st=0
+{ head -c 6 >/dev/null; "$KCOPY" - out 2>"$T/mid.err"; } <img.xz || st=$?
+assert_eq "$st" 128 "standard input from the middle of img.xz"
+[[ ! -e out ]] || fail "standard input from the middle of img.xz: out made"
 
 # The compressed file itself as a destination: refused, left as it was.
 cp img.xz self.xz

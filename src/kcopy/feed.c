@@ -295,12 +295,16 @@ int feed_open(struct feed *f, int fd, bool own, bool file, int intr_fd,
 	const struct decoder_ops *ops = NULL;
 	size_t n = 0;
 	int taken = 0, r;
+	off_t at = 0;
+	ssize_t got;
 	long cpus;
 
 	if (mode == FEED_NONE && !f->filter.data)
 		return 0;
 	if (file) {
-		ssize_t got = pread(fd, f->head, DECODE_MAGIC_LEN, 0);
+		/* where a file on standard input is read from */
+		at = lseek(fd, 0, SEEK_CUR);
+		got = pread(fd, f->head, DECODE_MAGIC_LEN, at > 0 ? at : 0);
 
 		if (got < 0) {
 			snprintf(msg, len, "cannot read: %s", strerror(errno));
@@ -330,6 +334,11 @@ int feed_open(struct feed *f, int fd, bool own, bool file, int intr_fd,
 	}
 	if (!ops && !taken && !f->filter.data)
 		return 0;
+	if (at > 0) {
+		snprintf(msg, len, "a file read from its byte %jd on: an image "
+			 "is decoded from the file's start", (intmax_t)at);
+		return -EINVAL;
+	}
 	f->dec.ops = ops ? ops : &dec_raw;
 	f->head_len = taken ? n : 0;
 	cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -338,6 +347,7 @@ int feed_open(struct feed *f, int fd, bool own, bool file, int intr_fd,
 	if (r < 0) {
 		snprintf(msg, len, "cannot make the image's pipe: %s",
 			 strerror(-r));
+		f->dec.ops = NULL;	/* fd stays the caller's, to close */
 		return r;
 	}
 	f->in_fd = fd;

@@ -342,6 +342,13 @@ static int source_feed(struct kcopy *k, struct target *t, bool file)
 		t->id = id;
 	/* Without a COUNT, to the end of the stream (count 0). */
 	t->count = t->spec.has_count ? t->spec.count : 0;
+	if (r == 0 && t->count && k->feed.size_known &&
+	    (t->sector + t->count) * KC_SECTOR_SIZE > k->feed.image_size)
+		return setup_error(k, t, -EINVAL, "region (sector %" PRIu64
+				   ", %" PRIu64 " sectors) ends past the end "
+				   "of the %s image (%" PRIu64 " bytes, as its "
+				   "container says)", t->sector, t->count,
+				   feed_format(&k->feed), k->feed.image_size);
 	return r < 0 ? r : check_region(k, t, KCOPYD_REGION_SOURCE);
 }
 
