@@ -141,6 +141,7 @@ void kcopyd_client_stop(struct kcopyd_client *kc)
 		job->stopped = true;
 	kc->stop_requested = true;
 	pthread_mutex_unlock(&kc->lock);
+	atomic_fetch_add(&kc->stops, 1);	/* and the opens under way */
 	kc_engine_wake(kc);
 }
 

@@ -76,6 +76,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -696,6 +697,10 @@ struct kcopyd_client {
 	void (*free_deferred)(struct kcopyd_client *kc);
 	bool stop_requested;		/* kcopyd_client_stop: the engine stops
 					   its active jobs */
+	/* Bumped by every kcopyd_client_stop, read without kc->lock: an
+	 * open under way (nbd.c's connect_one) that sees it change since
+	 * it began gives up with -EINTR. */
+	atomic_uint stops;
 	struct kc_file *files;		/* those in use (region.c) */
 	struct kc_bad_range *bad;
 	size_t num_bad, cap_bad;

@@ -187,8 +187,10 @@ int kcopyd_zero(struct kcopyd_client *kc, unsigned int num_dests,
 int kcopyd_wait(struct kcopyd_client *kc);
 
 /* Stop every job: no new sub-jobs are started, those in flight finish and
- * each job's callback fires as usual.  Safe from a signal-handling thread,
- * not from a signal handler. */
+ * each job's callback fires as usual.  An NBD open (kcopyd_open_uri,
+ * kcopyd_open_command) under way in another thread gives up within 100 ms
+ * with -EINTR.  Safe from a signal-handling thread, not from a signal
+ * handler. */
 void kcopyd_client_stop(struct kcopyd_client *kc);
 
 /* Sub-job size in bytes, a multiple of 4096; shrunk at use to fit the budget.
@@ -380,6 +382,7 @@ int kcopyd_set_fd_hints(struct kcopyd_client *kc, int fd, unsigned int hints);
  * parameters may name local files.
  * -EPROTONOSUPPORT when the library was built without libnbd; -EINVAL for
  * a URI libnbd does not take; -EROFS for a read-only export opened O_RDWR;
+ * -EINTR when kcopyd_client_stop is called meanwhile from another thread;
  * otherwise the error of the connection (-ECONNREFUSED, -ENOENT...). */
 int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
 		    int *fd);
@@ -393,8 +396,10 @@ int kcopyd_open_uri(struct kcopyd_client *kc, const char *uri, int flags,
  * server is stopped when the export is closed (kcopyd_close_uri, or
  * kcopyd_client_destroy): it exits once its connections have gone, and the
  * close waits for it.  A server that fails to start, or to answer within
- * kcopyd_set_timeout's limit, is killed; the error says why, and
- * kcopyd_get_error() gives libnbd's message.  -EPROTONOSUPPORT when the
+ * kcopyd_set_timeout's limit, or interrupted by kcopyd_client_stop
+ * (-EINTR), is killed with its process group (the server runs in a group
+ * of its own: a terminal's Ctrl-C does not reach it); the error says why,
+ * and kcopyd_get_error() gives libnbd's message.  -EPROTONOSUPPORT when the
  * library was built without libnbd; -EINVAL for an empty argv; -EROFS as
  * for kcopyd_open_uri.  Since libkcopyd 0.3.0 (KCOPYD_0.3). */
 int kcopyd_open_command(struct kcopyd_client *kc, char *const argv[],

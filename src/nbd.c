@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -697,10 +698,17 @@ static int nbd_extents(struct kcopyd_client *kc, struct kc_file *f,
  * then waits for it, would hang.  So the child of a fork made while this
  * thread starts a server (starting_server, copied into the child with the
  * thread) unblocks every signal before libnbd execs the server; other
- * forks of the process are left alone.  Process-wide by nature: the
+ * forks of the process are left alone.  It also becomes the leader of its
+ * own process group: a server that fails to start is killed with all it
+ * started (a wrapper's children: kill_server), and a terminal's Ctrl-C
+ * reaches the caller only, which stops the server when it closes the
+ * export, after its writes were flushed.  The child writes its pid, once
+ * its group exists, into server_pid, a page shared with the parent (libnbd
+ * 1.14 has no nbd_get_subprocess_pid).  Process-wide by nature: the
  * handler is registered once per process, and is glibc's to drop when
  * the library is unloaded. */
 static __thread bool starting_server;
+static __thread pid_t *server_pid;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void child_unblock(void)
@@ -709,6 +717,9 @@ static void child_unblock(void)
 
 	if (!starting_server)
 		return;
+	setpgid(0, 0);
+	if (server_pid)
+		__atomic_store_n(server_pid, getpid(), __ATOMIC_RELEASE);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
@@ -719,17 +730,34 @@ static void atfork_register(void)
 }
 
 /* Start the server of argv on h (libnbd's socket activation): the fork is
- * made inside the call. */
+ * made inside the call; its child writes its pid into *pid (shared with
+ * it, see child_unblock) before it execs. */
 static int start_server(const struct kc_nbd_lib *lib, struct nbd_handle *h,
-			char *const argv[])
+			char *const argv[], pid_t *pid)
 {
 	int r;
 
 	pthread_once(&atfork_once, atfork_register);
+	server_pid = pid;
 	starting_server = true;
 	r = lib->aio_connect_systemd_socket_activation(h, (char **)argv);
 	starting_server = false;
+	server_pid = NULL;
 	return r;
+}
+
+/* Kill the server started on h that failed, and its process group: what
+ * a wrapper (sh -c) started too.  A pid not written yet is that of a child
+ * that has not run its atfork handler, so has not exec'd nor started
+ * anything: libnbd's kill of its child is enough. */
+static void kill_server(const struct kc_nbd_lib *lib, struct nbd_handle *h,
+			const pid_t *pid)
+{
+	pid_t p = pid ? __atomic_load_n(pid, __ATOMIC_ACQUIRE) : 0;
+
+	if (p > 0)
+		kill(-p, SIGKILL);
+	lib->kill_subprocess(h, SIGKILL);
 }
 
 /* r, a failed connection's error; with say, libnbd's message (what; NULL
@@ -739,35 +767,64 @@ static int conn_failed(bool say, int r, const char *what)
 	return say ? kc_set_error(r, "%s", what ? what : strerror(-r)) : r;
 }
 
+/* The slice in which a connection's handshake is waited for: how soon an
+ * open notices kcopyd_client_stop. */
+#define NBD_CONNECT_SLICE_MS 100
+
+/* Has kcopyd_client_stop been called on kc since its count was stops? */
+static bool stopped_since(struct kcopyd_client *kc, unsigned int stops)
+{
+	return atomic_load(&kc->stops) != stops;
+}
+
 /* Connect to uri, or to a server started from argv (uri NULL) by systemd
  * socket activation, within timeout_us (0: no limit), as requests are
  * bounded: a server that accepts the connection and then says nothing is
- * an error (-ETIMEDOUT), not a hang.  On failure, with say, the reason is
- * the thread's error (kcopyd_get_error: libnbd's message); a server
- * started for the connection is killed: it serves nobody, and closing its
- * handle waits for it to exit. */
-static int connect_one(const struct kc_nbd_lib *lib, const char *uri,
+ * an error (-ETIMEDOUT), not a hang.  The wait is given up with -EINTR
+ * once kcopyd_client_stop has been called on kc since its count was
+ * stops (another thread's: the caller's is here).  On failure, with say,
+ * the reason is the thread's error (kcopyd_get_error: libnbd's message); a
+ * server started for the connection is killed with its process group: it
+ * serves nobody, and closing its handle waits for it to exit. */
+static int connect_one(struct kcopyd_client *kc, unsigned int stops,
+		       const struct kc_nbd_lib *lib, const char *uri,
 		       char *const argv[], uint64_t timeout_us, bool say,
 		       struct nbd_handle **hp)
 {
 	struct nbd_handle *h = lib->create();
 	uint64_t deadline = kc_now_us() + timeout_us;
+	pid_t *pid = NULL;
 	int r = 0;
 
 	if (!h)
 		return conn_failed(say, nbd_err(lib), lib->get_error());
+	if (!uri) {
+		pid = mmap(NULL, sizeof(*pid), PROT_READ | PROT_WRITE,
+			   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (pid == MAP_FAILED) {
+			r = -errno;
+			lib->close(h);
+			return conn_failed(say, r, NULL);
+		}
+		*pid = 0;
+	}
 	/* The caller's URI is trusted, as a path would be: its tls-psk-file
 	 * and tls-certificates parameters may name local files. */
 	if (lib->set_uri_allow_local_file(h, true) < 0 ||
 	    lib->add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
 	    (uri ? lib->aio_connect_uri(h, uri)
-	     : start_server(lib, h, argv)) < 0)
+	     : start_server(lib, h, argv, pid)) < 0)
 		r = conn_failed(say, nbd_err(lib), lib->get_error());
 	while (r == 0 && lib->aio_is_connecting(h) > 0) {
 		uint64_t now = kc_now_us();
-		int ms = timeout_us ? kc_ms_of_us(deadline - now) : -1;
+		int ms = NBD_CONNECT_SLICE_MS;
 
-		if (timeout_us && now >= deadline)
+		if (timeout_us && deadline - now < (uint64_t)ms * 1000)
+			ms = kc_ms_of_us(deadline - now);
+		if (stopped_since(kc, stops))
+			r = conn_failed(say, -EINTR, "interrupted "
+					"(kcopyd_client_stop)");
+		else if (timeout_us && now >= deadline)
 			r = conn_failed(say, -ETIMEDOUT, "the server did not "
 					"finish the NBD handshake in time");
 		else if (lib->poll(h, ms) < 0)
@@ -777,12 +834,14 @@ static int connect_one(const struct kc_nbd_lib *lib, const char *uri,
 		r = conn_failed(say, nbd_err(lib), lib->get_error());
 	if (r < 0) {
 		if (!uri)
-			lib->kill_subprocess(h, SIGKILL);
+			kill_server(lib, h, pid);
 		lib->close(h);
-		return r;
+	} else {
+		*hp = h;
 	}
-	*hp = h;
-	return 0;
+	if (pid)
+		munmap(pid, sizeof(*pid));
+	return r;
 }
 
 static void export_free(struct kc_nbd *x)
@@ -841,8 +900,8 @@ static int probe(const struct kc_nbd_lib *lib, struct nbd_handle *h,
 /* More connections to the server of conns[0] (its URI; for a server kcopy
  * started, that of the socket libnbd made for it), up to NBD_CONNS.  One
  * that fails is no error, and leaves the thread's reason alone. */
-static void connect_more(struct kc_nbd *x, const char *uri,
-			 uint64_t timeout_us)
+static void connect_more(struct kc_nbd *x, unsigned int stops,
+			 const char *uri, uint64_t timeout_us)
 {
 	const struct kc_nbd_lib *lib = x->nc->lib;
 	char *made = uri ? NULL : lib->get_uri(x->conns[0].h);
@@ -852,8 +911,8 @@ static void connect_more(struct kc_nbd *x, const char *uri,
 	if (!uri && (!timeout_us || timeout_us > NBD_LOCAL_MORE_TIMEOUT_US))
 		timeout_us = NBD_LOCAL_MORE_TIMEOUT_US;
 	while (x->num_conns < NBD_CONNS &&
-	       connect_one(lib, uri ? uri : made, NULL, timeout_us, false,
-			   &x->conns[x->num_conns].h) == 0)
+	       connect_one(x->kc, stops, lib, uri ? uri : made, NULL,
+			   timeout_us, false, &x->conns[x->num_conns].h) == 0)
 		x->num_conns++;
 	free(made);
 }
@@ -866,8 +925,8 @@ static int open_export(struct kcopyd_client *kc, const char *uri,
 	struct kc_nbd *x;
 	struct kc_file *f;
 	uint64_t timeout_us = 0;
+	unsigned int stops, i;
 	void *state;
-	unsigned int i;
 	int r;
 
 	if (!kc || (!uri && (!argv || !argv[0])) || !fd ||
@@ -881,6 +940,7 @@ static int open_export(struct kcopyd_client *kc, const char *uri,
 		return -ENOMEM;
 	}
 	x->kc = kc;
+	stops = atomic_load(&kc->stops);	/* a stop from now on: -EINTR */
 	pthread_mutex_lock(&kc->lock);
 	r = kc_backend_use(kc, &kc_nbd_backend, &state);
 	if (r == 0) {
@@ -892,7 +952,8 @@ static int open_export(struct kcopyd_client *kc, const char *uri,
 	pthread_mutex_unlock(&kc->lock);
 	if (r < 0)
 		goto fail_free;
-	r = connect_one(lib, uri, argv, timeout_us, true, &x->conns[0].h);
+	r = connect_one(kc, stops, lib, uri, argv, timeout_us, true,
+			&x->conns[0].h);
 	if (r < 0)
 		goto fail_free;
 	x->num_conns = 1;
@@ -902,7 +963,11 @@ static int open_export(struct kcopyd_client *kc, const char *uri,
 	/* More connections where the server says they see one another's
 	 * writes; the page budget still bounds what is in flight. */
 	if (r == 0 && f->can_multi_conn)
-		connect_more(x, uri, timeout_us);
+		connect_more(x, stops, uri, timeout_us);
+	/* A stop while the export was probed or further connections made
+	 * interrupts the open too. */
+	if (r == 0 && stopped_since(kc, stops))
+		r = kc_set_error(-EINTR, "interrupted (kcopyd_client_stop)");
 	for (i = 0; i < x->num_conns; i++)
 		x->conns[i].export = x;
 	f->fd = r == 0 ? eventfd(0, EFD_CLOEXEC) : -1;

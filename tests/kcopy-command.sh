@@ -2,8 +2,10 @@
 # Regions written "[ CMD ARGS... ]": an NBD server kcopy starts by socket
 # activation (qemu-nbd for qcow2, nbdkit's plugins), as the source and as
 # destinations, stopped when kcopy ends (no process left, also after a
-# failed copy); ]:SECTOR:COUNT; a server that does not start and a malformed
-# command are setup errors naming the command.  No root needed.
+# failed copy); ]:SECTOR:COUNT, also on commands of the same text; a server
+# that does not start (also from a wrapper: nothing of it left) and a
+# malformed command are setup errors naming the command; SIGTERM while a
+# server is slow to greet ends kcopy at once.  No root needed.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
 
 requires qemu-img qemu-nbd qemu-io nbdkit cmp jq perl pgrep timeout
@@ -164,6 +166,61 @@ expect_refused "a program that does not exist" \
 	[ kcopy-no-such-server "$T/x" ] "$T/new2.raw"
 [[ ! -e $T/new2.raw ]] || fail "a missing program: a file was created"
 no_server_left "servers that did not start"
+
+# --- A server that never speaks NBD (sleep, with an argument no other
+# process has: this test's pid in it): SIGTERM while kcopy waits for its
+# handshake stops kcopy at once (143), with or without a --timeout,
+# nothing created, the server killed.
+MUTE=98765$$
+for to in 0 30; do
+	"$KCOPY" --timeout=$to [ sleep $MUTE ] "$T/mute$to.raw" \
+		2>"$T/mute.err" &
+	pid=$!
+	wait_for 10 signal_ready "$pid" 15 ||
+		fail "--timeout=$to: SIGTERM in the handshake: kcopy did not start"
+	sleep 1
+	t0=$(now_ms)
+	kill -TERM "$pid"
+	wait_gone "$pid" 3 ||
+		fail "--timeout=$to: SIGTERM in the handshake: kcopy still runs after 3 s"
+	wait "$pid" && st=0 || st=$?
+	expect_status "$st" signal:TERM "--timeout=$to: SIGTERM in the handshake"
+	(($(now_ms) - t0 < 3000)) ||
+		fail "--timeout=$to: SIGTERM in the handshake: took $(($(now_ms) - t0)) ms"
+	grep -q "interrupted by a signal" "$T/mute.err" ||
+		fail "--timeout=$to: SIGTERM in the handshake: $(cat "$T/mute.err")"
+	[[ ! -e $T/mute$to.raw ]] ||
+		fail "--timeout=$to: SIGTERM in the handshake: a file was created"
+	! pgrep -f "^sleep $MUTE\$" >/dev/null ||
+		fail "--timeout=$to: SIGTERM in the handshake: the server still runs"
+done
+
+# --- A server that fails to start from inside a wrapper (sh -c starts a
+# child, then closes the socket): the wrapper's child is killed too.
+CHILD=98764$$
+expect_refused "a wrapper that closes the socket" \
+	"the NBD server did not start" \
+	--timeout=3 [ sh -c "sleep $CHILD 3<&- & exec 3<&-; wait" ] "$T/new5.raw"
+sleep 0.2
+! pgrep -f "^sleep $CHILD\$" >/dev/null ||
+	fail "a wrapper that closes the socket: its child still runs"
+[[ ! -e $T/new5.raw ]] || fail "a wrapper that closes the socket: a file was created"
+
+# --- Two commands of the same text with different fields: each region its
+# own (not the first's, which would overlap): a 50 KiB file into sectors
+# 0-99 and 200-299 of one image.
+dd if="$RAW" of="$T/small" bs=512 skip=2048 count=100 status=none
+truncate -s $MiB "$T/twice.img"
+run_kcopy "$T/small" [ nbdkit file "$T/twice.img" ]:0:100 \
+	[ nbdkit file "$T/twice.img" ]:200:100
+assert_eq "$ST" 0 "two commands of the same text"
+cmp -n $((100 * 512)) "$T/small" "$T/twice.img" ||
+	fail "two commands of the same text: sectors 0-99 differ"
+cmp -n $((100 * 512)) "$T/small" "$T/twice.img" 0 $((200 * 512)) ||
+	fail "two commands of the same text: sectors 200-299 differ"
+cmp -n $((100 * 512)) /dev/zero "$T/twice.img" 0 $((100 * 512)) ||
+	fail "two commands of the same text: sectors 100-199 were written"
+no_server_left "two commands of the same text"
 
 # --- Malformed commands: usage errors naming the bracket.
 expect_refused "a '[' without ']'" "'\[' (argument 1) has no matching '\]'" \

@@ -2206,6 +2206,65 @@ static void test_open_command(void)
 	close(back);
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* kcopyd_client_stop from another thread, 300 ms into an open. */
+static void *stop_later(void *arg)
+{
+	struct timespec ts = { 0, 300 * 1000 * 1000 };
+
+	nanosleep(&ts, NULL);
+	kcopyd_client_stop(arg);
+	return NULL;
+}
+
+/* An open waiting for a server that never speaks NBD (sleep) is
+ * interrupted by kcopyd_client_stop: -EINTR soon after, not the timeout's
+ * -ETIMEDOUT (10 s: a bound for the test, which without the stop would
+ * wait), the server killed and reaped. */
+static void test_open_command_stop(void)
+{
+	char sleep_[] = "sleep", secs[] = "98763";
+	char nbdkit[] = "nbdkit", plugin[] = "memory", size[] = "1M";
+	char *const mute[] = { sleep_, secs, NULL };
+	char *const server[] = { nbdkit, plugin, size, NULL };
+	struct kcopyd_client *kc;
+	pthread_t stopper;
+	uint64_t t0;
+	int exp, r;
+
+	check(kcopyd_client_create(256, &kc) == 0, "create");
+	check(kcopyd_set_timeout(kc, 10) == 0, "timeout");
+	check(pthread_create(&stopper, NULL, stop_later, kc) == 0,
+	      "stopper thread");
+	t0 = now_ms();
+	r = kcopyd_open_command(kc, mute, O_RDWR, &exp);
+	pthread_join(stopper, NULL);
+	if (r == -EPROTONOSUPPORT || r == -ELIBACC) {
+		printf("open command stop: skipped (no libnbd)\n");
+		kcopyd_client_destroy(kc);
+		return;
+	}
+	check(r == -EINTR, "open command stop: %d, not -EINTR", r);
+	check(now_ms() - t0 < 3000, "open command stop: took %llu ms",
+	      (unsigned long long)(now_ms() - t0));
+	check(waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD,
+	      "open command stop: the server is left as a child");
+	/* A stop before an open does not interrupt it. */
+	r = kcopyd_open_command(kc, server, O_RDWR, &exp);
+	check(r == 0 || system("command -v nbdkit >/dev/null 2>&1") != 0,
+	      "open command after a stop: %d", r);
+	if (r == 0)
+		check(kcopyd_close_uri(kc, exp) == 0, "close after a stop");
+	kcopyd_client_destroy(kc);
+}
+
 int main(void)
 {
 	test_dir_create();
@@ -2235,5 +2294,6 @@ int main(void)
 	test_stream_tail_budget();
 	test_copy_map();
 	test_open_command();
+	test_open_command_stop();
 	return test_dir_finish();
 }

@@ -11,7 +11,10 @@
  * path does: "]:SECTOR[:COUNT]".  Each command becomes one argument, its
  * text ("[ qemu-nbd -f qcow2 a.qcow2 ]"), for popt to pass on among the
  * other region specs; take_specs knows it by that text (popt hands back
- * copies, not the pointers it was given).
+ * copies, not the pointers it was given) and by its place: popt keeps the
+ * order of the arguments, so the n-th argument with a command's text is
+ * the n-th command of that text (two commands of one text may have
+ * different "]:SECTOR:COUNT" fields).
  */
 #include <config.h>
 
@@ -67,6 +70,7 @@ static int add_command(struct kcopy *k, const char **argv, int from, int to)
 	k->cmds = cmds;
 	c = &cmds[k->num_cmds];
 	c->close = argv[to];
+	c->taken = false;
 	c->text = join(argv, from, to);
 	c->argv = calloc((size_t)(to - from) + 1, sizeof(*c->argv));
 	if (!c->text || !c->argv) {
@@ -137,14 +141,17 @@ int commands_gather(struct kcopy *k, int *argc, const char **argv,
 	return 0;
 }
 
-const struct command_region *commands_find(const struct kcopy *k,
+const struct command_region *commands_take(struct kcopy *k,
 					   const char *arg)
 {
 	unsigned int i;
 
-	for (i = 0; i < k->num_cmds; i++)
-		if (!strcmp(arg, k->cmds[i].text))
+	for (i = 0; i < k->num_cmds; i++) {
+		if (!k->cmds[i].taken && !strcmp(arg, k->cmds[i].text)) {
+			k->cmds[i].taken = true;
 			return &k->cmds[i];
+		}
+	}
 	return NULL;
 }
 

@@ -138,6 +138,7 @@ struct command_region {
 				   are the command line's */
 	const char *close;	/* the closing argument: "]" or
 				   "]:SECTOR[:COUNT]" */
+	bool taken;		/* its region spec found (commands_take) */
 };
 
 struct kcopy;
@@ -151,8 +152,11 @@ int commands_gather(struct kcopy *k, int *argc, const char **argv,
 		    bool (*takes_value)(const char *arg),
 		    char *why, size_t len);
 /* The command whose text arg is (what commands_gather left in argv, as
- * popt hands it back), or NULL. */
-const struct command_region *commands_find(const struct kcopy *k,
+ * popt hands it back), or NULL: the first of that text not taken yet,
+ * which is taken.  Called for the region specs in the order popt gives
+ * them, which is the command line's, it finds each argument's own
+ * command, also among commands of the same text. */
+const struct command_region *commands_take(struct kcopy *k,
 					   const char *arg);
 /* c's region spec: its text as the path, the fields of "]:SECTOR:COUNT".
  * 0, or -EINVAL/-ERANGE/-ENOMEM with *why as kc_parse_spec's. */
@@ -617,6 +621,22 @@ void run_trim_created(struct kcopy *k);
 int signals_block(void);
 /* Answer the signals that came in; true once the run is to stop. */
 bool signals_poll(struct kcopy *k);
+/* The signals' watcher while the main thread waits in a library call that
+ * kcopyd_client_stop interrupts (an NBD open): a thread reads k->sig_fd,
+ * and a SIGINT, SIGTERM or SIGHUP stops the client (the call fails with
+ * -EINTR); SIGUSR1 and SIGWINCH are dropped (no progress yet). */
+struct signals_watch {
+	struct kcopy *k;
+	pthread_t thread;
+	int done_fd;		/* eventfd: the call returned */
+	int signal;		/* the watcher's; read after the join */
+};
+/* Start w's thread (after signals_block: it inherits the blocked mask, so
+ * every signal still comes to the signalfd); 0 or -errno (nothing to end). */
+int signals_watch_start(struct kcopy *k, struct signals_watch *w);
+/* End w's thread; the signal it took (0: none) becomes k->signal, for the
+ * caller to say and to exit with (128 + N). */
+void signals_watch_end(struct signals_watch *w);
 
 /* clock.c: the monotonic clock, in seconds. */
 double clock_now(void);

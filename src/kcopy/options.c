@@ -508,7 +508,7 @@ static int take_specs(struct kcopy *k, const char **args)
 	for (i = 0; i < n; i++) {
 		struct target *t = i < first_dest ? &k->src
 						  : &k->dests[i - first_dest];
-		const struct command_region *c = commands_find(k, args[i]);
+		const struct command_region *c = commands_take(k, args[i]);
 		const char *why;
 
 		t->arg = strdup(c ? c->text : args[i]);

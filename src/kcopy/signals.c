@@ -2,7 +2,8 @@
  * thread: SIGINT, SIGTERM and SIGHUP stop the copy after the I/O in
  * flight, a second SIGINT exits at once, SIGUSR1 prints a status line,
  * SIGWINCH fits the progress bar to the terminal's new width;
- * SIGPIPE and SIGXFSZ are ignored.
+ * SIGPIPE and SIGXFSZ are ignored.  While the main thread waits in an NBD
+ * open, a watcher thread reads them instead (signals_watch_start).
  *
  * Copyright (C) 2026 The kcopy authors.
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -10,8 +11,12 @@
 #include <config.h>
 
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -69,4 +74,60 @@ bool signals_poll(struct kcopy *k)
 		}
 	}
 	return k->signal != 0;
+}
+
+/* The first stopping signal, taken and answered by the client's stop;
+ * the others are read and dropped.  Until done_fd is signalled. */
+static void *watch(void *arg)
+{
+	struct signals_watch *w = arg;
+	struct pollfd pfd[2] = { { .fd = w->k->sig_fd, .events = POLLIN },
+				 { .fd = w->done_fd, .events = POLLIN } };
+	struct signalfd_siginfo si;
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents)
+			break;
+		while (read(w->k->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+			int sig = (int)si.ssi_signo;
+
+			if (w->signal || (sig != SIGINT && sig != SIGTERM &&
+					  sig != SIGHUP))
+				continue;
+			w->signal = sig;
+			kcopyd_client_stop(w->k->kc);
+		}
+	}
+	return NULL;
+}
+
+int signals_watch_start(struct kcopy *k, struct signals_watch *w)
+{
+	int r;
+
+	w->k = k;
+	w->signal = 0;
+	w->done_fd = eventfd(0, EFD_CLOEXEC);
+	if (w->done_fd < 0)
+		return -errno;
+	r = pthread_create(&w->thread, NULL, watch, w);
+	if (r) {
+		close(w->done_fd);
+		return -r;
+	}
+	return 0;
+}
+
+void signals_watch_end(struct signals_watch *w)
+{
+	uint64_t one = 1;
+
+	if (write(w->done_fd, &one, sizeof(one)) != sizeof(one))
+		abort();	/* an eventfd's write cannot fail here */
+	pthread_join(w->thread, NULL);
+	close(w->done_fd);
+	if (w->signal && !w->k->signal)
+		w->k->signal = w->signal;
 }

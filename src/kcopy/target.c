@@ -88,9 +88,29 @@ static int open_remote(struct kcopy *k, struct target *t, int flags)
 {
 	struct kcopyd_fd_info info = { .struct_size = sizeof(info) };
 	const char *what = t->cmd ? "NBD servers started by kcopy" : "NBD URIs";
-	int r = t->cmd ? kcopyd_open_command(k->kc, t->cmd, flags, &t->fd)
-		       : kcopyd_open_uri(k->kc, t->spec.path, flags, &t->fd);
+	struct signals_watch w;
+	int r = signals_watch_start(k, &w);
 
+	if (r < 0)
+		return setup_error(k, t, r, "cannot watch for signals: %s",
+				   strerror(-r));
+	/* A SIGTERM while a server or the network is slow to answer stops
+	 * the open (-EINTR); one after it opened stops kcopy too, before
+	 * anything is created. */
+	r = t->cmd ? kcopyd_open_command(k->kc, t->cmd, flags, &t->fd)
+		   : kcopyd_open_uri(k->kc, t->spec.path, flags, &t->fd);
+	signals_watch_end(&w);
+	if (r >= 0 && k->signal) {
+		/* The descriptor is the library's to close. */
+		t->info.is_remote = true;
+		t->exists = true;
+		r = -EINTR;
+	}
+	if (r == -EINTR && k->signal)
+		return setup_error(k, t, r, "%s: interrupted by a signal (%s)",
+				   t->cmd ? "the NBD server did not start"
+				   : "cannot open the NBD export",
+				   strsignal(k->signal));
 	if (r == -EPROTONOSUPPORT)
 		return setup_error(k, t, r, "%s need libnbd, and this "
 				   "kcopy was built without it", what);
