@@ -1,6 +1,6 @@
 #!/bin/bash
 # Regions written "[ CMD ARGS... ]": an NBD server kcopy starts by socket
-# activation (qemu-nbd for qcow2, nbdkit's plugins), as the source and as
+# activation (qemu-nbd for qcow2, vmdk and vhdx, nbdkit's plugins), as the source and as
 # destinations, stopped when kcopy ends (no process left, also after a
 # failed copy); ]:SECTOR:COUNT, also on commands of the same text; a server
 # that does not start (also from a wrapper: nothing of it left) and a
@@ -36,6 +36,16 @@ qemu-img convert -q -f raw -O qcow2 "$RAW" "$T/src.qcow2"
 allocated_kib() {
 	du -k -- "$1" | cut -f1
 }
+
+# --- vmdk and vhdx through qemu-nbd as sources: equal to the raw image.
+for fmt in vmdk vhdx; do
+	qemu-img convert -q -f raw -O $fmt "$RAW" "$T/src.$fmt"
+	rm -f "$T/out-$fmt.raw"
+	run_kcopy [ qemu-nbd -r -f $fmt "$T/src.$fmt" ] "$T/out-$fmt.raw"
+	assert_eq "$ST" 0 "$fmt source"
+	cmp "$RAW" "$T/out-$fmt.raw" || fail "$fmt source: the copy differs from the image"
+	rm -f "$T/src.$fmt" "$T/out-$fmt.raw"
+done
 
 # --- A qcow2 source through qemu-nbd, to a new file: equal to the raw
 # image, and sparse (the export's holes are not written).

@@ -1,8 +1,8 @@
 #!/bin/bash
 # kcopy --bmap with a compressed or piped image (kcopy(1), "Flashing
 # images"): the 64 MiB image of tests/kcopy-bmap.sh (about 10% data) and
-# its bmap by bmaptool create, compressed with xz (-T2, several blocks) and
-# zstd.  Flashed from each file to two loop devices that hold random bytes
+# its bmap by bmaptool create, compressed with xz (-T2, several blocks),
+# zstd, gzip and bzip2.  Flashed from each file to two loop devices that hold random bytes
 # (one with 4096-byte sectors) and to a new file: all equal to the image
 # byte for byte, the new file sparse (at most 1.2x the mapped bytes
 # allocated), --hash the image's sha256, the report naming the bmap.  The
@@ -17,11 +17,13 @@
 # --dry-run names the format and the bmap.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
 . "${top_srcdir:-$(dirname "$0")/..}/tests/functions-bmap.sh"
-bmap_test_setup xz zstd
+bmap_test_setup xz zstd gzip bzip2
 xz -k -T2 --block-size=4MiB "$IMG" || fail "xz"
 xz -l "$IMG.xz" | awk 'NR == 2 { exit !($2 > 1) }' ||
 	fail "xz -l: not several blocks: $(xz -l "$IMG.xz")"
 zstd -q -k "$IMG" || fail "zstd"
+gzip -k "$IMG" || fail "gzip"
+bzip2 -k "$IMG" || fail "bzip2"
 
 # sparse FILE: FILE allocates at most 1.2x the bmap's mapped bytes.
 sparse() {
@@ -50,7 +52,7 @@ make_image "$T/d1.img" "$SIZE" random
 make_image "$T/d2.img" "$SIZE" random
 D1=$(make_loop "$T/d1.img")
 D2=$(make_loop "$T/d2.img" -b 4096)
-for f in image.img.xz image.img.zst; do
+for f in image.img.xz image.img.zst image.img.gz image.img.bz2; do
 	head -c "$SIZE" /dev/urandom >"$D1"
 	head -c "$SIZE" /dev/urandom >"$D2"
 	rm -f "$T/new.img"
