@@ -17,7 +17,8 @@
  * --unused=zero): only the mapped ranges are read, the rest of each
  * destination zeroed the cheapest way; the copy's data hook, in order,
  * hands the data to the walk (bmap_walk_check).  An image file's own data
- * outside the ranges (SEEK_DATA: a stale bmap) is data too: never zeroed.
+ * outside the ranges (its storage map: a stale bmap) is data too: never
+ * zeroed.
  *
  * An image the feed delivers (compressed, or a stream): all of it is
  * decoded, and the walk is the feed's filter (bmap_walk_check): it checks
@@ -32,11 +33,9 @@
 #include <config.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "kcopy.h"
 #include "files.h"
@@ -111,46 +110,38 @@ static int add_range(struct fs_range **r, size_t *n, size_t *cap, uint64_t s,
 	return 0;
 }
 
-/* The data of an image file outside the bmap's ranges (SEEK_DATA and
- * SEEK_HOLE on a descriptor of our own, the caller's offset untouched),
- * joined to them: a bmap older than its image, or an image whose holes
- * were filled by a copy, is copied as it is there, never zeroed.  Where
- * the image is as bmaptool create mapped it, nothing changes.  *extra:
- * the bytes added.  0 (also where the file has no such map: then the
- * bmap alone), or -errno. */
-static int file_data(const struct kcopy *k, struct fs_range **r, size_t *n,
+/* The data of an image file outside the bmap's ranges (the storage's own
+ * map, kcopyd_get_map: SEEK_DATA and SEEK_HOLE), joined to them: a bmap
+ * older than its image, or an image whose holes were filled by a copy, is
+ * copied as it is there, never zeroed.  Where the image is as bmaptool
+ * create mapped it, nothing changes; where the map is not known, all of
+ * the image is data.  *extra: the bytes added.  0 or -errno. */
+static int file_data(struct kcopy *k, struct fs_range **r, size_t *n,
 		     uint64_t *extra)
 {
 	const struct bmap *b = &k->flash.map;
+	struct kcopyd_extent *map = NULL;
 	struct fs_range *u = NULL;
-	size_t nu = 0, cap = 0, i = 0;
-	uint64_t pos = 0, size = b->image_size;
-	int fd, ret = 0;
+	size_t num = 0, nu = 0, cap = 0, i = 0, e;
+	int ret;
 
 	*extra = 0;
-	fd = open(k->src.spec.path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return 0;
-	while (ret == 0 && pos < size) {
-		off_t d = lseek(fd, (off_t)pos, SEEK_DATA), h;
+	ret = kcopyd_get_map(k->kc, k->src.fd, k->src.sector, k->src.count,
+			     &map, &num);
+	for (e = 0; ret == 0 && e < num; e++) {
+		uint64_t s = (map[e].sector - k->src.sector) * KC_SECTOR_SIZE;
 
-		if (d < 0 || (uint64_t)d >= size)
-			break;
-		h = lseek(fd, d, SEEK_HOLE);
-		if (h < 0)
-			break;
-		if ((uint64_t)h > size)
-			h = (off_t)size;
+		if (map[e].kind != KCOPYD_EXTENT_DATA)
+			continue;
 		/* the bmap's ranges before this extent, then the extent */
-		for (; ret == 0 && i < *n && (*r)[i].pos <= (uint64_t)d; i++)
+		for (; ret == 0 && i < *n && (*r)[i].pos <= s; i++)
 			ret = add_range(&u, &nu, &cap, (*r)[i].pos,
 					(*r)[i].pos + (*r)[i].len);
 		if (ret == 0)
-			ret = add_range(&u, &nu, &cap, (uint64_t)d,
-					(uint64_t)h);
-		pos = (uint64_t)h;
+			ret = add_range(&u, &nu, &cap, s,
+					s + map[e].count * KC_SECTOR_SIZE);
 	}
-	close(fd);
+	free(map);
 	for (; ret == 0 && i < *n; i++)
 		ret = add_range(&u, &nu, &cap, (*r)[i].pos,
 				(*r)[i].pos + (*r)[i].len);
