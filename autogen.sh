@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 
 debian_packages="build-essential autoconf automake libtool pkg-config \
 libaio-dev liburing-dev libpopt-dev libxxhash-dev libmount-dev libfuse3-dev fuse3 bash-completion \
-util-linux mount e2fsprogs gddrescue clang libclang-rt-dev python3 xxd jq
+util-linux mount procps e2fsprogs gddrescue clang libclang-rt-dev python3 xxd jq
 groff-base man-db mandoc libnbd-dev libnbd-bin nbdkit qemu-utils libssl-dev xz-utils
 libblkid-dev libext2fs-dev liblzma-dev libzstd-dev zlib1g-dev libbz2-dev \
 zstd gzip bzip2 xfsprogs dosfstools ntfs-3g mtools exfatprogs exfat-fuse partclone fdisk iproute2

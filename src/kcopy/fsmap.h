@@ -79,6 +79,9 @@ int fs_exfat_map(const struct fs_source *src, struct fs_map *m, char *why,
 /* fstypes.c: the reader of a libblkid type name ("ext2", "ext3", "ext4", "xfs",
  * "vfat", "ntfs", "exfat"), or NULL if there is none. */
 fs_reader_fn fsmap_reader(const char *type);
+/* The file systems there are readers of, as messages name them ("EXT2,
+ * ..., NTFS and EXFAT"), into buf (len bytes).  buf. */
+const char *fsmap_names(char *buf, size_t len);
 
 /* fsmap.c */
 /* Add [pos, pos + len) to m's used bytes; clipped to the source's size by

@@ -102,8 +102,8 @@ static const struct poptOption option_table[] = {
 	{ "retry-failed", 0, POPT_ARG_NONE, NULL, OPT_RETRY_FAILED,
 	  "resuming: write again to the destinations that had failed", NULL },
 	{ "used", 0, POPT_ARG_NONE, NULL, OPT_USED,
-	  "copy only the blocks the source's file system (ext2/3/4, XFS, "
-	  "FAT, NTFS or exFAT) uses", NULL },
+	  "copy only the blocks the source's file system uses (EXT2/3/4, "
+	  "XFS, FAT, NTFS, EXFAT)", NULL },
 	/* GNU ddrescue's name for it */
 	{ "domain-mapfile", 0, POPT_ARG_STRING, NULL, OPT_DOMAIN_MAPFILE,
 	  "copy only the '+' blocks of a ddrescue mapfile (partclone "

@@ -223,12 +223,13 @@ static int map_fs(struct kcopy *k, const struct fs_source *srcp)
 	}
 	reader = u->type[0] ? fsmap_reader(u->type) : NULL;
 	if (!reader) {
+		char names[128];
+
 		say(&k->out, MSG_ERROR, "source '%s': --used: %s%s: --used "
-		    "reads ext2, ext3, ext4, xfs, vfat (FAT12, FAT16, FAT32) "
-		    "and ntfs (copy all of it without --used, or give a "
+		    "reads %s (copy all of it without --used, or give a "
 		    "--domain-mapfile)", k->src.spec.path,
 		    u->type[0] ? "the source holds " : "no file system found",
-		    u->type);
+		    u->type, fsmap_names(names, sizeof(names)));
 		return -ENOTSUP;
 	}
 	r = check_not_mounted(k);
